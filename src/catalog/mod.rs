@@ -1,0 +1,146 @@
+//! The catalog: every raw table of the lake registered in a DataFusion
+//! `SessionContext` under its declared name.
+//!
+//! Tables present in the lake are registered as Parquet listing tables after
+//! their columns are checked against [`schema::TABLES`]; a required table that
+//! is missing, a declared column that is absent, or a column of the wrong type
+//! fails with an error naming the table, the column, and the expected and
+//! found types. Optional tables that are absent are registered empty with their
+//! canonical schema, so feature SQL can always join them.
+
+pub mod schema;
+
+use std::sync::Arc;
+
+use datafusion::datasource::MemTable;
+use datafusion::datasource::file_format::parquet::ParquetFormat;
+use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
+use tracing::{debug, instrument};
+
+use crate::error::{Error, Result};
+use crate::lake::{Lake, layout};
+use schema::TableSpec;
+
+/// What the catalog registered.
+#[derive(Debug, Clone, Serialize)]
+pub struct CatalogReport {
+    /// Per table: whether it was found in the lake, and its file count and bytes.
+    pub tables: Vec<TableReport>,
+}
+
+/// One registered table.
+#[derive(Debug, Clone, Serialize)]
+pub struct TableReport {
+    /// Table name.
+    pub name: String,
+    /// Whether files were found (false: registered empty).
+    pub present: bool,
+    /// Parquet files found.
+    pub files: usize,
+    /// Their total size.
+    pub bytes: u64,
+}
+
+impl CatalogReport {
+    /// The report of one table.
+    pub fn get(&self, name: &str) -> Option<&TableReport> {
+        self.tables.iter().find(|t| t.name == name)
+    }
+}
+
+/// Registers the lake's store and every declared raw table in `ctx`.
+#[instrument(skip_all, fields(lake = %lake))]
+pub async fn register(ctx: &SessionContext, lake: &Lake) -> Result<CatalogReport> {
+    ctx.register_object_store(lake.store_url(), lake.store());
+    let mut tables = Vec::new();
+    for spec in schema::TABLES {
+        tables.push(register_table(ctx, lake, spec).await?);
+    }
+    Ok(CatalogReport { tables })
+}
+
+async fn register_table(ctx: &SessionContext, lake: &Lake, spec: &TableSpec) -> Result<TableReport> {
+    let dir = layout::raw_table(spec.name);
+    let files: Vec<_> = lake
+        .list(&dir)
+        .await?
+        .into_iter()
+        .filter(|m| m.location.as_ref().ends_with(".parquet"))
+        .collect();
+    if files.is_empty() {
+        if spec.required {
+            return Err(Error::MissingTable { table: spec.name.to_string(), location: lake.display(&dir) });
+        }
+        debug!(table = spec.name, "absent; registered empty");
+        let empty = MemTable::try_new(spec.canonical_schema(), vec![vec![]])?;
+        ctx.register_table(spec.name, Arc::new(empty))?;
+        return Ok(TableReport { name: spec.name.to_string(), present: false, files: 0, bytes: 0 });
+    }
+    let url = ListingTableUrl::parse(lake.folder_url(&dir))?;
+    let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let found = options.infer_schema(&ctx.state(), &url).await.map_err(|e| Error::Dataset {
+        path: lake.display(&dir),
+        message: format!("cannot read the schema of table `{}`: {e}", spec.name),
+    })?;
+    check_schema(spec, &found)?;
+    let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(found);
+    ctx.register_table(spec.name, Arc::new(ListingTable::try_new(config)?))?;
+    let bytes = files.iter().map(|m| m.size).sum();
+    debug!(table = spec.name, files = files.len(), bytes, "registered");
+    Ok(TableReport { name: spec.name.to_string(), present: true, files: files.len(), bytes })
+}
+
+/// Checks that every declared column exists with a type of its family.
+pub fn check_schema(spec: &TableSpec, found: &arrow::datatypes::Schema) -> Result<()> {
+    for c in spec.columns {
+        let field = found.field_with_name(c.name).map_err(|_| Error::MissingColumn {
+            table: spec.name.to_string(),
+            column: c.name.to_string(),
+            expected: c.kind.describe().to_string(),
+        })?;
+        if !c.kind.accepts(field.data_type()) {
+            return Err(Error::ColumnType {
+                table: spec.name.to_string(),
+                column: c.name.to_string(),
+                expected: c.kind.describe().to_string(),
+                found: field.data_type().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::datatypes::{DataType, Field, Schema};
+
+    #[test]
+    fn wrong_type_names_table_column_and_types() {
+        let spec = schema::table("sales").unwrap();
+        let found = Schema::new(vec![
+            Field::new("date", DataType::Date32, false),
+            Field::new("item_id", DataType::Utf8View, false),
+            Field::new("location_id", DataType::Utf8, false),
+            Field::new("units", DataType::Utf8, false),
+        ]);
+        let msg = check_schema(spec, &found).unwrap_err().to_string();
+        assert!(msg.contains("`sales`") && msg.contains("`units`") && msg.contains("number") && msg.contains("Utf8"), "{msg}");
+    }
+
+    #[test]
+    fn integer_units_and_timestamp_dates_are_accepted() {
+        let spec = schema::table("sales").unwrap();
+        let found = Schema::new(vec![
+            Field::new("date", DataType::Timestamp(arrow::datatypes::TimeUnit::Microsecond, None), true),
+            Field::new("item_id", DataType::LargeUtf8, true),
+            Field::new("location_id", DataType::Utf8, true),
+            Field::new("units", DataType::Int32, true),
+            Field::new("revenue", DataType::Float64, true),
+            Field::new("price", DataType::Float32, true),
+        ]);
+        check_schema(spec, &found).unwrap();
+    }
+}

@@ -1,0 +1,349 @@
+//! The command line: one subcommand per verb. The only place that reads the
+//! wall clock, the environment and the terminal, and the only user of `anyhow`.
+
+use std::io::{IsTerminal, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, bail};
+use chrono::NaiveDate;
+use clap::{Parser, Subcommand};
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use shelfcast::clock::{Clock, SystemClock};
+use shelfcast::demo::{self, DemoOptions};
+use shelfcast::features::{self, FeatureParams, queries};
+use shelfcast::jobs::{JobSpec, runner};
+use shelfcast::lake::Lake;
+use shelfcast::query::{self, Format};
+use shelfcast::settings::{self, Frequency, Overrides, Settings};
+use shelfcast::{engine, models};
+use tracing_subscriber::EnvFilter;
+
+/// Nightly demand forecasting over a Parquet lake.
+///
+/// Settings come from shelfcast.toml (see `shelfcast init`), then SHELFCAST_* environment
+/// variables, then these flags.
+#[derive(Debug, Parser)]
+#[command(name = "shelfcast", version, about, long_about = None)]
+pub struct Cli {
+    /// Settings file (default: ./shelfcast.toml when present).
+    #[arg(long, short = 'c', global = true, env = "SHELFCAST_CONFIG")]
+    config: Option<PathBuf>,
+    /// Lake location: a path or a URL (file://, memory://, s3://…).
+    #[arg(long, global = true, env = "SHELFCAST_LAKE")]
+    lake: Option<String>,
+    /// Forecast grain.
+    #[arg(long, global = true, env = "SHELFCAST_FREQUENCY", value_enum)]
+    frequency: Option<Frequency>,
+    /// Periods to forecast.
+    #[arg(long, global = true, env = "SHELFCAST_HORIZON")]
+    horizon: Option<usize>,
+    /// Quantile levels, comma-separated (e.g. 0.1,0.5,0.9).
+    #[arg(long, global = true, env = "SHELFCAST_QUANTILES", value_delimiter = ',')]
+    quantiles: Option<Vec<f64>>,
+    /// Models to fit, comma-separated; the first is published.
+    #[arg(long, global = true, env = "SHELFCAST_MODELS", value_delimiter = ',')]
+    models: Option<Vec<String>>,
+    /// Seed for every random choice.
+    #[arg(long, global = true, env = "SHELFCAST_SEED")]
+    seed: Option<u64>,
+    /// Worker threads (0: all cores).
+    #[arg(long, global = true, env = "SHELFCAST_THREADS")]
+    threads: Option<usize>,
+    /// More log output on stderr (-v: info, -vv: debug). RUST_LOG overrides.
+    #[arg(long, short = 'v', global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    /// Only errors on stderr, and no progress display.
+    #[arg(long, short = 'q', global = true)]
+    pub quiet: bool,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Write a commented default settings file.
+    Init {
+        /// Where to write it.
+        #[arg(default_value = settings::FILE_NAME)]
+        path: PathBuf,
+        /// Replace an existing file.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Generate a realistic demo lake (seeded; true effects in _demo/truth.json).
+    Demo {
+        /// Item × location series.
+        #[arg(long, default_value_t = 200)]
+        series: usize,
+        /// Days of history.
+        #[arg(long, default_value_t = 1095)]
+        days: usize,
+        /// Last day of history (default: yesterday).
+        #[arg(long)]
+        end: Option<NaiveDate>,
+        /// Do nothing when the lake already has sales.
+        #[arg(long, conflicts_with = "force")]
+        if_empty: bool,
+        /// Replace the raw tables of a lake that already has sales.
+        #[arg(long)]
+        force: bool,
+    },
+    /// Run read-only SQL over the lake's tables and feature views.
+    Query {
+        /// The SQL text (or use --file).
+        #[arg(required_unless_present = "file", conflicts_with = "file")]
+        sql: Option<String>,
+        /// Read the SQL from a file.
+        #[arg(long, short = 'f')]
+        file: Option<PathBuf>,
+        /// Output format.
+        #[arg(long, value_enum, default_value = "table")]
+        format: Format,
+        /// Write to this file instead of stdout (required for parquet).
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+        /// Cutoff of the feature views (default: the last day with sales).
+        #[arg(long)]
+        cutoff: Option<NaiveDate>,
+    },
+    /// Materialise the feature tables for a cutoff.
+    Features {
+        /// Last day of data to use (default: the last day with sales).
+        #[arg(long)]
+        cutoff: Option<NaiveDate>,
+    },
+    /// Run a job (e.g. `nightly`) once now.
+    Run {
+        /// Job name: jobs/<name>.toml.
+        job: String,
+        /// Run date (default: today); the cutoff is the day before.
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
+}
+
+/// Sets up logging on stderr.
+pub fn init_tracing(verbose: u8, quiet: bool) {
+    let default = match (quiet, verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "warn,shelfcast=info",
+        (false, _) => "info,shelfcast=debug",
+    };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+}
+
+/// Runs the parsed command.
+pub async fn run(cli: Cli) -> anyhow::Result<()> {
+    let cwd = std::env::current_dir().context("cannot read the working directory")?;
+    if let Command::Init { path, force } = &cli.command {
+        return init(path, *force);
+    }
+    let overrides = Overrides {
+        lake: cli.lake.clone(),
+        frequency: cli.frequency,
+        horizon: cli.horizon,
+        quantiles: cli.quantiles.clone(),
+        models: cli.models.clone(),
+        seed: cli.seed,
+        threads: cli.threads,
+    };
+    let settings = Settings::load(cli.config.as_deref(), &cwd, overrides)?;
+    let lake = Lake::open(&settings.lake, &settings.storage)?;
+    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let show_progress = !cli.quiet && std::io::stderr().is_terminal();
+    match cli.command {
+        Command::Init { .. } => unreachable!("handled above"),
+        Command::Demo { series, days, end, if_empty, force } => {
+            demo_cmd(&settings, &lake, clock.as_ref(), series, days, end, if_empty, force, show_progress).await
+        }
+        Command::Query { sql, file, format, output, cutoff } => {
+            let sql = match (sql, file) {
+                (Some(s), _) => s,
+                (None, Some(f)) => std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?,
+                (None, None) => bail!("give the SQL text or --file"),
+            };
+            query_cmd(&settings, &lake, &sql, format, output, cutoff).await
+        }
+        Command::Features { cutoff } => features_cmd(&settings, &lake, clock.as_ref(), cutoff).await,
+        Command::Run { job, date } => run_cmd(settings, lake, clock, &job, date, show_progress).await,
+    }
+}
+
+fn init(path: &PathBuf, force: bool) -> anyhow::Result<()> {
+    if path.exists() && !force {
+        bail!("{} already exists; pass --force to replace it", path.display());
+    }
+    std::fs::write(path, settings::DEFAULT_FILE).with_context(|| format!("cannot write {}", path.display()))?;
+    println!("wrote {}", path.display());
+    Ok(())
+}
+
+fn spinner(show: bool) -> ProgressBar {
+    if !show {
+        return ProgressBar::hidden();
+    }
+    let pb = ProgressBar::new_spinner();
+    pb.set_draw_target(ProgressDrawTarget::stderr());
+    pb.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("valid template"));
+    pb.enable_steady_tick(Duration::from_millis(120));
+    pb
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn demo_cmd(
+    settings: &Settings,
+    lake: &Lake,
+    clock: &dyn Clock,
+    series: usize,
+    days: usize,
+    end: Option<NaiveDate>,
+    if_empty: bool,
+    force: bool,
+    show: bool,
+) -> anyhow::Result<()> {
+    if demo::lake_has_sales(lake).await? {
+        if if_empty {
+            println!("lake {lake} already has sales; keeping it");
+            return Ok(());
+        }
+        if !force {
+            bail!("lake {lake} already has a sales table; pass --force to replace it or --if-empty to keep it");
+        }
+        demo::clear(lake).await?;
+    }
+    let end = end.unwrap_or_else(|| clock.today() - chrono::Duration::days(1));
+    let opts = DemoOptions::new(series, days, end, settings.seed);
+    let started = Instant::now();
+    let pb = if show {
+        let pb = ProgressBar::new(0);
+        pb.set_draw_target(ProgressDrawTarget::stderr());
+        pb.set_style(ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} items").expect("valid template"));
+        pb
+    } else {
+        ProgressBar::hidden()
+    };
+    let report = demo::generate(lake, &opts, &|done, total| {
+        pb.set_length(total);
+        pb.set_position(done);
+    })
+    .await?;
+    pb.finish_and_clear();
+    println!(
+        "demo lake {}: {} series ({} items × {} locations), {} … {}, seed {}, {:.1} s",
+        lake,
+        report.series,
+        report.items,
+        report.locations,
+        report.start,
+        report.end,
+        settings.seed,
+        started.elapsed().as_secs_f64()
+    );
+    for (table, rows) in &report.rows {
+        println!("  raw/{table:<18} {rows:>12} rows");
+    }
+    Ok(())
+}
+
+async fn default_params(ctx: &datafusion::prelude::SessionContext, settings: &Settings, cutoff: Option<NaiveDate>) -> anyhow::Result<FeatureParams> {
+    let cutoff = match cutoff {
+        Some(c) => c,
+        None => features::last_sales_date(ctx).await?.context("the sales table has no rows")?,
+    };
+    Ok(FeatureParams::new(cutoff, settings.frequency))
+}
+
+async fn query_cmd(
+    settings: &Settings,
+    lake: &Lake,
+    sql: &str,
+    format: Format,
+    output: Option<PathBuf>,
+    cutoff: Option<NaiveDate>,
+) -> anyhow::Result<()> {
+    query::ensure_read_only(sql)?;
+    if format == Format::Parquet && output.is_none() {
+        bail!("--format parquet needs --output FILE");
+    }
+    let (ctx, _) = engine::open(lake, settings.threads).await?;
+    let params = default_params(&ctx, settings, cutoff).await?;
+    features::register_views(&ctx, params).await?;
+    let batches = query::run(&ctx, sql).await?;
+    match output {
+        Some(path) => {
+            let mut f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+            query::write(&batches, format, &mut f)?;
+            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+            eprintln!("wrote {rows} rows to {}", path.display());
+        }
+        None => {
+            let stdout = std::io::stdout();
+            let mut lock = stdout.lock();
+            query::write(&batches, format, &mut lock)?;
+            lock.flush()?;
+        }
+    }
+    Ok(())
+}
+
+async fn features_cmd(settings: &Settings, lake: &Lake, clock: &dyn Clock, cutoff: Option<NaiveDate>) -> anyhow::Result<()> {
+    let (ctx, _) = engine::open(lake, settings.threads).await?;
+    let params = default_params(&ctx, settings, cutoff).await?;
+    let token = format!("features-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
+    for q in queries::ALL {
+        let m = features::materialize(&ctx, lake, q, params, &token, clock).await?;
+        println!("{:<12} cutoff {}  {:>10} rows  {} file(s)  {}", m.name, m.cutoff, m.rows, m.files, m.location);
+    }
+    Ok(())
+}
+
+async fn run_cmd(
+    settings: Settings,
+    lake: Lake,
+    clock: Arc<dyn Clock>,
+    job_name: &str,
+    date: Option<NaiveDate>,
+    show: bool,
+) -> anyhow::Result<()> {
+    let (job, origin) = JobSpec::load(&settings.jobs_dir, job_name)?;
+    for m in &settings.models {
+        if !models::KNOWN.contains(&m.as_str()) {
+            bail!("unknown model `{m}` in settings (known: {})", models::KNOWN.join(", "));
+        }
+    }
+    let started = Instant::now();
+    let pb = spinner(show);
+    let env = runner::RunEnv { settings: settings.clone(), lake: lake.clone(), clock };
+    let progress = |step: &str| pb.set_message(format!("{job_name}: {step}"));
+    let result = runner::run_job(&env, &job, date, "manual", &progress).await;
+    pb.finish_and_clear();
+    let report = result.with_context(|| format!("job `{job_name}` ({}) failed", origin.display()))?;
+    let s = &report.summary;
+    let unit = match settings.frequency {
+        Frequency::Daily => "days",
+        Frequency::Weekly => "weeks",
+    };
+    println!(
+        "{} {}: run {} for {} (cutoff {}) succeeded in {:.1} s",
+        report.job,
+        origin.display(),
+        report.run_id,
+        report.run_date,
+        report.cutoff.map(|c| c.to_string()).unwrap_or_default(),
+        started.elapsed().as_secs_f64()
+    );
+    println!("  series      {}", s.series);
+    println!("  horizon     {} {unit}, quantiles {:?}", s.horizon, settings.quantiles);
+    println!("  model       {}", s.model.as_deref().unwrap_or("-"));
+    println!("  rows        {}", s.forecast_rows);
+    for f in &s.features {
+        println!("  features    {} ({} rows)", f.location, f.rows);
+    }
+    println!("  forecasts   {}", s.output.as_deref().unwrap_or("-"));
+    println!("  manifest    {}", s.manifest.as_deref().unwrap_or("-"));
+    Ok(())
+}

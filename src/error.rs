@@ -1,0 +1,188 @@
+//! The crate's error type.
+//!
+//! Every failure a caller may need to branch on, or whose message needs
+//! context (a table, a column, a file, a run date), has its own variant.
+//! Upstream errors convert with `?` through `#[from]`; the binary edge
+//! (`cli.rs`) is the only place that turns them into `anyhow` chains.
+
+use std::path::PathBuf;
+
+/// Result with the crate's [`Error`] as the default error type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+/// Everything that can go wrong inside shelfcast.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// A settings file could not be read.
+    #[error("cannot read settings file {path}")]
+    SettingsRead {
+        /// The file.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+
+    /// A settings file is not valid TOML or has unknown keys.
+    #[error("invalid settings in {path}: {message}")]
+    SettingsParse {
+        /// The file.
+        path: PathBuf,
+        /// What the parser said, with line and column.
+        message: String,
+    },
+
+    /// A settings value is out of range or inconsistent.
+    #[error("invalid setting `{key}`: {message}")]
+    InvalidSetting {
+        /// The kebab-case key.
+        key: String,
+        /// Why it is refused.
+        message: String,
+    },
+
+    /// The lake URL cannot be turned into an object store.
+    #[error("invalid lake URL `{url}`: {message}")]
+    LakeUrl {
+        /// The URL as given.
+        url: String,
+        /// Why it is refused.
+        message: String,
+    },
+
+    /// A raw table the pipeline needs is not in the lake.
+    #[error("required table `{table}` is missing: no Parquet files under {location}")]
+    MissingTable {
+        /// The table name.
+        table: String,
+        /// Where it was looked for.
+        location: String,
+    },
+
+    /// A raw table lacks a declared column.
+    #[error("table `{table}` has no column `{column}` (expected {expected})")]
+    MissingColumn {
+        /// The table name.
+        table: String,
+        /// The missing column.
+        column: String,
+        /// The declared type.
+        expected: String,
+    },
+
+    /// A raw table column has a type other than the declared one.
+    #[error("table `{table}` column `{column}`: expected {expected}, found {found}")]
+    ColumnType {
+        /// The table name.
+        table: String,
+        /// The column.
+        column: String,
+        /// The declared type.
+        expected: String,
+        /// The type found in the files.
+        found: String,
+    },
+
+    /// A statement that would change the lake was passed to `query`.
+    #[error("`query` is read-only: {statement} statements are refused (use SELECT, WITH, EXPLAIN, SHOW or DESCRIBE)")]
+    ReadOnly {
+        /// The kind of statement refused, e.g. `DROP`.
+        statement: String,
+    },
+
+    /// A job file is malformed.
+    #[error("invalid job file {path}: {message}")]
+    JobSpec {
+        /// The file.
+        path: String,
+        /// What is wrong, with line and column where known.
+        message: String,
+    },
+
+    /// No job of this name exists.
+    #[error("no job named `{name}` (looked in {searched})")]
+    UnknownJob {
+        /// The job name.
+        name: String,
+        /// Where it was looked for.
+        searched: String,
+    },
+
+    /// A model name in settings is not one shelfcast knows.
+    #[error("unknown model `{name}` (known: {known})")]
+    UnknownModel {
+        /// The name given.
+        name: String,
+        /// The names accepted.
+        known: String,
+    },
+
+    /// The data does not allow the requested operation.
+    #[error("{0}")]
+    Data(String),
+
+    /// A published dataset or manifest is inconsistent.
+    #[error("dataset {path} is invalid: {message}")]
+    Dataset {
+        /// Where the dataset lives.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+
+    /// A step of a job failed.
+    #[error("step `{step}` of job `{job}` failed")]
+    Step {
+        /// The job name.
+        job: String,
+        /// The step name.
+        step: String,
+        /// The cause.
+        #[source]
+        source: Box<Error>,
+    },
+
+    /// Object storage failed.
+    #[error("object store: {0}")]
+    ObjectStore(#[from] object_store::Error),
+
+    /// An object path is malformed.
+    #[error("object path: {0}")]
+    ObjectPath(#[from] object_store::path::Error),
+
+    /// DataFusion failed to plan or run a query.
+    #[error("SQL: {0}")]
+    DataFusion(#[from] datafusion::error::DataFusionError),
+
+    /// Arrow failed.
+    #[error("arrow: {0}")]
+    Arrow(#[from] arrow::error::ArrowError),
+
+    /// Parquet encoding or decoding failed.
+    #[error("parquet: {0}")]
+    Parquet(#[from] parquet::errors::ParquetError),
+
+    /// libtorch failed.
+    #[error("torch: {0}")]
+    Torch(#[from] tch::TchError),
+
+    /// JSON encoding or decoding failed.
+    #[error("json: {0}")]
+    Json(#[from] serde_json::Error),
+
+    /// Local I/O failed.
+    #[error("io: {0}")]
+    Io(#[from] std::io::Error),
+
+    /// A blocking task panicked or was cancelled.
+    #[error("background task: {0}")]
+    Join(#[from] tokio::task::JoinError),
+}
+
+impl Error {
+    /// Builds an [`Error::Data`] from anything printable.
+    pub fn data(message: impl Into<String>) -> Self {
+        Error::Data(message.into())
+    }
+}

@@ -1,0 +1,146 @@
+//! Features: the SQL in `sql/features/`, run for a cutoff and materialised.
+//!
+//! Every query takes its parameters bound, never spliced: `$1` is the cutoff
+//! (the last day whose data may be read) and `$2` the period length in days.
+//! [`materialize`] writes a query's result to `features/<name>/cutoff=…/` as an
+//! atomic dataset; [`register_views`] exposes every query as a view so
+//! analysts can `query` it.
+
+pub mod queries;
+
+use arrow::array::{Array, Date32Array};
+use chrono::{Datelike, Duration, NaiveDate, Weekday};
+use datafusion::dataframe::DataFrame;
+use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
+use serde::Serialize;
+use tracing::instrument;
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::lake::dataset::DatasetWriter;
+use crate::lake::{Lake, layout};
+use crate::settings::Frequency;
+pub use queries::FeatureQuery;
+
+/// The parameters every feature query is run with.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct FeatureParams {
+    /// Last day whose data may be read (for weekly: a Sunday).
+    pub cutoff: NaiveDate,
+    /// The period grain.
+    pub frequency: Frequency,
+}
+
+impl FeatureParams {
+    /// Parameters for a requested cutoff; weekly cutoffs move back to the Sunday closing the last full week.
+    pub fn new(cutoff: NaiveDate, frequency: Frequency) -> Self {
+        let cutoff = match frequency {
+            Frequency::Daily => cutoff,
+            Frequency::Weekly => {
+                let back = (cutoff.weekday().num_days_from_monday() as i64 + 1) % 7;
+                cutoff - Duration::days(back)
+            }
+        };
+        debug_assert!(frequency == Frequency::Daily || cutoff.weekday() == Weekday::Sun);
+        Self { cutoff, frequency }
+    }
+
+    /// The first period after the cutoff.
+    pub fn first_forecast_date(&self) -> NaiveDate {
+        self.cutoff + Duration::days(1)
+    }
+
+    fn values(&self) -> Vec<ScalarValue> {
+        vec![
+            ScalarValue::Utf8(Some(self.cutoff.to_string())),
+            ScalarValue::Int64(Some(self.frequency.days())),
+        ]
+    }
+}
+
+/// What materialising one feature query produced.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureMetrics {
+    /// Query name.
+    pub name: String,
+    /// Cutoff used.
+    pub cutoff: NaiveDate,
+    /// Rows written.
+    pub rows: u64,
+    /// Files written.
+    pub files: usize,
+    /// Where the dataset lives.
+    pub location: String,
+}
+
+/// A query planned with its parameters bound.
+pub async fn dataframe(ctx: &SessionContext, q: &FeatureQuery, params: FeatureParams) -> Result<DataFrame> {
+    let df = ctx.sql(q.sql).await.map_err(|e| Error::data(format!("feature query `{}`: {e}", q.name)))?;
+    Ok(df.with_param_values(params.values())?)
+}
+
+/// Registers every feature query as a view (named as the query) for ad hoc SQL.
+pub async fn register_views(ctx: &SessionContext, params: FeatureParams) -> Result<()> {
+    for q in queries::ALL {
+        let df = dataframe(ctx, q, params).await?;
+        ctx.register_table(q.name, df.into_view())?;
+    }
+    Ok(())
+}
+
+/// The last day with sales in the lake, if any.
+pub async fn last_sales_date(ctx: &SessionContext) -> Result<Option<NaiveDate>> {
+    let batches = ctx.sql("SELECT MAX(CAST(date AS DATE)) AS d FROM sales").await?.collect().await?;
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    for b in batches {
+        let arr = b.column(0).as_any().downcast_ref::<Date32Array>().ok_or_else(|| Error::data("MAX(date) is not a date"))?;
+        if arr.len() > 0 && arr.is_valid(0) {
+            return Ok(Some(epoch + Duration::days(arr.value(0) as i64)));
+        }
+    }
+    Ok(None)
+}
+
+/// Runs a feature query and writes its result to `features/<name>/cutoff=…/` atomically.
+#[instrument(skip_all, fields(feature = q.name, cutoff = %params.cutoff))]
+pub async fn materialize(
+    ctx: &SessionContext,
+    lake: &Lake,
+    q: &FeatureQuery,
+    params: FeatureParams,
+    token: &str,
+    clock: &dyn Clock,
+) -> Result<FeatureMetrics> {
+    let df = dataframe(ctx, q, params).await?;
+    let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
+    let dir = layout::features(q.name, params.cutoff);
+    let mut writer = DatasetWriter::new(lake, dir.clone(), format!("features/{}", q.name), token, schema);
+    writer.write_stream(df.execute_stream().await?).await?;
+    let mut meta = serde_json::Map::new();
+    meta.insert("cutoff".into(), params.cutoff.to_string().into());
+    meta.insert("frequency".into(), params.frequency.as_str().into());
+    meta.insert("query".into(), q.name.into());
+    let manifest = writer.commit(clock.now(), meta).await?;
+    Ok(FeatureMetrics {
+        name: q.name.to_string(),
+        cutoff: params.cutoff,
+        rows: manifest.row_count,
+        files: manifest.files.len(),
+        location: lake.display(&dir),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn weekly_cutoff_is_a_sunday() {
+        let wed = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
+        assert_eq!(FeatureParams::new(wed, Frequency::Weekly).cutoff, NaiveDate::from_ymd_opt(2026, 11, 22).unwrap());
+        let sun = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
+        assert_eq!(FeatureParams::new(sun, Frequency::Weekly).cutoff, sun);
+        assert_eq!(FeatureParams::new(wed, Frequency::Daily).cutoff, wed);
+    }
+}

@@ -1,0 +1,335 @@
+//! Runs a job once for a run date: its steps in order, each recorded.
+//!
+//! The run date's cutoff is the day before it, or the last day with sales if
+//! the lake is older than that. The catalog is checked before any step runs,
+//! so a missing or mistyped table fails the run with nothing written. Every
+//! run leaves a record in `runs/job=…/run_date=…/<run_id>.json`, failed or not.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Duration, NaiveDate, Utc};
+use serde::Serialize;
+use tracing::{Instrument, info, info_span, warn};
+
+use super::spec::{JobSpec, StepKind};
+use crate::catalog::CatalogReport;
+use crate::clock::Clock;
+use crate::engine;
+use crate::error::{Error, Result};
+use crate::features::{self, FeatureMetrics, FeatureParams, queries};
+use crate::lake::{Lake, dataset, layout};
+use crate::models::{self, FitReport, Forecast, Forecaster};
+use crate::panel::Panel;
+use crate::publish::{self, ForecastRelease, PublishMetrics};
+use crate::settings::Settings;
+
+/// What a run needs from outside.
+#[derive(Debug, Clone)]
+pub struct RunEnv {
+    /// Resolved settings.
+    pub settings: Settings,
+    /// The lake.
+    pub lake: Lake,
+    /// The clock.
+    pub clock: Arc<dyn Clock>,
+}
+
+/// How a run or step ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Finished without error.
+    Succeeded,
+    /// Stopped on an error.
+    Failed,
+    /// Not reached because an earlier step failed.
+    Skipped,
+}
+
+/// The record of one step.
+#[derive(Debug, Clone, Serialize)]
+pub struct StepRecord {
+    /// Step name.
+    pub name: String,
+    /// Step kind.
+    pub kind: StepKind,
+    /// Outcome.
+    pub status: Status,
+    /// Start time.
+    pub started_at: Option<DateTime<Utc>>,
+    /// End time.
+    pub ended_at: Option<DateTime<Utc>>,
+    /// Rows the step produced.
+    pub rows_out: Option<u64>,
+    /// The error, with its causes.
+    pub error: Option<String>,
+}
+
+/// What the run produced.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RunSummary {
+    /// Series forecast.
+    pub series: usize,
+    /// Forecast rows published.
+    pub forecast_rows: u64,
+    /// Periods forecast.
+    pub horizon: usize,
+    /// Model published.
+    pub model: Option<String>,
+    /// Where the forecasts are.
+    pub output: Option<String>,
+    /// The forecasts manifest.
+    pub manifest: Option<String>,
+    /// Feature tables written.
+    pub features: Vec<FeatureMetrics>,
+    /// Fit reports.
+    pub fits: Vec<FitReport>,
+}
+
+/// The record of one run, stored in `runs/`.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunReport {
+    /// Unique id.
+    pub run_id: String,
+    /// Job name.
+    pub job: String,
+    /// The date the run is for.
+    pub run_date: NaiveDate,
+    /// Last day of data used.
+    pub cutoff: Option<NaiveDate>,
+    /// What started it.
+    pub trigger: String,
+    /// Outcome.
+    pub status: Status,
+    /// Start time.
+    pub started_at: DateTime<Utc>,
+    /// End time.
+    pub ended_at: DateTime<Utc>,
+    /// Steps, in order.
+    pub steps: Vec<StepRecord>,
+    /// Tables read.
+    pub inputs: Option<CatalogReport>,
+    /// What it produced.
+    pub summary: RunSummary,
+    /// The error that failed the run.
+    pub error: Option<String>,
+}
+
+#[derive(Default)]
+struct State {
+    params: Option<FeatureParams>,
+    panel: Option<Arc<Panel>>,
+    models: Vec<Box<dyn Forecaster>>,
+    forecasts: Vec<Forecast>,
+}
+
+/// Runs `job` for `run_date` (today by the clock when `None`). Returns the run's record; a failed
+/// run returns its error after its record is written.
+pub async fn run_job(
+    env: &RunEnv,
+    job: &JobSpec,
+    run_date: Option<NaiveDate>,
+    trigger: &str,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<RunReport> {
+    let started_at = env.clock.now();
+    let run_date = run_date.unwrap_or_else(|| env.clock.today());
+    let run_id = format!("{}-{}", job.name, started_at.format("%Y%m%dT%H%M%S%3fZ"));
+    let span = info_span!("run", job = %job.name, run_id = %run_id, run_date = %run_date);
+    async move {
+        let mut report = RunReport {
+            run_id: run_id.clone(),
+            job: job.name.clone(),
+            run_date,
+            cutoff: None,
+            trigger: trigger.to_string(),
+            status: Status::Succeeded,
+            started_at,
+            ended_at: started_at,
+            steps: job
+                .steps
+                .iter()
+                .map(|s| StepRecord {
+                    name: s.name.clone(),
+                    kind: s.kind,
+                    status: Status::Skipped,
+                    started_at: None,
+                    ended_at: None,
+                    rows_out: None,
+                    error: None,
+                })
+                .collect(),
+            inputs: None,
+            summary: RunSummary { horizon: env.settings.horizon, ..Default::default() },
+            error: None,
+        };
+        let result = execute(env, job, run_date, &run_id, &mut report, progress).await;
+        report.ended_at = env.clock.now();
+        if let Err(e) = &result {
+            report.status = Status::Failed;
+            report.error = Some(error_chain(e));
+        }
+        // A run that failed before the catalog was checked writes no record: nothing ran.
+        if report.inputs.is_some() {
+            let path = layout::run_record(&job.name, run_date, &run_id);
+            env.lake.put(&path, serde_json::to_vec_pretty(&report)?.into()).await?;
+        }
+        result.map(|()| report)
+    }
+    .instrument(span)
+    .await
+}
+
+async fn execute(
+    env: &RunEnv,
+    job: &JobSpec,
+    run_date: NaiveDate,
+    run_id: &str,
+    report: &mut RunReport,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<()> {
+    let s = &env.settings;
+    progress("checking the lake");
+    let (ctx, catalog) = engine::open(&env.lake, s.threads).await?;
+    report.inputs = Some(catalog);
+    let wanted = run_date - Duration::days(1);
+    let last = features::last_sales_date(&ctx).await?.ok_or_else(|| Error::data("the sales table has no rows"))?;
+    let cutoff = if last < wanted {
+        warn!(last_sales = %last, wanted = %wanted, "sales end before the day before the run date; using the last day with sales");
+        last
+    } else {
+        wanted
+    };
+    let params = FeatureParams::new(cutoff, s.frequency);
+    report.cutoff = Some(params.cutoff);
+    let mut state = State { params: Some(params), ..Default::default() };
+    for (i, step) in job.steps.iter().enumerate() {
+        progress(&step.name);
+        report.steps[i].started_at = Some(env.clock.now());
+        let outcome = run_step(env, step.kind, &ctx, run_id, run_date, &mut state, report)
+            .instrument(info_span!("step", step = %step.name))
+            .await;
+        report.steps[i].ended_at = Some(env.clock.now());
+        match outcome {
+            Ok(rows) => {
+                report.steps[i].status = Status::Succeeded;
+                report.steps[i].rows_out = rows;
+                info!(step = %step.name, rows = rows.unwrap_or(0), "step done");
+            }
+            Err(e) => {
+                report.steps[i].status = Status::Failed;
+                report.steps[i].error = Some(error_chain(&e));
+                return Err(Error::Step { job: job.name.clone(), step: step.name.clone(), source: Box::new(e) });
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn run_step(
+    env: &RunEnv,
+    kind: StepKind,
+    ctx: &datafusion::prelude::SessionContext,
+    run_id: &str,
+    run_date: NaiveDate,
+    state: &mut State,
+    report: &mut RunReport,
+) -> Result<Option<u64>> {
+    let s = &env.settings;
+    let params = state.params.expect("set before the first step");
+    match kind {
+        StepKind::Features => {
+            let mut rows = 0;
+            for q in queries::ALL {
+                let m = features::materialize(ctx, &env.lake, q, params, run_id, env.clock.as_ref()).await?;
+                rows += m.rows;
+                report.summary.features.push(m);
+            }
+            Ok(Some(rows))
+        }
+        StepKind::Train => {
+            let dir = layout::features(queries::TARGET.name, params.cutoff);
+            let (_, batches) = dataset::read(&env.lake, &dir).await?;
+            let end = params.cutoff - Duration::days(s.frequency.days() - 1);
+            let panel = Panel::from_batches(&batches, s.frequency, end)?;
+            if panel.is_empty() {
+                return Err(Error::data(format!("no series have sales on or before {}", params.cutoff)));
+            }
+            let panel = Arc::new(panel);
+            let mut fitted = Vec::new();
+            for name in &s.models {
+                let mut model = models::build(name, s)?;
+                let p = Arc::clone(&panel);
+                let (model, fit) = tokio::task::spawn_blocking(move || {
+                    let fit = model.fit(&p);
+                    (model, fit)
+                })
+                .await?;
+                report.summary.fits.push(fit?);
+                fitted.push(model);
+            }
+            report.summary.series = panel.len();
+            let obs = panel.observations() as u64;
+            state.panel = Some(panel);
+            state.models = fitted;
+            Ok(Some(obs))
+        }
+        StepKind::Predict => {
+            let panel = state.panel.clone().ok_or_else(|| Error::data("predict needs a train step before it"))?;
+            let mut rows = 0;
+            state.forecasts.clear();
+            for model in std::mem::take(&mut state.models) {
+                let p = Arc::clone(&panel);
+                let (h, levels) = (s.horizon, s.quantiles.clone());
+                let (model, f) = tokio::task::spawn_blocking(move || {
+                    let f = model.predict(&p, h, &levels);
+                    (model, f)
+                })
+                .await?;
+                let f = f?;
+                rows += f.mean.len() as u64;
+                state.forecasts.push(f);
+                state.models.push(model);
+            }
+            Ok(Some(rows))
+        }
+        StepKind::Publish => {
+            let panel = state.panel.clone().ok_or_else(|| Error::data("publish needs a train step before it"))?;
+            let forecast = state.forecasts.first().ok_or_else(|| Error::data("publish needs a predict step before it"))?;
+            let features: Vec<_> = report
+                .summary
+                .features
+                .iter()
+                .map(|f| serde_json::json!({ "name": f.name, "cutoff": f.cutoff, "rows": f.rows, "location": f.location }))
+                .collect();
+            let inputs = serde_json::json!({ "tables": report.inputs, "features": features });
+            let release = ForecastRelease {
+                run_id,
+                run_date,
+                cutoff: params.cutoff,
+                panel: &panel,
+                forecast,
+                model_version: run_id,
+                inputs,
+            };
+            let m: PublishMetrics = publish::publish_forecasts(&env.lake, &release, env.clock.as_ref()).await?;
+            report.summary.forecast_rows = m.rows;
+            report.summary.model = Some(forecast.model.clone());
+            report.summary.output = Some(m.location.clone());
+            report.summary.manifest = Some(m.manifest.clone());
+            Ok(Some(m.rows))
+        }
+    }
+}
+
+/// An error and its causes on one line, `: `-separated.
+pub fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(c) = cur {
+        out.push_str(": ");
+        out.push_str(&c.to_string());
+        cur = c.source();
+    }
+    out
+}

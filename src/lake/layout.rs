@@ -1,0 +1,63 @@
+//! The lake's path layout: the only place that spells a path.
+//!
+//! ```text
+//! raw/<table>/…parquet                         raw tables (sales, items, prices, …)
+//! features/<name>/cutoff=YYYY-MM-DD/           feature tables, one folder per cutoff
+//! forecasts/run_date=YYYY-MM-DD/part-*.parquet + _manifest.json
+//! runs/job=<job>/run_date=YYYY-MM-DD/<run_id>.json
+//! _demo/truth.json                             true effects the demo generator used
+//! ```
+//!
+//! Partition folders are Hive-style (`key=value`) so DuckDB, Spark and pandas
+//! read them as they are. A dataset folder becomes visible when its
+//! `_manifest.json` is written, and the manifest is always written last.
+
+use chrono::NaiveDate;
+use object_store::path::Path;
+
+/// Name of the manifest file in every published dataset folder.
+pub const MANIFEST: &str = "_manifest.json";
+
+/// Folder of a raw table.
+pub fn raw_table(table: &str) -> Path {
+    Path::from_iter(["raw", table])
+}
+
+/// Folder of a feature table for one cutoff.
+pub fn features(name: &str, cutoff: NaiveDate) -> Path {
+    Path::from_iter(["features".to_string(), name.to_string(), format!("cutoff={cutoff}")])
+}
+
+/// Folder of the forecasts published for one run date.
+pub fn forecasts(run_date: NaiveDate) -> Path {
+    Path::from_iter(["forecasts".to_string(), format!("run_date={run_date}")])
+}
+
+/// The manifest of a dataset folder.
+pub fn manifest(dataset: &Path) -> Path {
+    dataset.clone().join(MANIFEST)
+}
+
+/// The record of one job run.
+pub fn run_record(job: &str, run_date: NaiveDate, run_id: &str) -> Path {
+    Path::from_iter(["runs".to_string(), format!("job={job}"), format!("run_date={run_date}"), format!("{run_id}.json")])
+}
+
+/// Where the demo generator writes the true effects it used.
+pub fn demo_truth() -> Path {
+    Path::from_iter(["_demo", "truth.json"])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn hive_style_partitions() {
+        let d = NaiveDate::from_ymd_opt(2026, 3, 1).unwrap();
+        assert_eq!(forecasts(d).as_ref(), "forecasts/run_date=2026-03-01");
+        assert_eq!(manifest(&forecasts(d)).as_ref(), "forecasts/run_date=2026-03-01/_manifest.json");
+        assert_eq!(features("target", d).as_ref(), "features/target/cutoff=2026-03-01");
+        assert_eq!(raw_table("sales").as_ref(), "raw/sales");
+    }
+}

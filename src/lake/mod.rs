@@ -1,0 +1,169 @@
+//! The lake: one object store, addressed by a URL, holding every dataset.
+//!
+//! [`Lake::open`] turns `file:///…`, `memory://…`, `s3://…` (and the other
+//! schemes `object_store` knows) into a store plus the prefix of the lake
+//! inside it. All paths handed to a [`Lake`] are relative to the lake root and
+//! come from [`layout`]; no other module spells a path by hand.
+//!
+//! Credentials are never part of the URL or the settings: S3 reads them from
+//! the environment (`AWS_ACCESS_KEY_ID`, …) or the standard provider chain.
+
+pub mod dataset;
+pub mod layout;
+pub mod parquet;
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::TryStreamExt;
+use object_store::path::Path;
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use url::Url;
+
+use crate::error::{Error, Result};
+
+/// A handle on the lake: the store, the URL it was opened from, and the lake's prefix in the store.
+#[derive(Clone)]
+pub struct Lake {
+    store: Arc<dyn ObjectStore>,
+    root: Url,
+    store_url: Url,
+    prefix: Path,
+}
+
+impl fmt::Debug for Lake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Lake").field("root", &self.root.as_str()).finish()
+    }
+}
+
+impl fmt::Display for Lake {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.root.as_str())
+    }
+}
+
+impl Lake {
+    /// Opens the lake at `url` with store `options` (e.g. `aws_endpoint`; never credentials).
+    pub fn open(url: &str, options: &BTreeMap<String, String>) -> Result<Self> {
+        let mut root = Url::parse(url).map_err(|e| Error::LakeUrl { url: url.to_string(), message: e.to_string() })?;
+        if !root.path().ends_with('/') {
+            let p = format!("{}/", root.path());
+            root.set_path(&p);
+        }
+        let store: Arc<dyn ObjectStore> = match root.scheme() {
+            "s3" | "s3a" => {
+                let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(root.as_str());
+                for (k, v) in options {
+                    let key = k.parse().map_err(|e: object_store::Error| Error::LakeUrl {
+                        url: url.to_string(),
+                        message: format!("storage option `{k}`: {e}"),
+                    })?;
+                    b = b.with_config(key, v);
+                }
+                Arc::new(b.build()?)
+            }
+            "memory" => Arc::new(object_store::memory::InMemory::new()),
+            _ => {
+                let (store, _) = object_store::parse_url_opts(&root, options.iter())
+                    .map_err(|e| Error::LakeUrl { url: url.to_string(), message: e.to_string() })?;
+                Arc::from(store)
+            }
+        };
+        let prefix = Path::from_url_path(root.path())?;
+        let store_url = Url::parse(&format!("{}://{}", root.scheme(), root.host_str().unwrap_or("")))
+            .map_err(|e| Error::LakeUrl { url: url.to_string(), message: e.to_string() })?;
+        Ok(Self { store, root, store_url, prefix })
+    }
+
+    /// An in-memory lake; for tests and dry runs.
+    pub fn in_memory() -> Self {
+        Self::open("memory:///", &BTreeMap::new()).expect("memory:/// is a valid lake URL")
+    }
+
+    /// The underlying store (the whole bucket or file system, not just the lake prefix).
+    pub fn store(&self) -> Arc<dyn ObjectStore> {
+        Arc::clone(&self.store)
+    }
+
+    /// The URL DataFusion must register [`Lake::store`] under (`scheme://authority`).
+    pub fn store_url(&self) -> &Url {
+        &self.store_url
+    }
+
+    /// The lake root URL, ending in `/`.
+    pub fn root(&self) -> &Url {
+        &self.root
+    }
+
+    /// The full object path of a lake-relative path.
+    pub fn path(&self, rel: &Path) -> Path {
+        self.prefix.parts().chain(rel.parts()).collect()
+    }
+
+    /// The URL of a lake-relative folder, ending in `/` (for DataFusion listing tables).
+    pub fn folder_url(&self, rel: &Path) -> String {
+        format!("{}{}/", self.root, rel.as_ref())
+    }
+
+    /// A human-readable location of a lake-relative path: a local path for `file://` lakes.
+    pub fn display(&self, rel: &Path) -> String {
+        let url = format!("{}{}", self.root, rel.as_ref());
+        match Url::parse(&url).ok().filter(|u| u.scheme() == "file").and_then(|u| u.to_file_path().ok()) {
+            Some(p) => p.display().to_string(),
+            None => url,
+        }
+    }
+
+    /// Writes an object atomically.
+    pub async fn put(&self, rel: &Path, bytes: Bytes) -> Result<()> {
+        self.store.put(&self.path(rel), PutPayload::from_bytes(bytes)).await?;
+        Ok(())
+    }
+
+    /// Reads a whole object.
+    pub async fn get(&self, rel: &Path) -> Result<Bytes> {
+        Ok(self.store.get(&self.path(rel)).await?.bytes().await?)
+    }
+
+    /// Reads a whole object, or `None` when it does not exist.
+    pub async fn get_opt(&self, rel: &Path) -> Result<Option<Bytes>> {
+        match self.store.get(&self.path(rel)).await {
+            Ok(r) => Ok(Some(r.bytes().await?)),
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Deletes an object; a missing object is not an error.
+    pub async fn delete(&self, rel: &Path) -> Result<()> {
+        match self.store.delete(&self.path(rel)).await {
+            Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Every object under a lake-relative folder (recursively), with lake-relative locations, sorted.
+    pub async fn list(&self, rel: &Path) -> Result<Vec<ObjectMeta>> {
+        let full = self.path(rel);
+        let skip = self.prefix.parts().count();
+        let mut out: Vec<ObjectMeta> = self
+            .store
+            .list(Some(&full))
+            .map_ok(|mut m| {
+                m.location = m.location.parts().skip(skip).collect();
+                m
+            })
+            .try_collect()
+            .await?;
+        out.sort_by(|a, b| a.location.cmp(&b.location));
+        Ok(out)
+    }
+
+    /// Whether any object whose name ends in `suffix` lies under the folder.
+    pub async fn has_files(&self, rel: &Path, suffix: &str) -> Result<bool> {
+        Ok(self.list(rel).await?.iter().any(|m| m.location.as_ref().ends_with(suffix)))
+    }
+}

@@ -1,0 +1,34 @@
+//! shelfcast: nightly demand forecasting over a Parquet lake.
+//!
+//! # Layout
+//!
+//! - [`settings`]: `shelfcast.toml` + `SHELFCAST_*` + flags → one validated [`settings::Settings`].
+//! - [`clock`]: injected time; only the binary reads the wall clock.
+//! - [`lake`]: the object store behind a URL, THE path layout, Parquet I/O, atomic datasets.
+//! - [`catalog`]: declared raw-table schemas, registered in DataFusion with type checks.
+//! - [`engine`]: where SQL runs (a local `SessionContext`).
+//! - [`query`]: read-only ad hoc SQL and its output formats.
+//! - [`demo`]: the seeded demo-lake generator, with the true effects it used.
+//! - [`features`]: the feature SQL in `sql/features/`, run for a cutoff and materialised.
+//! - [`panel`]: feature rows → per-series arrays (and tensors, in [`models::nn`]).
+//! - [`models`]: the `Forecaster` trait and its implementations.
+//! - [`publish`]: forecast datasets with their manifest, written last.
+//! - [`jobs`]: job files and the runner that executes their steps.
+
+#![warn(missing_docs)]
+
+pub mod catalog;
+pub mod clock;
+pub mod demo;
+pub mod engine;
+pub mod error;
+pub mod features;
+pub mod jobs;
+pub mod lake;
+pub mod models;
+pub mod panel;
+pub mod publish;
+pub mod query;
+pub mod settings;
+
+pub use error::{Error, Result};

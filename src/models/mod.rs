@@ -1,0 +1,103 @@
+//! Forecasting models behind one trait, and the registry that builds them by name.
+//!
+//! A [`Forecaster`] is fitted on a [`Panel`] and predicts every series over a
+//! horizon: a mean and the configured quantiles per step, never negative and
+//! never crossing. Models are synchronous and deterministic for a seed; async
+//! callers move them to the blocking pool.
+
+pub mod baseline;
+pub mod nn;
+
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::panel::Panel;
+use crate::settings::Settings;
+
+/// What fitting did.
+#[derive(Debug, Clone, Serialize)]
+pub struct FitReport {
+    /// Model name.
+    pub model: String,
+    /// Series fitted.
+    pub series: usize,
+    /// Observations read.
+    pub observations: usize,
+}
+
+/// A forecast for every series of a panel.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Forecast {
+    /// Model that produced it.
+    pub model: String,
+    /// Steps ahead.
+    pub horizon: usize,
+    /// Quantile levels, ascending.
+    pub levels: Vec<f64>,
+    /// Mean per series × step (row-major).
+    pub mean: Vec<f32>,
+    /// Quantiles per series × step × level (row-major).
+    pub quantiles: Vec<f32>,
+}
+
+impl Forecast {
+    /// An all-zero forecast to fill in.
+    pub fn zeros(model: &str, series: usize, horizon: usize, levels: &[f64]) -> Self {
+        Self {
+            model: model.to_string(),
+            horizon,
+            levels: levels.to_vec(),
+            mean: vec![0.0; series * horizon],
+            quantiles: vec![0.0; series * horizon * levels.len()],
+        }
+    }
+
+    /// Number of series.
+    pub fn series(&self) -> usize {
+        self.mean.len() / self.horizon.max(1)
+    }
+
+    /// Mean of series `s` at step `h` (0-based).
+    pub fn mean_at(&self, s: usize, h: usize) -> f32 {
+        self.mean[s * self.horizon + h]
+    }
+
+    /// Quantile `q` (index into levels) of series `s` at step `h` (0-based).
+    pub fn quantile_at(&self, s: usize, h: usize, q: usize) -> f32 {
+        self.quantiles[(s * self.horizon + h) * self.levels.len() + q]
+    }
+
+    /// Sets series `s`, step `h`: the mean and the quantiles (sorted, floored at zero).
+    pub fn set(&mut self, s: usize, h: usize, mean: f32, quantiles: &mut [f32]) {
+        let nq = self.levels.len();
+        quantiles.sort_by(f32::total_cmp);
+        self.mean[s * self.horizon + h] = mean.max(0.0);
+        let base = (s * self.horizon + h) * nq;
+        for (k, q) in quantiles.iter().enumerate() {
+            self.quantiles[base + k] = q.max(0.0);
+        }
+    }
+}
+
+/// A forecasting model.
+pub trait Forecaster: std::fmt::Debug + Send {
+    /// The registry name (`seasonal_naive`, …).
+    fn name(&self) -> &str;
+
+    /// Learns from the panel's history.
+    fn fit(&mut self, panel: &Panel) -> Result<FitReport>;
+
+    /// Forecasts `horizon` periods after the panel's end for every series, at the quantile `levels`.
+    fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast>;
+}
+
+/// Model names the registry knows.
+pub const KNOWN: &[&str] = &["seasonal_naive"];
+
+/// Builds a model by its settings name.
+pub fn build(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
+    match name {
+        "seasonal_naive" => Ok(Box::new(baseline::SeasonalNaive::new(settings.season_length))),
+        _ => Err(Error::UnknownModel { name: name.to_string(), known: KNOWN.join(", ") }),
+    }
+}

@@ -1,0 +1,152 @@
+//! The panel: feature rows turned into one dense array per series.
+//!
+//! Rows arrive as `item_id, location_id, date, units` (the `target` feature
+//! table: zero-filled, one row per period). Every series ends on the same last
+//! period (the one holding the cutoff); series start when they first sold.
+//! The panel is the one place Arrow columns become numbers models read; the
+//! tensor view of it lives in [`crate::models::nn`].
+
+use std::collections::HashMap;
+
+use arrow::array::{Array, AsArray, Date32Array, Float64Array};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use arrow::record_batch::RecordBatch;
+use chrono::{Duration, NaiveDate};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+use crate::settings::Frequency;
+
+/// Identifies one series.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+pub struct SeriesKey {
+    /// The item.
+    pub item_id: String,
+    /// The location.
+    pub location_id: String,
+}
+
+/// Per-series history on a common period grid.
+#[derive(Debug, Clone)]
+pub struct Panel {
+    /// Series keys, sorted.
+    pub keys: Vec<SeriesKey>,
+    /// Values per series, oldest first; every series ends at [`Panel::end`].
+    pub values: Vec<Vec<f32>>,
+    /// First day of the last period.
+    pub end: NaiveDate,
+    /// The period grain.
+    pub frequency: Frequency,
+}
+
+fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::ArrayRef> {
+    batch.column_by_name(name).ok_or_else(|| Error::data(format!("feature rows have no column `{name}`")))
+}
+
+impl Panel {
+    /// Builds a panel from feature rows whose last period starts on `end`.
+    pub fn from_batches(batches: &[RecordBatch], frequency: Frequency, end: NaiveDate) -> Result<Self> {
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+        let end_day = (end - epoch).num_days();
+        let step = frequency.days();
+        let mut index: HashMap<SeriesKey, usize> = HashMap::new();
+        let mut rows: Vec<Vec<(i64, f32)>> = Vec::new();
+        for b in batches {
+            let items = cast(column(b, "item_id")?, &DataType::Utf8)?;
+            let locs = cast(column(b, "location_id")?, &DataType::Utf8)?;
+            let dates = cast(column(b, "date")?, &DataType::Date32)?;
+            let units = cast(column(b, "units")?, &DataType::Float64)?;
+            let items = items.as_string::<i32>();
+            let locs = locs.as_string::<i32>();
+            let dates = dates.as_any().downcast_ref::<Date32Array>().expect("cast to Date32");
+            let units = units.as_any().downcast_ref::<Float64Array>().expect("cast to Float64");
+            for r in 0..b.num_rows() {
+                if items.is_null(r) || locs.is_null(r) || dates.is_null(r) {
+                    return Err(Error::data(format!("feature row {r} has a null item_id, location_id or date")));
+                }
+                let key = SeriesKey { item_id: items.value(r).to_string(), location_id: locs.value(r).to_string() };
+                let next = rows.len();
+                let i = *index.entry(key).or_insert(next);
+                if i == next {
+                    rows.push(Vec::new());
+                }
+                let v = if units.is_null(r) { 0.0 } else { units.value(r) as f32 };
+                rows[i].push((dates.value(r) as i64, v));
+            }
+        }
+        let mut keyed: Vec<(SeriesKey, Vec<(i64, f32)>)> = index.into_iter().map(|(k, i)| (k, std::mem::take(&mut rows[i]))).collect();
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut keys = Vec::with_capacity(keyed.len());
+        let mut values = Vec::with_capacity(keyed.len());
+        for (key, mut obs) in keyed {
+            obs.sort_by_key(|o| o.0);
+            let last = obs.last().map(|o| o.0).unwrap_or(end_day);
+            let contiguous = obs.windows(2).all(|w| w[1].0 - w[0].0 == step);
+            if last != end_day || !contiguous {
+                return Err(Error::data(format!(
+                    "series {}/{} is not on the period grid ending {end}: features must be zero-filled to the cutoff",
+                    key.item_id, key.location_id
+                )));
+            }
+            keys.push(key);
+            values.push(obs.into_iter().map(|o| o.1).collect());
+        }
+        Ok(Self { keys, values, end, frequency })
+    }
+
+    /// Number of series.
+    pub fn len(&self) -> usize {
+        self.keys.len()
+    }
+
+    /// Whether the panel has no series.
+    pub fn is_empty(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// Observations over all series.
+    pub fn observations(&self) -> usize {
+        self.values.iter().map(Vec::len).sum()
+    }
+
+    /// The first day of period `h` (1-based) after the end.
+    pub fn target_date(&self, h: usize) -> NaiveDate {
+        self.end + Duration::days(self.frequency.days() * h as i64)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{ArrayRef, StringArray};
+    use std::sync::Arc;
+
+    fn batch(rows: &[(&str, &str, i32, f64)]) -> RecordBatch {
+        RecordBatch::try_from_iter(vec![
+            ("item_id", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.0))) as ArrayRef),
+            ("location_id", Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.1))) as ArrayRef),
+            ("date", Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| r.2))) as ArrayRef),
+            ("units", Arc::new(Float64Array::from_iter_values(rows.iter().map(|r| r.3))) as ArrayRef),
+        ])
+        .unwrap()
+    }
+
+    #[test]
+    fn series_are_sorted_and_aligned_at_the_end() {
+        let end = NaiveDate::from_ymd_opt(1970, 1, 4).unwrap();
+        let b = batch(&[("b", "s", 2, 1.0), ("a", "s", 1, 2.0), ("b", "s", 3, 4.0), ("a", "s", 2, 0.0), ("a", "s", 3, 5.0)]);
+        let p = Panel::from_batches(&[b], Frequency::Daily, end).unwrap();
+        assert_eq!(p.keys[0].item_id, "a");
+        assert_eq!(p.values, vec![vec![2.0, 0.0, 5.0], vec![1.0, 4.0]]);
+        assert_eq!(p.target_date(1), NaiveDate::from_ymd_opt(1970, 1, 5).unwrap());
+    }
+
+    #[test]
+    fn gaps_are_refused_naming_the_series() {
+        let end = NaiveDate::from_ymd_opt(1970, 1, 4).unwrap();
+        let b = batch(&[("a", "s", 1, 2.0), ("a", "s", 3, 5.0)]);
+        let err = Panel::from_batches(&[b], Frequency::Daily, end).unwrap_err().to_string();
+        assert!(err.contains("a/s"), "{err}");
+    }
+}

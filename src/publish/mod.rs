@@ -1,0 +1,211 @@
+//! Publishing forecasts: the dataset planners read.
+//!
+//! `forecasts/run_date=YYYY-MM-DD/part-<run>-*.parquet`, then `_manifest.json`
+//! (run id, row count, schema, checksums, inputs, model), written last. Rows
+//! are one per item × location × target date:
+//!
+//! | column | type | meaning |
+//! |---|---|---|
+//! | run_id | Utf8 | the run that produced the row |
+//! | item_id, location_id | Utf8 | the series |
+//! | target_date | Date32 | the day (or week's Monday) forecast |
+//! | horizon | Int32 | periods after the cutoff, from 1 |
+//! | mean | Float64 | expected demand |
+//! | q10, q50, q90, … | Float64 | quantiles, one column per configured level (`q2_5` for 0.025) |
+//! | model, model_version | Utf8 | what produced the row |
+//!
+//! Re-running a date replaces its output: the new manifest is swapped in
+//! atomically and only then are the older files deleted.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Date32Builder, Float64Builder, Int32Builder, StringBuilder};
+use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use chrono::NaiveDate;
+use serde::Serialize;
+use tracing::instrument;
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::lake::dataset::{DatasetWriter, Manifest};
+use crate::lake::{Lake, layout};
+use crate::models::Forecast;
+use crate::panel::Panel;
+
+/// The forecast contract version, recorded in every manifest.
+pub const CONTRACT_VERSION: u32 = 1;
+
+/// Rows per record batch while building the dataset.
+const BATCH_ROWS: usize = 64 * 1024;
+
+/// The column name of a quantile level: `q10` for 0.1, `q2_5` for 0.025.
+pub fn quantile_column(level: f64) -> String {
+    let pct = format!("{:.4}", level * 100.0);
+    let pct = pct.trim_end_matches('0').trim_end_matches('.');
+    format!("q{}", pct.replace('.', "_"))
+}
+
+/// The schema of the forecasts dataset for these quantile levels.
+pub fn schema(levels: &[f64]) -> SchemaRef {
+    let mut fields = vec![
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("item_id", DataType::Utf8, false),
+        Field::new("location_id", DataType::Utf8, false),
+        Field::new("target_date", DataType::Date32, false),
+        Field::new("horizon", DataType::Int32, false),
+        Field::new("mean", DataType::Float64, false),
+    ];
+    fields.extend(levels.iter().map(|l| Field::new(quantile_column(*l), DataType::Float64, false)));
+    fields.push(Field::new("model", DataType::Utf8, false));
+    fields.push(Field::new("model_version", DataType::Utf8, false));
+    Arc::new(Schema::new(fields))
+}
+
+/// One forecast publication.
+#[derive(Debug)]
+pub struct ForecastRelease<'a> {
+    /// The run producing it.
+    pub run_id: &'a str,
+    /// The run date (the partition).
+    pub run_date: NaiveDate,
+    /// Last day of data used.
+    pub cutoff: NaiveDate,
+    /// The series.
+    pub panel: &'a Panel,
+    /// The forecast, aligned with the panel's series.
+    pub forecast: &'a Forecast,
+    /// Version of the model that produced it.
+    pub model_version: &'a str,
+    /// What was read (tables, feature datasets), recorded in the manifest.
+    pub inputs: serde_json::Value,
+}
+
+/// What publishing wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct PublishMetrics {
+    /// Rows written.
+    pub rows: u64,
+    /// Data files written.
+    pub files: usize,
+    /// Where the dataset lives.
+    pub location: String,
+    /// The manifest's location.
+    pub manifest: String,
+}
+
+/// Writes the forecasts of a run date, manifest last.
+#[instrument(skip_all, fields(run_id = r.run_id, run_date = %r.run_date, model = %r.forecast.model))]
+pub async fn publish_forecasts(lake: &Lake, r: &ForecastRelease<'_>, clock: &dyn Clock) -> Result<PublishMetrics> {
+    let f = r.forecast;
+    if f.series() != r.panel.len() {
+        return Err(Error::data(format!("forecast has {} series, panel {}", f.series(), r.panel.len())));
+    }
+    let schema = schema(&f.levels);
+    let dir = layout::forecasts(r.run_date);
+    let mut writer = DatasetWriter::new(lake, dir.clone(), "forecasts", r.run_id, Arc::clone(&schema));
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let mut b = Builders::new(f.levels.len());
+    for (s, key) in r.panel.keys.iter().enumerate() {
+        for h in 0..f.horizon {
+            b.run_id.append_value(r.run_id);
+            b.item.append_value(&key.item_id);
+            b.location.append_value(&key.location_id);
+            b.target.append_value((r.panel.target_date(h + 1) - epoch).num_days() as i32);
+            b.horizon.append_value(h as i32 + 1);
+            b.mean.append_value(f.mean_at(s, h) as f64);
+            for (q, col) in b.quantiles.iter_mut().enumerate() {
+                col.append_value(f.quantile_at(s, h, q) as f64);
+            }
+            b.model.append_value(&f.model);
+            b.version.append_value(r.model_version);
+            b.rows += 1;
+            if b.rows == BATCH_ROWS {
+                writer.write(b.finish(&schema)?).await?;
+            }
+        }
+    }
+    writer.write(b.finish(&schema)?).await?;
+    let mut meta = serde_json::Map::new();
+    meta.insert("contract_version".into(), CONTRACT_VERSION.into());
+    meta.insert("run_id".into(), r.run_id.into());
+    meta.insert("run_date".into(), r.run_date.to_string().into());
+    meta.insert("cutoff".into(), r.cutoff.to_string().into());
+    meta.insert("frequency".into(), r.panel.frequency.as_str().into());
+    meta.insert("horizon".into(), f.horizon.into());
+    meta.insert("quantiles".into(), serde_json::json!(f.levels));
+    meta.insert("series".into(), r.panel.len().into());
+    meta.insert("model".into(), serde_json::json!({ "name": f.model, "version": r.model_version }));
+    meta.insert("inputs".into(), r.inputs.clone());
+    let manifest = writer.commit(clock.now(), meta).await?;
+    Ok(PublishMetrics {
+        rows: manifest.row_count,
+        files: manifest.files.len(),
+        location: lake.display(&dir),
+        manifest: lake.display(&layout::manifest(&dir)),
+    })
+}
+
+/// Reads the published forecasts of a run date through its manifest.
+pub async fn read_forecasts(lake: &Lake, run_date: NaiveDate) -> Result<(Manifest, Vec<RecordBatch>)> {
+    crate::lake::dataset::read(lake, &layout::forecasts(run_date)).await
+}
+
+struct Builders {
+    rows: usize,
+    run_id: StringBuilder,
+    item: StringBuilder,
+    location: StringBuilder,
+    target: Date32Builder,
+    horizon: Int32Builder,
+    mean: Float64Builder,
+    quantiles: Vec<Float64Builder>,
+    model: StringBuilder,
+    version: StringBuilder,
+}
+
+impl Builders {
+    fn new(levels: usize) -> Self {
+        Self {
+            rows: 0,
+            run_id: StringBuilder::new(),
+            item: StringBuilder::new(),
+            location: StringBuilder::new(),
+            target: Date32Builder::new(),
+            horizon: Int32Builder::new(),
+            mean: Float64Builder::new(),
+            quantiles: (0..levels).map(|_| Float64Builder::new()).collect(),
+            model: StringBuilder::new(),
+            version: StringBuilder::new(),
+        }
+    }
+
+    fn finish(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
+        self.rows = 0;
+        let mut cols: Vec<ArrayRef> = vec![
+            Arc::new(self.run_id.finish()),
+            Arc::new(self.item.finish()),
+            Arc::new(self.location.finish()),
+            Arc::new(self.target.finish()),
+            Arc::new(self.horizon.finish()),
+            Arc::new(self.mean.finish()),
+        ];
+        cols.extend(self.quantiles.iter_mut().map(|q| Arc::new(q.finish()) as ArrayRef));
+        cols.push(Arc::new(self.model.finish()));
+        cols.push(Arc::new(self.version.finish()));
+        Ok(RecordBatch::try_new(Arc::clone(schema), cols)?)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::quantile_column;
+
+    #[test]
+    fn quantile_columns_are_readable() {
+        assert_eq!(quantile_column(0.1), "q10");
+        assert_eq!(quantile_column(0.5), "q50");
+        assert_eq!(quantile_column(0.025), "q2_5");
+        assert_eq!(quantile_column(0.975), "q97_5");
+    }
+}

@@ -1,0 +1,128 @@
+//! Ad hoc, read-only SQL over the lake's tables, and the output formats `query` writes.
+//!
+//! Only reading statements run: `SELECT`/`WITH`/`VALUES`, `EXPLAIN` of those,
+//! `SHOW` and `DESCRIBE`. Anything else (`DROP`, `INSERT`, `COPY`,
+//! `CREATE`, `SET`, …) is refused before planning with [`Error::ReadOnly`], and the
+//! plan is checked again with DataFusion's own `SQLOptions` as a second guard.
+
+use std::io::Write;
+
+use arrow::record_batch::RecordBatch;
+use datafusion::execution::context::SQLOptions;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::parser::{DFParser, Statement as DFStatement};
+use datafusion::sql::sqlparser::ast::Statement;
+
+use crate::error::{Error, Result};
+
+/// How `query` prints results.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// An aligned text table.
+    Table,
+    /// CSV with a header row.
+    Csv,
+    /// One JSON array of row objects.
+    Json,
+    /// A Parquet file (needs `--output`).
+    Parquet,
+}
+
+/// Refuses any statement that is not a read.
+pub fn ensure_read_only(sql: &str) -> Result<()> {
+    let statements = DFParser::parse_sql(sql)?;
+    if statements.is_empty() {
+        return Err(Error::data("no SQL statement given"));
+    }
+    for st in &statements {
+        if !is_read(st) {
+            return Err(Error::ReadOnly { statement: first_keyword(&st.to_string()) });
+        }
+    }
+    Ok(())
+}
+
+fn is_read(st: &DFStatement) -> bool {
+    match st {
+        DFStatement::Statement(s) => is_read_sql(s),
+        DFStatement::Explain(e) => is_read(&e.statement),
+        DFStatement::CreateExternalTable(_) | DFStatement::CopyTo(_) | DFStatement::Reset(_) => false,
+    }
+}
+
+fn is_read_sql(s: &Statement) -> bool {
+    match s {
+        Statement::Query(_) => true,
+        Statement::Explain { statement, analyze, .. } => !*analyze || is_read_sql(statement),
+        Statement::ExplainTable { .. } | Statement::ShowTables { .. } | Statement::ShowColumns { .. } => true,
+        _ => false,
+    }
+}
+
+fn first_keyword(sql: &str) -> String {
+    sql.split_whitespace().next().unwrap_or("this").to_ascii_uppercase()
+}
+
+/// Runs one read-only query and collects its result.
+pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+    ensure_read_only(sql)?;
+    let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
+    let df = ctx.sql_with_options(sql, options).await?;
+    Ok(df.collect().await?)
+}
+
+/// Writes batches in `format` to `out`.
+pub fn write(batches: &[RecordBatch], format: Format, out: &mut dyn Write) -> Result<()> {
+    match format {
+        Format::Table => {
+            let table = arrow::util::pretty::pretty_format_batches(batches)?;
+            writeln!(out, "{table}")?;
+        }
+        Format::Csv => {
+            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(out);
+            for b in batches {
+                w.write(b)?;
+            }
+        }
+        Format::Json => {
+            let mut w = arrow::json::ArrayWriter::new(out);
+            for b in batches {
+                w.write(b)?;
+            }
+            w.finish()?;
+        }
+        Format::Parquet => {
+            let schema = match batches.first() {
+                Some(b) => b.schema(),
+                None => return Err(Error::data("the query returned no batches; nothing to write as Parquet")),
+            };
+            let bytes = crate::lake::parquet::encode(&schema, batches)?;
+            out.write_all(&bytes)?;
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn reads_pass_and_writes_are_refused() {
+        for ok in ["SELECT 1", "WITH a AS (SELECT 1) SELECT * FROM a", "EXPLAIN SELECT 1", "SHOW TABLES"] {
+            ensure_read_only(ok).unwrap();
+        }
+        for (bad, kw) in [
+            ("DROP TABLE sales", "DROP"),
+            ("INSERT INTO sales VALUES (1)", "INSERT"),
+            ("COPY sales TO '/tmp/x.csv'", "COPY"),
+            ("CREATE TABLE t AS SELECT 1", "CREATE"),
+            ("SELECT 1; DELETE FROM sales", "DELETE"),
+            ("EXPLAIN ANALYZE INSERT INTO sales VALUES (1)", "EXPLAIN"),
+        ] {
+            let err = ensure_read_only(bad).unwrap_err();
+            assert!(matches!(err, Error::ReadOnly { .. }), "{bad}: {err}");
+            assert!(err.to_string().contains(kw), "{bad}: {err}");
+        }
+    }
+}

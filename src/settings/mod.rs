@@ -1,0 +1,330 @@
+//! Settings: `shelfcast.toml`, then `SHELFCAST_*` environment variables, then
+//! command-line flags, resolved once into a typed, validated [`Settings`].
+//!
+//! The file is parsed into [`SettingsFile`] (raw, every key optional, unknown
+//! keys refused with their line), overrides from the environment and flags
+//! arrive as [`Overrides`], and [`Settings::resolve`] checks ranges and turns
+//! relative paths into paths next to the config file. Nothing downstream reads
+//! the environment or the file again.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::error::{Error, Result};
+
+/// The commented default settings file that `shelfcast init` writes.
+pub const DEFAULT_FILE: &str = include_str!("shelfcast.toml");
+
+/// The file name looked for in the working directory when no `--config` is given.
+pub const FILE_NAME: &str = "shelfcast.toml";
+
+/// The forecast grain.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "kebab-case")]
+pub enum Frequency {
+    /// One value per calendar day.
+    Daily,
+    /// One value per ISO week, keyed by its Monday.
+    Weekly,
+}
+
+impl Frequency {
+    /// Days in one period.
+    pub fn days(self) -> i64 {
+        match self {
+            Frequency::Daily => 1,
+            Frequency::Weekly => 7,
+        }
+    }
+
+    /// The default seasonal cycle in periods (a week of days, a year of weeks).
+    pub fn default_season(self) -> usize {
+        match self {
+            Frequency::Daily => 7,
+            Frequency::Weekly => 52,
+        }
+    }
+
+    /// The lowercase name used in files and manifests.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Frequency::Daily => "daily",
+            Frequency::Weekly => "weekly",
+        }
+    }
+}
+
+/// The settings file as written: every key optional, unknown keys refused.
+#[derive(Debug, Default, Clone, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct SettingsFile {
+    /// Lake location: a path relative to the file, or a URL.
+    pub lake: Option<String>,
+    /// `daily` or `weekly`.
+    pub frequency: Option<Frequency>,
+    /// Periods to forecast.
+    pub horizon: Option<usize>,
+    /// Quantile levels.
+    pub quantiles: Option<Vec<f64>>,
+    /// Model names, first is published.
+    pub models: Option<Vec<String>>,
+    /// Seasonal cycle length; 0 for the frequency's default.
+    pub season_length: Option<usize>,
+    /// Seed for all randomness.
+    pub seed: Option<u64>,
+    /// Worker threads; 0 for all cores.
+    pub threads: Option<usize>,
+    /// Folder of job files, relative to the file.
+    pub jobs_dir: Option<String>,
+    /// Object store options.
+    pub storage: Option<BTreeMap<String, String>>,
+}
+
+impl SettingsFile {
+    /// Parses settings text; `origin` names the file in errors.
+    pub fn parse(text: &str, origin: &Path) -> Result<Self> {
+        toml::from_str(text).map_err(|e| Error::SettingsParse {
+            path: origin.to_path_buf(),
+            message: e.to_string().trim_end().to_string(),
+        })
+    }
+
+    /// Reads and parses a settings file.
+    pub fn read(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|source| Error::SettingsRead {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        Self::parse(&text, path)
+    }
+}
+
+/// Values from `SHELFCAST_*` variables and command-line flags, which win over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--lake` / `SHELFCAST_LAKE`.
+    pub lake: Option<String>,
+    /// `--frequency` / `SHELFCAST_FREQUENCY`.
+    pub frequency: Option<Frequency>,
+    /// `--horizon` / `SHELFCAST_HORIZON`.
+    pub horizon: Option<usize>,
+    /// `--quantiles` / `SHELFCAST_QUANTILES`.
+    pub quantiles: Option<Vec<f64>>,
+    /// `--models` / `SHELFCAST_MODELS`.
+    pub models: Option<Vec<String>>,
+    /// `--seed` / `SHELFCAST_SEED`.
+    pub seed: Option<u64>,
+    /// `--threads` / `SHELFCAST_THREADS`.
+    pub threads: Option<usize>,
+}
+
+/// Resolved, validated settings.
+#[derive(Debug, Clone, Serialize)]
+pub struct Settings {
+    /// The settings file used, if any.
+    pub config_path: Option<PathBuf>,
+    /// Folder relative paths are resolved against (the config file's folder, or the working directory).
+    pub base_dir: PathBuf,
+    /// Lake URL, absolute (`file:///…` for local folders).
+    pub lake: String,
+    /// Forecast grain.
+    pub frequency: Frequency,
+    /// Periods to forecast.
+    pub horizon: usize,
+    /// Quantile levels, ascending.
+    pub quantiles: Vec<f64>,
+    /// Model names; the first is published.
+    pub models: Vec<String>,
+    /// Seasonal cycle length in periods.
+    pub season_length: usize,
+    /// Seed for all randomness.
+    pub seed: u64,
+    /// Worker threads (resolved, at least 1).
+    pub threads: usize,
+    /// Folder of job files.
+    pub jobs_dir: PathBuf,
+    /// Object store options (no credentials).
+    #[serde(skip)]
+    pub storage: BTreeMap<String, String>,
+}
+
+/// Storage option keys that carry secrets: refused in the file.
+const SECRET_MARKERS: &[&str] = &["secret", "access_key", "token", "password", "sas", "credential", "service_account_key"];
+
+impl Settings {
+    /// Loads settings: `config` if given (it must exist), else `./shelfcast.toml` if present,
+    /// else defaults relative to `cwd`; then applies `overrides`.
+    pub fn load(config: Option<&Path>, cwd: &Path, overrides: Overrides) -> Result<Self> {
+        let (file, path) = match config {
+            Some(p) => (SettingsFile::read(p)?, Some(p.to_path_buf())),
+            None => {
+                let p = cwd.join(FILE_NAME);
+                if p.is_file() {
+                    (SettingsFile::read(&p)?, Some(p))
+                } else {
+                    (SettingsFile::default(), None)
+                }
+            }
+        };
+        let base_dir = match &path {
+            Some(p) => {
+                let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+                absolute(&cwd.join(parent))
+            }
+            None => absolute(cwd),
+        };
+        Self::resolve(file, overrides, base_dir, path)
+    }
+
+    /// Validates and combines a parsed file with overrides.
+    pub fn resolve(file: SettingsFile, o: Overrides, base_dir: PathBuf, config_path: Option<PathBuf>) -> Result<Self> {
+        let lake_raw = o.lake.or(file.lake).unwrap_or_else(|| "lake".to_string());
+        let lake = resolve_lake_url(&lake_raw, &base_dir)?;
+        let frequency = o.frequency.or(file.frequency).unwrap_or(Frequency::Daily);
+        let horizon = o.horizon.or(file.horizon).unwrap_or(28);
+        if horizon == 0 || horizon > 1000 {
+            return Err(invalid("horizon", format!("must be between 1 and 1000 periods, got {horizon}")));
+        }
+        let mut quantiles = o.quantiles.or(file.quantiles).unwrap_or_else(|| vec![0.1, 0.5, 0.9]);
+        for q in &quantiles {
+            if !(q.is_finite() && *q > 0.0 && *q < 1.0) {
+                return Err(invalid("quantiles", format!("every level must be strictly between 0 and 1, got {q}")));
+            }
+        }
+        quantiles.sort_by(f64::total_cmp);
+        quantiles.dedup();
+        let models = o.models.or(file.models).unwrap_or_else(|| vec!["seasonal_naive".to_string()]);
+        if models.is_empty() {
+            return Err(invalid("models", "name at least one model"));
+        }
+        let season_length = match file.season_length.unwrap_or(0) {
+            0 => frequency.default_season(),
+            n => n,
+        };
+        let seed = o.seed.or(file.seed).unwrap_or(42);
+        let threads = match o.threads.or(file.threads).unwrap_or(0) {
+            0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
+            n => n,
+        };
+        let jobs_dir = base_dir.join(file.jobs_dir.unwrap_or_else(|| "jobs".to_string()));
+        let storage = file.storage.unwrap_or_default();
+        for key in storage.keys() {
+            let k = key.to_ascii_lowercase();
+            if SECRET_MARKERS.iter().any(|m| k.contains(m)) {
+                return Err(invalid(
+                    &format!("storage.{key}"),
+                    "credentials are never read from the settings file; set them in the environment",
+                ));
+            }
+        }
+        Ok(Self {
+            config_path,
+            base_dir,
+            lake,
+            frequency,
+            horizon,
+            quantiles,
+            models,
+            season_length,
+            seed,
+            threads,
+            jobs_dir,
+            storage,
+        })
+    }
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> Error {
+    Error::InvalidSetting { key: key.to_string(), message: message.into() }
+}
+
+fn absolute(p: &Path) -> PathBuf {
+    std::path::absolute(p).unwrap_or_else(|_| p.to_path_buf())
+}
+
+/// Turns a lake location into an absolute URL: a bare path becomes `file://` relative to `base`.
+pub fn resolve_lake_url(raw: &str, base: &Path) -> Result<String> {
+    let raw = raw.trim();
+    if raw.is_empty() {
+        return Err(invalid("lake", "must not be empty"));
+    }
+    if let Some(rest) = raw.strip_prefix("file://") {
+        // `file://relative/path` is accepted as relative to the config folder.
+        let path = if rest.starts_with('/') { PathBuf::from(rest) } else { base.join(rest) };
+        return local_url(&path, raw);
+    }
+    if raw.contains("://") || raw.starts_with("memory:") {
+        return url::Url::parse(raw).map(|u| u.to_string()).map_err(|e| Error::LakeUrl {
+            url: raw.to_string(),
+            message: e.to_string(),
+        });
+    }
+    local_url(&base.join(raw), raw)
+}
+
+fn local_url(path: &Path, raw: &str) -> Result<String> {
+    let abs = absolute(path);
+    let mut url = url::Url::from_directory_path(&abs).map_err(|()| Error::LakeUrl {
+        url: raw.to_string(),
+        message: format!("{} is not an absolute path", abs.display()),
+    })?;
+    // Normalise `..` segments away so the lake has one spelling.
+    url.set_path(&url.path().to_string());
+    Ok(url.to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn default_file_parses_to_the_defaults() {
+        let file = SettingsFile::parse(DEFAULT_FILE, Path::new("default")).unwrap();
+        let s = Settings::resolve(file, Overrides::default(), PathBuf::from("/srv/fc"), None).unwrap();
+        let d = Settings::resolve(SettingsFile::default(), Overrides::default(), PathBuf::from("/srv/fc"), None).unwrap();
+        assert_eq!(s.lake, "file:///srv/fc/lake/");
+        assert_eq!(s.lake, d.lake);
+        assert_eq!(s.horizon, d.horizon);
+        assert_eq!(s.quantiles, d.quantiles);
+        assert_eq!(s.models, d.models);
+        assert_eq!(s.season_length, 7);
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_their_line() {
+        let err = SettingsFile::parse("horizon = 7\nhorizn = 3\n", Path::new("x.toml")).unwrap_err();
+        let msg = err.to_string();
+        assert!(msg.contains("x.toml") && msg.contains("horizn") && msg.contains("line 2"), "{msg}");
+    }
+
+    #[test]
+    fn overrides_win_and_ranges_are_checked() {
+        let file = SettingsFile { horizon: Some(7), ..Default::default() };
+        let o = Overrides { horizon: Some(14), ..Default::default() };
+        let s = Settings::resolve(file, o, PathBuf::from("/a"), None).unwrap();
+        assert_eq!(s.horizon, 14);
+        let bad = Overrides { quantiles: Some(vec![0.5, 1.0]), ..Default::default() };
+        let err = Settings::resolve(SettingsFile::default(), bad, PathBuf::from("/a"), None).unwrap_err();
+        assert!(err.to_string().contains("quantiles"));
+    }
+
+    #[test]
+    fn credentials_in_the_file_are_refused() {
+        let file = SettingsFile::parse("[storage]\naws_secret_access_key = \"x\"\n", Path::new("s.toml")).unwrap();
+        let err = Settings::resolve(file, Overrides::default(), PathBuf::from("/a"), None).unwrap_err();
+        assert!(err.to_string().contains("storage.aws_secret_access_key"));
+    }
+
+    #[test]
+    fn lake_urls_resolve() {
+        let base = Path::new("/srv/fc");
+        assert_eq!(resolve_lake_url("lake", base).unwrap(), "file:///srv/fc/lake/");
+        assert_eq!(resolve_lake_url("../other", base).unwrap(), "file:///srv/other/");
+        assert_eq!(resolve_lake_url("file:///data/l", base).unwrap(), "file:///data/l/");
+        assert_eq!(resolve_lake_url("file://rel", base).unwrap(), "file:///srv/fc/rel/");
+        assert_eq!(resolve_lake_url("s3://bucket/p", base).unwrap(), "s3://bucket/p");
+        assert!(resolve_lake_url("memory://", base).unwrap().starts_with("memory:"));
+    }
+}
