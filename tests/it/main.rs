@@ -1,1 +1,15 @@
+//! shelfcast's integration tests: one binary, one module per area.
 
+/// Shared fixtures: tiny demo lakes, settings, a fixed clock.
+mod common;
+
+/// Raw-table checks: missing and mistyped tables fail by name and write nothing.
+mod catalog;
+/// The command-line binary end to end: demo, run nightly, query.
+mod cli;
+/// The nightly pipeline on a tiny lake: rows, quantiles, manifest, reruns, determinism.
+mod pipeline;
+/// Read-only ad hoc SQL.
+mod query;
+/// libtorch on the CPU.
+mod torch;

@@ -1,0 +1,43 @@
+# shelfcast: thin wrappers around cargo and the set-up scripts. `make` lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+CARGO ?= cargo
+# libtorch's OpenMP threads busy-wait by default and starve DataFusion's workers.
+export OMP_WAIT_POLICY ?= PASSIVE
+# Size of the demo lake `make run` generates when the lake is empty.
+DEMO_SERIES ?= 200
+DEMO_DAYS ?= 1095
+BIN := target/release/shelfcast
+
+.PHONY: help libtorch build run test check fmt clean-lake
+
+help: ## List the targets
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+
+libtorch: ## Fetch libtorch 2.13 into ./libtorch (skipped when LIBTORCH or LIBTORCH_USE_PYTORCH is set)
+	@if [[ -n "$${LIBTORCH:-}" || -n "$${LIBTORCH_USE_PYTORCH:-}" ]]; then \
+		echo "using your libtorch ($${LIBTORCH:-python torch})"; \
+	else \
+		scripts/libtorch.sh libtorch; \
+	fi
+
+build: libtorch ## Release build of the shelfcast binary
+	$(CARGO) build --release --locked
+
+run: build ## Set everything up, make a demo lake if ./lake is empty, run the nightly job once
+	$(BIN) demo --if-empty --series $(DEMO_SERIES) --days $(DEMO_DAYS)
+	$(BIN) run nightly
+
+test: libtorch ## Run every test
+	$(CARGO) test --locked --no-fail-fast
+
+check: libtorch ## Formatting and lints
+	$(CARGO) fmt --check
+	$(CARGO) clippy --locked --all-targets -- -D warnings
+
+fmt: ## Format the code
+	$(CARGO) fmt
+
+clean-lake: ## Delete the local demo lake (./lake)
+	rm -rf lake

@@ -1,0 +1,44 @@
+use std::process::Command;
+
+fn shelfcast(dir: &std::path::Path) -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_shelfcast"));
+    c.current_dir(dir).env_remove("SHELFCAST_LAKE").env_remove("SHELFCAST_CONFIG").env("SHELFCAST_THREADS", "2");
+    c
+}
+
+fn ok(c: &mut Command) -> String {
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{c:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}
+
+#[test]
+fn init_demo_run_and_query_from_the_command_line() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(shelfcast(d).args(["init"]));
+    assert!(d.join("shelfcast.toml").is_file());
+    // init refuses to overwrite.
+    assert!(!shelfcast(d).args(["init"]).output().unwrap().status.success());
+
+    ok(shelfcast(d).args(["demo", "--series", "4", "--days", "60", "--end", "2026-03-31"]));
+    let again = ok(shelfcast(d).args(["demo", "--if-empty"]));
+    assert!(again.contains("keeping it"), "{again}");
+
+    let out = ok(shelfcast(d).args(["run", "nightly", "--date", "2026-04-01", "--horizon", "7"]));
+    assert!(out.contains("succeeded") && out.contains("rows        28"), "{out}");
+    assert!(d.join("lake/forecasts/run_date=2026-04-01/_manifest.json").is_file());
+
+    let csv = ok(shelfcast(d).args(["query", "--format", "csv", "SELECT COUNT(*) AS n FROM target WHERE date = DATE '2026-03-31'"]));
+    assert_eq!(csv.trim(), "n\n4");
+
+    let out = shelfcast(d).args(["query", "DROP TABLE sales"]).output().unwrap();
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("read-only"));
+
+    // Settings errors name the file and key.
+    std::fs::write(d.join("shelfcast.toml"), "horizn = 3\n").unwrap();
+    let out = shelfcast(d).args(["run", "nightly"]).output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success() && err.contains("shelfcast.toml") && err.contains("horizn"), "{err}");
+}

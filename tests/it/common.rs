@@ -1,0 +1,54 @@
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use chrono::{NaiveDate, TimeZone, Utc};
+use shelfcast::clock::FixedClock;
+use shelfcast::demo::{self, DemoOptions};
+use shelfcast::jobs::{JobSpec, RunEnv, RunReport, run_job};
+use shelfcast::lake::Lake;
+use shelfcast::settings::{Overrides, Settings, SettingsFile};
+
+pub fn date(s: &str) -> NaiveDate {
+    s.parse().unwrap()
+}
+
+/// Last day of every fixture lake's history.
+pub fn end() -> NaiveDate {
+    date("2026-03-31")
+}
+
+pub fn clock() -> FixedClock {
+    FixedClock::new(Utc.with_ymd_and_hms(2026, 4, 1, 2, 0, 0).unwrap())
+}
+
+pub fn settings(lake: &str, base: &Path, file: SettingsFile) -> Settings {
+    let o = Overrides { lake: Some(lake.to_string()), threads: Some(2), ..Default::default() };
+    Settings::resolve(file, o, base.to_path_buf(), None).unwrap()
+}
+
+/// A tiny demo lake: `series` series over 120 days ending [`end`].
+pub async fn demo_lake(lake: &Lake, series: usize) {
+    let opts = DemoOptions::new(series, 120, end(), 7);
+    demo::generate(lake, &opts, &|_, _| {}).await.unwrap();
+}
+
+pub fn env(settings: Settings, lake: &Lake, clock: &FixedClock) -> RunEnv {
+    RunEnv { settings, lake: lake.clone(), clock: Arc::new(clock.clone()) }
+}
+
+pub async fn nightly(env: &RunEnv, run_date: NaiveDate) -> shelfcast::Result<RunReport> {
+    let job = JobSpec::parse(shelfcast::jobs::spec::NIGHTLY, "nightly.toml").unwrap();
+    run_job(env, &job, Some(run_date), "manual", &|_| {}).await
+}
+
+pub fn local_lake(dir: &Path) -> (String, Lake) {
+    let url = shelfcast::settings::resolve_lake_url("lake", dir).unwrap();
+    let lake = Lake::open(&url, &BTreeMap::new()).unwrap();
+    (url, lake)
+}
+
+/// Every object in the lake, as lake-relative paths.
+pub async fn listing(lake: &Lake) -> Vec<String> {
+    lake.list(&object_store::path::Path::from("")).await.unwrap().into_iter().map(|m| m.location.to_string()).collect()
+}

@@ -1,0 +1,113 @@
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{Date32Type, Float64Type, Int32Type};
+use chrono::{Datelike, Duration, Weekday};
+use shelfcast::lake::{Lake, layout};
+use shelfcast::publish;
+use shelfcast::settings::{Frequency, SettingsFile};
+
+use crate::common::*;
+
+#[tokio::test]
+async fn nightly_publishes_every_series_with_ordered_quantiles_and_a_matching_manifest() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, lake) = local_lake(dir.path());
+    demo_lake(&lake, 10).await;
+    let clock = clock();
+    let env = env(settings(&url, dir.path(), SettingsFile::default()), &lake, &clock);
+    let run_date = date("2026-04-01");
+    let report = nightly(&env, run_date).await.unwrap();
+
+    assert_eq!(report.cutoff, Some(date("2026-03-31")));
+    assert_eq!(report.summary.series, 10);
+    let (manifest, batches) = publish::read_forecasts(&lake, run_date).await.unwrap();
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    assert_eq!(rows, 10 * 28, "one row per series × horizon step");
+    assert_eq!(manifest.row_count as usize, rows);
+    assert_eq!(manifest.meta["run_id"], report.run_id.as_str());
+    assert_eq!(manifest.meta["model"]["name"], "seasonal_naive");
+    let names: Vec<&str> = manifest.schema.iter().map(|c| c.name.as_str()).collect();
+    assert_eq!(names, ["run_id", "item_id", "location_id", "target_date", "horizon", "mean", "q10", "q50", "q90", "model", "model_version"]);
+    assert_eq!(batches[0].schema().fields().len(), names.len());
+
+    for b in &batches {
+        let q10 = b.column_by_name("q10").unwrap().as_primitive::<Float64Type>();
+        let q50 = b.column_by_name("q50").unwrap().as_primitive::<Float64Type>();
+        let q90 = b.column_by_name("q90").unwrap().as_primitive::<Float64Type>();
+        let mean = b.column_by_name("mean").unwrap().as_primitive::<Float64Type>();
+        let h = b.column_by_name("horizon").unwrap().as_primitive::<Int32Type>();
+        let target = b.column_by_name("target_date").unwrap().as_primitive::<Date32Type>();
+        for r in 0..b.num_rows() {
+            assert!(0.0 <= q10.value(r) && q10.value(r) <= q50.value(r) && q50.value(r) <= q90.value(r), "row {r}");
+            assert!(mean.value(r) >= 0.0);
+            assert!((1..=28).contains(&h.value(r)));
+            let d = target.value_as_date(r).unwrap();
+            assert_eq!(d, date("2026-03-31") + Duration::days(h.value(r) as i64));
+        }
+    }
+    // The run left its record.
+    let records = lake.list(&object_store::path::Path::from("runs")).await.unwrap();
+    assert_eq!(records.len(), 1);
+}
+
+#[tokio::test]
+async fn rerunning_a_date_replaces_its_output_and_forecasts_are_deterministic() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, lake) = local_lake(dir.path());
+    demo_lake(&lake, 6).await;
+    let clock = clock();
+    let env = env(settings(&url, dir.path(), SettingsFile::default()), &lake, &clock);
+    let run_date = date("2026-04-01");
+    let first = nightly(&env, run_date).await.unwrap();
+    let (_, before) = publish::read_forecasts(&lake, run_date).await.unwrap();
+    clock.advance(Duration::minutes(5));
+    let second = nightly(&env, run_date).await.unwrap();
+    assert_ne!(first.run_id, second.run_id);
+
+    let (manifest, after) = publish::read_forecasts(&lake, run_date).await.unwrap();
+    assert_eq!(manifest.meta["run_id"], second.run_id.as_str());
+    // Only the new version's files remain in the folder.
+    let files = lake.list(&layout::forecasts(run_date)).await.unwrap();
+    let parquet: Vec<_> = files.iter().filter(|m| m.location.as_ref().ends_with(".parquet")).collect();
+    assert_eq!(parquet.len(), manifest.files.len());
+    assert!(parquet.iter().all(|m| m.location.as_ref().contains(&second.run_id)));
+    // Same data, same forecasts.
+    for col in ["item_id", "target_date", "mean", "q10", "q50", "q90"] {
+        let a: Vec<_> = before.iter().map(|b| b.column_by_name(col).unwrap().to_data()).collect();
+        let b: Vec<_> = after.iter().map(|b| b.column_by_name(col).unwrap().to_data()).collect();
+        assert_eq!(a, b, "column {col} differs between runs");
+    }
+}
+
+#[tokio::test]
+async fn weekly_runs_forecast_mondays_from_complete_weeks() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, lake) = local_lake(dir.path());
+    demo_lake(&lake, 4).await;
+    let clock = clock();
+    let file = SettingsFile { frequency: Some(Frequency::Weekly), horizon: Some(6), ..Default::default() };
+    let env = env(settings(&url, dir.path(), file), &lake, &clock);
+    let report = nightly(&env, date("2026-04-01")).await.unwrap();
+    // 2026-03-31 is a Tuesday: the last complete week closed on Sunday 2026-03-29.
+    assert_eq!(report.cutoff, Some(date("2026-03-29")));
+    let (_, batches) = publish::read_forecasts(&lake, date("2026-04-01")).await.unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 4 * 6);
+    for b in &batches {
+        let target = b.column_by_name("target_date").unwrap().as_primitive::<Date32Type>();
+        for r in 0..b.num_rows() {
+            assert_eq!(target.value_as_date(r).unwrap().weekday(), Weekday::Mon);
+        }
+        assert!(b.column_by_name("q50").unwrap().null_count() == 0);
+    }
+}
+
+#[tokio::test]
+async fn an_in_memory_lake_runs_the_same_pipeline() {
+    let lake = Lake::in_memory();
+    demo_lake(&lake, 3).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let env = env(settings("memory:///", dir.path(), SettingsFile::default()), &lake, &clock);
+    let report = nightly(&env, date("2026-04-01")).await.unwrap();
+    assert_eq!(report.summary.forecast_rows, 3 * 28);
+    assert!(listing(&lake).await.iter().any(|p| p.ends_with("forecasts/run_date=2026-04-01/_manifest.json")));
+}
