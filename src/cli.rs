@@ -12,7 +12,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shelfcast::clock::{Clock, SystemClock};
 use shelfcast::demo::{self, DemoOptions};
-use shelfcast::features::{self, FeatureParams, queries};
+use shelfcast::features::{self, FeatureParams};
 use shelfcast::jobs::{JobSpec, runner};
 use shelfcast::lake::Lake;
 use shelfcast::query::{self, Format};
@@ -254,7 +254,7 @@ async fn default_params(ctx: &datafusion::prelude::SessionContext, settings: &Se
         Some(c) => c,
         None => features::last_sales_date(ctx).await?.context("the sales table has no rows")?,
     };
-    Ok(FeatureParams::new(cutoff, settings.frequency))
+    Ok(FeatureParams::new(cutoff, settings.frequency, settings.horizon))
 }
 
 async fn query_cmd(
@@ -294,8 +294,7 @@ async fn features_cmd(settings: &Settings, lake: &Lake, clock: &dyn Clock, cutof
     let (ctx, _) = engine::open(lake, settings.threads).await?;
     let params = default_params(&ctx, settings, cutoff).await?;
     let token = format!("features-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
-    for q in queries::ALL {
-        let m = features::materialize(&ctx, lake, q, params, &token, clock).await?;
+    for m in features::materialize_all(&ctx, lake, params, &token, clock).await? {
         println!("{:<12} cutoff {}  {:>10} rows  {} file(s)  {}", m.name, m.cutoff, m.rows, m.files, m.location);
     }
     Ok(())

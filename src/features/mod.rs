@@ -30,11 +30,13 @@ pub struct FeatureParams {
     pub cutoff: NaiveDate,
     /// The period grain.
     pub frequency: Frequency,
+    /// Periods after the cutoff that known-future tables cover.
+    pub horizon: usize,
 }
 
 impl FeatureParams {
     /// Parameters for a requested cutoff; weekly cutoffs move back to the Sunday closing the last full week.
-    pub fn new(cutoff: NaiveDate, frequency: Frequency) -> Self {
+    pub fn new(cutoff: NaiveDate, frequency: Frequency, horizon: usize) -> Self {
         let cutoff = match frequency {
             Frequency::Daily => cutoff,
             Frequency::Weekly => {
@@ -43,7 +45,7 @@ impl FeatureParams {
             }
         };
         debug_assert!(frequency == Frequency::Daily || cutoff.weekday() == Weekday::Sun);
-        Self { cutoff, frequency }
+        Self { cutoff, frequency, horizon }
     }
 
     /// The first period after the cutoff.
@@ -55,6 +57,7 @@ impl FeatureParams {
         vec![
             ScalarValue::Utf8(Some(self.cutoff.to_string())),
             ScalarValue::Int64(Some(self.frequency.days())),
+            ScalarValue::Int64(Some(self.horizon as i64)),
         ]
     }
 }
@@ -82,11 +85,69 @@ pub async fn dataframe(ctx: &SessionContext, q: &FeatureQuery, params: FeaturePa
 
 /// Registers every feature query as a view (named as the query) for ad hoc SQL.
 pub async fn register_views(ctx: &SessionContext, params: FeatureParams) -> Result<()> {
-    for q in queries::ALL {
+    for q in queries::for_frequency(params.frequency) {
         let df = dataframe(ctx, q, params).await?;
         ctx.register_table(q.name, df.into_view())?;
     }
     Ok(())
+}
+
+/// Materialises every feature query of the grain, in order; each reads the ones before it from
+/// their written datasets.
+pub async fn materialize_all(
+    ctx: &SessionContext,
+    lake: &Lake,
+    params: FeatureParams,
+    token: &str,
+    clock: &dyn Clock,
+) -> Result<Vec<FeatureMetrics>> {
+    let mut out = Vec::new();
+    for q in queries::for_frequency(params.frequency) {
+        out.push(materialize(ctx, lake, q, params, token, clock).await?);
+    }
+    Ok(out)
+}
+
+/// Registers a committed dataset as a table: exactly the files its manifest names.
+pub async fn register_dataset(
+    ctx: &SessionContext,
+    lake: &Lake,
+    name: &str,
+    dir: &object_store::path::Path,
+    manifest: &crate::lake::dataset::Manifest,
+) -> Result<()> {
+    use datafusion::datasource::file_format::parquet::ParquetFormat;
+    use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+    let _ = ctx.deregister_table(name)?;
+    if manifest.files.is_empty() {
+        let empty = datafusion::datasource::MemTable::try_new(std::sync::Arc::new(manifest_schema(manifest)?), vec![vec![]])?;
+        ctx.register_table(name, std::sync::Arc::new(empty))?;
+        return Ok(());
+    }
+    let urls = manifest
+        .files
+        .iter()
+        .map(|f| ListingTableUrl::parse(format!("{}{}", lake.folder_url(dir), f.path)))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    let options = ListingOptions::new(std::sync::Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
+    let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).infer_schema(&ctx.state()).await?;
+    ctx.register_table(name, std::sync::Arc::new(ListingTable::try_new(config)?))?;
+    Ok(())
+}
+
+fn manifest_schema(m: &crate::lake::dataset::Manifest) -> Result<arrow::datatypes::Schema> {
+    let fields = m
+        .schema
+        .iter()
+        .map(|c| {
+            let dt: arrow::datatypes::DataType = c
+                .data_type
+                .parse()
+                .map_err(|e| Error::data(format!("manifest of {}: column {}: {e}", m.dataset, c.name)))?;
+            Ok(arrow::datatypes::Field::new(&c.name, dt, c.nullable))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(arrow::datatypes::Schema::new(fields))
 }
 
 /// The last day with sales in the lake, if any.
@@ -120,8 +181,11 @@ pub async fn materialize(
     let mut meta = serde_json::Map::new();
     meta.insert("cutoff".into(), params.cutoff.to_string().into());
     meta.insert("frequency".into(), params.frequency.as_str().into());
-    meta.insert("query".into(), q.name.into());
+    meta.insert("query".into(), q.file.into());
+    meta.insert("role".into(), serde_json::to_value(q.role)?);
+    meta.insert("horizon".into(), params.horizon.into());
     let manifest = writer.commit(clock.now(), meta).await?;
+    register_dataset(ctx, lake, q.name, &dir, &manifest).await?;
     Ok(FeatureMetrics {
         name: q.name.to_string(),
         cutoff: params.cutoff,
@@ -138,9 +202,9 @@ mod tests {
     #[test]
     fn weekly_cutoff_is_a_sunday() {
         let wed = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
-        assert_eq!(FeatureParams::new(wed, Frequency::Weekly).cutoff, NaiveDate::from_ymd_opt(2026, 11, 22).unwrap());
+        assert_eq!(FeatureParams::new(wed, Frequency::Weekly, 4).cutoff, NaiveDate::from_ymd_opt(2026, 11, 22).unwrap());
         let sun = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
-        assert_eq!(FeatureParams::new(sun, Frequency::Weekly).cutoff, sun);
-        assert_eq!(FeatureParams::new(wed, Frequency::Daily).cutoff, wed);
+        assert_eq!(FeatureParams::new(sun, Frequency::Weekly, 4).cutoff, sun);
+        assert_eq!(FeatureParams::new(wed, Frequency::Daily, 4).cutoff, wed);
     }
 }

@@ -200,7 +200,7 @@ async fn execute(
     } else {
         wanted
     };
-    let params = FeatureParams::new(cutoff, s.frequency);
+    let params = FeatureParams::new(cutoff, s.frequency, s.horizon);
     report.cutoff = Some(params.cutoff);
     let mut state = State { params: Some(params), ..Default::default() };
     for (i, step) in job.steps.iter().enumerate() {
@@ -239,12 +239,9 @@ async fn run_step(
     let params = state.params.expect("set before the first step");
     match kind {
         StepKind::Features => {
-            let mut rows = 0;
-            for q in queries::ALL {
-                let m = features::materialize(ctx, &env.lake, q, params, run_id, env.clock.as_ref()).await?;
-                rows += m.rows;
-                report.summary.features.push(m);
-            }
+            let metrics = features::materialize_all(ctx, &env.lake, params, run_id, env.clock.as_ref()).await?;
+            let rows = metrics.iter().map(|m| m.rows).sum();
+            report.summary.features.extend(metrics);
             Ok(Some(rows))
         }
         StepKind::Train => {
