@@ -87,6 +87,7 @@ pub async fn dataframe(ctx: &SessionContext, q: &FeatureQuery, params: FeaturePa
 pub async fn register_views(ctx: &SessionContext, params: FeatureParams) -> Result<()> {
     for q in queries::for_frequency(params.frequency) {
         let df = dataframe(ctx, q, params).await?;
+        let _ = ctx.deregister_table(q.name)?;
         ctx.register_table(q.name, df.into_view())?;
     }
     Ok(())

@@ -11,5 +11,7 @@ mod cli;
 mod pipeline;
 /// Read-only ad hoc SQL.
 mod query;
+/// The feature queries' business rules, from tests/sql/*.slt.
+mod sql;
 /// libtorch on the CPU.
 mod torch;
