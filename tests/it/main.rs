@@ -7,6 +7,8 @@ mod common;
 mod catalog;
 /// The command-line binary end to end: demo, run nightly, query.
 mod cli;
+/// Feature tables: point-in-time correctness and materialisation.
+mod features;
 /// The nightly pipeline on a tiny lake: rows, quantiles, manifest, reruns, determinism.
 mod pipeline;
 /// Read-only ad hoc SQL.

@@ -1,0 +1,124 @@
+use arrow::array::{Array, AsArray, BooleanArray};
+use arrow::compute::filter_record_batch;
+use arrow::datatypes::{DataType, Date32Type, Float64Type};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use chrono::NaiveDate;
+use shelfcast::catalog::schema::TABLES;
+use shelfcast::features::{self, FeatureParams, queries};
+use shelfcast::lake::{Lake, dataset, layout};
+use shelfcast::settings::Frequency;
+
+use crate::common::*;
+
+/// Tables whose rows are observations, not plans: a lake "as of T" has none of them after T.
+const OBSERVED: &[&str] = &["sales", "traffic", "inventory", "competitor_prices"];
+
+/// Copies the raw tables, dropping observed rows after `cutoff`.
+async fn copy_as_of(from: &Lake, to: &Lake, cutoff: NaiveDate) {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap();
+    let limit = (cutoff - epoch).num_days() as i32;
+    for t in TABLES {
+        for obj in from.list(&layout::raw_table(t.name)).await.unwrap() {
+            let mut batches = shelfcast::lake::parquet::read(from, &obj.location).await.unwrap();
+            if OBSERVED.contains(&t.name) {
+                batches = batches
+                    .iter()
+                    .map(|b| {
+                        let d = b.column_by_name("date").unwrap().as_primitive::<Date32Type>();
+                        let keep: BooleanArray = d.iter().map(|v| v.map(|v| v <= limit)).collect();
+                        filter_record_batch(b, &keep).unwrap()
+                    })
+                    .collect();
+            }
+            let schema = batches[0].schema();
+            let bytes = shelfcast::lake::parquet::encode(&schema, &batches).unwrap();
+            to.put(&obj.location, bytes).await.unwrap();
+        }
+    }
+}
+
+/// Every row of a feature dataset as text, sorted; floats to 9 decimals (sums over rows that
+/// arrive in a different order may differ in the last bit).
+async fn rows(lake: &Lake, name: &str, cutoff: NaiveDate) -> Vec<String> {
+    let (_, batches) = dataset::read(lake, &layout::features(name, cutoff)).await.unwrap();
+    let opts = FormatOptions::default().with_null("NULL");
+    let mut out = Vec::new();
+    for b in &batches {
+        let fmts: Vec<_> = b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()).collect();
+        for r in 0..b.num_rows() {
+            let cells = b.columns().iter().zip(&fmts).map(|(c, f)| match c.data_type() {
+                DataType::Float64 if c.is_valid(r) => format!("{:.9}", c.as_primitive::<Float64Type>().value(r)),
+                _ => f.value(r).to_string(),
+            });
+            out.push(cells.collect::<Vec<_>>().join("|"));
+        }
+    }
+    out.sort();
+    out
+}
+
+fn first_difference(a: &[String], b: &[String]) -> Option<String> {
+    if a.len() != b.len() {
+        return Some(format!("{} rows against {}", a.len(), b.len()));
+    }
+    a.iter().zip(b).find(|(x, y)| x != y).map(|(x, y)| format!("{x}\n  vs\n{y}"))
+}
+
+async fn materialize(lake: &Lake, params: FeatureParams) {
+    let (ctx, _) = shelfcast::engine::open(lake, 2).await.unwrap();
+    features::materialize_all(&ctx, lake, params, "t", &clock()).await.unwrap();
+}
+
+#[tokio::test]
+async fn features_at_a_cutoff_ignore_everything_observed_after_it() {
+    let cutoff = date("2026-03-10");
+    for frequency in [Frequency::Daily, Frequency::Weekly] {
+        let full = Lake::in_memory();
+        demo_lake(&full, 8).await;
+        let as_of = Lake::in_memory();
+        copy_as_of(&full, &as_of, cutoff).await;
+        let params = FeatureParams::new(cutoff, frequency, 14);
+        materialize(&full, params).await;
+        materialize(&as_of, params).await;
+        for q in queries::for_frequency(frequency) {
+            let a = rows(&full, q.name, params.cutoff).await;
+            let b = rows(&as_of, q.name, params.cutoff).await;
+            assert!(!a.is_empty(), "{} ({frequency:?}) is empty", q.name);
+            if let Some(d) = first_difference(&a, &b) {
+                panic!("{} ({frequency:?}) changes with data after the cutoff:\n{d}", q.name);
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn materialised_features_replace_a_cutoff_and_known_tables_cover_the_horizon() {
+    let lake = Lake::in_memory();
+    demo_lake(&lake, 4).await;
+    let cutoff = date("2026-03-10");
+    let params = FeatureParams::new(cutoff, Frequency::Daily, 14);
+    materialize(&lake, params).await;
+    materialize(&lake, params).await;
+    for q in queries::for_frequency(Frequency::Daily) {
+        let dir = layout::features(q.name, cutoff);
+        let manifest = dataset::read_manifest(&lake, &dir).await.unwrap().unwrap();
+        let files = lake.list(&dir).await.unwrap();
+        assert_eq!(files.len(), manifest.files.len() + 1, "{}: stale files left behind", q.name);
+        assert_eq!(manifest.meta["role"], serde_json::to_value(q.role).unwrap());
+    }
+    let (ctx, _) = shelfcast::engine::open(&lake, 2).await.unwrap();
+    features::register_views(&ctx, params).await.unwrap();
+    let max_date = |table: &str| {
+        let ctx = ctx.clone();
+        let sql = format!("SELECT CAST(MAX(date) AS VARCHAR) FROM {table}");
+        async move {
+            let b = ctx.sql(&sql).await.unwrap().collect().await.unwrap();
+            b[0].column(0).as_string_view().value(0).to_string()
+        }
+    };
+    // Known-future tables reach the end of the horizon; past-only ones stop at the as-of row.
+    assert_eq!(max_date("calendar_features").await, "2026-03-24");
+    assert_eq!(max_date("price_promo").await, "2026-03-24");
+    assert_eq!(max_date("target").await, "2026-03-10");
+    assert_eq!(max_date("history").await, "2026-03-11");
+}
