@@ -294,6 +294,10 @@ async fn features_cmd(settings: &Settings, lake: &Lake, clock: &dyn Clock, cutof
     let (ctx, _) = engine::open(lake, settings.threads).await?;
     let params = default_params(&ctx, settings, cutoff).await?;
     let token = format!("features-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
+    let q = shelfcast::quality::run(&ctx, lake, &settings.quality, clock.today(), params.cutoff, &token, clock).await?;
+    for c in q.checks.iter().filter(|c| c.rows > 0) {
+        eprintln!("check {:<18} {:>8} rows{}  {}", c.name, c.rows, if c.excluded { " (left out)" } else { "" }, c.quarantine.as_deref().unwrap_or(""));
+    }
     for m in features::materialize_all(&ctx, lake, params, &token, clock).await? {
         println!("{:<12} cutoff {}  {:>10} rows  {} file(s)  {}", m.name, m.cutoff, m.rows, m.files, m.location);
     }

@@ -91,6 +91,13 @@ pub enum Error {
         statement: String,
     },
 
+    /// A blocking data-quality check found more violations than allowed.
+    #[error("data-quality gate failed: {failures}")]
+    QualityGate {
+        /// Each failed check with its count and quarantine location.
+        failures: String,
+    },
+
     /// A job file is malformed.
     #[error("invalid job file {path}: {message}")]
     JobSpec {

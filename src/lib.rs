@@ -9,6 +9,7 @@
 //! - [`engine`]: where SQL runs (a local `SessionContext`).
 //! - [`query`]: read-only ad hoc SQL and its output formats.
 //! - [`demo`]: the seeded demo-lake generator, with the true effects it used.
+//! - [`quality`]: data-quality checks in `sql/checks/`, quarantine, cleaned tables.
 //! - [`features`]: the feature SQL in `sql/features/`, run for a cutoff and materialised.
 //! - [`panel`]: feature rows → per-series arrays (and tensors, in [`models::nn`]).
 //! - [`models`]: the `Forecaster` trait and its implementations.
@@ -28,6 +29,7 @@ pub mod lake;
 pub mod models;
 pub mod panel;
 pub mod publish;
+pub mod quality;
 pub mod query;
 pub mod settings;
 

@@ -21,6 +21,7 @@ use crate::lake::{Lake, dataset, layout};
 use crate::models::{self, FitReport, Forecast, Forecaster};
 use crate::panel::Panel;
 use crate::publish::{self, ForecastRelease, PublishMetrics};
+use crate::quality::{self, QualityReport};
 use crate::settings::Settings;
 
 /// What a run needs from outside.
@@ -109,6 +110,8 @@ pub struct RunReport {
     pub steps: Vec<StepRecord>,
     /// Tables read.
     pub inputs: Option<CatalogReport>,
+    /// Data-quality results.
+    pub quality: Option<QualityReport>,
     /// What it produced.
     pub summary: RunSummary,
     /// The error that failed the run.
@@ -160,6 +163,7 @@ pub async fn run_job(
                 })
                 .collect(),
             inputs: None,
+            quality: None,
             summary: RunSummary { horizon: env.settings.horizon, ..Default::default() },
             error: None,
         };
@@ -238,6 +242,12 @@ async fn run_step(
     let s = &env.settings;
     let params = state.params.expect("set before the first step");
     match kind {
+        StepKind::Checks => {
+            let q = quality::run(ctx, &env.lake, &s.quality, run_date, params.cutoff, run_id, env.clock.as_ref()).await?;
+            let rows = q.excluded_rows;
+            report.quality = Some(q);
+            Ok(Some(rows))
+        }
         StepKind::Features => {
             let metrics = features::materialize_all(ctx, &env.lake, params, run_id, env.clock.as_ref()).await?;
             let rows = metrics.iter().map(|m| m.rows).sum();
@@ -299,7 +309,8 @@ async fn run_step(
                 .iter()
                 .map(|f| serde_json::json!({ "name": f.name, "cutoff": f.cutoff, "rows": f.rows, "location": f.location }))
                 .collect();
-            let inputs = serde_json::json!({ "tables": report.inputs, "features": features });
+            let quality = report.quality.as_ref().map(|q| serde_json::json!({ "excluded_rows": q.excluded_rows, "checks": q.checks }));
+            let inputs = serde_json::json!({ "tables": report.inputs, "features": features, "quality": quality });
             let release = ForecastRelease {
                 run_id,
                 run_date,

@@ -24,6 +24,8 @@ pub const NIGHTLY: &str = include_str!("../../jobs/nightly.toml");
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum StepKind {
+    /// Run the data-quality checks: quarantine bad rows, stop on a blocking failure.
+    Checks,
     /// Materialise the feature tables as of the cutoff.
     Features,
     /// Build the panel and fit the configured models.
@@ -109,7 +111,7 @@ mod tests {
     fn the_nightly_job_parses() {
         let j = JobSpec::parse(NIGHTLY, "nightly.toml").unwrap();
         assert_eq!(j.name, "nightly");
-        assert_eq!(j.steps.iter().map(|s| s.kind).collect::<Vec<_>>(), [StepKind::Features, StepKind::Train, StepKind::Predict, StepKind::Publish]);
+        assert_eq!(j.steps.iter().map(|s| s.kind).collect::<Vec<_>>(), [StepKind::Checks, StepKind::Features, StepKind::Train, StepKind::Predict, StepKind::Publish]);
     }
 
     #[test]

@@ -5,6 +5,7 @@
 //! features/<name>/cutoff=YYYY-MM-DD/           feature tables, one folder per cutoff
 //! forecasts/run_date=YYYY-MM-DD/part-*.parquet + _manifest.json
 //! runs/job=<job>/run_date=YYYY-MM-DD/<run_id>.json
+//! quarantine/check=<name>/run_date=YYYY-MM-DD/  rows that failed a data-quality check, with reasons
 //! _demo/truth.json                             true effects the demo generator used
 //! ```
 //!
@@ -41,6 +42,11 @@ pub fn manifest(dataset: &Path) -> Path {
 /// The record of one job run.
 pub fn run_record(job: &str, run_date: NaiveDate, run_id: &str) -> Path {
     Path::from_iter(["runs".to_string(), format!("job={job}"), format!("run_date={run_date}"), format!("{run_id}.json")])
+}
+
+/// Where a data-quality check's violations for a run date go.
+pub fn quarantine(check: &str, run_date: NaiveDate) -> Path {
+    Path::from_iter(["quarantine".to_string(), format!("check={check}"), format!("run_date={run_date}")])
 }
 
 /// Where the demo generator writes the true effects it used.

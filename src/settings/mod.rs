@@ -80,6 +80,8 @@ pub struct SettingsFile {
     pub jobs_dir: Option<String>,
     /// Object store options.
     pub storage: Option<BTreeMap<String, String>>,
+    /// Data-quality checks.
+    pub quality: Option<crate::quality::QualitySettings>,
 }
 
 impl SettingsFile {
@@ -148,6 +150,8 @@ pub struct Settings {
     /// Object store options (no credentials).
     #[serde(skip)]
     pub storage: BTreeMap<String, String>,
+    /// Data-quality checks.
+    pub quality: crate::quality::QualitySettings,
 }
 
 /// Storage option keys that carry secrets: refused in the file.
@@ -219,6 +223,8 @@ impl Settings {
                 ));
             }
         }
+        let quality = file.quality.unwrap_or_default();
+        quality.validate()?;
         Ok(Self {
             config_path,
             base_dir,
@@ -232,6 +238,7 @@ impl Settings {
             threads,
             jobs_dir,
             storage,
+            quality,
         })
     }
 }
@@ -308,6 +315,16 @@ mod tests {
         let bad = Overrides { quantiles: Some(vec![0.5, 1.0]), ..Default::default() };
         let err = Settings::resolve(SettingsFile::default(), bad, PathBuf::from("/a"), None).unwrap_err();
         assert!(err.to_string().contains("quantiles"));
+    }
+
+    #[test]
+    fn quality_settings_are_checked() {
+        let file = SettingsFile::parse("[quality]\nreturns = \"drop\"\n[quality.checks.duplicate_keys]\nblocking = true\nmax-share = 0.01\n", Path::new("q.toml")).unwrap();
+        let s = Settings::resolve(file, Overrides::default(), PathBuf::from("/a"), None).unwrap();
+        assert_eq!(s.quality.returns, crate::quality::Returns::Drop);
+        let file = SettingsFile::parse("[quality.checks.no_such_check]\nblocking = true\n", Path::new("q.toml")).unwrap();
+        let err = Settings::resolve(file, Overrides::default(), PathBuf::from("/a"), None).unwrap_err();
+        assert!(err.to_string().contains("quality.checks.no_such_check"), "{err}");
     }
 
     #[test]

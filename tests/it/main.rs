@@ -11,6 +11,8 @@ mod cli;
 mod features;
 /// The nightly pipeline on a tiny lake: rows, quantiles, manifest, reruns, determinism.
 mod pipeline;
+/// Data-quality checks: quarantine, cleaned tables, blocking gates.
+mod quality;
 /// Read-only ad hoc SQL.
 mod query;
 /// The feature queries' business rules, from tests/sql/*.slt.
