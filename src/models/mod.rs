@@ -25,6 +25,13 @@ pub struct FitReport {
     pub observations: usize,
 }
 
+impl FitReport {
+    /// The report of a model fitted on every series of `panel`.
+    pub fn new(model: &str, panel: &Panel) -> Self {
+        Self { model: model.to_string(), series: panel.len(), observations: panel.observations() }
+    }
+}
+
 /// A forecast for every series of a panel.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Forecast {
@@ -89,15 +96,31 @@ pub trait Forecaster: std::fmt::Debug + Send {
 
     /// Forecasts `horizon` periods after the panel's end for every series, at the quantile `levels`.
     fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast>;
+
+    /// The fitted state, to store in the lake.
+    fn save(&self) -> Result<Vec<u8>>;
+
+    /// Restores a state written by [`Forecaster::save`].
+    fn load(&mut self, bytes: &[u8]) -> Result<()>;
 }
 
 /// Model names the registry knows.
-pub const KNOWN: &[&str] = &["seasonal_naive"];
+pub const KNOWN: &[&str] = &["naive", "seasonal_naive", "moving_average", "ets", "croston", "tsb"];
 
 /// Builds a model by its settings name.
 pub fn build(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
-    match name {
-        "seasonal_naive" => Ok(Box::new(baseline::SeasonalNaive::new(settings.season_length))),
-        _ => Err(Error::UnknownModel { name: name.to_string(), known: KNOWN.join(", ") }),
-    }
+    use crate::settings::Frequency;
+    let window = match settings.frequency {
+        Frequency::Daily => 28,
+        Frequency::Weekly => 13,
+    };
+    Ok(match name {
+        "naive" => Box::new(baseline::Naive),
+        "seasonal_naive" => Box::new(baseline::SeasonalNaive::new(settings.season_length)),
+        "moving_average" => Box::new(baseline::MovingAverage::new(window)),
+        "ets" => Box::new(baseline::Ets::new(settings.season_length, settings.threads)),
+        "croston" => Box::new(baseline::Croston::new(0.1, baseline::CrostonVariant::Sba)),
+        "tsb" => Box::new(baseline::Tsb::new(0.1, 0.1)),
+        _ => return Err(Error::UnknownModel { name: name.to_string(), known: KNOWN.join(", ") }),
+    })
 }

@@ -95,6 +95,16 @@ impl Panel {
         Ok(Self { keys, values, end, frequency })
     }
 
+    /// A one-series daily panel ending 2026-01-01; for tests and examples.
+    pub fn single(values: &[f32]) -> Self {
+        Self {
+            keys: vec![SeriesKey { item_id: "item".into(), location_id: "location".into() }],
+            values: vec![values.to_vec()],
+            end: NaiveDate::from_ymd_opt(2026, 1, 1).expect("a valid date"),
+            frequency: Frequency::Daily,
+        }
+    }
+
     /// Number of series.
     pub fn len(&self) -> usize {
         self.keys.len()

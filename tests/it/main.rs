@@ -9,6 +9,8 @@ mod catalog;
 mod cli;
 /// Feature tables: point-in-time correctness and materialisation.
 mod features;
+/// The forecaster contract, run against every model, and learning checks.
+mod models;
 /// The nightly pipeline on a tiny lake: rows, quantiles, manifest, reruns, determinism.
 mod pipeline;
 /// Data-quality checks: quarantine, cleaned tables, blocking gates.

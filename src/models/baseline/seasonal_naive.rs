@@ -35,7 +35,7 @@ impl Forecaster for SeasonalNaive {
 
     fn fit(&mut self, panel: &Panel) -> Result<FitReport> {
         // Nothing to learn beyond the history itself, which predict reads.
-        Ok(FitReport { model: self.name().to_string(), series: panel.len(), observations: panel.observations() })
+        Ok(FitReport::new(self.name(), panel))
     }
 
     fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast> {
@@ -58,6 +58,15 @@ impl Forecaster for SeasonalNaive {
             }
         }
         Ok(out)
+    }
+
+    fn save(&self) -> Result<Vec<u8>> {
+        Ok(serde_json::to_vec(&self.season)?)
+    }
+
+    fn load(&mut self, bytes: &[u8]) -> Result<()> {
+        self.season = serde_json::from_slice(bytes)?;
+        Ok(())
     }
 }
 

@@ -1,0 +1,101 @@
+//! The contract every forecaster meets, run against each model of the registry, and checks that
+//! the fitted baselines learn.
+
+use chrono::NaiveDate;
+use shelfcast::models::{self, Forecaster};
+use shelfcast::panel::{Panel, SeriesKey};
+use shelfcast::settings::{Frequency, Overrides, Settings, SettingsFile};
+
+fn settings() -> Settings {
+    let o = Overrides { threads: Some(2), ..Default::default() };
+    Settings::resolve(SettingsFile::default(), o, std::path::PathBuf::from("/tmp"), None).unwrap()
+}
+
+/// Smooth seasonal series, an intermittent one, a short one and an all-zero one.
+fn panel() -> Panel {
+    let week = [0.8, 0.9, 1.0, 1.0, 1.2, 1.5, 1.3];
+    let mut values = Vec::new();
+    for s in 0..4 {
+        values.push((0..120).map(|t| ((10 + 5 * s) as f64 * week[t % 7] + ((t * 31 + s * 7) % 5) as f64) as f32).collect());
+    }
+    values.push((0..120).map(|t| if t % 9 == 0 { 3.0 } else { 0.0 }).collect());
+    values.push(vec![2.0, 3.0, 1.0]);
+    values.push(vec![0.0; 50]);
+    let keys = (0..values.len()).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect();
+    Panel { keys, values, end: NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(), frequency: Frequency::Daily }
+}
+
+fn contract(name: &str) {
+    let s = settings();
+    let p = panel();
+    let levels = [0.1, 0.5, 0.9];
+    let horizon = 14;
+    let mut m = models::build(name, &s).unwrap();
+    assert_eq!(m.name(), name);
+    m.fit(&p).unwrap();
+    let f = m.predict(&p, horizon, &levels).unwrap();
+    assert_eq!(f.mean.len(), p.len() * horizon, "{name}: shape of the mean");
+    assert_eq!(f.quantiles.len(), p.len() * horizon * levels.len(), "{name}: shape of the quantiles");
+    for s in 0..p.len() {
+        for h in 0..horizon {
+            let q: Vec<f32> = (0..levels.len()).map(|k| f.quantile_at(s, h, k)).collect();
+            assert!(q.windows(2).all(|w| w[0] <= w[1]), "{name}: quantiles cross for series {s} step {h}: {q:?}");
+            assert!(q[0] >= 0.0 && f.mean_at(s, h) >= 0.0, "{name}: negative forecast");
+            assert!(f.mean_at(s, h).is_finite());
+        }
+    }
+    // The all-zero series forecasts zero.
+    assert!((0..horizon).all(|h| f.mean_at(6, h) == 0.0), "{name}: zeros in, zeros out");
+
+    // Deterministic: a second model on the same data gives the same forecast.
+    let mut again = models::build(name, &s).unwrap();
+    again.fit(&p).unwrap();
+    assert_eq!(again.predict(&p, horizon, &levels).unwrap(), f, "{name}: not deterministic");
+
+    // Save, load into a fresh model, same forecast.
+    let bytes = m.save().unwrap();
+    let mut loaded = models::build(name, &s).unwrap();
+    loaded.load(&bytes).unwrap();
+    assert_eq!(loaded.predict(&p, horizon, &levels).unwrap(), f, "{name}: save/load changed the forecast");
+}
+
+#[test]
+fn every_model_meets_the_contract() {
+    for name in models::KNOWN {
+        contract(name);
+    }
+}
+
+fn mae(name: &str, train: &Panel, test: &[Vec<f32>], horizon: usize) -> f64 {
+    let mut m = models::build(name, &settings()).unwrap();
+    m.fit(train).unwrap();
+    let f = m.predict(train, horizon, &[0.5]).unwrap();
+    let mut err = 0.0;
+    for (s, actual) in test.iter().enumerate() {
+        for h in 0..horizon {
+            err += (f.mean_at(s, h) - actual[h]).abs() as f64;
+        }
+    }
+    err / (test.len() * horizon) as f64
+}
+
+#[test]
+fn ets_learns_season_and_trend_better_than_naive() {
+    let week = [0.7, 0.8, 1.0, 1.0, 1.3, 1.6, 1.2];
+    let series: Vec<Vec<f32>> = (0..6)
+        .map(|s| (0..168).map(|t| ((20.0 + 0.1 * t as f64 + s as f64) * week[t % 7] + ((t * 13 + s) % 3) as f64) as f32).collect())
+        .collect();
+    let horizon = 14;
+    let train = Panel {
+        keys: (0..6).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect(),
+        values: series.iter().map(|y| y[..168 - horizon].to_vec()).collect(),
+        end: NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
+        frequency: Frequency::Daily,
+    };
+    let test: Vec<Vec<f32>> = series.iter().map(|y| y[168 - horizon..].to_vec()).collect();
+    let ets = mae("ets", &train, &test, horizon);
+    let naive = mae("naive", &train, &test, horizon);
+    let snaive = mae("seasonal_naive", &train, &test, horizon);
+    assert!(ets < 0.5 * naive, "ets {ets} vs naive {naive}");
+    assert!(ets < snaive, "ets {ets} vs seasonal naive {snaive}");
+}
