@@ -13,6 +13,7 @@
 //! - [`features`]: the feature SQL in `sql/features/`, run for a cutoff and materialised.
 //! - [`panel`]: feature rows → per-series arrays (and tensors, in [`models::nn`]).
 //! - [`models`]: the `Forecaster` trait and its implementations.
+//! - [`evaluate`]: accuracy metrics.
 //! - [`publish`]: forecast datasets with their manifest, written last.
 //! - [`jobs`]: job files and the runner that executes their steps.
 
@@ -23,6 +24,7 @@ pub mod clock;
 pub mod demo;
 pub mod engine;
 pub mod error;
+pub mod evaluate;
 pub mod features;
 pub mod jobs;
 pub mod lake;

@@ -1,0 +1,3 @@
+//! Evaluation: forecast accuracy metrics.
+
+pub mod metrics;
