@@ -114,6 +114,24 @@ enum Command {
         #[arg(long)]
         cutoff: Option<NaiveDate>,
     },
+    /// Rolling-origin backtest of the configured models on the lake's history.
+    Backtest {
+        /// Number of cutoffs.
+        #[arg(long, default_value_t = 3)]
+        windows: usize,
+        /// Periods forecast at each cutoff (default: the configured horizon).
+        #[arg(long = "backtest-horizon", visible_alias = "h")]
+        horizon: Option<usize>,
+        /// Periods between cutoffs (default: the horizon).
+        #[arg(long)]
+        step: Option<usize>,
+        /// Write the forecasts in score.py's canonical format (Parquet) to this file.
+        #[arg(long)]
+        export: Option<PathBuf>,
+        /// Write the actuals in score.py's format (unique_id, ds, y) to this file.
+        #[arg(long)]
+        export_actuals: Option<PathBuf>,
+    },
     /// Run a job (e.g. `nightly`) once now.
     Run {
         /// Job name: jobs/<name>.toml.
@@ -170,6 +188,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Features { cutoff } => features_cmd(&settings, &lake, clock.as_ref(), cutoff).await,
         Command::Run { job, date } => run_cmd(settings, lake, clock, &job, date, show_progress).await,
+        Command::Backtest { windows, horizon, step, export, export_actuals } => {
+            backtest_cmd(&settings, &lake, clock.as_ref(), windows, horizon, step, export, export_actuals, show_progress).await
+        }
     }
 }
 
@@ -348,5 +369,68 @@ async fn run_cmd(
     }
     println!("  forecasts   {}", s.output.as_deref().unwrap_or("-"));
     println!("  manifest    {}", s.manifest.as_deref().unwrap_or("-"));
+    Ok(())
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn backtest_cmd(
+    settings: &Settings,
+    lake: &Lake,
+    clock: &dyn Clock,
+    windows: usize,
+    horizon: Option<usize>,
+    step: Option<usize>,
+    export: Option<PathBuf>,
+    export_actuals: Option<PathBuf>,
+    show: bool,
+) -> anyhow::Result<()> {
+    use shelfcast::evaluate::backtest::{self, BacktestOptions};
+    let horizon = horizon.unwrap_or(settings.horizon);
+    let opts = BacktestOptions { windows, horizon, step: step.unwrap_or(horizon), models: settings.models.clone() };
+    let started = Instant::now();
+    let pb = spinner(show);
+    pb.set_message("backtest: reading the lake");
+    let (ctx, _) = engine::open(lake, settings.threads).await?;
+    let run_id = format!("backtest-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
+    shelfcast::quality::run(&ctx, lake, &settings.quality, clock.today(), clock.today(), &run_id, clock).await?;
+    let (full, last) = backtest::full_panel(&ctx, settings).await?;
+    pb.set_message(format!("backtest: {} windows × {} models over {} series", windows, opts.models.len(), full.len()));
+    let s2 = settings.clone();
+    let (report, full) = tokio::task::spawn_blocking(move || backtest::run(&full, &s2, &opts).map(|r| (r, full))).await??;
+    pb.finish_and_clear();
+    let rows = backtest::canonical_batch(&report)?;
+    let dir = shelfcast::lake::layout::backtest(&run_id);
+    let mut w = shelfcast::lake::dataset::DatasetWriter::new(lake, dir.clone(), "metrics/backtest", &run_id, rows.schema());
+    w.write(rows.clone()).await?;
+    let mut meta = serde_json::Map::new();
+    meta.insert("run_id".into(), run_id.clone().into());
+    meta.insert("last_sales_date".into(), last.to_string().into());
+    meta.insert("report".into(), serde_json::to_value(&report)?);
+    w.commit(clock.now(), meta).await?;
+    if let Some(path) = export {
+        std::fs::write(&path, shelfcast::lake::parquet::encode(&rows.schema(), &[rows])?).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if let Some(path) = export_actuals {
+        let a = backtest::actuals_batch(&full)?;
+        std::fs::write(&path, shelfcast::lake::parquet::encode(&a.schema(), &[a])?).with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    let cutoffs: Vec<String> = report.cutoffs.iter().map(|c| c.to_string()).collect();
+    println!(
+        "backtest {run_id}: {} series, cutoffs {}, horizon {horizon}, {:.1} s",
+        full.len(),
+        cutoffs.join(", "),
+        started.elapsed().as_secs_f64()
+    );
+    let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
+    println!("{:<16} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8}", "model", "MAE", "RMSE", "WAPE%", "sMAPE%", "MASE", "R2", "bias", "cov80", "pinball");
+    for m in &report.models {
+        let o = &m.overall;
+        let pinball = if o.pinball.is_empty() { None } else { Some(o.pinball.values().sum::<f64>() / o.pinball.len() as f64) };
+        println!(
+            "{:<16} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8}",
+            m.model, f(o.mae), f(o.rmse), f(o.wape), f(o.smape), f(o.mase), f(o.r2), f(o.bias), f(o.coverage_80), f(pinball)
+        );
+    }
+    println!("scores and forecasts: {}", lake.display(&dir));
     Ok(())
 }

@@ -1,3 +1,4 @@
-//! Evaluation: forecast accuracy metrics.
+//! Evaluation: accuracy metrics and rolling-origin backtests.
 
+pub mod backtest;
 pub mod metrics;

@@ -5,6 +5,7 @@
 //! features/<name>/cutoff=YYYY-MM-DD/           feature tables, one folder per cutoff
 //! forecasts/run_date=YYYY-MM-DD/part-*.parquet + _manifest.json
 //! runs/job=<job>/run_date=YYYY-MM-DD/<run_id>.json
+//! metrics/backtest/run_id=<id>/                 backtest forecasts; scores in its manifest
 //! quarantine/check=<name>/run_date=YYYY-MM-DD/  rows that failed a data-quality check, with reasons
 //! _demo/truth.json                             true effects the demo generator used
 //! ```
@@ -47,6 +48,11 @@ pub fn run_record(job: &str, run_date: NaiveDate, run_id: &str) -> Path {
 /// Where a data-quality check's violations for a run date go.
 pub fn quarantine(check: &str, run_date: NaiveDate) -> Path {
     Path::from_iter(["quarantine".to_string(), format!("check={check}"), format!("run_date={run_date}")])
+}
+
+/// Where a backtest's scores and forecasts go.
+pub fn backtest(run_id: &str) -> Path {
+    Path::from_iter(["metrics".to_string(), "backtest".to_string(), format!("run_id={run_id}")])
 }
 
 /// Where the demo generator writes the true effects it used.

@@ -1,0 +1,415 @@
+//! Rolling-origin backtests: every model refitted at each cutoff, scored on the periods after it.
+//!
+//! With `T` the last period with sales, cutoffs are `T − (W − i)·S` for `i = 0 … W−1` (step `S`,
+//! the horizon by default — the protocol of `score.py`). At each cutoff every model is fitted on
+//! the history up to it and forecasts `H` periods; the forecasts are compared with the actuals.
+//! Because the target is point-in-time (see the leakage test), the history at a cutoff is the
+//! full zero-filled series cut at that cutoff. Series with no sale by a cutoff are left out of
+//! that window. Scores pool all series × steps × windows per model, and are also given per
+//! window, per horizon step and per demand class.
+
+use std::collections::BTreeMap;
+
+use chrono::{Duration, NaiveDate};
+use serde::Serialize;
+use tracing::{info, instrument};
+
+use super::metrics;
+use crate::error::{Error, Result};
+use crate::models::baseline::classify::{DemandClass, classify};
+use crate::models::{self, Forecast};
+use crate::panel::Panel;
+use crate::settings::Settings;
+
+/// What to backtest.
+#[derive(Debug, Clone)]
+pub struct BacktestOptions {
+    /// Number of cutoffs.
+    pub windows: usize,
+    /// Periods forecast at each cutoff.
+    pub horizon: usize,
+    /// Periods between cutoffs.
+    pub step: usize,
+    /// Models, by registry name.
+    pub models: Vec<String>,
+}
+
+/// Accuracy over a set of rows.
+#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+pub struct Scores {
+    /// Rows scored.
+    pub n: usize,
+    /// Mean absolute error.
+    pub mae: Option<f64>,
+    /// Mean squared error.
+    pub mse: Option<f64>,
+    /// Root mean squared error.
+    pub rmse: Option<f64>,
+    /// Weighted absolute percentage error (%).
+    pub wape: Option<f64>,
+    /// Symmetric MAPE (%).
+    pub smape: Option<f64>,
+    /// MAPE over non-zero actuals (%).
+    pub mape: Option<f64>,
+    /// Mean absolute scaled error (seasonal naive in sample).
+    pub mase: Option<f64>,
+    /// R².
+    pub r2: Option<f64>,
+    /// Mean error.
+    pub bias: Option<f64>,
+    /// Total error over total actual (%).
+    pub bias_pct: Option<f64>,
+    /// Pinball loss per quantile level.
+    pub pinball: BTreeMap<String, f64>,
+    /// Share of actuals within the 0.1–0.9 quantiles.
+    pub coverage_80: Option<f64>,
+}
+
+/// One scored row.
+#[derive(Debug, Clone, Serialize)]
+pub struct ScoredRow {
+    /// Series.
+    pub item_id: String,
+    /// Series.
+    pub location_id: String,
+    /// Cutoff of the window.
+    pub cutoff: NaiveDate,
+    /// Period forecast.
+    pub target_date: NaiveDate,
+    /// Steps after the cutoff, from 1.
+    pub step: usize,
+    /// Actual.
+    pub y: f64,
+    /// Mean forecast.
+    pub y_hat: f64,
+    /// Quantile forecasts, in `levels` order.
+    pub quantiles: Vec<f64>,
+    /// Demand class of the series at the cutoff.
+    pub class: DemandClass,
+    /// In-sample seasonal-naive MAE up to the cutoff (MASE scale).
+    pub scale: Option<f64>,
+}
+
+/// One model's backtest.
+#[derive(Debug, Clone, Serialize)]
+pub struct ModelBacktest {
+    /// Model name.
+    pub model: String,
+    /// Pooled over every window.
+    pub overall: Scores,
+    /// Per cutoff.
+    pub per_window: BTreeMap<NaiveDate, Scores>,
+    /// Per horizon step (1-based).
+    pub per_step: BTreeMap<usize, Scores>,
+    /// Per demand class.
+    pub per_class: BTreeMap<String, Scores>,
+    /// Every scored row.
+    #[serde(skip)]
+    pub rows: Vec<ScoredRow>,
+}
+
+/// The result of a backtest.
+#[derive(Debug, Clone, Serialize)]
+pub struct BacktestReport {
+    /// Cutoffs, oldest first.
+    pub cutoffs: Vec<NaiveDate>,
+    /// Horizon.
+    pub horizon: usize,
+    /// Quantile levels scored.
+    pub levels: Vec<f64>,
+    /// Season used for MASE.
+    pub season: usize,
+    /// Per model, in the order given.
+    pub models: Vec<ModelBacktest>,
+}
+
+/// The quantile levels a backtest scores: the configured ones plus 0.1, 0.5 and 0.9.
+pub fn levels(settings: &Settings) -> Vec<f64> {
+    let mut l = settings.quantiles.clone();
+    l.extend([0.1, 0.5, 0.9]);
+    l.sort_by(f64::total_cmp);
+    l.dedup_by(|a, b| (*a - *b).abs() < 1e-12);
+    l
+}
+
+/// The panel as of `cutoff`: every series cut after it; series without history by then dropped.
+/// Returns the panel and, per kept series, its index in `full`.
+pub fn panel_at(full: &Panel, cutoff_index_from_end: usize) -> (Panel, Vec<usize>) {
+    let mut keys = Vec::new();
+    let mut values = Vec::new();
+    let mut index = Vec::new();
+    for (i, (k, y)) in full.keys.iter().zip(&full.values).enumerate() {
+        if y.len() > cutoff_index_from_end {
+            keys.push(k.clone());
+            values.push(y[..y.len() - cutoff_index_from_end].to_vec());
+            index.push(i);
+        }
+    }
+    let end = full.end - Duration::days(full.frequency.days() * cutoff_index_from_end as i64);
+    let mut p = full.clone();
+    p.keys = keys;
+    p.values = values;
+    p.end = end;
+    (p, index)
+}
+
+/// Runs a backtest on `full`, the zero-filled panel up to the last period with sales.
+#[instrument(skip_all, fields(windows = opts.windows, horizon = opts.horizon, step = opts.step))]
+pub fn run(full: &Panel, settings: &Settings, opts: &BacktestOptions) -> Result<BacktestReport> {
+    if opts.windows == 0 || opts.horizon == 0 || opts.step == 0 {
+        return Err(Error::data("a backtest needs at least one window, a horizon and a step"));
+    }
+    let back = (opts.windows - 1) * opts.step + opts.horizon;
+    let longest = full.values.iter().map(Vec::len).max().unwrap_or(0);
+    if longest <= back {
+        return Err(Error::data(format!(
+            "{} windows of {} periods (step {}) need more than {back} periods of history; the longest series has {longest}",
+            opts.windows, opts.horizon, opts.step
+        )));
+    }
+    let levels = levels(settings);
+    let season = settings.season_length;
+    let mut cutoffs = Vec::new();
+    let mut per_model: Vec<Vec<ScoredRow>> = vec![Vec::new(); opts.models.len()];
+    for w in 0..opts.windows {
+        let from_end = (opts.windows - w - 1) * opts.step + opts.horizon;
+        let (panel, index) = panel_at(full, from_end);
+        let cutoff = panel.end + Duration::days(full.frequency.days() - 1);
+        cutoffs.push(cutoff);
+        info!(cutoff = %cutoff, series = panel.len(), "backtest window");
+        for (m, name) in opts.models.iter().enumerate() {
+            let mut model = models::build(name, settings)?;
+            model.fit(&panel)?;
+            let f = model.predict(&panel, opts.horizon, &levels)?;
+            score_window(&panel, &index, full, &f, cutoff, from_end, &levels, season, &mut per_model[m]);
+        }
+    }
+    let models = opts
+        .models
+        .iter()
+        .zip(per_model)
+        .map(|(name, rows)| summarise(name, rows, &levels))
+        .collect();
+    Ok(BacktestReport { cutoffs, horizon: opts.horizon, levels, season, models })
+}
+
+#[allow(clippy::too_many_arguments)]
+fn score_window(
+    panel: &Panel,
+    index: &[usize],
+    full: &Panel,
+    f: &Forecast,
+    cutoff: NaiveDate,
+    from_end: usize,
+    levels: &[f64],
+    season: usize,
+    out: &mut Vec<ScoredRow>,
+) {
+    for (s, &i) in index.iter().enumerate() {
+        let history = &panel.values[s];
+        let hist64: Vec<f64> = history.iter().map(|v| *v as f64).collect();
+        let scale = metrics::seasonal_naive_scale(&hist64, season);
+        let class = classify(history, 2 * season);
+        let actual = &full.values[i][full.values[i].len() - from_end..];
+        for h in 0..f.horizon.min(actual.len()) {
+            out.push(ScoredRow {
+                item_id: panel.keys[s].item_id.clone(),
+                location_id: panel.keys[s].location_id.clone(),
+                cutoff,
+                target_date: panel.target_date(h + 1),
+                step: h + 1,
+                y: actual[h] as f64,
+                y_hat: f.mean_at(s, h) as f64,
+                quantiles: (0..levels.len()).map(|q| f.quantile_at(s, h, q) as f64).collect(),
+                class,
+                scale,
+            });
+        }
+    }
+}
+
+/// Scores a set of rows.
+pub fn scores(rows: &[&ScoredRow], levels: &[f64]) -> Scores {
+    let y: Vec<f64> = rows.iter().map(|r| r.y).collect();
+    let f: Vec<f64> = rows.iter().map(|r| r.y_hat).collect();
+    let mut pairs: BTreeMap<(&str, &str, NaiveDate), (f64, usize, Option<f64>)> = BTreeMap::new();
+    for r in rows {
+        let e = pairs.entry((r.item_id.as_str(), r.location_id.as_str(), r.cutoff)).or_insert((0.0, 0, r.scale));
+        e.0 += (r.y_hat - r.y).abs();
+        e.1 += 1;
+    }
+    let pairs: Vec<(f64, Option<f64>)> = pairs.values().map(|(s, n, scale)| (s / *n as f64, *scale)).collect();
+    let column = |q: usize| rows.iter().map(|r| r.quantiles[q]).collect::<Vec<f64>>();
+    let pos = |l: f64| levels.iter().position(|x| (x - l).abs() < 1e-9);
+    Scores {
+        n: rows.len(),
+        mae: metrics::mae(&y, &f),
+        mse: metrics::mse(&y, &f),
+        rmse: metrics::rmse(&y, &f),
+        wape: metrics::wape(&y, &f),
+        smape: metrics::smape(&y, &f),
+        mape: metrics::mape(&y, &f),
+        mase: metrics::mase(&pairs).0,
+        r2: metrics::r2(&y, &f),
+        bias: metrics::bias(&y, &f),
+        bias_pct: metrics::bias_pct(&y, &f),
+        pinball: levels
+            .iter()
+            .enumerate()
+            .filter_map(|(q, l)| metrics::pinball(&y, &column(q), *l).map(|v| (format!("{l}"), v)))
+            .collect(),
+        coverage_80: match (pos(0.1), pos(0.9)) {
+            (Some(lo), Some(hi)) => metrics::coverage(&y, &column(lo), &column(hi)),
+            _ => None,
+        },
+    }
+}
+
+fn summarise(name: &str, rows: Vec<ScoredRow>, levels: &[f64]) -> ModelBacktest {
+    let all: Vec<&ScoredRow> = rows.iter().collect();
+    let group = |key: &dyn Fn(&ScoredRow) -> String| {
+        let mut g: BTreeMap<String, Vec<&ScoredRow>> = BTreeMap::new();
+        for r in &rows {
+            g.entry(key(r)).or_default().push(r);
+        }
+        g
+    };
+    let mut per_window = BTreeMap::new();
+    let mut per_step = BTreeMap::new();
+    let mut by_cutoff: BTreeMap<NaiveDate, Vec<&ScoredRow>> = BTreeMap::new();
+    let mut by_step: BTreeMap<usize, Vec<&ScoredRow>> = BTreeMap::new();
+    for r in &rows {
+        by_cutoff.entry(r.cutoff).or_default().push(r);
+        by_step.entry(r.step).or_default().push(r);
+    }
+    for (c, rs) in by_cutoff {
+        per_window.insert(c, scores(&rs, levels));
+    }
+    for (s, rs) in by_step {
+        per_step.insert(s, scores(&rs, levels));
+    }
+    let per_class = group(&|r| serde_json::to_value(r.class).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+        .into_iter()
+        .map(|(k, rs)| (k, scores(&rs, levels)))
+        .collect();
+    ModelBacktest { model: name.to_string(), overall: scores(&all, levels), per_window, per_step, per_class, rows }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel::SeriesKey;
+    use crate::settings::{Frequency, Overrides, SettingsFile};
+
+    fn settings() -> Settings {
+        let o = Overrides { threads: Some(1), ..Default::default() };
+        Settings::resolve(SettingsFile::default(), o, std::path::PathBuf::from("/tmp"), None).unwrap()
+    }
+
+    #[test]
+    fn windows_are_cut_at_the_right_periods_and_scored_against_what_followed() {
+        // A series that counts 1, 2, 3, …: naive forecasts the last value, so at a cutoff
+        // whose last value is v the error at step h is exactly h.
+        let full = Panel {
+            keys: vec![SeriesKey { item_id: "a".into(), location_id: "s".into() }],
+            values: vec![(1..=30).map(|v| v as f32).collect()],
+            end: NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
+            frequency: Frequency::Daily,
+        };
+        let opts = BacktestOptions { windows: 3, horizon: 4, step: 4, models: vec!["naive".into()] };
+        let r = run(&full, &settings(), &opts).unwrap();
+        let d = |x| NaiveDate::from_ymd_opt(2026, 1, x).unwrap();
+        assert_eq!(r.cutoffs, vec![d(18), d(22), d(26)]);
+        let m = &r.models[0];
+        assert_eq!(m.overall.n, 12);
+        assert_eq!(m.overall.mae, Some(2.5));
+        assert_eq!(m.per_step[&1].mae, Some(1.0));
+        assert_eq!(m.per_step[&4].mae, Some(4.0));
+        let first = &m.rows[0];
+        assert_eq!((first.target_date, first.y, first.y_hat), (d(19), 19.0, 18.0));
+    }
+
+    #[test]
+    fn too_short_a_history_is_refused() {
+        let full = Panel {
+            keys: vec![SeriesKey { item_id: "a".into(), location_id: "s".into() }],
+            values: vec![vec![1.0; 10]],
+            end: NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
+            frequency: Frequency::Daily,
+        };
+        let opts = BacktestOptions { windows: 3, horizon: 4, step: 4, models: vec!["naive".into()] };
+        assert!(run(&full, &settings(), &opts).unwrap_err().to_string().contains("need more than 12 periods"));
+    }
+}
+
+/// The rows of a backtest in the canonical format of `score.py`:
+/// `unique_id, ds, cutoff, y_hat, y_lo, y_hi, method` (`y_lo`/`y_hi`: the 0.1 and 0.9 quantiles).
+pub fn canonical_batch(report: &BacktestReport) -> Result<arrow::record_batch::RecordBatch> {
+    use arrow::array::{ArrayRef, Date32Builder, Float64Builder, StringBuilder};
+    use std::sync::Arc;
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let lo = report.levels.iter().position(|l| (l - 0.1).abs() < 1e-9);
+    let hi = report.levels.iter().position(|l| (l - 0.9).abs() < 1e-9);
+    let (mut id, mut ds, mut cutoff, mut yhat, mut ylo, mut yhi, mut method) = (
+        StringBuilder::new(),
+        Date32Builder::new(),
+        Date32Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        Float64Builder::new(),
+        StringBuilder::new(),
+    );
+    for m in &report.models {
+        for r in &m.rows {
+            id.append_value(format!("{}/{}", r.item_id, r.location_id));
+            ds.append_value((r.target_date - epoch).num_days() as i32);
+            cutoff.append_value((r.cutoff - epoch).num_days() as i32);
+            yhat.append_value(r.y_hat);
+            ylo.append_option(lo.map(|q| r.quantiles[q]));
+            yhi.append_option(hi.map(|q| r.quantiles[q]));
+            method.append_value(&m.model);
+        }
+    }
+    Ok(arrow::record_batch::RecordBatch::try_from_iter(vec![
+        ("unique_id", Arc::new(id.finish()) as ArrayRef),
+        ("ds", Arc::new(ds.finish())),
+        ("cutoff", Arc::new(cutoff.finish())),
+        ("y_hat", Arc::new(yhat.finish())),
+        ("y_lo", Arc::new(ylo.finish())),
+        ("y_hi", Arc::new(yhi.finish())),
+        ("method", Arc::new(method.finish())),
+    ])?)
+}
+
+/// The actuals of a panel in `score.py`'s format: `unique_id, ds, y` over the whole history.
+pub fn actuals_batch(full: &Panel) -> Result<arrow::record_batch::RecordBatch> {
+    use arrow::array::{ArrayRef, Date32Builder, Float64Builder, StringBuilder};
+    use std::sync::Arc;
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let (mut id, mut ds, mut y) = (StringBuilder::new(), Date32Builder::new(), Float64Builder::new());
+    let step = full.frequency.days();
+    for (k, v) in full.keys.iter().zip(&full.values) {
+        let start = full.end - Duration::days(step * (v.len() as i64 - 1));
+        for (t, value) in v.iter().enumerate() {
+            id.append_value(format!("{}/{}", k.item_id, k.location_id));
+            ds.append_value((start + Duration::days(step * t as i64) - epoch).num_days() as i32);
+            y.append_value(*value as f64);
+        }
+    }
+    Ok(arrow::record_batch::RecordBatch::try_from_iter(vec![
+        ("unique_id", Arc::new(id.finish()) as ArrayRef),
+        ("ds", Arc::new(ds.finish())),
+        ("y", Arc::new(y.finish())),
+    ])?)
+}
+
+/// The zero-filled panel up to the last day with sales, read through the (cleaned) `sales` table of
+/// `ctx`, and that day.
+pub async fn full_panel(ctx: &datafusion::prelude::SessionContext, settings: &Settings) -> Result<(Panel, NaiveDate)> {
+    use crate::features::{self, FeatureParams, queries};
+    let last = features::last_sales_date(ctx).await?.ok_or_else(|| Error::data("the sales table has no rows"))?;
+    let params = FeatureParams::new(last, settings.frequency, settings.horizon);
+    let batches = features::dataframe(ctx, &queries::TARGET, params).await?.collect().await?;
+    let end = params.cutoff - Duration::days(settings.frequency.days() - 1);
+    Ok((Panel::from_batches(&batches, settings.frequency, end)?, params.cutoff))
+}
