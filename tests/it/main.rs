@@ -17,6 +17,8 @@ mod pipeline;
 mod quality;
 /// Read-only ad hoc SQL.
 mod query;
+/// Our metrics against score.py's on the same forecasts.
+mod score;
 /// The feature queries' business rules, from tests/sql/*.slt.
 mod sql;
 /// libtorch on the CPU.
