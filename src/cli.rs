@@ -13,7 +13,7 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shelfcast::clock::{Clock, SystemClock};
 use shelfcast::demo::{self, DemoOptions};
 use shelfcast::features::{self, FeatureParams};
-use shelfcast::jobs::{JobSpec, runner};
+use shelfcast::jobs::{JobSpec, StepKind, runner};
 use shelfcast::lake::Lake;
 use shelfcast::query::{self, Format};
 use shelfcast::settings::{self, Frequency, Overrides, Settings};
@@ -132,6 +132,18 @@ enum Command {
         #[arg(long)]
         export_actuals: Option<PathBuf>,
     },
+    /// Fit the configured models on the features of a run date and store them in the lake.
+    Train {
+        /// Run date (default: today); the cutoff is the day before.
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
+    /// Forecast with the latest trained models from the lake and publish.
+    Predict {
+        /// Run date (default: today); the cutoff is the day before.
+        #[arg(long)]
+        date: Option<NaiveDate>,
+    },
     /// Run a job (e.g. `nightly`) once now.
     Run {
         /// Job name: jobs/<name>.toml.
@@ -188,6 +200,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Features { cutoff } => features_cmd(&settings, &lake, clock.as_ref(), cutoff).await,
         Command::Run { job, date } => run_cmd(settings, lake, clock, &job, date, show_progress).await,
+        Command::Train { date } => {
+            let job = JobSpec::adhoc("train", &[StepKind::Checks, StepKind::Features, StepKind::Train]);
+            run_spec(settings, lake, clock, job, "(train)", date, show_progress).await
+        }
+        Command::Predict { date } => {
+            let job = JobSpec::adhoc("predict", &[StepKind::Checks, StepKind::Features, StepKind::Predict, StepKind::Publish]);
+            run_spec(settings, lake, clock, job, "(predict)", date, show_progress).await
+        }
         Command::Backtest { windows, horizon, step, export, export_actuals } => {
             backtest_cmd(&settings, &lake, clock.as_ref(), windows, horizon, step, export, export_actuals, show_progress).await
         }
@@ -334,6 +354,19 @@ async fn run_cmd(
     show: bool,
 ) -> anyhow::Result<()> {
     let (job, origin) = JobSpec::load(&settings.jobs_dir, job_name)?;
+    run_spec(settings, lake, clock, job, &origin.display().to_string(), date, show).await
+}
+
+async fn run_spec(
+    settings: Settings,
+    lake: Lake,
+    clock: Arc<dyn Clock>,
+    job: JobSpec,
+    origin: &str,
+    date: Option<NaiveDate>,
+    show: bool,
+) -> anyhow::Result<()> {
+    let job_name = job.name.clone();
     for m in &settings.models {
         if !models::KNOWN.contains(&m.as_str()) {
             bail!("unknown model `{m}` in settings (known: {})", models::KNOWN.join(", "));
@@ -345,7 +378,7 @@ async fn run_cmd(
     let progress = |step: &str| pb.set_message(format!("{job_name}: {step}"));
     let result = runner::run_job(&env, &job, date, "manual", &progress).await;
     pb.finish_and_clear();
-    let report = result.with_context(|| format!("job `{job_name}` ({}) failed", origin.display()))?;
+    let report = result.with_context(|| format!("job `{job_name}` ({origin}) failed"))?;
     let s = &report.summary;
     let unit = match settings.frequency {
         Frequency::Daily => "days",
@@ -354,7 +387,7 @@ async fn run_cmd(
     println!(
         "{} {}: run {} for {} (cutoff {}) succeeded in {:.1} s",
         report.job,
-        origin.display(),
+        origin,
         report.run_id,
         report.run_date,
         report.cutoff.map(|c| c.to_string()).unwrap_or_default(),

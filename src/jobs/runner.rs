@@ -18,7 +18,7 @@ use crate::engine;
 use crate::error::{Error, Result};
 use crate::features::{self, FeatureMetrics, FeatureParams, queries};
 use crate::lake::{Lake, dataset, layout};
-use crate::models::{self, FitReport, Forecast, Forecaster};
+use crate::models::{self, FitReport, Forecast, Forecaster, store};
 use crate::panel::Panel;
 use crate::publish::{self, ForecastRelease, PublishMetrics};
 use crate::quality::{self, QualityReport};
@@ -255,14 +255,7 @@ async fn run_step(
             Ok(Some(rows))
         }
         StepKind::Train => {
-            let dir = layout::features(queries::TARGET.name, params.cutoff);
-            let (_, batches) = dataset::read(&env.lake, &dir).await?;
-            let end = params.cutoff - Duration::days(s.frequency.days() - 1);
-            let panel = Panel::from_batches(&batches, s.frequency, end)?;
-            if panel.is_empty() {
-                return Err(Error::data(format!("no series have sales on or before {}", params.cutoff)));
-            }
-            let panel = Arc::new(panel);
+            let panel = panel_for(env, params).await?;
             let mut fitted = Vec::new();
             for name in &s.models {
                 let mut model = models::build(name, s)?;
@@ -272,7 +265,21 @@ async fn run_step(
                     (model, fit)
                 })
                 .await?;
-                report.summary.fits.push(fit?);
+                let fit = fit?;
+                let card = store::ModelCard {
+                    model: name.clone(),
+                    version: run_id.to_string(),
+                    created_at: env.clock.now(),
+                    cutoff: params.cutoff.to_string(),
+                    series: fit.series,
+                    observations: fit.observations,
+                    seed: s.seed,
+                    frequency: s.frequency.as_str().to_string(),
+                    state_bytes: 0,
+                    details: serde_json::json!({ "horizon": s.horizon, "season_length": s.season_length }),
+                };
+                store::save(&env.lake, model.as_ref(), &card).await?;
+                report.summary.fits.push(fit);
                 fitted.push(model);
             }
             report.summary.series = panel.len();
@@ -282,7 +289,21 @@ async fn run_step(
             Ok(Some(obs))
         }
         StepKind::Predict => {
-            let panel = state.panel.clone().ok_or_else(|| Error::data("predict needs a train step before it"))?;
+            let panel = match state.panel.clone() {
+                Some(p) => p,
+                None => panel_for(env, params).await?,
+            };
+            report.summary.series = panel.len();
+            if state.models.is_empty() {
+                // No train step in this job: use the latest trained version of each model.
+                for name in &s.models {
+                    let mut model = models::build(name, s)?;
+                    let card = store::load_latest(&env.lake, model.as_mut()).await?;
+                    info!(model = %name, version = %card.version, "loaded from the lake");
+                    state.models.push(model);
+                }
+            }
+            state.panel = Some(Arc::clone(&panel));
             let mut rows = 0;
             state.forecasts.clear();
             for model in std::mem::take(&mut state.models) {
@@ -328,6 +349,18 @@ async fn run_step(
             Ok(Some(m.rows))
         }
     }
+}
+
+/// The panel of the `target` feature table at the cutoff.
+async fn panel_for(env: &RunEnv, params: FeatureParams) -> Result<Arc<Panel>> {
+    let dir = layout::features(queries::TARGET.name, params.cutoff);
+    let (_, batches) = dataset::read(&env.lake, &dir).await?;
+    let end = params.cutoff - Duration::days(params.frequency.days() - 1);
+    let panel = Panel::from_batches(&batches, params.frequency, end)?;
+    if panel.is_empty() {
+        return Err(Error::data(format!("no series have sales on or before {}", params.cutoff)));
+    }
+    Ok(Arc::new(panel))
 }
 
 /// An error and its causes on one line, `: `-separated.

@@ -103,6 +103,20 @@ impl JobSpec {
     }
 }
 
+impl JobSpec {
+    /// A job of the given steps, one per kind, named after them; for `shelfcast train` and `predict`.
+    pub fn adhoc(name: &str, kinds: &[StepKind]) -> Self {
+        let steps = kinds
+            .iter()
+            .map(|k| {
+                let name = serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                StepSpec { name, kind: *k }
+            })
+            .collect();
+        Self { name: name.to_string(), description: String::new(), schedule: None, timezone: utc(), steps }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

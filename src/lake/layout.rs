@@ -5,6 +5,7 @@
 //! features/<name>/cutoff=YYYY-MM-DD/           feature tables, one folder per cutoff
 //! forecasts/run_date=YYYY-MM-DD/part-*.parquet + _manifest.json
 //! runs/job=<job>/run_date=YYYY-MM-DD/<run_id>.json
+//! models/<name>/<version>/state.bin + card.json; models/<name>/latest.json
 //! metrics/backtest/run_id=<id>/                 backtest forecasts; scores in its manifest
 //! quarantine/check=<name>/run_date=YYYY-MM-DD/  rows that failed a data-quality check, with reasons
 //! _demo/truth.json                             true effects the demo generator used
@@ -48,6 +49,16 @@ pub fn run_record(job: &str, run_date: NaiveDate, run_id: &str) -> Path {
 /// Where a data-quality check's violations for a run date go.
 pub fn quarantine(check: &str, run_date: NaiveDate) -> Path {
     Path::from_iter(["quarantine".to_string(), format!("check={check}"), format!("run_date={run_date}")])
+}
+
+/// Folder of one version of a trained model.
+pub fn model(name: &str, version: &str) -> Path {
+    Path::from_iter(["models", name, version])
+}
+
+/// The pointer to a model's latest version.
+pub fn model_latest(name: &str) -> Path {
+    Path::from_iter(["models", name, "latest.json"])
 }
 
 /// Where a backtest's scores and forecasts go.

@@ -7,6 +7,7 @@
 
 pub mod baseline;
 pub mod nn;
+pub mod store;
 
 use serde::Serialize;
 

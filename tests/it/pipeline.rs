@@ -111,3 +111,29 @@ async fn an_in_memory_lake_runs_the_same_pipeline() {
     assert_eq!(report.summary.forecast_rows, 3 * 28);
     assert!(listing(&lake).await.iter().any(|p| p.ends_with("forecasts/run_date=2026-04-01/_manifest.json")));
 }
+
+#[tokio::test]
+async fn predict_uses_the_models_train_stored_in_the_lake() {
+    use shelfcast::jobs::{JobSpec, StepKind, run_job};
+    let lake = Lake::in_memory();
+    demo_lake(&lake, 4).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let file = SettingsFile { models: Some(vec!["ets".into()]), ..Default::default() };
+    let env = env(settings("memory:///", dir.path(), file), &lake, &clock);
+    let day = date("2026-04-01");
+    // Without a trained model, predict says what to do.
+    let predict = JobSpec::adhoc("predict", &[StepKind::Checks, StepKind::Features, StepKind::Predict, StepKind::Publish]);
+    let err = run_job(&env, &predict, Some(day), "manual", &|_| {}).await.unwrap_err();
+    assert!(shelfcast::jobs::runner::error_chain(&err).contains("shelfcast train"), "{err}");
+
+    let train = JobSpec::adhoc("train", &[StepKind::Checks, StepKind::Features, StepKind::Train]);
+    let trained = run_job(&env, &train, Some(day), "manual", &|_| {}).await.unwrap();
+    assert!(listing(&lake).await.iter().any(|p| p == &format!("models/ets/{}/state.bin", trained.run_id)));
+    run_job(&env, &predict, Some(day), "manual", &|_| {}).await.unwrap();
+    let (_, from_lake) = publish::read_forecasts(&lake, day).await.unwrap();
+    nightly(&env, day).await.unwrap();
+    let (_, fresh) = publish::read_forecasts(&lake, day).await.unwrap();
+    let col = |b: &[arrow::record_batch::RecordBatch], c: &str| b.iter().map(|b| b.column_by_name(c).unwrap().to_data()).collect::<Vec<_>>();
+    assert_eq!(col(&from_lake, "q90"), col(&fresh, "q90"), "a stored model forecasts as the one just fitted");
+}

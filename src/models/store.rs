@@ -1,0 +1,82 @@
+//! Model checkpoints in the lake: `models/<name>/<version>/` with the model's saved state and a
+//! JSON card, and `models/<name>/latest.json` pointing at the newest version.
+//!
+//! The state is written first, the card second and the pointer last, so a reader following
+//! `latest.json` always finds a complete checkpoint.
+
+use chrono::{DateTime, Utc};
+use object_store::path::Path;
+use serde::{Deserialize, Serialize};
+
+use super::Forecaster;
+use crate::error::{Error, Result};
+use crate::lake::{Lake, layout};
+
+/// What a checkpoint says about itself.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ModelCard {
+    /// Registry name.
+    pub model: String,
+    /// Version (the run that trained it).
+    pub version: String,
+    /// When it was written.
+    pub created_at: DateTime<Utc>,
+    /// Training data: last day used.
+    pub cutoff: String,
+    /// Series it was fitted on.
+    pub series: usize,
+    /// Observations it was fitted on.
+    pub observations: usize,
+    /// Seed.
+    pub seed: u64,
+    /// Grain.
+    pub frequency: String,
+    /// Size of the state in bytes.
+    pub state_bytes: usize,
+    /// Anything else the trainer wants recorded (configuration, scaling, validation loss, …).
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+struct Latest {
+    version: String,
+}
+
+fn state_path(name: &str, version: &str) -> Path {
+    layout::model(name, version).join("state.bin")
+}
+
+fn card_path(name: &str, version: &str) -> Path {
+    layout::model(name, version).join("card.json")
+}
+
+/// Writes a fitted model's checkpoint and makes it the latest.
+pub async fn save(lake: &Lake, model: &dyn Forecaster, card: &ModelCard) -> Result<()> {
+    let state = model.save()?;
+    let mut card = card.clone();
+    card.state_bytes = state.len();
+    lake.put(&state_path(&card.model, &card.version), state.into()).await?;
+    lake.put(&card_path(&card.model, &card.version), serde_json::to_vec_pretty(&card)?.into()).await?;
+    let latest = serde_json::to_vec(&Latest { version: card.version.clone() })?;
+    lake.put(&layout::model_latest(&card.model), latest.into()).await?;
+    Ok(())
+}
+
+/// Loads the latest checkpoint of `model` into it (a model built by the registry under the same name).
+pub async fn load_latest(lake: &Lake, model: &mut dyn Forecaster) -> Result<ModelCard> {
+    let name = model.name().to_string();
+    let pointer = layout::model_latest(&name);
+    let latest: Latest = match lake.get_opt(&pointer).await? {
+        Some(b) => serde_json::from_slice(&b)?,
+        None => {
+            return Err(Error::Dataset {
+                path: lake.display(&pointer),
+                message: format!("no trained `{name}` model in the lake: run `shelfcast train` (or the nightly job) first"),
+            });
+        }
+    };
+    let card: ModelCard = serde_json::from_slice(&lake.get(&card_path(&name, &latest.version)).await?)?;
+    let state = lake.get(&state_path(&name, &latest.version)).await?;
+    model.load(&state)?;
+    Ok(card)
+}
