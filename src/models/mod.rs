@@ -6,6 +6,7 @@
 //! callers move them to the blocking pool.
 
 pub mod baseline;
+pub mod ensemble;
 pub mod nn;
 pub mod store;
 
@@ -106,7 +107,10 @@ pub trait Forecaster: std::fmt::Debug + Send {
 }
 
 /// Model names the registry knows.
-pub const KNOWN: &[&str] = &["naive", "seasonal_naive", "moving_average", "ets", "croston", "tsb"];
+pub const KNOWN: &[&str] = &["naive", "seasonal_naive", "moving_average", "ets", "croston", "tsb", "ensemble"];
+
+/// Members of an ensemble when settings name none: the other configured models, or these.
+const DEFAULT_ENSEMBLE: &[&str] = &["seasonal_naive", "ets", "tsb"];
 
 /// Builds a model by its settings name.
 pub fn build(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
@@ -122,6 +126,21 @@ pub fn build(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
         "ets" => Box::new(baseline::Ets::new(settings.season_length, settings.threads)),
         "croston" => Box::new(baseline::Croston::new(0.1, baseline::CrostonVariant::Sba)),
         "tsb" => Box::new(baseline::Tsb::new(0.1, 0.1)),
+        "ensemble" => {
+            let mut names: Vec<String> = settings.ensemble_members.clone();
+            if names.is_empty() {
+                names = settings.models.iter().filter(|m| m.as_str() != "ensemble").cloned().collect();
+            }
+            if names.is_empty() {
+                names = DEFAULT_ENSEMBLE.iter().map(|s| s.to_string()).collect();
+            }
+            let members = names
+                .iter()
+                .filter(|n| n.as_str() != "ensemble")
+                .map(|n| build(n, settings))
+                .collect::<Result<Vec<_>>>()?;
+            Box::new(ensemble::Ensemble::new(members)?)
+        }
         _ => return Err(Error::UnknownModel { name: name.to_string(), known: KNOWN.join(", ") }),
     })
 }

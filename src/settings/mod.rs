@@ -82,6 +82,8 @@ pub struct SettingsFile {
     pub storage: Option<BTreeMap<String, String>>,
     /// Data-quality checks.
     pub quality: Option<crate::quality::QualitySettings>,
+    /// Members of the `ensemble` model.
+    pub ensemble_members: Option<Vec<String>>,
 }
 
 impl SettingsFile {
@@ -152,6 +154,8 @@ pub struct Settings {
     pub storage: BTreeMap<String, String>,
     /// Data-quality checks.
     pub quality: crate::quality::QualitySettings,
+    /// Members of the `ensemble` model (empty: the other configured models).
+    pub ensemble_members: Vec<String>,
 }
 
 /// Storage option keys that carry secrets: refused in the file.
@@ -239,6 +243,7 @@ impl Settings {
             jobs_dir,
             storage,
             quality,
+            ensemble_members: file.ensemble_members.unwrap_or_default(),
         })
     }
 }
