@@ -1,4 +1,5 @@
-//! Evaluation: accuracy metrics and rolling-origin backtests.
+//! Evaluation: accuracy metrics, rolling-origin backtests, and the champion of each segment.
 
 pub mod backtest;
+pub mod champion;
 pub mod metrics;

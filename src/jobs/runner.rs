@@ -22,6 +22,9 @@ use crate::models::{self, FitReport, Forecast, Forecaster, store};
 use crate::panel::Panel;
 use crate::publish::{self, ForecastRelease, PublishMetrics};
 use crate::quality::{self, QualityReport};
+use crate::evaluate::backtest::{self, BacktestOptions};
+use crate::evaluate::champion::{self, Decision, Registry, SegmentBy};
+use crate::models::baseline::classify::classify;
 use crate::settings::Settings;
 
 /// What a run needs from outside.
@@ -112,6 +115,8 @@ pub struct RunReport {
     pub inputs: Option<CatalogReport>,
     /// Data-quality results.
     pub quality: Option<QualityReport>,
+    /// Champion decisions of the backtest step.
+    pub champions: Vec<Decision>,
     /// What it produced.
     pub summary: RunSummary,
     /// The error that failed the run.
@@ -164,6 +169,7 @@ pub async fn run_job(
                 .collect(),
             inputs: None,
             quality: None,
+            champions: Vec::new(),
             summary: RunSummary { horizon: env.settings.horizon, ..Default::default() },
             error: None,
         };
@@ -321,9 +327,62 @@ async fn run_step(
             }
             Ok(Some(rows))
         }
+        StepKind::Backtest => {
+            let c = &s.champion;
+            if c.windows == 0 {
+                return Ok(None);
+            }
+            let panel = match state.panel.clone() {
+                Some(p) => p,
+                None => panel_for(env, params).await?,
+            };
+            let opts = BacktestOptions { windows: c.windows, horizon: s.horizon, step: s.horizon, models: s.models.clone() };
+            let (settings, p) = (s.clone(), Arc::clone(&panel));
+            let bt = match tokio::task::spawn_blocking(move || backtest::run(&p, &settings, &opts)).await? {
+                Ok(bt) => bt,
+                Err(Error::Data(msg)) => {
+                    // Too little history for the windows: keep the champions as they are.
+                    warn!(reason = %msg, "backtest skipped");
+                    return Ok(None);
+                }
+                Err(e) => return Err(e),
+            };
+            let rows = backtest::canonical_batch(&bt)?;
+            let n = rows.num_rows() as u64;
+            let dir = layout::backtest(run_id);
+            let mut w = dataset::DatasetWriter::new(&env.lake, dir, "metrics/backtest", run_id, rows.schema());
+            w.write(rows).await?;
+            let mut meta = serde_json::Map::new();
+            meta.insert("run_id".into(), run_id.into());
+            meta.insert("report".into(), serde_json::to_value(&bt)?);
+            w.commit(env.clock.now(), meta).await?;
+            let mut registry = Registry::read(&env.lake).await?;
+            let decisions = registry.decide(&bt, c, run_id);
+            registry.write(&env.lake).await?;
+            report.champions = decisions;
+            Ok(Some(n))
+        }
         StepKind::Publish => {
             let panel = state.panel.clone().ok_or_else(|| Error::data("publish needs a train step before it"))?;
-            let forecast = state.forecasts.first().ok_or_else(|| Error::data("publish needs a predict step before it"))?;
+            let first = state.forecasts.first().ok_or_else(|| Error::data("publish needs a predict step before it"))?;
+            // Each series gets the forecast of its segment's champion (when it was forecast).
+            let registry = Registry::read(&env.lake).await?;
+            let by_name: std::collections::HashMap<&str, &Forecast> = state.forecasts.iter().map(|f| (f.model.as_str(), f)).collect();
+            let mut combined = first.clone();
+            let mut series_models = Vec::with_capacity(panel.len());
+            for (i, y) in panel.values.iter().enumerate() {
+                let segment = match s.champion.segment_by {
+                    SegmentBy::None => champion::ALL.to_string(),
+                    SegmentBy::DemandClass => {
+                        let class = classify(y, 2 * s.season_length);
+                        serde_json::to_value(class)?.as_str().unwrap_or(champion::ALL).to_string()
+                    }
+                };
+                let chosen = registry.champion_of(&segment).and_then(|m| by_name.get(m)).copied().unwrap_or(first);
+                combined.copy_series(i, chosen);
+                series_models.push(chosen.model.clone());
+            }
+            let forecast = &combined;
             let features: Vec<_> = report
                 .summary
                 .features
@@ -339,11 +398,16 @@ async fn run_step(
                 panel: &panel,
                 forecast,
                 model_version: run_id,
+                series_models: &series_models,
                 inputs,
+                champions: serde_json::to_value(&registry.segments)?,
             };
             let m: PublishMetrics = publish::publish_forecasts(&env.lake, &release, env.clock.as_ref()).await?;
             report.summary.forecast_rows = m.rows;
-            report.summary.model = Some(forecast.model.clone());
+            let mut used: Vec<&str> = series_models.iter().map(String::as_str).collect();
+            used.sort_unstable();
+            used.dedup();
+            report.summary.model = Some(used.join(", "));
             report.summary.output = Some(m.location.clone());
             report.summary.manifest = Some(m.manifest.clone());
             Ok(Some(m.rows))

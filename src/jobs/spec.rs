@@ -30,6 +30,8 @@ pub enum StepKind {
     Features,
     /// Build the panel and fit the configured models.
     Train,
+    /// Backtest the configured models and update the champion of each segment.
+    Backtest,
     /// Forecast the horizon with every fitted model.
     Predict,
     /// Write the forecasts dataset and its manifest.
@@ -125,7 +127,7 @@ mod tests {
     fn the_nightly_job_parses() {
         let j = JobSpec::parse(NIGHTLY, "nightly.toml").unwrap();
         assert_eq!(j.name, "nightly");
-        assert_eq!(j.steps.iter().map(|s| s.kind).collect::<Vec<_>>(), [StepKind::Checks, StepKind::Features, StepKind::Train, StepKind::Predict, StepKind::Publish]);
+        assert_eq!(j.steps.iter().map(|s| s.kind).collect::<Vec<_>>(), [StepKind::Checks, StepKind::Features, StepKind::Train, StepKind::Backtest, StepKind::Predict, StepKind::Publish]);
     }
 
     #[test]

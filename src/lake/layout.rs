@@ -5,7 +5,7 @@
 //! features/<name>/cutoff=YYYY-MM-DD/           feature tables, one folder per cutoff
 //! forecasts/run_date=YYYY-MM-DD/part-*.parquet + _manifest.json
 //! runs/job=<job>/run_date=YYYY-MM-DD/<run_id>.json
-//! models/<name>/<version>/state.bin + card.json; models/<name>/latest.json
+//! models/<name>/<version>/state.bin + card.json; models/<name>/latest.json; models/champions.json
 //! metrics/backtest/run_id=<id>/                 backtest forecasts; scores in its manifest
 //! quarantine/check=<name>/run_date=YYYY-MM-DD/  rows that failed a data-quality check, with reasons
 //! _demo/truth.json                             true effects the demo generator used
@@ -54,6 +54,11 @@ pub fn quarantine(check: &str, run_date: NaiveDate) -> Path {
 /// Folder of one version of a trained model.
 pub fn model(name: &str, version: &str) -> Path {
     Path::from_iter(["models", name, version])
+}
+
+/// The champion registry.
+pub fn champions() -> Path {
+    Path::from_iter(["models", "champions.json"])
 }
 
 /// The pointer to a model's latest version.

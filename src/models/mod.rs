@@ -76,6 +76,13 @@ impl Forecast {
         self.quantiles[(s * self.horizon + h) * self.levels.len() + q]
     }
 
+    /// Copies series `s` of `other` (same horizon and levels) into this forecast.
+    pub fn copy_series(&mut self, s: usize, other: &Forecast) {
+        let (h, q) = (self.horizon, self.levels.len());
+        self.mean[s * h..(s + 1) * h].copy_from_slice(&other.mean[s * h..(s + 1) * h]);
+        self.quantiles[s * h * q..(s + 1) * h * q].copy_from_slice(&other.quantiles[s * h * q..(s + 1) * h * q]);
+    }
+
     /// Sets series `s`, step `h`: the mean and the quantiles (sorted, floored at zero).
     pub fn set(&mut self, s: usize, h: usize, mean: f32, quantiles: &mut [f32]) {
         let nq = self.levels.len();

@@ -77,8 +77,13 @@ pub struct ForecastRelease<'a> {
     pub forecast: &'a Forecast,
     /// Version of the model that produced it.
     pub model_version: &'a str,
+    /// The model behind each series' rows when they differ (the champion of its segment); empty:
+    /// `forecast.model` for every row.
+    pub series_models: &'a [String],
     /// What was read (tables, feature datasets), recorded in the manifest.
     pub inputs: serde_json::Value,
+    /// The champion model of each segment, recorded in the manifest.
+    pub champions: serde_json::Value,
 }
 
 /// What publishing wrote.
@@ -117,7 +122,7 @@ pub async fn publish_forecasts(lake: &Lake, r: &ForecastRelease<'_>, clock: &dyn
             for (q, col) in b.quantiles.iter_mut().enumerate() {
                 col.append_value(f.quantile_at(s, h, q) as f64);
             }
-            b.model.append_value(&f.model);
+            b.model.append_value(r.series_models.get(s).unwrap_or(&f.model));
             b.version.append_value(r.model_version);
             b.rows += 1;
             if b.rows == BATCH_ROWS {
@@ -137,6 +142,7 @@ pub async fn publish_forecasts(lake: &Lake, r: &ForecastRelease<'_>, clock: &dyn
     meta.insert("series".into(), r.panel.len().into());
     meta.insert("model".into(), serde_json::json!({ "name": f.model, "version": r.model_version }));
     meta.insert("inputs".into(), r.inputs.clone());
+    meta.insert("champions".into(), r.champions.clone());
     let manifest = writer.commit(clock.now(), meta).await?;
     Ok(PublishMetrics {
         rows: manifest.row_count,

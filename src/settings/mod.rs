@@ -84,6 +84,8 @@ pub struct SettingsFile {
     pub quality: Option<crate::quality::QualitySettings>,
     /// Members of the `ensemble` model.
     pub ensemble_members: Option<Vec<String>>,
+    /// Champion selection.
+    pub champion: Option<crate::evaluate::champion::ChampionSettings>,
 }
 
 impl SettingsFile {
@@ -156,6 +158,8 @@ pub struct Settings {
     pub quality: crate::quality::QualitySettings,
     /// Members of the `ensemble` model (empty: the other configured models).
     pub ensemble_members: Vec<String>,
+    /// Champion selection.
+    pub champion: crate::evaluate::champion::ChampionSettings,
 }
 
 /// Storage option keys that carry secrets: refused in the file.
@@ -228,6 +232,11 @@ impl Settings {
             }
         }
         let quality = file.quality.unwrap_or_default();
+        if let Some(c) = &file.champion
+            && !(0.0..1.0).contains(&c.margin)
+        {
+            return Err(invalid("champion.margin", format!("must be in [0, 1), got {}", c.margin)));
+        }
         quality.validate()?;
         Ok(Self {
             config_path,
@@ -244,6 +253,7 @@ impl Settings {
             storage,
             quality,
             ensemble_members: file.ensemble_members.unwrap_or_default(),
+            champion: file.champion.unwrap_or_default(),
         })
     }
 }

@@ -137,3 +137,29 @@ async fn predict_uses_the_models_train_stored_in_the_lake() {
     let col = |b: &[arrow::record_batch::RecordBatch], c: &str| b.iter().map(|b| b.column_by_name(c).unwrap().to_data()).collect::<Vec<_>>();
     assert_eq!(col(&from_lake, "q90"), col(&fresh, "q90"), "a stored model forecasts as the one just fitted");
 }
+
+#[tokio::test]
+async fn the_nightly_backtest_crowns_champions_and_publishes_their_forecasts() {
+    use shelfcast::evaluate::champion::Registry;
+    let lake = Lake::in_memory();
+    demo_lake(&lake, 6).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let file = SettingsFile { models: Some(vec!["seasonal_naive".into(), "moving_average".into()]), horizon: Some(14), ..Default::default() };
+    let env = env(settings("memory:///", dir.path(), file), &lake, &clock);
+    let report = nightly(&env, date("2026-04-01")).await.unwrap();
+    assert!(!report.champions.is_empty(), "the backtest step decided");
+    let registry = Registry::read(&lake).await.unwrap();
+    let champion = registry.champion_of("all").unwrap().to_string();
+    assert!(["seasonal_naive", "moving_average"].contains(&champion.as_str()));
+    let (manifest, batches) = publish::read_forecasts(&lake, date("2026-04-01")).await.unwrap();
+    assert_eq!(manifest.meta["champions"]["all"]["model"], champion.as_str());
+    for b in &batches {
+        let models = arrow::compute::cast(b.column_by_name("model").unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+        let models = models.as_string::<i32>();
+        for r in 0..b.num_rows() {
+            let m = models.value(r);
+            assert!(registry.segments.values().any(|c| c.model == m), "row model {m} is no segment's champion");
+        }
+    }
+}

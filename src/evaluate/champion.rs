@@ -1,0 +1,253 @@
+//! Champion and challengers: which model's forecast is published, per segment.
+//!
+//! The registry (`models/champions.json` in the lake) names the champion of each segment (every
+//! series, or each demand class). After a backtest, the best challenger of a segment replaces
+//! its champion only when it beats it on the primary metric by the configured relative margin
+//! over the same windows; otherwise the champion stays and its forecast is published. Every
+//! decision is kept in the registry's history.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::backtest::{BacktestReport, Scores};
+use crate::error::Result;
+use crate::lake::{Lake, layout};
+
+/// The metric champions are chosen on (lower is better).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Mean absolute scaled error.
+    #[default]
+    Mase,
+    /// Weighted absolute percentage error.
+    Wape,
+    /// Root mean squared error.
+    Rmse,
+    /// Mean absolute error.
+    Mae,
+    /// Symmetric MAPE.
+    Smape,
+    /// Mean pinball loss over the quantile levels.
+    Pinball,
+}
+
+impl Metric {
+    /// The metric's value in a set of scores.
+    pub fn of(self, s: &Scores) -> Option<f64> {
+        match self {
+            Metric::Mase => s.mase,
+            Metric::Wape => s.wape,
+            Metric::Rmse => s.rmse,
+            Metric::Mae => s.mae,
+            Metric::Smape => s.smape,
+            Metric::Pinball => (!s.pinball.is_empty()).then(|| s.pinball.values().sum::<f64>() / s.pinball.len() as f64),
+        }
+    }
+}
+
+/// How series are grouped into segments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum SegmentBy {
+    /// One champion for every series.
+    None,
+    /// One champion per demand class (smooth, erratic, intermittent, lumpy, new).
+    #[default]
+    DemandClass,
+}
+
+/// The `[champion]` settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ChampionSettings {
+    /// Primary metric.
+    #[serde(default)]
+    pub metric: Metric,
+    /// Relative improvement a challenger needs (0.02: 2% better).
+    #[serde(default = "default_margin")]
+    pub margin: f64,
+    /// Segments.
+    #[serde(default)]
+    pub segment_by: SegmentBy,
+    /// Backtest windows of the nightly job (0: no backtest, publish the first model).
+    #[serde(default = "default_windows")]
+    pub windows: usize,
+}
+
+fn default_margin() -> f64 {
+    0.02
+}
+
+fn default_windows() -> usize {
+    2
+}
+
+impl Default for ChampionSettings {
+    fn default() -> Self {
+        Self { metric: Metric::default(), margin: default_margin(), segment_by: SegmentBy::default(), windows: default_windows() }
+    }
+}
+
+/// The champion of a segment.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Champion {
+    /// Model name.
+    pub model: String,
+    /// Its metric in the backtest that crowned it or kept it.
+    pub score: f64,
+    /// The run that crowned it.
+    pub since: String,
+}
+
+/// One decision.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Decision {
+    /// The run that made it.
+    pub run_id: String,
+    /// Segment.
+    pub segment: String,
+    /// The champion before.
+    pub champion: Option<String>,
+    /// Its score in this backtest.
+    pub champion_score: Option<f64>,
+    /// The best challenger.
+    pub challenger: String,
+    /// Its score.
+    pub challenger_score: f64,
+    /// Whether the challenger became champion.
+    pub promoted: bool,
+    /// Forecast value added by the winner over seasonal naive, % of seasonal naive's metric.
+    pub value_added_pct: Option<f64>,
+}
+
+/// The champion registry.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Registry {
+    /// Metric the champions were chosen on.
+    pub metric: Metric,
+    /// Champion per segment.
+    pub segments: BTreeMap<String, Champion>,
+    /// Every decision, oldest first.
+    pub history: Vec<Decision>,
+}
+
+impl Registry {
+    /// Reads the registry, empty when there is none yet.
+    pub async fn read(lake: &Lake) -> Result<Self> {
+        match lake.get_opt(&layout::champions()).await? {
+            Some(b) => Ok(serde_json::from_slice(&b)?),
+            None => Ok(Self::default()),
+        }
+    }
+
+    /// Writes the registry.
+    pub async fn write(&self, lake: &Lake) -> Result<()> {
+        lake.put(&layout::champions(), serde_json::to_vec_pretty(self)?.into()).await
+    }
+
+    /// The champion model of a segment, falling back to the whole-lake champion.
+    pub fn champion_of(&self, segment: &str) -> Option<&str> {
+        self.segments.get(segment).or_else(|| self.segments.get(ALL)).map(|c| c.model.as_str())
+    }
+
+    /// Applies a backtest: per segment, promote the best challenger when it wins by the margin.
+    pub fn decide(&mut self, report: &BacktestReport, settings: &ChampionSettings, run_id: &str) -> Vec<Decision> {
+        if self.metric != settings.metric {
+            // Scores on another metric are not comparable: start over.
+            self.segments.clear();
+            self.metric = settings.metric;
+        }
+        let mut segments: BTreeMap<String, Vec<(&str, &Scores)>> = BTreeMap::new();
+        for m in &report.models {
+            match settings.segment_by {
+                SegmentBy::None => segments.entry(ALL.to_string()).or_default().push((&m.model, &m.overall)),
+                SegmentBy::DemandClass => {
+                    segments.entry(ALL.to_string()).or_default().push((&m.model, &m.overall));
+                    for (class, s) in &m.per_class {
+                        segments.entry(class.clone()).or_default().push((&m.model, s));
+                    }
+                }
+            }
+        }
+        let mut decisions = Vec::new();
+        for (segment, scored) in segments {
+            let values: Vec<(&str, f64)> = scored.iter().filter_map(|(m, s)| settings.metric.of(s).map(|v| (*m, v))).collect();
+            let Some(&(best, best_score)) = values.iter().min_by(|a, b| a.1.total_cmp(&b.1)) else { continue };
+            let current = self.segments.get(&segment).cloned();
+            let current_score = current.as_ref().and_then(|c| values.iter().find(|(m, _)| *m == c.model).map(|(_, v)| *v));
+            let promoted = match (&current, current_score) {
+                (None, _) | (Some(_), None) => true,
+                (Some(c), Some(cs)) => c.model != best && best_score < cs * (1.0 - settings.margin),
+            };
+            let winner_score = if promoted { best_score } else { current_score.unwrap_or(best_score) };
+            let snaive = values.iter().find(|(m, _)| *m == "seasonal_naive").map(|(_, v)| *v);
+            let value_added_pct = snaive.filter(|s| *s > 0.0).map(|s| 100.0 * (1.0 - winner_score / s));
+            if promoted {
+                self.segments.insert(segment.clone(), Champion { model: best.to_string(), score: best_score, since: run_id.to_string() });
+            } else if let Some(c) = self.segments.get_mut(&segment) {
+                c.score = winner_score;
+            }
+            decisions.push(Decision {
+                run_id: run_id.to_string(),
+                segment,
+                champion: current.map(|c| c.model),
+                champion_score: current_score,
+                challenger: best.to_string(),
+                challenger_score: best_score,
+                promoted,
+                value_added_pct,
+            });
+        }
+        self.history.extend(decisions.iter().cloned());
+        decisions
+    }
+}
+
+/// The segment holding every series.
+pub const ALL: &str = "all";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::evaluate::backtest::ModelBacktest;
+
+    fn report(scores: &[(&str, f64)]) -> BacktestReport {
+        BacktestReport {
+            cutoffs: vec![],
+            horizon: 7,
+            levels: vec![0.5],
+            season: 7,
+            models: scores
+                .iter()
+                .map(|(m, v)| ModelBacktest {
+                    model: m.to_string(),
+                    overall: Scores { mase: Some(*v), ..Default::default() },
+                    per_window: Default::default(),
+                    per_step: Default::default(),
+                    per_class: Default::default(),
+                    rows: vec![],
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn a_challenger_needs_the_margin_to_take_over() {
+        let s = ChampionSettings { segment_by: SegmentBy::None, ..Default::default() };
+        let mut r = Registry::default();
+        r.decide(&report(&[("seasonal_naive", 1.0), ("ets", 0.8)]), &s, "run1");
+        assert_eq!(r.champion_of("all"), Some("ets"), "the first backtest crowns the best");
+        // tsb is better, but by less than 2%: ets stays.
+        let d = r.decide(&report(&[("seasonal_naive", 1.0), ("ets", 0.8), ("tsb", 0.79)]), &s, "run2");
+        assert_eq!(r.champion_of("all"), Some("ets"));
+        assert!(!d[0].promoted);
+        assert!((d[0].value_added_pct.unwrap() - 20.0).abs() < 1e-9);
+        // By more than the margin: promoted.
+        r.decide(&report(&[("seasonal_naive", 1.0), ("ets", 0.8), ("tsb", 0.7)]), &s, "run3");
+        assert_eq!(r.champion_of("all"), Some("tsb"));
+        assert_eq!(r.segments["all"].since, "run3");
+        assert_eq!(r.history.len(), 3);
+    }
+}
