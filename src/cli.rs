@@ -310,7 +310,7 @@ async fn query_cmd(
     if format == Format::Parquet && output.is_none() {
         bail!("--format parquet needs --output FILE");
     }
-    let (ctx, _) = engine::open(lake, settings.threads).await?;
+    let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
     let params = default_params(&ctx, settings, cutoff).await?;
     features::register_views(&ctx, params).await?;
     let batches = query::run(&ctx, sql).await?;
@@ -332,7 +332,7 @@ async fn query_cmd(
 }
 
 async fn features_cmd(settings: &Settings, lake: &Lake, clock: &dyn Clock, cutoff: Option<NaiveDate>) -> anyhow::Result<()> {
-    let (ctx, _) = engine::open(lake, settings.threads).await?;
+    let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
     let params = default_params(&ctx, settings, cutoff).await?;
     let token = format!("features-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
     let q = shelfcast::quality::run(&ctx, lake, &settings.quality, clock.today(), params.cutoff, &token, clock).await?;
@@ -423,7 +423,7 @@ async fn backtest_cmd(
     let started = Instant::now();
     let pb = spinner(show);
     pb.set_message("backtest: reading the lake");
-    let (ctx, _) = engine::open(lake, settings.threads).await?;
+    let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
     let run_id = format!("backtest-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
     shelfcast::quality::run(&ctx, lake, &settings.quality, clock.today(), clock.today(), &run_id, clock).await?;
     let (full, last) = backtest::full_panel(&ctx, settings).await?;

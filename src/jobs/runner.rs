@@ -200,7 +200,7 @@ async fn execute(
 ) -> Result<()> {
     let s = &env.settings;
     progress("checking the lake");
-    let (ctx, catalog) = engine::open(&env.lake, s.threads).await?;
+    let (ctx, catalog) = engine::open_with(&env.lake, engine::EngineOptions::from_settings(s)).await?;
     report.inputs = Some(catalog);
     let wanted = run_date - Duration::days(1);
     let last = features::last_sales_date(&ctx).await?.ok_or_else(|| Error::data("the sales table has no rows"))?;

@@ -76,6 +76,8 @@ pub struct SettingsFile {
     pub seed: Option<u64>,
     /// Worker threads; 0 for all cores.
     pub threads: Option<usize>,
+    /// SQL memory budget in MiB; 0 for half the machine's memory.
+    pub memory_limit_mb: Option<usize>,
     /// Folder of job files, relative to the file.
     pub jobs_dir: Option<String>,
     /// Object store options.
@@ -149,6 +151,8 @@ pub struct Settings {
     pub seed: u64,
     /// Worker threads (resolved, at least 1).
     pub threads: usize,
+    /// SQL memory budget in MiB (0: half the machine's memory); beyond it sorts and aggregations spill to disk.
+    pub memory_limit_mb: usize,
     /// Folder of job files.
     pub jobs_dir: PathBuf,
     /// Object store options (no credentials).
@@ -249,6 +253,7 @@ impl Settings {
             season_length,
             seed,
             threads,
+            memory_limit_mb: file.memory_limit_mb.unwrap_or(0),
             jobs_dir,
             storage,
             quality,
