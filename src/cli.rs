@@ -39,6 +39,9 @@ pub struct Cli {
     /// Periods to forecast.
     #[arg(long, global = true, env = "SHELFCAST_HORIZON")]
     horizon: Option<usize>,
+    /// Last day of a week for the weekly grain (sunday, friday, …).
+    #[arg(long, global = true, env = "SHELFCAST_WEEK_ENDS_ON")]
+    week_ends_on: Option<String>,
     /// Quantile levels, comma-separated (e.g. 0.1,0.5,0.9).
     #[arg(long, global = true, env = "SHELFCAST_QUANTILES", value_delimiter = ',')]
     quantiles: Option<Vec<f64>>,
@@ -89,6 +92,26 @@ enum Command {
         /// Replace the raw tables of a lake that already has sales.
         #[arg(long)]
         force: bool,
+    },
+    /// Import a CSV or Parquet file into a raw table, or a known dataset with --preset.
+    Import {
+        /// The file (or, with --preset, the dataset's folder).
+        source: PathBuf,
+        /// Target raw table (sales, items, prices, …).
+        #[arg(long, default_value = "sales", conflicts_with = "preset")]
+        table: String,
+        /// Column mapping, TARGET=SOURCE (repeat), e.g. --map units=Weekly_Sales.
+        #[arg(long = "map", value_parser = parse_mapping)]
+        map: Vec<(String, String)>,
+        /// A TOML file of `target = "source"` lines.
+        #[arg(long)]
+        mapping: Option<PathBuf>,
+        /// Format of date columns when not ISO, e.g. %m/%d/%Y.
+        #[arg(long)]
+        date_format: Option<String>,
+        /// A known dataset: walmart.
+        #[arg(long)]
+        preset: Option<String>,
     },
     /// Run read-only SQL over the lake's tables and feature views.
     Query {
@@ -154,6 +177,13 @@ enum Command {
     },
 }
 
+fn parse_mapping(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(a, b)| (a.trim().to_string(), b.trim().to_string()))
+        .filter(|(a, b)| !a.is_empty() && !b.is_empty())
+        .ok_or_else(|| format!("expected TARGET=SOURCE, got `{s}`"))
+}
+
 /// Sets up logging on stderr.
 pub fn init_tracing(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
@@ -176,6 +206,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         lake: cli.lake.clone(),
         frequency: cli.frequency,
         horizon: cli.horizon,
+        week_ends_on: cli.week_ends_on.clone(),
         quantiles: cli.quantiles.clone(),
         models: cli.models.clone(),
         seed: cli.seed,
@@ -197,6 +228,30 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 (None, None) => bail!("give the SQL text or --file"),
             };
             query_cmd(&settings, &lake, &sql, format, output, cutoff).await
+        }
+        Command::Import { source, table, map, mapping, date_format, preset } => {
+            let reports = match preset {
+                Some(p) => shelfcast::ingest::import::import_preset(&lake, &p, &source, clock.as_ref()).await?,
+                None => {
+                    let mut m = match mapping {
+                        Some(f) => shelfcast::ingest::import::read_mapping(&f)?,
+                        None => Default::default(),
+                    };
+                    m.extend(map);
+                    vec![shelfcast::ingest::import::import_file(&lake, &table, &source, &m, date_format.as_deref(), clock.as_ref()).await?]
+                }
+            };
+            for r in reports {
+                println!(
+                    "{:<12} {:>10} read  {:>10} written  {:>8} quarantined  {}",
+                    r.table,
+                    r.rows_read,
+                    r.rows_written,
+                    r.rows_quarantined,
+                    r.quarantine.as_deref().unwrap_or(r.file.as_deref().unwrap_or(""))
+                );
+            }
+            Ok(())
         }
         Command::Features { cutoff } => features_cmd(&settings, &lake, clock.as_ref(), cutoff).await,
         Command::Run { job, date } => run_cmd(settings, lake, clock, &job, date, show_progress).await,
@@ -295,7 +350,7 @@ async fn default_params(ctx: &datafusion::prelude::SessionContext, settings: &Se
         Some(c) => c,
         None => features::last_sales_date(ctx).await?.context("the sales table has no rows")?,
     };
-    Ok(FeatureParams::new(cutoff, settings.frequency, settings.horizon))
+    Ok(FeatureParams::from_settings(cutoff, settings))
 }
 
 async fn query_cmd(

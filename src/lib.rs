@@ -8,6 +8,7 @@
 //! - [`catalog`]: declared raw-table schemas, registered in DataFusion with type checks.
 //! - [`engine`]: where SQL runs (a local `SessionContext`).
 //! - [`query`]: read-only ad hoc SQL and its output formats.
+//! - [`ingest`]: outside data into raw tables (`import`).
 //! - [`demo`]: the seeded demo-lake generator, with the true effects it used.
 //! - [`quality`]: data-quality checks in `sql/checks/`, quarantine, cleaned tables.
 //! - [`features`]: the feature SQL in `sql/features/`, run for a cutoff and materialised.
@@ -26,6 +27,7 @@ pub mod engine;
 pub mod error;
 pub mod evaluate;
 pub mod features;
+pub mod ingest;
 pub mod jobs;
 pub mod lake;
 pub mod models;

@@ -4,7 +4,8 @@
 -- grain:      item_id × date, from the item's first period with sales to the first period after
 --             the cutoff (that last row holds the values "as of the cutoff")
 -- inputs:     target (units per item), traffic (optional: NULL values when absent)
--- parameters: $1 cutoff 'YYYY-MM-DD', $2 period length in days
+-- parameters: $1 cutoff 'YYYY-MM-DD', $2 period length in days,
+--             $4 anchor: a day (days since 1970-01-01) on which periods start
 -- output:     item_id, date,
 --             views_lag_1, add_to_cart_lag_1  page views and add-to-cart events in the previous period
 --             conversion_lag_1   units sold (all locations) / page views, previous period
@@ -13,7 +14,8 @@
 WITH params AS (
     SELECT
         CAST(CAST(CAST($1 AS DATE) AS INT) AS BIGINT) AS cutoff_day,
-        CAST($2 AS BIGINT) AS period
+        CAST($2 AS BIGINT) AS period,
+        CAST($4 AS BIGINT) AS anchor
 ),
 item_units AS (
     SELECT item_id, CAST(CAST(date AS INT) AS BIGINT) AS pday, SUM(units) AS units
@@ -30,7 +32,7 @@ grid AS (
 traffic_periods AS (
     SELECT
         t.item_id,
-        t.day - (((t.day - 4) % p.period) + p.period) % p.period AS pday,
+        t.day - (((t.day - p.anchor) % p.period) + p.period) % p.period AS pday,
         SUM(t.views) AS views,
         SUM(t.add_to_cart) AS add_to_cart
     FROM (

@@ -3,7 +3,8 @@
 -- role:       known (known in advance: covers the horizon after the cutoff)
 -- grain:      date (the period's first day)
 -- inputs:     sales (for the first period), calendar (optional: no events when absent)
--- parameters: $1 cutoff 'YYYY-MM-DD', $2 period length in days, $3 horizon in periods
+-- parameters: $1 cutoff 'YYYY-MM-DD', $2 period length in days, $3 horizon in periods,
+--             $4 anchor: a day (days since 1970-01-01) on which periods start
 -- output:     date, day_of_week (1 = Monday … 7 = Sunday), day_of_month, week_of_year (ISO),
 --             month, quarter, year, day_of_year, is_weekend (the period starts on Sat/Sun),
 --             is_event (an event day falls in the period), event (its name; the first
@@ -14,7 +15,8 @@ WITH params AS (
     SELECT
         CAST(CAST(CAST($1 AS DATE) AS INT) AS BIGINT) AS cutoff_day,
         CAST($2 AS BIGINT) AS period,
-        CAST($3 AS BIGINT) AS horizon
+        CAST($3 AS BIGINT) AS horizon,
+        CAST($4 AS BIGINT) AS anchor
 ),
 bounds AS (
     SELECT
@@ -23,10 +25,11 @@ bounds AS (
 ),
 span AS (
     SELECT
-        b.first_day - (((b.first_day - 4) % p.period) + p.period) % p.period AS first_pday,
-        p.cutoff_day - (((p.cutoff_day - 4) % p.period) + p.period) % p.period
+        b.first_day - (((b.first_day - p.anchor) % p.period) + p.period) % p.period AS first_pday,
+        p.cutoff_day - (((p.cutoff_day - p.anchor) % p.period) + p.period) % p.period
             + p.period * (p.horizon + 1) AS end_day,
         p.period,
+        p.anchor,
         p.cutoff_day
     FROM bounds b CROSS JOIN params p
 ),
@@ -54,7 +57,7 @@ nearest AS (
 ),
 periods AS (
     SELECT
-        n.day - (((n.day - 4) % s.period) + s.period) % s.period AS pday,
+        n.day - (((n.day - s.anchor) % s.period) + s.period) % s.period AS pday,
         n.day,
         n.event,
         n.kind,

@@ -4,7 +4,8 @@
 --             are read; after the cutoff the last observed price carries forward)
 -- grain:      item_id × location_id × date, as price_promo
 -- inputs:     price_promo (the feature table above), competitor_prices (optional)
--- parameters: $1 cutoff 'YYYY-MM-DD', $2 period length in days, $3 horizon in periods
+-- parameters: $1 cutoff 'YYYY-MM-DD', $2 period length in days, $3 horizon in periods,
+--             $4 anchor: a day (days since 1970-01-01) on which periods start
 -- output:     item_id, location_id, date,
 --             competitor_min_price  the cheapest competitor's latest price on or before each day
 --                                   (and on or before the cutoff), averaged over the period
@@ -13,12 +14,14 @@ WITH params AS (
     SELECT
         CAST(CAST(CAST($1 AS DATE) AS INT) AS BIGINT) AS cutoff_day,
         CAST($2 AS BIGINT) AS period,
-        CAST($3 AS BIGINT) AS horizon
+        CAST($3 AS BIGINT) AS horizon,
+        CAST($4 AS BIGINT) AS anchor
 ),
 span AS (
     SELECT
         p.period,
-        p.cutoff_day - (((p.cutoff_day - 4) % p.period) + p.period) % p.period
+        p.anchor,
+        p.cutoff_day - (((p.cutoff_day - p.anchor) % p.period) + p.period) % p.period
             + p.period * (p.horizon + 1) AS end_day
     FROM params p
 ),
@@ -38,7 +41,7 @@ ranges AS (
 per_period AS (
     SELECT
         d.item_id,
-        d.day - (((d.day - 4) % s.period) + s.period) % s.period AS pday,
+        d.day - (((d.day - s.anchor) % s.period) + s.period) % s.period AS pday,
         AVG(d.min_price) AS competitor_min_price
     FROM (
         SELECT r.item_id, unnest(range(r.from_day, COALESCE(r.to_day, sp.end_day))) AS day, r.min_price

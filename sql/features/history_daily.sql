@@ -4,7 +4,8 @@
 -- grain:      item_id × location_id × date, from each series' first period to the first period
 --             after the cutoff; that last row holds the statistics "as of the cutoff"
 -- inputs:     target (the feature table above)
--- parameters: $1 cutoff 'YYYY-MM-DD', $2 period length in days
+-- parameters: $1 cutoff 'YYYY-MM-DD', $2 period length in days,
+--             $4 anchor: a day (days since 1970-01-01) on which periods start
 -- output:     item_id, location_id, date,
 --             lag_1, lag_7, lag_14, lag_28, lag_364  units that many periods before
 --             mean_7, std_7, min_7, max_7, mean_28, std_28, min_28, max_28

@@ -5,7 +5,8 @@
 --             the horizon
 -- inputs:     target (series and their first period), prices, promotions, items (category); the
 --             optional tables are empty when absent, and then prices are NULL and there is no promotion
--- parameters: $1 cutoff 'YYYY-MM-DD', $2 period length in days, $3 horizon in periods
+-- parameters: $1 cutoff 'YYYY-MM-DD', $2 period length in days, $3 horizon in periods,
+--             $4 anchor: a day (days since 1970-01-01) on which periods start
 -- output:     item_id, location_id, date,
 --             shelf_price      regular price (the latest `prices` row on or before each day), averaged
 --                              over the period's days
@@ -23,12 +24,14 @@ WITH params AS (
     SELECT
         CAST(CAST(CAST($1 AS DATE) AS INT) AS BIGINT) AS cutoff_day,
         CAST($2 AS BIGINT) AS period,
-        CAST($3 AS BIGINT) AS horizon
+        CAST($3 AS BIGINT) AS horizon,
+        CAST($4 AS BIGINT) AS anchor
 ),
 span AS (
     SELECT
         p.period,
-        p.cutoff_day - (((p.cutoff_day - 4) % p.period) + p.period) % p.period
+        p.anchor,
+        p.cutoff_day - (((p.cutoff_day - p.anchor) % p.period) + p.period) % p.period
             + p.period * (p.horizon + 1) AS end_day
     FROM params p
 ),
@@ -104,13 +107,13 @@ per_period AS (
     SELECT
         w.item_id,
         w.location_id,
-        w.day - (((w.day - 4) % s.period) + s.period) % s.period AS pday,
+        w.day - (((w.day - s.anchor) % s.period) + s.period) % s.period AS pday,
         AVG(w.shelf_price) AS shelf_price,
         AVG(w.paid) AS price,
         MAX(w.discount) AS discount,
         MIN(w.kind) AS promo_kind,
         COUNT(w.kind) AS promo_days,
-        MIN(CASE WHEN w.day = w.day - (((w.day - 4) % s.period) + s.period) % s.period AND w.kind IS NOT NULL
+        MIN(CASE WHEN w.day = w.day - (((w.day - s.anchor) % s.period) + s.period) % s.period AND w.kind IS NOT NULL
                  THEN w.day - w.start_day + 1 END) AS days_into_promo,
         MAX(CASE WHEN w.kind IS NULL AND w.day - w.last_promo_end BETWEEN 1 AND 7 THEN 1 ELSE 0 END) AS post_promo,
         AVG(w.paid / w.shelf_avg_28) AS price_rel_own_28

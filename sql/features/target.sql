@@ -5,6 +5,7 @@
 -- inputs:     sales (required), inventory (optional: empty when absent)
 -- parameters: $1 cutoff 'YYYY-MM-DD' (last day read; weekly: the Sunday closing the last week)
 --             $2 period length in days (1 daily, 7 weekly)
+--             $4 anchor: a day (days since 1970-01-01) on which periods start
 -- output:     item_id, location_id, date,
 --             units      net units sold in the period; 0 on periods without sales, from each
 --                        series' first sale to the cutoff
@@ -13,18 +14,19 @@
 --                        (or low) value there is censored demand, not zero demand
 -- order:      item_id, location_id, date
 --
--- Days are integers (days since 1970-01-01); 1970-01-05 (day 4) is a Monday, so
--- `day - mod(day - 4, period)` is the first day of a day's period, daily or weekly.
+-- Days are integers (days since 1970-01-01); `day - mod(day - anchor, period)` is the first day
+-- of a day's period, daily or weekly (anchor 4, 1970-01-05, a Monday, for weeks that end on Sunday).
 WITH params AS (
     SELECT
         CAST(CAST(CAST($1 AS DATE) AS INT) AS BIGINT) AS cutoff_day,
-        CAST($2 AS BIGINT) AS period
+        CAST($2 AS BIGINT) AS period,
+        CAST($4 AS BIGINT) AS anchor
 ),
 bucketed AS (
     SELECT
         s.item_id,
         s.location_id,
-        s.day - (((s.day - 4) % p.period) + p.period) % p.period AS pday,
+        s.day - (((s.day - p.anchor) % p.period) + p.period) % p.period AS pday,
         s.units,
         s.revenue
     FROM (
@@ -46,7 +48,7 @@ per_period AS (
 grid AS (
     SELECT s.item_id, s.location_id,
            unnest(range(s.first_pday,
-                        p.cutoff_day - (((p.cutoff_day - 4) % p.period) + p.period) % p.period + 1,
+                        p.cutoff_day - (((p.cutoff_day - p.anchor) % p.period) + p.period) % p.period + 1,
                         p.period)) AS pday
     FROM (
         SELECT item_id, location_id, MIN(pday) AS first_pday
@@ -58,7 +60,7 @@ stock AS (
     SELECT
         i.item_id,
         i.location_id,
-        i.day - (((i.day - 4) % p.period) + p.period) % p.period AS pday,
+        i.day - (((i.day - p.anchor) % p.period) + p.period) % p.period AS pday,
         MAX(CASE WHEN i.on_hand <= 0 THEN 1 ELSE 0 END) AS stock_out
     FROM (
         SELECT item_id, location_id, CAST(CAST(CAST(date AS DATE) AS INT) AS BIGINT) AS day, on_hand

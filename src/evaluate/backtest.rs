@@ -408,7 +408,7 @@ pub fn actuals_batch(full: &Panel) -> Result<arrow::record_batch::RecordBatch> {
 pub async fn full_panel(ctx: &datafusion::prelude::SessionContext, settings: &Settings) -> Result<(Panel, NaiveDate)> {
     use crate::features::{self, FeatureParams, queries};
     let last = features::last_sales_date(ctx).await?.ok_or_else(|| Error::data("the sales table has no rows"))?;
-    let params = FeatureParams::new(last, settings.frequency, settings.horizon);
+    let params = FeatureParams::from_settings(last, settings);
     let batches = features::dataframe(ctx, &queries::TARGET, params).await?.collect().await?;
     let end = params.cutoff - Duration::days(settings.frequency.days() - 1);
     Ok((Panel::from_batches(&batches, settings.frequency, end)?, params.cutoff))

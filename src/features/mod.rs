@@ -32,20 +32,38 @@ pub struct FeatureParams {
     pub frequency: Frequency,
     /// Periods after the cutoff that known-future tables cover.
     pub horizon: usize,
+    /// The last day of a week (weekly grain): Sunday by default, Friday for data reported in
+    /// weeks ending on Friday.
+    pub week_end: Weekday,
 }
 
 impl FeatureParams {
     /// Parameters for a requested cutoff; weekly cutoffs move back to the Sunday closing the last full week.
     pub fn new(cutoff: NaiveDate, frequency: Frequency, horizon: usize) -> Self {
+        Self::with_week_end(cutoff, frequency, horizon, Weekday::Sun)
+    }
+
+    /// Parameters whose weeks end on `week_end`; a weekly cutoff moves back to the last such day.
+    pub fn with_week_end(cutoff: NaiveDate, frequency: Frequency, horizon: usize, week_end: Weekday) -> Self {
         let cutoff = match frequency {
             Frequency::Daily => cutoff,
             Frequency::Weekly => {
-                let back = (cutoff.weekday().num_days_from_monday() as i64 + 1) % 7;
+                let back = (cutoff.weekday().num_days_from_monday() as i64 - week_end.num_days_from_monday() as i64).rem_euclid(7);
                 cutoff - Duration::days(back)
             }
         };
-        debug_assert!(frequency == Frequency::Daily || cutoff.weekday() == Weekday::Sun);
-        Self { cutoff, frequency, horizon }
+        Self { cutoff, frequency, horizon, week_end }
+    }
+
+    /// Parameters of the grain and week of `settings`.
+    pub fn from_settings(cutoff: NaiveDate, settings: &crate::settings::Settings) -> Self {
+        Self::with_week_end(cutoff, settings.frequency, settings.horizon, settings.week_ends_on)
+    }
+
+    /// A day (days since 1970-01-01) on which a period starts: the day after a week's end.
+    pub fn anchor(&self) -> i64 {
+        // 1970-01-01 was a Thursday: day 4 is a Monday.
+        (4 + self.week_end.succ().num_days_from_monday() as i64) % 7
     }
 
     /// The first period after the cutoff.
@@ -58,6 +76,7 @@ impl FeatureParams {
             ScalarValue::Utf8(Some(self.cutoff.to_string())),
             ScalarValue::Int64(Some(self.frequency.days())),
             ScalarValue::Int64(Some(self.horizon as i64)),
+            ScalarValue::Int64(Some(self.anchor())),
         ]
     }
 }
@@ -207,5 +226,10 @@ mod tests {
         let sun = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
         assert_eq!(FeatureParams::new(sun, Frequency::Weekly, 4).cutoff, sun);
         assert_eq!(FeatureParams::new(wed, Frequency::Daily, 4).cutoff, wed);
+        let fri = FeatureParams::with_week_end(wed, Frequency::Weekly, 4, Weekday::Fri);
+        assert_eq!(fri.cutoff, NaiveDate::from_ymd_opt(2026, 11, 20).unwrap());
+        // Weeks ending on Friday start on Saturday: 1970-01-03 is day 2.
+        assert_eq!(fri.anchor(), 2);
+        assert_eq!(FeatureParams::new(wed, Frequency::Weekly, 4).anchor(), 4);
     }
 }

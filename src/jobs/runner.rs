@@ -210,7 +210,7 @@ async fn execute(
     } else {
         wanted
     };
-    let params = FeatureParams::new(cutoff, s.frequency, s.horizon);
+    let params = FeatureParams::from_settings(cutoff, s);
     report.cutoff = Some(params.cutoff);
     let mut state = State { params: Some(params), ..Default::default() };
     for (i, step) in job.steps.iter().enumerate() {

@@ -71,6 +71,11 @@ pub fn backtest(run_id: &str) -> Path {
     Path::from_iter(["metrics".to_string(), "backtest".to_string(), format!("run_id={run_id}")])
 }
 
+/// Where an import's rejected rows for one table go.
+pub fn import_quarantine(import_id: &str, table: &str) -> Path {
+    Path::from_iter(["quarantine".to_string(), format!("import={import_id}"), format!("table={table}")])
+}
+
 /// Where the demo generator writes the true effects it used.
 pub fn demo_truth() -> Path {
     Path::from_iter(["_demo", "truth.json"])

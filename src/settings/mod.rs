@@ -66,6 +66,8 @@ pub struct SettingsFile {
     pub frequency: Option<Frequency>,
     /// Periods to forecast.
     pub horizon: Option<usize>,
+    /// The last day of a week for the weekly grain (e.g. `sunday`, `friday`).
+    pub week_ends_on: Option<String>,
     /// Quantile levels.
     pub quantiles: Option<Vec<f64>>,
     /// Model names, first is published.
@@ -118,6 +120,8 @@ pub struct Overrides {
     pub frequency: Option<Frequency>,
     /// `--horizon` / `SHELFCAST_HORIZON`.
     pub horizon: Option<usize>,
+    /// `--week-ends-on` / `SHELFCAST_WEEK_ENDS_ON`.
+    pub week_ends_on: Option<String>,
     /// `--quantiles` / `SHELFCAST_QUANTILES`.
     pub quantiles: Option<Vec<f64>>,
     /// `--models` / `SHELFCAST_MODELS`.
@@ -139,6 +143,9 @@ pub struct Settings {
     pub lake: String,
     /// Forecast grain.
     pub frequency: Frequency,
+    /// The last day of a week (weekly grain).
+    #[serde(skip)]
+    pub week_ends_on: chrono::Weekday,
     /// Periods to forecast.
     pub horizon: usize,
     /// Quantile levels, ascending.
@@ -199,6 +206,10 @@ impl Settings {
         let lake_raw = o.lake.or(file.lake).unwrap_or_else(|| "lake".to_string());
         let lake = resolve_lake_url(&lake_raw, &base_dir)?;
         let frequency = o.frequency.or(file.frequency).unwrap_or(Frequency::Daily);
+        let week_ends_on = match o.week_ends_on.or(file.week_ends_on) {
+            None => chrono::Weekday::Sun,
+            Some(w) => w.parse().map_err(|_| invalid("week-ends-on", format!("expected a weekday such as `sunday` or `friday`, got `{w}`")))?,
+        };
         let horizon = o.horizon.or(file.horizon).unwrap_or(28);
         if horizon == 0 || horizon > 1000 {
             return Err(invalid("horizon", format!("must be between 1 and 1000 periods, got {horizon}")));
@@ -247,6 +258,7 @@ impl Settings {
             base_dir,
             lake,
             frequency,
+            week_ends_on,
             horizon,
             quantiles,
             models,

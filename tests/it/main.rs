@@ -9,6 +9,8 @@ mod catalog;
 mod cli;
 /// Feature tables: point-in-time correctness and materialisation.
 mod features;
+/// Importing outside files into raw tables.
+mod import;
 /// The forecaster contract, run against every model, and learning checks.
 mod models;
 /// The nightly pipeline on a tiny lake: rows, quantiles, manifest, reruns, determinism.

@@ -1,0 +1,250 @@
+//! `shelfcast import`: a CSV or Parquet file mapped into a raw table, or a known public dataset
+//! through its preset SQL in `sql/import/`.
+//!
+//! A mapping names, for each column of the target table, the source column it comes from
+//! (`--map units=Weekly_Sales`, or a TOML file of `column = "source"` lines). Every value is read
+//! with a checked cast; rows whose required columns are missing or unreadable are quarantined with
+//! the reason (`quarantine/import=<id>/`), the rest are appended to `raw/<table>/` as one new file
+//! written atomically. The import reports how many rows went where.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arrow::datatypes::DataType;
+use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use serde::Serialize;
+use tracing::{info, instrument};
+
+use crate::catalog::schema::{self, Kind, TableSpec};
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::lake::dataset::DatasetWriter;
+use crate::lake::{Lake, layout};
+
+/// A known dataset: the files it reads and the SQL that maps them to raw tables.
+#[derive(Debug, Clone, Copy)]
+pub struct Preset {
+    /// Preset name.
+    pub name: &'static str,
+    /// Source tables: (name in the SQL, file name in the dataset folder).
+    pub sources: &'static [(&'static str, &'static str)],
+    /// Target tables and the SQL producing them.
+    pub tables: &'static [(&'static str, &'static str)],
+}
+
+/// The presets shelfcast knows.
+pub const PRESETS: &[Preset] = &[Preset {
+    name: "walmart",
+    sources: &[("walmart_train", "train.csv"), ("walmart_stores", "stores.csv")],
+    tables: &[
+        ("sales", include_str!("../../sql/import/walmart_sales.sql")),
+        ("calendar", include_str!("../../sql/import/walmart_calendar.sql")),
+        ("locations", include_str!("../../sql/import/walmart_locations.sql")),
+    ],
+}];
+
+/// What one import wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct ImportReport {
+    /// Target table.
+    pub table: String,
+    /// Rows read from the source.
+    pub rows_read: u64,
+    /// Rows appended to the raw table.
+    pub rows_written: u64,
+    /// Rows quarantined.
+    pub rows_quarantined: u64,
+    /// The new raw file.
+    pub file: Option<String>,
+    /// Where the quarantined rows are.
+    pub quarantine: Option<String>,
+}
+
+fn sql_type(kind: Kind) -> &'static str {
+    match kind {
+        Kind::Date => "DATE",
+        Kind::Text => "VARCHAR",
+        Kind::Number => "DOUBLE",
+    }
+}
+
+fn quote(ident: &str) -> String {
+    format!("\"{}\"", ident.replace('"', "\"\""))
+}
+
+/// Registers a CSV or Parquet file as `name`.
+async fn register_file(ctx: &SessionContext, name: &str, path: &Path) -> Result<()> {
+    let p = path.to_str().ok_or_else(|| Error::data(format!("{} is not valid UTF-8", path.display())))?;
+    if !path.is_file() {
+        return Err(Error::data(format!("{}: no such file", path.display())));
+    }
+    let lower = p.to_ascii_lowercase();
+    if lower.ends_with(".parquet") || lower.ends_with(".pq") {
+        ctx.register_parquet(name, p, ParquetReadOptions::default()).await?;
+    } else if lower.ends_with(".csv") || lower.ends_with(".csv.gz") || lower.ends_with(".txt") {
+        ctx.register_csv(name, p, CsvReadOptions::new().has_header(true).schema_infer_max_records(100_000)).await?;
+    } else {
+        return Err(Error::data(format!("{}: expected a .csv or .parquet file", path.display())));
+    }
+    Ok(())
+}
+
+/// The statement that reads `source` into `spec`'s columns with checked casts, plus a `reason`
+/// column saying why a row cannot be kept (NULL when it can).
+fn mapping_sql(spec: &TableSpec, source: &str, map: &BTreeMap<String, String>, date_format: Option<&str>) -> Result<String> {
+    for k in map.keys() {
+        if !spec.columns.iter().any(|c| c.name == k) {
+            let names: Vec<_> = spec.columns.iter().map(|c| c.name).collect();
+            return Err(Error::data(format!("table `{}` has no column `{k}` (columns: {})", spec.name, names.join(", "))));
+        }
+    }
+    let mut select = Vec::new();
+    let mut reasons = Vec::new();
+    for c in spec.columns {
+        match map.get(c.name) {
+            Some(src) => {
+                let raw = format!("CAST({} AS VARCHAR)", quote(src));
+                let value = match (c.kind, date_format) {
+                    (Kind::Date, Some(fmt)) => format!("to_date({raw}, '{}')", fmt.replace('\'', "''")),
+                    _ => format!("TRY_CAST({} AS {})", quote(src), sql_type(c.kind)),
+                };
+                select.push(format!("{value} AS {}", c.name));
+                if !c.nullable {
+                    reasons.push(format!(
+                        "CASE WHEN {raw} IS NULL OR trim({raw}) = '' THEN '{col} is empty' \
+                         WHEN {value} IS NULL THEN '{col}: cannot read ''' || {raw} || ''' as {ty}' END",
+                        col = c.name,
+                        ty = sql_type(c.kind).to_lowercase()
+                    ));
+                }
+            }
+            None if c.nullable => select.push(format!("CAST(NULL AS {}) AS {}", sql_type(c.kind), c.name)),
+            None => {
+                return Err(Error::data(format!(
+                    "table `{}` needs column `{}`: map it, e.g. --map {}=SOURCE_COLUMN",
+                    spec.name, c.name, c.name
+                )));
+            }
+        }
+    }
+    let reason = if reasons.is_empty() { "CAST(NULL AS VARCHAR)".to_string() } else { format!("COALESCE({})", reasons.join(", ")) };
+    Ok(format!("SELECT {}, {reason} AS reason FROM {source}", select.join(", ")))
+}
+
+/// Imports one file into `table` with a column mapping.
+#[instrument(skip_all, fields(table = table, source = %path.display()))]
+pub async fn import_file(
+    lake: &Lake,
+    table: &str,
+    path: &Path,
+    map: &BTreeMap<String, String>,
+    date_format: Option<&str>,
+    clock: &dyn Clock,
+) -> Result<ImportReport> {
+    let spec = schema::table(table).ok_or_else(|| {
+        let names: Vec<_> = schema::TABLES.iter().map(|t| t.name).collect();
+        Error::data(format!("no raw table `{table}` (tables: {})", names.join(", ")))
+    })?;
+    let ctx = crate::engine::local_context(2);
+    register_file(&ctx, "source", path).await?;
+    let sql = mapping_sql(spec, "source", map, date_format)?;
+    let token = format!("import-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
+    write(lake, &ctx, spec, &sql, &token, &path.display().to_string(), clock).await
+}
+
+/// Imports a known dataset from its folder (e.g. `walmart` from `../shared/data/walmart`).
+pub async fn import_preset(lake: &Lake, name: &str, dir: &Path, clock: &dyn Clock) -> Result<Vec<ImportReport>> {
+    let preset = PRESETS.iter().find(|p| p.name == name).ok_or_else(|| {
+        let names: Vec<_> = PRESETS.iter().map(|p| p.name).collect();
+        Error::data(format!("no import preset `{name}` (presets: {})", names.join(", ")))
+    })?;
+    let ctx = crate::engine::local_context(2);
+    for (table, file) in preset.sources {
+        register_file(&ctx, table, &dir.join(file)).await?;
+    }
+    let token = format!("import-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
+    let mut out = Vec::new();
+    for (table, sql) in preset.tables {
+        let spec = schema::table(table).ok_or_else(|| Error::data(format!("preset `{name}` writes unknown table `{table}`")))?;
+        // The preset's SQL produces the table's columns; the checks are the same as for a file.
+        ctx.register_table("preset_rows", ctx.sql(sql).await?.into_view())?;
+        let identity: BTreeMap<String, String> = spec.columns.iter().map(|c| (c.name.to_string(), c.name.to_string())).collect();
+        let checked = mapping_sql(spec, "preset_rows", &identity, None)?;
+        out.push(write(lake, &ctx, spec, &checked, &token, &format!("{name} preset"), clock).await?);
+        ctx.deregister_table("preset_rows")?;
+    }
+    Ok(out)
+}
+
+async fn write(
+    lake: &Lake,
+    ctx: &SessionContext,
+    spec: &TableSpec,
+    sql: &str,
+    token: &str,
+    origin: &str,
+    clock: &dyn Clock,
+) -> Result<ImportReport> {
+    let batches = ctx.sql(sql).await?.collect().await.map_err(|e| Error::data(format!("reading {origin}: {e}")))?;
+    let schema = spec.canonical_schema();
+    let mut good = Vec::new();
+    let mut bad = Vec::new();
+    let (mut read, mut written, mut quarantined) = (0u64, 0u64, 0u64);
+    for b in &batches {
+        read += b.num_rows() as u64;
+        let reason = b.column_by_name("reason").ok_or_else(|| Error::data("import query has no reason column"))?;
+        let keep = arrow::compute::is_null(reason)?;
+        let drop = arrow::compute::not(&keep)?;
+        let cols = schema
+            .fields()
+            .iter()
+            .map(|f| {
+                let c = b.column_by_name(f.name()).ok_or_else(|| Error::data(format!("import query has no column `{}`", f.name())))?;
+                Ok(arrow::compute::cast(c, f.data_type())?)
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let kept_cols = cols.iter().map(|c| Ok(arrow::compute::filter(c, &keep)?)).collect::<Result<Vec<_>>>()?;
+        let kept = arrow::record_batch::RecordBatch::try_new(Arc::clone(&schema), kept_cols)
+            .map_err(|e| Error::data(format!("{origin}: {e}")))?;
+        written += kept.num_rows() as u64;
+        good.push(kept);
+        let mut qcols = cols;
+        qcols.push(arrow::compute::cast(reason, &DataType::Utf8)?);
+        let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+        fields.push(arrow::datatypes::Field::new("reason", DataType::Utf8, true));
+        let qschema = Arc::new(arrow::datatypes::Schema::new(fields));
+        let qbatch = arrow::record_batch::RecordBatch::try_new(Arc::clone(&qschema), qcols)?;
+        let rejected = arrow::compute::filter_record_batch(&qbatch, &drop)?;
+        quarantined += rejected.num_rows() as u64;
+        bad.push(rejected);
+    }
+    let mut report = ImportReport { table: spec.name.to_string(), rows_read: read, rows_written: written, rows_quarantined: quarantined, file: None, quarantine: None };
+    if quarantined > 0 {
+        let dir = layout::import_quarantine(token, spec.name);
+        let qschema = bad[0].schema();
+        let mut w = DatasetWriter::new(lake, dir.clone(), format!("quarantine/{}", spec.name), token, qschema);
+        for b in bad.into_iter().filter(|b| b.num_rows() > 0) {
+            w.write(b).await?;
+        }
+        let mut meta = serde_json::Map::new();
+        meta.insert("source".into(), origin.into());
+        w.commit(clock.now(), meta).await?;
+        report.quarantine = Some(lake.display(&dir));
+    }
+    if written > 0 {
+        // One object, written with a single atomic put: readers see all of it or none.
+        let bytes = crate::lake::parquet::encode(&schema, &good)?;
+        let path = layout::raw_table(spec.name).join(format!("{token}.parquet").as_str());
+        lake.put(&path, bytes).await?;
+        report.file = Some(lake.display(&path));
+    }
+    info!(table = spec.name, read, written, quarantined, "imported");
+    Ok(report)
+}
+
+/// Reads a TOML mapping file: `column = "source column"` lines.
+pub fn read_mapping(path: &PathBuf) -> Result<BTreeMap<String, String>> {
+    let text = std::fs::read_to_string(path).map_err(|source| Error::SettingsRead { path: path.clone(), source })?;
+    toml::from_str(&text).map_err(|e| Error::SettingsParse { path: path.clone(), message: e.to_string() })
+}

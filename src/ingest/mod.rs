@@ -1,0 +1,3 @@
+//! Bringing outside data into the lake's raw tables.
+
+pub mod import;
