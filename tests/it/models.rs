@@ -22,7 +22,7 @@ fn panel() -> Panel {
     values.push(vec![2.0, 3.0, 1.0]);
     values.push(vec![0.0; 50]);
     let keys = (0..values.len()).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect();
-    Panel { keys, values, end: NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(), frequency: Frequency::Daily }
+    Panel::new(keys, values, NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(), Frequency::Daily)
 }
 
 fn contract(name: &str) {
@@ -86,12 +86,12 @@ fn ets_learns_season_and_trend_better_than_naive() {
         .map(|s| (0..168).map(|t| ((20.0 + 0.1 * t as f64 + s as f64) * week[t % 7] + ((t * 13 + s) % 3) as f64) as f32).collect())
         .collect();
     let horizon = 14;
-    let train = Panel {
-        keys: (0..6).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect(),
-        values: series.iter().map(|y| y[..168 - horizon].to_vec()).collect(),
-        end: NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
-        frequency: Frequency::Daily,
-    };
+    let train = Panel::new(
+        (0..6).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect(),
+        series.iter().map(|y| y[..168 - horizon].to_vec()).collect(),
+        NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
+        Frequency::Daily,
+    );
     let test: Vec<Vec<f32>> = series.iter().map(|y| y[168 - horizon..].to_vec()).collect();
     let ets = mae("ets", &train, &test, horizon);
     let naive = mae("naive", &train, &test, horizon);
