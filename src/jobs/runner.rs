@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::features::{self, FeatureMetrics, FeatureParams, queries};
 use crate::lake::{Lake, dataset, layout};
 use crate::models::{self, FitReport, Forecast, Forecaster};
-use crate::panel::Panel;
+use crate::panel::{Covariates, Panel};
 use crate::publish::{self, ForecastRelease, PublishMetrics};
 use crate::quality::{self, QualityReport};
 use crate::settings::Settings;
@@ -258,14 +258,30 @@ async fn run_step(
             let dir = layout::features(queries::TARGET.name, params.cutoff);
             let (_, batches) = dataset::read(&env.lake, &dir).await?;
             let end = params.cutoff - Duration::days(s.frequency.days() - 1);
-            let panel = Panel::from_batches(&batches, s.frequency, end)?;
+            let mut panel = Panel::from_batches(&batches, s.frequency, end)?;
             if panel.is_empty() {
                 return Err(Error::data(format!("no series have sales on or before {}", params.cutoff)));
             }
+            let mut built = Vec::new();
+            for name in &s.models {
+                built.push(if name == "torchscript" {
+                    let path = layout::torchscript_model(&s.torchscript_file);
+                    let bytes = env.lake.get_opt(&path).await?.ok_or_else(|| {
+                        Error::data(format!("the torchscript model needs a TorchScript module at {}", env.lake.display(&path)))
+                    })?;
+                    models::build_torchscript(s, &bytes)?
+                } else {
+                    models::build(name, s)?
+                });
+            }
+            if built.iter().any(|m| m.needs_covariates()) {
+                let history = models::nn::NnConfig::for_settings(s).history;
+                let covariates = Covariates::load(&env.lake, params.cutoff, &panel, s.horizon, history).await?;
+                panel = panel.with_covariates(covariates);
+            }
             let panel = Arc::new(panel);
             let mut fitted = Vec::new();
-            for name in &s.models {
-                let mut model = models::build(name, s)?;
+            for mut model in built {
                 let p = Arc::clone(&panel);
                 let (model, fit) = tokio::task::spawn_blocking(move || {
                     let fit = model.fit(&p);

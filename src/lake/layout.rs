@@ -49,6 +49,11 @@ pub fn quarantine(check: &str, run_date: NaiveDate) -> Path {
     Path::from_iter(["quarantine".to_string(), format!("check={check}"), format!("run_date={run_date}")])
 }
 
+/// A user-supplied TorchScript forecaster.
+pub fn torchscript_model(file: &str) -> Path {
+    Path::from_iter(["models", "torchscript", file])
+}
+
 /// Where the demo generator writes the true effects it used.
 pub fn demo_truth() -> Path {
     Path::from_iter(["_demo", "truth.json"])
