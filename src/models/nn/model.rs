@@ -277,7 +277,11 @@ impl DeepModel {
             return Err(bad(&format!("it holds a {} model", card.architecture.name())));
         }
         let vs = nn::VarStore::new(super::device());
-        let net = build_net(card.architecture, &vs, &card.layout, &card.vocabularies.sizes(), &card.config);
+        // Building draws initial weights from libtorch's generator, which a concurrent fit may be using.
+        let net = {
+            let _guard = torch_lock();
+            build_net(card.architecture, &vs, &card.layout, &card.vocabularies.sizes(), &card.config)
+        };
         let tmp = TempFile::new("safetensors");
         std::fs::write(tmp.path(), weights)?;
         let stored: std::collections::HashMap<String, tch::Tensor> = tch::Tensor::read_safetensors(tmp.path())?.into_iter().collect();
