@@ -483,8 +483,8 @@ async fn backtest_cmd(
     shelfcast::quality::run(&ctx, lake, &settings.quality, clock.today(), clock.today(), &run_id, clock).await?;
     let (full, last) = backtest::full_panel(&ctx, settings).await?;
     pb.set_message(format!("backtest: {} windows × {} models over {} series", windows, opts.models.len(), full.len()));
-    let s2 = settings.clone();
-    let (report, full) = tokio::task::spawn_blocking(move || backtest::run(&full, &s2, &opts).map(|r| (r, full))).await??;
+    let full = Arc::new(full);
+    let report = backtest::run_in_lake(&ctx, lake, Arc::clone(&full), settings, &opts, &run_id, clock).await?;
     pb.finish_and_clear();
     let rows = backtest::canonical_batch(&report)?;
     let dir = shelfcast::lake::layout::backtest(&run_id);

@@ -146,16 +146,24 @@ pub fn panel_at(full: &Panel, cutoff_index_from_end: usize) -> (Panel, Vec<usize
         }
     }
     let end = full.end - Duration::days(full.frequency.days() * cutoff_index_from_end as i64);
-    let mut p = full.clone();
-    p.keys = keys;
-    p.values = values;
-    p.end = end;
-    (p, index)
+    (Panel::new(keys, values, end, full.frequency), index)
 }
 
-/// Runs a backtest on `full`, the zero-filled panel up to the last period with sales.
-#[instrument(skip_all, fields(windows = opts.windows, horizon = opts.horizon, step = opts.step))]
-pub fn run(full: &Panel, settings: &Settings, opts: &BacktestOptions) -> Result<BacktestReport> {
+/// One backtest window: the panel as of its cutoff.
+#[derive(Debug, Clone)]
+pub struct Window {
+    /// The panel cut at the cutoff (without covariates; attach those of the cutoff if needed).
+    pub panel: Panel,
+    /// Per series of `panel`, its index in the full panel.
+    pub index: Vec<usize>,
+    /// Last day of data.
+    pub cutoff: NaiveDate,
+    /// Periods between the cutoff and the full panel's end.
+    pub from_end: usize,
+}
+
+/// The windows of a backtest, oldest first.
+pub fn plan(full: &Panel, opts: &BacktestOptions) -> Result<Vec<Window>> {
     if opts.windows == 0 || opts.horizon == 0 || opts.step == 0 {
         return Err(Error::data("a backtest needs at least one window, a horizon and a step"));
     }
@@ -167,30 +175,87 @@ pub fn run(full: &Panel, settings: &Settings, opts: &BacktestOptions) -> Result<
             opts.windows, opts.horizon, opts.step
         )));
     }
+    Ok((0..opts.windows)
+        .map(|w| {
+            let from_end = (opts.windows - w - 1) * opts.step + opts.horizon;
+            let (panel, index) = panel_at(full, from_end);
+            let cutoff = panel.end + Duration::days(full.frequency.days() - 1);
+            Window { panel, index, cutoff, from_end }
+        })
+        .collect())
+}
+
+/// Fits and scores every model of `opts` on one window; rows per model, in `opts.models` order.
+pub fn evaluate(full: &Panel, window: &Window, settings: &Settings, opts: &BacktestOptions) -> Result<Vec<Vec<ScoredRow>>> {
     let levels = levels(settings);
-    let season = settings.season_length;
-    let mut cutoffs = Vec::new();
+    info!(cutoff = %window.cutoff, series = window.panel.len(), "backtest window");
+    let mut out = Vec::new();
+    for name in &opts.models {
+        let mut model = models::build(name, settings)?;
+        model.fit(&window.panel)?;
+        let f = model.predict(&window.panel, opts.horizon, &levels)?;
+        let mut rows = Vec::new();
+        score_window(&window.panel, &window.index, full, &f, window.cutoff, window.from_end, &levels, settings.season_length, &mut rows);
+        out.push(rows);
+    }
+    Ok(out)
+}
+
+/// The report of a backtest from its windows' rows.
+pub fn report(settings: &Settings, opts: &BacktestOptions, cutoffs: Vec<NaiveDate>, per_model: Vec<Vec<ScoredRow>>) -> BacktestReport {
+    let levels = levels(settings);
+    let models = opts.models.iter().zip(per_model).map(|(name, rows)| summarise(name, rows, &levels)).collect();
+    BacktestReport { cutoffs, horizon: opts.horizon, levels, season: settings.season_length, models }
+}
+
+/// Runs a backtest on `full`, the zero-filled panel up to the last period with sales, without
+/// covariates (see [`run_in_lake`] for models that read them).
+#[instrument(skip_all, fields(windows = opts.windows, horizon = opts.horizon, step = opts.step))]
+pub fn run(full: &Panel, settings: &Settings, opts: &BacktestOptions) -> Result<BacktestReport> {
+    let windows = plan(full, opts)?;
     let mut per_model: Vec<Vec<ScoredRow>> = vec![Vec::new(); opts.models.len()];
-    for w in 0..opts.windows {
-        let from_end = (opts.windows - w - 1) * opts.step + opts.horizon;
-        let (panel, index) = panel_at(full, from_end);
-        let cutoff = panel.end + Duration::days(full.frequency.days() - 1);
-        cutoffs.push(cutoff);
-        info!(cutoff = %cutoff, series = panel.len(), "backtest window");
-        for (m, name) in opts.models.iter().enumerate() {
-            let mut model = models::build(name, settings)?;
-            model.fit(&panel)?;
-            let f = model.predict(&panel, opts.horizon, &levels)?;
-            score_window(&panel, &index, full, &f, cutoff, from_end, &levels, season, &mut per_model[m]);
+    for w in &windows {
+        for (acc, rows) in per_model.iter_mut().zip(evaluate(full, w, settings, opts)?) {
+            acc.extend(rows);
         }
     }
-    let models = opts
-        .models
-        .iter()
-        .zip(per_model)
-        .map(|(name, rows)| summarise(name, rows, &levels))
-        .collect();
-    Ok(BacktestReport { cutoffs, horizon: opts.horizon, levels, season, models })
+    Ok(report(settings, opts, windows.iter().map(|w| w.cutoff).collect(), per_model))
+}
+
+/// Runs a backtest in the lake: when a model reads covariates, the feature tables of each
+/// window's cutoff are materialised (point in time) and attached to that window's panel.
+/// `torchscript` is left out (a user module has nothing to refit).
+pub async fn run_in_lake(
+    ctx: &datafusion::prelude::SessionContext,
+    lake: &crate::lake::Lake,
+    full: std::sync::Arc<Panel>,
+    settings: &Settings,
+    opts: &BacktestOptions,
+    token: &str,
+    clock: &dyn crate::clock::Clock,
+) -> Result<BacktestReport> {
+    let mut opts = opts.clone();
+    opts.models.retain(|m| m != "torchscript");
+    let needs = opts.models.iter().map(|m| models::build(m, settings).map(|b| b.needs_covariates())).collect::<Result<Vec<_>>>()?;
+    let windows = plan(&full, &opts)?;
+    let mut per_model: Vec<Vec<ScoredRow>> = vec![Vec::new(); opts.models.len()];
+    let mut cutoffs = Vec::new();
+    for mut w in windows {
+        cutoffs.push(w.cutoff);
+        if needs.iter().any(|n| *n) {
+            let params = crate::features::FeatureParams::from_settings(w.cutoff, settings);
+            crate::features::materialize_all(ctx, lake, params, token, clock).await?;
+            let history = models::nn::NnConfig::for_settings(settings).history;
+            let cov = crate::panel::Covariates::load(lake, w.cutoff, &w.panel, opts.horizon, history).await?;
+            w.panel = w.panel.with_covariates(cov);
+        }
+        let (f, s, o) = (std::sync::Arc::clone(&full), settings.clone(), opts.clone());
+        let rows = tokio::task::spawn_blocking(move || evaluate(&f, &w, &s, &o)).await??;
+        for (acc, r) in per_model.iter_mut().zip(rows) {
+            acc.extend(r);
+        }
+    }
+    Ok(report(settings, &opts, cutoffs, per_model))
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -310,12 +375,7 @@ mod tests {
     fn windows_are_cut_at_the_right_periods_and_scored_against_what_followed() {
         // A series that counts 1, 2, 3, …: naive forecasts the last value, so at a cutoff
         // whose last value is v the error at step h is exactly h.
-        let full = Panel {
-            keys: vec![SeriesKey { item_id: "a".into(), location_id: "s".into() }],
-            values: vec![(1..=30).map(|v| v as f32).collect()],
-            end: NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
-            frequency: Frequency::Daily,
-        };
+        let full = Panel::new(vec![SeriesKey { item_id: "a".into(), location_id: "s".into() }], vec![(1..=30).map(|v| v as f32).collect()], NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(), Frequency::Daily);
         let opts = BacktestOptions { windows: 3, horizon: 4, step: 4, models: vec!["naive".into()] };
         let r = run(&full, &settings(), &opts).unwrap();
         let d = |x| NaiveDate::from_ymd_opt(2026, 1, x).unwrap();
@@ -331,12 +391,7 @@ mod tests {
 
     #[test]
     fn too_short_a_history_is_refused() {
-        let full = Panel {
-            keys: vec![SeriesKey { item_id: "a".into(), location_id: "s".into() }],
-            values: vec![vec![1.0; 10]],
-            end: NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
-            frequency: Frequency::Daily,
-        };
+        let full = Panel::new(vec![SeriesKey { item_id: "a".into(), location_id: "s".into() }], vec![vec![1.0; 10]], NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(), Frequency::Daily);
         let opts = BacktestOptions { windows: 3, horizon: 4, step: 4, models: vec!["naive".into()] };
         assert!(run(&full, &settings(), &opts).unwrap_err().to_string().contains("need more than 12 periods"));
     }

@@ -19,7 +19,7 @@ use crate::error::{Error, Result};
 use crate::features::{self, FeatureMetrics, FeatureParams, queries};
 use crate::lake::{Lake, dataset, layout};
 use crate::models::{self, FitReport, Forecast, Forecaster, store};
-use crate::panel::Panel;
+use crate::panel::{Covariates, Panel};
 use crate::publish::{self, ForecastRelease, PublishMetrics};
 use crate::quality::{self, QualityReport};
 use crate::evaluate::backtest::{self, BacktestOptions};
@@ -261,10 +261,13 @@ async fn run_step(
             Ok(Some(rows))
         }
         StepKind::Train => {
-            let panel = panel_for(env, params).await?;
-            let mut fitted = Vec::new();
+            let mut built = Vec::new();
             for name in &s.models {
-                let mut model = models::build(name, s)?;
+                built.push(build_model(env, name).await?);
+            }
+            let panel = Arc::new(attach_covariates(env, params, panel_for(env, params).await?, &built).await?);
+            let mut fitted = Vec::new();
+            for mut model in built {
                 let p = Arc::clone(&panel);
                 let (model, fit) = tokio::task::spawn_blocking(move || {
                     let fit = model.fit(&p);
@@ -273,7 +276,7 @@ async fn run_step(
                 .await?;
                 let fit = fit?;
                 let card = store::ModelCard {
-                    model: name.clone(),
+                    model: model.name().to_string(),
                     version: run_id.to_string(),
                     created_at: env.clock.now(),
                     cutoff: params.cutoff.to_string(),
@@ -282,7 +285,7 @@ async fn run_step(
                     seed: s.seed,
                     frequency: s.frequency.as_str().to_string(),
                     state_bytes: 0,
-                    details: serde_json::json!({ "horizon": s.horizon, "season_length": s.season_length }),
+                    details: model.card().unwrap_or_else(|| serde_json::json!({ "horizon": s.horizon, "season_length": s.season_length })),
                 };
                 store::save(&env.lake, model.as_ref(), &card).await?;
                 report.summary.fits.push(fit);
@@ -295,20 +298,20 @@ async fn run_step(
             Ok(Some(obs))
         }
         StepKind::Predict => {
-            let panel = match state.panel.clone() {
-                Some(p) => p,
-                None => panel_for(env, params).await?,
-            };
-            report.summary.series = panel.len();
             if state.models.is_empty() {
                 // No train step in this job: use the latest trained version of each model.
                 for name in &s.models {
-                    let mut model = models::build(name, s)?;
+                    let mut model = build_model(env, name).await?;
                     let card = store::load_latest(&env.lake, model.as_mut()).await?;
                     info!(model = %name, version = %card.version, "loaded from the lake");
                     state.models.push(model);
                 }
             }
+            let panel = match state.panel.clone() {
+                Some(p) => p,
+                None => Arc::new(attach_covariates(env, params, panel_for(env, params).await?, &state.models).await?),
+            };
+            report.summary.series = panel.len();
             state.panel = Some(Arc::clone(&panel));
             let mut rows = 0;
             state.forecasts.clear();
@@ -334,11 +337,10 @@ async fn run_step(
             }
             let panel = match state.panel.clone() {
                 Some(p) => p,
-                None => panel_for(env, params).await?,
+                None => Arc::new(panel_for(env, params).await?),
             };
             let opts = BacktestOptions { windows: c.windows, horizon: s.horizon, step: s.horizon, models: s.models.clone() };
-            let (settings, p) = (s.clone(), Arc::clone(&panel));
-            let bt = match tokio::task::spawn_blocking(move || backtest::run(&p, &settings, &opts)).await? {
+            let bt = match backtest::run_in_lake(ctx, &env.lake, Arc::clone(&panel), s, &opts, run_id, env.clock.as_ref()).await {
                 Ok(bt) => bt,
                 Err(Error::Data(msg)) => {
                     // Too little history for the windows: keep the champions as they are.
@@ -415,8 +417,31 @@ async fn run_step(
     }
 }
 
+/// A model of the registry; `torchscript` with its module from the lake.
+async fn build_model(env: &RunEnv, name: &str) -> Result<Box<dyn Forecaster>> {
+    let s = &env.settings;
+    if name != "torchscript" {
+        return models::build(name, s);
+    }
+    let path = layout::torchscript_model(&s.torchscript_file);
+    let bytes = env.lake.get_opt(&path).await?.ok_or_else(|| {
+        Error::data(format!("the torchscript model needs a TorchScript module at {}", env.lake.display(&path)))
+    })?;
+    models::build_torchscript(s, &bytes)
+}
+
+/// The panel with the covariates of the cutoff when a model reads them.
+async fn attach_covariates(env: &RunEnv, params: FeatureParams, panel: Panel, models: &[Box<dyn Forecaster>]) -> Result<Panel> {
+    if !models.iter().any(|m| m.needs_covariates()) {
+        return Ok(panel);
+    }
+    let history = models::nn::NnConfig::for_settings(&env.settings).history;
+    let covariates = Covariates::load(&env.lake, params.cutoff, &panel, env.settings.horizon, history).await?;
+    Ok(panel.with_covariates(covariates))
+}
+
 /// The panel of the `target` feature table at the cutoff.
-async fn panel_for(env: &RunEnv, params: FeatureParams) -> Result<Arc<Panel>> {
+async fn panel_for(env: &RunEnv, params: FeatureParams) -> Result<Panel> {
     let dir = layout::features(queries::TARGET.name, params.cutoff);
     let (_, batches) = dataset::read(&env.lake, &dir).await?;
     let end = params.cutoff - Duration::days(params.frequency.days() - 1);
@@ -424,7 +449,7 @@ async fn panel_for(env: &RunEnv, params: FeatureParams) -> Result<Arc<Panel>> {
     if panel.is_empty() {
         return Err(Error::data(format!("no series have sales on or before {}", params.cutoff)));
     }
-    Ok(Arc::new(panel))
+    Ok(panel)
 }
 
 /// An error and its causes on one line, `: `-separated.

@@ -76,6 +76,11 @@ pub fn import_quarantine(import_id: &str, table: &str) -> Path {
     Path::from_iter(["quarantine".to_string(), format!("import={import_id}"), format!("table={table}")])
 }
 
+/// A user-supplied TorchScript forecaster.
+pub fn torchscript_model(file: &str) -> Path {
+    Path::from_iter(["models", "torchscript", file])
+}
+
 /// Where the demo generator writes the true effects it used.
 pub fn demo_truth() -> Path {
     Path::from_iter(["_demo", "truth.json"])

@@ -111,10 +111,22 @@ pub trait Forecaster: std::fmt::Debug + Send {
 
     /// Restores a state written by [`Forecaster::save`].
     fn load(&mut self, bytes: &[u8]) -> Result<()>;
+
+    /// What the fitted model is (configuration, inputs, training history), when it says.
+    fn card(&self) -> Option<serde_json::Value> {
+        None
+    }
+
+    /// Whether the model reads the panel's covariates (callers load them before fitting).
+    fn needs_covariates(&self) -> bool {
+        false
+    }
 }
 
 /// Model names the registry knows.
-pub const KNOWN: &[&str] = &["naive", "seasonal_naive", "moving_average", "ets", "croston", "tsb", "ensemble"];
+pub const KNOWN: &[&str] = &[
+    "naive", "seasonal_naive", "moving_average", "ets", "croston", "tsb", "ensemble", "lstm", "transformer", "torchscript",
+];
 
 /// Members of an ensemble when settings name none: the other configured models, or these.
 const DEFAULT_ENSEMBLE: &[&str] = &["seasonal_naive", "ets", "tsb"];
@@ -148,6 +160,17 @@ pub fn build(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
                 .collect::<Result<Vec<_>>>()?;
             Box::new(ensemble::Ensemble::new(members)?)
         }
+        "lstm" => Box::new(nn::Lstm::new(nn::NnConfig::for_settings(settings))),
+        "transformer" => Box::new(nn::Transformer::new(nn::NnConfig::for_settings(settings))),
+        // Without a module until one is set (`nn::TorchScript::set_module`); see `build_torchscript`.
+        "torchscript" => Box::new(nn::TorchScript::new(nn::NnConfig::for_settings(settings).window, &settings.quantiles)),
         _ => return Err(Error::UnknownModel { name: name.to_string(), known: KNOWN.join(", ") }),
     })
+}
+
+/// The `torchscript` model running the serialised module `bytes` (the caller reads them from the
+/// lake at `models/torchscript/<torchscript-file>`).
+pub fn build_torchscript(settings: &Settings, bytes: &[u8]) -> Result<Box<dyn Forecaster>> {
+    let window = nn::NnConfig::for_settings(settings).window;
+    Ok(Box::new(nn::TorchScript::from_module(bytes, window, &settings.quantiles)?))
 }

@@ -4,9 +4,13 @@
 //! table: zero-filled, one row per period). Every series ends on the same last
 //! period (the one holding the cutoff); series start when they first sold.
 //! The panel is the one place Arrow columns become numbers models read; the
-//! tensor view of it lives in [`crate::models::nn`].
+//! tensor view of it lives in [`crate::models::nn`]. Deep models also read the panel's
+//! [`Covariates`], when loaded: the other feature tables aligned with the same series.
+
+pub mod covariates;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use arrow::array::{Array, AsArray, Date32Array, Float64Array};
 use arrow::compute::cast;
@@ -17,6 +21,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::settings::Frequency;
+pub use covariates::Covariates;
 
 /// Identifies one series.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
@@ -38,6 +43,8 @@ pub struct Panel {
     pub end: NaiveDate,
     /// The period grain.
     pub frequency: Frequency,
+    /// Covariates aligned with the series, when loaded (shared: panels are cloned cheaply).
+    pub covariates: Option<Arc<Covariates>>,
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::ArrayRef> {
@@ -92,17 +99,28 @@ impl Panel {
             keys.push(key);
             values.push(obs.into_iter().map(|o| o.1).collect());
         }
-        Ok(Self { keys, values, end, frequency })
+        Ok(Self::new(keys, values, end, frequency))
+    }
+
+    /// A panel of these series, without covariates.
+    pub fn new(keys: Vec<SeriesKey>, values: Vec<Vec<f32>>, end: NaiveDate, frequency: Frequency) -> Self {
+        Self { keys, values, end, frequency, covariates: None }
+    }
+
+    /// The same panel with covariates attached.
+    pub fn with_covariates(mut self, covariates: Covariates) -> Self {
+        self.covariates = Some(Arc::new(covariates));
+        self
     }
 
     /// A one-series daily panel ending 2026-01-01; for tests and examples.
     pub fn single(values: &[f32]) -> Self {
-        Self {
-            keys: vec![SeriesKey { item_id: "item".into(), location_id: "location".into() }],
-            values: vec![values.to_vec()],
-            end: NaiveDate::from_ymd_opt(2026, 1, 1).expect("a valid date"),
-            frequency: Frequency::Daily,
-        }
+        Self::new(
+            vec![SeriesKey { item_id: "item".into(), location_id: "location".into() }],
+            vec![values.to_vec()],
+            NaiveDate::from_ymd_opt(2026, 1, 1).expect("a valid date"),
+            Frequency::Daily,
+        )
     }
 
     /// Number of series.

@@ -82,6 +82,8 @@ pub struct SettingsFile {
     pub memory_limit_mb: Option<usize>,
     /// Folder of job files, relative to the file.
     pub jobs_dir: Option<String>,
+    /// The TorchScript forecaster's file under `models/torchscript/` in the lake.
+    pub torchscript_file: Option<String>,
     /// Object store options.
     pub storage: Option<BTreeMap<String, String>>,
     /// Data-quality checks.
@@ -162,6 +164,8 @@ pub struct Settings {
     pub memory_limit_mb: usize,
     /// Folder of job files.
     pub jobs_dir: PathBuf,
+    /// The TorchScript forecaster's file under `models/torchscript/` in the lake.
+    pub torchscript_file: String,
     /// Object store options (no credentials).
     #[serde(skip)]
     pub storage: BTreeMap<String, String>,
@@ -236,6 +240,10 @@ impl Settings {
             n => n,
         };
         let jobs_dir = base_dir.join(file.jobs_dir.unwrap_or_else(|| "jobs".to_string()));
+        let torchscript_file = file.torchscript_file.unwrap_or_else(|| "forecaster.pt".to_string());
+        if torchscript_file.is_empty() || torchscript_file.contains(['/', '\\']) {
+            return Err(invalid("torchscript-file", format!("must be a file name without folders, got `{torchscript_file}`")));
+        }
         let storage = file.storage.unwrap_or_default();
         for key in storage.keys() {
             let k = key.to_ascii_lowercase();
@@ -267,6 +275,7 @@ impl Settings {
             threads,
             memory_limit_mb: file.memory_limit_mb.unwrap_or(0),
             jobs_dir,
+            torchscript_file,
             storage,
             quality,
             ensemble_members: file.ensemble_members.unwrap_or_default(),

@@ -13,6 +13,8 @@ mod features;
 mod import;
 /// The forecaster contract, run against every model, and learning checks.
 mod models;
+/// The deep models learn; TorchScript forecasters; covariates from the feature tables.
+mod nn;
 /// The nightly pipeline on a tiny lake: rows, quantiles, manifest, reruns, determinism.
 mod pipeline;
 /// Data-quality checks: quarantine, cleaned tables, blocking gates.

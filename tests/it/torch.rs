@@ -7,7 +7,7 @@ use shelfcast::settings::Frequency;
 fn a_panel_round_trips_through_a_cpu_tensor() {
     let values = vec![vec![1.0, 2.0, 3.0, 4.0], vec![5.0, 6.0]];
     let keys = (0..2).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect();
-    let panel = Panel { keys, values, end: NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), frequency: Frequency::Daily };
+    let panel = Panel::new(keys, values, NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), Frequency::Daily);
     let t = nn::history_tensor(&panel, 3, tch::Device::Cpu).unwrap();
     assert_eq!(t.size(), [2, 3]);
     let doubled = &t * 2.0;

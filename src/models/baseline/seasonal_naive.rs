@@ -80,7 +80,7 @@ mod tests {
         let keys = (0..values.len())
             .map(|i| crate::panel::SeriesKey { item_id: format!("i{i}"), location_id: "l".into() })
             .collect();
-        Panel { keys, values, end: NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(), frequency: Frequency::Daily }
+        Panel::new(keys, values, NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(), Frequency::Daily)
     }
 
     #[test]

@@ -1,0 +1,311 @@
+//! Training windows and batches: `(series, cut point)` samples turned into tensors.
+//!
+//! A sample cut at `t` reads the encoder window `[t − L, t)`: per step the scaled target, an
+//! "observed" flag (0 on left padding before a series starts), the log of the series scale,
+//! 11 date features, the known covariates and the past covariates. The decoder reads `[t, t + H)`:
+//! per step the position in the horizon, the log scale, the date features and the known
+//! covariates only. Targets are `y[t..t + H)` divided by the scale.
+//!
+//! Scaling follows DeepAR (Salinas et al., 2020, §3.3): ν = the mean absolute value of the encoder
+//! window, floored at 1 (so low-volume series are read in units); a window without demand falls
+//! back to the mean of the whole history before `t`, and a series that never sold is flagged:
+//! models forecast it as zero.
+//!
+//! The last `H` periods before the panel's end are kept for validation: a training sample's
+//! targets end before them, and the validation sample of a series is cut at `n − H`.
+
+use chrono::{Datelike, Duration, NaiveDate};
+use rand::Rng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+use tch::{Device, Kind, Tensor};
+
+use crate::error::{Error, Result};
+use crate::panel::{Covariates, Panel};
+
+/// Date features per step: day of week one-hot (7), then two harmonics of the day of the year.
+pub const DATE_FEATURES: usize = 11;
+
+/// Appends the date features of the period starting on `date`.
+pub fn date_features(date: NaiveDate, out: &mut Vec<f32>) {
+    let dow = date.weekday().num_days_from_monday() as usize;
+    out.extend((0..7).map(|d| f32::from(d == dow)));
+    let a = std::f32::consts::TAU * date.ordinal0() as f32 / 365.25;
+    out.extend([a.sin(), a.cos(), (2.0 * a).sin(), (2.0 * a).cos()]);
+}
+
+/// The shapes a network is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Layout {
+    /// Encoder steps `L`.
+    pub window: usize,
+    /// Decoder steps `H` trained for.
+    pub horizon: usize,
+    /// Known covariates per step (0 without covariates).
+    pub known: usize,
+    /// Past covariates per step (0 without covariates).
+    pub past: usize,
+    /// Static ids per series (item, location, then the covariates' attributes).
+    pub statics: usize,
+}
+
+impl Layout {
+    /// Features per encoder step.
+    pub fn encoder_dim(&self) -> usize {
+        3 + DATE_FEATURES + self.known + self.past
+    }
+
+    /// Features per decoder step.
+    pub fn decoder_dim(&self) -> usize {
+        2 + DATE_FEATURES + self.known
+    }
+
+    /// Whether the network reads covariates.
+    pub fn uses_covariates(&self) -> bool {
+        self.known + self.past > 0
+    }
+}
+
+/// A batch of samples as tensors.
+#[derive(Debug)]
+pub struct Batch {
+    /// `[B, L, encoder_dim]`.
+    pub encoder: Tensor,
+    /// `[B, H, decoder_dim]`.
+    pub decoder: Tensor,
+    /// `[B, statics]` int64 ids.
+    pub statics: Tensor,
+    /// `[B, H]` scaled targets (zeros beyond the data).
+    pub target: Tensor,
+    /// `[B]` loss weights.
+    pub weight: Tensor,
+    /// Scale ν per sample.
+    pub scale: Vec<f32>,
+    /// Samples whose series never sold before the cut.
+    pub no_demand: Vec<bool>,
+}
+
+/// Builds samples of one panel for one layout.
+#[derive(Debug)]
+pub struct Windows<'a> {
+    panel: &'a Panel,
+    layout: Layout,
+    covariates: Option<&'a Covariates>,
+    ids: &'a [Vec<i64>],
+    volume_weighting: bool,
+}
+
+impl<'a> Windows<'a> {
+    /// Samples of `panel` for `layout`; `ids` holds each series' static ids.
+    pub fn new(panel: &'a Panel, layout: Layout, ids: &'a [Vec<i64>], volume_weighting: bool) -> Result<Self> {
+        let covariates = if layout.uses_covariates() {
+            let c = panel.covariates.as_deref().ok_or_else(|| {
+                Error::data("the model was trained with covariates, but the panel has none: load them for its cutoff")
+            })?;
+            if c.known_dim() != layout.known || c.past_dim() != layout.past {
+                return Err(Error::data(format!(
+                    "the panel's covariates ({} known, {} past) differ from the model's ({} known, {} past)",
+                    c.known_dim(),
+                    c.past_dim(),
+                    layout.known,
+                    layout.past
+                )));
+            }
+            Some(c)
+        } else {
+            None
+        };
+        if ids.len() != panel.len() || ids.iter().any(|i| i.len() != layout.statics) {
+            return Err(Error::data("static ids do not match the panel's series"));
+        }
+        Ok(Self { panel, layout, covariates, ids, volume_weighting })
+    }
+
+    /// The scale ν of series `s` cut at `t`, and whether it never sold before `t`.
+    pub fn scale(&self, s: usize, t: usize) -> (f32, bool) {
+        let y = &self.panel.values[s][..t.min(self.panel.values[s].len())];
+        let mean = |v: &[f32]| if v.is_empty() { 0.0 } else { v.iter().map(|x| x.abs()).sum::<f32>() / v.len() as f32 };
+        let mut m = mean(&y[y.len().saturating_sub(self.layout.window)..]);
+        if m == 0.0 {
+            m = mean(y);
+        }
+        (m.max(1.0), m == 0.0)
+    }
+
+    /// The tensors of `samples` (`(series, cut)`), with a decoder of `horizon` steps.
+    pub fn batch(&self, samples: &[(usize, usize)], horizon: usize, device: Device) -> Batch {
+        let (l, b) = (self.layout.window, samples.len());
+        let (ed, dd) = (self.layout.encoder_dim(), self.layout.decoder_dim());
+        let mut enc = Vec::with_capacity(b * l * ed);
+        let mut dec = Vec::with_capacity(b * horizon * dd);
+        let mut target = Vec::with_capacity(b * horizon);
+        let mut statics = Vec::with_capacity(b * self.layout.statics);
+        let (mut scales, mut no_demand) = (Vec::with_capacity(b), Vec::with_capacity(b));
+        let step = self.panel.frequency.days();
+        for &(s, t) in samples {
+            let y = &self.panel.values[s];
+            let n = y.len();
+            let (nu, none) = self.scale(s, t);
+            let log_scale = (1.0 + nu).ln() / 5.0;
+            let date = |i: isize| self.panel.end + Duration::days(step * (i - (n as isize - 1)) as i64);
+            for i in t as isize - l as isize..t as isize {
+                let observed = i >= 0 && (i as usize) < n;
+                enc.push(if observed { y[i as usize] / nu } else { 0.0 });
+                enc.push(f32::from(observed));
+                enc.push(log_scale);
+                date_features(date(i), &mut enc);
+                if let Some(c) = self.covariates {
+                    let at = c.index(n, i);
+                    c.known_at(s, at, &mut enc);
+                    c.past_at(s, at, &mut enc);
+                }
+            }
+            for h in 0..horizon {
+                let i = (t + h) as isize;
+                dec.push((h + 1) as f32 / self.layout.horizon.max(1) as f32);
+                dec.push(log_scale);
+                date_features(date(i), &mut dec);
+                if let Some(c) = self.covariates {
+                    c.known_at(s, c.index(n, i), &mut dec);
+                }
+                target.push(if (i as usize) < n { y[i as usize] / nu } else { 0.0 });
+            }
+            statics.extend_from_slice(&self.ids[s]);
+            scales.push(nu);
+            no_demand.push(none);
+        }
+        let weight: Vec<f32> = if self.volume_weighting {
+            // Heavier series weigh more, as an unscaled loss would; normalised to a mean of 1.
+            let mean = scales.iter().sum::<f32>() / b.max(1) as f32;
+            scales.iter().map(|s| s / mean).collect()
+        } else {
+            vec![1.0; b]
+        };
+        let (b, l, h) = (b as i64, l as i64, horizon as i64);
+        Batch {
+            encoder: Tensor::from_slice(&enc).view([b, l, ed as i64]).to_device(device),
+            decoder: Tensor::from_slice(&dec).view([b, h, dd as i64]).to_device(device),
+            statics: Tensor::from_slice(&statics).view([b, self.layout.statics as i64]).to_kind(Kind::Int64).to_device(device),
+            target: Tensor::from_slice(&target).view([b, h]).to_device(device),
+            weight: Tensor::from_slice(&weight).to_device(device),
+            scale: scales,
+            no_demand,
+        }
+    }
+}
+
+/// Training cut points, drawn uniformly over every window of every series.
+#[derive(Debug, Clone)]
+pub struct Sampler {
+    /// `(series, first cut, last cut)`, inclusive.
+    ranges: Vec<(usize, usize, usize)>,
+    /// Cumulative window counts, for drawing in proportion.
+    cumulative: Vec<u64>,
+}
+
+impl Sampler {
+    /// Windows of `panel` whose targets end before its last `horizon` periods, and whose encoder
+    /// lies within its last `history` periods. Also returns the validation samples: each series
+    /// cut `horizon` periods before its end.
+    pub fn split(panel: &Panel, layout: Layout, history: usize) -> (Self, Vec<(usize, usize)>) {
+        let (l, h) = (layout.window, layout.horizon);
+        let mut ranges = Vec::new();
+        let mut cumulative = Vec::new();
+        let mut total = 0u64;
+        let mut validation = Vec::new();
+        for (s, y) in panel.values.iter().enumerate() {
+            let n = y.len();
+            if n > h {
+                validation.push((s, n - h));
+            }
+            if n < 2 * h + 1 {
+                continue;
+            }
+            let lo = (n + l).saturating_sub(history).max(1);
+            let hi = n - 2 * h;
+            if lo <= hi {
+                total += (hi - lo + 1) as u64;
+                ranges.push((s, lo, hi));
+                cumulative.push(total);
+            }
+        }
+        (Self { ranges, cumulative }, validation)
+    }
+
+    /// Whether there is no training window.
+    pub fn is_empty(&self) -> bool {
+        self.ranges.is_empty()
+    }
+
+    /// Number of series with a training window.
+    pub fn series(&self) -> usize {
+        self.ranges.len()
+    }
+
+    /// Number of training windows.
+    pub fn windows(&self) -> u64 {
+        self.cumulative.last().copied().unwrap_or(0)
+    }
+
+    /// `count` samples drawn with `rng`.
+    pub fn draw(&self, rng: &mut ChaCha8Rng, count: usize) -> Vec<(usize, usize)> {
+        let total = self.windows();
+        if total == 0 {
+            return Vec::new();
+        }
+        (0..count)
+            .map(|_| {
+                let k = rng.random_range(0..total);
+                let r = self.cumulative.partition_point(|c| *c <= k);
+                let (s, lo, _) = self.ranges[r];
+                let before = if r == 0 { 0 } else { self.cumulative[r - 1] };
+                (s, lo + (k - before) as usize)
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Frequency;
+    use rand::SeedableRng;
+
+    fn panel() -> Panel {
+        let keys = (0..2).map(|i| crate::panel::SeriesKey { item_id: format!("i{i}"), location_id: "l".into() }).collect();
+        let values = vec![(0..40).map(|t| (t % 7) as f32 * 2.0).collect(), vec![0.0, 0.0, 5.0]];
+        Panel::new(keys, values, NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(), Frequency::Daily)
+    }
+
+    #[test]
+    fn windows_keep_the_validation_horizon_out_of_training() {
+        let layout = Layout { window: 8, horizon: 5, known: 0, past: 0, statics: 2 };
+        let (sampler, validation) = Sampler::split(&panel(), layout, 1000);
+        assert_eq!(validation, vec![(0, 35)], "the short series has no validation window");
+        let mut rng = ChaCha8Rng::seed_from_u64(1);
+        let draws = sampler.draw(&mut rng, 200);
+        assert!(draws.iter().all(|(s, t)| *s == 0 && *t >= 1 && t + 5 <= 35));
+        assert!(draws.iter().any(|(_, t)| *t == 1) && draws.iter().any(|(_, t)| *t == 30), "every cut is reachable");
+    }
+
+    #[test]
+    fn batches_scale_pad_and_flag() {
+        let p = panel();
+        let layout = Layout { window: 4, horizon: 3, known: 0, past: 0, statics: 2 };
+        let ids = vec![vec![1, 1], vec![2, 1]];
+        let w = Windows::new(&p, layout, &ids, false).unwrap();
+        let b = w.batch(&[(0, 10), (1, 2), (1, 1)], 3, Device::Cpu);
+        assert_eq!(b.encoder.size(), [3, 4, layout.encoder_dim() as i64]);
+        assert_eq!(b.decoder.size(), [3, 3, layout.decoder_dim() as i64]);
+        // Series 0 at t = 10: the window 6..10 is [12, 0, 2, 4], mean 4.5.
+        assert_eq!(b.scale[0], 4.5);
+        let first = f32::try_from(b.encoder.get(0).get(0).get(0)).unwrap();
+        assert_eq!(first, 12.0 / 4.5);
+        // Series 1 cut at 2 has only zeros behind it: flagged, scale 1; its window is left-padded.
+        assert!(b.no_demand[1] && !b.no_demand[0]);
+        let observed = f32::try_from(b.encoder.get(1).get(0).get(1)).unwrap();
+        assert_eq!(observed, 0.0);
+        let target = f32::try_from(b.target.get(1).get(0)).unwrap();
+        assert_eq!(target, 5.0);
+    }
+}

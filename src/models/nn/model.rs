@@ -1,0 +1,339 @@
+//! A global deep model behind the [`Forecaster`] trait: fitting, forecasting, and the saved state
+//! (the weights as safetensors with a JSON card describing how they were made).
+//!
+//! One network is trained on every series of the panel (a global model, as DeepAR). Predicting
+//! reads each series' last `window` periods and the known covariates of the horizon, and turns
+//! the network's scaled outputs back into units; quantile levels other than the trained ones are
+//! interpolated between them. Series that never sold forecast zero.
+//!
+//! Saved state: `SHELFCAST-NN 1\n`, the card's length (u64, little-endian), the card (JSON: the
+//! configuration, feature and covariate names, vocabularies, scaling rule, training data range,
+//! losses, seed), then the weights in the safetensors format.
+
+use serde::{Deserialize, Serialize};
+use tch::nn;
+
+use super::data::{DATE_FEATURES, Layout, Sampler, Windows};
+use super::lstm::lstm_net;
+use super::train::{Net, NnConfig, TrainReport, point_mean, train};
+use super::transformer::transformer_net;
+use super::vocab::Vocabularies;
+use super::{TempFile, interpolate_level, torch_lock};
+use crate::error::{Error, Result};
+use crate::models::{FitReport, Forecast};
+use crate::panel::Panel;
+use crate::settings::Frequency;
+
+const MAGIC: &[u8] = b"SHELFCAST-NN 1\n";
+
+/// Most validation series read per epoch (evenly spaced over the panel).
+const MAX_VALIDATION: usize = 4096;
+
+/// The network family.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Architecture {
+    /// Sequence-to-sequence LSTM.
+    Lstm,
+    /// Encoder–decoder Transformer.
+    Transformer,
+}
+
+impl Architecture {
+    /// The registry name.
+    pub fn name(self) -> &'static str {
+        match self {
+            Architecture::Lstm => "lstm",
+            Architecture::Transformer => "transformer",
+        }
+    }
+}
+
+/// The data a model was trained on.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DataRange {
+    /// Series in the panel.
+    pub series: usize,
+    /// Observations in the panel.
+    pub observations: usize,
+    /// First day of the panel's last period.
+    pub end: chrono::NaiveDate,
+    /// The grain.
+    pub frequency: Frequency,
+}
+
+/// What a saved model holds besides its weights.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Card {
+    /// Model name.
+    pub model: String,
+    /// Network family.
+    pub architecture: Architecture,
+    /// Hyperparameters.
+    pub config: NnConfig,
+    /// Input shapes.
+    pub layout: Layout,
+    /// Encoder inputs per step, in order.
+    pub encoder_features: Vec<String>,
+    /// Decoder inputs per step, in order.
+    pub decoder_features: Vec<String>,
+    /// Static attributes and their values.
+    pub vocabularies: Vocabularies,
+    /// How series are scaled.
+    pub scaling: String,
+    /// The training data.
+    pub data: DataRange,
+    /// Training history.
+    pub training: TrainReport,
+    /// Device trained on.
+    pub device: String,
+}
+
+struct Fitted {
+    vs: nn::VarStore,
+    net: Box<dyn Net>,
+    card: Card,
+}
+
+impl std::fmt::Debug for Fitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fitted").field("net", &self.net).field("card", &self.card).finish()
+    }
+}
+
+/// A deep model of either architecture.
+#[derive(Debug)]
+pub struct DeepModel {
+    architecture: Architecture,
+    cfg: NnConfig,
+    fitted: Option<Fitted>,
+}
+
+const SCALING: &str = "each series is divided by the mean absolute value of its encoder window, floored at 1 \
+     (the history before the window when it holds no demand); series that never sold forecast zero";
+
+fn build_net(architecture: Architecture, vs: &nn::VarStore, layout: &Layout, sizes: &[usize], cfg: &NnConfig) -> Box<dyn Net> {
+    let p = vs.root();
+    match architecture {
+        Architecture::Lstm => Box::new(lstm_net(&p, layout, sizes, cfg)),
+        Architecture::Transformer => Box::new(transformer_net(&p, layout, sizes, cfg)),
+    }
+}
+
+fn feature_names(layout: &Layout, panel_known: &[String], panel_past: &[String]) -> (Vec<String>, Vec<String>) {
+    let dates: Vec<String> = (1..=7)
+        .map(|d| format!("day_of_week_{d}"))
+        .chain(["doy_sin", "doy_cos", "doy_sin2", "doy_cos2"].map(String::from))
+        .collect();
+    debug_assert_eq!(dates.len(), DATE_FEATURES);
+    let known: &[String] = if layout.known > 0 { panel_known } else { &[] };
+    let past: &[String] = if layout.past > 0 { panel_past } else { &[] };
+    let enc = ["target_scaled", "observed", "log_scale"].map(String::from).into_iter().chain(dates.clone()).chain(known.iter().cloned()).chain(past.iter().cloned()).collect();
+    let dec = ["horizon_position", "log_scale"].map(String::from).into_iter().chain(dates).chain(known.iter().cloned()).collect();
+    (enc, dec)
+}
+
+impl DeepModel {
+    /// An unfitted model.
+    pub fn new(architecture: Architecture, cfg: NnConfig) -> Self {
+        Self { architecture, cfg, fitted: None }
+    }
+
+    /// The registry name.
+    pub fn name(&self) -> &str {
+        self.architecture.name()
+    }
+
+    /// The fitted model's card.
+    pub fn card(&self) -> Option<&Card> {
+        self.fitted.as_ref().map(|f| &f.card)
+    }
+
+    /// Trains on every series of `panel` (and its covariates, when loaded and configured).
+    pub fn fit(&mut self, panel: &Panel) -> Result<FitReport> {
+        let cfg = &self.cfg;
+        if cfg.quantiles.is_empty() || cfg.horizon == 0 || cfg.window == 0 {
+            return Err(Error::data(format!("{}: window, horizon and quantiles must not be empty", self.name())));
+        }
+        let covariates = panel.covariates.as_deref().filter(|_| cfg.covariates);
+        let vocabularies = Vocabularies::fit(panel, covariates.is_some());
+        let layout = Layout {
+            window: cfg.window,
+            horizon: cfg.horizon,
+            known: covariates.map_or(0, |c| c.known_dim()),
+            past: covariates.map_or(0, |c| c.past_dim()),
+            statics: vocabularies.names.len(),
+        };
+        let history = covariates.map_or(cfg.history, |c| c.history.min(cfg.history));
+        let ids = vocabularies.ids(panel);
+        let windows = Windows::new(panel, layout, &ids, cfg.volume_weighting)?;
+        let (sampler, mut validation) = Sampler::split(panel, layout, history);
+        if sampler.is_empty() {
+            return Err(Error::data(format!(
+                "{}: no series has the {} periods a training window needs (2 × horizon + 1, within the last {history})",
+                self.name(),
+                2 * cfg.horizon + 1
+            )));
+        }
+        if validation.len() > MAX_VALIDATION {
+            let every = validation.len().div_ceil(MAX_VALIDATION);
+            validation = validation.into_iter().step_by(every).collect();
+        }
+
+        // libtorch's generator is process-wide: hold it from seeding to the end of training.
+        let _guard = torch_lock();
+        super::set_threads(cfg.threads);
+        tch::manual_seed(cfg.seed as i64);
+        let vs = nn::VarStore::new(super::device());
+        let net = build_net(self.architecture, &vs, &layout, &vocabularies.sizes(), cfg);
+        let training = train(self.name(), net.as_ref(), &vs, &windows, &sampler, &validation, cfg)?;
+
+        let (known, past) = covariates.map_or((vec![], vec![]), |c| (c.known_names(), c.past.names.clone()));
+        let (encoder_features, decoder_features) = feature_names(&layout, &known, &past);
+        let card = Card {
+            model: self.name().to_string(),
+            architecture: self.architecture,
+            config: cfg.clone(),
+            layout,
+            encoder_features,
+            decoder_features,
+            vocabularies,
+            scaling: SCALING.to_string(),
+            data: DataRange { series: panel.len(), observations: panel.observations(), end: panel.end, frequency: panel.frequency },
+            training,
+            device: super::device_name(),
+        };
+        self.fitted = Some(Fitted { vs, net, card });
+        Ok(FitReport::new(self.name(), panel))
+    }
+
+    /// Forecasts `horizon` periods (at most the trained horizon) after the panel's end.
+    pub fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast> {
+        let f = self.fitted.as_ref().ok_or_else(|| Error::data(format!("{}: predict before fit or load", self.name())))?;
+        let card = &f.card;
+        if horizon > card.layout.horizon {
+            return Err(Error::data(format!("{}: trained for {} periods, asked for {horizon}", self.name(), card.layout.horizon)));
+        }
+        let ids = card.vocabularies.ids(panel);
+        let windows = Windows::new(panel, card.layout, &ids, false)?;
+        let trained = &card.config.quantiles;
+        let nq = trained.len();
+        let mut out = Forecast::zeros(self.name(), panel.len(), horizon, levels);
+        let mut qs = vec![0f32; levels.len()];
+        let device = f.vs.device();
+        let samples: Vec<(usize, usize)> = panel.values.iter().enumerate().map(|(s, y)| (s, y.len())).collect();
+        for chunk in samples.chunks(card.config.batch_size.max(1) * 4) {
+            let batch = windows.batch(chunk, horizon, device);
+            let raw = tch::no_grad(|| f.net.forward(&batch, false));
+            let mean = point_mean(&raw.select(2, 0), card.config.point_loss);
+            let mean = Vec::<f32>::try_from(mean.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+            let quant = Vec::<f32>::try_from(raw.narrow(2, 1, nq as i64).to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+            for (k, &(s, _)) in chunk.iter().enumerate() {
+                if batch.no_demand[k] {
+                    continue;
+                }
+                let nu = batch.scale[k];
+                for h in 0..horizon {
+                    let at = (k * horizon + h) * nq;
+                    let mut row: Vec<f32> = quant[at..at + nq].to_vec();
+                    row.sort_by(f32::total_cmp);
+                    for (q, level) in qs.iter_mut().zip(levels) {
+                        *q = interpolate_level(trained, &row, *level) * nu;
+                    }
+                    out.set(s, h, mean[k * horizon + h] * nu, &mut qs);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// The card and weights as one blob.
+    pub fn save(&self) -> Result<Vec<u8>> {
+        let f = self.fitted.as_ref().ok_or_else(|| Error::data(format!("{}: nothing to save before fit", self.name())))?;
+        let card = serde_json::to_vec(&f.card)?;
+        let mut named: Vec<(String, tch::Tensor)> =
+            f.vs.variables().into_iter().map(|(k, v)| (k, v.detach().to_device(tch::Device::Cpu).contiguous())).collect();
+        named.sort_by(|a, b| a.0.cmp(&b.0));
+        let tmp = TempFile::new("safetensors");
+        tch::Tensor::write_safetensors(&named, tmp.path())?;
+        let weights = std::fs::read(tmp.path())?;
+        let mut out = Vec::with_capacity(MAGIC.len() + 8 + card.len() + weights.len());
+        out.extend_from_slice(MAGIC);
+        out.extend_from_slice(&(card.len() as u64).to_le_bytes());
+        out.extend_from_slice(&card);
+        out.extend_from_slice(&weights);
+        Ok(out)
+    }
+
+    /// Restores a blob written by [`DeepModel::save`].
+    pub fn load(&mut self, bytes: &[u8]) -> Result<()> {
+        let bad = |why: &str| Error::data(format!("{}: not a saved model ({why})", self.name()));
+        let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| bad("no header"))?;
+        let (len, rest) = rest.split_at_checked(8).ok_or_else(|| bad("truncated"))?;
+        let len = u64::from_le_bytes(len.try_into().map_err(|_| bad("truncated"))?) as usize;
+        let (card, weights) = rest.split_at_checked(len).ok_or_else(|| bad("truncated card"))?;
+        let card: Card = serde_json::from_slice(card)?;
+        if card.architecture != self.architecture {
+            return Err(bad(&format!("it holds a {} model", card.architecture.name())));
+        }
+        let vs = nn::VarStore::new(super::device());
+        // Building draws initial weights from libtorch's generator, which a concurrent fit may be using.
+        let net = {
+            let _guard = torch_lock();
+            build_net(card.architecture, &vs, &card.layout, &card.vocabularies.sizes(), &card.config)
+        };
+        let tmp = TempFile::new("safetensors");
+        std::fs::write(tmp.path(), weights)?;
+        let stored: std::collections::HashMap<String, tch::Tensor> = tch::Tensor::read_safetensors(tmp.path())?.into_iter().collect();
+        let mut vars = vs.variables();
+        tch::no_grad(|| -> Result<()> {
+            for (name, var) in vars.iter_mut() {
+                let src = stored.get(name).ok_or_else(|| bad(&format!("no weights for `{name}`")))?;
+                if src.size() != var.size() {
+                    return Err(bad(&format!("`{name}` has shape {:?}, expected {:?}", src.size(), var.size())));
+                }
+                var.copy_(&src.to_device(vs.device()));
+            }
+            Ok(())
+        })?;
+        self.cfg = card.config.clone();
+        self.fitted = Some(Fitted { vs, net, card });
+        Ok(())
+    }
+}
+
+/// Implements [`crate::models::Forecaster`] for a newtype over [`DeepModel`].
+macro_rules! delegate_forecaster {
+    ($ty:ident) => {
+        impl crate::models::Forecaster for $ty {
+            fn name(&self) -> &str {
+                self.0.name()
+            }
+
+            fn fit(&mut self, panel: &crate::panel::Panel) -> crate::error::Result<crate::models::FitReport> {
+                self.0.fit(panel)
+            }
+
+            fn predict(&self, panel: &crate::panel::Panel, horizon: usize, levels: &[f64]) -> crate::error::Result<crate::models::Forecast> {
+                self.0.predict(panel, horizon, levels)
+            }
+
+            fn save(&self) -> crate::error::Result<Vec<u8>> {
+                self.0.save()
+            }
+
+            fn load(&mut self, bytes: &[u8]) -> crate::error::Result<()> {
+                self.0.load(bytes)
+            }
+
+            fn card(&self) -> Option<serde_json::Value> {
+                self.0.card().and_then(|c| serde_json::to_value(c).ok())
+            }
+
+            fn needs_covariates(&self) -> bool {
+                true
+            }
+        }
+    };
+}
+pub(crate) use delegate_forecaster;

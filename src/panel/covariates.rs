@@ -1,0 +1,400 @@
+//! Covariates: the feature tables of a cutoff, aligned with a panel's series and periods.
+//!
+//! Three kinds, kept apart by type because they may be used differently:
+//!
+//! - [`Known`]: known in advance, held over the history **and** the horizon (calendar events from
+//!   `calendar_features`, planned prices and promotions from `price_promo`);
+//! - [`Past`]: observed, held over the history only (`target.stock_out`, lagged traffic from
+//!   `behaviour`); a model may read them in its encoder, never for the periods it forecasts;
+//! - [`Statics`]: categorical attributes of a series (`attributes`: category, brand, region,
+//!   format), as strings; models map them to their own vocabularies.
+//!
+//! Every value is an `f32` near the unit range: flags are 0/1, NULLs take a neutral default (no
+//! promotion, a relative price of 1, no event nearby), ratios are clipped. Only the last
+//! `history` periods up to the panel's end are held (plus the horizon for known ones), so a
+//! 30 000-series panel with a few hundred periods stays within a few GB.
+//!
+//! Periods are indexed by `t` in `0..history + horizon`; `t = history − 1` is the panel's last
+//! period and `t = history + h` the `h`-th (0-based) period after it. A value `y[i]` of a series of
+//! `n` values sits at `t = history − n + i`.
+
+use std::collections::HashMap;
+
+use arrow::array::{Array, AsArray, Date32Array, Float64Array, RecordBatch, StringArray};
+use arrow::compute::cast;
+use arrow::datatypes::DataType;
+use chrono::{Duration, NaiveDate};
+use tracing::warn;
+
+use super::Panel;
+use crate::error::Result;
+use crate::lake::{Lake, dataset, layout};
+
+/// Calendar features, shared by every series.
+pub const CALENDAR: &[&str] =
+    &["is_event", "event_holiday", "event_festival", "event_season", "days_to_next_event", "days_since_last_event"];
+/// Price and promotion features, per series.
+pub const PRICE_PROMO: &[&str] =
+    &["discount", "promo", "post_promo", "promo_share", "price_rel_own_28", "price_rel_category"];
+/// Past-only features, per series.
+pub const PAST: &[&str] = &["stock_out", "views_rel", "conversion_lag_1", "cart_rate_lag_1"];
+/// Static attributes, per series.
+pub const STATIC: &[&str] = &["category", "brand", "region", "format"];
+
+/// Days to or since an event saturate here (features in [0, 1]).
+const EVENT_DAYS: f32 = 28.0;
+
+/// Known-future covariates over the history and the horizon.
+#[derive(Debug, Clone)]
+pub struct Known {
+    /// Names of the shared calendar features.
+    pub calendar_names: Vec<String>,
+    /// `[t × calendar]`, shared by every series.
+    pub calendar: Vec<f32>,
+    /// Names of the per-series features.
+    pub series_names: Vec<String>,
+    /// Per series, `[t × features]`.
+    pub series: Vec<Vec<f32>>,
+}
+
+/// Past-only covariates over the history.
+#[derive(Debug, Clone)]
+pub struct Past {
+    /// Feature names.
+    pub names: Vec<String>,
+    /// Per series, `[t × features]` for `t < history`.
+    pub values: Vec<Vec<f32>>,
+}
+
+/// Static categorical attributes.
+#[derive(Debug, Clone)]
+pub struct Statics {
+    /// Attribute names.
+    pub names: Vec<String>,
+    /// Per attribute, per series: the value (`None` when unknown).
+    pub values: Vec<Vec<Option<String>>>,
+}
+
+/// Covariates of a panel, aligned with its series (same order) and periods.
+#[derive(Debug, Clone)]
+pub struct Covariates {
+    /// First day of the first period held.
+    pub start: NaiveDate,
+    /// Periods held up to and including the panel's end.
+    pub history: usize,
+    /// Periods held after the panel's end (known covariates only).
+    pub horizon: usize,
+    /// Known-future covariates.
+    pub known: Known,
+    /// Past-only covariates.
+    pub past: Past,
+    /// Static attributes.
+    pub statics: Statics,
+}
+
+impl Covariates {
+    /// Empty covariates (every feature at its default) for `series` series.
+    pub fn empty(start: NaiveDate, series: usize, history: usize, horizon: usize) -> Self {
+        let periods = history + horizon;
+        let mut calendar = vec![0.0; periods * CALENDAR.len()];
+        for t in 0..periods {
+            // No event within reach: both distances saturate.
+            calendar[t * CALENDAR.len() + 4] = 1.0;
+            calendar[t * CALENDAR.len() + 5] = 1.0;
+        }
+        Self {
+            start,
+            history,
+            horizon,
+            known: Known {
+                calendar_names: names(CALENDAR),
+                calendar,
+                series_names: names(PRICE_PROMO),
+                series: vec![vec![0.0; periods * PRICE_PROMO.len()]; series],
+            },
+            past: Past { names: names(PAST), values: vec![vec![0.0; history * PAST.len()]; series] },
+            statics: Statics { names: names(STATIC), values: vec![vec![None; series]; STATIC.len()] },
+        }
+    }
+
+    /// Reads the materialised feature tables of `cutoff` for the series of `panel`: the last
+    /// `history` periods up to the panel's end, and `horizon` periods after it. A table that was
+    /// not materialised leaves its features at their defaults (with a warning).
+    pub async fn load(lake: &Lake, cutoff: NaiveDate, panel: &Panel, horizon: usize, history: usize) -> Result<Self> {
+        let history = history.max(1);
+        let step = panel.frequency.days();
+        let start = panel.end - Duration::days(step * (history as i64 - 1));
+        let mut cov = Self::empty(start, panel.len(), history, horizon);
+        let grid = Grid { start_day: epoch_day(start), step, periods: history + horizon };
+        let series: HashMap<(&str, &str), usize> =
+            panel.keys.iter().enumerate().map(|(s, k)| ((k.item_id.as_str(), k.location_id.as_str()), s)).collect();
+        let mut by_item: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (s, k) in panel.keys.iter().enumerate() {
+            by_item.entry(k.item_id.as_str()).or_default().push(s);
+        }
+
+        if let Some(batches) = read_table(lake, "calendar_features", cutoff).await? {
+            cov.fill_calendar(&batches, &grid)?;
+        }
+        if let Some(batches) = read_table(lake, "price_promo", cutoff).await? {
+            cov.fill_price_promo(&batches, &grid, &series)?;
+        }
+        if let Some(batches) = read_table(lake, "target", cutoff).await? {
+            cov.fill_stock_out(&batches, &grid, &series)?;
+        }
+        if let Some(batches) = read_table(lake, "behaviour", cutoff).await? {
+            cov.fill_behaviour(&batches, &grid, &by_item)?;
+        }
+        if let Some(batches) = read_table(lake, "attributes", cutoff).await? {
+            cov.fill_statics(&batches, &series)?;
+        }
+        Ok(cov)
+    }
+
+    /// Number of known features per period (calendar, then per series).
+    pub fn known_dim(&self) -> usize {
+        self.known.calendar_names.len() + self.known.series_names.len()
+    }
+
+    /// Number of past features per period.
+    pub fn past_dim(&self) -> usize {
+        self.past.names.len()
+    }
+
+    /// Names of the known features, in the order [`Covariates::known_at`] writes them.
+    pub fn known_names(&self) -> Vec<String> {
+        self.known.calendar_names.iter().chain(&self.known.series_names).cloned().collect()
+    }
+
+    /// The period index of value `i` of a series of `n` values (`i ≥ n`: after the end), if held.
+    pub fn index(&self, n: usize, i: isize) -> Option<usize> {
+        let t = self.history as isize - n as isize + i;
+        (t >= 0 && (t as usize) < self.history + self.horizon).then_some(t as usize)
+    }
+
+    /// Appends the known features of series `s` at period `t` (defaults when `t` is not held).
+    pub fn known_at(&self, s: usize, t: Option<usize>, out: &mut Vec<f32>) {
+        let c = self.known.calendar_names.len();
+        let k = self.known.series_names.len();
+        match t.filter(|t| *t < self.history + self.horizon) {
+            Some(t) => {
+                out.extend_from_slice(&self.known.calendar[t * c..(t + 1) * c]);
+                out.extend_from_slice(&self.known.series[s][t * k..(t + 1) * k]);
+            }
+            None => out.extend(std::iter::repeat_n(0.0, c + k)),
+        }
+    }
+
+    /// Appends the past features of series `s` at period `t` (zeros when `t` is not in the history).
+    pub fn past_at(&self, s: usize, t: Option<usize>, out: &mut Vec<f32>) {
+        let p = self.past.names.len();
+        match t.filter(|t| *t < self.history) {
+            Some(t) => out.extend_from_slice(&self.past.values[s][t * p..(t + 1) * p]),
+            None => out.extend(std::iter::repeat_n(0.0, p)),
+        }
+    }
+
+    fn fill_calendar(&mut self, batches: &[RecordBatch], grid: &Grid) -> Result<()> {
+        let c = CALENDAR.len();
+        for b in batches {
+            let dates = date_column(b)?;
+            let is_event = float_column(b, "is_event")?;
+            let kind = string_column(b, "event_kind")?;
+            let next = float_column(b, "days_to_next_event")?;
+            let last = float_column(b, "days_since_last_event")?;
+            for r in 0..b.num_rows() {
+                let Some(t) = grid.index(&dates, r) else { continue };
+                let row = &mut self.known.calendar[t * c..(t + 1) * c];
+                row[0] = value(&is_event, r).unwrap_or(0.0).clamp(0.0, 1.0);
+                let kind = kind.as_ref().filter(|k| !k.is_null(r)).map(|k| k.value(r));
+                row[1] = f32::from(kind == Some("holiday"));
+                row[2] = f32::from(kind == Some("festival"));
+                row[3] = f32::from(kind == Some("season"));
+                row[4] = value(&next, r).map_or(1.0, |d| d.clamp(0.0, EVENT_DAYS) / EVENT_DAYS);
+                row[5] = value(&last, r).map_or(1.0, |d| d.clamp(0.0, EVENT_DAYS) / EVENT_DAYS);
+            }
+        }
+        Ok(())
+    }
+
+    fn fill_price_promo(&mut self, batches: &[RecordBatch], grid: &Grid, series: &HashMap<(&str, &str), usize>) -> Result<()> {
+        let k = PRICE_PROMO.len();
+        let period_days = grid.step as f32;
+        for b in batches {
+            let (items, locs) = (key_column(b, "item_id")?, key_column(b, "location_id")?);
+            let dates = date_column(b)?;
+            let discount = float_column(b, "discount")?;
+            let promo = float_column(b, "promo")?;
+            let post = float_column(b, "post_promo")?;
+            let days = float_column(b, "promo_days")?;
+            let rel_own = float_column(b, "price_rel_own_28")?;
+            let rel_cat = float_column(b, "price_rel_category")?;
+            for r in 0..b.num_rows() {
+                let Some(s) = lookup(series, &items, &locs, r) else { continue };
+                let Some(t) = grid.index(&dates, r) else { continue };
+                let row = &mut self.known.series[s][t * k..(t + 1) * k];
+                row[0] = value(&discount, r).unwrap_or(0.0).clamp(0.0, 1.0);
+                row[1] = value(&promo, r).unwrap_or(0.0).clamp(0.0, 1.0);
+                row[2] = value(&post, r).unwrap_or(0.0).clamp(0.0, 1.0);
+                row[3] = (value(&days, r).unwrap_or(0.0) / period_days).clamp(0.0, 1.0);
+                // Relative prices as deviations from 1, so a missing price reads as "as usual".
+                row[4] = value(&rel_own, r).map_or(0.0, |v| (v - 1.0).clamp(-1.0, 1.0));
+                row[5] = value(&rel_cat, r).map_or(0.0, |v| (v - 1.0).clamp(-1.0, 1.0));
+            }
+        }
+        Ok(())
+    }
+
+    fn fill_stock_out(&mut self, batches: &[RecordBatch], grid: &Grid, series: &HashMap<(&str, &str), usize>) -> Result<()> {
+        let p = PAST.len();
+        for b in batches {
+            let (items, locs) = (key_column(b, "item_id")?, key_column(b, "location_id")?);
+            let dates = date_column(b)?;
+            let stock_out = float_column(b, "stock_out")?;
+            for r in 0..b.num_rows() {
+                let Some(s) = lookup(series, &items, &locs, r) else { continue };
+                let Some(t) = grid.index(&dates, r).filter(|t| *t < self.history) else { continue };
+                self.past.values[s][t * p] = value(&stock_out, r).unwrap_or(0.0).clamp(0.0, 1.0);
+            }
+        }
+        Ok(())
+    }
+
+    fn fill_behaviour(&mut self, batches: &[RecordBatch], grid: &Grid, by_item: &HashMap<&str, Vec<usize>>) -> Result<()> {
+        let p = PAST.len();
+        // Views differ by orders of magnitude between items: each is read relative to the item's
+        // own mean over the periods held.
+        let mut rows: Vec<(String, usize, f32, f32, f32)> = Vec::new();
+        let mut views_sum: HashMap<String, (f64, usize)> = HashMap::new();
+        for b in batches {
+            let items = key_column(b, "item_id")?;
+            let dates = date_column(b)?;
+            let views = float_column(b, "views_lag_1")?;
+            let conv = float_column(b, "conversion_lag_1")?;
+            let cart = float_column(b, "cart_rate_lag_1")?;
+            for r in 0..b.num_rows() {
+                if items.is_null(r) || !by_item.contains_key(items.value(r)) {
+                    continue;
+                }
+                let Some(t) = grid.index(&dates, r).filter(|t| *t < self.history) else { continue };
+                let item = items.value(r).to_string();
+                let v = value(&views, r).unwrap_or(0.0).max(0.0);
+                let e = views_sum.entry(item.clone()).or_default();
+                e.0 += v as f64;
+                e.1 += 1;
+                let conv = value(&conv, r).unwrap_or(0.0).clamp(0.0, 1.0);
+                let cart = value(&cart, r).unwrap_or(0.0).clamp(0.0, 1.0);
+                rows.push((item, t, v, conv, cart));
+            }
+        }
+        for (item, t, v, conv, cart) in rows {
+            let mean = views_sum.get(&item).map_or(0.0, |(sum, n)| sum / (*n).max(1) as f64);
+            let rel = if mean > 0.0 { (v as f64 / mean).min(5.0) as f32 } else { 0.0 };
+            for &s in by_item.get(item.as_str()).map(Vec::as_slice).unwrap_or_default() {
+                let row = &mut self.past.values[s][t * p..(t + 1) * p];
+                row[1] = rel;
+                row[2] = conv;
+                row[3] = cart;
+            }
+        }
+        Ok(())
+    }
+
+    fn fill_statics(&mut self, batches: &[RecordBatch], series: &HashMap<(&str, &str), usize>) -> Result<()> {
+        for b in batches {
+            let (items, locs) = (key_column(b, "item_id")?, key_column(b, "location_id")?);
+            let columns: Vec<Option<StringArray>> = STATIC.iter().map(|n| string_column(b, n)).collect::<Result<_>>()?;
+            for r in 0..b.num_rows() {
+                let Some(s) = lookup(series, &items, &locs, r) else { continue };
+                for (a, col) in columns.iter().enumerate() {
+                    self.statics.values[a][s] = col.as_ref().filter(|c| !c.is_null(r)).map(|c| c.value(r).to_string());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+fn names(list: &[&str]) -> Vec<String> {
+    list.iter().map(|s| s.to_string()).collect()
+}
+
+/// The period grid held: day numbers of each period's first day.
+struct Grid {
+    start_day: i64,
+    step: i64,
+    periods: usize,
+}
+
+impl Grid {
+    fn index(&self, dates: &Date32Array, r: usize) -> Option<usize> {
+        if dates.is_null(r) {
+            return None;
+        }
+        let off = dates.value(r) as i64 - self.start_day;
+        (off >= 0 && off % self.step == 0 && ((off / self.step) as usize) < self.periods).then(|| (off / self.step) as usize)
+    }
+}
+
+fn epoch_day(d: NaiveDate) -> i64 {
+    (d - NaiveDate::default()).num_days()
+}
+
+async fn read_table(lake: &Lake, name: &str, cutoff: NaiveDate) -> Result<Option<Vec<RecordBatch>>> {
+    let dir = layout::features(name, cutoff);
+    if dataset::read_manifest(lake, &dir).await?.is_none() {
+        warn!(table = name, %cutoff, "feature table not materialised; its covariates keep their defaults");
+        return Ok(None);
+    }
+    Ok(Some(dataset::read(lake, &dir).await?.1))
+}
+
+fn lookup(series: &HashMap<(&str, &str), usize>, items: &StringArray, locs: &StringArray, r: usize) -> Option<usize> {
+    if items.is_null(r) || locs.is_null(r) {
+        return None;
+    }
+    series.get(&(items.value(r), locs.value(r))).copied()
+}
+
+fn value(col: &Option<Float64Array>, r: usize) -> Option<f32> {
+    col.as_ref().filter(|c| !c.is_null(r)).map(|c| c.value(r) as f32).filter(|v| v.is_finite())
+}
+
+fn date_column(b: &RecordBatch) -> Result<Date32Array> {
+    let col = b.column_by_name("date").ok_or_else(|| crate::Error::data("a feature table has no `date` column"))?;
+    Ok(cast(col, &DataType::Date32)?.as_primitive::<arrow::datatypes::Date32Type>().clone())
+}
+
+fn key_column(b: &RecordBatch, name: &str) -> Result<StringArray> {
+    string_column(b, name)?.ok_or_else(|| crate::Error::data(format!("a feature table has no `{name}` column")))
+}
+
+/// A column as strings, `None` when the table does not have it.
+fn string_column(b: &RecordBatch, name: &str) -> Result<Option<StringArray>> {
+    b.column_by_name(name).map(|c| Ok(cast(c, &DataType::Utf8)?.as_string::<i32>().clone())).transpose()
+}
+
+/// A numeric or boolean column as f64, `None` when the table does not have it.
+fn float_column(b: &RecordBatch, name: &str) -> Result<Option<Float64Array>> {
+    b.column_by_name(name).map(|c| Ok(cast(c, &DataType::Float64)?.as_primitive::<arrow::datatypes::Float64Type>().clone())).transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_are_indexed_from_the_end() {
+        let c = Covariates::empty(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), 2, 10, 3);
+        // A series of 4 values: its last value sits at the panel's end (t = 9).
+        assert_eq!(c.index(4, 3), Some(9));
+        assert_eq!(c.index(4, 4), Some(10), "first period after the end");
+        assert_eq!(c.index(20, 0), None, "older than the periods held");
+        assert_eq!(c.index(4, 7), None, "beyond the horizon held");
+        let mut out = Vec::new();
+        c.known_at(1, Some(12), &mut out);
+        c.past_at(1, Some(12), &mut out);
+        assert_eq!(out.len(), c.known_dim() + c.past_dim());
+        assert_eq!(out[4], 1.0, "no event nearby by default");
+    }
+}

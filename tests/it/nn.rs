@@ -1,0 +1,210 @@
+//! The deep models learn: training loss falls, a known-future promotion signal beats seasonal
+//! naive, same seed gives the same forecast; TorchScript modules run under the contract and in the
+//! nightly job; covariates load from a lake's feature tables.
+
+use chrono::{Duration, NaiveDate};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use shelfcast::lake::{dataset, layout};
+use shelfcast::models::nn::{self, NnConfig};
+use shelfcast::models::{self, Forecaster};
+use shelfcast::panel::{Covariates, Panel, SeriesKey, covariates};
+use shelfcast::settings::{Frequency, SettingsFile};
+use tch::{CModule, Kind, Tensor};
+
+use crate::common::*;
+
+const HORIZON: usize = 14;
+const DAYS: usize = 200;
+
+/// Series with weekly seasonality and promotions (known in advance) that double demand on random
+/// days; the last `HORIZON` days are held out. Returns the training panel, with the promotions
+/// (over the history and the held-out days) as covariates, and the held-out values.
+fn promo_panel(series: usize, seed: u64) -> (Panel, Vec<Vec<f32>>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let week = [0.8, 0.9, 1.0, 1.0, 1.1, 1.4, 1.2];
+    let end = NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
+    let train_end = end - Duration::days(HORIZON as i64);
+    let history = DAYS - HORIZON;
+    let start = train_end - Duration::days(history as i64 - 1);
+    let mut cov = Covariates::empty(start, series, history, HORIZON);
+    let k = covariates::PRICE_PROMO.len();
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for s in 0..series {
+        let level = 5.0 + 3.0 * (s % 5) as f32;
+        let y: Vec<f32> = (0..DAYS)
+            .map(|t| {
+                let promo = rng.random_bool(0.12);
+                if promo {
+                    cov.known.series[s][t * k] = 0.3; // discount
+                    cov.known.series[s][t * k + 1] = 1.0; // promo
+                }
+                let dow = (start + Duration::days(t as i64)).weekday_index();
+                let mean = level * week[dow] * if promo { 2.0 } else { 1.0 };
+                (mean + rng.random_range(-1.0..1.0f32) * 0.1 * mean).round().max(0.0)
+            })
+            .collect();
+        train.push(y[..history].to_vec());
+        test.push(y[history..].to_vec());
+    }
+    let keys = (0..series).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect();
+    (Panel::new(keys, train, train_end, Frequency::Daily).with_covariates(cov), test)
+}
+
+trait WeekdayIndex {
+    fn weekday_index(&self) -> usize;
+}
+
+impl WeekdayIndex for NaiveDate {
+    fn weekday_index(&self) -> usize {
+        use chrono::Datelike;
+        self.weekday().num_days_from_monday() as usize
+    }
+}
+
+fn learning_config() -> NnConfig {
+    NnConfig {
+        window: 28,
+        hidden: 32,
+        epochs: 12,
+        samples_per_epoch: 1024,
+        batch_size: 64,
+        lr: 5e-3,
+        warmup_steps: 10,
+        patience: 12,
+        ..NnConfig::fast(HORIZON)
+    }
+}
+
+fn mae(m: &dyn Forecaster, panel: &Panel, test: &[Vec<f32>]) -> f64 {
+    let f = m.predict(panel, HORIZON, &[0.5]).unwrap();
+    let mut err = 0.0;
+    for (s, actual) in test.iter().enumerate() {
+        for (h, a) in actual.iter().enumerate() {
+            err += (f.mean_at(s, h) - a).abs() as f64;
+        }
+    }
+    err / (test.len() * HORIZON) as f64
+}
+
+fn learns_the_promotions(mut model: Box<dyn Forecaster>) {
+    let (panel, test) = promo_panel(16, 3);
+    model.fit(&panel).unwrap();
+    let card = model.card().unwrap();
+    let losses: Vec<f64> = serde_json::from_value(card["training"]["train_loss"].clone()).unwrap();
+    assert!(losses.last().unwrap() < &(0.7 * losses[0]), "{}: training loss did not fall: {losses:?}", model.name());
+    assert_eq!(card["layout"]["known"], 12, "calendar and price covariates are read");
+
+    let snaive = models::build("seasonal_naive", &crate::models::settings()).unwrap();
+    let (deep, naive) = (mae(model.as_ref(), &panel, &test), mae(snaive.as_ref(), &panel, &test));
+    assert!(deep < 0.8 * naive, "{}: MAE {deep:.3} vs seasonal naive {naive:.3}", model.name());
+}
+
+#[test]
+fn lstm_learns_a_known_future_promotion_and_beats_seasonal_naive() {
+    learns_the_promotions(Box::new(nn::Lstm::new(learning_config())));
+}
+
+#[test]
+fn transformer_learns_a_known_future_promotion_and_beats_seasonal_naive() {
+    learns_the_promotions(Box::new(nn::Transformer::new(NnConfig { heads: 4, ..learning_config() })));
+}
+
+#[test]
+fn the_same_seed_gives_the_same_forecast_and_another_seed_another() {
+    let (panel, _) = promo_panel(6, 5);
+    let fit = |seed: u64| {
+        let mut m = nn::Transformer::new(NnConfig { seed, dropout: 0.1, ..NnConfig::fast(HORIZON) });
+        m.fit(&panel).unwrap();
+        m.predict(&panel, HORIZON, &[0.1, 0.5, 0.9]).unwrap()
+    };
+    let a = fit(1);
+    assert_eq!(a, fit(1));
+    assert_ne!(a, fit(2));
+}
+
+#[test]
+fn a_model_trained_with_covariates_refuses_a_panel_without_them() {
+    let (panel, _) = promo_panel(4, 9);
+    let mut m = nn::Lstm::new(NnConfig::fast(HORIZON));
+    m.fit(&panel).unwrap();
+    let bare = Panel::new(panel.keys.clone(), panel.values.clone(), panel.end, panel.frequency);
+    let err = m.predict(&bare, HORIZON, &[0.5]).unwrap_err().to_string();
+    assert!(err.contains("covariates"), "{err}");
+    assert!(m.predict(&panel, HORIZON + 1, &[0.5]).is_err(), "longer than the trained horizon");
+}
+
+/// A TorchScript forecaster traced here: the history's mean times per-level factors, raised on
+/// weekends (known input features 5 and 6: Saturday and Sunday).
+fn traced_module() -> Vec<u8> {
+    let _guard = nn::torch_lock();
+    let history = Tensor::ones([3, 14], (Kind::Float, tch::Device::Cpu));
+    let known = Tensor::zeros([3, 28, 11], (Kind::Float, tch::Device::Cpu));
+    let factors = Tensor::from_slice(&[0.7f32, 1.0, 1.4]);
+    let module = CModule::create_by_tracing("Forecaster", "forward", &[history, known], &mut |x| {
+        let level = x[0].mean_dim(1, true, Kind::Float).unsqueeze(-1);
+        let weekend = x[1].narrow(2, 5, 2).sum_dim_intlist(2, true, Kind::Float);
+        vec![level * (weekend * 0.5 + 1.0) * &factors]
+    })
+    .unwrap();
+    let file = tempfile::Builder::new().suffix(".pt").tempfile().unwrap();
+    module.save(file.path()).unwrap();
+    std::fs::read(file.path()).unwrap()
+}
+
+#[test]
+fn torchscript_meets_the_contract() {
+    let bytes = traced_module();
+    let s = crate::models::settings();
+    crate::models::contract("torchscript", &|| models::build_torchscript(&s, &bytes).unwrap());
+
+    // The module's scale is the series': a flat series of 10 (as long as the 56-day window)
+    // forecasts 10 on weekdays, 15 on weekends.
+    let m = models::build_torchscript(&s, &bytes).unwrap();
+    let f = m.predict(&Panel::single(&[10.0; 56]), 7, &[0.1, 0.5, 0.9]).unwrap();
+    let means: Vec<f32> = (0..7).map(|h| f.mean_at(0, h)).collect();
+    // Panel::single ends on Thursday 2026-01-01: steps 2 and 3 are the weekend.
+    assert_eq!(means, [10.0, 15.0, 15.0, 10.0, 10.0, 10.0, 10.0]);
+    assert!((f.quantile_at(0, 0, 0) - 7.0).abs() < 1e-5 && (f.quantile_at(0, 0, 2) - 14.0).abs() < 1e-5);
+}
+
+#[tokio::test]
+async fn covariates_load_from_the_feature_tables_and_the_nightly_runs_a_torchscript_model() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, lake) = local_lake(dir.path());
+    demo_lake(&lake, 6).await;
+    lake.put(&layout::torchscript_model("forecaster.pt"), traced_module().into()).await.unwrap();
+    let clock = clock();
+    let file = SettingsFile { models: Some(vec!["torchscript".into()]), ..Default::default() };
+    let env = env(settings(&url, dir.path(), file), &lake, &clock);
+    let report = nightly(&env, date("2026-04-01")).await.unwrap();
+    assert_eq!(report.summary.model.as_deref(), Some("torchscript"));
+    assert_eq!(report.summary.forecast_rows, 6 * 28);
+
+    // The covariates the train step loaded, read again from the cutoff's feature tables.
+    let cutoff = date("2026-03-31");
+    let (_, batches) = dataset::read(&lake, &layout::features("target", cutoff)).await.unwrap();
+    let panel = Panel::from_batches(&batches, Frequency::Daily, cutoff).unwrap();
+    let cov = Covariates::load(&lake, cutoff, &panel, 28, 100).await.unwrap();
+    assert_eq!(cov.known_dim(), covariates::CALENDAR.len() + covariates::PRICE_PROMO.len());
+    assert_eq!(cov.known.series.len(), panel.len());
+    assert!(cov.statics.values[0].iter().all(Option::is_some), "every demo item has a category");
+    let promo = covariates::PRICE_PROMO.iter().position(|n| *n == "promo").unwrap();
+    let k = covariates::PRICE_PROMO.len();
+    let promos: usize = cov.known.series.iter().map(|v| v.chunks(k).filter(|r| r[promo] > 0.0).count()).sum();
+    assert!(promos > 0, "the demo lake runs promotions");
+    let views = covariates::PAST.iter().position(|n| *n == "views_rel").unwrap();
+    assert!(cov.past.values.iter().any(|v| v.chunks(cov.past_dim()).any(|r| r[views] > 0.0)), "traffic is read");
+    let events: f32 = cov.known.calendar.chunks(covariates::CALENDAR.len()).map(|r| r[0]).sum();
+    assert!(events > 0.0, "the demo calendar has events");
+
+    // A deep model fits on them and forecasts the horizon from the known covariates.
+    let panel = panel.with_covariates(cov);
+    let mut m = nn::Lstm::new(NnConfig::fast(28));
+    m.fit(&panel).unwrap();
+    let f = m.predict(&panel, 28, &[0.1, 0.5, 0.9]).unwrap();
+    assert!(f.mean.iter().all(|v| v.is_finite() && *v >= 0.0));
+    let mut loaded = nn::Lstm::new(NnConfig::fast(28));
+    loaded.load(&m.save().unwrap()).unwrap();
+    assert_eq!(loaded.predict(&panel, 28, &[0.1, 0.5, 0.9]).unwrap(), f);
+}
