@@ -213,6 +213,10 @@ pub struct TrainReport {
     pub validation_samples: usize,
     /// Training samples per second.
     pub samples_per_s: f64,
+    /// Seconds per epoch, mean over the epochs run.
+    pub epoch_s: f64,
+    /// Share of training time spent building batches (outside libtorch's forward and backward).
+    pub data_share: f64,
 }
 
 /// Trains `net` (whose variables live in `vs`) on windows drawn by `sampler`, stopping early on
@@ -241,7 +245,10 @@ pub fn train(
         windows: sampler.windows(),
         validation_samples: validation.len(),
         samples_per_s: 0.0,
+        epoch_s: 0.0,
+        data_share: 0.0,
     };
+    let mut data_time = std::time::Duration::ZERO;
     let mut best: Option<(f64, HashMap<String, Tensor>)> = None;
     let mut stale = 0;
     let mut step = 0;
@@ -251,7 +258,9 @@ pub fn train(
         let samples = sampler.draw(&mut rng, per_epoch);
         let mut sum = 0.0;
         for chunk in samples.chunks(batch_size) {
+            let tb = Instant::now();
             let batch = windows.batch(chunk, cfg.horizon, device);
+            data_time += tb.elapsed();
             let out = net.forward(&batch, true);
             let per = sample_loss(&out, &batch, &levels, cfg.point_loss);
             let loss = (&per * &batch.weight).sum(Kind::Float) / batch.weight.sum(Kind::Float);
@@ -296,7 +305,10 @@ pub fn train(
             }
         });
     }
-    report.samples_per_s = seen as f64 / started.elapsed().as_secs_f64().max(1e-9);
+    let total = started.elapsed().as_secs_f64().max(1e-9);
+    report.samples_per_s = seen as f64 / total;
+    report.epoch_s = total / report.epochs.max(1) as f64;
+    report.data_share = data_time.as_secs_f64() / total;
     Ok(report)
 }
 
