@@ -7,6 +7,7 @@ use std::process::ExitCode;
 use clap::Parser;
 
 fn main() -> ExitCode {
+    passive_openmp();
     let args = cli::Cli::parse();
     cli::init_tracing(args.verbose, args.quiet);
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
@@ -21,6 +22,23 @@ fn main() -> ExitCode {
         Err(e) => {
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
+        }
+    }
+}
+
+/// libtorch's OpenMP threads busy-wait by default and, competing with DataFusion's workers for
+/// the cores, slow training down a hundredfold. The policy is read when libgomp loads, before
+/// `main`, so when it is unset the process restarts itself once with `OMP_WAIT_POLICY=PASSIVE`.
+fn passive_openmp() {
+    #[cfg(unix)]
+    if std::env::var_os("OMP_WAIT_POLICY").is_none() {
+        use std::os::unix::process::CommandExt;
+        if let Ok(exe) = std::env::current_exe() {
+            // `exec` only returns on failure; then carry on with the default policy.
+            let _ = std::process::Command::new(exe)
+                .args(std::env::args_os().skip(1))
+                .env("OMP_WAIT_POLICY", "PASSIVE")
+                .exec();
         }
     }
 }
