@@ -41,3 +41,18 @@ fmt: ## Format the code
 
 clean-lake: ## Delete the local demo lake (./lake)
 	rm -rf lake
+
+.PHONY: bench bench-sql
+
+bench: bench-sql bench-train ## Run every benchmark (results in benches/results/)
+
+bench-sql: libtorch ## SQL feature benchmark: shelfcast vs DuckDB on 1M and 10M rows
+	scripts/bench_sql.sh $(BENCH_SQL_ARGS)
+
+.PHONY: bench-train
+bench-train: build ## Deep-model training benchmark on the demo lake (epoch time, samples/s, data-prep share, inference)
+	python3 benches/bench_train.py $(BENCH_TRAIN_ARGS)
+
+.PHONY: bench-walmart
+bench-walmart: build ## Real-data benchmark: Walmart weekly sales, shelfcast's models next to the peers (BENCH_WALMART_ARGS=--no-peers to reuse theirs)
+	python3 benches/bench_walmart.py $(BENCH_WALMART_ARGS)

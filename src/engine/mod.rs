@@ -5,12 +5,20 @@
 //! memory budget is reached, so the feature SQL runs on lakes larger than memory; operators that
 //! cannot (hash-join build sides) fail with a clear "resources exhausted" error instead of
 //! taking the machine down.
+//!
+//! Lags and rolling aggregates over sorted series (`LAG`, `AVG`, `STDDEV`, … `OVER (PARTITION BY
+//! … ORDER BY … ROWS BETWEEN …)`) run in [`RollingWindowExec`], column by column.
+
+mod rolling;
 
 use std::sync::Arc;
 
 use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
+use datafusion::execution::runtime_env::{RuntimeEnv, RuntimeEnvBuilder};
+use datafusion::execution::session_state::SessionStateBuilder;
 use datafusion::prelude::{SessionConfig, SessionContext};
+
+pub use rolling::{RollingWindowExec, RollingWindowRule};
 
 use crate::catalog::{self, CatalogReport};
 use crate::error::Result;
@@ -64,11 +72,18 @@ pub fn context(opts: EngineOptions) -> SessionContext {
     if let Some(limit) = opts.memory_limit {
         runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(limit)));
     }
-    match runtime.build_arc() {
-        Ok(rt) => SessionContext::new_with_config_rt(config, rt),
+    let runtime = match runtime.build_arc() {
+        Ok(rt) => rt,
         // The default runtime cannot fail to build; fall back to it rather than fail a query.
-        Err(_) => SessionContext::new_with_config(config),
-    }
+        Err(_) => Arc::new(RuntimeEnv::default()),
+    };
+    let state = SessionStateBuilder::new()
+        .with_config(config)
+        .with_runtime_env(runtime)
+        .with_default_features()
+        .with_physical_optimizer_rule(Arc::new(RollingWindowRule))
+        .build();
+    SessionContext::new_with_state(state)
 }
 
 /// A local session with the lake's raw tables registered.
