@@ -7,14 +7,9 @@
 fn main() {
     println!("cargo:rerun-if-env-changed=LIBTORCH");
     println!("cargo:rerun-if-env-changed=LIBTORCH_USE_PYTORCH");
-    let from_torch_sys = std::env::vars()
-        .find(|(k, _)| k.starts_with("DEP_") && k.ends_with("_LIBTORCH_LIB"))
-        .map(|(_, v)| v);
-    let lib_dir = from_torch_sys.or_else(|| {
-        std::env::var("LIBTORCH")
-            .ok()
-            .map(|lt| format!("{lt}/lib"))
-    });
+    let from_torch_sys =
+        std::env::vars().find(|(k, _)| k.starts_with("DEP_") && k.ends_with("_LIBTORCH_LIB")).map(|(_, v)| v);
+    let lib_dir = from_torch_sys.or_else(|| std::env::var("LIBTORCH").ok().map(|lt| format!("{lt}/lib")));
     if let Some(dir) = lib_dir {
         let target = std::env::var("TARGET").unwrap_or_default();
         if !target.contains("msvc") {

@@ -224,7 +224,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Query { sql, file, format, output, cutoff } => {
             let sql = match (sql, file) {
                 (Some(s), _) => s,
-                (None, Some(f)) => std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?,
+                (None, Some(f)) => {
+                    std::fs::read_to_string(&f).with_context(|| format!("cannot read {}", f.display()))?
+                }
                 (None, None) => bail!("give the SQL text or --file"),
             };
             query_cmd(&settings, &lake, &sql, format, output, cutoff).await
@@ -238,7 +240,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         None => Default::default(),
                     };
                     m.extend(map);
-                    vec![shelfcast::ingest::import::import_file(&lake, &table, &source, &m, date_format.as_deref(), clock.as_ref()).await?]
+                    vec![
+                        shelfcast::ingest::import::import_file(
+                            &lake,
+                            &table,
+                            &source,
+                            &m,
+                            date_format.as_deref(),
+                            clock.as_ref(),
+                        )
+                        .await?,
+                    ]
                 }
             };
             for r in reports {
@@ -260,11 +272,25 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             run_spec(settings, lake, clock, job, "(train)", date, show_progress).await
         }
         Command::Predict { date } => {
-            let job = JobSpec::adhoc("predict", &[StepKind::Checks, StepKind::Features, StepKind::Predict, StepKind::Publish]);
+            let job = JobSpec::adhoc(
+                "predict",
+                &[StepKind::Checks, StepKind::Features, StepKind::Predict, StepKind::Publish],
+            );
             run_spec(settings, lake, clock, job, "(predict)", date, show_progress).await
         }
         Command::Backtest { windows, horizon, step, export, export_actuals } => {
-            backtest_cmd(&settings, &lake, clock.as_ref(), windows, horizon, step, export, export_actuals, show_progress).await
+            backtest_cmd(
+                &settings,
+                &lake,
+                clock.as_ref(),
+                windows,
+                horizon,
+                step,
+                export,
+                export_actuals,
+                show_progress,
+            )
+            .await
         }
     }
 }
@@ -317,7 +343,9 @@ async fn demo_cmd(
     let pb = if show {
         let pb = ProgressBar::new(0);
         pb.set_draw_target(ProgressDrawTarget::stderr());
-        pb.set_style(ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} items").expect("valid template"));
+        pb.set_style(
+            ProgressStyle::with_template("{elapsed:>4} [{bar:30}] {pos}/{len} items").expect("valid template"),
+        );
         pb
     } else {
         ProgressBar::hidden()
@@ -345,7 +373,11 @@ async fn demo_cmd(
     Ok(())
 }
 
-async fn default_params(ctx: &datafusion::prelude::SessionContext, settings: &Settings, cutoff: Option<NaiveDate>) -> anyhow::Result<FeatureParams> {
+async fn default_params(
+    ctx: &datafusion::prelude::SessionContext,
+    settings: &Settings,
+    cutoff: Option<NaiveDate>,
+) -> anyhow::Result<FeatureParams> {
     let cutoff = match cutoff {
         Some(c) => c,
         None => features::last_sales_date(ctx).await?.context("the sales table has no rows")?,
@@ -386,13 +418,24 @@ async fn query_cmd(
     Ok(())
 }
 
-async fn features_cmd(settings: &Settings, lake: &Lake, clock: &dyn Clock, cutoff: Option<NaiveDate>) -> anyhow::Result<()> {
+async fn features_cmd(
+    settings: &Settings,
+    lake: &Lake,
+    clock: &dyn Clock,
+    cutoff: Option<NaiveDate>,
+) -> anyhow::Result<()> {
     let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
     let params = default_params(&ctx, settings, cutoff).await?;
     let token = format!("features-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
     let q = shelfcast::quality::run(&ctx, lake, &settings.quality, clock.today(), params.cutoff, &token, clock).await?;
     for c in q.checks.iter().filter(|c| c.rows > 0) {
-        eprintln!("check {:<18} {:>8} rows{}  {}", c.name, c.rows, if c.excluded { " (left out)" } else { "" }, c.quarantine.as_deref().unwrap_or(""));
+        eprintln!(
+            "check {:<18} {:>8} rows{}  {}",
+            c.name,
+            c.rows,
+            if c.excluded { " (left out)" } else { "" },
+            c.quarantine.as_deref().unwrap_or("")
+        );
     }
     for m in features::materialize_all(&ctx, lake, params, &token, clock).await? {
         println!("{:<12} cutoff {}  {:>10} rows  {} file(s)  {}", m.name, m.cutoff, m.rows, m.files, m.location);
@@ -488,7 +531,8 @@ async fn backtest_cmd(
     pb.finish_and_clear();
     let rows = backtest::canonical_batch(&report)?;
     let dir = shelfcast::lake::layout::backtest(&run_id);
-    let mut w = shelfcast::lake::dataset::DatasetWriter::new(lake, dir.clone(), "metrics/backtest", &run_id, rows.schema());
+    let mut w =
+        shelfcast::lake::dataset::DatasetWriter::new(lake, dir.clone(), "metrics/backtest", &run_id, rows.schema());
     w.write(rows.clone()).await?;
     let mut meta = serde_json::Map::new();
     meta.insert("run_id".into(), run_id.clone().into());
@@ -496,11 +540,13 @@ async fn backtest_cmd(
     meta.insert("report".into(), serde_json::to_value(&report)?);
     w.commit(clock.now(), meta).await?;
     if let Some(path) = export {
-        std::fs::write(&path, shelfcast::lake::parquet::encode(&rows.schema(), &[rows])?).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, shelfcast::lake::parquet::encode(&rows.schema(), &[rows])?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     if let Some(path) = export_actuals {
         let a = backtest::actuals_batch(&full)?;
-        std::fs::write(&path, shelfcast::lake::parquet::encode(&a.schema(), &[a])?).with_context(|| format!("cannot write {}", path.display()))?;
+        std::fs::write(&path, shelfcast::lake::parquet::encode(&a.schema(), &[a])?)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     let cutoffs: Vec<String> = report.cutoffs.iter().map(|c| c.to_string()).collect();
     println!(
@@ -510,13 +556,26 @@ async fn backtest_cmd(
         started.elapsed().as_secs_f64()
     );
     let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
-    println!("{:<16} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8}", "model", "MAE", "RMSE", "WAPE%", "sMAPE%", "MASE", "R2", "bias", "cov80", "pinball");
+    println!(
+        "{:<16} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8}",
+        "model", "MAE", "RMSE", "WAPE%", "sMAPE%", "MASE", "R2", "bias", "cov80", "pinball"
+    );
     for m in &report.models {
         let o = &m.overall;
-        let pinball = if o.pinball.is_empty() { None } else { Some(o.pinball.values().sum::<f64>() / o.pinball.len() as f64) };
+        let pinball =
+            if o.pinball.is_empty() { None } else { Some(o.pinball.values().sum::<f64>() / o.pinball.len() as f64) };
         println!(
             "{:<16} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8}",
-            m.model, f(o.mae), f(o.rmse), f(o.wape), f(o.smape), f(o.mase), f(o.r2), f(o.bias), f(o.coverage_80), f(pinball)
+            m.model,
+            f(o.mae),
+            f(o.rmse),
+            f(o.wape),
+            f(o.smape),
+            f(o.mase),
+            f(o.r2),
+            f(o.bias),
+            f(o.coverage_80),
+            f(pinball)
         );
     }
     println!("scores and forecasts: {}", lake.display(&dir));

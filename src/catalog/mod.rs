@@ -63,12 +63,8 @@ pub async fn register(ctx: &SessionContext, lake: &Lake) -> Result<CatalogReport
 
 async fn register_table(ctx: &SessionContext, lake: &Lake, spec: &TableSpec) -> Result<TableReport> {
     let dir = layout::raw_table(spec.name);
-    let files: Vec<_> = lake
-        .list(&dir)
-        .await?
-        .into_iter()
-        .filter(|m| m.location.as_ref().ends_with(".parquet"))
-        .collect();
+    let files: Vec<_> =
+        lake.list(&dir).await?.into_iter().filter(|m| m.location.as_ref().ends_with(".parquet")).collect();
     if files.is_empty() {
         if spec.required {
             return Err(Error::MissingTable { table: spec.name.to_string(), location: lake.display(&dir) });
@@ -138,7 +134,10 @@ mod tests {
             Field::new("units", DataType::Utf8, false),
         ]);
         let msg = check_schema(spec, &found).unwrap_err().to_string();
-        assert!(msg.contains("`sales`") && msg.contains("`units`") && msg.contains("number") && msg.contains("Utf8"), "{msg}");
+        assert!(
+            msg.contains("`sales`") && msg.contains("`units`") && msg.contains("number") && msg.contains("Utf8"),
+            "{msg}"
+        );
     }
 
     #[test]

@@ -79,10 +79,7 @@ impl TableSpec {
     /// The schema shelfcast writes for this table.
     pub fn canonical_schema(&self) -> SchemaRef {
         Arc::new(Schema::new(
-            self.columns
-                .iter()
-                .map(|c| Field::new(c.name, c.kind.canonical(), c.nullable))
-                .collect::<Vec<_>>(),
+            self.columns.iter().map(|c| Field::new(c.name, c.kind.canonical(), c.nullable)).collect::<Vec<_>>(),
         ))
     }
 }
@@ -103,13 +100,26 @@ pub const TABLES: &[TableSpec] = &[
         name: "sales",
         required: true,
         grain: "item × location × day",
-        columns: &[col("date", Date), col("item_id", Text), col("location_id", Text), col("units", Number), opt("revenue", Number), opt("price", Number)],
+        columns: &[
+            col("date", Date),
+            col("item_id", Text),
+            col("location_id", Text),
+            col("units", Number),
+            opt("revenue", Number),
+            opt("price", Number),
+        ],
     },
     TableSpec {
         name: "items",
         required: false,
         grain: "item",
-        columns: &[col("item_id", Text), col("category", Text), opt("brand", Text), opt("launch_date", Date), opt("base_price", Number)],
+        columns: &[
+            col("item_id", Text),
+            col("category", Text),
+            opt("brand", Text),
+            opt("launch_date", Date),
+            opt("base_price", Number),
+        ],
     },
     TableSpec {
         name: "locations",
@@ -127,7 +137,14 @@ pub const TABLES: &[TableSpec] = &[
         name: "promotions",
         required: false,
         grain: "promotion of an item at a location over [start_date, end_date]",
-        columns: &[col("item_id", Text), col("location_id", Text), col("start_date", Date), col("end_date", Date), col("kind", Text), opt("discount", Number)],
+        columns: &[
+            col("item_id", Text),
+            col("location_id", Text),
+            col("start_date", Date),
+            col("end_date", Date),
+            col("kind", Text),
+            opt("discount", Number),
+        ],
     },
     TableSpec {
         name: "calendar",

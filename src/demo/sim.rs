@@ -14,7 +14,8 @@ use super::TableBuilder;
 use super::truth::{CategoryTruth, Outcome, PROMO_KINDS, Truth};
 use crate::error::Result;
 
-const COMPONENTS: [&str; 8] = ["level_trend", "weekly", "yearly", "events", "promotion", "price", "competitor", "behaviour"];
+const COMPONENTS: [&str; 8] =
+    ["level_trend", "weekly", "yearly", "events", "promotion", "price", "competitor", "behaviour"];
 const COMPETITORS: [&str; 2] = ["comp_a", "comp_b"];
 
 /// Everything shared by all items: calendar, categories, locations.
@@ -79,7 +80,13 @@ impl World {
                     size,
                     price_mult: 1.0 + rng.random_range(-0.03..0.03),
                     region: ["north", "south", "east", "west"][l % 4],
-                    format: if size > 1.3 { "hypermarket" } else if size > 0.8 { "supermarket" } else { "express" },
+                    format: if size > 1.3 {
+                        "hypermarket"
+                    } else if size > 0.8 {
+                        "supermarket"
+                    } else {
+                        "express"
+                    },
                 }
             })
             .collect();
@@ -125,8 +132,13 @@ impl World {
         let category = rng.random_range(0..self.categories.len());
         let cat = &self.categories[category].1;
         let slow = rng.random::<f64>() < 0.2;
-        let level = if slow { rng.random_range(0.05f64.ln()..0.6f64.ln()).exp() } else { rng.random_range(2f64.ln()..25f64.ln()).exp() };
-        let launch = if self.days > 180 && rng.random::<f64>() < 0.1 { rng.random_range(60..self.days - 30) } else { 0 };
+        let level = if slow {
+            rng.random_range(0.05f64.ln()..0.6f64.ln()).exp()
+        } else {
+            rng.random_range(2f64.ln()..25f64.ln()).exp()
+        };
+        let launch =
+            if self.days > 180 && rng.random::<f64>() < 0.1 { rng.random_range(60..self.days - 30) } else { 0 };
         let launch_date = if launch > 0 {
             self.start + chrono::Duration::days(launch as i64)
         } else {

@@ -186,7 +186,12 @@ pub fn plan(full: &Panel, opts: &BacktestOptions) -> Result<Vec<Window>> {
 }
 
 /// Fits and scores every model of `opts` on one window; rows per model, in `opts.models` order.
-pub fn evaluate(full: &Panel, window: &Window, settings: &Settings, opts: &BacktestOptions) -> Result<Vec<Vec<ScoredRow>>> {
+pub fn evaluate(
+    full: &Panel,
+    window: &Window,
+    settings: &Settings,
+    opts: &BacktestOptions,
+) -> Result<Vec<Vec<ScoredRow>>> {
     let levels = levels(settings);
     info!(cutoff = %window.cutoff, series = window.panel.len(), "backtest window");
     let mut out = Vec::new();
@@ -195,14 +200,29 @@ pub fn evaluate(full: &Panel, window: &Window, settings: &Settings, opts: &Backt
         model.fit(&window.panel)?;
         let f = model.predict(&window.panel, opts.horizon, &levels)?;
         let mut rows = Vec::new();
-        score_window(&window.panel, &window.index, full, &f, window.cutoff, window.from_end, &levels, settings.season_length, &mut rows);
+        score_window(
+            &window.panel,
+            &window.index,
+            full,
+            &f,
+            window.cutoff,
+            window.from_end,
+            &levels,
+            settings.season_length,
+            &mut rows,
+        );
         out.push(rows);
     }
     Ok(out)
 }
 
 /// The report of a backtest from its windows' rows.
-pub fn report(settings: &Settings, opts: &BacktestOptions, cutoffs: Vec<NaiveDate>, per_model: Vec<Vec<ScoredRow>>) -> BacktestReport {
+pub fn report(
+    settings: &Settings,
+    opts: &BacktestOptions,
+    cutoffs: Vec<NaiveDate>,
+    per_model: Vec<Vec<ScoredRow>>,
+) -> BacktestReport {
     let levels = levels(settings);
     let models = opts.models.iter().zip(per_model).map(|(name, rows)| summarise(name, rows, &levels)).collect();
     BacktestReport { cutoffs, horizon: opts.horizon, levels, season: settings.season_length, models }
@@ -236,7 +256,11 @@ pub async fn run_in_lake(
 ) -> Result<BacktestReport> {
     let mut opts = opts.clone();
     opts.models.retain(|m| m != "torchscript");
-    let needs = opts.models.iter().map(|m| models::build(m, settings).map(|b| b.needs_covariates())).collect::<Result<Vec<_>>>()?;
+    let needs = opts
+        .models
+        .iter()
+        .map(|m| models::build(m, settings).map(|b| b.needs_covariates()))
+        .collect::<Result<Vec<_>>>()?;
     let windows = plan(&full, &opts)?;
     let mut per_model: Vec<Vec<ScoredRow>> = vec![Vec::new(); opts.models.len()];
     let mut cutoffs = Vec::new();
@@ -353,10 +377,11 @@ fn summarise(name: &str, rows: Vec<ScoredRow>, levels: &[f64]) -> ModelBacktest 
     for (s, rs) in by_step {
         per_step.insert(s, scores(&rs, levels));
     }
-    let per_class = group(&|r| serde_json::to_value(r.class).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
-        .into_iter()
-        .map(|(k, rs)| (k, scores(&rs, levels)))
-        .collect();
+    let per_class =
+        group(&|r| serde_json::to_value(r.class).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
+            .into_iter()
+            .map(|(k, rs)| (k, scores(&rs, levels)))
+            .collect();
     ModelBacktest { model: name.to_string(), overall: scores(&all, levels), per_window, per_step, per_class, rows }
 }
 
@@ -375,7 +400,12 @@ mod tests {
     fn windows_are_cut_at_the_right_periods_and_scored_against_what_followed() {
         // A series that counts 1, 2, 3, …: naive forecasts the last value, so at a cutoff
         // whose last value is v the error at step h is exactly h.
-        let full = Panel::new(vec![SeriesKey { item_id: "a".into(), location_id: "s".into() }], vec![(1..=30).map(|v| v as f32).collect()], NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(), Frequency::Daily);
+        let full = Panel::new(
+            vec![SeriesKey { item_id: "a".into(), location_id: "s".into() }],
+            vec![(1..=30).map(|v| v as f32).collect()],
+            NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
+            Frequency::Daily,
+        );
         let opts = BacktestOptions { windows: 3, horizon: 4, step: 4, models: vec!["naive".into()] };
         let r = run(&full, &settings(), &opts).unwrap();
         let d = |x| NaiveDate::from_ymd_opt(2026, 1, x).unwrap();
@@ -391,7 +421,12 @@ mod tests {
 
     #[test]
     fn too_short_a_history_is_refused() {
-        let full = Panel::new(vec![SeriesKey { item_id: "a".into(), location_id: "s".into() }], vec![vec![1.0; 10]], NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(), Frequency::Daily);
+        let full = Panel::new(
+            vec![SeriesKey { item_id: "a".into(), location_id: "s".into() }],
+            vec![vec![1.0; 10]],
+            NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
+            Frequency::Daily,
+        );
         let opts = BacktestOptions { windows: 3, horizon: 4, step: 4, models: vec!["naive".into()] };
         assert!(run(&full, &settings(), &opts).unwrap_err().to_string().contains("need more than 12 periods"));
     }

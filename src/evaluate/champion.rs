@@ -42,7 +42,9 @@ impl Metric {
             Metric::Rmse => s.rmse,
             Metric::Mae => s.mae,
             Metric::Smape => s.smape,
-            Metric::Pinball => (!s.pinball.is_empty()).then(|| s.pinball.values().sum::<f64>() / s.pinball.len() as f64),
+            Metric::Pinball => {
+                (!s.pinball.is_empty()).then(|| s.pinball.values().sum::<f64>() / s.pinball.len() as f64)
+            }
         }
     }
 }
@@ -86,7 +88,12 @@ fn default_windows() -> usize {
 
 impl Default for ChampionSettings {
     fn default() -> Self {
-        Self { metric: Metric::default(), margin: default_margin(), segment_by: SegmentBy::default(), windows: default_windows() }
+        Self {
+            metric: Metric::default(),
+            margin: default_margin(),
+            segment_by: SegmentBy::default(),
+            windows: default_windows(),
+        }
     }
 }
 
@@ -173,10 +180,12 @@ impl Registry {
         }
         let mut decisions = Vec::new();
         for (segment, scored) in segments {
-            let values: Vec<(&str, f64)> = scored.iter().filter_map(|(m, s)| settings.metric.of(s).map(|v| (*m, v))).collect();
+            let values: Vec<(&str, f64)> =
+                scored.iter().filter_map(|(m, s)| settings.metric.of(s).map(|v| (*m, v))).collect();
             let Some(&(best, best_score)) = values.iter().min_by(|a, b| a.1.total_cmp(&b.1)) else { continue };
             let current = self.segments.get(&segment).cloned();
-            let current_score = current.as_ref().and_then(|c| values.iter().find(|(m, _)| *m == c.model).map(|(_, v)| *v));
+            let current_score =
+                current.as_ref().and_then(|c| values.iter().find(|(m, _)| *m == c.model).map(|(_, v)| *v));
             let promoted = match (&current, current_score) {
                 (None, _) | (Some(_), None) => true,
                 (Some(c), Some(cs)) => c.model != best && best_score < cs * (1.0 - settings.margin),
@@ -185,7 +194,10 @@ impl Registry {
             let snaive = values.iter().find(|(m, _)| *m == "seasonal_naive").map(|(_, v)| *v);
             let value_added_pct = snaive.filter(|s| *s > 0.0).map(|s| 100.0 * (1.0 - winner_score / s));
             if promoted {
-                self.segments.insert(segment.clone(), Champion { model: best.to_string(), score: best_score, since: run_id.to_string() });
+                self.segments.insert(
+                    segment.clone(),
+                    Champion { model: best.to_string(), score: best_score, since: run_id.to_string() },
+                );
             } else if let Some(c) = self.segments.get_mut(&segment) {
                 c.score = winner_score;
             }

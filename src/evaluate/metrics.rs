@@ -130,10 +130,8 @@ pub fn rmsse(history: &[f64], actual: &[f64], forecast: &[f64]) -> Option<f64> {
 /// WRMSSE of one level: Σ weight · RMSSE over its series, weights normalised to sum to 1
 /// (series without a scale are left out). Average the levels of a hierarchy for the M5 score.
 pub fn wrmsse(series: &[WrmsseSeries<'_>]) -> Option<f64> {
-    let scored: Vec<(f64, f64)> = series
-        .iter()
-        .filter_map(|s| rmsse(s.history, s.actual, s.forecast).map(|r| (s.weight, r)))
-        .collect();
+    let scored: Vec<(f64, f64)> =
+        series.iter().filter_map(|s| rmsse(s.history, s.actual, s.forecast).map(|r| (s.weight, r))).collect();
     let total: f64 = scored.iter().map(|(w, _)| w).sum();
     (total > 0.0).then(|| scored.iter().map(|(w, r)| w / total * r).sum())
 }

@@ -48,7 +48,8 @@ impl FeatureParams {
         let cutoff = match frequency {
             Frequency::Daily => cutoff,
             Frequency::Weekly => {
-                let back = (cutoff.weekday().num_days_from_monday() as i64 - week_end.num_days_from_monday() as i64).rem_euclid(7);
+                let back = (cutoff.weekday().num_days_from_monday() as i64 - week_end.num_days_from_monday() as i64)
+                    .rem_euclid(7);
                 cutoff - Duration::days(back)
             }
         };
@@ -140,7 +141,8 @@ pub async fn register_dataset(
     use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
     let _ = ctx.deregister_table(name)?;
     if manifest.files.is_empty() {
-        let empty = datafusion::datasource::MemTable::try_new(std::sync::Arc::new(manifest_schema(manifest)?), vec![vec![]])?;
+        let empty =
+            datafusion::datasource::MemTable::try_new(std::sync::Arc::new(manifest_schema(manifest)?), vec![vec![]])?;
         ctx.register_table(name, std::sync::Arc::new(empty))?;
         return Ok(());
     }
@@ -150,7 +152,8 @@ pub async fn register_dataset(
         .map(|f| ListingTableUrl::parse(format!("{}{}", lake.folder_url(dir), f.path)))
         .collect::<std::result::Result<Vec<_>, _>>()?;
     let options = ListingOptions::new(std::sync::Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
-    let config = ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).infer_schema(&ctx.state()).await?;
+    let config =
+        ListingTableConfig::new_with_multi_paths(urls).with_listing_options(options).infer_schema(&ctx.state()).await?;
     ctx.register_table(name, std::sync::Arc::new(ListingTable::try_new(config)?))?;
     Ok(())
 }
@@ -175,7 +178,8 @@ pub async fn last_sales_date(ctx: &SessionContext) -> Result<Option<NaiveDate>> 
     let batches = ctx.sql("SELECT MAX(CAST(date AS DATE)) AS d FROM sales").await?.collect().await?;
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
     for b in batches {
-        let arr = b.column(0).as_any().downcast_ref::<Date32Array>().ok_or_else(|| Error::data("MAX(date) is not a date"))?;
+        let arr =
+            b.column(0).as_any().downcast_ref::<Date32Array>().ok_or_else(|| Error::data("MAX(date) is not a date"))?;
         if arr.len() > 0 && arr.is_valid(0) {
             return Ok(Some(epoch + Duration::days(arr.value(0) as i64)));
         }
@@ -222,7 +226,10 @@ mod tests {
     #[test]
     fn weekly_cutoff_is_a_sunday() {
         let wed = NaiveDate::from_ymd_opt(2026, 11, 25).unwrap();
-        assert_eq!(FeatureParams::new(wed, Frequency::Weekly, 4).cutoff, NaiveDate::from_ymd_opt(2026, 11, 22).unwrap());
+        assert_eq!(
+            FeatureParams::new(wed, Frequency::Weekly, 4).cutoff,
+            NaiveDate::from_ymd_opt(2026, 11, 22).unwrap()
+        );
         let sun = NaiveDate::from_ymd_opt(2026, 11, 22).unwrap();
         assert_eq!(FeatureParams::new(sun, Frequency::Weekly, 4).cutoff, sun);
         assert_eq!(FeatureParams::new(wed, Frequency::Daily, 4).cutoff, wed);

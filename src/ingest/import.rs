@@ -92,11 +92,20 @@ async fn register_file(ctx: &SessionContext, name: &str, path: &Path) -> Result<
 
 /// The statement that reads `source` into `spec`'s columns with checked casts, plus a `reason`
 /// column saying why a row cannot be kept (NULL when it can).
-fn mapping_sql(spec: &TableSpec, source: &str, map: &BTreeMap<String, String>, date_format: Option<&str>) -> Result<String> {
+fn mapping_sql(
+    spec: &TableSpec,
+    source: &str,
+    map: &BTreeMap<String, String>,
+    date_format: Option<&str>,
+) -> Result<String> {
     for k in map.keys() {
         if !spec.columns.iter().any(|c| c.name == k) {
             let names: Vec<_> = spec.columns.iter().map(|c| c.name).collect();
-            return Err(Error::data(format!("table `{}` has no column `{k}` (columns: {})", spec.name, names.join(", "))));
+            return Err(Error::data(format!(
+                "table `{}` has no column `{k}` (columns: {})",
+                spec.name,
+                names.join(", ")
+            )));
         }
     }
     let mut select = Vec::new();
@@ -128,7 +137,11 @@ fn mapping_sql(spec: &TableSpec, source: &str, map: &BTreeMap<String, String>, d
             }
         }
     }
-    let reason = if reasons.is_empty() { "CAST(NULL AS VARCHAR)".to_string() } else { format!("COALESCE({})", reasons.join(", ")) };
+    let reason = if reasons.is_empty() {
+        "CAST(NULL AS VARCHAR)".to_string()
+    } else {
+        format!("COALESCE({})", reasons.join(", "))
+    };
     Ok(format!("SELECT {}, {reason} AS reason FROM {source}", select.join(", ")))
 }
 
@@ -166,10 +179,12 @@ pub async fn import_preset(lake: &Lake, name: &str, dir: &Path, clock: &dyn Cloc
     let token = format!("import-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
     let mut out = Vec::new();
     for (table, sql) in preset.tables {
-        let spec = schema::table(table).ok_or_else(|| Error::data(format!("preset `{name}` writes unknown table `{table}`")))?;
+        let spec = schema::table(table)
+            .ok_or_else(|| Error::data(format!("preset `{name}` writes unknown table `{table}`")))?;
         // The preset's SQL produces the table's columns; the checks are the same as for a file.
         ctx.register_table("preset_rows", ctx.sql(sql).await?.into_view())?;
-        let identity: BTreeMap<String, String> = spec.columns.iter().map(|c| (c.name.to_string(), c.name.to_string())).collect();
+        let identity: BTreeMap<String, String> =
+            spec.columns.iter().map(|c| (c.name.to_string(), c.name.to_string())).collect();
         let checked = mapping_sql(spec, "preset_rows", &identity, None)?;
         out.push(write(lake, &ctx, spec, &checked, &token, &format!("{name} preset"), clock).await?);
         ctx.deregister_table("preset_rows")?;
@@ -200,7 +215,9 @@ async fn write(
             .fields()
             .iter()
             .map(|f| {
-                let c = b.column_by_name(f.name()).ok_or_else(|| Error::data(format!("import query has no column `{}`", f.name())))?;
+                let c = b
+                    .column_by_name(f.name())
+                    .ok_or_else(|| Error::data(format!("import query has no column `{}`", f.name())))?;
                 Ok(arrow::compute::cast(c, f.data_type())?)
             })
             .collect::<Result<Vec<_>>>()?;
@@ -219,7 +236,14 @@ async fn write(
         quarantined += rejected.num_rows() as u64;
         bad.push(rejected);
     }
-    let mut report = ImportReport { table: spec.name.to_string(), rows_read: read, rows_written: written, rows_quarantined: quarantined, file: None, quarantine: None };
+    let mut report = ImportReport {
+        table: spec.name.to_string(),
+        rows_read: read,
+        rows_written: written,
+        rows_quarantined: quarantined,
+        file: None,
+        quarantine: None,
+    };
     if quarantined > 0 {
         let dir = layout::import_quarantine(token, spec.name);
         let qschema = bad[0].schema();

@@ -16,15 +16,15 @@ use crate::catalog::CatalogReport;
 use crate::clock::Clock;
 use crate::engine;
 use crate::error::{Error, Result};
+use crate::evaluate::backtest::{self, BacktestOptions};
+use crate::evaluate::champion::{self, Decision, Registry, SegmentBy};
 use crate::features::{self, FeatureMetrics, FeatureParams, queries};
 use crate::lake::{Lake, dataset, layout};
+use crate::models::baseline::classify::classify;
 use crate::models::{self, FitReport, Forecast, Forecaster, store};
 use crate::panel::{Covariates, Panel};
 use crate::publish::{self, ForecastRelease, PublishMetrics};
 use crate::quality::{self, QualityReport};
-use crate::evaluate::backtest::{self, BacktestOptions};
-use crate::evaluate::champion::{self, Decision, Registry, SegmentBy};
-use crate::models::baseline::classify::classify;
 use crate::settings::Settings;
 
 /// What a run needs from outside.
@@ -249,7 +249,8 @@ async fn run_step(
     let params = state.params.expect("set before the first step");
     match kind {
         StepKind::Checks => {
-            let q = quality::run(ctx, &env.lake, &s.quality, run_date, params.cutoff, run_id, env.clock.as_ref()).await?;
+            let q =
+                quality::run(ctx, &env.lake, &s.quality, run_date, params.cutoff, run_id, env.clock.as_ref()).await?;
             let rows = q.excluded_rows;
             report.quality = Some(q);
             Ok(Some(rows))
@@ -285,7 +286,9 @@ async fn run_step(
                     seed: s.seed,
                     frequency: s.frequency.as_str().to_string(),
                     state_bytes: 0,
-                    details: model.card().unwrap_or_else(|| serde_json::json!({ "horizon": s.horizon, "season_length": s.season_length })),
+                    details: model.card().unwrap_or_else(
+                        || serde_json::json!({ "horizon": s.horizon, "season_length": s.season_length }),
+                    ),
                 };
                 store::save(&env.lake, model.as_ref(), &card).await?;
                 report.summary.fits.push(fit);
@@ -339,16 +342,20 @@ async fn run_step(
                 Some(p) => p,
                 None => Arc::new(panel_for(env, params).await?),
             };
-            let opts = BacktestOptions { windows: c.windows, horizon: s.horizon, step: s.horizon, models: s.models.clone() };
-            let bt = match backtest::run_in_lake(ctx, &env.lake, Arc::clone(&panel), s, &opts, run_id, env.clock.as_ref()).await {
-                Ok(bt) => bt,
-                Err(Error::Data(msg)) => {
-                    // Too little history for the windows: keep the champions as they are.
-                    warn!(reason = %msg, "backtest skipped");
-                    return Ok(None);
-                }
-                Err(e) => return Err(e),
-            };
+            let opts =
+                BacktestOptions { windows: c.windows, horizon: s.horizon, step: s.horizon, models: s.models.clone() };
+            let bt =
+                match backtest::run_in_lake(ctx, &env.lake, Arc::clone(&panel), s, &opts, run_id, env.clock.as_ref())
+                    .await
+                {
+                    Ok(bt) => bt,
+                    Err(Error::Data(msg)) => {
+                        // Too little history for the windows: keep the champions as they are.
+                        warn!(reason = %msg, "backtest skipped");
+                        return Ok(None);
+                    }
+                    Err(e) => return Err(e),
+                };
             let rows = backtest::canonical_batch(&bt)?;
             let n = rows.num_rows() as u64;
             let dir = layout::backtest(run_id);
@@ -369,7 +376,8 @@ async fn run_step(
             let first = state.forecasts.first().ok_or_else(|| Error::data("publish needs a predict step before it"))?;
             // Each series gets the forecast of its segment's champion (when it was forecast).
             let registry = Registry::read(&env.lake).await?;
-            let by_name: std::collections::HashMap<&str, &Forecast> = state.forecasts.iter().map(|f| (f.model.as_str(), f)).collect();
+            let by_name: std::collections::HashMap<&str, &Forecast> =
+                state.forecasts.iter().map(|f| (f.model.as_str(), f)).collect();
             let mut combined = first.clone();
             let mut series_models = Vec::with_capacity(panel.len());
             for (i, y) in panel.values.iter().enumerate() {
@@ -391,7 +399,10 @@ async fn run_step(
                 .iter()
                 .map(|f| serde_json::json!({ "name": f.name, "cutoff": f.cutoff, "rows": f.rows, "location": f.location }))
                 .collect();
-            let quality = report.quality.as_ref().map(|q| serde_json::json!({ "excluded_rows": q.excluded_rows, "checks": q.checks }));
+            let quality = report
+                .quality
+                .as_ref()
+                .map(|q| serde_json::json!({ "excluded_rows": q.excluded_rows, "checks": q.checks }));
             let inputs = serde_json::json!({ "tables": report.inputs, "features": features, "quality": quality });
             let release = ForecastRelease {
                 run_id,
@@ -431,7 +442,12 @@ async fn build_model(env: &RunEnv, name: &str) -> Result<Box<dyn Forecaster>> {
 }
 
 /// The panel with the covariates of the cutoff when a model reads them.
-async fn attach_covariates(env: &RunEnv, params: FeatureParams, panel: Panel, models: &[Box<dyn Forecaster>]) -> Result<Panel> {
+async fn attach_covariates(
+    env: &RunEnv,
+    params: FeatureParams,
+    panel: Panel,
+    models: &[Box<dyn Forecaster>],
+) -> Result<Panel> {
     if !models.iter().any(|m| m.needs_covariates()) {
         return Ok(panel);
     }

@@ -74,17 +74,18 @@ fn utc() -> String {
 impl JobSpec {
     /// Parses a job file's text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self> {
-        let spec: JobSpec = toml::from_str(text).map_err(|e| Error::JobSpec {
-            path: origin.to_string(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        let spec: JobSpec = toml::from_str(text)
+            .map_err(|e| Error::JobSpec { path: origin.to_string(), message: e.to_string().trim_end().to_string() })?;
         if spec.steps.is_empty() {
             return Err(Error::JobSpec { path: origin.to_string(), message: "a job needs at least one step".into() });
         }
         let mut names: Vec<&str> = spec.steps.iter().map(|s| s.name.as_str()).collect();
         names.sort_unstable();
         if let Some(w) = names.windows(2).find(|w| w[0] == w[1]) {
-            return Err(Error::JobSpec { path: origin.to_string(), message: format!("step name `{}` is used twice", w[0]) });
+            return Err(Error::JobSpec {
+                path: origin.to_string(),
+                message: format!("step name `{}` is used twice", w[0]),
+            });
         }
         Ok(spec)
     }
@@ -111,7 +112,8 @@ impl JobSpec {
         let steps = kinds
             .iter()
             .map(|k| {
-                let name = serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+                let name =
+                    serde_json::to_value(k).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
                 StepSpec { name, kind: *k }
             })
             .collect();
@@ -127,12 +129,23 @@ mod tests {
     fn the_nightly_job_parses() {
         let j = JobSpec::parse(NIGHTLY, "nightly.toml").unwrap();
         assert_eq!(j.name, "nightly");
-        assert_eq!(j.steps.iter().map(|s| s.kind).collect::<Vec<_>>(), [StepKind::Checks, StepKind::Features, StepKind::Train, StepKind::Backtest, StepKind::Predict, StepKind::Publish]);
+        assert_eq!(
+            j.steps.iter().map(|s| s.kind).collect::<Vec<_>>(),
+            [
+                StepKind::Checks,
+                StepKind::Features,
+                StepKind::Train,
+                StepKind::Backtest,
+                StepKind::Predict,
+                StepKind::Publish
+            ]
+        );
     }
 
     #[test]
     fn unknown_keys_name_file_and_line() {
-        let err = JobSpec::parse("name = \"x\"\n[[steps]]\nname = \"a\"\nkind = \"train\"\nretry = 3\n", "jobs/x.toml").unwrap_err();
+        let err = JobSpec::parse("name = \"x\"\n[[steps]]\nname = \"a\"\nkind = \"train\"\nretry = 3\n", "jobs/x.toml")
+            .unwrap_err();
         let msg = err.to_string();
         assert!(msg.contains("jobs/x.toml") && msg.contains("retry") && msg.contains("line 5"), "{msg}");
     }

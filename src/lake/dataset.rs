@@ -84,7 +84,13 @@ pub struct DatasetWriter {
 
 impl DatasetWriter {
     /// A writer for `dir`; `token` makes this version's file names unique (e.g. the run id).
-    pub fn new(lake: &Lake, dir: Path, dataset: impl Into<String>, token: impl Into<String>, schema: SchemaRef) -> Self {
+    pub fn new(
+        lake: &Lake,
+        dir: Path,
+        dataset: impl Into<String>,
+        token: impl Into<String>,
+        schema: SchemaRef,
+    ) -> Self {
         Self {
             lake: lake.clone(),
             dir,
@@ -210,7 +216,10 @@ pub async fn read(lake: &Lake, dir: &Path) -> Result<(Manifest, Vec<RecordBatch>
         let bytes = lake.get(&rel).await?;
         let sum = hex::encode(Sha256::digest(&bytes));
         if sum != f.sha256 {
-            return Err(Error::Dataset { path: lake.display(&rel), message: "checksum differs from the manifest".into() });
+            return Err(Error::Dataset {
+                path: lake.display(&rel),
+                message: "checksum differs from the manifest".into(),
+            });
         }
         let part = super::parquet::decode(bytes)
             .map_err(|e| Error::Dataset { path: lake.display(&rel), message: e.to_string() })?;

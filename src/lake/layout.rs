@@ -43,7 +43,12 @@ pub fn manifest(dataset: &Path) -> Path {
 
 /// The record of one job run.
 pub fn run_record(job: &str, run_date: NaiveDate, run_id: &str) -> Path {
-    Path::from_iter(["runs".to_string(), format!("job={job}"), format!("run_date={run_date}"), format!("{run_id}.json")])
+    Path::from_iter([
+        "runs".to_string(),
+        format!("job={job}"),
+        format!("run_date={run_date}"),
+        format!("{run_id}.json"),
+    ])
 }
 
 /// Where a data-quality check's violations for a run date go.

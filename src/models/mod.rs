@@ -125,7 +125,16 @@ pub trait Forecaster: std::fmt::Debug + Send {
 
 /// Model names the registry knows.
 pub const KNOWN: &[&str] = &[
-    "naive", "seasonal_naive", "moving_average", "ets", "croston", "tsb", "ensemble", "lstm", "transformer", "torchscript",
+    "naive",
+    "seasonal_naive",
+    "moving_average",
+    "ets",
+    "croston",
+    "tsb",
+    "ensemble",
+    "lstm",
+    "transformer",
+    "torchscript",
 ];
 
 /// Members of an ensemble when settings name none: the other configured models, or these.
@@ -163,7 +172,9 @@ pub fn build(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
         "lstm" => Box::new(nn::Lstm::new(nn::NnConfig::for_settings(settings))),
         "transformer" => Box::new(nn::Transformer::new(nn::NnConfig::for_settings(settings))),
         // Without a module until one is set (`nn::TorchScript::set_module`); see `build_torchscript`.
-        "torchscript" => Box::new(nn::TorchScript::new(nn::NnConfig::for_settings(settings).window, &settings.quantiles)),
+        "torchscript" => {
+            Box::new(nn::TorchScript::new(nn::NnConfig::for_settings(settings).window, &settings.quantiles))
+        }
         _ => return Err(Error::UnknownModel { name: name.to_string(), known: KNOWN.join(", ") }),
     })
 }

@@ -71,7 +71,9 @@ pub async fn load_latest(lake: &Lake, model: &mut dyn Forecaster) -> Result<Mode
         None => {
             return Err(Error::Dataset {
                 path: lake.display(&pointer),
-                message: format!("no trained `{name}` model in the lake: run `shelfcast train` (or the nightly job) first"),
+                message: format!(
+                    "no trained `{name}` model in the lake: run `shelfcast train` (or the nightly job) first"
+                ),
             });
         }
     };

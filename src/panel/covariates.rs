@@ -217,7 +217,12 @@ impl Covariates {
         Ok(())
     }
 
-    fn fill_price_promo(&mut self, batches: &[RecordBatch], grid: &Grid, series: &HashMap<(&str, &str), usize>) -> Result<()> {
+    fn fill_price_promo(
+        &mut self,
+        batches: &[RecordBatch],
+        grid: &Grid,
+        series: &HashMap<(&str, &str), usize>,
+    ) -> Result<()> {
         let k = PRICE_PROMO.len();
         let period_days = grid.step as f32;
         for b in batches {
@@ -245,7 +250,12 @@ impl Covariates {
         Ok(())
     }
 
-    fn fill_stock_out(&mut self, batches: &[RecordBatch], grid: &Grid, series: &HashMap<(&str, &str), usize>) -> Result<()> {
+    fn fill_stock_out(
+        &mut self,
+        batches: &[RecordBatch],
+        grid: &Grid,
+        series: &HashMap<(&str, &str), usize>,
+    ) -> Result<()> {
         let p = PAST.len();
         for b in batches {
             let (items, locs) = (key_column(b, "item_id")?, key_column(b, "location_id")?);
@@ -260,7 +270,12 @@ impl Covariates {
         Ok(())
     }
 
-    fn fill_behaviour(&mut self, batches: &[RecordBatch], grid: &Grid, by_item: &HashMap<&str, Vec<usize>>) -> Result<()> {
+    fn fill_behaviour(
+        &mut self,
+        batches: &[RecordBatch],
+        grid: &Grid,
+        by_item: &HashMap<&str, Vec<usize>>,
+    ) -> Result<()> {
         let p = PAST.len();
         // Views differ by orders of magnitude between items: each is read relative to the item's
         // own mean over the periods held.
@@ -303,7 +318,8 @@ impl Covariates {
     fn fill_statics(&mut self, batches: &[RecordBatch], series: &HashMap<(&str, &str), usize>) -> Result<()> {
         for b in batches {
             let (items, locs) = (key_column(b, "item_id")?, key_column(b, "location_id")?);
-            let columns: Vec<Option<StringArray>> = STATIC.iter().map(|n| string_column(b, n)).collect::<Result<_>>()?;
+            let columns: Vec<Option<StringArray>> =
+                STATIC.iter().map(|n| string_column(b, n)).collect::<Result<_>>()?;
             for r in 0..b.num_rows() {
                 let Some(s) = lookup(series, &items, &locs, r) else { continue };
                 for (a, col) in columns.iter().enumerate() {
@@ -332,7 +348,8 @@ impl Grid {
             return None;
         }
         let off = dates.value(r) as i64 - self.start_day;
-        (off >= 0 && off % self.step == 0 && ((off / self.step) as usize) < self.periods).then(|| (off / self.step) as usize)
+        (off >= 0 && off % self.step == 0 && ((off / self.step) as usize) < self.periods)
+            .then(|| (off / self.step) as usize)
     }
 }
 
@@ -376,7 +393,9 @@ fn string_column(b: &RecordBatch, name: &str) -> Result<Option<StringArray>> {
 
 /// A numeric or boolean column as f64, `None` when the table does not have it.
 fn float_column(b: &RecordBatch, name: &str) -> Result<Option<Float64Array>> {
-    b.column_by_name(name).map(|c| Ok(cast(c, &DataType::Float64)?.as_primitive::<arrow::datatypes::Float64Type>().clone())).transpose()
+    b.column_by_name(name)
+        .map(|c| Ok(cast(c, &DataType::Float64)?.as_primitive::<arrow::datatypes::Float64Type>().clone()))
+        .transpose()
 }
 
 #[cfg(test)]

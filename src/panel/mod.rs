@@ -82,7 +82,8 @@ impl Panel {
                 rows[i].push((dates.value(r) as i64, v));
             }
         }
-        let mut keyed: Vec<(SeriesKey, Vec<(i64, f32)>)> = index.into_iter().map(|(k, i)| (k, std::mem::take(&mut rows[i]))).collect();
+        let mut keyed: Vec<(SeriesKey, Vec<(i64, f32)>)> =
+            index.into_iter().map(|(k, i)| (k, std::mem::take(&mut rows[i]))).collect();
         keyed.sort_by(|a, b| a.0.cmp(&b.0));
         let mut keys = Vec::with_capacity(keyed.len());
         let mut values = Vec::with_capacity(keyed.len());
@@ -163,7 +164,13 @@ mod tests {
     #[test]
     fn series_are_sorted_and_aligned_at_the_end() {
         let end = NaiveDate::from_ymd_opt(1970, 1, 4).unwrap();
-        let b = batch(&[("b", "s", 2, 1.0), ("a", "s", 1, 2.0), ("b", "s", 3, 4.0), ("a", "s", 2, 0.0), ("a", "s", 3, 5.0)]);
+        let b = batch(&[
+            ("b", "s", 2, 1.0),
+            ("a", "s", 1, 2.0),
+            ("b", "s", 3, 4.0),
+            ("a", "s", 2, 0.0),
+            ("a", "s", 3, 5.0),
+        ]);
         let p = Panel::from_batches(&[b], Frequency::Daily, end).unwrap();
         assert_eq!(p.keys[0].item_id, "a");
         assert_eq!(p.values, vec![vec![2.0, 0.0, 5.0], vec![1.0, 4.0]]);

@@ -211,13 +211,16 @@ pub async fn run(
             .collect::<Result<Vec<_>>>()?;
         let rows: u64 = batches.iter().map(|b| b.num_rows() as u64).sum();
         let cfg = settings.for_check(check.name);
-        let excludes = check.kind == CheckKind::Rows && (check.name != "negative_units" || settings.returns == Returns::Drop);
+        let excludes =
+            check.kind == CheckKind::Rows && (check.name != "negative_units" || settings.returns == Returns::Drop);
         let share = if sales_rows == 0 { 0.0 } else { rows as f64 / sales_rows as f64 };
-        let over = cfg.max_rows.is_some_and(|m| rows > m) || cfg.max_share.is_some_and(|m| share > m)
+        let over = cfg.max_rows.is_some_and(|m| rows > m)
+            || cfg.max_share.is_some_and(|m| share > m)
             || (cfg.max_rows.is_none() && cfg.max_share.is_none() && rows > 0);
         let failed = cfg.blocking && over;
         let dir = quarantine_dir(check.name, run_date);
-        let mut writer = DatasetWriter::new(lake, dir.clone(), format!("quarantine/{}", check.name), token, violation_schema());
+        let mut writer =
+            DatasetWriter::new(lake, dir.clone(), format!("quarantine/{}", check.name), token, violation_schema());
         for b in &batches {
             writer.write(b.clone()).await?;
         }
@@ -257,7 +260,15 @@ pub async fn run(
     if !failures.is_empty() {
         let detail: Vec<String> = failures
             .iter()
-            .map(|c| format!("{}: {} rows ({:.2}% of sales), quarantined in {}", c.name, c.rows, c.share * 100.0, c.quarantine.clone().unwrap_or_default()))
+            .map(|c| {
+                format!(
+                    "{}: {} rows ({:.2}% of sales), quarantined in {}",
+                    c.name,
+                    c.rows,
+                    c.share * 100.0,
+                    c.quarantine.clone().unwrap_or_default()
+                )
+            })
             .collect();
         return Err(Error::QualityGate { failures: detail.join("; ") });
     }

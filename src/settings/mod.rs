@@ -105,10 +105,8 @@ impl SettingsFile {
 
     /// Reads and parses a settings file.
     pub fn read(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|source| Error::SettingsRead {
-            path: path.to_path_buf(),
-            source,
-        })?;
+        let text =
+            std::fs::read_to_string(path).map_err(|source| Error::SettingsRead { path: path.to_path_buf(), source })?;
         Self::parse(&text, path)
     }
 }
@@ -178,7 +176,8 @@ pub struct Settings {
 }
 
 /// Storage option keys that carry secrets: refused in the file.
-const SECRET_MARKERS: &[&str] = &["secret", "access_key", "token", "password", "sas", "credential", "service_account_key"];
+const SECRET_MARKERS: &[&str] =
+    &["secret", "access_key", "token", "password", "sas", "credential", "service_account_key"];
 
 impl Settings {
     /// Loads settings: `config` if given (it must exist), else `./shelfcast.toml` if present,
@@ -188,11 +187,7 @@ impl Settings {
             Some(p) => (SettingsFile::read(p)?, Some(p.to_path_buf())),
             None => {
                 let p = cwd.join(FILE_NAME);
-                if p.is_file() {
-                    (SettingsFile::read(&p)?, Some(p))
-                } else {
-                    (SettingsFile::default(), None)
-                }
+                if p.is_file() { (SettingsFile::read(&p)?, Some(p)) } else { (SettingsFile::default(), None) }
             }
         };
         let base_dir = match &path {
@@ -212,7 +207,9 @@ impl Settings {
         let frequency = o.frequency.or(file.frequency).unwrap_or(Frequency::Daily);
         let week_ends_on = match o.week_ends_on.or(file.week_ends_on) {
             None => chrono::Weekday::Sun,
-            Some(w) => w.parse().map_err(|_| invalid("week-ends-on", format!("expected a weekday such as `sunday` or `friday`, got `{w}`")))?,
+            Some(w) => w.parse().map_err(|_| {
+                invalid("week-ends-on", format!("expected a weekday such as `sunday` or `friday`, got `{w}`"))
+            })?,
         };
         let horizon = o.horizon.or(file.horizon).unwrap_or(28);
         if horizon == 0 || horizon > 1000 {
@@ -242,7 +239,10 @@ impl Settings {
         let jobs_dir = base_dir.join(file.jobs_dir.unwrap_or_else(|| "jobs".to_string()));
         let torchscript_file = file.torchscript_file.unwrap_or_else(|| "forecaster.pt".to_string());
         if torchscript_file.is_empty() || torchscript_file.contains(['/', '\\']) {
-            return Err(invalid("torchscript-file", format!("must be a file name without folders, got `{torchscript_file}`")));
+            return Err(invalid(
+                "torchscript-file",
+                format!("must be a file name without folders, got `{torchscript_file}`"),
+            ));
         }
         let storage = file.storage.unwrap_or_default();
         for key in storage.keys() {
@@ -304,10 +304,9 @@ pub fn resolve_lake_url(raw: &str, base: &Path) -> Result<String> {
         return local_url(&path, raw);
     }
     if raw.contains("://") || raw.starts_with("memory:") {
-        return url::Url::parse(raw).map(|u| u.to_string()).map_err(|e| Error::LakeUrl {
-            url: raw.to_string(),
-            message: e.to_string(),
-        });
+        return url::Url::parse(raw)
+            .map(|u| u.to_string())
+            .map_err(|e| Error::LakeUrl { url: raw.to_string(), message: e.to_string() });
     }
     local_url(&base.join(raw), raw)
 }
@@ -331,7 +330,8 @@ mod tests {
     fn default_file_parses_to_the_defaults() {
         let file = SettingsFile::parse(DEFAULT_FILE, Path::new("default")).unwrap();
         let s = Settings::resolve(file, Overrides::default(), PathBuf::from("/srv/fc"), None).unwrap();
-        let d = Settings::resolve(SettingsFile::default(), Overrides::default(), PathBuf::from("/srv/fc"), None).unwrap();
+        let d =
+            Settings::resolve(SettingsFile::default(), Overrides::default(), PathBuf::from("/srv/fc"), None).unwrap();
         assert_eq!(s.lake, "file:///srv/fc/lake/");
         assert_eq!(s.lake, d.lake);
         assert_eq!(s.horizon, d.horizon);
@@ -360,10 +360,15 @@ mod tests {
 
     #[test]
     fn quality_settings_are_checked() {
-        let file = SettingsFile::parse("[quality]\nreturns = \"drop\"\n[quality.checks.duplicate_keys]\nblocking = true\nmax-share = 0.01\n", Path::new("q.toml")).unwrap();
+        let file = SettingsFile::parse(
+            "[quality]\nreturns = \"drop\"\n[quality.checks.duplicate_keys]\nblocking = true\nmax-share = 0.01\n",
+            Path::new("q.toml"),
+        )
+        .unwrap();
         let s = Settings::resolve(file, Overrides::default(), PathBuf::from("/a"), None).unwrap();
         assert_eq!(s.quality.returns, crate::quality::Returns::Drop);
-        let file = SettingsFile::parse("[quality.checks.no_such_check]\nblocking = true\n", Path::new("q.toml")).unwrap();
+        let file =
+            SettingsFile::parse("[quality.checks.no_such_check]\nblocking = true\n", Path::new("q.toml")).unwrap();
         let err = Settings::resolve(file, Overrides::default(), PathBuf::from("/a"), None).unwrap_err();
         assert!(err.to_string().contains("quality.checks.no_such_check"), "{err}");
     }

@@ -67,7 +67,10 @@ async fn a_missing_column_is_named() {
     lake.put(&layout::raw_table("sales").join("part-0.parquet"), bytes).await.unwrap();
     let ctx = shelfcast::engine::local_context(1);
     let err = shelfcast::catalog::register(&ctx, &lake).await.unwrap_err();
-    assert!(matches!(&err, Error::MissingColumn { table, column, .. } if table == "sales" && column == "location_id"), "{err}");
+    assert!(
+        matches!(&err, Error::MissingColumn { table, column, .. } if table == "sales" && column == "location_id"),
+        "{err}"
+    );
 }
 
 #[tokio::test]

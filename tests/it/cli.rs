@@ -29,7 +29,12 @@ fn init_demo_run_and_query_from_the_command_line() {
     assert!(out.contains("succeeded") && out.contains("rows        28"), "{out}");
     assert!(d.join("lake/forecasts/run_date=2026-04-01/_manifest.json").is_file());
 
-    let csv = ok(shelfcast(d).args(["query", "--format", "csv", "SELECT COUNT(*) AS n FROM target WHERE date = DATE '2026-03-31'"]));
+    let csv = ok(shelfcast(d).args([
+        "query",
+        "--format",
+        "csv",
+        "SELECT COUNT(*) AS n FROM target WHERE date = DATE '2026-03-31'",
+    ]));
     assert_eq!(csv.trim(), "n\n4");
 
     let out = shelfcast(d).args(["query", "DROP TABLE sales"]).output().unwrap();

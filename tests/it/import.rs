@@ -15,10 +15,11 @@ async fn a_csv_maps_into_sales_and_bad_rows_are_quarantined_with_reasons() {
     )
     .unwrap();
     let lake = Lake::in_memory();
-    let map: BTreeMap<String, String> = [("date", "Week"), ("item_id", "Dept"), ("location_id", "Store"), ("units", "Sales")]
-        .into_iter()
-        .map(|(a, b)| (a.to_string(), b.to_string()))
-        .collect();
+    let map: BTreeMap<String, String> =
+        [("date", "Week"), ("item_id", "Dept"), ("location_id", "Store"), ("units", "Sales")]
+            .into_iter()
+            .map(|(a, b)| (a.to_string(), b.to_string()))
+            .collect();
     let r = import::import_file(&lake, "sales", &csv, &map, None, &clock()).await.unwrap();
     assert_eq!((r.rows_read, r.rows_written, r.rows_quarantined), (4, 2, 2));
 

@@ -17,7 +17,9 @@ pub fn panel() -> Panel {
     let week = [0.8, 0.9, 1.0, 1.0, 1.2, 1.5, 1.3];
     let mut values = Vec::new();
     for s in 0..4 {
-        values.push((0..120).map(|t| ((10 + 5 * s) as f64 * week[t % 7] + ((t * 31 + s * 7) % 5) as f64) as f32).collect());
+        values.push(
+            (0..120).map(|t| ((10 + 5 * s) as f64 * week[t % 7] + ((t * 31 + s * 7) % 5) as f64) as f32).collect(),
+        );
     }
     values.push((0..120).map(|t| if t % 9 == 0 { 3.0 } else { 0.0 }).collect());
     values.push(vec![2.0, 3.0, 1.0]);
@@ -101,7 +103,11 @@ fn mae(name: &str, train: &Panel, test: &[Vec<f32>], horizon: usize) -> f64 {
 fn ets_learns_season_and_trend_better_than_naive() {
     let week = [0.7, 0.8, 1.0, 1.0, 1.3, 1.6, 1.2];
     let series: Vec<Vec<f32>> = (0..6)
-        .map(|s| (0..168).map(|t| ((20.0 + 0.1 * t as f64 + s as f64) * week[t % 7] + ((t * 13 + s) % 3) as f64) as f32).collect())
+        .map(|s| {
+            (0..168)
+                .map(|t| ((20.0 + 0.1 * t as f64 + s as f64) * week[t % 7] + ((t * 13 + s) % 3) as f64) as f32)
+                .collect()
+        })
         .collect();
     let horizon = 14;
     let train = Panel::new(

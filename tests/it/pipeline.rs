@@ -26,7 +26,22 @@ async fn nightly_publishes_every_series_with_ordered_quantiles_and_a_matching_ma
     assert_eq!(manifest.meta["run_id"], report.run_id.as_str());
     assert_eq!(manifest.meta["model"]["name"], "seasonal_naive");
     let names: Vec<&str> = manifest.schema.iter().map(|c| c.name.as_str()).collect();
-    assert_eq!(names, ["run_id", "item_id", "location_id", "target_date", "horizon", "mean", "q10", "q50", "q90", "model", "model_version"]);
+    assert_eq!(
+        names,
+        [
+            "run_id",
+            "item_id",
+            "location_id",
+            "target_date",
+            "horizon",
+            "mean",
+            "q10",
+            "q50",
+            "q90",
+            "model",
+            "model_version"
+        ]
+    );
     assert_eq!(batches[0].schema().fields().len(), names.len());
 
     for b in &batches {
@@ -123,7 +138,8 @@ async fn predict_uses_the_models_train_stored_in_the_lake() {
     let env = env(settings("memory:///", dir.path(), file), &lake, &clock);
     let day = date("2026-04-01");
     // Without a trained model, predict says what to do.
-    let predict = JobSpec::adhoc("predict", &[StepKind::Checks, StepKind::Features, StepKind::Predict, StepKind::Publish]);
+    let predict =
+        JobSpec::adhoc("predict", &[StepKind::Checks, StepKind::Features, StepKind::Predict, StepKind::Publish]);
     let err = run_job(&env, &predict, Some(day), "manual", &|_| {}).await.unwrap_err();
     assert!(shelfcast::jobs::runner::error_chain(&err).contains("shelfcast train"), "{err}");
 
@@ -134,7 +150,9 @@ async fn predict_uses_the_models_train_stored_in_the_lake() {
     let (_, from_lake) = publish::read_forecasts(&lake, day).await.unwrap();
     nightly(&env, day).await.unwrap();
     let (_, fresh) = publish::read_forecasts(&lake, day).await.unwrap();
-    let col = |b: &[arrow::record_batch::RecordBatch], c: &str| b.iter().map(|b| b.column_by_name(c).unwrap().to_data()).collect::<Vec<_>>();
+    let col = |b: &[arrow::record_batch::RecordBatch], c: &str| {
+        b.iter().map(|b| b.column_by_name(c).unwrap().to_data()).collect::<Vec<_>>()
+    };
     assert_eq!(col(&from_lake, "q90"), col(&fresh, "q90"), "a stored model forecasts as the one just fitted");
 }
 
@@ -145,7 +163,11 @@ async fn the_nightly_backtest_crowns_champions_and_publishes_their_forecasts() {
     demo_lake(&lake, 6).await;
     let dir = tempfile::tempdir().unwrap();
     let clock = clock();
-    let file = SettingsFile { models: Some(vec!["seasonal_naive".into(), "moving_average".into()]), horizon: Some(14), ..Default::default() };
+    let file = SettingsFile {
+        models: Some(vec!["seasonal_naive".into(), "moving_average".into()]),
+        horizon: Some(14),
+        ..Default::default()
+    };
     let env = env(settings("memory:///", dir.path(), file), &lake, &clock);
     let report = nightly(&env, date("2026-04-01")).await.unwrap();
     assert!(!report.champions.is_empty(), "the backtest step decided");
@@ -155,7 +177,8 @@ async fn the_nightly_backtest_crowns_champions_and_publishes_their_forecasts() {
     let (manifest, batches) = publish::read_forecasts(&lake, date("2026-04-01")).await.unwrap();
     assert_eq!(manifest.meta["champions"]["all"]["model"], champion.as_str());
     for b in &batches {
-        let models = arrow::compute::cast(b.column_by_name("model").unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+        let models =
+            arrow::compute::cast(b.column_by_name("model").unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
         let models = models.as_string::<i32>();
         for r in 0..b.num_rows() {
             let m = models.value(r);

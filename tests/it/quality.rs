@@ -51,10 +51,13 @@ async fn add_bad_rows(lake: &Lake) -> (i32, String, String, f64) {
 
 async fn quarantined(lake: &Lake, check: &str) -> Vec<String> {
     let (_, batches) = dataset::read(lake, &layout::quarantine(check, date("2026-04-01"))).await.unwrap();
-    batches.iter().flat_map(|b| {
-        let reasons = b.column_by_name("reason").unwrap().as_string::<i32>().clone();
-        (0..b.num_rows()).map(move |r| reasons.value(r).to_string())
-    }).collect()
+    batches
+        .iter()
+        .flat_map(|b| {
+            let reasons = b.column_by_name("reason").unwrap().as_string::<i32>().clone();
+            (0..b.num_rows()).map(move |r| reasons.value(r).to_string())
+        })
+        .collect()
 }
 
 #[tokio::test]
@@ -81,13 +84,16 @@ async fn bad_rows_are_quarantined_with_reasons_and_left_out_of_the_features() {
     // The features read the cleaned sales: no ghost item, the copied row counted once.
     let (_, target) = dataset::read(&lake, &layout::features("target", date("2026-03-31"))).await.unwrap();
     let target = concat_batches(&target[0].schema(), &target).unwrap();
-    let text = |c: &str| arrow::compute::cast(target.column_by_name(c).unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+    let text =
+        |c: &str| arrow::compute::cast(target.column_by_name(c).unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
     let (items, locs) = (text("item_id"), text("location_id"));
     let (items, locs) = (items.as_string::<i32>(), locs.as_string::<i32>());
     let dates = target.column_by_name("date").unwrap().as_primitive::<Date32Type>();
     let u = target.column_by_name("units").unwrap().as_primitive::<Float64Type>();
     assert!((0..target.num_rows()).all(|r| items.value(r) != "ghost"));
-    let r = (0..target.num_rows()).find(|&r| items.value(r) == item && locs.value(r) == loc && dates.value(r) == d).unwrap();
+    let r = (0..target.num_rows())
+        .find(|&r| items.value(r) == item && locs.value(r) == loc && dates.value(r) == d)
+        .unwrap();
     assert_eq!(u.value(r), units, "a duplicated row must count once");
     assert!(
         (0..target.num_rows()).all(|r| !(items.value(r) == "item_00000" && locs.value(r) == "store_09")),
@@ -118,7 +124,8 @@ async fn a_blocking_check_stops_the_run_and_the_last_good_output_stays() {
     let clock = clock();
     let mut s = settings("memory:///", dir.path(), SettingsFile::default());
     s.quality = QualitySettings {
-        checks: [("unknown_items".to_string(), CheckSettings { blocking: true, max_rows: Some(0), max_share: None })].into(),
+        checks: [("unknown_items".to_string(), CheckSettings { blocking: true, max_rows: Some(0), max_share: None })]
+            .into(),
         ..Default::default()
     };
     let good = nightly(&env(s.clone(), &lake, &clock), date("2026-04-01")).await.unwrap();

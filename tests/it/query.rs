@@ -12,7 +12,11 @@ async fn reads_work_and_drop_insert_copy_are_refused_leaving_the_lake_unchanged(
     let (ctx, _) = shelfcast::engine::open(&lake, 1).await.unwrap();
     let rows = query::run(&ctx, "SELECT item_id, SUM(units) AS u FROM sales GROUP BY item_id").await.unwrap();
     assert_eq!(rows.iter().map(|b| b.num_rows()).sum::<usize>(), 2, "4 series: 2 items × 2 locations");
-    for sql in ["DROP TABLE sales", "INSERT INTO sales SELECT * FROM sales", "COPY sales TO 'memory:///copy/' STORED AS PARQUET"] {
+    for sql in [
+        "DROP TABLE sales",
+        "INSERT INTO sales SELECT * FROM sales",
+        "COPY sales TO 'memory:///copy/' STORED AS PARQUET",
+    ] {
         let err = query::run(&ctx, sql).await.unwrap_err();
         assert!(matches!(err, Error::ReadOnly { .. }), "{sql}: {err}");
     }

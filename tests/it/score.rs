@@ -27,7 +27,9 @@ fn python() -> Option<String> {
 
 fn close(ours: Option<f64>, theirs: &serde_json::Value, what: &str) {
     match (ours, theirs.as_f64()) {
-        (Some(a), Some(b)) => assert!((a - b).abs() <= 1e-9 * b.abs().max(1e-12), "{what}: shelfcast {a} vs score.py {b}"),
+        (Some(a), Some(b)) => {
+            assert!((a - b).abs() <= 1e-9 * b.abs().max(1e-12), "{what}: shelfcast {a} vs score.py {b}")
+        }
         (None, None) => {}
         (a, _) => panic!("{what}: shelfcast {a:?} vs score.py {theirs}"),
     }
@@ -36,7 +38,10 @@ fn close(ours: Option<f64>, theirs: &serde_json::Value, what: &str) {
 #[tokio::test]
 async fn metrics_equal_score_py_on_the_same_forecasts() {
     let Some(py) = python() else {
-        assert!(std::env::var_os("CI").is_none(), "CI must provide a Python with pandas and pyarrow (SHELFCAST_PYTHON)");
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "CI must provide a Python with pandas and pyarrow (SHELFCAST_PYTHON)"
+        );
         eprintln!("skipped: no Python with pandas and pyarrow (set SHELFCAST_PYTHON)");
         return;
     };
@@ -49,7 +54,12 @@ async fn metrics_equal_score_py_on_the_same_forecasts() {
     let settings = Settings::resolve(SettingsFile::default(), o, PathBuf::from("/tmp"), None).unwrap();
     let (ctx, _) = shelfcast::engine::open(&lake, 2).await.unwrap();
     let (full, _) = backtest::full_panel(&ctx, &settings).await.unwrap();
-    let opts = BacktestOptions { windows: 2, horizon: 14, step: 14, models: vec!["seasonal_naive".into(), "ets".into(), "tsb".into()] };
+    let opts = BacktestOptions {
+        windows: 2,
+        horizon: 14,
+        step: 14,
+        models: vec!["seasonal_naive".into(), "ets".into(), "tsb".into()],
+    };
     let report = backtest::run(&full, &settings, &opts).unwrap();
 
     let dir = tempfile::tempdir().unwrap();

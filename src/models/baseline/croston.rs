@@ -25,14 +25,25 @@ pub enum CrostonVariant {
 }
 
 /// Writes the mixture quantiles for demand probability `prob`, mean size `size`.
-fn mixture(out: &mut Forecast, s: usize, horizon: usize, levels: &[f64], mean: f64, prob: f64, size: f64, sizes: &[f32]) {
+fn mixture(
+    out: &mut Forecast,
+    s: usize,
+    horizon: usize,
+    levels: &[f64],
+    mean: f64,
+    prob: f64,
+    size: f64,
+    sizes: &[f32],
+) {
     let prob = prob.clamp(0.0, 1.0);
     let avg = if sizes.is_empty() { 0.0 } else { sizes.iter().map(|v| *v as f64).sum::<f64>() / sizes.len() as f64 };
     let scale = if avg > 0.0 { (size / avg) as f32 } else { 0.0 };
     let scaled: Vec<f32> = sizes.iter().map(|v| v * scale).collect();
     let mut qs: Vec<f32> = levels
         .iter()
-        .map(|l| if *l <= 1.0 - prob || prob == 0.0 { 0.0 } else { quantile_sorted(&scaled, (l - (1.0 - prob)) / prob) })
+        .map(
+            |l| if *l <= 1.0 - prob || prob == 0.0 { 0.0 } else { quantile_sorted(&scaled, (l - (1.0 - prob)) / prob) },
+        )
         .collect();
     for h in 0..horizon {
         let mut q = qs.clone();

@@ -72,7 +72,11 @@ impl Fit {
         match self.season {
             Season::None => {
                 let level = y[..y.len().min(3)].iter().sum::<f64>() / y.len().min(3) as f64;
-                let trend = if self.trend != Trend::None && y.len() > 1 { (y[y.len().min(4) - 1] - y[0]) / (y.len().min(4) - 1) as f64 } else { 0.0 };
+                let trend = if self.trend != Trend::None && y.len() > 1 {
+                    (y[y.len().min(4) - 1] - y[0]) / (y.len().min(4) - 1) as f64
+                } else {
+                    0.0
+                };
                 State { level, trend, season: vec![0.0], t: 0 }
             }
             _ => {
@@ -195,7 +199,10 @@ fn fit_one(y: &[f64], m: usize) -> Fit {
     }
     let mut best: Option<Fit> = None;
     for (trend, season) in candidates {
-        let dims = 1 + usize::from(trend != Trend::None) + usize::from(season != Season::None) + usize::from(trend == Trend::Damped);
+        let dims = 1
+            + usize::from(trend != Trend::None)
+            + usize::from(season != Season::None)
+            + usize::from(trend == Trend::Damped);
         let make = |x: &[f64]| {
             let (alpha, beta, gamma, phi) = params_of(x, trend, season);
             Fit { trend, season, alpha, beta, gamma, phi, sigma: 0.0, aicc: f64::INFINITY }

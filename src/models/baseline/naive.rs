@@ -78,9 +78,8 @@ impl Forecaster for MovingAverage {
             let w = self.window.min(n.max(1));
             let mean = if n == 0 { 0.0 } else { y[n - w..].iter().map(|v| *v as f64).sum::<f64>() / w as f64 };
             // One-step errors of the same moving average in sample.
-            let errors: Vec<f64> = (w..n)
-                .map(|t| y[t] as f64 - y[t - w..t].iter().map(|v| *v as f64).sum::<f64>() / w as f64)
-                .collect();
+            let errors: Vec<f64> =
+                (w..n).map(|t| y[t] as f64 - y[t - w..t].iter().map(|v| *v as f64).sum::<f64>() / w as f64).collect();
             let sigma = std_dev(&errors);
             for h in 0..horizon {
                 normal_quantiles(mean, sigma, levels, &mut qs);

@@ -23,7 +23,8 @@ pub fn nelder_mead(f: impl Fn(&[f64]) -> f64, start: &[f64], step: f64, max_eval
             break;
         }
         let centroid: Vec<f64> = (0..n).map(|j| simplex[..n].iter().map(|p| p.0[j]).sum::<f64>() / n as f64).collect();
-        let along = |t: f64| -> Vec<f64> { (0..n).map(|j| centroid[j] + t * (simplex[n].0[j] - centroid[j])).collect() };
+        let along =
+            |t: f64| -> Vec<f64> { (0..n).map(|j| centroid[j] + t * (simplex[n].0[j] - centroid[j])).collect() };
         let reflected = along(-1.0);
         let fr = f(&reflected);
         evals += 1;

@@ -94,7 +94,9 @@ mod tests {
         let f = SeasonalNaive::new(7).predict(&p, 14, &[0.1, 0.5, 0.9]).unwrap();
         for h in 0..14 {
             assert_eq!(f.mean_at(0, h), y[y.len() - 7 + h % 7]);
-            assert!(f.quantile_at(0, h, 0) <= f.quantile_at(0, h, 1) && f.quantile_at(0, h, 1) <= f.quantile_at(0, h, 2));
+            assert!(
+                f.quantile_at(0, h, 0) <= f.quantile_at(0, h, 1) && f.quantile_at(0, h, 1) <= f.quantile_at(0, h, 2)
+            );
         }
         let width = |h| f.quantile_at(0, h, 2) - f.quantile_at(0, h, 0);
         assert!(width(7) > width(0), "intervals widen in the second season");

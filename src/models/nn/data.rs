@@ -185,7 +185,10 @@ impl<'a> Windows<'a> {
         Batch {
             encoder: Tensor::from_slice(&enc).view([b, l, ed as i64]).to_device(device),
             decoder: Tensor::from_slice(&dec).view([b, h, dd as i64]).to_device(device),
-            statics: Tensor::from_slice(&statics).view([b, self.layout.statics as i64]).to_kind(Kind::Int64).to_device(device),
+            statics: Tensor::from_slice(&statics)
+                .view([b, self.layout.statics as i64])
+                .to_kind(Kind::Int64)
+                .to_device(device),
             target: Tensor::from_slice(&target).view([b, h]).to_device(device),
             weight: Tensor::from_slice(&weight).to_device(device),
             scale: scales,
@@ -272,7 +275,8 @@ mod tests {
     use rand::SeedableRng;
 
     fn panel() -> Panel {
-        let keys = (0..2).map(|i| crate::panel::SeriesKey { item_id: format!("i{i}"), location_id: "l".into() }).collect();
+        let keys =
+            (0..2).map(|i| crate::panel::SeriesKey { item_id: format!("i{i}"), location_id: "l".into() }).collect();
         let values = vec![(0..40).map(|t| (t % 7) as f32 * 2.0).collect(), vec![0.0, 0.0, 5.0]];
         Panel::new(keys, values, NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(), Frequency::Daily)
     }

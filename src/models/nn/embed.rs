@@ -43,7 +43,8 @@ impl StaticEmbeddings {
         if self.tables.is_empty() {
             return Tensor::zeros([b, 0], (tch::Kind::Float, ids.device()));
         }
-        let parts: Vec<Tensor> = self.tables.iter().enumerate().map(|(a, t)| ids.select(1, a as i64).apply(t)).collect();
+        let parts: Vec<Tensor> =
+            self.tables.iter().enumerate().map(|(a, t)| ids.select(1, a as i64).apply(t)).collect();
         Tensor::cat(&parts, 1)
     }
 }

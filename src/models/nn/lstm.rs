@@ -12,8 +12,8 @@
 //! over the decoder state and its own inputs (a skip path, so a known-future signal such as a
 //! promotion reaches the output directly) gives per step the mean and one value per quantile.
 
-use tch::nn::{self, Module, RNN};
 use tch::Tensor;
+use tch::nn::{self, Module, RNN};
 
 use super::data::{Batch, Layout};
 use super::embed::StaticEmbeddings;
@@ -39,7 +39,12 @@ pub fn lstm_net(p: &nn::Path, layout: &Layout, sizes: &[usize], cfg: &NnConfig) 
     let rnn = nn::RNNConfig { num_layers: cfg.layers.max(1) as i64, batch_first: true, ..Default::default() };
     let encoder = nn::lstm(p / "encoder", layout.encoder_dim() as i64 + e, hidden, rnn);
     let decoder = nn::lstm(p / "decoder", layout.decoder_dim() as i64 + e, hidden, rnn);
-    let head = nn::linear(p / "head", hidden + layout.decoder_dim() as i64 + e, 1 + cfg.quantiles.len() as i64, Default::default());
+    let head = nn::linear(
+        p / "head",
+        hidden + layout.decoder_dim() as i64 + e,
+        1 + cfg.quantiles.len() as i64,
+        Default::default(),
+    );
     LstmNet { embed, encoder, decoder, head, dropout: cfg.dropout }
 }
 

@@ -112,7 +112,13 @@ pub struct DeepModel {
 const SCALING: &str = "each series is divided by the mean absolute value of its encoder window, floored at 1 \
      (the history before the window when it holds no demand); series that never sold forecast zero";
 
-fn build_net(architecture: Architecture, vs: &nn::VarStore, layout: &Layout, sizes: &[usize], cfg: &NnConfig) -> Box<dyn Net> {
+fn build_net(
+    architecture: Architecture,
+    vs: &nn::VarStore,
+    layout: &Layout,
+    sizes: &[usize],
+    cfg: &NnConfig,
+) -> Box<dyn Net> {
     let p = vs.root();
     match architecture {
         Architecture::Lstm => Box::new(lstm_net(&p, layout, sizes, cfg)),
@@ -128,8 +134,19 @@ fn feature_names(layout: &Layout, panel_known: &[String], panel_past: &[String])
     debug_assert_eq!(dates.len(), DATE_FEATURES);
     let known: &[String] = if layout.known > 0 { panel_known } else { &[] };
     let past: &[String] = if layout.past > 0 { panel_past } else { &[] };
-    let enc = ["target_scaled", "observed", "log_scale"].map(String::from).into_iter().chain(dates.clone()).chain(known.iter().cloned()).chain(past.iter().cloned()).collect();
-    let dec = ["horizon_position", "log_scale"].map(String::from).into_iter().chain(dates).chain(known.iter().cloned()).collect();
+    let enc = ["target_scaled", "observed", "log_scale"]
+        .map(String::from)
+        .into_iter()
+        .chain(dates.clone())
+        .chain(known.iter().cloned())
+        .chain(past.iter().cloned())
+        .collect();
+    let dec = ["horizon_position", "log_scale"]
+        .map(String::from)
+        .into_iter()
+        .chain(dates)
+        .chain(known.iter().cloned())
+        .collect();
     (enc, dec)
 }
 
@@ -199,7 +216,12 @@ impl DeepModel {
             decoder_features,
             vocabularies,
             scaling: SCALING.to_string(),
-            data: DataRange { series: panel.len(), observations: panel.observations(), end: panel.end, frequency: panel.frequency },
+            data: DataRange {
+                series: panel.len(),
+                observations: panel.observations(),
+                end: panel.end,
+                frequency: panel.frequency,
+            },
             training,
             device: super::device_name(),
         };
@@ -209,10 +231,15 @@ impl DeepModel {
 
     /// Forecasts `horizon` periods (at most the trained horizon) after the panel's end.
     pub fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast> {
-        let f = self.fitted.as_ref().ok_or_else(|| Error::data(format!("{}: predict before fit or load", self.name())))?;
+        let f =
+            self.fitted.as_ref().ok_or_else(|| Error::data(format!("{}: predict before fit or load", self.name())))?;
         let card = &f.card;
         if horizon > card.layout.horizon {
-            return Err(Error::data(format!("{}: trained for {} periods, asked for {horizon}", self.name(), card.layout.horizon)));
+            return Err(Error::data(format!(
+                "{}: trained for {} periods, asked for {horizon}",
+                self.name(),
+                card.layout.horizon
+            )));
         }
         let ids = card.vocabularies.ids(panel);
         let windows = Windows::new(panel, card.layout, &ids, false)?;
@@ -227,7 +254,8 @@ impl DeepModel {
             let raw = tch::no_grad(|| f.net.forward(&batch, false));
             let mean = point_mean(&raw.select(2, 0), card.config.point_loss);
             let mean = Vec::<f32>::try_from(mean.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
-            let quant = Vec::<f32>::try_from(raw.narrow(2, 1, nq as i64).to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+            let quant =
+                Vec::<f32>::try_from(raw.narrow(2, 1, nq as i64).to_device(tch::Device::Cpu).contiguous().view([-1]))?;
             for (k, &(s, _)) in chunk.iter().enumerate() {
                 if batch.no_demand[k] {
                     continue;
@@ -249,10 +277,14 @@ impl DeepModel {
 
     /// The card and weights as one blob.
     pub fn save(&self) -> Result<Vec<u8>> {
-        let f = self.fitted.as_ref().ok_or_else(|| Error::data(format!("{}: nothing to save before fit", self.name())))?;
+        let f =
+            self.fitted.as_ref().ok_or_else(|| Error::data(format!("{}: nothing to save before fit", self.name())))?;
         let card = serde_json::to_vec(&f.card)?;
         let mut named: Vec<(String, tch::Tensor)> =
-            f.vs.variables().into_iter().map(|(k, v)| (k, v.detach().to_device(tch::Device::Cpu).contiguous())).collect();
+            f.vs.variables()
+                .into_iter()
+                .map(|(k, v)| (k, v.detach().to_device(tch::Device::Cpu).contiguous()))
+                .collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let tmp = TempFile::new("safetensors");
         tch::Tensor::write_safetensors(&named, tmp.path())?;
@@ -284,7 +316,8 @@ impl DeepModel {
         };
         let tmp = TempFile::new("safetensors");
         std::fs::write(tmp.path(), weights)?;
-        let stored: std::collections::HashMap<String, tch::Tensor> = tch::Tensor::read_safetensors(tmp.path())?.into_iter().collect();
+        let stored: std::collections::HashMap<String, tch::Tensor> =
+            tch::Tensor::read_safetensors(tmp.path())?.into_iter().collect();
         let mut vars = vs.variables();
         tch::no_grad(|| -> Result<()> {
             for (name, var) in vars.iter_mut() {
@@ -314,7 +347,12 @@ macro_rules! delegate_forecaster {
                 self.0.fit(panel)
             }
 
-            fn predict(&self, panel: &crate::panel::Panel, horizon: usize, levels: &[f64]) -> crate::error::Result<crate::models::Forecast> {
+            fn predict(
+                &self,
+                panel: &crate::panel::Panel,
+                horizon: usize,
+                levels: &[f64],
+            ) -> crate::error::Result<crate::models::Forecast> {
                 self.0.predict(panel, horizon, levels)
             }
 

@@ -101,7 +101,9 @@ impl Forecaster for TorchScript {
             for (r, &s) in chunk.iter().enumerate() {
                 let y = &panel.values[s];
                 let take = y.len().min(l);
-                let mean = |v: &[f32]| if v.is_empty() { 0.0 } else { v.iter().map(|x| x.abs()).sum::<f32>() / v.len() as f32 };
+                let mean = |v: &[f32]| {
+                    if v.is_empty() { 0.0 } else { v.iter().map(|x| x.abs()).sum::<f32>() / v.len() as f32 }
+                };
                 let mut m = mean(&y[y.len() - take..]);
                 if m == 0.0 {
                     m = mean(y);
@@ -129,7 +131,9 @@ impl Forecaster for TorchScript {
                     "torchscript: the module returned shape {size:?}, expected [{b}, ≥{horizon}, {nq}] (batch, horizon, quantile levels)"
                 )));
             }
-            let values = Vec::<f32>::try_from(result.narrow(1, 0, horizon as i64).to_device(Device::Cpu).contiguous().view([-1]))?;
+            let values = Vec::<f32>::try_from(
+                result.narrow(1, 0, horizon as i64).to_device(Device::Cpu).contiguous().view([-1]),
+            )?;
             for (r, &s) in chunk.iter().enumerate() {
                 let Some(nu) = scales[r] else { continue };
                 for h in 0..horizon {
@@ -148,7 +152,8 @@ impl Forecaster for TorchScript {
     }
 
     fn save(&self) -> Result<Vec<u8>> {
-        let (_, bytes) = self.module.as_ref().ok_or_else(|| Error::data("torchscript: nothing to save without a module"))?;
+        let (_, bytes) =
+            self.module.as_ref().ok_or_else(|| Error::data("torchscript: nothing to save without a module"))?;
         let card = serde_json::to_vec(&self.card)?;
         let mut out = Vec::with_capacity(MAGIC.len() + 8 + card.len() + bytes.len());
         out.extend_from_slice(MAGIC);

@@ -276,7 +276,15 @@ pub fn train(
         let rate = samples.len() as f64 / t0.elapsed().as_secs_f64().max(1e-9);
         // Without validation windows the last epoch's weights are kept.
         let val = evaluate(net, windows, validation, cfg, &levels)?;
-        info!(model = name, epoch, train_loss, validation_loss = val, samples_per_s = rate, lr = cfg.lr_at(step, total_steps), "epoch");
+        info!(
+            model = name,
+            epoch,
+            train_loss,
+            validation_loss = val,
+            samples_per_s = rate,
+            lr = cfg.lr_at(step, total_steps),
+            "epoch"
+        );
         let score = match val {
             Some(v) => {
                 report.validation_loss.push(v);
@@ -313,7 +321,13 @@ pub fn train(
 }
 
 /// Mean loss over the validation samples, or `None` without any.
-fn evaluate(net: &dyn Net, windows: &Windows, validation: &[(usize, usize)], cfg: &NnConfig, levels: &Tensor) -> Result<Option<f64>> {
+fn evaluate(
+    net: &dyn Net,
+    windows: &Windows,
+    validation: &[(usize, usize)],
+    cfg: &NnConfig,
+    levels: &Tensor,
+) -> Result<Option<f64>> {
     if validation.is_empty() {
         return Ok(None);
     }

@@ -36,7 +36,13 @@ struct Attention {
 impl Attention {
     fn new(p: &nn::Path, d: i64, heads: i64) -> Self {
         let c = Default::default();
-        Self { q: nn::linear(p / "q", d, d, c), k: nn::linear(p / "k", d, d, c), v: nn::linear(p / "v", d, d, c), out: nn::linear(p / "out", d, d, c), heads }
+        Self {
+            q: nn::linear(p / "q", d, d, c),
+            k: nn::linear(p / "k", d, d, c),
+            v: nn::linear(p / "v", d, d, c),
+            out: nn::linear(p / "out", d, d, c),
+            heads,
+        }
     }
 
     /// `x` `[B, T, d]` attends to `memory` `[B, S, d]`; `mask` `[B, 1, 1, S]` is true on keys to ignore.
@@ -65,7 +71,10 @@ struct FeedForward {
 
 impl FeedForward {
     fn new(p: &nn::Path, d: i64) -> Self {
-        Self { up: nn::linear(p / "up", d, 2 * d, Default::default()), down: nn::linear(p / "down", 2 * d, d, Default::default()) }
+        Self {
+            up: nn::linear(p / "up", d, 2 * d, Default::default()),
+            down: nn::linear(p / "down", 2 * d, d, Default::default()),
+        }
     }
 
     fn forward(&self, x: &Tensor, dropout: f64, train: bool) -> Tensor {
@@ -116,7 +125,12 @@ pub fn transformer_net(p: &nn::Path, layout: &Layout, sizes: &[usize], cfg: &NnC
     let encoder = (0..cfg.layers.max(1))
         .map(|i| {
             let q = p / format!("enc{i}");
-            EncoderBlock { ln1: ln(&q / "ln1"), attn: Attention::new(&(&q / "attn"), d, heads), ln2: ln(&q / "ln2"), ff: FeedForward::new(&(&q / "ff"), d) }
+            EncoderBlock {
+                ln1: ln(&q / "ln1"),
+                attn: Attention::new(&(&q / "attn"), d, heads),
+                ln2: ln(&q / "ln2"),
+                ff: FeedForward::new(&(&q / "ff"), d),
+            }
         })
         .collect();
     let decoder = (0..cfg.layers.max(1))
@@ -181,7 +195,11 @@ impl Net for TransformerNet {
         for blk in &self.decoder {
             let n = blk.ln1.forward(&y);
             y = &y + blk.self_attn.forward(&n, &n, None, self.dropout, train).dropout(self.dropout, train);
-            y = &y + blk.cross.forward(&blk.ln2.forward(&y), &memory, Some(&mask), self.dropout, train).dropout(self.dropout, train);
+            y = &y
+                + blk
+                    .cross
+                    .forward(&blk.ln2.forward(&y), &memory, Some(&mask), self.dropout, train)
+                    .dropout(self.dropout, train);
             y = &y + blk.ff.forward(&blk.ln3.forward(&y), self.dropout, train).dropout(self.dropout, train);
         }
         let y = self.ln_dec.forward(&y);

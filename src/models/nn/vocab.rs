@@ -48,13 +48,20 @@ impl Vocabularies {
     pub fn ids(&self, panel: &Panel) -> Vec<Vec<i64>> {
         let use_covariates = self.names.len() > 2;
         let (_, columns) = attributes(panel, use_covariates);
-        let maps: Vec<BTreeMap<&str, i64>> =
-            self.values.iter().map(|v| v.iter().enumerate().map(|(k, s)| (s.as_str(), k as i64 + 1)).collect()).collect();
+        let maps: Vec<BTreeMap<&str, i64>> = self
+            .values
+            .iter()
+            .map(|v| v.iter().enumerate().map(|(k, s)| (s.as_str(), k as i64 + 1)).collect())
+            .collect();
         (0..panel.len())
             .map(|s| {
                 (0..self.names.len())
                     .map(|a| {
-                        columns.get(a).and_then(|c| c[s].as_deref()).and_then(|v| maps[a].get(v).copied()).unwrap_or(UNKNOWN)
+                        columns
+                            .get(a)
+                            .and_then(|c| c[s].as_deref())
+                            .and_then(|v| maps[a].get(v).copied())
+                            .unwrap_or(UNKNOWN)
                     })
                     .collect()
             })
