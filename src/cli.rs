@@ -529,16 +529,10 @@ async fn backtest_cmd(
     let full = Arc::new(full);
     let report = backtest::run_in_lake(&ctx, lake, Arc::clone(&full), settings, &opts, &run_id, clock).await?;
     pb.finish_and_clear();
-    let rows = backtest::canonical_batch(&report)?;
+    let mut extra = serde_json::Map::new();
+    extra.insert("last_sales_date".into(), last.to_string().into());
+    let rows = backtest::store(lake, &run_id, &report, extra, clock).await?;
     let dir = shelfcast::lake::layout::backtest(&run_id);
-    let mut w =
-        shelfcast::lake::dataset::DatasetWriter::new(lake, dir.clone(), "metrics/backtest", &run_id, rows.schema());
-    w.write(rows.clone()).await?;
-    let mut meta = serde_json::Map::new();
-    meta.insert("run_id".into(), run_id.clone().into());
-    meta.insert("last_sales_date".into(), last.to_string().into());
-    meta.insert("report".into(), serde_json::to_value(&report)?);
-    w.commit(clock.now(), meta).await?;
     if let Some(path) = export {
         std::fs::write(&path, shelfcast::lake::parquet::encode(&rows.schema(), &[rows])?)
             .with_context(|| format!("cannot write {}", path.display()))?;

@@ -503,3 +503,23 @@ pub async fn full_panel(ctx: &datafusion::prelude::SessionContext, settings: &Se
     let end = params.cutoff - Duration::days(settings.frequency.days() - 1);
     Ok((Panel::from_batches(&batches, settings.frequency, end)?, params.cutoff))
 }
+
+/// Writes a backtest to `metrics/backtest/run_id=…/`: its forecasts in the canonical format,
+/// and the scores (with `extra` fields) in the manifest. Returns the rows written.
+pub async fn store(
+    lake: &crate::lake::Lake,
+    run_id: &str,
+    report: &BacktestReport,
+    extra: serde_json::Map<String, serde_json::Value>,
+    clock: &dyn crate::clock::Clock,
+) -> Result<arrow::record_batch::RecordBatch> {
+    let rows = canonical_batch(report)?;
+    let dir = crate::lake::layout::backtest(run_id);
+    let mut w = crate::lake::dataset::DatasetWriter::new(lake, dir, "metrics/backtest", run_id, rows.schema());
+    w.write(rows.clone()).await?;
+    let mut meta = extra;
+    meta.insert("run_id".into(), run_id.into());
+    meta.insert("report".into(), serde_json::to_value(report)?);
+    w.commit(clock.now(), meta).await?;
+    Ok(rows)
+}

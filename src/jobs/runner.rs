@@ -356,15 +356,8 @@ async fn run_step(
                     }
                     Err(e) => return Err(e),
                 };
-            let rows = backtest::canonical_batch(&bt)?;
+            let rows = backtest::store(&env.lake, run_id, &bt, serde_json::Map::new(), env.clock.as_ref()).await?;
             let n = rows.num_rows() as u64;
-            let dir = layout::backtest(run_id);
-            let mut w = dataset::DatasetWriter::new(&env.lake, dir, "metrics/backtest", run_id, rows.schema());
-            w.write(rows).await?;
-            let mut meta = serde_json::Map::new();
-            meta.insert("run_id".into(), run_id.into());
-            meta.insert("report".into(), serde_json::to_value(&bt)?);
-            w.commit(env.clock.now(), meta).await?;
             let mut registry = Registry::read(&env.lake).await?;
             let decisions = registry.decide(&bt, c, run_id);
             registry.write(&env.lake).await?;
