@@ -269,7 +269,7 @@ pub async fn run_in_lake(
         if needs.iter().any(|n| *n) {
             let params = crate::features::FeatureParams::from_settings(w.cutoff, settings);
             crate::features::materialize_all(ctx, lake, params, token, clock).await?;
-            let history = models::nn::NnConfig::for_settings(settings).history;
+            let history = models::covariate_history(settings);
             let cov = crate::panel::Covariates::load(lake, w.cutoff, &w.panel, opts.horizon, history).await?;
             w.panel = w.panel.with_covariates(cov);
         }

@@ -444,7 +444,7 @@ async fn attach_covariates(
     if !models.iter().any(|m| m.needs_covariates()) {
         return Ok(panel);
     }
-    let history = models::nn::NnConfig::for_settings(&env.settings).history;
+    let history = models::covariate_history(&env.settings);
     let covariates = Covariates::load(&env.lake, params.cutoff, &panel, env.settings.horizon, history).await?;
     Ok(panel.with_covariates(covariates))
 }

@@ -206,16 +206,28 @@ pub async fn read_manifest(lake: &Lake, dir: &Path) -> Result<Option<Manifest>> 
 
 /// Reads every file of a committed dataset, checking row counts and checksums against the manifest.
 pub async fn read(lake: &Lake, dir: &Path) -> Result<(Manifest, Vec<RecordBatch>)> {
+    let mut batches = Vec::new();
+    let manifest = read_each(lake, dir, |part| {
+        batches.extend(part);
+        Ok(())
+    })
+    .await?;
+    Ok((manifest, batches))
+}
+
+/// Reads a committed dataset one file at a time, handing each file's batches to `f` before the
+/// next is fetched, so memory holds one file (writers bound a file's rows) rather than the
+/// dataset. Row counts and checksums are checked against the manifest.
+pub async fn read_each(lake: &Lake, dir: &Path, mut f: impl FnMut(Vec<RecordBatch>) -> Result<()>) -> Result<Manifest> {
     let manifest = read_manifest(lake, dir).await?.ok_or_else(|| Error::Dataset {
         path: lake.display(dir),
         message: "no manifest: the dataset was never committed".to_string(),
     })?;
-    let mut batches = Vec::new();
-    for f in &manifest.files {
-        let rel = dir.clone().join(f.path.as_str());
+    for file in &manifest.files {
+        let rel = dir.clone().join(file.path.as_str());
         let bytes = lake.get(&rel).await?;
         let sum = hex::encode(Sha256::digest(&bytes));
-        if sum != f.sha256 {
+        if sum != file.sha256 {
             return Err(Error::Dataset {
                 path: lake.display(&rel),
                 message: "checksum differs from the manifest".into(),
@@ -224,13 +236,13 @@ pub async fn read(lake: &Lake, dir: &Path) -> Result<(Manifest, Vec<RecordBatch>
         let part = super::parquet::decode(bytes)
             .map_err(|e| Error::Dataset { path: lake.display(&rel), message: e.to_string() })?;
         let rows: usize = part.iter().map(|b| b.num_rows()).sum();
-        if rows as u64 != f.rows {
+        if rows as u64 != file.rows {
             return Err(Error::Dataset {
                 path: lake.display(&rel),
-                message: format!("{rows} rows, manifest says {}", f.rows),
+                message: format!("{rows} rows, manifest says {}", file.rows),
             });
         }
-        batches.extend(part);
+        f(part)?;
     }
-    Ok((manifest, batches))
+    Ok(manifest)
 }

@@ -8,6 +8,7 @@
 pub mod baseline;
 pub mod ensemble;
 pub mod nn;
+pub mod params;
 pub mod store;
 
 use serde::Serialize;
@@ -140,6 +141,13 @@ pub const KNOWN: &[&str] = &[
 /// Members of an ensemble when settings name none: the other configured models, or these.
 const DEFAULT_ENSEMBLE: &[&str] = &["seasonal_naive", "ets", "tsb"];
 
+/// Periods of covariates before a cutoff the configured deep models read (their training history).
+pub fn covariate_history(settings: &Settings) -> usize {
+    let base = nn::NnConfig::for_settings(settings);
+    let p = &settings.model;
+    p.lstm.apply(base.clone()).history.max(p.transformer.apply(base.clone()).history).max(base.history)
+}
+
 /// Builds a model by its settings name.
 pub fn build(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
     use crate::settings::Frequency;
@@ -147,13 +155,16 @@ pub fn build(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
         Frequency::Daily => 28,
         Frequency::Weekly => 13,
     };
+    let p = &settings.model;
     Ok(match name {
         "naive" => Box::new(baseline::Naive),
         "seasonal_naive" => Box::new(baseline::SeasonalNaive::new(settings.season_length)),
-        "moving_average" => Box::new(baseline::MovingAverage::new(window)),
+        "moving_average" => Box::new(baseline::MovingAverage::new(p.moving_average.window.unwrap_or(window))),
         "ets" => Box::new(baseline::Ets::new(settings.season_length, settings.threads)),
-        "croston" => Box::new(baseline::Croston::new(0.1, baseline::CrostonVariant::Sba)),
-        "tsb" => Box::new(baseline::Tsb::new(0.1, 0.1)),
+        "croston" => Box::new(baseline::Croston::new(p.croston.alpha.unwrap_or(0.1), baseline::CrostonVariant::Sba)),
+        "tsb" => {
+            Box::new(baseline::Tsb::new(p.tsb.alpha_demand.unwrap_or(0.1), p.tsb.alpha_probability.unwrap_or(0.1)))
+        }
         "ensemble" => {
             let mut names: Vec<String> = settings.ensemble_members.clone();
             if names.is_empty() {
@@ -169,8 +180,8 @@ pub fn build(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
                 .collect::<Result<Vec<_>>>()?;
             Box::new(ensemble::Ensemble::new(members)?)
         }
-        "lstm" => Box::new(nn::Lstm::new(nn::NnConfig::for_settings(settings))),
-        "transformer" => Box::new(nn::Transformer::new(nn::NnConfig::for_settings(settings))),
+        "lstm" => Box::new(nn::Lstm::new(p.lstm.apply(nn::NnConfig::for_settings(settings)))),
+        "transformer" => Box::new(nn::Transformer::new(p.transformer.apply(nn::NnConfig::for_settings(settings)))),
         // Without a module until one is set (`nn::TorchScript::set_module`); see `build_torchscript`.
         "torchscript" => {
             Box::new(nn::TorchScript::new(nn::NnConfig::for_settings(settings).window, &settings.quantiles))

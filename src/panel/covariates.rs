@@ -133,21 +133,14 @@ impl Covariates {
             by_item.entry(k.item_id.as_str()).or_default().push(s);
         }
 
-        if let Some(batches) = read_table(lake, "calendar_features", cutoff).await? {
-            cov.fill_calendar(&batches, &grid)?;
-        }
-        if let Some(batches) = read_table(lake, "price_promo", cutoff).await? {
-            cov.fill_price_promo(&batches, &grid, &series)?;
-        }
-        if let Some(batches) = read_table(lake, "target", cutoff).await? {
-            cov.fill_stock_out(&batches, &grid, &series)?;
-        }
-        if let Some(batches) = read_table(lake, "behaviour", cutoff).await? {
-            cov.fill_behaviour(&batches, &grid, &by_item)?;
-        }
-        if let Some(batches) = read_table(lake, "attributes", cutoff).await? {
-            cov.fill_statics(&batches, &series)?;
-        }
+        // One file at a time: memory holds the covariates and one file, not the feature tables.
+        read_table(lake, "calendar_features", cutoff, |b| cov.fill_calendar(&b, &grid)).await?;
+        read_table(lake, "price_promo", cutoff, |b| cov.fill_price_promo(&b, &grid, &series)).await?;
+        read_table(lake, "target", cutoff, |b| cov.fill_stock_out(&b, &grid, &series)).await?;
+        let mut views_sum = HashMap::new();
+        read_table(lake, "behaviour", cutoff, |b| cov.fill_behaviour(&b, &grid, &by_item, &mut views_sum)).await?;
+        cov.finish_behaviour(&by_item, &views_sum);
+        read_table(lake, "attributes", cutoff, |b| cov.fill_statics(&b, &series)).await?;
         Ok(cov)
     }
 
@@ -270,17 +263,16 @@ impl Covariates {
         Ok(())
     }
 
+    /// Writes the lagged behaviour of each item onto its series; views are raw until
+    /// [`Covariates::finish_behaviour`] divides them by the item's mean (sums kept in `views_sum`).
     fn fill_behaviour(
         &mut self,
         batches: &[RecordBatch],
         grid: &Grid,
         by_item: &HashMap<&str, Vec<usize>>,
+        views_sum: &mut HashMap<String, (f64, usize)>,
     ) -> Result<()> {
         let p = PAST.len();
-        // Views differ by orders of magnitude between items: each is read relative to the item's
-        // own mean over the periods held.
-        let mut rows: Vec<(String, usize, f32, f32, f32)> = Vec::new();
-        let mut views_sum: HashMap<String, (f64, usize)> = HashMap::new();
         for b in batches {
             let items = key_column(b, "item_id")?;
             let dates = date_column(b)?;
@@ -288,31 +280,39 @@ impl Covariates {
             let conv = float_column(b, "conversion_lag_1")?;
             let cart = float_column(b, "cart_rate_lag_1")?;
             for r in 0..b.num_rows() {
-                if items.is_null(r) || !by_item.contains_key(items.value(r)) {
+                let Some(series) = (!items.is_null(r)).then(|| by_item.get(items.value(r))).flatten() else {
                     continue;
-                }
+                };
                 let Some(t) = grid.index(&dates, r).filter(|t| *t < self.history) else { continue };
-                let item = items.value(r).to_string();
                 let v = value(&views, r).unwrap_or(0.0).max(0.0);
-                let e = views_sum.entry(item.clone()).or_default();
+                let e = views_sum.entry(items.value(r).to_string()).or_default();
                 e.0 += v as f64;
                 e.1 += 1;
                 let conv = value(&conv, r).unwrap_or(0.0).clamp(0.0, 1.0);
                 let cart = value(&cart, r).unwrap_or(0.0).clamp(0.0, 1.0);
-                rows.push((item, t, v, conv, cart));
-            }
-        }
-        for (item, t, v, conv, cart) in rows {
-            let mean = views_sum.get(&item).map_or(0.0, |(sum, n)| sum / (*n).max(1) as f64);
-            let rel = if mean > 0.0 { (v as f64 / mean).min(5.0) as f32 } else { 0.0 };
-            for &s in by_item.get(item.as_str()).map(Vec::as_slice).unwrap_or_default() {
-                let row = &mut self.past.values[s][t * p..(t + 1) * p];
-                row[1] = rel;
-                row[2] = conv;
-                row[3] = cart;
+                for &s in series {
+                    let row = &mut self.past.values[s][t * p..(t + 1) * p];
+                    row[1] = v;
+                    row[2] = conv;
+                    row[3] = cart;
+                }
             }
         }
         Ok(())
+    }
+
+    /// Views differ by orders of magnitude between items: each is read relative to the item's
+    /// own mean over the periods held (clipped at 5).
+    fn finish_behaviour(&mut self, by_item: &HashMap<&str, Vec<usize>>, views_sum: &HashMap<String, (f64, usize)>) {
+        let p = PAST.len();
+        for (item, series) in by_item {
+            let mean = views_sum.get(*item).map_or(0.0, |(sum, n)| sum / (*n).max(1) as f64);
+            for &s in series {
+                for row in self.past.values[s].chunks_exact_mut(p) {
+                    row[1] = if mean > 0.0 { (row[1] as f64 / mean).min(5.0) as f32 } else { 0.0 };
+                }
+            }
+        }
     }
 
     fn fill_statics(&mut self, batches: &[RecordBatch], series: &HashMap<(&str, &str), usize>) -> Result<()> {
@@ -357,13 +357,20 @@ fn epoch_day(d: NaiveDate) -> i64 {
     (d - NaiveDate::default()).num_days()
 }
 
-async fn read_table(lake: &Lake, name: &str, cutoff: NaiveDate) -> Result<Option<Vec<RecordBatch>>> {
+/// Hands each file of a feature table to `f`; a table that was not materialised is skipped.
+async fn read_table(
+    lake: &Lake,
+    name: &str,
+    cutoff: NaiveDate,
+    f: impl FnMut(Vec<RecordBatch>) -> Result<()>,
+) -> Result<()> {
     let dir = layout::features(name, cutoff);
     if dataset::read_manifest(lake, &dir).await?.is_none() {
         warn!(table = name, %cutoff, "feature table not materialised; its covariates keep their defaults");
-        return Ok(None);
+        return Ok(());
     }
-    Ok(Some(dataset::read(lake, &dir).await?.1))
+    dataset::read_each(lake, &dir, f).await?;
+    Ok(())
 }
 
 fn lookup(series: &HashMap<(&str, &str), usize>, items: &StringArray, locs: &StringArray, r: usize) -> Option<usize> {

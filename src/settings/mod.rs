@@ -92,6 +92,8 @@ pub struct SettingsFile {
     pub ensemble_members: Option<Vec<String>>,
     /// Champion selection.
     pub champion: Option<crate::evaluate::champion::ChampionSettings>,
+    /// Hyperparameters per model name (`[model.lstm]`, …).
+    pub model: Option<crate::models::params::ModelParams>,
 }
 
 impl SettingsFile {
@@ -173,6 +175,8 @@ pub struct Settings {
     pub ensemble_members: Vec<String>,
     /// Champion selection.
     pub champion: crate::evaluate::champion::ChampionSettings,
+    /// Hyperparameters per model name.
+    pub model: crate::models::params::ModelParams,
 }
 
 /// Storage option keys that carry secrets: refused in the file.
@@ -261,6 +265,8 @@ impl Settings {
             return Err(invalid("champion.margin", format!("must be in [0, 1), got {}", c.margin)));
         }
         quality.validate()?;
+        let model = file.model.unwrap_or_default();
+        model.validate()?;
         Ok(Self {
             config_path,
             base_dir,
@@ -280,6 +286,7 @@ impl Settings {
             quality,
             ensemble_members: file.ensemble_members.unwrap_or_default(),
             champion: file.champion.unwrap_or_default(),
+            model,
         })
     }
 }

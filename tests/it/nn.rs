@@ -195,6 +195,12 @@ async fn covariates_load_from_the_feature_tables_and_the_nightly_runs_a_torchscr
     assert!(promos > 0, "the demo lake runs promotions");
     let views = covariates::PAST.iter().position(|n| *n == "views_rel").unwrap();
     assert!(cov.past.values.iter().any(|v| v.chunks(cov.past_dim()).any(|r| r[views] > 0.0)), "traffic is read");
+    // Views are relative to the item's own mean over the periods held: they average about 1.
+    for v in &cov.past.values {
+        let rel: Vec<f32> = v.chunks(cov.past_dim()).map(|r| r[views]).filter(|x| *x > 0.0).collect();
+        let mean = rel.iter().sum::<f32>() / rel.len().max(1) as f32;
+        assert!(rel.is_empty() || (0.8..1.25).contains(&mean), "views relative to the item mean average {mean}");
+    }
     let events: f32 = cov.known.calendar.chunks(covariates::CALENDAR.len()).map(|r| r[0]).sum();
     assert!(events > 0.0, "the demo calendar has events");
 

@@ -1,0 +1,230 @@
+//! Hyperparameters of the models as written in the settings file, one table per model name:
+//!
+//! ```toml
+//! [model.lstm]
+//! hidden = 64
+//! epochs = 30
+//! point-loss = "poisson"
+//!
+//! [model.tsb]
+//! alpha-demand = 0.1
+//! alpha-probability = 0.05
+//! ```
+//!
+//! Every key is optional (a missing one keeps the model's default) and unknown keys are refused,
+//! so a misspelt hyperparameter stops the run with the file and line instead of being ignored.
+//! The registry ([`super::build`]) applies these over each model's defaults.
+
+use serde::{Deserialize, Serialize};
+
+use super::nn::{NnConfig, PointLoss};
+use crate::error::{Error, Result};
+
+/// The `[model.*]` tables.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case", deny_unknown_fields)]
+pub struct ModelParams {
+    /// `[model.moving_average]`.
+    #[serde(default)]
+    pub moving_average: WindowParams,
+    /// `[model.croston]`.
+    #[serde(default)]
+    pub croston: CrostonParams,
+    /// `[model.tsb]`.
+    #[serde(default)]
+    pub tsb: TsbParams,
+    /// `[model.lstm]`.
+    #[serde(default)]
+    pub lstm: NnParams,
+    /// `[model.transformer]`.
+    #[serde(default)]
+    pub transformer: NnParams,
+}
+
+/// A model reading a trailing window.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct WindowParams {
+    /// Periods averaged (default: the seasonal cycle).
+    pub window: Option<usize>,
+}
+
+/// Croston's method (SBA variant).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CrostonParams {
+    /// Smoothing of demand sizes and intervals (default 0.1).
+    pub alpha: Option<f64>,
+}
+
+/// Teunter–Syntetos–Babai.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct TsbParams {
+    /// Smoothing of demand sizes (default 0.1).
+    pub alpha_demand: Option<f64>,
+    /// Smoothing of the probability of demand (default 0.1).
+    pub alpha_probability: Option<f64>,
+}
+
+/// A deep model and its training; see [`NnConfig`] for what each value means.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct NnParams {
+    /// Encoder steps.
+    pub window: Option<usize>,
+    /// Periods of history training windows are cut from (beyond window + 2 × horizon).
+    pub history_extra: Option<usize>,
+    /// Hidden width.
+    pub hidden: Option<usize>,
+    /// Layers.
+    pub layers: Option<usize>,
+    /// Attention heads (Transformer).
+    pub heads: Option<usize>,
+    /// Widest static embedding.
+    pub embed_max: Option<usize>,
+    /// Dropout rate.
+    pub dropout: Option<f64>,
+    /// Most epochs.
+    pub epochs: Option<usize>,
+    /// Samples per optimiser step.
+    pub batch_size: Option<usize>,
+    /// Windows per epoch (0: 32 per series).
+    pub samples_per_epoch: Option<usize>,
+    /// Peak learning rate.
+    pub lr: Option<f64>,
+    /// Warm-up steps.
+    pub warmup_steps: Option<usize>,
+    /// Largest gradient norm.
+    pub clip_norm: Option<f64>,
+    /// Early-stopping patience in epochs.
+    pub patience: Option<usize>,
+    /// Adam weight decay.
+    pub weight_decay: Option<f64>,
+    /// `mse` or `poisson`.
+    pub point_loss: Option<PointLoss>,
+    /// Weigh samples by series volume.
+    pub volume_weighting: Option<bool>,
+    /// Read the feature tables as covariates.
+    pub covariates: Option<bool>,
+}
+
+impl ModelParams {
+    /// Checks ranges that the types cannot express; errors name the key.
+    pub fn validate(&self) -> Result<()> {
+        let unit = |key: &str, v: Option<f64>| match v {
+            Some(a) if !(a > 0.0 && a <= 1.0) => Err(invalid(key, format!("must be in (0, 1], got {a}"))),
+            _ => Ok(()),
+        };
+        unit("model.croston.alpha", self.croston.alpha)?;
+        unit("model.tsb.alpha-demand", self.tsb.alpha_demand)?;
+        unit("model.tsb.alpha-probability", self.tsb.alpha_probability)?;
+        if self.moving_average.window == Some(0) {
+            return Err(invalid("model.moving_average.window", "must be at least 1"));
+        }
+        for (name, p) in [("lstm", &self.lstm), ("transformer", &self.transformer)] {
+            p.validate(name)?;
+        }
+        Ok(())
+    }
+}
+
+impl NnParams {
+    fn validate(&self, model: &str) -> Result<()> {
+        let positive = [
+            ("window", self.window),
+            ("hidden", self.hidden),
+            ("layers", self.layers),
+            ("heads", self.heads),
+            ("embed-max", self.embed_max),
+            ("epochs", self.epochs),
+            ("batch-size", self.batch_size),
+        ];
+        for (key, v) in positive {
+            if v == Some(0) {
+                return Err(invalid(&format!("model.{model}.{key}"), "must be at least 1"));
+            }
+        }
+        if let Some(d) = self.dropout
+            && !(0.0..1.0).contains(&d)
+        {
+            return Err(invalid(&format!("model.{model}.dropout"), format!("must be in [0, 1), got {d}")));
+        }
+        for (key, v) in [("lr", self.lr), ("clip-norm", self.clip_norm)] {
+            if let Some(x) = v
+                && !(x.is_finite() && x > 0.0)
+            {
+                return Err(invalid(&format!("model.{model}.{key}"), format!("must be positive, got {x}")));
+            }
+        }
+        if let Some(w) = self.weight_decay
+            && !(w.is_finite() && w >= 0.0)
+        {
+            return Err(invalid(&format!("model.{model}.weight-decay"), format!("must not be negative, got {w}")));
+        }
+        Ok(())
+    }
+
+    /// `base` with the values set here.
+    pub fn apply(&self, mut c: NnConfig) -> NnConfig {
+        let extra = c.history.saturating_sub(c.window + 2 * c.horizon);
+        c.window = self.window.unwrap_or(c.window);
+        c.history = c.window + 2 * c.horizon + self.history_extra.unwrap_or(extra);
+        macro_rules! set {
+            ($($field:ident),*) => { $( if let Some(v) = self.$field { c.$field = v; } )* };
+        }
+        set!(
+            hidden,
+            layers,
+            heads,
+            embed_max,
+            dropout,
+            epochs,
+            batch_size,
+            samples_per_epoch,
+            lr,
+            warmup_steps,
+            clip_norm,
+            patience,
+            weight_decay,
+            point_loss,
+            volume_weighting,
+            covariates
+        );
+        c
+    }
+}
+
+fn invalid(key: &str, message: impl Into<String>) -> Error {
+    Error::InvalidSetting { key: key.to_string(), message: message.into() }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::settings::Frequency;
+
+    #[test]
+    fn values_set_override_defaults_and_others_stay() {
+        let p: ModelParams = toml::from_str("[lstm]\nhidden = 8\npoint-loss = \"poisson\"\nwindow = 21\n").unwrap();
+        let base = NnConfig::new(Frequency::Daily, 28);
+        let c = p.lstm.apply(base.clone());
+        assert_eq!((c.hidden, c.window, c.point_loss), (8, 21, PointLoss::Poisson));
+        assert_eq!(c.epochs, base.epochs);
+        // The history beyond the training window keeps its length when the window changes.
+        assert_eq!(c.history - c.window, base.history - base.window);
+        assert_eq!(p.transformer.apply(base.clone()), base);
+    }
+
+    #[test]
+    fn unknown_keys_and_bad_ranges_are_refused() {
+        let err = toml::from_str::<ModelParams>("[lstm]\nhiden = 8\n").unwrap_err().to_string();
+        assert!(err.contains("hiden"), "{err}");
+        let err = toml::from_str::<ModelParams>("[gbm]\ndepth = 3\n").unwrap_err().to_string();
+        assert!(err.contains("gbm"), "{err}");
+        let p: ModelParams = toml::from_str("[tsb]\nalpha-demand = 1.5\n").unwrap();
+        assert!(p.validate().unwrap_err().to_string().contains("model.tsb.alpha-demand"));
+        let p: ModelParams = toml::from_str("[transformer]\ndropout = 1.0\n").unwrap();
+        assert!(p.validate().unwrap_err().to_string().contains("model.transformer.dropout"));
+    }
+}
