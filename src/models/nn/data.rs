@@ -3,8 +3,10 @@
 //! A sample cut at `t` reads the encoder window `[t − L, t)`: per step the scaled target, an
 //! "observed" flag (0 on left padding before a series starts), the log of the series scale,
 //! 11 date features, the known covariates and the past covariates. The decoder reads `[t, t + H)`:
-//! per step the position in the horizon, the log scale, the date features and the known
-//! covariates only. Targets are `y[t..t + H)` divided by the scale.
+//! per step the position in the horizon, the log scale, the date features, the known covariates,
+//! and two seasonal lags known at the cut (as MQ-RNN's decoder reads seasonal context): the scaled
+//! value one or more whole seasons back that lies before `t`, and the mean of the same phase over
+//! the last four seasons before `t`. Targets are `y[t..t + H)` divided by the scale.
 //!
 //! Scaling follows DeepAR (Salinas et al., 2020, §3.3): ν = the mean absolute value of the encoder
 //! window, floored at 1 (so low-volume series are read in units); a window without demand falls
@@ -47,7 +49,17 @@ pub struct Layout {
     pub past: usize,
     /// Static ids per series (item, location, then the covariates' attributes).
     pub statics: usize,
+    /// Seasonal cycle in periods for the decoder's seasonal lags; 0 reads none (models saved
+    /// before the lags existed).
+    #[serde(default)]
+    pub season: usize,
 }
+
+/// Seasonal lag features per decoder step when the layout has a season.
+pub const SEASONAL_FEATURES: usize = 2;
+
+/// Seasons averaged by the second seasonal lag.
+const SEASONS_AVERAGED: usize = 4;
 
 impl Layout {
     /// Features per encoder step.
@@ -57,7 +69,7 @@ impl Layout {
 
     /// Features per decoder step.
     pub fn decoder_dim(&self) -> usize {
-        2 + DATE_FEATURES + self.known
+        2 + DATE_FEATURES + self.known + if self.season > 0 { SEASONAL_FEATURES } else { 0 }
     }
 
     /// Whether the network reads covariates.
@@ -168,6 +180,9 @@ impl<'a> Windows<'a> {
                 if let Some(c) = self.covariates {
                     c.known_at(s, c.index(n, i), &mut dec);
                 }
+                if self.layout.season > 0 {
+                    seasonal_lags(y, t, h, self.layout.season, nu, &mut dec);
+                }
                 target.push(if (i as usize) < n { y[i as usize] / nu } else { 0.0 });
             }
             statics.extend_from_slice(&self.ids[s]);
@@ -195,6 +210,17 @@ impl<'a> Windows<'a> {
             no_demand,
         }
     }
+}
+
+/// Appends the seasonal lags of decoder step `h` of a sample cut at `t`: the scaled value of the
+/// same phase in the last season before `t`, and the mean of that phase over up to
+/// [`SEASONS_AVERAGED`] seasons (0 where the series had not started).
+fn seasonal_lags(y: &[f32], t: usize, h: usize, season: usize, nu: f32, out: &mut Vec<f32>) {
+    let first = h / season + 1;
+    let at = |k: usize| (t + h).checked_sub(k * season).filter(|j| *j < y.len().min(t)).map(|j| y[j] / nu);
+    out.push(at(first).unwrap_or(0.0));
+    let seen: Vec<f32> = (first..first + SEASONS_AVERAGED).filter_map(at).collect();
+    out.push(if seen.is_empty() { 0.0 } else { seen.iter().sum::<f32>() / seen.len() as f32 });
 }
 
 /// Training cut points, drawn uniformly over every window of every series.
@@ -283,7 +309,7 @@ mod tests {
 
     #[test]
     fn windows_keep_the_validation_horizon_out_of_training() {
-        let layout = Layout { window: 8, horizon: 5, known: 0, past: 0, statics: 2 };
+        let layout = Layout { window: 8, horizon: 5, known: 0, past: 0, statics: 2, season: 7 };
         let (sampler, validation) = Sampler::split(&panel(), layout, 1000);
         assert_eq!(validation, vec![(0, 35)], "the short series has no validation window");
         let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -295,7 +321,7 @@ mod tests {
     #[test]
     fn batches_scale_pad_and_flag() {
         let p = panel();
-        let layout = Layout { window: 4, horizon: 3, known: 0, past: 0, statics: 2 };
+        let layout = Layout { window: 4, horizon: 3, known: 0, past: 0, statics: 2, season: 7 };
         let ids = vec![vec![1, 1], vec![2, 1]];
         let w = Windows::new(&p, layout, &ids, false).unwrap();
         let b = w.batch(&[(0, 10), (1, 2), (1, 1)], 3, Device::Cpu);
@@ -311,5 +337,22 @@ mod tests {
         assert_eq!(observed, 0.0);
         let target = f32::try_from(b.target.get(1).get(0)).unwrap();
         assert_eq!(target, 5.0);
+    }
+
+    #[test]
+    fn seasonal_lags_read_only_values_before_the_cut() {
+        // y[j] = j: the lag of step h at cut t is the latest t + h − k·7 below t.
+        let y: Vec<f32> = (0..40).map(|j| j as f32).collect();
+        let mut out = Vec::new();
+        seasonal_lags(&y, 30, 0, 7, 1.0, &mut out);
+        assert_eq!(out, [23.0, (23.0 + 16.0 + 9.0 + 2.0) / 4.0]);
+        out.clear();
+        seasonal_lags(&y, 30, 9, 7, 2.0, &mut out);
+        // Step 9 is period 39: one season back (32) is after the cut, two (25) is not.
+        assert_eq!(out, [12.5, (25.0 + 18.0 + 11.0 + 4.0) / 8.0]);
+        out.clear();
+        // Near the start fewer seasons exist; before it there is nothing.
+        seasonal_lags(&y, 3, 0, 7, 1.0, &mut out);
+        assert_eq!(out, [0.0, 0.0]);
     }
 }

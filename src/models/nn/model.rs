@@ -141,11 +141,13 @@ fn feature_names(layout: &Layout, panel_known: &[String], panel_past: &[String])
         .chain(known.iter().cloned())
         .chain(past.iter().cloned())
         .collect();
+    let seasonal: &[&str] = if layout.season > 0 { &["seasonal_last", "seasonal_mean"] } else { &[] };
     let dec = ["horizon_position", "log_scale"]
         .map(String::from)
         .into_iter()
         .chain(dates)
         .chain(known.iter().cloned())
+        .chain(seasonal.iter().map(|s| s.to_string()))
         .collect();
     (enc, dec)
 }
@@ -180,6 +182,7 @@ impl DeepModel {
             known: covariates.map_or(0, |c| c.known_dim()),
             past: covariates.map_or(0, |c| c.past_dim()),
             statics: vocabularies.names.len(),
+            season: cfg.season,
         };
         let history = covariates.map_or(cfg.history, |c| c.history.min(cfg.history));
         let ids = vocabularies.ids(panel);

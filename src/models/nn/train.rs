@@ -77,6 +77,9 @@ pub struct NnConfig {
     pub volume_weighting: bool,
     /// Reads the panel's covariates when it has them.
     pub covariates: bool,
+    /// Seasonal cycle of the decoder's seasonal lags (0: none).
+    #[serde(default)]
+    pub season: usize,
     /// Seed for initialisation, dropout and sampling.
     pub seed: u64,
     /// libtorch intra-op threads.
@@ -111,6 +114,7 @@ impl NnConfig {
             point_loss: PointLoss::Mse,
             volume_weighting: false,
             covariates: true,
+            season: frequency.default_season(),
             seed: 42,
             threads: 1,
         }
@@ -122,7 +126,13 @@ impl NnConfig {
         quantiles.push(0.5);
         quantiles.sort_by(f64::total_cmp);
         quantiles.dedup();
-        Self { quantiles, seed: s.seed, threads: s.threads, ..Self::new(s.frequency, s.horizon) }
+        Self {
+            quantiles,
+            seed: s.seed,
+            threads: s.threads,
+            season: s.season_length,
+            ..Self::new(s.frequency, s.horizon)
+        }
     }
 
     /// A tiny model trained briefly: for tests and smoke runs (seconds on a CPU).
