@@ -199,7 +199,7 @@ async fn read_under(lake: &Lake, dir: &Path, last: Option<usize>) -> Result<Vec<
         lake.list(dir).await?.into_iter().filter(|m| m.location.as_ref().ends_with(".json")).collect();
     // Records are rewritten as a run progresses, so the last write is a good proxy for recency;
     // read a margin more than asked and sort by the recorded start.
-    objects.sort_by(|a, b| b.last_modified.cmp(&a.last_modified));
+    objects.sort_by_key(|m| std::cmp::Reverse(m.last_modified));
     if let Some(n) = last {
         objects.truncate(n.saturating_mul(2).max(n + 16));
     }

@@ -456,6 +456,7 @@ async fn attempts(
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 async fn run_step(
     env: &RunEnv,
     job: &JobSpec,

@@ -68,6 +68,8 @@ impl LeaseState {
 }
 
 /// The outcome of [`Lease::acquire`].
+// Short-lived and matched at once: not worth boxing the lease.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug)]
 pub enum Acquired {
     /// The caller holds the lease now. `taken_over` is the expired state it replaced, if any.
