@@ -385,14 +385,15 @@ async fn execute(
                 info!(step = %step.name, rows = rows_out.unwrap_or(0), attempts = report.steps[i].attempts, "step done");
             }
             Err(e) => {
-                let cancelled = matches!(e, Error::Cancelled(_));
-                report.steps[i].status = if cancelled { Status::Cancelled } else { Status::Failed };
                 report.steps[i].error = Some(error_chain(&e));
-                warn!(step = %step.name, cause = %error_chain(&e), attempts = report.steps[i].attempts, "step failed");
-                if cancelled {
+                if let Error::Cancelled(why) = &e {
+                    report.steps[i].status = Status::Cancelled;
+                    warn!(step = %step.name, reason = %why, "step cancelled");
                     history::write(&env.lake, report).await?;
-                    return Err(Error::Cancelled(format!("step `{}`: {}", step.name, error_chain(&e))));
+                    return Err(Error::Cancelled(format!("step `{}`: {why}", step.name)));
                 }
+                report.steps[i].status = Status::Failed;
+                warn!(step = %step.name, cause = %error_chain(&e), attempts = report.steps[i].attempts, "step failed");
                 first_error.get_or_insert(Error::Step {
                     job: job.name.clone(),
                     step: step.name.clone(),

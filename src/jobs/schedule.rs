@@ -124,7 +124,9 @@ impl Schedule {
     pub fn next_after(&self, t: DateTime<Utc>) -> Option<DateTime<Utc>> {
         // Wall-clock matches from t's own local time on; a match can map to an instant at or
         // before t only inside a repeated hour, so few are skipped.
+        // Slots fall on whole seconds.
         let wall = t.with_timezone(&self.tz).naive_local();
+        let wall = wall.with_nanosecond(0).unwrap_or(wall);
         self.walls_after(wall).take(100_000).map(|w| self.instant(w)).find(|&s| s > t)
     }
 
@@ -133,6 +135,7 @@ impl Schedule {
         // Start no earlier than needed for the last `max` slots: `max` wall-clock matches back
         // from `until` (a day more, for a DST change in between).
         let until_wall = until.with_timezone(&self.tz).naive_local();
+        let until_wall = until_wall.with_nanosecond(0).unwrap_or(until_wall);
         let back = self.cron.iter_before(Utc.from_utc_datetime(&until_wall)).take(max).last();
         let start = match back {
             Some(w) => after.max(self.instant(w.naive_utc()) - Duration::days(1)),
@@ -318,6 +321,16 @@ mod tests {
             slots,
             [utc(2026, 3, 29, 0, 45), utc(2026, 3, 29, 1, 0), utc(2026, 3, 29, 1, 15), utc(2026, 3, 29, 1, 30)]
         );
+    }
+
+    #[test]
+    fn slots_fall_on_whole_seconds() {
+        let s = nightly();
+        let t = utc(2026, 4, 1, 1, 0) + chrono::Duration::milliseconds(754);
+        assert_eq!(s.next_after(t).unwrap(), utc(2026, 4, 1, 2, 0));
+        let p =
+            plan(&s, CatchUp::All, &Cursor::default(), t, utc(2026, 4, 1, 2, 0) + chrono::Duration::milliseconds(3));
+        assert_eq!(p.due[0].slot, utc(2026, 4, 1, 2, 0));
     }
 
     #[test]
