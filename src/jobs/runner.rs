@@ -327,6 +327,12 @@ async fn leased(
     result.map(|()| Ran::Done(Box::new(report)))
 }
 
+/// Rewrites the record of a run in progress, its `ended_at` set to now.
+async fn save(env: &RunEnv, report: &mut RunReport) -> Result<()> {
+    report.ended_at = env.clock.now();
+    history::write(&env.lake, report).await
+}
+
 /// Bounds a future by an optional timeout.
 async fn within<T>(limit: Option<StdDuration>, fut: impl Future<Output = Result<T>>) -> Result<T> {
     match limit {
@@ -373,7 +379,7 @@ async fn execute(
         progress(&step.name);
         report.steps[i].status = Status::Running;
         report.steps[i].started_at = Some(env.clock.now());
-        history::write(&env.lake, report).await?;
+        save(env, report).await?;
         let outcome = attempts(env, job, step, ctx, run_date, run_id, state, report, i, lost).await;
         report.steps[i].ended_at = Some(env.clock.now());
         match outcome {
@@ -389,7 +395,7 @@ async fn execute(
                 if let Error::Cancelled(why) = &e {
                     report.steps[i].status = Status::Cancelled;
                     warn!(step = %step.name, reason = %why, "step cancelled");
-                    history::write(&env.lake, report).await?;
+                    save(env, report).await?;
                     return Err(Error::Cancelled(format!("step `{}`: {why}", step.name)));
                 }
                 report.steps[i].status = Status::Failed;
@@ -401,7 +407,7 @@ async fn execute(
                 });
             }
         }
-        history::write(&env.lake, report).await?;
+        save(env, report).await?;
     }
     first_error.map_or(Ok(()), Err)
 }
@@ -447,7 +453,7 @@ async fn attempts(
         warn!(step = %step.name, attempt, retry_in = %humantime::format_duration(wait), cause = %error_chain(&e),
             "attempt failed; retrying");
         report.steps[i].error = Some(format!("attempt {attempt}: {}", error_chain(&e)));
-        history::write(&env.lake, report).await?;
+        save(env, report).await?;
         tokio::select! {
             biased;
             _ = env.shutdown.drain.cancelled() => return Err(e),
