@@ -13,6 +13,10 @@ use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shelfcast::clock::{Clock, SystemClock};
 use shelfcast::demo::{self, DemoOptions};
 use shelfcast::features::{self, FeatureParams};
+use shelfcast::jobs::backfill::{self, DateOutcome};
+use shelfcast::jobs::history::{self, RunReport, Status, Trigger};
+use shelfcast::jobs::runner::{RunEnv, Shutdown};
+use shelfcast::jobs::scheduler;
 use shelfcast::jobs::{JobSpec, StepKind, runner};
 use shelfcast::lake::Lake;
 use shelfcast::query::{self, Format};
@@ -175,6 +179,56 @@ enum Command {
         #[arg(long)]
         date: Option<NaiveDate>,
     },
+    /// Run a job for every date of a range, oldest first; dates that already succeeded are skipped,
+    /// so running it again resumes where it stopped.
+    Backfill {
+        /// Job name: jobs/<name>.toml.
+        job: String,
+        /// First run date.
+        #[arg(long)]
+        from: NaiveDate,
+        /// Last run date (inclusive).
+        #[arg(long)]
+        to: NaiveDate,
+    },
+    /// Run the scheduled jobs when they are due, until SIGTERM or SIGINT.
+    ///
+    /// The first signal starts no new run or step and lets running steps finish within --grace;
+    /// a second signal, or the end of the grace period, cancels them. Runs end recorded either way.
+    Schedule {
+        /// Only these jobs (default: every job file with a schedule).
+        #[arg(long, value_delimiter = ',')]
+        jobs: Vec<String>,
+        /// How long running steps may take to finish after a stop signal.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        grace: Duration,
+    },
+    /// Show the run history from the lake (newest first). Exits with an error when the latest run
+    /// of a job shown failed, was cancelled or abandoned.
+    Runs {
+        /// Only this job.
+        #[arg(long)]
+        job: Option<String>,
+        /// How many runs.
+        #[arg(long, default_value_t = 20)]
+        last: usize,
+    },
+    /// Check and list job files.
+    Jobs {
+        #[command(subcommand)]
+        command: JobsCommand,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+enum JobsCommand {
+    /// Check job files (default: every file in the jobs folder); exits with an error if one is invalid.
+    Validate {
+        /// Job files.
+        files: Vec<PathBuf>,
+    },
+    /// List the jobs with their schedule, next due time and last run.
+    List,
 }
 
 fn parse_mapping(s: &str) -> Result<(String, String), String> {
@@ -193,7 +247,12 @@ pub fn init_tracing(verbose: u8, quiet: bool) {
         (false, _) => "info,shelfcast=debug",
     };
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_target(false)
+        .init();
 }
 
 /// Runs the parsed command.
@@ -267,6 +326,11 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Features { cutoff } => features_cmd(&settings, &lake, clock.as_ref(), cutoff).await,
         Command::Run { job, date } => run_cmd(settings, lake, clock, &job, date, show_progress).await,
+        Command::Backfill { job, from, to } => backfill_cmd(settings, lake, clock, &job, from, to, show_progress).await,
+        Command::Schedule { jobs, grace } => schedule_cmd(settings, lake, clock, &jobs, grace).await,
+        Command::Runs { job, last } => runs_cmd(&lake, job.as_deref(), last).await,
+        Command::Jobs { command: JobsCommand::Validate { files } } => validate_cmd(&settings, &files, clock.as_ref()),
+        Command::Jobs { command: JobsCommand::List } => list_cmd(&settings, &lake, clock.as_ref()).await,
         Command::Train { date } => {
             let job = JobSpec::adhoc("train", &[StepKind::Checks, StepKind::Features, StepKind::Train]);
             run_spec(settings, lake, clock, job, "(train)", date, show_progress).await
@@ -451,8 +515,54 @@ async fn run_cmd(
     date: Option<NaiveDate>,
     show: bool,
 ) -> anyhow::Result<()> {
-    let (job, origin) = JobSpec::load(&settings.jobs_dir, job_name)?;
-    run_spec(settings, lake, clock, job, &origin.display().to_string(), date, show).await
+    let job = JobSpec::load(&settings.jobs_dir, job_name)?;
+    let origin = job.origin.clone();
+    run_spec(settings, lake, clock, job, &origin, date, show).await
+}
+
+/// A run environment for this process: its stop signals wired, and the step-delay test hook.
+fn run_env(settings: Settings, lake: Lake, clock: Arc<dyn Clock>) -> RunEnv {
+    let mut env = RunEnv::new(settings, lake, clock);
+    if let Ok(spec) = std::env::var("SHELFCAST_TEST_STEP_DELAY") {
+        env.step_delays = runner::parse_step_delays(&spec);
+    }
+    on_stop_signals(env.shutdown.clone());
+    env
+}
+
+/// SIGINT/SIGTERM: the first drains (no new run or step), the second aborts the running steps.
+fn on_stop_signals(shutdown: Shutdown) {
+    tokio::spawn(async move {
+        #[cfg(unix)]
+        let mut term = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::warn!(cause = %e, "cannot listen for SIGTERM");
+                return;
+            }
+        };
+        for n in 0.. {
+            #[cfg(unix)]
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => {}
+                _ = term.recv() => {}
+            }
+            #[cfg(not(unix))]
+            if tokio::signal::ctrl_c().await.is_err() {
+                return;
+            }
+            if n == 0 {
+                tracing::warn!(
+                    "stop requested: no new runs or steps; running steps finish (signal again to cancel them)"
+                );
+                shutdown.drain.cancel();
+            } else {
+                tracing::warn!("cancelling the running steps");
+                shutdown.abort.cancel();
+                return;
+            }
+        }
+    });
 }
 
 async fn run_spec(
@@ -472,9 +582,9 @@ async fn run_spec(
     }
     let started = Instant::now();
     let pb = spinner(show);
-    let env = runner::RunEnv { settings: settings.clone(), lake: lake.clone(), clock };
+    let env = run_env(settings.clone(), lake.clone(), clock);
     let progress = |step: &str| pb.set_message(format!("{job_name}: {step}"));
-    let result = runner::run_job(&env, &job, date, "manual", &progress).await;
+    let result = runner::run_job(&env, &job, date, Trigger::Manual, &progress).await;
     pb.finish_and_clear();
     let report = result.with_context(|| format!("job `{job_name}` ({origin}) failed"))?;
     let s = &report.summary;
@@ -573,5 +683,194 @@ async fn backtest_cmd(
         );
     }
     println!("scores and forecasts: {}", lake.display(&dir));
+    Ok(())
+}
+
+async fn backfill_cmd(
+    settings: Settings,
+    lake: Lake,
+    clock: Arc<dyn Clock>,
+    job_name: &str,
+    from: NaiveDate,
+    to: NaiveDate,
+    show: bool,
+) -> anyhow::Result<()> {
+    let job = JobSpec::load(&settings.jobs_dir, job_name)?;
+    let env = run_env(settings, lake, clock);
+    let pb = spinner(show);
+    let started = Instant::now();
+    let progress = |step: &str| pb.set_message(format!("{job_name}: {step}"));
+    let on_date = |day: NaiveDate, o: &DateOutcome| {
+        pb.suspend(|| match o {
+            DateOutcome::Ran { run_id } => println!("{day}  succeeded       {run_id}"),
+            DateOutcome::AlreadyDone { run_id } => println!("{day}  already done    {run_id}"),
+        })
+    };
+    let result = backfill::backfill(&env, &job, from, to, &progress, &on_date).await;
+    pb.finish_and_clear();
+    let done = result.with_context(|| {
+        format!("backfill of `{job_name}` stopped; `shelfcast runs --job {job_name}` shows the failed run, and the same command resumes")
+    })?;
+    println!("{job_name}: {} dates from {from} to {to} done in {:.1} s", done.len(), started.elapsed().as_secs_f64());
+    Ok(())
+}
+
+async fn schedule_cmd(
+    settings: Settings,
+    lake: Lake,
+    clock: Arc<dyn Clock>,
+    only: &[String],
+    grace: Duration,
+) -> anyhow::Result<()> {
+    let mut jobs = JobSpec::load_dir(&settings.jobs_dir)?;
+    for name in only {
+        if !jobs.iter().any(|j| &j.name == name) {
+            bail!("no job named `{name}` in {}", settings.jobs_dir.display());
+        }
+    }
+    if !only.is_empty() {
+        jobs.retain(|j| only.contains(&j.name));
+    }
+    let env = run_env(settings, lake, clock);
+    eprintln!("shelfcast schedule: {} job(s), lake {}; SIGINT/SIGTERM to stop", jobs.len(), env.lake);
+    scheduler::run(env, jobs, grace).await?;
+    Ok(())
+}
+
+fn step_summary(r: &RunReport) -> String {
+    r.steps
+        .iter()
+        .map(|s| {
+            let status =
+                serde_json::to_value(s.status).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default();
+            if s.attempts > 1 {
+                format!("{}:{}({} tries)", s.name, status, s.attempts)
+            } else {
+                format!("{}:{}", s.name, status)
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+fn label<T: serde::Serialize>(v: T) -> String {
+    serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+async fn runs_cmd(lake: &Lake, job: Option<&str>, last: usize) -> anyhow::Result<()> {
+    let runs = history::recent(lake, job, Some(last)).await?;
+    if runs.is_empty() {
+        println!("no runs{} in {lake}", job.map(|j| format!(" of job `{j}`")).unwrap_or_default());
+        return Ok(());
+    }
+    println!(
+        "{:<20}  {:<12} {:<10}  {:<9} {:<10} {:>8}  {:<40}  steps",
+        "started (UTC)", "job", "run date", "trigger", "status", "took", "run id"
+    );
+    for r in &runs {
+        let took = (r.ended_at - r.started_at).num_milliseconds() as f64 / 1000.0;
+        println!(
+            "{:<20}  {:<12} {:<10}  {:<9} {:<10} {:>7.1}s  {:<40}  {}",
+            r.started_at.format("%Y-%m-%d %H:%M:%S"),
+            r.job,
+            r.run_date,
+            label(r.trigger),
+            label(r.status),
+            took,
+            r.run_id,
+            step_summary(r)
+        );
+        if let Some(e) = &r.error {
+            println!("{:>22}error: {e}", "");
+        }
+    }
+    // The newest run of each job shown decides the exit code.
+    let mut seen = Vec::new();
+    for r in &runs {
+        if seen.contains(&r.job.as_str()) {
+            continue;
+        }
+        seen.push(r.job.as_str());
+        if matches!(r.status, Status::Failed | Status::Cancelled | Status::Abandoned) {
+            bail!("the latest run of job `{}` ({}) is {}", r.job, r.run_id, label(r.status));
+        }
+    }
+    Ok(())
+}
+
+fn describe_next(job: &JobSpec, clock: &dyn Clock) -> String {
+    match &job.schedule {
+        None => "by hand only".to_string(),
+        Some(s) => match s.next_after(clock.now()) {
+            Some(t) => format!(
+                "{} ({} {})",
+                t.format("%Y-%m-%d %H:%M:%SZ"),
+                t.with_timezone(&s.tz()).format("%Y-%m-%d %H:%M:%S"),
+                s.tz()
+            ),
+            None => "never".to_string(),
+        },
+    }
+}
+
+fn validate_cmd(settings: &Settings, files: &[PathBuf], clock: &dyn Clock) -> anyhow::Result<()> {
+    let files: Vec<PathBuf> = if files.is_empty() {
+        let mut f: Vec<PathBuf> = std::fs::read_dir(&settings.jobs_dir)
+            .with_context(|| format!("cannot read the jobs folder {}", settings.jobs_dir.display()))?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "toml"))
+            .collect();
+        f.sort();
+        f
+    } else {
+        files.to_vec()
+    };
+    let mut bad = 0;
+    for f in &files {
+        match JobSpec::load_files(std::slice::from_ref(f)) {
+            Ok(jobs) => {
+                for j in jobs {
+                    println!(
+                        "ok     {}: job `{}`, {} step(s), next {}",
+                        f.display(),
+                        j.name,
+                        j.steps.len(),
+                        describe_next(&j, clock)
+                    );
+                }
+            }
+            Err(e) => {
+                bad += 1;
+                println!("error  {e}");
+            }
+        }
+    }
+    // Names must also be unique across the files.
+    if bad == 0 {
+        JobSpec::load_files(&files)?;
+    }
+    if bad > 0 {
+        bail!("{bad} of {} job file(s) are invalid", files.len());
+    }
+    Ok(())
+}
+
+async fn list_cmd(settings: &Settings, lake: &Lake, clock: &dyn Clock) -> anyhow::Result<()> {
+    let jobs = JobSpec::load_dir(&settings.jobs_dir)?;
+    println!("{:<12} {:<16} {:<8} {:<11} {:<52} last run", "job", "schedule", "catch-up", "concurrency", "next due");
+    for j in &jobs {
+        let last = history::recent(lake, Some(&j.name), Some(1)).await?;
+        let last =
+            last.first().map_or("-".to_string(), |r| format!("{} {} ({})", r.run_date, label(r.status), r.run_id));
+        println!(
+            "{:<12} {:<16} {:<8} {:<11} {:<52} {}",
+            j.name,
+            j.schedule.as_ref().map_or("-", |s| s.expr()),
+            label(j.catch_up),
+            label(j.concurrency),
+            describe_next(j, clock),
+            last
+        );
+    }
     Ok(())
 }

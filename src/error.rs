@@ -150,6 +150,36 @@ pub enum Error {
         source: Box<Error>,
     },
 
+    /// Another process runs this job for this run date now.
+    #[error("job `{job}` for {run_date} is already running: {holder} holds its lease until {expires_at}")]
+    LeaseHeld {
+        /// The job name.
+        job: String,
+        /// The run date.
+        run_date: chrono::NaiveDate,
+        /// Who holds the lease.
+        holder: String,
+        /// When the lease lapses unless renewed.
+        expires_at: chrono::DateTime<chrono::Utc>,
+    },
+
+    /// A lease this process held was taken over or could not be renewed.
+    #[error("lost the lease {lease}: {message}")]
+    LeaseLost {
+        /// The lease folder.
+        lease: String,
+        /// What happened.
+        message: String,
+    },
+
+    /// A run or step was stopped from outside (shutdown, lost lease).
+    #[error("cancelled: {0}")]
+    Cancelled(String),
+
+    /// A step ran past its timeout.
+    #[error("timed out after {0}")]
+    Timeout(String),
+
     /// Object storage failed.
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),

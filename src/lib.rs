@@ -16,7 +16,7 @@
 //! - [`models`]: the `Forecaster` trait and its implementations.
 //! - [`evaluate`]: accuracy metrics.
 //! - [`publish`]: forecast datasets with their manifest, written last.
-//! - [`jobs`]: job files and the runner that executes their steps.
+//! - [`jobs`]: job files, due times, the runner (leases, retries, records), the scheduler, run history.
 
 #![warn(missing_docs)]
 

@@ -41,6 +41,9 @@ pub struct TableReport {
     pub files: usize,
     /// Their total size.
     pub bytes: u64,
+    /// A fingerprint of the files read (names, sizes, ETags or modification times): equal
+    /// fingerprints mean the same data; empty when the table is absent.
+    pub version: String,
 }
 
 impl CatalogReport {
@@ -72,7 +75,13 @@ async fn register_table(ctx: &SessionContext, lake: &Lake, spec: &TableSpec) -> 
         debug!(table = spec.name, "absent; registered empty");
         let empty = MemTable::try_new(spec.canonical_schema(), vec![vec![]])?;
         ctx.register_table(spec.name, Arc::new(empty))?;
-        return Ok(TableReport { name: spec.name.to_string(), present: false, files: 0, bytes: 0 });
+        return Ok(TableReport {
+            name: spec.name.to_string(),
+            present: false,
+            files: 0,
+            bytes: 0,
+            version: String::new(),
+        });
     }
     let url = ListingTableUrl::parse(lake.folder_url(&dir))?;
     let options = ListingOptions::new(Arc::new(ParquetFormat::default())).with_file_extension(".parquet");
@@ -85,7 +94,24 @@ async fn register_table(ctx: &SessionContext, lake: &Lake, spec: &TableSpec) -> 
     ctx.register_table(spec.name, Arc::new(ListingTable::try_new(config)?))?;
     let bytes = files.iter().map(|m| m.size).sum();
     debug!(table = spec.name, files = files.len(), bytes, "registered");
-    Ok(TableReport { name: spec.name.to_string(), present: true, files: files.len(), bytes })
+    Ok(TableReport {
+        name: spec.name.to_string(),
+        present: true,
+        files: files.len(),
+        bytes,
+        version: fingerprint(&files),
+    })
+}
+
+/// A short hash of the listing of a table's files.
+fn fingerprint(files: &[object_store::ObjectMeta]) -> String {
+    use sha2::{Digest, Sha256};
+    let mut h = Sha256::new();
+    for m in files {
+        let tag = m.e_tag.clone().unwrap_or_else(|| m.last_modified.to_rfc3339());
+        h.update(format!("{}\t{}\t{}\n", m.location, m.size, tag).as_bytes());
+    }
+    hex::encode(&h.finalize()[..8])
 }
 
 /// Registers every declared raw table empty, with its canonical schema, in `ctx`.

@@ -1,31 +1,62 @@
-//! Runs a job once for a run date: its steps in order, each recorded.
+//! Runs a job once for a run date: under the date's lease, its steps in order, each recorded.
 //!
-//! The run date's cutoff is the day before it, or the last day with sales if
-//! the lake is older than that. The catalog is checked before any step runs,
-//! so a missing or mistyped table fails the run with nothing written. Every
-//! run leaves a record in `runs/job=…/run_date=…/<run_id>.json`, failed or not.
+//! 1. **Lease.** The run takes the lease of (job, run date) in the lake ([`crate::lake::lease`])
+//!    and renews it in the background while it runs. If another process holds it, nothing
+//!    runs ([`Ran::Busy`]); a lease whose holder died is taken over once it has expired, and
+//!    that holder's record, left `running`, is marked `abandoned`.
+//! 2. **Already done?** Scheduled and backfill runs check the history under the lease, so a
+//!    slot two schedulers both saw, or a date a backfill already did, runs once.
+//! 3. **Catalog.** The raw tables are checked before anything is written: a missing or
+//!    mistyped table fails the run with no record and nothing written.
+//! 4. **Steps.** The record (`runs/job=…/run_date=…/<run_id>.json`) is written when the run
+//!    starts and after every step. A step runs once every step it comes `after` succeeded;
+//!    each attempt is bounded by the step's timeout, and a failed attempt is retried after a
+//!    backoff that doubles each time. A shutdown lets the running step finish (or cancels it,
+//!    on a second signal) and starts no further step; the run is then recorded `cancelled`.
+//!
+//! Outputs are datasets that swap atomically (manifest last), so a rerun of a date, or the run
+//! that retries a crashed one, replaces them whole; until then the last good ones stay visible.
+//!
+//! The run date's cutoff is the day before it, or the last day with sales if the lake is older
+//! than that.
 
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration as StdDuration;
 
 use chrono::{DateTime, Duration, NaiveDate, Utc};
-use serde::Serialize;
+use tokio_util::sync::CancellationToken;
 use tracing::{Instrument, info, info_span, warn};
 
-use super::spec::{JobSpec, StepKind};
-use crate::catalog::CatalogReport;
+use super::history::{self, ModelVersion, RunReport, RunSummary, Status, StepRecord, Trigger};
+use super::spec::{JobSpec, StepKind, StepSpec};
 use crate::clock::Clock;
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::evaluate::backtest::{self, BacktestOptions};
-use crate::evaluate::champion::{self, Decision, Registry, SegmentBy};
-use crate::features::{self, FeatureMetrics, FeatureParams, queries};
+use crate::evaluate::champion::{self, Registry, SegmentBy};
+use crate::features::{self, FeatureParams, queries};
+use crate::lake::lease::{Acquired, Lease, LeaseState};
 use crate::lake::{Lake, dataset, layout};
 use crate::models::baseline::classify::classify;
-use crate::models::{self, FitReport, Forecast, Forecaster, store};
+use crate::models::{self, Forecast, Forecaster, store};
 use crate::panel::{Covariates, Panel};
 use crate::publish::{self, ForecastRelease, PublishMetrics};
-use crate::quality::{self, QualityReport};
+use crate::quality;
 use crate::settings::Settings;
+
+/// Requests to stop, shared by everything a process runs.
+///
+/// `drain`: start no further step (the running one finishes); `abort`: cancel the running step
+/// too. A scheduler cancels `drain` on the first SIGTERM/SIGINT and `abort` on the second or
+/// when its grace period ends.
+#[derive(Debug, Clone, Default)]
+pub struct Shutdown {
+    /// Start no further step.
+    pub drain: CancellationToken,
+    /// Cancel the running step.
+    pub abort: CancellationToken,
+}
 
 /// What a run needs from outside.
 #[derive(Debug, Clone)]
@@ -34,93 +65,91 @@ pub struct RunEnv {
     pub settings: Settings,
     /// The lake.
     pub lake: Lake,
-    /// The clock.
+    /// The clock: timestamps, lease expiry and retry backoff.
     pub clock: Arc<dyn Clock>,
+    /// Who this process is, in leases and run records.
+    pub holder: String,
+    /// Stop requests.
+    pub shutdown: Shutdown,
+    /// Test hook: wait this long at the start of the named steps (from the
+    /// `SHELFCAST_TEST_STEP_DELAY` variable the binary reads, `STEP:MILLIS[,…]`), so a test can
+    /// kill a run in the middle of a step.
+    pub step_delays: Vec<(String, StdDuration)>,
 }
 
-/// How a run or step ended.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    /// Finished without error.
-    Succeeded,
-    /// Stopped on an error.
-    Failed,
-    /// Not reached because an earlier step failed.
-    Skipped,
+impl RunEnv {
+    /// An environment with a fresh holder id, no stop requests and no test delays.
+    pub fn new(settings: Settings, lake: Lake, clock: Arc<dyn Clock>) -> Self {
+        Self { settings, lake, clock, holder: holder_id(), shutdown: Shutdown::default(), step_delays: Vec::new() }
+    }
 }
 
-/// The record of one step.
-#[derive(Debug, Clone, Serialize)]
-pub struct StepRecord {
-    /// Step name.
-    pub name: String,
-    /// Step kind.
-    pub kind: StepKind,
-    /// Outcome.
-    pub status: Status,
-    /// Start time.
-    pub started_at: Option<DateTime<Utc>>,
-    /// End time.
-    pub ended_at: Option<DateTime<Utc>>,
-    /// Rows the step produced.
-    pub rows_out: Option<u64>,
-    /// The error, with its causes.
-    pub error: Option<String>,
+/// This process's identity in leases and records: host, process id and a random part.
+pub fn holder_id() -> String {
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .ok()
+        .or_else(|| std::env::var("HOSTNAME").ok())
+        .map(|h| h.trim().to_string())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".to_string());
+    format!("{host}:{}:{:04x}", std::process::id(), rand::random::<u16>())
 }
 
-/// What the run produced.
-#[derive(Debug, Clone, Default, Serialize)]
-pub struct RunSummary {
-    /// Series forecast.
-    pub series: usize,
-    /// Forecast rows published.
-    pub forecast_rows: u64,
-    /// Periods forecast.
-    pub horizon: usize,
-    /// Model published.
-    pub model: Option<String>,
-    /// Where the forecasts are.
-    pub output: Option<String>,
-    /// The forecasts manifest.
-    pub manifest: Option<String>,
-    /// Feature tables written.
-    pub features: Vec<FeatureMetrics>,
-    /// Fit reports.
-    pub fits: Vec<FitReport>,
+/// Parses the `STEP:MILLIS[,STEP:MILLIS]` value of the step-delay test hook.
+pub fn parse_step_delays(spec: &str) -> Vec<(String, StdDuration)> {
+    spec.split(',')
+        .filter_map(|p| {
+            let (step, ms) = p.trim().split_once(':')?;
+            Some((step.trim().to_string(), StdDuration::from_millis(ms.trim().parse().ok()?)))
+        })
+        .collect()
 }
 
-/// The record of one run, stored in `runs/`.
-#[derive(Debug, Clone, Serialize)]
-pub struct RunReport {
-    /// Unique id.
-    pub run_id: String,
-    /// Job name.
-    pub job: String,
-    /// The date the run is for.
-    pub run_date: NaiveDate,
-    /// Last day of data used.
-    pub cutoff: Option<NaiveDate>,
+/// When a run may be skipped because its work is already done.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Unless {
+    /// Always run (manual runs).
+    Always,
+    /// Skip when a run for this cron slot already ended (succeeded, failed or skipped).
+    SlotDone(DateTime<Utc>),
+    /// Skip when a run of this date already succeeded (backfill).
+    DateSucceeded,
+}
+
+/// What to run.
+#[derive(Debug, Clone, Copy)]
+pub struct RunRequest {
+    /// The run date (default: today by the clock).
+    pub run_date: Option<NaiveDate>,
     /// What started it.
-    pub trigger: String,
-    /// Outcome.
-    pub status: Status,
-    /// Start time.
-    pub started_at: DateTime<Utc>,
-    /// End time.
-    pub ended_at: DateTime<Utc>,
-    /// Steps, in order.
-    pub steps: Vec<StepRecord>,
-    /// Tables read.
-    pub inputs: Option<CatalogReport>,
-    /// Data-quality results.
-    pub quality: Option<QualityReport>,
-    /// Champion decisions of the backtest step.
-    pub champions: Vec<Decision>,
-    /// What it produced.
-    pub summary: RunSummary,
-    /// The error that failed the run.
-    pub error: Option<String>,
+    pub trigger: Trigger,
+    /// The cron slot, for scheduled and catch-up runs.
+    pub scheduled_for: Option<DateTime<Utc>>,
+    /// When to skip it.
+    pub unless: Unless,
+}
+
+impl RunRequest {
+    /// A manual run of `run_date`.
+    pub fn manual(run_date: Option<NaiveDate>) -> Self {
+        Self { run_date, trigger: Trigger::Manual, scheduled_for: None, unless: Unless::Always }
+    }
+}
+
+/// What came of a run request (a failed run is an `Err`, after its record is written).
+#[derive(Debug)]
+pub enum Ran {
+    /// The run ended; its record.
+    Done(Box<RunReport>),
+    /// Skipped: this run of the date already exists.
+    AlreadyDone {
+        /// The run that did it.
+        run_id: String,
+        /// How it ended.
+        status: Status,
+    },
+    /// Another process holds the date's lease.
+    Busy(LeaseState),
 }
 
 #[derive(Default)]
@@ -131,77 +160,100 @@ struct State {
     forecasts: Vec<Forecast>,
 }
 
-/// Runs `job` for `run_date` (today by the clock when `None`). Returns the run's record; a failed
-/// run returns its error after its record is written.
+/// Rows a step read and wrote.
+type Rows = (Option<u64>, Option<u64>);
+
+/// A new run id: the job, the start time and a random part.
+pub fn new_run_id(job: &str, started_at: DateTime<Utc>) -> String {
+    format!("{job}-{}-{:04x}", started_at.format("%Y%m%dT%H%M%S%3fZ"), rand::random::<u16>())
+}
+
+/// Runs `job` for `run_date` (today by the clock when `None`), as a manual run. Returns the
+/// run's record; a failed run returns its error after its record is written, and a date
+/// another process is running returns [`Error::LeaseHeld`].
 pub async fn run_job(
     env: &RunEnv,
     job: &JobSpec,
     run_date: Option<NaiveDate>,
-    trigger: &str,
+    trigger: Trigger,
     progress: &(dyn Fn(&str) + Sync),
 ) -> Result<RunReport> {
-    let started_at = env.clock.now();
-    let run_date = run_date.unwrap_or_else(|| env.clock.today());
-    let run_id = format!("{}-{}", job.name, started_at.format("%Y%m%dT%H%M%S%3fZ"));
-    let span = info_span!("run", job = %job.name, run_id = %run_id, run_date = %run_date);
-    async move {
-        let mut report = RunReport {
-            run_id: run_id.clone(),
+    let req = RunRequest { trigger, ..RunRequest::manual(run_date) };
+    match run(env, job, req, progress).await? {
+        Ran::Done(report) => Ok(*report),
+        Ran::Busy(lease) => Err(Error::LeaseHeld {
             job: job.name.clone(),
-            run_date,
-            cutoff: None,
-            trigger: trigger.to_string(),
-            status: Status::Succeeded,
-            started_at,
-            ended_at: started_at,
-            steps: job
-                .steps
-                .iter()
-                .map(|s| StepRecord {
-                    name: s.name.clone(),
-                    kind: s.kind,
-                    status: Status::Skipped,
-                    started_at: None,
-                    ended_at: None,
-                    rows_out: None,
-                    error: None,
-                })
-                .collect(),
-            inputs: None,
-            quality: None,
-            champions: Vec::new(),
-            summary: RunSummary { horizon: env.settings.horizon, ..Default::default() },
-            error: None,
-        };
-        let result = execute(env, job, run_date, &run_id, &mut report, progress).await;
-        report.ended_at = env.clock.now();
-        if let Err(e) = &result {
-            report.status = Status::Failed;
-            report.error = Some(error_chain(e));
+            run_date: run_date.unwrap_or_else(|| env.clock.today()),
+            holder: lease.holder,
+            expires_at: lease.expires_at,
+        }),
+        Ran::AlreadyDone { run_id, .. } => Err(Error::data(format!("already done by run {run_id}"))),
+    }
+}
+
+/// Runs a request for `job`; see the module documentation for the order of things.
+pub async fn run(env: &RunEnv, job: &JobSpec, req: RunRequest, progress: &(dyn Fn(&str) + Sync)) -> Result<Ran> {
+    let started_at = env.clock.now();
+    let run_date = req.run_date.unwrap_or_else(|| env.clock.today());
+    let run_id = new_run_id(&job.name, started_at);
+    let span = info_span!("run", job = %job.name, run_id = %run_id, run_date = %run_date, trigger = ?req.trigger);
+    async move {
+        let dir = layout::lease(&job.name, run_date);
+        let (lease, taken_over) =
+            match Lease::acquire(&env.lake, &dir, &env.holder, &run_id, job.lease_ttl, started_at).await? {
+                Acquired::Busy(s) => {
+                    info!(holder = %s.holder, expires_at = %s.expires_at, "another process runs this date");
+                    return Ok(Ran::Busy(s));
+                }
+                Acquired::Held { lease, taken_over } => (lease, taken_over),
+            };
+        if let Some(old) = &taken_over {
+            warn!(previous_holder = %old.holder, previous_run = %old.purpose, expired_at = %old.expires_at,
+                "took over an expired lease");
         }
-        // A run that failed before the catalog was checked writes no record: nothing ran.
-        if report.inputs.is_some() {
-            let path = layout::run_record(&job.name, run_date, &run_id);
-            env.lake.put(&path, serde_json::to_vec_pretty(&report)?.into()).await?;
+        let keeper = lease.keep(Arc::clone(&env.clock));
+        let lost = keeper.lost();
+        let result = leased(env, job, req, run_date, &run_id, started_at, lost, progress).await;
+        if let Err(e) = keeper.release().await {
+            warn!(cause = %e, "could not release the lease; it lapses by itself");
         }
-        result.map(|()| report)
+        result
     }
     .instrument(span)
     .await
 }
 
-async fn execute(
+#[allow(clippy::too_many_arguments)]
+async fn leased(
     env: &RunEnv,
     job: &JobSpec,
+    req: RunRequest,
     run_date: NaiveDate,
     run_id: &str,
-    report: &mut RunReport,
+    started_at: DateTime<Utc>,
+    lost: CancellationToken,
     progress: &(dyn Fn(&str) + Sync),
-) -> Result<()> {
+) -> Result<Ran> {
+    let before = history::for_date(&env.lake, &job.name, run_date).await?;
+    let done = match req.unless {
+        Unless::Always => None,
+        Unless::SlotDone(slot) => before.iter().find(|r| r.scheduled_for == Some(slot) && r.status.is_final()),
+        Unless::DateSucceeded => before.iter().find(|r| r.status == Status::Succeeded),
+    };
+    if let Some(r) = done {
+        info!(by = %r.run_id, status = ?r.status, "already done");
+        return Ok(Ran::AlreadyDone { run_id: r.run_id.clone(), status: r.status });
+    }
+
     let s = &env.settings;
     progress("checking the lake");
+    // Nothing is written before the catalog is known good.
     let (ctx, catalog) = engine::open_with(&env.lake, engine::EngineOptions::from_settings(s)).await?;
-    report.inputs = Some(catalog);
+    let abandoned = history::mark_abandoned(&env.lake, &job.name, run_date, run_id).await?;
+    for id in &abandoned {
+        warn!(abandoned = %id, "a run of this date was left running by a process that died");
+    }
+    let retry_of = before.iter().find(|r| r.status.is_unfinished()).map(|r| r.run_id.clone());
     let wanted = run_date - Duration::days(1);
     let last = features::last_sales_date(&ctx).await?.ok_or_else(|| Error::data("the sales table has no rows"))?;
     let cutoff = if last < wanted {
@@ -211,62 +263,242 @@ async fn execute(
         wanted
     };
     let params = FeatureParams::from_settings(cutoff, s);
-    report.cutoff = Some(params.cutoff);
+    let mut record_params: serde_json::Map<String, serde_json::Value> =
+        job.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
+    record_params.insert("run_date".into(), run_date.to_string().into());
+    record_params.insert("cutoff".into(), params.cutoff.to_string().into());
+    let mut report = RunReport {
+        run_id: run_id.to_string(),
+        job: job.name.clone(),
+        run_date,
+        cutoff: Some(params.cutoff),
+        trigger: req.trigger,
+        scheduled_for: req.scheduled_for,
+        retry_of,
+        holder: env.holder.clone(),
+        status: Status::Running,
+        started_at,
+        ended_at: started_at,
+        params: record_params,
+        steps: job
+            .steps
+            .iter()
+            .map(|s| StepRecord {
+                name: s.name.clone(),
+                kind: s.kind,
+                status: Status::Pending,
+                attempts: 0,
+                started_at: None,
+                ended_at: None,
+                rows_in: None,
+                rows_out: None,
+                error: None,
+            })
+            .collect(),
+        inputs: Some(catalog),
+        models: Vec::new(),
+        quality: None,
+        champions: Vec::new(),
+        summary: RunSummary { horizon: s.horizon, ..Default::default() },
+        error: None,
+    };
+    history::write(&env.lake, &report).await?;
+    info!("run started");
+
     let mut state = State { params: Some(params), ..Default::default() };
-    for (i, step) in job.steps.iter().enumerate() {
-        progress(&step.name);
-        report.steps[i].started_at = Some(env.clock.now());
-        let outcome = run_step(env, step.kind, &ctx, run_id, run_date, &mut state, report)
-            .instrument(info_span!("step", step = %step.name))
-            .await;
-        report.steps[i].ended_at = Some(env.clock.now());
-        match outcome {
-            Ok(rows) => {
-                report.steps[i].status = Status::Succeeded;
-                report.steps[i].rows_out = rows;
-                info!(step = %step.name, rows = rows.unwrap_or(0), "step done");
-            }
-            Err(e) => {
-                report.steps[i].status = Status::Failed;
-                report.steps[i].error = Some(error_chain(&e));
-                return Err(Error::Step { job: job.name.clone(), step: step.name.clone(), source: Box::new(e) });
-            }
-        }
+    let result = execute(env, job, &ctx, run_date, run_id, &mut state, &mut report, &lost, progress).await;
+    report.ended_at = env.clock.now();
+    for st in report.steps.iter_mut().filter(|st| st.status == Status::Pending) {
+        st.status = Status::Skipped;
     }
-    Ok(())
+    report.status = match &result {
+        Ok(()) => Status::Succeeded,
+        Err(Error::Cancelled(_)) => Status::Cancelled,
+        Err(_) => Status::Failed,
+    };
+    if let Err(e) = &result {
+        report.error = Some(error_chain(e));
+    }
+    history::write(&env.lake, &report).await?;
+    match &result {
+        Ok(()) => info!(status = "succeeded", "run ended"),
+        Err(e) => warn!(status = ?report.status, cause = %error_chain(e), "run ended"),
+    }
+    result.map(|()| Ran::Done(Box::new(report)))
 }
 
+/// Rewrites the record of a run in progress, its `ended_at` set to now.
+async fn save(env: &RunEnv, report: &mut RunReport) -> Result<()> {
+    report.ended_at = env.clock.now();
+    history::write(&env.lake, report).await
+}
+
+/// Bounds a future by an optional timeout.
+async fn within<T>(limit: Option<StdDuration>, fut: impl Future<Output = Result<T>>) -> Result<T> {
+    match limit {
+        None => fut.await,
+        Some(d) => tokio::time::timeout(d, fut)
+            .await
+            .unwrap_or_else(|_| Err(Error::Timeout(humantime::format_duration(d).to_string()))),
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn execute(
+    env: &RunEnv,
+    job: &JobSpec,
+    ctx: &datafusion::prelude::SessionContext,
+    run_date: NaiveDate,
+    run_id: &str,
+    state: &mut State,
+    report: &mut RunReport,
+    lost: &CancellationToken,
+    progress: &(dyn Fn(&str) + Sync),
+) -> Result<()> {
+    let mut first_error: Option<Error> = None;
+    for (i, step) in job.steps.iter().enumerate() {
+        let blocked = step
+            .after
+            .iter()
+            .find(|a| report.steps.iter().find(|r| &r.name == *a).is_none_or(|r| r.status != Status::Succeeded));
+        if let Some(dep) = blocked {
+            report.steps[i].status = Status::Skipped;
+            report.steps[i].error = Some(format!("not run: `{dep}` did not succeed"));
+            continue;
+        }
+        let stop = if lost.is_cancelled() {
+            Some("the lease was lost")
+        } else if env.shutdown.drain.is_cancelled() || env.shutdown.abort.is_cancelled() {
+            Some("shutting down")
+        } else {
+            None
+        };
+        if let Some(why) = stop {
+            return Err(Error::Cancelled(format!("{why} before step `{}`", step.name)));
+        }
+        progress(&step.name);
+        report.steps[i].status = Status::Running;
+        report.steps[i].started_at = Some(env.clock.now());
+        save(env, report).await?;
+        let outcome = attempts(env, job, step, ctx, run_date, run_id, state, report, i, lost).await;
+        report.steps[i].ended_at = Some(env.clock.now());
+        match outcome {
+            Ok((rows_in, rows_out)) => {
+                report.steps[i].status = Status::Succeeded;
+                report.steps[i].rows_in = rows_in;
+                report.steps[i].rows_out = rows_out;
+                report.steps[i].error = None;
+                info!(step = %step.name, rows = rows_out.unwrap_or(0), attempts = report.steps[i].attempts, "step done");
+            }
+            Err(e) => {
+                report.steps[i].error = Some(error_chain(&e));
+                if let Error::Cancelled(why) = &e {
+                    report.steps[i].status = Status::Cancelled;
+                    warn!(step = %step.name, reason = %why, "step cancelled");
+                    save(env, report).await?;
+                    return Err(Error::Cancelled(format!("step `{}`: {why}", step.name)));
+                }
+                report.steps[i].status = Status::Failed;
+                warn!(step = %step.name, cause = %error_chain(&e), attempts = report.steps[i].attempts, "step failed");
+                first_error.get_or_insert(Error::Step {
+                    job: job.name.clone(),
+                    step: step.name.clone(),
+                    source: Box::new(e),
+                });
+            }
+        }
+        save(env, report).await?;
+    }
+    first_error.map_or(Ok(()), Err)
+}
+
+/// Runs one step, with its timeout and retries; stops early on a lost lease or a shutdown abort.
+#[allow(clippy::too_many_arguments)]
+async fn attempts(
+    env: &RunEnv,
+    job: &JobSpec,
+    step: &StepSpec,
+    ctx: &datafusion::prelude::SessionContext,
+    run_date: NaiveDate,
+    run_id: &str,
+    state: &mut State,
+    report: &mut RunReport,
+    i: usize,
+    lost: &CancellationToken,
+) -> Result<Rows> {
+    let delay = env.step_delays.iter().find(|(n, _)| n == &step.name).map(|(_, d)| *d);
+    loop {
+        report.steps[i].attempts += 1;
+        let attempt = report.steps[i].attempts;
+        let work = async {
+            if let Some(d) = delay {
+                tokio::time::sleep(d).await;
+            }
+            run_step(env, job, step, ctx, run_id, run_date, state, report).await
+        }
+        .instrument(info_span!("step", step = %step.name, attempt));
+        let outcome = tokio::select! {
+            biased;
+            _ = env.shutdown.abort.cancelled() => Err(Error::Cancelled("the process is shutting down".into())),
+            _ = lost.cancelled() => Err(Error::Cancelled("the lease was lost".into())),
+            r = within(step.timeout, work) => r,
+        };
+        let e = match outcome {
+            Ok(rows) => return Ok(rows),
+            Err(e @ Error::Cancelled(_)) => return Err(e),
+            Err(e) if attempt > step.retries || env.shutdown.drain.is_cancelled() => return Err(e),
+            Err(e) => e,
+        };
+        let wait = step.backoff_before(attempt);
+        warn!(step = %step.name, attempt, retry_in = %humantime::format_duration(wait), cause = %error_chain(&e),
+            "attempt failed; retrying");
+        report.steps[i].error = Some(format!("attempt {attempt}: {}", error_chain(&e)));
+        save(env, report).await?;
+        tokio::select! {
+            biased;
+            _ = env.shutdown.drain.cancelled() => return Err(e),
+            _ = lost.cancelled() => return Err(Error::Cancelled("the lease was lost".into())),
+            _ = env.clock.sleep(wait) => {}
+        }
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
 async fn run_step(
     env: &RunEnv,
-    kind: StepKind,
+    job: &JobSpec,
+    step: &StepSpec,
     ctx: &datafusion::prelude::SessionContext,
     run_id: &str,
     run_date: NaiveDate,
     state: &mut State,
     report: &mut RunReport,
-) -> Result<Option<u64>> {
+) -> Result<Rows> {
     let s = &env.settings;
-    let params = state.params.expect("set before the first step");
-    match kind {
+    // Set before the first step, in `leased`.
+    let params = state.params.ok_or_else(|| Error::data("no feature parameters"))?;
+    match step.kind {
         StepKind::Checks => {
             let q =
                 quality::run(ctx, &env.lake, &s.quality, run_date, params.cutoff, run_id, env.clock.as_ref()).await?;
-            let rows = q.excluded_rows;
+            let rows = (Some(q.sales_rows), Some(q.excluded_rows));
             report.quality = Some(q);
-            Ok(Some(rows))
+            Ok(rows)
         }
         StepKind::Features => {
             let metrics = features::materialize_all(ctx, &env.lake, params, run_id, env.clock.as_ref()).await?;
             let rows = metrics.iter().map(|m| m.rows).sum();
             report.summary.features.extend(metrics);
-            Ok(Some(rows))
+            Ok((None, Some(rows)))
         }
         StepKind::Train => {
             let mut built = Vec::new();
             for name in &s.models {
                 built.push(build_model(env, name).await?);
             }
-            let panel = Arc::new(attach_covariates(env, params, panel_for(env, params).await?, &built).await?);
+            let panel = Arc::new(
+                attach_covariates(env, params, panel_for(env, params).await?, needs_covariates(&built)).await?,
+            );
             let mut fitted = Vec::new();
             for mut model in built {
                 let p = Arc::clone(&panel);
@@ -291,6 +523,7 @@ async fn run_step(
                     ),
                 };
                 store::save(&env.lake, model.as_ref(), &card).await?;
+                use_model(report, model.name(), run_id);
                 report.summary.fits.push(fit);
                 fitted.push(model);
             }
@@ -298,7 +531,7 @@ async fn run_step(
             let obs = panel.observations() as u64;
             state.panel = Some(panel);
             state.models = fitted;
-            Ok(Some(obs))
+            Ok((Some(obs), Some(obs)))
         }
         StepKind::Predict => {
             if state.models.is_empty() {
@@ -307,12 +540,16 @@ async fn run_step(
                     let mut model = build_model(env, name).await?;
                     let card = store::load_latest(&env.lake, model.as_mut()).await?;
                     info!(model = %name, version = %card.version, "loaded from the lake");
+                    use_model(report, name, &card.version);
                     state.models.push(model);
                 }
             }
             let panel = match state.panel.clone() {
                 Some(p) => p,
-                None => Arc::new(attach_covariates(env, params, panel_for(env, params).await?, &state.models).await?),
+                None => Arc::new(
+                    attach_covariates(env, params, panel_for(env, params).await?, needs_covariates(&state.models))
+                        .await?,
+                ),
             };
             report.summary.series = panel.len();
             state.panel = Some(Arc::clone(&panel));
@@ -331,12 +568,12 @@ async fn run_step(
                 state.forecasts.push(f);
                 state.models.push(model);
             }
-            Ok(Some(rows))
+            Ok((Some(panel.observations() as u64), Some(rows)))
         }
         StepKind::Backtest => {
             let c = &s.champion;
             if c.windows == 0 {
-                return Ok(None);
+                return Ok((None, None));
             }
             let panel = match state.panel.clone() {
                 Some(p) => p,
@@ -352,7 +589,7 @@ async fn run_step(
                     Err(Error::Data(msg)) => {
                         // Too little history for the windows: keep the champions as they are.
                         warn!(reason = %msg, "backtest skipped");
-                        return Ok(None);
+                        return Ok((Some(panel.observations() as u64), None));
                     }
                     Err(e) => return Err(e),
                 };
@@ -362,7 +599,7 @@ async fn run_step(
             let decisions = registry.decide(&bt, c, run_id);
             registry.write(&env.lake).await?;
             report.champions = decisions;
-            Ok(Some(n))
+            Ok((Some(panel.observations() as u64), Some(n)))
         }
         StepKind::Publish => {
             let panel = state.panel.clone().ok_or_else(|| Error::data("publish needs a train step before it"))?;
@@ -416,8 +653,22 @@ async fn run_step(
             report.summary.model = Some(used.join(", "));
             report.summary.output = Some(m.location.clone());
             report.summary.manifest = Some(m.manifest.clone());
-            Ok(Some(m.rows))
+            Ok((Some(forecast.mean.len() as u64), Some(m.rows)))
         }
+        StepKind::Sql => {
+            let sql = step.sql.as_ref().ok_or_else(|| Error::data(format!("sql step `{}` has no file", step.name)))?;
+            let m = super::sql::run(ctx, &env.lake, job, sql, params, run_date, run_id, env.clock.now()).await?;
+            report.summary.outputs.extend(m.location);
+            Ok((None, Some(m.rows)))
+        }
+    }
+}
+
+/// Records that the run used `version` of model `name`.
+fn use_model(report: &mut RunReport, name: &str, version: &str) {
+    let v = ModelVersion { name: name.to_string(), version: version.to_string() };
+    if !report.models.contains(&v) {
+        report.models.push(v);
     }
 }
 
@@ -435,18 +686,18 @@ async fn build_model(env: &RunEnv, name: &str) -> Result<Box<dyn Forecaster>> {
 }
 
 /// The panel with the covariates of the cutoff when a model reads them.
-async fn attach_covariates(
-    env: &RunEnv,
-    params: FeatureParams,
-    panel: Panel,
-    models: &[Box<dyn Forecaster>],
-) -> Result<Panel> {
-    if !models.iter().any(|m| m.needs_covariates()) {
+async fn attach_covariates(env: &RunEnv, params: FeatureParams, panel: Panel, needed: bool) -> Result<Panel> {
+    if !needed {
         return Ok(panel);
     }
     let history = models::covariate_history(&env.settings);
     let covariates = Covariates::load(&env.lake, params.cutoff, &panel, env.settings.horizon, history).await?;
     Ok(panel.with_covariates(covariates))
+}
+
+/// Whether any of the models reads covariates.
+fn needs_covariates(models: &[Box<dyn Forecaster>]) -> bool {
+    models.iter().any(|m| m.needs_covariates())
 }
 
 /// The panel of the `target` feature table at the cutoff.

@@ -5,6 +5,8 @@
 //! features/<name>/cutoff=YYYY-MM-DD/           feature tables, one folder per cutoff
 //! forecasts/run_date=YYYY-MM-DD/part-*.parquet + _manifest.json
 //! runs/job=<job>/run_date=YYYY-MM-DD/<run_id>.json
+//! leases/job=<job>/run_date=YYYY-MM-DD/<generation>.json   who runs a job's date now (see lease.rs)
+//! outputs/<name>/run_date=YYYY-MM-DD/          datasets written by a job's `sql` steps
 //! models/<name>/<version>/state.bin + card.json; models/<name>/latest.json; models/champions.json
 //! metrics/backtest/run_id=<id>/                 backtest forecasts; scores in its manifest
 //! quarantine/check=<name>/run_date=YYYY-MM-DD/  rows that failed a data-quality check, with reasons
@@ -49,6 +51,31 @@ pub fn run_record(job: &str, run_date: NaiveDate, run_id: &str) -> Path {
         format!("run_date={run_date}"),
         format!("{run_id}.json"),
     ])
+}
+
+/// Every run record, of every job.
+pub fn runs() -> Path {
+    Path::from("runs")
+}
+
+/// The run records of one job.
+pub fn job_runs(job: &str) -> Path {
+    Path::from_iter(["runs".to_string(), format!("job={job}")])
+}
+
+/// The run records of one job and run date.
+pub fn date_runs(job: &str, run_date: NaiveDate) -> Path {
+    Path::from_iter(["runs".to_string(), format!("job={job}"), format!("run_date={run_date}")])
+}
+
+/// The lease folder of one job and run date: one object per lease generation.
+pub fn lease(job: &str, run_date: NaiveDate) -> Path {
+    Path::from_iter(["leases".to_string(), format!("job={job}"), format!("run_date={run_date}")])
+}
+
+/// Folder of a dataset a job's `sql` step writes for one run date.
+pub fn job_output(name: &str, run_date: NaiveDate) -> Path {
+    Path::from_iter(["outputs".to_string(), name.to_string(), format!("run_date={run_date}")])
 }
 
 /// Where a data-quality check's violations for a run date go.
@@ -102,5 +129,9 @@ mod tests {
         assert_eq!(manifest(&forecasts(d)).as_ref(), "forecasts/run_date=2026-03-01/_manifest.json");
         assert_eq!(features("target", d).as_ref(), "features/target/cutoff=2026-03-01");
         assert_eq!(raw_table("sales").as_ref(), "raw/sales");
+        assert_eq!(run_record("nightly", d, "r1").as_ref(), "runs/job=nightly/run_date=2026-03-01/r1.json");
+        assert!(run_record("nightly", d, "r1").prefix_matches(&date_runs("nightly", d)));
+        assert_eq!(lease("nightly", d).as_ref(), "leases/job=nightly/run_date=2026-03-01");
+        assert_eq!(job_output("top", d).as_ref(), "outputs/top/run_date=2026-03-01");
     }
 }

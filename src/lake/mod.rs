@@ -10,6 +10,7 @@
 
 pub mod dataset;
 pub mod layout;
+pub mod lease;
 pub mod parquet;
 
 use std::collections::BTreeMap;
@@ -19,7 +20,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutPayload};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
 
 use crate::error::{Error, Result};
@@ -121,6 +122,18 @@ impl Lake {
     pub async fn put(&self, rel: &Path, bytes: Bytes) -> Result<()> {
         self.store.put(&self.path(rel), PutPayload::from_bytes(bytes)).await?;
         Ok(())
+    }
+
+    /// Writes an object only if none exists at the path (a conditional put): `false` when one
+    /// already did. Atomic on every store shelfcast supports (local files by a hard link,
+    /// memory, S3 with `If-None-Match`), so of two writers racing for a path exactly one wins.
+    pub async fn put_if_absent(&self, rel: &Path, bytes: Bytes) -> Result<bool> {
+        let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
+        match self.store.put_opts(&self.path(rel), PutPayload::from_bytes(bytes), opts).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
     }
 
     /// Reads a whole object.

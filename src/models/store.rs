@@ -51,9 +51,20 @@ fn card_path(name: &str, version: &str) -> Path {
 }
 
 /// Writes a fitted model's checkpoint and makes it the latest.
-pub async fn save(lake: &Lake, model: &dyn Forecaster, card: &ModelCard) -> Result<()> {
-    let state = model.save()?;
-    let mut card = card.clone();
+///
+/// The model is serialised before the first write, and the future does not hold on to it, so
+/// it can run on any thread (forecasters are `Send` but not `Sync`).
+pub fn save<'a>(
+    lake: &'a Lake,
+    model: &dyn Forecaster,
+    card: &ModelCard,
+) -> impl std::future::Future<Output = Result<()>> + Send + 'a {
+    let state = model.save();
+    let card = card.clone();
+    async move { write_checkpoint(lake, state?, card).await }
+}
+
+async fn write_checkpoint(lake: &Lake, state: Vec<u8>, mut card: ModelCard) -> Result<()> {
     card.state_bytes = state.len();
     lake.put(&state_path(&card.model, &card.version), state.into()).await?;
     lake.put(&card_path(&card.model, &card.version), serde_json::to_vec_pretty(&card)?.into()).await?;

@@ -5,7 +5,7 @@ use std::sync::Arc;
 use chrono::{NaiveDate, TimeZone, Utc};
 use shelfcast::clock::FixedClock;
 use shelfcast::demo::{self, DemoOptions};
-use shelfcast::jobs::{JobSpec, RunEnv, RunReport, run_job};
+use shelfcast::jobs::{JobSpec, RunEnv, RunReport, Trigger, run_job};
 use shelfcast::lake::Lake;
 use shelfcast::settings::{Overrides, Settings, SettingsFile};
 
@@ -34,12 +34,12 @@ pub async fn demo_lake(lake: &Lake, series: usize) {
 }
 
 pub fn env(settings: Settings, lake: &Lake, clock: &FixedClock) -> RunEnv {
-    RunEnv { settings, lake: lake.clone(), clock: Arc::new(clock.clone()) }
+    RunEnv::new(settings, lake.clone(), Arc::new(clock.clone()))
 }
 
 pub async fn nightly(env: &RunEnv, run_date: NaiveDate) -> shelfcast::Result<RunReport> {
     let job = JobSpec::parse(shelfcast::jobs::spec::NIGHTLY, "nightly.toml").unwrap();
-    run_job(env, &job, Some(run_date), "manual", &|_| {}).await
+    run_job(env, &job, Some(run_date), Trigger::Manual, &|_| {}).await
 }
 
 pub fn local_lake(dir: &Path) -> (String, Lake) {

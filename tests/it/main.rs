@@ -11,6 +11,9 @@ mod cli;
 mod features;
 /// Importing outside files into raw tables.
 mod import;
+/// Jobs: retries, timeouts, leases across schedulers and processes, catch-up, crash recovery,
+/// shutdown, backfill, the run history and its commands.
+mod jobs;
 /// The forecaster contract, run against every model, and learning checks.
 mod models;
 /// The deep models learn; TorchScript forecasters; covariates from the feature tables.

@@ -129,7 +129,7 @@ async fn an_in_memory_lake_runs_the_same_pipeline() {
 
 #[tokio::test]
 async fn predict_uses_the_models_train_stored_in_the_lake() {
-    use shelfcast::jobs::{JobSpec, StepKind, run_job};
+    use shelfcast::jobs::{JobSpec, StepKind, Trigger, run_job};
     let lake = Lake::in_memory();
     demo_lake(&lake, 4).await;
     let dir = tempfile::tempdir().unwrap();
@@ -140,13 +140,13 @@ async fn predict_uses_the_models_train_stored_in_the_lake() {
     // Without a trained model, predict says what to do.
     let predict =
         JobSpec::adhoc("predict", &[StepKind::Checks, StepKind::Features, StepKind::Predict, StepKind::Publish]);
-    let err = run_job(&env, &predict, Some(day), "manual", &|_| {}).await.unwrap_err();
+    let err = run_job(&env, &predict, Some(day), Trigger::Manual, &|_| {}).await.unwrap_err();
     assert!(shelfcast::jobs::runner::error_chain(&err).contains("shelfcast train"), "{err}");
 
     let train = JobSpec::adhoc("train", &[StepKind::Checks, StepKind::Features, StepKind::Train]);
-    let trained = run_job(&env, &train, Some(day), "manual", &|_| {}).await.unwrap();
+    let trained = run_job(&env, &train, Some(day), Trigger::Manual, &|_| {}).await.unwrap();
     assert!(listing(&lake).await.iter().any(|p| p == &format!("models/ets/{}/state.bin", trained.run_id)));
-    run_job(&env, &predict, Some(day), "manual", &|_| {}).await.unwrap();
+    run_job(&env, &predict, Some(day), Trigger::Manual, &|_| {}).await.unwrap();
     let (_, from_lake) = publish::read_forecasts(&lake, day).await.unwrap();
     nightly(&env, day).await.unwrap();
     let (_, fresh) = publish::read_forecasts(&lake, day).await.unwrap();
