@@ -179,6 +179,10 @@ pub struct Settings {
     pub model: crate::models::params::ModelParams,
 }
 
+/// Models fitted when settings name none: the baselines, the two global deep models, and the
+/// median of them all; each segment publishes its backtest champion.
+pub const DEFAULT_MODELS: &[&str] = &["seasonal_naive", "ets", "tsb", "lstm", "transformer", "ensemble"];
+
 /// Storage option keys that carry secrets: refused in the file.
 const SECRET_MARKERS: &[&str] =
     &["secret", "access_key", "token", "password", "sas", "credential", "service_account_key"];
@@ -227,7 +231,7 @@ impl Settings {
         }
         quantiles.sort_by(f64::total_cmp);
         quantiles.dedup();
-        let models = o.models.or(file.models).unwrap_or_else(|| vec!["seasonal_naive".to_string()]);
+        let models = o.models.or(file.models).unwrap_or_else(|| DEFAULT_MODELS.iter().map(|m| m.to_string()).collect());
         if models.is_empty() {
             return Err(invalid("models", "name at least one model"));
         }

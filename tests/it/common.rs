@@ -22,7 +22,9 @@ pub fn clock() -> FixedClock {
     FixedClock::new(Utc.with_ymd_and_hms(2026, 4, 1, 2, 0, 0).unwrap())
 }
 
-pub fn settings(lake: &str, base: &Path, file: SettingsFile) -> Settings {
+pub fn settings(lake: &str, base: &Path, mut file: SettingsFile) -> Settings {
+    // The default models include the deep ones; tests that train them say so.
+    file.models.get_or_insert_with(|| vec!["seasonal_naive".into()]);
     let o = Overrides { lake: Some(lake.to_string()), threads: Some(2), ..Default::default() };
     Settings::resolve(file, o, base.to_path_buf(), None).unwrap()
 }

@@ -278,6 +278,7 @@ fn shelfcast(dir: &Path) -> Command {
         .env_remove("SHELFCAST_LAKE")
         .env_remove("SHELFCAST_CONFIG")
         .env_remove("SHELFCAST_TEST_STEP_DELAY")
+        .env("SHELFCAST_MODELS", "seasonal_naive")
         .env("SHELFCAST_THREADS", "2");
     c
 }

@@ -9,7 +9,10 @@ use shelfcast::settings::{Frequency, Overrides, Settings, SettingsFile};
 
 pub fn settings() -> Settings {
     let o = Overrides { threads: Some(2), ..Default::default() };
-    Settings::resolve(SettingsFile::default(), o, std::path::PathBuf::from("/tmp"), None).unwrap()
+    // The ensemble's members: the baselines (the deep models are tested with tiny configurations).
+    let file =
+        SettingsFile { models: Some(vec!["seasonal_naive".into(), "ets".into(), "tsb".into()]), ..Default::default() };
+    Settings::resolve(file, o, std::path::PathBuf::from("/tmp"), None).unwrap()
 }
 
 /// Smooth seasonal series, an intermittent one, a short one and an all-zero one.

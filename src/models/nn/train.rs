@@ -30,7 +30,7 @@ use crate::settings::{Frequency, Settings};
 pub enum PointLoss {
     /// Squared error on the scaled target.
     Mse,
-    /// Poisson negative log-likelihood (the mean goes through a softplus), for counts.
+    /// Poisson deviance (the mean goes through a softplus), for counts.
     Poisson,
 }
 
@@ -111,7 +111,7 @@ impl NnConfig {
             patience: 4,
             weight_decay: 0.0,
             quantiles: vec![0.1, 0.5, 0.9],
-            point_loss: PointLoss::Mse,
+            point_loss: PointLoss::Poisson,
             volume_weighting: false,
             covariates: true,
             season: frequency.default_season(),
@@ -199,8 +199,11 @@ pub fn sample_loss(out: &Tensor, batch: &Batch, levels: &Tensor, point: PointLos
     let point = match point {
         PointLoss::Mse => (point_mean(&raw, point) - target).square().mean_dim(1, false, Kind::Float),
         PointLoss::Poisson => {
+            // The deviance: the negative log-likelihood less that of a perfect fit, so a perfect
+            // forecast scores 0 (the gradient is the likelihood's).
             let mu = point_mean(&raw, point) + 1e-6;
-            (&mu - target * mu.log()).mean_dim(1, false, Kind::Float)
+            let saturated = target - target * target.clamp_min(1e-6).log();
+            (&mu - target * mu.log() - saturated).mean_dim(1, false, Kind::Float)
         }
     };
     pinball + point
@@ -385,5 +388,18 @@ mod tests {
         assert!(loss(2.0, 2.0).abs() < 1e-9);
         // Under-forecasting the 0.9 quantile costs 9× more than over-forecasting it.
         assert!((loss(2.0, 1.0) - 0.9).abs() < 1e-6 && (loss(2.0, 3.0) - 0.1).abs() < 1e-6);
+
+        // The Poisson deviance is 0 when the mean (softplus of the raw output) equals the target,
+        // positive either side, and 0 for a zero target forecast near zero.
+        let raw = |mu: f32| (mu.exp() - 1.0).ln(); // softplus⁻¹
+        let poisson = |mean: f32, t: &Tensor| {
+            let out = Tensor::from_slice(&[raw(mean), 2.0]).view([1, 1, 2]);
+            f64::try_from(sample_loss(&out, &batch(t), &levels, PointLoss::Poisson)).unwrap()
+        };
+        assert!(poisson(2.0, &target).abs() < 1e-5);
+        assert!(poisson(1.0, &target) > 0.1 && poisson(3.0, &target) > 0.1);
+        let zero = Tensor::from_slice(&[0.0f32]).view([1, 1]);
+        let q_cost = 0.1 * 2.0; // the 0.9 quantile at 2 over a target of 0
+        assert!((poisson(1e-4, &zero) - q_cost).abs() < 1e-3);
     }
 }
