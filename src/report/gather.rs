@@ -114,6 +114,21 @@ impl Actuals {
         self.panel.end - Duration::days(self.panel.frequency.days() * (len - 1 - t) as i64)
     }
 
+    /// Units summed over every series, per period from `from` to the end.
+    fn totals(&self, from: NaiveDate) -> Vec<PeriodTotal> {
+        let mut sums: BTreeMap<NaiveDate, f64> = BTreeMap::new();
+        for (i, y) in self.panel.values.iter().enumerate() {
+            for (t, v) in y.iter().enumerate().rev() {
+                let d = self.date(i, t);
+                if d < from {
+                    break;
+                }
+                *sums.entry(d).or_default() += *v as f64;
+            }
+        }
+        sums.into_iter().map(|(date, units)| PeriodTotal { date, units }).collect()
+    }
+
     /// In-sample seasonal-naive MAE of series `uid` up to `cutoff` (the backtest's MASE scale).
     fn scale(&self, uid: &str, cutoff: NaiveDate, season: usize) -> Option<f64> {
         let i = *self.index.get(uid)?;
@@ -199,10 +214,16 @@ pub async fn gather(lake: &Lake, settings: &Settings, source: &Source, clock: &d
         }
     };
 
-    let published = match run.run_date {
+    let mut published = match run.run_date {
         Some(d) => read_published(lake, d, &source.run_id, &mut notes).await?,
         None => None,
     };
+
+    if let (Some(p), Some(a)) = (published.as_mut(), &actuals) {
+        let days = settings.frequency.days();
+        let from = a.panel.end - Duration::days(days * (3 * p.summary.horizon.max(1) as i64 - 1));
+        p.summary.actual_totals = a.totals(from);
+    }
 
     let registry = Registry::read(lake).await?;
     let champions = champion_section(&registry, &source.run_id);
@@ -390,7 +411,8 @@ async fn read_published(
         horizon,
         quantiles: levels,
         models,
-        totals: totals.into_iter().map(|(date, mean)| PeriodTotal { date, mean }).collect(),
+        totals: totals.into_iter().map(|(date, units)| PeriodTotal { date, units }).collect(),
+        actual_totals: Vec::new(),
     };
     Ok(Some(PublishedRows { summary, series, band }))
 }

@@ -193,10 +193,10 @@ fn series_chart(r: &Report, s: &SeriesView, color: &str) -> String {
     }
     c.lines.push(Line::new("actual", ACTUAL, vec![s.actuals.iter().map(|a| (day_number(a.date), a.y)).collect()]));
     if !windows.is_empty() {
-        c.lines.push(Line::new(format!("backtest {}", s.model), color, windows.values().map(|w| mean(w)).collect()));
+        c.lines.push(Line::new("backtest", color, windows.values().map(|w| mean(w)).collect()));
     }
     if !published.is_empty() {
-        let mut l = Line::new(format!("published {}", s.model), color, vec![mean(&published)]);
+        let mut l = Line::new("published", color, vec![mean(&published)]);
         l.dashed = true;
         c.lines.push(l);
     }
@@ -220,14 +220,18 @@ fn percent(level: f64) -> String {
 
 fn totals_chart(r: &Report) -> Option<String> {
     let p = r.published.as_ref()?;
-    let mut c = LineChart::new("Total mean forecast over all series", XAxis::Date);
+    let mut c = LineChart::new("Total units over all series", XAxis::Date);
     c.y_label = "units".into();
     c.width = 1040.0;
-    c.height = 260.0;
-    let mut l =
-        Line::new("sum of means", "#4e79a7", vec![p.totals.iter().map(|t| (day_number(t.date), t.mean)).collect()]);
-    l.dots = p.totals.len() <= 60;
+    c.height = 280.0;
+    let points = |t: &[super::PeriodTotal]| t.iter().map(|t| (day_number(t.date), t.units)).collect::<Vec<_>>();
+    c.lines.push(Line::new("actual", ACTUAL, vec![points(&p.actual_totals)]));
+    let mut l = Line::new("forecast mean", "#4e79a7", vec![points(&p.totals)]);
+    l.dashed = true;
     c.lines.push(l);
+    if let Some(cut) = p.cutoff {
+        c.markers.push(Marker { x: day_number(cut) + 0.5, label: "cutoff".into() });
+    }
     (!c.is_empty()).then(|| c.render())
 }
 
@@ -346,7 +350,11 @@ pub fn render(r: &Report) -> String {
     if r.published.is_some() {
         out.push_str(r#"<section id="published-forecast"><h2>Published forecast</h2>"#);
         if let Some(svg) = totals_chart(r) {
-            figure(&mut out, &svg, "The mean forecast summed over every published series.");
+            figure(
+                &mut out,
+                &svg,
+                "Actual units before the cutoff and the mean forecast after it, summed over every published series.",
+            );
         }
         out.push_str(r#"<div class="grid">"#);
         for t in [tables::published(r), tables::published_models(r)].into_iter().flatten() {
@@ -354,7 +362,7 @@ pub fn render(r: &Report) -> String {
         }
         out.push_str("</div>");
         if let Some(t) = tables::totals(r) {
-            out.push_str("<details><summary>Total per period</summary>");
+            out.push_str("<details><summary>Total units per period (table)</summary>");
             table(&mut out, &t, &colors);
             out.push_str("</details>");
         }

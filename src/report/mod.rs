@@ -214,6 +214,8 @@ pub struct Published {
     pub models: BTreeMap<String, usize>,
     /// The mean forecast summed over all series, per period.
     pub totals: Vec<PeriodTotal>,
+    /// The actual units summed over all series, per period, for three horizons before the cutoff.
+    pub actual_totals: Vec<PeriodTotal>,
 }
 
 /// One period's total.
@@ -221,8 +223,8 @@ pub struct Published {
 pub struct PeriodTotal {
     /// The period (its first day).
     pub date: NaiveDate,
-    /// Sum of the mean forecasts.
-    pub mean: f64,
+    /// Units: the sum over the series.
+    pub units: f64,
 }
 
 /// Why a series is shown.

@@ -378,13 +378,21 @@ pub fn published_models(r: &Report) -> Option<Table> {
     })
 }
 
-/// The mean forecast summed over the series, per period.
+/// Units summed over the series per period: actual before the cutoff, mean forecast after it.
 pub fn totals(r: &Report) -> Option<Table> {
     let p = r.published.as_ref()?;
+    let actual = p
+        .actual_totals
+        .iter()
+        .map(|t| vec![Cell::text(t.date.to_string()), Cell::num(score(Some(t.units))), Cell::num(score(None))]);
+    let forecast = p
+        .totals
+        .iter()
+        .map(|t| vec![Cell::text(t.date.to_string()), Cell::num(score(None)), Cell::num(score(Some(t.units)))]);
     Some(Table {
         id: "totals",
-        caption: "Total mean forecast per period".into(),
-        header: vec!["period".into(), "units".into()],
-        rows: p.totals.iter().map(|t| vec![Cell::text(t.date.to_string()), Cell::num(score(Some(t.mean)))]).collect(),
+        caption: "Total units per period, all series".into(),
+        header: vec!["period".into(), "actual".into(), "forecast mean".into()],
+        rows: actual.chain(forecast).collect(),
     })
 }

@@ -19,6 +19,8 @@ struct Page {
     charts: Vec<Vec<(String, String)>>,
     /// Tables by id.
     tables: BTreeMap<String, Rows>,
+    /// Table captions by id.
+    captions: BTreeMap<String, String>,
     /// All text outside charts.
     text: String,
     /// Element names seen.
@@ -43,7 +45,7 @@ fn parse(html: &str) -> Page {
     reader.config_mut().check_end_names = true;
     let mut page = Page::default();
     let mut svg_depth = 0usize;
-    let (mut table, mut cell): (Option<String>, Option<String>) = (None, None);
+    let (mut table, mut cell, mut caption): (Option<String>, Option<String>, Option<String>) = (None, None, None);
     loop {
         let ev = reader.read_event().unwrap_or_else(|e| panic!("not well-formed at {}: {e}", reader.buffer_position()));
         let open = matches!(ev, Event::Start(_));
@@ -76,6 +78,7 @@ fn parse(html: &str) -> Page {
                     }
                     "tr" if open => page.tables.get_mut(table.as_ref().unwrap()).unwrap().push(Vec::new()),
                     "td" | "th" if open => cell = Some(String::new()),
+                    "caption" if open => caption = Some(String::new()),
                     _ => {}
                 }
             }
@@ -91,6 +94,9 @@ fn parse(html: &str) -> Page {
                         .push(c.trim().to_string());
                 }
                 b"table" => table = None,
+                b"caption" => {
+                    page.captions.insert(table.clone().unwrap(), caption.take().unwrap());
+                }
                 _ => {}
             },
             Event::Text(t) => {
@@ -100,7 +106,7 @@ fn parse(html: &str) -> Page {
                 } else {
                     page.text.push_str(&s);
                 }
-                if let Some(c) = cell.as_mut() {
+                if let Some(c) = cell.as_mut().or(caption.as_mut()) {
                     c.push_str(&s);
                 }
             }
@@ -109,7 +115,7 @@ fn parse(html: &str) -> Page {
                 if svg_depth == 0 {
                     page.text.push_str(&s);
                 }
-                if let Some(c) = cell.as_mut() {
+                if let Some(c) = cell.as_mut().or(caption.as_mut()) {
                     c.push_str(&s);
                 }
             }
@@ -248,6 +254,13 @@ async fn the_nightly_report_carries_the_backtest_scores_in_html_markdown_and_jso
         }
     }
     assert_eq!(page.tables["by-step"], md_steps);
+    // Every table the HTML shows, the Markdown shows with the same cells.
+    for (id, rows) in &page.tables {
+        if rows.len() > 1 && rows[1].len() == rows[0].len() {
+            assert_eq!(&markdown_table(&md, &page.captions[id]), rows, "table {id}");
+        }
+    }
+    assert!(page.tables.len() >= 12, "{:?}", page.tables.keys());
 
     // Series: the three largest, then the worst of the rest.
     let series = json["series"].as_array().unwrap();
