@@ -164,6 +164,16 @@ fn class_chart(r: &Report, colors: &BTreeMap<String, &'static str>) -> Option<St
     Some(c.render())
 }
 
+/// The x of a period on a date axis: its middle (a period is labelled by its first day).
+fn mid(r: &Report, first_day: chrono::NaiveDate) -> f64 {
+    day_number(first_day) + r.frequency.days() as f64 / 2.0
+}
+
+/// The x of the end of a cutoff day: the boundary between history and forecast.
+fn boundary(cutoff: chrono::NaiveDate) -> f64 {
+    day_number(cutoff) + 1.0
+}
+
 /// Actuals, the backtest forecasts with their band, and the published forecast with its band.
 fn series_chart(r: &Report, s: &SeriesView, color: &str) -> String {
     let mut c = LineChart::new(format!("{} / {}", s.item_id, s.location_id), XAxis::Date);
@@ -175,10 +185,10 @@ fn series_chart(r: &Report, s: &SeriesView, color: &str) -> String {
         windows.entry(p.cutoff).or_default().push(p);
     }
     let band = |pts: &[&super::ForecastPoint]| -> Vec<(f64, f64, f64)> {
-        pts.iter().filter_map(|p| Some((day_number(p.date), p.lo?, p.hi?))).collect()
+        pts.iter().filter_map(|p| Some((mid(r, p.date), p.lo?, p.hi?))).collect()
     };
     let mean = |pts: &[&super::ForecastPoint]| -> Vec<(f64, f64)> {
-        pts.iter().map(|p| (day_number(p.date), p.mean)).collect()
+        pts.iter().map(|p| (mid(r, p.date), p.mean)).collect()
     };
     if !windows.is_empty() {
         c.bands.push(Band::new("10–90%", color, windows.values().map(|w| band(w)).collect()));
@@ -191,7 +201,7 @@ fn series_chart(r: &Report, s: &SeriesView, color: &str) -> String {
             if same && !windows.is_empty() { String::new() } else { format!("{}–{}%", percent(lo), percent(hi)) };
         c.bands.push(Band::new(name, color, vec![band(&published)]));
     }
-    c.lines.push(Line::new("actual", ACTUAL, vec![s.actuals.iter().map(|a| (day_number(a.date), a.y)).collect()]));
+    c.lines.push(Line::new("actual", ACTUAL, vec![s.actuals.iter().map(|a| (mid(r, a.date), a.y)).collect()]));
     if !windows.is_empty() {
         c.lines.push(Line::new("backtest", color, windows.values().map(|w| mean(w)).collect()));
     }
@@ -202,13 +212,13 @@ fn series_chart(r: &Report, s: &SeriesView, color: &str) -> String {
     }
     if let Some(b) = &r.backtest {
         for (i, cut) in b.cutoffs.iter().enumerate() {
-            c.markers.push(Marker { x: day_number(*cut) + 0.5, label: format!("window {}", i + 1) });
+            c.markers.push(Marker { x: boundary(*cut), label: format!("window {}", i + 1) });
         }
     }
     if let Some(cut) = r.run.cutoff
         && !published.is_empty()
     {
-        c.markers.push(Marker { x: day_number(cut) + 0.5, label: "cutoff".into() });
+        c.markers.push(Marker { x: boundary(cut), label: "cutoff".into() });
     }
     c.render()
 }
@@ -224,13 +234,13 @@ fn totals_chart(r: &Report) -> Option<String> {
     c.y_label = "units".into();
     c.width = 1040.0;
     c.height = 280.0;
-    let points = |t: &[super::PeriodTotal]| t.iter().map(|t| (day_number(t.date), t.units)).collect::<Vec<_>>();
+    let points = |t: &[super::PeriodTotal]| t.iter().map(|t| (mid(r, t.date), t.units)).collect::<Vec<_>>();
     c.lines.push(Line::new("actual", ACTUAL, vec![points(&p.actual_totals)]));
     let mut l = Line::new("forecast mean", "#4e79a7", vec![points(&p.totals)]);
     l.dashed = true;
     c.lines.push(l);
     if let Some(cut) = p.cutoff {
-        c.markers.push(Marker { x: day_number(cut) + 0.5, label: "cutoff".into() });
+        c.markers.push(Marker { x: boundary(cut), label: "cutoff".into() });
     }
     (!c.is_empty()).then(|| c.render())
 }
