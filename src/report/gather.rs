@@ -74,7 +74,7 @@ fn epoch() -> NaiveDate {
     NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
 }
 
-fn column<'a>(b: &'a RecordBatch, name: &str, to: &DataType) -> Result<arrow::array::ArrayRef> {
+fn column(b: &RecordBatch, name: &str, to: &DataType) -> Result<arrow::array::ArrayRef> {
     let c = b.column_by_name(name).ok_or_else(|| Error::data(format!("rows have no column `{name}`")))?;
     Ok(cast(c, to)?)
 }

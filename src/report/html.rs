@@ -187,9 +187,8 @@ fn series_chart(r: &Report, s: &SeriesView, color: &str) -> String {
     let band = |pts: &[&super::ForecastPoint]| -> Vec<(f64, f64, f64)> {
         pts.iter().filter_map(|p| Some((mid(r, p.date), p.lo?, p.hi?))).collect()
     };
-    let mean = |pts: &[&super::ForecastPoint]| -> Vec<(f64, f64)> {
-        pts.iter().map(|p| (mid(r, p.date), p.mean)).collect()
-    };
+    let mean =
+        |pts: &[&super::ForecastPoint]| -> Vec<(f64, f64)> { pts.iter().map(|p| (mid(r, p.date), p.mean)).collect() };
     if !windows.is_empty() {
         c.bands.push(Band::new("10–90%", color, windows.values().map(|w| band(w)).collect()));
     }
@@ -392,9 +391,9 @@ pub fn render(r: &Report) -> String {
         }
         out.push_str("</ul></section>");
     }
-    let _ = write!(
+    let _ = writeln!(
         out,
-        "</main><footer>shelfcast {} · report schema {} · made {}</footer></body></html>\n",
+        "</main><footer>shelfcast {} · report schema {} · made {}</footer></body></html>",
         env!("CARGO_PKG_VERSION"),
         r.schema_version,
         r.generated_at.format("%Y-%m-%d %H:%M:%S UTC")

@@ -126,9 +126,12 @@ pub fn steps(r: &Report) -> Table {
     }
 }
 
-/// The columns of [`scores`] after `model` and `n`: header and value.
-fn score_columns(levels: &[f64]) -> Vec<(String, Box<dyn Fn(&Scores) -> Option<f64>>)> {
-    let mut cols: Vec<(String, Box<dyn Fn(&Scores) -> Option<f64>>)> = vec![
+/// A column of the scores table: its header and how to read its value.
+type ScoreColumn = (String, Box<dyn Fn(&Scores) -> Option<f64>>);
+
+/// The columns of [`scores`] after `model` and `n`.
+fn score_columns(levels: &[f64]) -> Vec<ScoreColumn> {
+    let mut cols: Vec<ScoreColumn> = vec![
         ("MAE".into(), Box::new(|s: &Scores| s.mae)),
         ("RMSE".into(), Box::new(|s: &Scores| s.rmse)),
         ("WAPE %".into(), Box::new(|s: &Scores| s.wape)),

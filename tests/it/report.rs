@@ -223,7 +223,7 @@ async fn the_nightly_report_carries_the_backtest_scores_in_html_markdown_and_jso
     for chart in &page.charts {
         assert!(!chart.is_empty());
         for (k, v) in chart {
-            for n in v.split(|c: char| c == ' ' || c == ',').filter(|s| !s.is_empty()) {
+            for n in v.split([' ', ',']).filter(|s| !s.is_empty()) {
                 let x: f64 = n.parse().unwrap_or_else(|_| panic!("{k}=\"{v}\" is not numeric"));
                 assert!(x.is_finite(), "{k}=\"{v}\"");
             }
