@@ -213,6 +213,16 @@ enum Command {
         #[arg(long, default_value_t = 20)]
         last: usize,
     },
+    /// Write the report of a run: HTML with charts, Markdown and JSON, to reports/run_id=…/ in the
+    /// lake (and to --output).
+    Report {
+        /// A job run's id, or a backtest's (default: the latest nightly run, else the latest backtest).
+        #[arg(long = "run")]
+        run: Option<String>,
+        /// Also write the three files into this local folder.
+        #[arg(long, short = 'o')]
+        output: Option<PathBuf>,
+    },
     /// Check and list job files.
     Jobs {
         #[command(subcommand)]
@@ -329,6 +339,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backfill { job, from, to } => backfill_cmd(settings, lake, clock, &job, from, to, show_progress).await,
         Command::Schedule { jobs, grace } => schedule_cmd(settings, lake, clock, &jobs, grace).await,
         Command::Runs { job, last } => runs_cmd(&lake, job.as_deref(), last).await,
+        Command::Report { run, output } => report_cmd(&settings, &lake, clock.as_ref(), run, output).await,
         Command::Jobs { command: JobsCommand::Validate { files } } => validate_cmd(&settings, &files, clock.as_ref()),
         Command::Jobs { command: JobsCommand::List } => list_cmd(&settings, &lake, clock.as_ref()).await,
         Command::Train { date } => {
@@ -610,6 +621,67 @@ async fn run_spec(
     }
     println!("  forecasts   {}", s.output.as_deref().unwrap_or("-"));
     println!("  manifest    {}", s.manifest.as_deref().unwrap_or("-"));
+    if let Some(r) = &s.report {
+        println!("  report      {r}");
+    }
+    Ok(())
+}
+
+/// The job a run id names (`<job>-<YYYYMMDDTHHMMSSmmmZ>-<hex>`), when it has that form.
+fn job_of_run_id(run_id: &str) -> Option<&str> {
+    let mut parts = run_id.rsplitn(3, '-');
+    let (_, stamp, job) = (parts.next()?, parts.next()?, parts.next()?);
+    (stamp.len() == 19 && stamp.ends_with('Z') && stamp.as_bytes()[8] == b'T').then_some(job)
+}
+
+async fn report_cmd(
+    settings: &Settings,
+    lake: &Lake,
+    clock: &dyn Clock,
+    run: Option<String>,
+    output: Option<PathBuf>,
+) -> anyhow::Result<()> {
+    use shelfcast::lake::{dataset, layout};
+    use shelfcast::report::{self, Source};
+    let of = |r: &RunReport| Source { run_id: r.run_id.clone(), job: Some(r.job.clone()), run_date: Some(r.run_date) };
+    let source = match run {
+        Some(id) => {
+            let mut found = match job_of_run_id(&id) {
+                Some(job) => history::recent(lake, Some(job), None).await?.into_iter().find(|r| r.run_id == id),
+                None => None,
+            };
+            if found.is_none() {
+                found = history::recent(lake, None, None).await?.into_iter().find(|r| r.run_id == id);
+            }
+            match found {
+                Some(r) => of(&r),
+                None if dataset::read_manifest(lake, &layout::backtest(&id)).await?.is_some() => {
+                    Source { run_id: id, job: None, run_date: None }
+                }
+                None => bail!("no run or backtest `{id}` in {lake} (`shelfcast runs` lists the runs)"),
+            }
+        }
+        None => match history::recent(lake, Some("nightly"), Some(1)).await?.first() {
+            Some(r) => of(r),
+            None => match report::gather::latest_backtest(lake).await? {
+                Some(id) => Source { run_id: id, job: None, run_date: None },
+                None => bail!("nothing to report in {lake}: run `shelfcast run nightly` or `shelfcast backtest` first"),
+            },
+        },
+    };
+    let (report, files) = report::run(lake, settings, &source, clock).await?;
+    println!("report of run {}: {}", report.run.run_id, files.location);
+    for f in &files.files {
+        println!("  {:<12} {:>9} bytes", f.path, f.bytes);
+    }
+    if let Some(dir) = output {
+        for p in report::write_local(&dir, &report)? {
+            println!("  wrote {}", p.display());
+        }
+    }
+    for n in &report.notes {
+        eprintln!("note: {n}");
+    }
     Ok(())
 }
 

@@ -14,8 +14,9 @@
 //! - [`features`]: the feature SQL in `sql/features/`, run for a cutoff and materialised.
 //! - [`panel`]: feature rows → per-series arrays (and tensors, in [`models::nn`]).
 //! - [`models`]: the `Forecaster` trait and its implementations.
-//! - [`evaluate`]: accuracy metrics.
+//! - [`evaluate`]: accuracy metrics, backtests, champions.
 //! - [`publish`]: forecast datasets with their manifest, written last.
+//! - [`report`]: the run report (HTML with inline SVG charts, Markdown, JSON), read back from the lake.
 //! - [`jobs`]: job files, due times, the runner (leases, retries, records), the scheduler, run history.
 
 #![warn(missing_docs)]
@@ -35,6 +36,7 @@ pub mod panel;
 pub mod publish;
 pub mod quality;
 pub mod query;
+pub mod report;
 pub mod settings;
 
 pub use error::{Error, Result};

@@ -11,7 +11,7 @@
 use std::collections::BTreeMap;
 
 use chrono::{Duration, NaiveDate};
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tracing::{info, instrument};
 
 use super::metrics;
@@ -35,7 +35,7 @@ pub struct BacktestOptions {
 }
 
 /// Accuracy over a set of rows.
-#[derive(Debug, Clone, Default, Serialize, PartialEq)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Scores {
     /// Rows scored.
     pub n: usize,
@@ -91,7 +91,7 @@ pub struct ScoredRow {
 }
 
 /// One model's backtest.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct ModelBacktest {
     /// Model name.
     pub model: String,
@@ -108,8 +108,8 @@ pub struct ModelBacktest {
     pub rows: Vec<ScoredRow>,
 }
 
-/// The result of a backtest.
-#[derive(Debug, Clone, Serialize)]
+/// The result of a backtest (read back from a stored backtest's manifest without its rows).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BacktestReport {
     /// Cutoffs, oldest first.
     pub cutoffs: Vec<NaiveDate>,

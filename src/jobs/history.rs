@@ -123,6 +123,8 @@ pub struct RunSummary {
     pub fits: Vec<FitReport>,
     /// Datasets written by `sql` steps.
     pub outputs: Vec<String>,
+    /// Where the run report is.
+    pub report: Option<String>,
 }
 
 /// The record of one run, stored in `runs/`.

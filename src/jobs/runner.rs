@@ -655,6 +655,16 @@ async fn run_step(
             report.summary.manifest = Some(m.manifest.clone());
             Ok((Some(forecast.mean.len() as u64), Some(m.rows)))
         }
+        StepKind::Report => {
+            let source = crate::report::Source {
+                run_id: run_id.to_string(),
+                job: Some(job.name.clone()),
+                run_date: Some(run_date),
+            };
+            let (_, files) = crate::report::run(&env.lake, s, &source, env.clock.as_ref()).await?;
+            report.summary.report = Some(files.location);
+            Ok((None, None))
+        }
         StepKind::Sql => {
             let sql = step.sql.as_ref().ok_or_else(|| Error::data(format!("sql step `{}` has no file", step.name)))?;
             let m = super::sql::run(ctx, &env.lake, job, sql, params, run_date, run_id, env.clock.now()).await?;

@@ -73,6 +73,8 @@ pub enum StepKind {
     Publish,
     /// Run a read-only SQL file; optionally write its result as a dataset.
     Sql,
+    /// Write the run report (HTML, Markdown, JSON) next to the run in the lake.
+    Report,
 }
 
 impl StepKind {
@@ -86,6 +88,7 @@ impl StepKind {
             StepKind::Predict => "predict",
             StepKind::Publish => "publish",
             StepKind::Sql => "sql",
+            StepKind::Report => "report",
         }
     }
 }
@@ -510,10 +513,12 @@ mod tests {
                 StepKind::Train,
                 StepKind::Backtest,
                 StepKind::Predict,
-                StepKind::Publish
+                StepKind::Publish,
+                StepKind::Report
             ]
         );
         assert_eq!(j.steps[1].after, ["checks"]);
+        assert!(j.steps[6].after.is_empty(), "the report runs whatever happened before it");
         assert!(j.schedule.is_some());
     }
 

@@ -9,6 +9,7 @@
 //! outputs/<name>/run_date=YYYY-MM-DD/          datasets written by a job's `sql` steps
 //! models/<name>/<version>/state.bin + card.json; models/<name>/latest.json; models/champions.json
 //! metrics/backtest/run_id=<id>/                 backtest forecasts; scores in its manifest
+//! reports/run_id=<id>/report.{html,json,md}     the run report; _manifest.json written last
 //! quarantine/check=<name>/run_date=YYYY-MM-DD/  rows that failed a data-quality check, with reasons
 //! _demo/truth.json                             true effects the demo generator used
 //! ```
@@ -103,6 +104,16 @@ pub fn backtest(run_id: &str) -> Path {
     Path::from_iter(["metrics".to_string(), "backtest".to_string(), format!("run_id={run_id}")])
 }
 
+/// Folder of the report of one run (or backtest).
+pub fn report(run_id: &str) -> Path {
+    Path::from_iter(["reports".to_string(), format!("run_id={run_id}")])
+}
+
+/// Every stored backtest.
+pub fn backtests() -> Path {
+    Path::from_iter(["metrics", "backtest"])
+}
+
 /// Where an import's rejected rows for one table go.
 pub fn import_quarantine(import_id: &str, table: &str) -> Path {
     Path::from_iter(["quarantine".to_string(), format!("import={import_id}"), format!("table={table}")])
@@ -133,5 +144,7 @@ mod tests {
         assert!(run_record("nightly", d, "r1").prefix_matches(&date_runs("nightly", d)));
         assert_eq!(lease("nightly", d).as_ref(), "leases/job=nightly/run_date=2026-03-01");
         assert_eq!(job_output("top", d).as_ref(), "outputs/top/run_date=2026-03-01");
+        assert_eq!(report("r1").as_ref(), "reports/run_id=r1");
+        assert!(backtest("r1").prefix_matches(&backtests()));
     }
 }

@@ -24,6 +24,9 @@ mod pipeline;
 mod quality;
 /// Read-only ad hoc SQL.
 mod query;
+/// The run report: the backtest's numbers in its HTML, Markdown and JSON, well-formed charts, a
+/// failed report leaving the forecasts published, and the `report` command.
+mod report;
 /// Our metrics against score.py's on the same forecasts.
 mod score;
 /// The feature queries' business rules, from tests/sql/*.slt.

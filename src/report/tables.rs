@@ -1,0 +1,401 @@
+//! The report's tables, built once from a [`Report`] and rendered by both the HTML and the
+//! Markdown writers, so the two always print the same numbers.
+//!
+//! Numbers are formatted here and only here: scores with three decimals ([`score`]), shares of
+//! a model's series and unit totals with none, a missing value as `-`. A table's `id` names it
+//! in both outputs (`<table id="scores">`, and the Markdown heading above it).
+
+use super::{Report, Why};
+use crate::evaluate::backtest::Scores;
+use crate::evaluate::champion::Metric;
+
+/// One cell.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Cell {
+    /// The text shown.
+    pub text: String,
+    /// Right-aligned (a number).
+    pub numeric: bool,
+    /// The model the cell names, for a colour swatch in HTML.
+    pub model: Option<String>,
+}
+
+impl Cell {
+    /// A text cell.
+    pub fn text(s: impl Into<String>) -> Self {
+        Self { text: s.into(), numeric: false, model: None }
+    }
+
+    /// A number, already formatted.
+    pub fn num(s: impl Into<String>) -> Self {
+        Self { text: s.into(), numeric: true, model: None }
+    }
+
+    /// A model's name.
+    pub fn model(name: &str) -> Self {
+        Self { text: name.to_string(), numeric: false, model: Some(name.to_string()) }
+    }
+}
+
+/// A table.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Table {
+    /// Stable id (HTML `id`, Markdown anchor).
+    pub id: &'static str,
+    /// Caption.
+    pub caption: String,
+    /// Column headers.
+    pub header: Vec<String>,
+    /// Rows.
+    pub rows: Vec<Vec<Cell>>,
+}
+
+/// A score as printed: three decimals, `-` when missing.
+pub fn score(v: Option<f64>) -> String {
+    match v {
+        Some(v) if v.is_finite() => format!("{v:.3}"),
+        _ => "-".to_string(),
+    }
+}
+
+/// A count or unit total as printed: no decimals.
+pub fn whole(v: f64) -> String {
+    if v.is_finite() { format!("{v:.0}") } else { "-".to_string() }
+}
+
+/// The display name of a metric.
+pub fn metric_name(m: Metric) -> &'static str {
+    match m {
+        Metric::Mase => "MASE",
+        Metric::Wape => "WAPE %",
+        Metric::Rmse => "RMSE",
+        Metric::Mae => "MAE",
+        Metric::Smape => "sMAPE %",
+        Metric::Pinball => "mean pinball",
+    }
+}
+
+fn opt<T: ToString>(v: Option<T>) -> String {
+    v.map_or_else(|| "-".to_string(), |v| v.to_string())
+}
+
+/// The run: id, job, dates, status.
+pub fn run(r: &Report) -> Table {
+    let u = &r.run;
+    let kv = |k: &str, v: String| vec![Cell::text(k), Cell::text(v)];
+    Table {
+        id: "run",
+        caption: "Run".into(),
+        header: vec!["field".into(), "value".into()],
+        rows: vec![
+            kv("run id", u.run_id.clone()),
+            kv("job", opt(u.job.as_ref())),
+            kv("run date", opt(u.run_date)),
+            kv("cutoff", opt(u.cutoff)),
+            kv("status", opt(u.status.as_ref())),
+            kv("started", opt(u.started_at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC")))),
+            kv("last update", opt(u.ended_at.map(|t| t.format("%Y-%m-%d %H:%M:%S UTC")))),
+            kv("frequency", r.frequency.as_str().to_string()),
+            kv("lake", r.lake.clone()),
+            kv("report made", r.generated_at.format("%Y-%m-%d %H:%M:%S UTC").to_string()),
+        ],
+    }
+}
+
+/// The run's steps.
+pub fn steps(r: &Report) -> Table {
+    Table {
+        id: "steps",
+        caption: "Steps".into(),
+        header: ["step", "kind", "status", "attempts", "rows out", "error"].map(String::from).to_vec(),
+        rows: r
+            .run
+            .steps
+            .iter()
+            .map(|s| {
+                vec![
+                    Cell::text(&s.name),
+                    Cell::text(&s.kind),
+                    Cell::text(&s.status),
+                    Cell::num(s.attempts.to_string()),
+                    Cell::num(opt(s.rows_out)),
+                    Cell::text(s.error.clone().unwrap_or_default()),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// A column of the scores table: its header and how to read its value.
+type ScoreColumn = (String, Box<dyn Fn(&Scores) -> Option<f64>>);
+
+/// The columns of [`scores`] after `model` and `n`.
+fn score_columns(levels: &[f64]) -> Vec<ScoreColumn> {
+    let mut cols: Vec<ScoreColumn> = vec![
+        ("MAE".into(), Box::new(|s: &Scores| s.mae)),
+        ("RMSE".into(), Box::new(|s: &Scores| s.rmse)),
+        ("WAPE %".into(), Box::new(|s: &Scores| s.wape)),
+        ("sMAPE %".into(), Box::new(|s: &Scores| s.smape)),
+        ("MASE".into(), Box::new(|s: &Scores| s.mase)),
+        ("R²".into(), Box::new(|s: &Scores| s.r2)),
+        ("bias".into(), Box::new(|s: &Scores| s.bias)),
+        ("bias %".into(), Box::new(|s: &Scores| s.bias_pct)),
+        ("coverage 80".into(), Box::new(|s: &Scores| s.coverage_80)),
+    ];
+    for l in levels {
+        let key = format!("{l}");
+        cols.push((format!("pinball {l}"), Box::new(move |s: &Scores| s.pinball.get(&key).copied())));
+    }
+    cols
+}
+
+/// Every model's scores over all backtest windows.
+pub fn scores(r: &Report) -> Option<Table> {
+    let b = r.backtest.as_ref()?;
+    let cols = score_columns(&b.levels);
+    let mut header = vec!["model".to_string(), "n".to_string()];
+    header.extend(cols.iter().map(|(h, _)| h.clone()));
+    let rows = b
+        .models
+        .iter()
+        .map(|m| {
+            let mut row = vec![Cell::model(&m.model), Cell::num(m.overall.n.to_string())];
+            row.extend(cols.iter().map(|(_, f)| Cell::num(score(f(&m.overall)))));
+            row
+        })
+        .collect();
+    Some(Table { id: "scores", caption: "Backtest scores, all windows".into(), header, rows })
+}
+
+/// Forecast value added over seasonal naive.
+pub fn value_added(r: &Report) -> Option<Table> {
+    let b = r.backtest.as_ref()?;
+    let rows = b
+        .models
+        .iter()
+        .zip(&b.value_added)
+        .map(|(m, v)| {
+            vec![
+                Cell::model(&m.model),
+                Cell::num(score(m.overall.mase)),
+                Cell::num(score(v.mase_pct)),
+                Cell::num(score(m.overall.wape)),
+                Cell::num(score(v.wape_pct)),
+            ]
+        })
+        .collect();
+    Some(Table {
+        id: "fva",
+        caption: "Forecast value added over seasonal naive (%, positive: better)".into(),
+        header: ["model", "MASE", "FVA on MASE %", "WAPE %", "FVA on WAPE %"].map(String::from).to_vec(),
+        rows,
+    })
+}
+
+/// A metric per key (step, class, window) and model.
+fn by_key<K: ToString>(
+    r: &Report,
+    id: &'static str,
+    caption: String,
+    key: &str,
+    keys: Vec<K>,
+    get: impl Fn(&crate::evaluate::backtest::ModelBacktest, &K) -> Option<f64>,
+) -> Option<Table> {
+    let b = r.backtest.as_ref()?;
+    let mut header = vec![key.to_string()];
+    header.extend(b.models.iter().map(|m| m.model.clone()));
+    let rows = keys
+        .iter()
+        .map(|k| {
+            let mut row = vec![Cell::text(k.to_string())];
+            row.extend(b.models.iter().map(|m| Cell::num(score(get(m, k)))));
+            row
+        })
+        .collect();
+    Some(Table { id, caption, header, rows })
+}
+
+/// The champion metric per horizon step and model.
+pub fn by_step(r: &Report) -> Option<Table> {
+    let b = r.backtest.as_ref()?;
+    let steps: Vec<usize> = (1..=b.horizon).collect();
+    let metric = r.metric;
+    by_key(r, "by-step", format!("{} by horizon step", metric_name(metric)), "step", steps, |m, k| {
+        m.per_step.get(k).and_then(|s| metric.of(s))
+    })
+}
+
+/// The champion metric per demand class and model.
+pub fn by_class(r: &Report) -> Option<Table> {
+    let b = r.backtest.as_ref()?;
+    let mut classes: Vec<String> = b.models.iter().flat_map(|m| m.per_class.keys().cloned()).collect();
+    classes.sort();
+    classes.dedup();
+    let metric = r.metric;
+    by_key(r, "by-class", format!("{} by demand class", metric_name(metric)), "class", classes, |m, k| {
+        m.per_class.get(k).and_then(|s| metric.of(s))
+    })
+}
+
+/// The champion metric per backtest window and model.
+pub fn by_window(r: &Report) -> Option<Table> {
+    let b = r.backtest.as_ref()?;
+    let metric = r.metric;
+    by_key(
+        r,
+        "by-window",
+        format!("{} by window (cutoff)", metric_name(metric)),
+        "cutoff",
+        b.cutoffs.clone(),
+        |m, k| m.per_window.get(k).and_then(|s| metric.of(s)),
+    )
+}
+
+/// This run's champion decisions.
+pub fn decisions(r: &Report) -> Table {
+    let c = &r.champions;
+    Table {
+        id: "decisions",
+        caption: format!("Champion decisions of this run ({})", metric_name(c.metric)),
+        header: ["segment", "champion before", "its score", "best challenger", "its score", "promoted", "FVA %"]
+            .map(String::from)
+            .to_vec(),
+        rows: c
+            .decisions
+            .iter()
+            .map(|d| {
+                vec![
+                    Cell::text(&d.segment),
+                    d.champion.as_deref().map_or_else(|| Cell::text("-"), Cell::model),
+                    Cell::num(score(d.champion_score)),
+                    Cell::model(&d.challenger),
+                    Cell::num(score(Some(d.challenger_score))),
+                    Cell::text(if d.promoted { "yes" } else { "no" }),
+                    Cell::num(score(d.value_added_pct)),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// The champion of each segment now.
+pub fn champions(r: &Report) -> Table {
+    let c = &r.champions;
+    Table {
+        id: "champions",
+        caption: format!("Champions in the registry ({})", metric_name(c.metric)),
+        header: ["segment", "champion", "score", "since run"].map(String::from).to_vec(),
+        rows: c
+            .segments
+            .iter()
+            .map(|(seg, ch)| {
+                vec![Cell::text(seg), Cell::model(&ch.model), Cell::num(score(Some(ch.score))), Cell::text(&ch.since)]
+            })
+            .collect(),
+    }
+}
+
+/// Who held each segment after each run (`↑`: promoted by that run).
+pub fn history(r: &Report) -> Table {
+    let c = &r.champions;
+    let mut segments: Vec<&String> = c.history.iter().flat_map(|h| h.held.keys()).collect();
+    segments.sort();
+    segments.dedup();
+    let mut header = vec!["run".to_string()];
+    header.extend(segments.iter().map(|s| s.to_string()));
+    let rows = c
+        .history
+        .iter()
+        .map(|h| {
+            let mut row = vec![Cell::text(&h.run_id)];
+            row.extend(segments.iter().map(|s| match h.held.get(*s) {
+                Some(held) => {
+                    let mut cell = Cell::model(&held.model);
+                    if held.promoted {
+                        cell.text.push_str(" ↑");
+                    }
+                    cell
+                }
+                None => Cell::text("-"),
+            }));
+            row
+        })
+        .collect();
+    Table { id: "history", caption: "Champion history (↑: promoted by that run)".into(), header, rows }
+}
+
+/// The series shown in detail.
+pub fn series(r: &Report) -> Table {
+    Table {
+        id: "series",
+        caption: "Series shown".into(),
+        header: ["series", "shown for", "model", "MASE", "units"].map(String::from).to_vec(),
+        rows: r
+            .series
+            .iter()
+            .map(|s| {
+                vec![
+                    Cell::text(format!("{} / {}", s.item_id, s.location_id)),
+                    Cell::text(match s.why {
+                        Why::Volume => "volume",
+                        Why::Worst => "worst MASE",
+                    }),
+                    Cell::model(&s.model),
+                    Cell::num(score(s.mase)),
+                    Cell::num(whole(s.volume)),
+                ]
+            })
+            .collect(),
+    }
+}
+
+/// The published forecast: where, how much, which quantiles.
+pub fn published(r: &Report) -> Option<Table> {
+    let p = r.published.as_ref()?;
+    let kv = |k: &str, v: String| vec![Cell::text(k), Cell::text(v)];
+    let q: Vec<String> = p.quantiles.iter().map(|q| q.to_string()).collect();
+    Some(Table {
+        id: "published",
+        caption: "Published forecast".into(),
+        header: vec!["field".into(), "value".into()],
+        rows: vec![
+            kv("location", p.location.clone()),
+            kv("run date", p.run_date.to_string()),
+            kv("cutoff", opt(p.cutoff)),
+            kv("rows", p.rows.to_string()),
+            kv("series", p.series.to_string()),
+            kv("horizon", p.horizon.to_string()),
+            kv("quantiles", q.join(", ")),
+        ],
+    })
+}
+
+/// Series per published model.
+pub fn published_models(r: &Report) -> Option<Table> {
+    let p = r.published.as_ref()?;
+    Some(Table {
+        id: "published-models",
+        caption: "Series per published model".into(),
+        header: vec!["model".into(), "series".into()],
+        rows: p.models.iter().map(|(m, n)| vec![Cell::model(m), Cell::num(n.to_string())]).collect(),
+    })
+}
+
+/// Units summed over the series per period: actual before the cutoff, mean forecast after it.
+pub fn totals(r: &Report) -> Option<Table> {
+    let p = r.published.as_ref()?;
+    let actual = p
+        .actual_totals
+        .iter()
+        .map(|t| vec![Cell::text(t.date.to_string()), Cell::num(score(Some(t.units))), Cell::num(score(None))]);
+    let forecast = p
+        .totals
+        .iter()
+        .map(|t| vec![Cell::text(t.date.to_string()), Cell::num(score(None)), Cell::num(score(Some(t.units)))]);
+    Some(Table {
+        id: "totals",
+        caption: "Total units per period, all series".into(),
+        header: vec!["period".into(), "actual".into(), "forecast mean".into()],
+        rows: actual.chain(forecast).collect(),
+    })
+}
