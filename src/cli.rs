@@ -503,6 +503,12 @@ async fn query_cmd(
     let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
     let params = default_params(&ctx, settings, cutoff).await?;
     features::register_views(&ctx, params).await?;
+    shelfcast::publish::latest::register(
+        &ctx,
+        lake,
+        &[shelfcast::publish::DATASET, shelfcast::plan::replenish::DATASET],
+    )
+    .await?;
     let batches = query::run(&ctx, sql).await?;
     match output {
         Some(path) => {

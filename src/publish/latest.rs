@@ -53,6 +53,28 @@ pub async fn advance(lake: &Lake, latest: &Latest) -> Result<bool> {
     Ok(true)
 }
 
+/// Registers the newest run date of each published dataset (`forecasts`, `replenishment`) in
+/// `ctx` under the dataset's name, read through its pointer and manifest (checksums checked);
+/// datasets never published are left out. Returns the names registered.
+pub async fn register(
+    ctx: &datafusion::prelude::SessionContext,
+    lake: &Lake,
+    datasets: &[&str],
+) -> Result<Vec<String>> {
+    let mut out = Vec::new();
+    for name in datasets {
+        let Some(pointer) = read(lake, name).await? else { continue };
+        let dir = layout::dataset_root(name).join(format!("run_date={}", pointer.run_date).as_str());
+        let (_, batches) = crate::lake::dataset::read(lake, &dir).await?;
+        let Some(schema) = batches.first().map(|b| b.schema()) else { continue };
+        let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+        ctx.deregister_table(*name)?;
+        ctx.register_table(*name, std::sync::Arc::new(table))?;
+        out.push(name.to_string());
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

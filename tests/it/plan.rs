@@ -78,6 +78,18 @@ async fn nightly_publishes_replenishment_pointers_and_stability() {
     assert_eq!((f.run_date, f.run_id.as_str()), (date("2026-04-01"), report.run_id.as_str()));
     assert_eq!(f.manifest, "forecasts/run_date=2026-04-01/_manifest.json");
     assert!(latest::read(&lake, "replenishment").await.unwrap().is_some());
+    // `query` sees the newest publications by name.
+    let (ctx, _) = shelfcast::engine::open(&lake, 1).await.unwrap();
+    let names = latest::register(&ctx, &lake, &["forecasts", "replenishment", "never_published"]).await.unwrap();
+    assert_eq!(names, ["forecasts", "replenishment"]);
+    let n = ctx
+        .sql("SELECT COUNT(*) AS n FROM replenishment WHERE reorder_point >= 0")
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    assert_eq!(n[0].column(0).as_primitive::<arrow::datatypes::Int64Type>().value(0), 6);
 
     // The next night compares with this one; the same data forecasts the same numbers.
     let next = nightly(&env, date("2026-04-02")).await.unwrap();
