@@ -116,12 +116,10 @@ fn describe(e: &reqwest::Error) -> String {
     } else {
         "request failed"
     };
-    let mut msg = kind.to_string();
-    let mut cur: Option<&dyn std::error::Error> = std::error::Error::source(e);
-    if let Some(c) = cur.take() {
-        msg.push_str(&format!(": {c}"));
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{kind}: {cause}"),
+        None => kind.to_string(),
     }
-    msg
 }
 
 #[cfg(test)]
