@@ -117,6 +117,11 @@ enum Command {
         #[arg(long)]
         preset: Option<String>,
     },
+    /// Pull a source declared in settings ([sources.NAME]) into its raw table.
+    Ingest {
+        /// The source's name.
+        source: String,
+    },
     /// Run read-only SQL over the lake's tables and feature views.
     Query {
         /// The SQL text (or use --file).
@@ -165,7 +170,7 @@ enum Command {
         #[arg(long)]
         date: Option<NaiveDate>,
     },
-    /// Forecast with the latest trained models from the lake and publish.
+    /// Forecast with the latest trained models from the lake, publish, plan and notify.
     Predict {
         /// Run date (default: today); the cutoff is the day before.
         #[arg(long)]
@@ -334,6 +339,33 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             }
             Ok(())
         }
+        Command::Ingest { source } => {
+            let spec = settings.sources.get(&source).with_context(|| {
+                let names: Vec<&str> = settings.sources.keys().map(String::as_str).collect();
+                format!(
+                    "no source `{source}` in settings (sources: {})",
+                    if names.is_empty() { "none".to_string() } else { names.join(", ") }
+                )
+            })?;
+            let secrets = shelfcast::secrets::Secrets::from_env();
+            let r = shelfcast::ingest::pull::ingest(&lake, &source, spec, &secrets, clock.as_ref()).await?;
+            println!(
+                "{} → {}: {} page(s), {} read, {} skipped (watermark), {} written, {} quarantined",
+                r.source, r.table, r.pages, r.rows_read, r.rows_skipped, r.rows_written, r.rows_quarantined
+            );
+            if let Some(f) = &r.file {
+                println!("  file        {f}");
+            }
+            if let Some(q) = &r.quarantine {
+                println!("  quarantine  {q}");
+            }
+            println!(
+                "  watermark   {} → {}",
+                r.watermark_before.as_deref().unwrap_or("-"),
+                r.watermark_after.as_deref().unwrap_or("-")
+            );
+            Ok(())
+        }
         Command::Features { cutoff } => features_cmd(&settings, &lake, clock.as_ref(), cutoff).await,
         Command::Run { job, date } => run_cmd(settings, lake, clock, &job, date, show_progress).await,
         Command::Backfill { job, from, to } => backfill_cmd(settings, lake, clock, &job, from, to, show_progress).await,
@@ -349,7 +381,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Predict { date } => {
             let job = JobSpec::adhoc(
                 "predict",
-                &[StepKind::Checks, StepKind::Features, StepKind::Predict, StepKind::Publish],
+                &[
+                    StepKind::Checks,
+                    StepKind::Features,
+                    StepKind::Predict,
+                    StepKind::Publish,
+                    StepKind::Plan,
+                    StepKind::Notify,
+                ],
             );
             run_spec(settings, lake, clock, job, "(predict)", date, show_progress).await
         }
@@ -475,6 +514,12 @@ async fn query_cmd(
     let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
     let params = default_params(&ctx, settings, cutoff).await?;
     features::register_views(&ctx, params).await?;
+    shelfcast::publish::latest::register(
+        &ctx,
+        lake,
+        &[shelfcast::publish::DATASET, shelfcast::plan::replenish::DATASET],
+    )
+    .await?;
     let batches = query::run(&ctx, sql).await?;
     match output {
         Some(path) => {
@@ -621,6 +666,36 @@ async fn run_spec(
     }
     println!("  forecasts   {}", s.output.as_deref().unwrap_or("-"));
     println!("  manifest    {}", s.manifest.as_deref().unwrap_or("-"));
+    if let Some(st) = &s.stability {
+        match st.previous_run_date {
+            Some(d) => println!(
+                "  stability   against {d}: {} series, median |change| {:.1}%, {} jump(s) ≥ {:.0}%",
+                st.series_compared,
+                st.median_abs_change.unwrap_or(0.0) * 100.0,
+                st.jumps,
+                st.jump_threshold * 100.0
+            ),
+            None => println!("  stability   first publication: nothing to compare"),
+        }
+    }
+    if let Some(p) = &s.replenishment {
+        println!(
+            "  plan        {} ({} series, {} at or below the reorder point, {} order line(s), {:.0} units)",
+            p.location, p.rows, p.below_reorder_point, p.order_lines, p.units_to_order
+        );
+    }
+    if let Some(n) = &s.notifications {
+        match &n.note {
+            Some(note) => println!("  notify      {note}"),
+            None => println!("  notify      {} delivered, {} pending (retried next run)", n.delivered, n.pending),
+        }
+    }
+    for r in &s.ingested {
+        println!(
+            "  ingest      {} → {}: {} written, {} quarantined",
+            r.source, r.table, r.rows_written, r.rows_quarantined
+        );
+    }
     if let Some(r) = &s.report {
         println!("  report      {r}");
     }

@@ -180,6 +180,26 @@ pub enum Error {
     #[error("timed out after {0}")]
     Timeout(String),
 
+    /// An HTTP request (a webhook delivery, a source page) failed, after its retries.
+    #[error("{target}: {message} (after {attempts} attempt(s))")]
+    Http {
+        /// What was requested: a URL without credentials, or a webhook's name.
+        target: String,
+        /// Attempts made.
+        attempts: u32,
+        /// The last failure: a status with the start of its body, a timeout, a connection error.
+        message: String,
+    },
+
+    /// An ingestion source is misconfigured or sent something that cannot be read.
+    #[error("source `{name}`: {message}")]
+    Source {
+        /// The source's name in settings (`[sources.NAME]`).
+        name: String,
+        /// What is wrong, with the page or file where known.
+        message: String,
+    },
+
     /// Object storage failed.
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),

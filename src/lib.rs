@@ -8,14 +8,18 @@
 //! - [`catalog`]: declared raw-table schemas, registered in DataFusion with type checks.
 //! - [`engine`]: where SQL runs (a local `SessionContext`).
 //! - [`query`]: read-only ad hoc SQL and its output formats.
-//! - [`ingest`]: outside data into raw tables (`import`).
+//! - [`ingest`]: outside data into raw tables (`import` of files, `ingest` of configured sources).
+//! - [`secrets`]: values of the environment variables settings name (signing keys, tokens).
+//! - [`http`]: requests with a timeout, retries and backoff (webhooks, sources).
 //! - [`demo`]: the seeded demo-lake generator, with the true effects it used.
 //! - [`quality`]: data-quality checks in `sql/checks/`, quarantine, cleaned tables.
 //! - [`features`]: the feature SQL in `sql/features/`, run for a cutoff and materialised.
 //! - [`panel`]: feature rows → per-series arrays (and tensors, in [`models::nn`]).
 //! - [`models`]: the `Forecaster` trait and its implementations.
 //! - [`evaluate`]: accuracy metrics, backtests, champions.
-//! - [`publish`]: forecast datasets with their manifest, written last.
+//! - [`publish`]: forecast datasets with their manifest, written last; `latest` pointers,
+//!   stability against the previous run, webhook notifications.
+//! - [`plan`]: reorder points, order-up-to levels and orders from the forecasts (`replenishment/`).
 //! - [`report`]: the run report (HTML with inline SVG charts, Markdown, JSON), read back from the lake.
 //! - [`jobs`]: job files, due times, the runner (leases, retries, records), the scheduler, run history.
 
@@ -28,15 +32,18 @@ pub mod engine;
 pub mod error;
 pub mod evaluate;
 pub mod features;
+pub mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod lake;
 pub mod models;
 pub mod panel;
+pub mod plan;
 pub mod publish;
 pub mod quality;
 pub mod query;
 pub mod report;
+pub mod secrets;
 pub mod settings;
 
 pub use error::{Error, Result};

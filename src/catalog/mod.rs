@@ -114,6 +114,15 @@ fn fingerprint(files: &[object_store::ObjectMeta]) -> String {
     hex::encode(&h.finalize()[..8])
 }
 
+/// Registers raw table `name` again, so files added since the catalog was opened are read even
+/// when the table had none then (it was registered empty). Tables that had files need no
+/// refresh: listing tables list their files at every scan.
+pub async fn refresh_table(ctx: &SessionContext, lake: &Lake, name: &str) -> Result<TableReport> {
+    let spec = schema::table(name).ok_or_else(|| Error::data(format!("no raw table `{name}`")))?;
+    ctx.deregister_table(spec.name)?;
+    register_table(ctx, lake, spec).await
+}
+
 /// Registers every declared raw table empty, with its canonical schema, in `ctx`.
 ///
 /// The tables accept `INSERT`, so SQL tests (and analysts trying a query) can fill them by hand.

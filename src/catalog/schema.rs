@@ -170,6 +170,20 @@ pub const TABLES: &[TableSpec] = &[
         grain: "item × location × day (end-of-day stock)",
         columns: &[col("date", Date), col("item_id", Text), col("location_id", Text), col("on_hand", Number)],
     },
+    TableSpec {
+        name: "supply",
+        required: false,
+        grain: "item × location × day (supply terms and open orders as of that day; the planner reads the last)",
+        columns: &[
+            col("date", Date),
+            col("item_id", Text),
+            col("location_id", Text),
+            opt("lead_time_days", Number),
+            opt("review_period_days", Number),
+            opt("service_level", Number),
+            opt("on_order", Number),
+        ],
+    },
 ];
 
 /// The declared table of this name.

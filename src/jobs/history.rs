@@ -125,6 +125,14 @@ pub struct RunSummary {
     pub outputs: Vec<String>,
     /// Where the run report is.
     pub report: Option<String>,
+    /// How far the published forecasts moved against the previous run.
+    pub stability: Option<crate::publish::stability::StabilitySummary>,
+    /// What the `plan` step wrote.
+    pub replenishment: Option<crate::plan::replenish::PlanMetrics>,
+    /// What the `notify` step delivered and left pending.
+    pub notifications: Option<crate::publish::notify::NotifyMetrics>,
+    /// What `ingest` steps appended.
+    pub ingested: Vec<crate::ingest::pull::IngestReport>,
 }
 
 /// The record of one run, stored in `runs/`.

@@ -41,8 +41,11 @@ use crate::lake::{Lake, dataset, layout};
 use crate::models::baseline::classify::classify;
 use crate::models::{self, Forecast, Forecaster, store};
 use crate::panel::{Covariates, Panel};
+use crate::plan::replenish;
+use crate::publish::notify;
 use crate::publish::{self, ForecastRelease, PublishMetrics};
 use crate::quality;
+use crate::secrets::Secrets;
 use crate::settings::Settings;
 
 /// Requests to stop, shared by everything a process runs.
@@ -75,12 +78,23 @@ pub struct RunEnv {
     /// `SHELFCAST_TEST_STEP_DELAY` variable the binary reads, `STEP:MILLIS[,…]`), so a test can
     /// kill a run in the middle of a step.
     pub step_delays: Vec<(String, StdDuration)>,
+    /// Where webhook keys and source credentials are read (the process environment by default).
+    pub secrets: Secrets,
 }
 
 impl RunEnv {
-    /// An environment with a fresh holder id, no stop requests and no test delays.
+    /// An environment with a fresh holder id, no stop requests, no test delays, and secrets
+    /// from the process environment.
     pub fn new(settings: Settings, lake: Lake, clock: Arc<dyn Clock>) -> Self {
-        Self { settings, lake, clock, holder: holder_id(), shutdown: Shutdown::default(), step_delays: Vec::new() }
+        Self {
+            settings,
+            lake,
+            clock,
+            holder: holder_id(),
+            shutdown: Shutdown::default(),
+            step_delays: Vec::new(),
+            secrets: Secrets::from_env(),
+        }
     }
 }
 
@@ -644,6 +658,7 @@ async fn run_step(
                 series_models: &series_models,
                 inputs,
                 champions: serde_json::to_value(&registry.segments)?,
+                settings: &s.publish,
             };
             let m: PublishMetrics = publish::publish_forecasts(&env.lake, &release, env.clock.as_ref()).await?;
             report.summary.forecast_rows = m.rows;
@@ -653,7 +668,52 @@ async fn run_step(
             report.summary.model = Some(used.join(", "));
             report.summary.output = Some(m.location.clone());
             report.summary.manifest = Some(m.manifest.clone());
+            report.summary.stability = Some(m.stability);
             Ok((Some(forecast.mean.len() as u64), Some(m.rows)))
+        }
+        StepKind::Plan => {
+            let clock = env.clock.as_ref();
+            let m = replenish::plan(ctx, &env.lake, &s.plan, s.publish.jump_threshold, run_id, run_date, clock).await?;
+            let rows = m.rows;
+            report.summary.replenishment = Some(m);
+            Ok((None, Some(rows)))
+        }
+        StepKind::Notify => {
+            let fdir = layout::forecasts(run_date);
+            let forecasts = dataset::read_manifest(&env.lake, &fdir)
+                .await?
+                .ok_or_else(|| Error::data(format!("notify: no forecasts are published for {run_date}")))?;
+            let mut sets = vec![(publish::DATASET, env.lake.folder_url(&fdir), serde_json::to_value(&forecasts)?)];
+            let rdir = layout::replenishment(run_date);
+            if let Some(r) = dataset::read_manifest(&env.lake, &rdir).await? {
+                sets.push((replenish::DATASET, env.lake.folder_url(&rdir), serde_json::to_value(&r)?));
+            }
+            let body = notify::payload(run_id, run_date, env.lake.root().as_str(), &sets);
+            let m = notify::notify(&env.lake, &s.webhooks, &env.secrets, &body, run_id, run_date, env.clock.as_ref())
+                .await?;
+            let rows = (Some((m.delivered + m.pending) as u64), Some(m.delivered as u64));
+            report.summary.notifications = Some(m);
+            Ok(rows)
+        }
+        StepKind::Ingest => {
+            let name = step.source.as_deref().ok_or_else(|| Error::data("an ingest step needs `source`"))?;
+            let source = s.sources.get(name).ok_or_else(|| Error::Source {
+                name: name.to_string(),
+                message: "no [sources.NAME] table of this name in settings".into(),
+            })?;
+            let r = crate::ingest::pull::ingest(&env.lake, name, source, &env.secrets, env.clock.as_ref()).await?;
+            // A table that had no files when the run opened the catalog is registered empty: read it again.
+            let absent = report.inputs.as_ref().and_then(|c| c.get(&r.table)).is_some_and(|t| !t.present);
+            if absent && r.rows_written > 0 {
+                let t = crate::catalog::refresh_table(ctx, &env.lake, &r.table).await?;
+                if let Some(entry) = report.inputs.as_mut().and_then(|c| c.tables.iter_mut().find(|e| e.name == t.name))
+                {
+                    *entry = t;
+                }
+            }
+            let rows = (Some(r.rows_read), Some(r.rows_written));
+            report.summary.ingested.push(r);
+            Ok(rows)
         }
         StepKind::Report => {
             let source = crate::report::Source {

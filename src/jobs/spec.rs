@@ -21,6 +21,11 @@
 //! timeout = "30m"
 //!
 //! [[steps]]
+//! name = "orders"
+//! kind = "ingest"
+//! source = "orders"                         # a [sources.orders] table in settings
+//!
+//! [[steps]]
 //! name = "top_sellers"
 //! kind = "sql"
 //! file = "../sql/reports/top_sellers.sql"   # relative to this file
@@ -73,6 +78,12 @@ pub enum StepKind {
     Publish,
     /// Run a read-only SQL file; optionally write its result as a dataset.
     Sql,
+    /// Compute reorder points and orders from the published forecasts (`replenishment/`).
+    Plan,
+    /// POST the run's manifests to the configured webhooks; failures wait for the next run.
+    Notify,
+    /// Pull an ingestion source (`[sources.NAME]`) into its raw table.
+    Ingest,
     /// Write the run report (HTML, Markdown, JSON) next to the run in the lake.
     Report,
 }
@@ -88,6 +99,9 @@ impl StepKind {
             StepKind::Predict => "predict",
             StepKind::Publish => "publish",
             StepKind::Sql => "sql",
+            StepKind::Plan => "plan",
+            StepKind::Notify => "notify",
+            StepKind::Ingest => "ingest",
             StepKind::Report => "report",
         }
     }
@@ -122,6 +136,8 @@ pub struct StepSpec {
     pub backoff: Duration,
     /// The SQL of a `sql` step.
     pub sql: Option<SqlStep>,
+    /// The source of an `ingest` step (`[sources.NAME]` in settings).
+    pub source: Option<String>,
 }
 
 impl StepSpec {
@@ -135,6 +151,7 @@ impl StepSpec {
             retries: 0,
             backoff: DEFAULT_BACKOFF,
             sql: None,
+            source: None,
         }
     }
 
@@ -236,6 +253,7 @@ struct StepFile {
     backoff: Option<Spanned<String>>,
     file: Option<Spanned<String>>,
     output: Option<Spanned<String>>,
+    source: Option<Spanned<String>>,
 }
 
 /// Builds errors that name the file and the line of a span.
@@ -361,6 +379,14 @@ impl JobSpec {
                     None
                 }
             };
+            let source = match (s.kind, &s.source) {
+                (StepKind::Ingest, None) => {
+                    return Err(at.err(s.name.span(), "an ingest step needs `source` (a [sources.NAME] in settings)"));
+                }
+                (StepKind::Ingest, Some(src)) => Some(at.name(src, "source")?),
+                (_, Some(src)) => return Err(at.err(src.span(), "`source` is only for ingest steps")),
+                (_, None) => None,
+            };
             steps.push(StepSpec {
                 name: step_name,
                 kind: s.kind,
@@ -375,6 +401,7 @@ impl JobSpec {
                     .or(d_backoff)
                     .unwrap_or(DEFAULT_BACKOFF),
                 sql,
+                source,
             });
         }
         // `after` names must exist.
@@ -514,11 +541,13 @@ mod tests {
                 StepKind::Backtest,
                 StepKind::Predict,
                 StepKind::Publish,
+                StepKind::Plan,
+                StepKind::Notify,
                 StepKind::Report
             ]
         );
         assert_eq!(j.steps[1].after, ["checks"]);
-        assert!(j.steps[6].after.is_empty(), "the report runs whatever happened before it");
+        assert!(j.steps[8].after.is_empty(), "the report runs whatever happened before it");
         assert!(j.schedule.is_some());
     }
 

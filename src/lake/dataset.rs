@@ -80,6 +80,7 @@ pub struct DatasetWriter {
     pending: Vec<RecordBatch>,
     pending_rows: usize,
     rows_per_file: usize,
+    copies: Vec<FileEntry>,
 }
 
 impl DatasetWriter {
@@ -101,6 +102,7 @@ impl DatasetWriter {
             pending: Vec::new(),
             pending_rows: 0,
             rows_per_file: DEFAULT_ROWS_PER_FILE,
+            copies: Vec::new(),
         }
     }
 
@@ -155,6 +157,18 @@ impl DatasetWriter {
         Ok(())
     }
 
+    /// Writes another rendering of the rows (a CSV copy) into the folder. It is listed in the
+    /// manifest under `copies` (name, rows, bytes, SHA-256), not under `files`, and kept when the
+    /// commit clears out files of older versions.
+    pub async fn attach(&mut self, name: &str, rows: u64, bytes: bytes::Bytes) -> Result<()> {
+        let sha256 = hex::encode(Sha256::digest(&bytes));
+        let size = bytes.len() as u64;
+        self.lake.put(&self.dir.clone().join(name), bytes).await?;
+        self.copies.retain(|c| c.path != name);
+        self.copies.push(FileEntry { path: name.to_string(), rows, bytes: size, sha256 });
+        Ok(())
+    }
+
     /// Writes the remaining rows, then the manifest, then deletes files no manifest names.
     pub async fn commit(
         mut self,
@@ -162,6 +176,10 @@ impl DatasetWriter {
         meta: serde_json::Map<String, serde_json::Value>,
     ) -> Result<Manifest> {
         self.flush().await?;
+        let mut meta = meta;
+        if !self.copies.is_empty() {
+            meta.insert("copies".into(), serde_json::to_value(&self.copies)?);
+        }
         let manifest = Manifest {
             schema_version: MANIFEST_VERSION,
             dataset: self.dataset.clone(),
@@ -185,7 +203,8 @@ impl DatasetWriter {
         // The new version is visible; files of older versions are now garbage.
         for obj in self.lake.list(&self.dir).await? {
             let name = obj.location.filename().unwrap_or_default();
-            if name != layout::MANIFEST && !manifest.files.iter().any(|f| f.path == name) {
+            let named = manifest.files.iter().chain(&self.copies).any(|f| f.path == name);
+            if name != layout::MANIFEST && !named {
                 self.lake.delete(&obj.location).await?;
             }
         }

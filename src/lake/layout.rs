@@ -3,7 +3,11 @@
 //! ```text
 //! raw/<table>/…parquet                         raw tables (sales, items, prices, …)
 //! features/<name>/cutoff=YYYY-MM-DD/           feature tables, one folder per cutoff
-//! forecasts/run_date=YYYY-MM-DD/part-*.parquet + _manifest.json
+//! forecasts/run_date=YYYY-MM-DD/part-*.parquet + _manifest.json (+ forecasts.csv when asked for)
+//! forecasts/_latest.json                       the newest published run date, written after its manifest
+//! replenishment/run_date=YYYY-MM-DD/           planner outputs (reorder points, orders); replenishment/_latest.json
+//! notifications/pending/webhook=<name>/<id>.json  webhook deliveries that failed, retried on the next run
+//! ingest/source=<name>/watermark.json          the newest value each ingestion source has delivered
 //! runs/job=<job>/run_date=YYYY-MM-DD/<run_id>.json
 //! leases/job=<job>/run_date=YYYY-MM-DD/<generation>.json   who runs a job's date now (see lease.rs)
 //! outputs/<name>/run_date=YYYY-MM-DD/          datasets written by a job's `sql` steps
@@ -11,6 +15,8 @@
 //! metrics/backtest/run_id=<id>/                 backtest forecasts; scores in its manifest
 //! reports/run_id=<id>/report.{html,json,md}     the run report; _manifest.json written last
 //! quarantine/check=<name>/run_date=YYYY-MM-DD/  rows that failed a data-quality check, with reasons
+//! quarantine/import=<id>/table=<table>/        rows an import could not read, with reasons
+//! quarantine/source=<name>/ingest=<id>/        records an ingestion could not read, with reasons
 //! _demo/truth.json                             true effects the demo generator used
 //! ```
 //!
@@ -23,6 +29,9 @@ use object_store::path::Path;
 
 /// Name of the manifest file in every published dataset folder.
 pub const MANIFEST: &str = "_manifest.json";
+
+/// Name of the pointer to a dataset's newest run date, in the dataset's root folder.
+pub const LATEST: &str = "_latest.json";
 
 /// Folder of a raw table.
 pub fn raw_table(table: &str) -> Path {
@@ -37,6 +46,41 @@ pub fn features(name: &str, cutoff: NaiveDate) -> Path {
 /// Folder of the forecasts published for one run date.
 pub fn forecasts(run_date: NaiveDate) -> Path {
     Path::from_iter(["forecasts".to_string(), format!("run_date={run_date}")])
+}
+
+/// The root folder of a published dataset (`forecasts`, `replenishment`).
+pub fn dataset_root(dataset: &str) -> Path {
+    Path::from(dataset)
+}
+
+/// The pointer to the newest published run date of a dataset (`forecasts/_latest.json`).
+pub fn latest(dataset: &str) -> Path {
+    Path::from_iter([dataset, LATEST])
+}
+
+/// Folder of the replenishment (planner) outputs of one run date.
+pub fn replenishment(run_date: NaiveDate) -> Path {
+    Path::from_iter(["replenishment".to_string(), format!("run_date={run_date}")])
+}
+
+/// The folder of a webhook's deliveries that are waiting to be retried.
+pub fn pending_notifications(webhook: &str) -> Path {
+    Path::from_iter(["notifications".to_string(), "pending".to_string(), format!("webhook={webhook}")])
+}
+
+/// One delivery waiting to be retried.
+pub fn pending_notification(webhook: &str, delivery_id: &str) -> Path {
+    pending_notifications(webhook).join(format!("{delivery_id}.json").as_str())
+}
+
+/// The watermark of an ingestion source: the newest value of its watermark column delivered.
+pub fn watermark(source: &str) -> Path {
+    Path::from_iter(["ingest".to_string(), format!("source={source}"), "watermark.json".to_string()])
+}
+
+/// A new file of a raw table.
+pub fn raw_file(table: &str, name: &str) -> Path {
+    raw_table(table).join(name)
 }
 
 /// The manifest of a dataset folder.
@@ -119,6 +163,11 @@ pub fn import_quarantine(import_id: &str, table: &str) -> Path {
     Path::from_iter(["quarantine".to_string(), format!("import={import_id}"), format!("table={table}")])
 }
 
+/// Where an ingestion's rejected records go.
+pub fn ingest_quarantine(source: &str, ingest_id: &str) -> Path {
+    Path::from_iter(["quarantine".to_string(), format!("source={source}"), format!("ingest={ingest_id}")])
+}
+
 /// A user-supplied TorchScript forecaster.
 pub fn torchscript_model(file: &str) -> Path {
     Path::from_iter(["models", "torchscript", file])
@@ -146,5 +195,9 @@ mod tests {
         assert_eq!(job_output("top", d).as_ref(), "outputs/top/run_date=2026-03-01");
         assert_eq!(report("r1").as_ref(), "reports/run_id=r1");
         assert!(backtest("r1").prefix_matches(&backtests()));
+        assert_eq!(latest("forecasts").as_ref(), "forecasts/_latest.json");
+        assert_eq!(replenishment(d).as_ref(), "replenishment/run_date=2026-03-01");
+        assert_eq!(pending_notification("erp", "x1").as_ref(), "notifications/pending/webhook=erp/x1.json");
+        assert_eq!(watermark("orders").as_ref(), "ingest/source=orders/watermark.json");
     }
 }

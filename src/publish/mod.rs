@@ -1,7 +1,12 @@
-//! Publishing forecasts: the dataset planners read.
+//! Publishing forecasts: the dataset planners read, and telling them it is there.
 //!
-//! `forecasts/run_date=YYYY-MM-DD/part-<run>-*.parquet`, then `_manifest.json`
-//! (run id, row count, schema, checksums, inputs, model), written last. Rows
+//! - [`latest`]: the `_latest.json` pointer to a dataset's newest run date.
+//! - [`stability`]: how far each series' forecast moved since the previous run.
+//! - [`notify`]: webhook deliveries of the manifests, signed, retried, never blocking.
+//!
+//! `forecasts/run_date=YYYY-MM-DD/part-<run>-*.parquet` (and `forecasts.csv`, with
+//! `[publish] csv = true`), then `_manifest.json` (run id, row count, schema, checksums,
+//! inputs, model, stability), written last, then `forecasts/_latest.json`. Rows
 //! are one per item × location × target date:
 //!
 //! | column | type | meaning |
@@ -15,7 +20,13 @@
 //! | model, model_version | Utf8 | what produced the row |
 //!
 //! Re-running a date replaces its output: the new manifest is swapped in
-//! atomically and only then are the older files deleted.
+//! atomically and only then are the older files deleted. The contract is versioned
+//! ([`CONTRACT_VERSION`], in every manifest and pointer): a column is never renamed,
+//! retyped or removed without a new version.
+
+pub mod latest;
+pub mod notify;
+pub mod stability;
 
 use std::sync::Arc;
 
@@ -23,8 +34,8 @@ use arrow::array::{ArrayRef, Date32Builder, Float64Builder, Int32Builder, String
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef};
 use arrow::record_batch::RecordBatch;
 use chrono::NaiveDate;
-use serde::Serialize;
-use tracing::instrument;
+use serde::{Deserialize, Serialize};
+use tracing::{info, instrument};
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -38,6 +49,34 @@ pub const CONTRACT_VERSION: u32 = 1;
 
 /// Rows per record batch while building the dataset.
 const BATCH_ROWS: usize = 64 * 1024;
+
+/// The dataset name of the forecasts (its root folder, and its `latest` pointer's name).
+pub const DATASET: &str = "forecasts";
+
+/// The CSV copy's file name in a run date's folder.
+pub const CSV_FILE: &str = "forecasts.csv";
+
+/// The `[publish]` settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PublishSettings {
+    /// Also write `forecasts.csv` (same columns, ISO dates) beside the Parquet files.
+    #[serde(default)]
+    pub csv: bool,
+    /// `|change|` of a series' forecast against the previous run that counts as a jump.
+    #[serde(default = "default_jump_threshold")]
+    pub jump_threshold: f64,
+}
+
+fn default_jump_threshold() -> f64 {
+    0.5
+}
+
+impl Default for PublishSettings {
+    fn default() -> Self {
+        Self { csv: false, jump_threshold: default_jump_threshold() }
+    }
+}
 
 /// The column name of a quantile level: `q10` for 0.1, `q2_5` for 0.025.
 pub fn quantile_column(level: f64) -> String {
@@ -84,6 +123,8 @@ pub struct ForecastRelease<'a> {
     pub inputs: serde_json::Value,
     /// The champion model of each segment, recorded in the manifest.
     pub champions: serde_json::Value,
+    /// CSV copy, jump threshold.
+    pub settings: &'a PublishSettings,
 }
 
 /// What publishing wrote.
@@ -97,6 +138,10 @@ pub struct PublishMetrics {
     pub location: String,
     /// The manifest's location.
     pub manifest: String,
+    /// The change against the previous run.
+    pub stability: stability::StabilitySummary,
+    /// Whether `forecasts/_latest.json` now points at this run date (false: a newer one exists).
+    pub latest: bool,
 }
 
 /// Writes the forecasts of a run date, manifest last.
@@ -108,17 +153,22 @@ pub async fn publish_forecasts(lake: &Lake, r: &ForecastRelease<'_>, clock: &dyn
     }
     let schema = schema(&f.levels);
     let dir = layout::forecasts(r.run_date);
-    let mut writer = DatasetWriter::new(lake, dir.clone(), "forecasts", r.run_id, Arc::clone(&schema));
+    let mut writer = DatasetWriter::new(lake, dir.clone(), DATASET, r.run_id, Arc::clone(&schema));
+    let mut csv = r.settings.csv.then(|| arrow::csv::WriterBuilder::new().with_header(true).build(Vec::new()));
+    let mut means = stability::SeriesMeans::new();
     let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
     let mut b = Builders::new(f.levels.len());
     for (s, key) in r.panel.keys.iter().enumerate() {
+        let series = means.entry((key.item_id.clone(), key.location_id.clone())).or_default();
         for h in 0..f.horizon {
+            let target = (r.panel.target_date(h + 1) - epoch).num_days() as i32;
             b.run_id.append_value(r.run_id);
             b.item.append_value(&key.item_id);
             b.location.append_value(&key.location_id);
-            b.target.append_value((r.panel.target_date(h + 1) - epoch).num_days() as i32);
+            b.target.append_value(target);
             b.horizon.append_value(h as i32 + 1);
             b.mean.append_value(f.mean_at(s, h) as f64);
+            series.insert(target, f.mean_at(s, h) as f64);
             for (q, col) in b.quantiles.iter_mut().enumerate() {
                 col.append_value(f.quantile_at(s, h, q) as f64);
             }
@@ -126,11 +176,24 @@ pub async fn publish_forecasts(lake: &Lake, r: &ForecastRelease<'_>, clock: &dyn
             b.version.append_value(r.model_version);
             b.rows += 1;
             if b.rows == BATCH_ROWS {
-                writer.write(b.finish(&schema)?).await?;
+                let batch = b.finish(&schema)?;
+                if let Some(w) = csv.as_mut() {
+                    w.write(&batch)?;
+                }
+                writer.write(batch).await?;
             }
         }
     }
-    writer.write(b.finish(&schema)?).await?;
+    let batch = b.finish(&schema)?;
+    if let Some(w) = csv.as_mut() {
+        w.write(&batch)?;
+    }
+    writer.write(batch).await?;
+    let rows = (r.panel.len() * f.horizon) as u64;
+    if let Some(w) = csv {
+        writer.attach(CSV_FILE, rows, w.into_inner().into()).await?;
+    }
+    let stability = stability::against_previous(lake, DATASET, r.run_date, &means, r.settings.jump_threshold).await?;
     let mut meta = serde_json::Map::new();
     meta.insert("contract_version".into(), CONTRACT_VERSION.into());
     meta.insert("run_id".into(), r.run_id.into());
@@ -143,12 +206,26 @@ pub async fn publish_forecasts(lake: &Lake, r: &ForecastRelease<'_>, clock: &dyn
     meta.insert("model".into(), serde_json::json!({ "name": f.model, "version": r.model_version }));
     meta.insert("inputs".into(), r.inputs.clone());
     meta.insert("champions".into(), r.champions.clone());
+    meta.insert("stability".into(), serde_json::to_value(&stability.summary)?);
     let manifest = writer.commit(clock.now(), meta).await?;
+    // The pointer moves only once the manifest is in place.
+    let pointer = latest::Latest {
+        dataset: DATASET.to_string(),
+        run_date: r.run_date,
+        run_id: r.run_id.to_string(),
+        manifest: layout::manifest(&dir).to_string(),
+        contract_version: CONTRACT_VERSION,
+        updated_at: clock.now(),
+    };
+    let moved = latest::advance(lake, &pointer).await?;
+    info!(rows = manifest.row_count, jumps = stability.summary.jumps, latest = moved, "forecasts published");
     Ok(PublishMetrics {
         rows: manifest.row_count,
         files: manifest.files.len(),
         location: lake.display(&dir),
         manifest: lake.display(&layout::manifest(&dir)),
+        stability: stability.summary,
+        latest: moved,
     })
 }
 

@@ -10,6 +10,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+pub mod duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
@@ -94,6 +96,14 @@ pub struct SettingsFile {
     pub champion: Option<crate::evaluate::champion::ChampionSettings>,
     /// Hyperparameters per model name (`[model.lstm]`, …).
     pub model: Option<crate::models::params::ModelParams>,
+    /// Forecast publication: CSV copy, stability threshold.
+    pub publish: Option<crate::publish::PublishSettings>,
+    /// Planner defaults.
+    pub plan: Option<crate::plan::PlanSettings>,
+    /// Webhooks told about each publication, by name.
+    pub webhooks: Option<BTreeMap<String, crate::publish::notify::WebhookSettings>>,
+    /// Ingestion sources, by name.
+    pub sources: Option<BTreeMap<String, crate::ingest::source::SourceSettings>>,
 }
 
 impl SettingsFile {
@@ -177,6 +187,14 @@ pub struct Settings {
     pub champion: crate::evaluate::champion::ChampionSettings,
     /// Hyperparameters per model name.
     pub model: crate::models::params::ModelParams,
+    /// Forecast publication.
+    pub publish: crate::publish::PublishSettings,
+    /// Planner defaults.
+    pub plan: crate::plan::PlanSettings,
+    /// Webhooks, by name.
+    pub webhooks: BTreeMap<String, crate::publish::notify::WebhookSettings>,
+    /// Ingestion sources, by name (local paths resolved against the settings folder).
+    pub sources: BTreeMap<String, crate::ingest::source::SourceSettings>,
 }
 
 /// Models fitted when settings name none: the baselines, the two global deep models, and the
@@ -271,6 +289,20 @@ impl Settings {
         quality.validate()?;
         let model = file.model.unwrap_or_default();
         model.validate()?;
+        let publish = file.publish.unwrap_or_default();
+        if !(publish.jump_threshold.is_finite() && publish.jump_threshold > 0.0) {
+            return Err(invalid("publish.jump-threshold", format!("must be > 0, got {}", publish.jump_threshold)));
+        }
+        let plan = file.plan.unwrap_or_default();
+        plan.validate().map_err(|(k, m)| invalid(&k, m))?;
+        let webhooks = file.webhooks.unwrap_or_default();
+        for (name, hook) in &webhooks {
+            hook.validate(name).map_err(|m| invalid(&format!("webhooks.{name}"), m))?;
+        }
+        let mut sources = file.sources.unwrap_or_default();
+        for (name, source) in sources.iter_mut() {
+            source.resolve(name, &base_dir).map_err(|m| invalid(&format!("sources.{name}"), m))?;
+        }
         Ok(Self {
             config_path,
             base_dir,
@@ -291,6 +323,10 @@ impl Settings {
             ensemble_members: file.ensemble_members.unwrap_or_default(),
             champion: file.champion.unwrap_or_default(),
             model,
+            publish,
+            plan,
+            webhooks,
+            sources,
         })
     }
 }

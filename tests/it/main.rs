@@ -2,6 +2,8 @@
 
 /// Shared fixtures: tiny demo lakes, settings, a fixed clock.
 mod common;
+/// A tiny HTTP server on 127.0.0.1 that records requests and answers as told.
+mod server;
 
 /// Raw-table checks: missing and mistyped tables fail by name and write nothing.
 mod catalog;
@@ -11,6 +13,9 @@ mod cli;
 mod features;
 /// Importing outside files into raw tables.
 mod import;
+/// Ingestion sources over HTTP and files: pagination, watermarks, malformed bodies, retries,
+/// timeouts, quarantine, the ingest step.
+mod ingest;
 /// Jobs: retries, timeouts, leases across schedulers and processes, catch-up, crash recovery,
 /// shutdown, backfill, the run history and its commands.
 mod jobs;
@@ -18,8 +23,13 @@ mod jobs;
 mod models;
 /// The deep models learn; TorchScript forecasters; covariates from the feature tables.
 mod nn;
+/// Webhook notifications: signatures, retries, pending deliveries retried by the next run.
+mod notify;
 /// The nightly pipeline on a tiny lake: rows, quantiles, manifest, reruns, determinism.
 mod pipeline;
+/// Planner outputs: replenishment, supply terms, latest pointers, stability, and the coverage
+/// of reorder points in a backtest on generated data.
+mod plan;
 /// Data-quality checks: quarantine, cleaned tables, blocking gates.
 mod quality;
 /// Read-only ad hoc SQL.

@@ -1,0 +1,136 @@
+//! HTTP with a timeout, retries and backoff: what webhook deliveries and ingestion sources share.
+//!
+//! An attempt that times out, cannot connect, or gets a 5xx or 429 answer is retried after a
+//! backoff that doubles each time; any other 4xx is final (retrying would get the same answer).
+//! Waits go through the injected [`Clock`], so tests of several retries take no time. Each
+//! attempt, body included, is bounded by the policy's timeout.
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+use tracing::warn;
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+
+/// How hard to try.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RetryPolicy {
+    /// Longest one attempt may take, answer body included.
+    #[serde(with = "crate::settings::duration")]
+    pub timeout: Duration,
+    /// Attempts after the first.
+    pub retries: u32,
+    /// Wait before the first retry; doubles for each further one.
+    #[serde(with = "crate::settings::duration")]
+    pub backoff: Duration,
+}
+
+impl Default for RetryPolicy {
+    fn default() -> Self {
+        Self { timeout: Duration::from_secs(10), retries: 3, backoff: Duration::from_secs(2) }
+    }
+}
+
+impl RetryPolicy {
+    /// The wait before retry number `retry` (1 for the first), at most an hour.
+    pub fn backoff_before(&self, retry: u32) -> Duration {
+        let factor = 1u32.checked_shl(retry.saturating_sub(1)).unwrap_or(u32::MAX);
+        self.backoff.saturating_mul(factor).min(Duration::from_secs(3600))
+    }
+}
+
+/// A successful answer.
+#[derive(Debug, Clone)]
+pub struct Answer {
+    /// HTTP status (2xx).
+    pub status: u16,
+    /// Response headers.
+    pub headers: reqwest::header::HeaderMap,
+    /// The body.
+    pub body: Bytes,
+    /// Attempts it took.
+    pub attempts: u32,
+}
+
+/// A client whose every request is bounded by `timeout`.
+pub fn client(timeout: Duration) -> Result<reqwest::Client> {
+    reqwest::Client::builder()
+        .timeout(timeout)
+        .user_agent(concat!("shelfcast/", env!("CARGO_PKG_VERSION")))
+        .build()
+        .map_err(|e| Error::Http { target: "(client)".into(), attempts: 0, message: e.to_string() })
+}
+
+/// Sends the request `build` makes (once per attempt) until it gets a 2xx answer or the policy
+/// gives up; `target` names it in errors and logs (a URL without credentials).
+pub async fn send(
+    build: impl Fn() -> reqwest::RequestBuilder,
+    policy: &RetryPolicy,
+    clock: &dyn Clock,
+    target: &str,
+) -> Result<Answer> {
+    let mut attempt = 0;
+    loop {
+        attempt += 1;
+        let (message, retryable) = match attempt_once(build()).await {
+            Ok(mut answer) => {
+                answer.attempts = attempt;
+                return Ok(answer);
+            }
+            Err(failure) => failure,
+        };
+        if !retryable || attempt > policy.retries {
+            return Err(Error::Http { target: target.to_string(), attempts: attempt, message });
+        }
+        let wait = policy.backoff_before(attempt);
+        warn!(target = %target, attempt, retry_in = %humantime::format_duration(wait), cause = %message,
+            "request failed; retrying");
+        clock.sleep(wait).await;
+    }
+}
+
+/// One attempt: the answer, or why it failed and whether another attempt may help.
+async fn attempt_once(req: reqwest::RequestBuilder) -> std::result::Result<Answer, (String, bool)> {
+    let resp = req.send().await.map_err(|e| (describe(&e), true))?;
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp.bytes().await.map_err(|e| (describe(&e), true))?;
+    if status.is_success() {
+        return Ok(Answer { status: status.as_u16(), headers, body, attempts: 0 });
+    }
+    let retryable = status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
+    let text = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string();
+    Err((format!("HTTP {status}{}", if text.is_empty() { String::new() } else { format!(": {text}") }), retryable))
+}
+
+/// A reqwest error with its kind first (`timed out`, `connection failed`).
+fn describe(e: &reqwest::Error) -> String {
+    let kind = if e.is_timeout() {
+        "timed out"
+    } else if e.is_connect() {
+        "connection failed"
+    } else if e.is_body() || e.is_decode() {
+        "reading the answer failed"
+    } else {
+        "request failed"
+    };
+    match std::error::Error::source(e) {
+        Some(cause) => format!("{kind}: {cause}"),
+        None => kind.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn backoff_doubles_and_is_capped() {
+        let p = RetryPolicy { timeout: Duration::from_secs(1), retries: 5, backoff: Duration::from_secs(2) };
+        assert_eq!(p.backoff_before(1), Duration::from_secs(2));
+        assert_eq!(p.backoff_before(3), Duration::from_secs(8));
+        assert_eq!(p.backoff_before(40), Duration::from_secs(3600));
+    }
+}
