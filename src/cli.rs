@@ -808,15 +808,15 @@ async fn backtest_cmd(
     );
     let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
     println!(
-        "{:<16} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8}",
-        "model", "MAE", "RMSE", "WAPE%", "sMAPE%", "MASE", "R2", "bias", "cov80", "pinball"
+        "{:<16} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8} {:>7}",
+        "model", "MAE", "RMSE", "WAPE%", "sMAPE%", "MASE", "R2", "bias", "cov80", "pinball", "WRMSSE"
     );
     for m in &report.models {
         let o = &m.overall;
         let pinball =
             if o.pinball.is_empty() { None } else { Some(o.pinball.values().sum::<f64>() / o.pinball.len() as f64) };
         println!(
-            "{:<16} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8}",
+            "{:<16} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8} {:>7}",
             m.model,
             f(o.mae),
             f(o.rmse),
@@ -826,8 +826,17 @@ async fn backtest_cmd(
             f(o.r2),
             f(o.bias),
             f(o.coverage_80),
-            f(pinball)
+            f(pinball),
+            f(m.wrmsse.get("mean").copied())
         );
+    }
+    if let Some(m) = report.models.first().filter(|m| !m.wrmsse.is_empty()) {
+        let levels: Vec<&str> = m.wrmsse.keys().filter(|k| *k != "mean").map(String::as_str).collect();
+        println!("WRMSSE by level: {}", levels.join(", "));
+        for m in &report.models {
+            let v: Vec<String> = levels.iter().map(|l| f(m.wrmsse.get(*l).copied())).collect();
+            println!("  {:<14} {}", m.model, v.join("  "));
+        }
     }
     println!("scores and forecasts: {}", lake.display(&dir));
     Ok(())

@@ -8,7 +8,7 @@
 //! that window. Scores pool all series × steps × windows per model, and are also given per
 //! window, per horizon step and per demand class.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
@@ -103,6 +103,10 @@ pub struct ModelBacktest {
     pub per_step: BTreeMap<usize, Scores>,
     /// Per demand class.
     pub per_class: BTreeMap<String, Scores>,
+    /// WRMSSE per level of the hierarchy (series, item, category, location, total) and their
+    /// `mean`, averaged over the cutoffs; see [`super::hierarchy`].
+    #[serde(default)]
+    pub wrmsse: BTreeMap<String, f64>,
     /// Every scored row.
     #[serde(skip)]
     pub rows: Vec<ScoredRow>,
@@ -239,7 +243,37 @@ pub fn run(full: &Panel, settings: &Settings, opts: &BacktestOptions) -> Result<
             acc.extend(rows);
         }
     }
-    Ok(report(settings, opts, windows.iter().map(|w| w.cutoff).collect(), per_model))
+    let mut r = report(settings, opts, windows.iter().map(|w| w.cutoff).collect(), per_model);
+    add_hierarchy(&mut r, full, &HashMap::new());
+    Ok(r)
+}
+
+/// Scores each model's WRMSSE over the hierarchy ([`super::hierarchy`]); `categories` maps items
+/// to their category (empty: no category level).
+pub fn add_hierarchy(report: &mut BacktestReport, full: &Panel, categories: &HashMap<String, String>) {
+    for m in &mut report.models {
+        m.wrmsse = super::hierarchy::wrmsse_by_level(full, &m.rows, categories);
+    }
+}
+
+/// Each item's category from the `items` table, empty when the lake has none.
+async fn item_categories(ctx: &datafusion::prelude::SessionContext) -> Result<HashMap<String, String>> {
+    use arrow::array::{Array, AsArray};
+    let mut out = HashMap::new();
+    let Ok(df) = ctx.sql("SELECT item_id, category FROM items").await else {
+        return Ok(out);
+    };
+    let utf8 = |c: &arrow::array::ArrayRef| arrow::compute::cast(c, &arrow::datatypes::DataType::Utf8);
+    for b in df.collect().await? {
+        let (items, cats) = (utf8(b.column(0))?, utf8(b.column(1))?);
+        let (items, cats) = (items.as_string::<i32>(), cats.as_string::<i32>());
+        for r in 0..b.num_rows() {
+            if !items.is_null(r) && !cats.is_null(r) {
+                out.insert(items.value(r).to_string(), cats.value(r).to_string());
+            }
+        }
+    }
+    Ok(out)
 }
 
 /// Runs a backtest in the lake: when a model reads covariates, the feature tables of each
@@ -279,7 +313,9 @@ pub async fn run_in_lake(
             acc.extend(r);
         }
     }
-    Ok(report(settings, &opts, cutoffs, per_model))
+    let mut r = report(settings, &opts, cutoffs, per_model);
+    add_hierarchy(&mut r, &full, &item_categories(ctx).await?);
+    Ok(r)
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -382,7 +418,15 @@ fn summarise(name: &str, rows: Vec<ScoredRow>, levels: &[f64]) -> ModelBacktest 
             .into_iter()
             .map(|(k, rs)| (k, scores(&rs, levels)))
             .collect();
-    ModelBacktest { model: name.to_string(), overall: scores(&all, levels), per_window, per_step, per_class, rows }
+    ModelBacktest {
+        model: name.to_string(),
+        overall: scores(&all, levels),
+        per_window,
+        per_step,
+        per_class,
+        wrmsse: BTreeMap::new(),
+        rows,
+    }
 }
 
 #[cfg(test)]

@@ -239,6 +239,7 @@ mod tests {
                     per_window: Default::default(),
                     per_step: Default::default(),
                     per_class: Default::default(),
+                    wrmsse: Default::default(),
                     rows: vec![],
                 })
                 .collect(),

@@ -2,4 +2,5 @@
 
 pub mod backtest;
 pub mod champion;
+pub mod hierarchy;
 pub mod metrics;

@@ -185,4 +185,16 @@ async fn the_nightly_backtest_crowns_champions_and_publishes_their_forecasts() {
             assert!(registry.segments.values().any(|c| c.model == m), "row model {m} is no segment's champion");
         }
     }
+
+    // The stored backtest scores WRMSSE at every level of the hierarchy (demo items have categories).
+    let id = shelfcast::report::gather::latest_backtest(&lake).await.unwrap().unwrap();
+    let stored = shelfcast::lake::dataset::read_manifest(&lake, &shelfcast::lake::layout::backtest(&id)).await;
+    let stored = stored.unwrap().unwrap();
+    for m in stored.meta["report"]["models"].as_array().unwrap() {
+        let w = &m["wrmsse"];
+        for level in ["series", "item", "category", "location", "total", "mean"] {
+            let v = w[level].as_f64().unwrap_or(f64::NAN);
+            assert!(v.is_finite() && v >= 0.0, "{}: WRMSSE {level} = {v}", m["model"]);
+        }
+    }
 }
