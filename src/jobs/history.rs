@@ -93,6 +93,23 @@ pub struct StepRecord {
     pub error: Option<String>,
 }
 
+impl StepRecord {
+    /// The record of a step of `spec` that has not run, in `status`.
+    pub fn new(spec: &crate::jobs::spec::StepSpec, status: Status) -> Self {
+        Self {
+            name: spec.name.clone(),
+            kind: spec.kind,
+            status,
+            attempts: 0,
+            started_at: None,
+            ended_at: None,
+            rows_in: None,
+            rows_out: None,
+            error: None,
+        }
+    }
+}
+
 /// A model and the version of it a run used.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ModelVersion {

@@ -294,21 +294,7 @@ async fn leased(
         started_at,
         ended_at: started_at,
         params: record_params,
-        steps: job
-            .steps
-            .iter()
-            .map(|s| StepRecord {
-                name: s.name.clone(),
-                kind: s.kind,
-                status: Status::Pending,
-                attempts: 0,
-                started_at: None,
-                ended_at: None,
-                rows_in: None,
-                rows_out: None,
-                error: None,
-            })
-            .collect(),
+        steps: job.steps.iter().map(|s| StepRecord::new(s, Status::Pending)).collect(),
         inputs: Some(catalog),
         models: Vec::new(),
         quality: None,

@@ -243,21 +243,7 @@ fn skipped_record(env: &RunEnv, job: &JobSpec, due: Due, running: Due) -> RunRep
         started_at: now,
         ended_at: now,
         params: Default::default(),
-        steps: job
-            .steps
-            .iter()
-            .map(|s| StepRecord {
-                name: s.name.clone(),
-                kind: s.kind,
-                status: Status::Skipped,
-                attempts: 0,
-                started_at: None,
-                ended_at: None,
-                rows_in: None,
-                rows_out: None,
-                error: None,
-            })
-            .collect(),
+        steps: job.steps.iter().map(|s| StepRecord::new(s, Status::Skipped)).collect(),
         inputs: None,
         models: Vec::new(),
         quality: None,

@@ -1,18 +1,4 @@
-use std::process::Command;
-
-fn shelfcast(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shelfcast"));
-    c.current_dir(dir).env_remove("SHELFCAST_LAKE").env_remove("SHELFCAST_CONFIG").env("SHELFCAST_THREADS", "2");
-    // The default models include the deep ones, slow in a debug build.
-    c.env("SHELFCAST_MODELS", "seasonal_naive");
-    c
-}
-
-fn ok(c: &mut Command) -> String {
-    let out = c.output().unwrap();
-    assert!(out.status.success(), "{c:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
-}
+use crate::common::{ok, shelfcast};
 
 #[test]
 fn init_demo_run_and_query_from_the_command_line() {

@@ -54,3 +54,24 @@ pub fn local_lake(dir: &Path) -> (String, Lake) {
 pub async fn listing(lake: &Lake) -> Vec<String> {
     lake.list(&object_store::path::Path::from("")).await.unwrap().into_iter().map(|m| m.location.to_string()).collect()
 }
+
+/// The binary, run in `dir` with settings from there only: the lake and config variables of the
+/// caller's environment removed, two threads, and baseline models (the default models include
+/// the deep ones, slow in a debug build).
+pub fn shelfcast(dir: &Path) -> std::process::Command {
+    let mut c = std::process::Command::new(env!("CARGO_BIN_EXE_shelfcast"));
+    c.current_dir(dir)
+        .env_remove("SHELFCAST_LAKE")
+        .env_remove("SHELFCAST_CONFIG")
+        .env_remove("SHELFCAST_TEST_STEP_DELAY")
+        .env("SHELFCAST_MODELS", "seasonal_naive")
+        .env("SHELFCAST_THREADS", "2");
+    c
+}
+
+/// Runs `c`, asserting it succeeds; its standard output.
+pub fn ok(c: &mut std::process::Command) -> String {
+    let out = c.output().unwrap();
+    assert!(out.status.success(), "{c:?} failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap()
+}

@@ -272,17 +272,6 @@ async fn a_run_request_for_a_done_slot_or_date_is_skipped() {
     assert_eq!(runs(&lake, "count").await.len(), 2);
 }
 
-fn shelfcast(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shelfcast"));
-    c.current_dir(dir)
-        .env_remove("SHELFCAST_LAKE")
-        .env_remove("SHELFCAST_CONFIG")
-        .env_remove("SHELFCAST_TEST_STEP_DELAY")
-        .env("SHELFCAST_MODELS", "seasonal_naive")
-        .env("SHELFCAST_THREADS", "2");
-    c
-}
-
 fn output(c: &mut Command) -> (bool, String, String) {
     let out = c.output().unwrap();
     (

@@ -307,17 +307,9 @@ async fn a_failing_report_is_a_failed_step_and_the_forecasts_stay_published() {
 }
 
 fn shelfcast(dir: &std::path::Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shelfcast"));
-    c.current_dir(dir).env_remove("SHELFCAST_LAKE").env_remove("SHELFCAST_CONFIG").env("SHELFCAST_THREADS", "2");
-    // The default models include the deep ones, slow in a debug build.
+    let mut c = crate::common::shelfcast(dir);
     c.env("SHELFCAST_MODELS", "seasonal_naive,ets");
     c
-}
-
-fn ok(c: &mut Command) -> String {
-    let out = c.output().unwrap();
-    assert!(out.status.success(), "{c:?} failed: {}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap()
 }
 
 #[test]
