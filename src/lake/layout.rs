@@ -15,6 +15,7 @@
 //! metrics/backtest/run_id=<id>/                 backtest forecasts; scores in its manifest
 //! reports/run_id=<id>/report.{html,json,md}     the run report; _manifest.json written last
 //! quarantine/check=<name>/run_date=YYYY-MM-DD/  rows that failed a data-quality check, with reasons
+//! quarantine/files/raw/<table>/<file>          raw files that could not be read (corrupt-files = "quarantine")
 //! quarantine/import=<id>/table=<table>/        rows an import could not read, with reasons
 //! quarantine/source=<name>/ingest=<id>/        records an ingestion could not read, with reasons
 //! _demo/truth.json                             true effects the demo generator used
@@ -156,6 +157,11 @@ pub fn report(run_id: &str) -> Path {
 /// Every stored backtest.
 pub fn backtests() -> Path {
     Path::from_iter(["metrics", "backtest"])
+}
+
+/// Where a raw file that could not be read is moved (`corrupt-files = "quarantine"`).
+pub fn quarantined_file(table: &str, name: &str) -> Path {
+    Path::from_iter(["quarantine", "files", "raw", table, name])
 }
 
 /// Where an import's rejected rows for one table go.

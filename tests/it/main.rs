@@ -9,6 +9,9 @@ mod server;
 mod catalog;
 /// The command-line binary end to end: demo, run nightly, query.
 mod cli;
+/// Faults: a store that fails or stalls, a full disk, corrupt raw files, schema drift, store
+/// retries and timeouts; the previous output stays readable throughout.
+mod faults;
 /// Feature tables: point-in-time correctness and materialisation.
 mod features;
 /// Importing outside files into raw tables.
