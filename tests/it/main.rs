@@ -42,6 +42,9 @@ mod query;
 mod report;
 /// Our metrics against score.py's on the same forecasts.
 mod score;
+/// Security: secrets stay out of the logs, names and ids cannot leave the lake, ad hoc SQL
+/// cannot touch files outside it.
+mod security;
 /// The feature queries' business rules, from tests/sql/*.slt.
 mod sql;
 /// libtorch on the CPU.
