@@ -40,6 +40,9 @@ mod query;
 /// The run report: the backtest's numbers in its HTML, Markdown and JSON, well-formed charts, a
 /// failed report leaving the forecasts published, and the `report` command.
 mod report;
+/// The pipeline, leases and the binary on an S3 server on loopback (run by scripts/s3_test.sh;
+/// skipped with a notice without `SHELFCAST_S3_ENDPOINT`).
+mod s3;
 /// Our metrics against score.py's on the same forecasts.
 mod score;
 /// Security: secrets stay out of the logs, names and ids cannot leave the lake, ad hoc SQL
