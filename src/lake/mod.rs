@@ -6,7 +6,9 @@
 //! come from [`layout`]; no other module spells a path by hand.
 //!
 //! Credentials are never part of the URL or the settings: S3 reads them from
-//! the environment (`AWS_ACCESS_KEY_ID`, …) or the standard provider chain.
+//! the environment (`AWS_ACCESS_KEY_ID`, …) or the standard provider chain; Google Cloud
+//! Storage (`gs://`, cargo feature `gcs`) and Azure (`az://`, `abfss://`, feature `azure`)
+//! from their `GOOGLE_*` and `AZURE_*` variables.
 //!
 //! Requests to a cloud store are bounded and retried by `object_store`'s HTTP client. Its
 //! timeouts are plain store options (`timeout`, `connect_timeout`); its retries are set with
@@ -88,6 +90,25 @@ fn retry_config(url: &str, options: &BTreeMap<String, String>) -> Result<Option<
     }))
 }
 
+/// Builds a cloud store: credentials from the environment (the builder's `from_env`), the URL,
+/// the retry policy, then every option through `with_config`, an unknown key naming itself.
+macro_rules! cloud_store {
+    ($builder:expr, $root:expr, $url:expr, $options:expr, $retry:expr) => {{
+        let mut b = $builder.with_url($root.as_str());
+        if let Some(retry) = $retry {
+            b = b.with_retry(retry);
+        }
+        for (k, v) in $options {
+            let key = k.parse().map_err(|e: object_store::Error| Error::LakeUrl {
+                url: $url.to_string(),
+                message: format!("storage option `{k}`: {e}"),
+            })?;
+            b = b.with_config(key, v);
+        }
+        Arc::new(b.build()?) as Arc<dyn ObjectStore>
+    }};
+}
+
 impl Lake {
     /// Opens the lake at `url` with store `options` (e.g. `aws_endpoint`, `timeout`,
     /// `retry_max_retries`; never credentials).
@@ -105,23 +126,20 @@ impl Lake {
         }
         let store: Arc<dyn ObjectStore> = match root.scheme() {
             "s3" | "s3a" => {
-                let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(root.as_str());
-                if let Some(retry) = retry {
-                    b = b.with_retry(retry);
-                }
-                for (k, v) in &options {
-                    let key = k.parse().map_err(|e: object_store::Error| Error::LakeUrl {
-                        url: url.to_string(),
-                        message: format!("storage option `{k}`: {e}"),
-                    })?;
-                    b = b.with_config(key, v);
-                }
-                Arc::new(b.build()?)
+                cloud_store!(object_store::aws::AmazonS3Builder::from_env(), root, url, &options, retry)
+            }
+            #[cfg(feature = "gcs")]
+            "gs" => cloud_store!(object_store::gcp::GoogleCloudStorageBuilder::from_env(), root, url, &options, retry),
+            #[cfg(feature = "azure")]
+            "az" | "adl" | "azure" | "abfs" | "abfss" => {
+                cloud_store!(object_store::azure::MicrosoftAzureBuilder::from_env(), root, url, &options, retry)
             }
             scheme if retry.is_some() => {
                 return Err(Error::LakeUrl {
                     url: url.to_string(),
-                    message: format!("the retry_* storage options apply to s3:// lakes, not {scheme}://"),
+                    message: format!(
+                        "the retry_* storage options apply to cloud stores (s3://, gs://, az://), not {scheme}://"
+                    ),
                 });
             }
             "memory" => Arc::new(object_store::memory::InMemory::new()),
