@@ -25,6 +25,7 @@ use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTable
 use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
 use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
+use futures::StreamExt;
 use object_store::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use tracing::{debug, instrument, warn};
@@ -94,6 +95,10 @@ pub async fn register_with(ctx: &SessionContext, lake: &Lake, corrupt: CorruptFi
     Ok(CatalogReport { tables })
 }
 
+/// Footers read at once: each is one or two small range requests, so on a cloud store the
+/// latency, not the bytes, is what this bounds.
+const FOOTER_READS: usize = 16;
+
 /// Reads the footer of every file: the files that can be read, and those moved to quarantine.
 async fn check_files(
     lake: &Lake,
@@ -101,12 +106,23 @@ async fn check_files(
     files: Vec<ObjectMeta>,
     corrupt: CorruptFiles,
 ) -> Result<(Vec<ObjectMeta>, Vec<String>)> {
-    let mut good = Vec::with_capacity(files.len());
+    let store = lake.store();
+    let footers: Vec<_> = futures::stream::iter(files)
+        .map(|m| {
+            let store = Arc::clone(&store);
+            async move {
+                let full = ObjectMeta { location: lake.path(&m.location), ..m.clone() };
+                let schema = DFParquetMetadata::new(store.as_ref(), &full).fetch_schema().await;
+                (m, schema)
+            }
+        })
+        .buffered(FOOTER_READS)
+        .collect()
+        .await;
+    let mut good = Vec::with_capacity(footers.len());
     let mut quarantined = Vec::new();
-    for m in files {
-        let full = ObjectMeta { location: lake.path(&m.location), ..m.clone() };
-        let store = lake.store();
-        match DFParquetMetadata::new(store.as_ref(), &full).fetch_schema().await {
+    for (m, schema) in footers {
+        match schema {
             Ok(found) => {
                 check_types(spec, &found)?;
                 good.push(m);

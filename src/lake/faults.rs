@@ -66,6 +66,7 @@ impl Fault {
         Fault::Fail(None)
     }
 
+    /// The error this fault fails a call with; `None` for a delay.
     fn error(&self, op: Op, path: &str) -> Option<object_store::Error> {
         let source = match self {
             Fault::Fail(Some(code)) => std::io::Error::from_raw_os_error(*code),
@@ -146,12 +147,12 @@ impl FaultyStore {
             return Ok(());
         }
         self.injected.fetch_add(1, Ordering::SeqCst);
-        match &self.fault {
-            Fault::Delay(d) => {
-                tokio::time::sleep(*d).await;
-                Ok(())
-            }
-            f => Err(f.error(op, path).expect("only delays inject no error")),
+        if let Fault::Delay(d) = &self.fault {
+            tokio::time::sleep(*d).await;
+        }
+        match self.fault.error(op, path) {
+            Some(e) => Err(e),
+            None => Ok(()),
         }
     }
 }

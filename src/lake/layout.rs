@@ -205,5 +205,6 @@ mod tests {
         assert_eq!(replenishment(d).as_ref(), "replenishment/run_date=2026-03-01");
         assert_eq!(pending_notification("erp", "x1").as_ref(), "notifications/pending/webhook=erp/x1.json");
         assert_eq!(watermark("orders").as_ref(), "ingest/source=orders/watermark.json");
+        assert_eq!(quarantined_file("sales", "p.parquet").as_ref(), "quarantine/files/raw/sales/p.parquet");
     }
 }
