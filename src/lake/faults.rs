@@ -143,7 +143,7 @@ impl FaultyStore {
             return Ok(());
         }
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        if n % self.every != 0 {
+        if !n.is_multiple_of(self.every) {
             return Ok(());
         }
         self.injected.fetch_add(1, Ordering::SeqCst);
@@ -254,7 +254,7 @@ impl FaultyStore {
             return None;
         }
         let n = self.calls.fetch_add(1, Ordering::SeqCst) + 1;
-        if n % self.every != 0 {
+        if !n.is_multiple_of(self.every) {
             return None;
         }
         let e = self.fault.error(Op::List, path)?;
