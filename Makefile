@@ -10,7 +10,7 @@ DEMO_SERIES ?= 200
 DEMO_DAYS ?= 1095
 BIN := target/release/shelfcast
 
-.PHONY: help libtorch build run test check fmt clean-lake
+.PHONY: help libtorch build run test test-s3 check fmt clean-lake
 
 help: ## List the targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
@@ -29,8 +29,12 @@ run: build ## Set everything up, make a demo lake if ./lake is empty, run the ni
 	$(BIN) demo --if-empty --series $(DEMO_SERIES) --days $(DEMO_DAYS)
 	$(BIN) run nightly
 
-test: libtorch ## Run every test
+test: libtorch ## Run every test, then the S3 tests against moto on loopback (scripts/s3_test.sh)
 	$(CARGO) test --locked --no-fail-fast
+	CARGO="$(CARGO)" scripts/s3_test.sh
+
+test-s3: libtorch ## Only the S3 tests, against moto on loopback
+	CARGO="$(CARGO)" scripts/s3_test.sh
 
 check: libtorch ## Formatting and lints
 	$(CARGO) fmt --check

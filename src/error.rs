@@ -84,6 +84,26 @@ pub enum Error {
         found: String,
     },
 
+    /// A raw data file cannot be read (truncated, not Parquet, corrupt footer).
+    #[error("corrupt Parquet file {path}: {message} (remove or replace it, or set corrupt-files = \"quarantine\")")]
+    CorruptFile {
+        /// The file.
+        path: String,
+        /// What the reader said.
+        message: String,
+    },
+
+    /// A path segment from settings or data would leave its folder.
+    #[error("unsafe {what} `{value}`: {message}")]
+    UnsafePath {
+        /// What the value names (a job, a webhook, a partition value, …).
+        what: String,
+        /// The value as given.
+        value: String,
+        /// Why it is refused.
+        message: String,
+    },
+
     /// A statement that would change the lake was passed to `query`.
     #[error("`query` is read-only: {statement} statements are refused (use SELECT, WITH, EXPLAIN, SHOW or DESCRIBE)")]
     ReadOnly {

@@ -7,6 +7,13 @@
 //! fails with an error naming the table, the column, and the expected and
 //! found types. Optional tables that are absent are registered empty with their
 //! canonical schema, so feature SQL can always join them.
+//!
+//! Every file's Parquet footer is read before the table is registered, so a truncated or
+//! corrupt file fails with an error naming it ([`Error::CorruptFile`]) rather than somewhere
+//! inside a query, or, with `corrupt-files = "quarantine"`, is moved to
+//! `quarantine/files/raw/<table>/` with a warning and the table is read without it. Each file's
+//! columns are checked on their own too, so a file whose column changed type is refused by
+//! name even when the other files are right; columns nobody declared are kept and logged.
 
 pub mod schema;
 
@@ -15,13 +22,28 @@ use std::sync::Arc;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
+use datafusion::datasource::physical_plan::parquet::metadata::DFParquetMetadata;
+use datafusion::error::DataFusionError;
 use datafusion::prelude::SessionContext;
-use serde::Serialize;
-use tracing::{debug, instrument};
+use futures::StreamExt;
+use object_store::ObjectMeta;
+use serde::{Deserialize, Serialize};
+use tracing::{debug, instrument, warn};
 
 use crate::error::{Error, Result};
 use crate::lake::{Lake, layout};
 use schema::TableSpec;
+
+/// What to do with a raw Parquet file that cannot be read (`corrupt-files` in settings).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum CorruptFiles {
+    /// Fail the run, naming the file (the default).
+    #[default]
+    Stop,
+    /// Move the file to `quarantine/files/raw/<table>/`, warn, and read the table without it.
+    Quarantine,
+}
 
 /// What the catalog registered.
 #[derive(Debug, Clone, Serialize)]
@@ -44,6 +66,9 @@ pub struct TableReport {
     /// A fingerprint of the files read (names, sizes, ETags or modification times): equal
     /// fingerprints mean the same data; empty when the table is absent.
     pub version: String,
+    /// Files moved to quarantine because they could not be read (lake-relative paths).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub quarantined: Vec<String>,
 }
 
 impl CatalogReport {
@@ -53,21 +78,83 @@ impl CatalogReport {
     }
 }
 
-/// Registers the lake's store and every declared raw table in `ctx`.
-#[instrument(skip_all, fields(lake = %lake))]
+/// Registers the lake's store and every declared raw table in `ctx`; a corrupt file stops it.
 pub async fn register(ctx: &SessionContext, lake: &Lake) -> Result<CatalogReport> {
+    register_with(ctx, lake, CorruptFiles::Stop).await
+}
+
+/// Registers the lake's store and every declared raw table in `ctx`, treating unreadable files
+/// as `corrupt` says.
+#[instrument(skip_all, fields(lake = %lake))]
+pub async fn register_with(ctx: &SessionContext, lake: &Lake, corrupt: CorruptFiles) -> Result<CatalogReport> {
     ctx.register_object_store(lake.store_url(), lake.store());
     let mut tables = Vec::new();
     for spec in schema::TABLES {
-        tables.push(register_table(ctx, lake, spec).await?);
+        tables.push(register_table(ctx, lake, spec, corrupt).await?);
     }
     Ok(CatalogReport { tables })
 }
 
-async fn register_table(ctx: &SessionContext, lake: &Lake, spec: &TableSpec) -> Result<TableReport> {
+/// Footers read at once: each is one or two small range requests, so on a cloud store the
+/// latency, not the bytes, is what this bounds.
+const FOOTER_READS: usize = 16;
+
+/// Reads the footer of every file: the files that can be read, and those moved to quarantine.
+async fn check_files(
+    lake: &Lake,
+    spec: &TableSpec,
+    files: Vec<ObjectMeta>,
+    corrupt: CorruptFiles,
+) -> Result<(Vec<ObjectMeta>, Vec<String>)> {
+    let store = lake.store();
+    let footers: Vec<_> = futures::stream::iter(files)
+        .map(|m| {
+            let store = Arc::clone(&store);
+            async move {
+                let full = ObjectMeta { location: lake.path(&m.location), ..m.clone() };
+                let schema = DFParquetMetadata::new(store.as_ref(), &full).fetch_schema().await;
+                (m, schema)
+            }
+        })
+        .buffered(FOOTER_READS)
+        .collect()
+        .await;
+    let mut good = Vec::with_capacity(footers.len());
+    let mut quarantined = Vec::new();
+    for (m, schema) in footers {
+        match schema {
+            Ok(found) => {
+                check_types(spec, &found)?;
+                good.push(m);
+            }
+            // A store failure is not the file's fault: it fails the run as it is.
+            Err(DataFusionError::ObjectStore(e)) => return Err(Error::ObjectStore(*e)),
+            Err(e) => {
+                let path = lake.display(&m.location);
+                if corrupt == CorruptFiles::Stop {
+                    return Err(Error::CorruptFile { path, message: e.to_string() });
+                }
+                let name = m.location.filename().unwrap_or("file.parquet");
+                let to = layout::quarantined_file(spec.name, name);
+                lake.rename(&m.location, &to).await?;
+                warn!(table = spec.name, file = %path, quarantine = %lake.display(&to), cause = %e, "corrupt Parquet file quarantined");
+                quarantined.push(to.to_string());
+            }
+        }
+    }
+    Ok((good, quarantined))
+}
+
+async fn register_table(
+    ctx: &SessionContext,
+    lake: &Lake,
+    spec: &TableSpec,
+    corrupt: CorruptFiles,
+) -> Result<TableReport> {
     let dir = layout::raw_table(spec.name);
     let files: Vec<_> =
         lake.list(&dir).await?.into_iter().filter(|m| m.location.as_ref().ends_with(".parquet")).collect();
+    let (files, quarantined) = check_files(lake, spec, files, corrupt).await?;
     if files.is_empty() {
         if spec.required {
             return Err(Error::MissingTable { table: spec.name.to_string(), location: lake.display(&dir) });
@@ -81,6 +168,7 @@ async fn register_table(ctx: &SessionContext, lake: &Lake, spec: &TableSpec) -> 
             files: 0,
             bytes: 0,
             version: String::new(),
+            quarantined,
         });
     }
     let url = ListingTableUrl::parse(lake.folder_url(&dir))?;
@@ -90,6 +178,24 @@ async fn register_table(ctx: &SessionContext, lake: &Lake, spec: &TableSpec) -> 
         message: format!("cannot read the schema of table `{}`: {e}", spec.name),
     })?;
     check_schema(spec, &found)?;
+    for f in found.fields() {
+        if !spec.columns.iter().any(|c| c.name == f.name()) {
+            warn!(table = spec.name, column = %f.name(), data_type = %f.data_type(), "undeclared column kept");
+        }
+    }
+    // Optional and undeclared columns may be absent from some files, whose rows then read as
+    // null: the table must allow it even when the files that have the column say non-null.
+    let found = Arc::new(arrow::datatypes::Schema::new_with_metadata(
+        found
+            .fields()
+            .iter()
+            .map(|f| {
+                let required = spec.columns.iter().any(|c| c.name == f.name() && !c.nullable);
+                Arc::new(f.as_ref().clone().with_nullable(f.is_nullable() || !required))
+            })
+            .collect::<Vec<_>>(),
+        found.metadata().clone(),
+    ));
     let config = ListingTableConfig::new(url).with_listing_options(options).with_schema(found);
     ctx.register_table(spec.name, Arc::new(ListingTable::try_new(config)?))?;
     let bytes = files.iter().map(|m| m.size).sum();
@@ -100,6 +206,7 @@ async fn register_table(ctx: &SessionContext, lake: &Lake, spec: &TableSpec) -> 
         files: files.len(),
         bytes,
         version: fingerprint(&files),
+        quarantined,
     })
 }
 
@@ -120,7 +227,7 @@ fn fingerprint(files: &[object_store::ObjectMeta]) -> String {
 pub async fn refresh_table(ctx: &SessionContext, lake: &Lake, name: &str) -> Result<TableReport> {
     let spec = schema::table(name).ok_or_else(|| Error::data(format!("no raw table `{name}`")))?;
     ctx.deregister_table(spec.name)?;
-    register_table(ctx, lake, spec).await
+    register_table(ctx, lake, spec, CorruptFiles::Stop).await
 }
 
 /// Registers every declared raw table empty, with its canonical schema, in `ctx`.
@@ -143,6 +250,24 @@ pub fn check_schema(spec: &TableSpec, found: &arrow::datatypes::Schema) -> Resul
             expected: c.kind.describe().to_string(),
         })?;
         if !c.kind.accepts(field.data_type()) {
+            return Err(Error::ColumnType {
+                table: spec.name.to_string(),
+                column: c.name.to_string(),
+                expected: c.kind.describe().to_string(),
+                found: field.data_type().to_string(),
+            });
+        }
+    }
+    Ok(())
+}
+
+/// Checks that the declared columns a file has are of their family (files may lack optional
+/// columns other files carry; presence is checked on the table's merged schema).
+pub fn check_types(spec: &TableSpec, found: &arrow::datatypes::Schema) -> Result<()> {
+    for c in spec.columns {
+        if let Ok(field) = found.field_with_name(c.name)
+            && !c.kind.accepts(field.data_type())
+        {
             return Err(Error::ColumnType {
                 table: spec.name.to_string(),
                 column: c.name.to_string(),

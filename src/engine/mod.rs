@@ -20,7 +20,7 @@ use datafusion::prelude::{SessionConfig, SessionContext};
 
 pub use rolling::{RollingWindowExec, RollingWindowRule};
 
-use crate::catalog::{self, CatalogReport};
+use crate::catalog::{self, CatalogReport, CorruptFiles};
 use crate::error::Result;
 use crate::lake::Lake;
 
@@ -31,12 +31,14 @@ pub struct EngineOptions {
     pub threads: usize,
     /// Memory budget of a session in bytes; `None`: unlimited.
     pub memory_limit: Option<usize>,
+    /// What to do with raw files that cannot be read.
+    pub corrupt_files: CorruptFiles,
 }
 
 impl EngineOptions {
     /// `threads` partitions, no memory budget.
     pub fn threads(threads: usize) -> Self {
-        Self { threads, memory_limit: None }
+        Self { threads, memory_limit: None, corrupt_files: CorruptFiles::Stop }
     }
 
     /// From settings: threads, and `memory-limit-mb` (0: half of the machine's memory).
@@ -45,7 +47,7 @@ impl EngineOptions {
             0 => total_memory().map(|m| m / 2),
             mb => Some(mb * 1024 * 1024),
         };
-        Self { threads: s.threads, memory_limit: limit }
+        Self { threads: s.threads, memory_limit: limit, corrupt_files: s.corrupt_files }
     }
 }
 
@@ -94,6 +96,6 @@ pub async fn open(lake: &Lake, threads: usize) -> Result<(SessionContext, Catalo
 /// A local session sized by `opts`, with the lake's raw tables registered.
 pub async fn open_with(lake: &Lake, opts: EngineOptions) -> Result<(SessionContext, CatalogReport)> {
     let ctx = context(opts);
-    let report = catalog::register(&ctx, lake).await?;
+    let report = catalog::register_with(&ctx, lake, opts.corrupt_files).await?;
     Ok((ctx, report))
 }

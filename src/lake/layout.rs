@@ -15,6 +15,7 @@
 //! metrics/backtest/run_id=<id>/                 backtest forecasts; scores in its manifest
 //! reports/run_id=<id>/report.{html,json,md}     the run report; _manifest.json written last
 //! quarantine/check=<name>/run_date=YYYY-MM-DD/  rows that failed a data-quality check, with reasons
+//! quarantine/files/raw/<table>/<file>          raw files that could not be read (corrupt-files = "quarantine")
 //! quarantine/import=<id>/table=<table>/        rows an import could not read, with reasons
 //! quarantine/source=<name>/ingest=<id>/        records an ingestion could not read, with reasons
 //! _demo/truth.json                             true effects the demo generator used
@@ -158,6 +159,11 @@ pub fn backtests() -> Path {
     Path::from_iter(["metrics", "backtest"])
 }
 
+/// Where a raw file that could not be read is moved (`corrupt-files = "quarantine"`).
+pub fn quarantined_file(table: &str, name: &str) -> Path {
+    Path::from_iter(["quarantine", "files", "raw", table, name])
+}
+
 /// Where an import's rejected rows for one table go.
 pub fn import_quarantine(import_id: &str, table: &str) -> Path {
     Path::from_iter(["quarantine".to_string(), format!("import={import_id}"), format!("table={table}")])
@@ -199,5 +205,6 @@ mod tests {
         assert_eq!(replenishment(d).as_ref(), "replenishment/run_date=2026-03-01");
         assert_eq!(pending_notification("erp", "x1").as_ref(), "notifications/pending/webhook=erp/x1.json");
         assert_eq!(watermark("orders").as_ref(), "ingest/source=orders/watermark.json");
+        assert_eq!(quarantined_file("sales", "p.parquet").as_ref(), "quarantine/files/raw/sales/p.parquet");
     }
 }

@@ -6,9 +6,17 @@
 //! come from [`layout`]; no other module spells a path by hand.
 //!
 //! Credentials are never part of the URL or the settings: S3 reads them from
-//! the environment (`AWS_ACCESS_KEY_ID`, …) or the standard provider chain.
+//! the environment (`AWS_ACCESS_KEY_ID`, …) or the standard provider chain; Google Cloud
+//! Storage (`gs://`, cargo feature `gcs`) and Azure (`az://`, `abfss://`, feature `azure`)
+//! from their `GOOGLE_*` and `AZURE_*` variables.
+//!
+//! Requests to a cloud store are bounded and retried by `object_store`'s HTTP client. Its
+//! timeouts are plain store options (`timeout`, `connect_timeout`); its retries are set with
+//! the shelfcast-specific options in [`RETRY_OPTIONS`] (`retry_max_retries`, `retry_timeout`,
+//! `retry_init_backoff`, `retry_max_backoff`), which [`Lake::open`] turns into a `RetryConfig`.
 
 pub mod dataset;
+pub mod faults;
 pub mod layout;
 pub mod lease;
 pub mod parquet;
@@ -20,6 +28,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
+use object_store::{BackoffConfig, RetryConfig};
 use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
 use url::Url;
 
@@ -46,9 +55,70 @@ impl fmt::Display for Lake {
     }
 }
 
+/// Store options that shelfcast reads itself to build the HTTP client's `RetryConfig`; every
+/// other option goes to the store's builder as it is.
+pub const RETRY_OPTIONS: &[&str] = &["retry_max_retries", "retry_timeout", "retry_init_backoff", "retry_max_backoff"];
+
+/// The retry policy of the `retry_*` options; `None` when none is set (the store's default).
+fn retry_config(url: &str, options: &BTreeMap<String, String>) -> Result<Option<RetryConfig>> {
+    if !options.keys().any(|k| RETRY_OPTIONS.contains(&k.as_str())) {
+        return Ok(None);
+    }
+    let bad = |k: &str, v: &str, what: &str| Error::LakeUrl {
+        url: url.to_string(),
+        message: format!("storage option `{k}` = `{v}`: {what}"),
+    };
+    let duration = |k: &str, d: std::time::Duration| -> Result<std::time::Duration> {
+        match options.get(k) {
+            None => Ok(d),
+            Some(v) => humantime::parse_duration(v).map_err(|_| bad(k, v, "not a duration like 500ms, 10s or 2m")),
+        }
+    };
+    let defaults = RetryConfig::default();
+    let max_retries = match options.get("retry_max_retries") {
+        None => defaults.max_retries,
+        Some(v) => v.parse().map_err(|_| bad("retry_max_retries", v, "not a whole number"))?,
+    };
+    Ok(Some(RetryConfig {
+        max_retries,
+        retry_timeout: duration("retry_timeout", defaults.retry_timeout)?,
+        backoff: BackoffConfig {
+            init_backoff: duration("retry_init_backoff", defaults.backoff.init_backoff)?,
+            max_backoff: duration("retry_max_backoff", defaults.backoff.max_backoff)?,
+            base: defaults.backoff.base,
+        },
+    }))
+}
+
+/// Builds a cloud store: credentials from the environment (the builder's `from_env`), the URL,
+/// the retry policy, then every option through `with_config`, an unknown key naming itself.
+macro_rules! cloud_store {
+    ($builder:expr, $root:expr, $url:expr, $options:expr, $retry:expr) => {{
+        let mut b = $builder.with_url($root.as_str());
+        if let Some(retry) = $retry {
+            b = b.with_retry(retry);
+        }
+        for (k, v) in $options {
+            let key = k.parse().map_err(|e: object_store::Error| Error::LakeUrl {
+                url: $url.to_string(),
+                message: format!("storage option `{k}`: {e}"),
+            })?;
+            b = b.with_config(key, v);
+        }
+        Arc::new(b.build()?) as Arc<dyn ObjectStore>
+    }};
+}
+
 impl Lake {
-    /// Opens the lake at `url` with store `options` (e.g. `aws_endpoint`; never credentials).
+    /// Opens the lake at `url` with store `options` (e.g. `aws_endpoint`, `timeout`,
+    /// `retry_max_retries`; never credentials).
     pub fn open(url: &str, options: &BTreeMap<String, String>) -> Result<Self> {
+        let retry = retry_config(url, options)?;
+        let options: BTreeMap<String, String> = options
+            .iter()
+            .filter(|(k, _)| !RETRY_OPTIONS.contains(&k.as_str()))
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect();
         let mut root = Url::parse(url).map_err(|e| Error::LakeUrl { url: url.to_string(), message: e.to_string() })?;
         if !root.path().ends_with('/') {
             let p = format!("{}/", root.path());
@@ -56,15 +126,21 @@ impl Lake {
         }
         let store: Arc<dyn ObjectStore> = match root.scheme() {
             "s3" | "s3a" => {
-                let mut b = object_store::aws::AmazonS3Builder::from_env().with_url(root.as_str());
-                for (k, v) in options {
-                    let key = k.parse().map_err(|e: object_store::Error| Error::LakeUrl {
-                        url: url.to_string(),
-                        message: format!("storage option `{k}`: {e}"),
-                    })?;
-                    b = b.with_config(key, v);
-                }
-                Arc::new(b.build()?)
+                cloud_store!(object_store::aws::AmazonS3Builder::from_env(), root, url, &options, retry)
+            }
+            #[cfg(feature = "gcs")]
+            "gs" => cloud_store!(object_store::gcp::GoogleCloudStorageBuilder::from_env(), root, url, &options, retry),
+            #[cfg(feature = "azure")]
+            "az" | "adl" | "azure" | "abfs" | "abfss" => {
+                cloud_store!(object_store::azure::MicrosoftAzureBuilder::from_env(), root, url, &options, retry)
+            }
+            scheme if retry.is_some() => {
+                return Err(Error::LakeUrl {
+                    url: url.to_string(),
+                    message: format!(
+                        "the retry_* storage options apply to cloud stores (s3://, gs://, az://), not {scheme}://"
+                    ),
+                });
             }
             "memory" => Arc::new(object_store::memory::InMemory::new()),
             _ => {
@@ -82,6 +158,11 @@ impl Lake {
     /// An in-memory lake; for tests and dry runs.
     pub fn in_memory() -> Self {
         Self::open("memory:///", &BTreeMap::new()).expect("memory:/// is a valid lake URL")
+    }
+
+    /// The same lake over a store wrapped by `wrap` (a [`faults::FaultyStore`], a throttle, …).
+    pub fn map_store(&self, wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>) -> Self {
+        Self { store: wrap(self.store()), ..self.clone() }
     }
 
     /// The underlying store (the whole bucket or file system, not just the lake prefix).
@@ -156,6 +237,12 @@ impl Lake {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
         }
+    }
+
+    /// Moves an object (a copy then a delete where the store cannot rename).
+    pub async fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        self.store.rename(&self.path(from), &self.path(to)).await?;
+        Ok(())
     }
 
     /// Every object under a lake-relative folder (recursively), with lake-relative locations, sorted.

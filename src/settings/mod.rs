@@ -88,6 +88,8 @@ pub struct SettingsFile {
     pub torchscript_file: Option<String>,
     /// Object store options.
     pub storage: Option<BTreeMap<String, String>>,
+    /// `stop` (default) or `quarantine`: what a raw Parquet file that cannot be read does.
+    pub corrupt_files: Option<crate::catalog::CorruptFiles>,
     /// Data-quality checks.
     pub quality: Option<crate::quality::QualitySettings>,
     /// Members of the `ensemble` model.
@@ -179,6 +181,8 @@ pub struct Settings {
     /// Object store options (no credentials).
     #[serde(skip)]
     pub storage: BTreeMap<String, String>,
+    /// What a raw Parquet file that cannot be read does: stop the run, or quarantine the file.
+    pub corrupt_files: crate::catalog::CorruptFiles,
     /// Data-quality checks.
     pub quality: crate::quality::QualitySettings,
     /// Members of the `ensemble` model (empty: the other configured models).
@@ -319,6 +323,7 @@ impl Settings {
             jobs_dir,
             torchscript_file,
             storage,
+            corrupt_files: file.corrupt_files.unwrap_or_default(),
             quality,
             ensemble_members: file.ensemble_members.unwrap_or_default(),
             champion: file.champion.unwrap_or_default(),

@@ -95,7 +95,7 @@ async fn a_sort_larger_than_the_memory_budget_spills_instead_of_failing() {
     use shelfcast::engine::{EngineOptions, context};
     let sql = "SELECT MAX(r) FROM (SELECT ROW_NUMBER() OVER (ORDER BY v DESC) AS r \
                FROM (SELECT value AS v FROM range(0, 8000000)))";
-    let ctx = context(EngineOptions { threads: 2, memory_limit: Some(32 << 20) });
+    let ctx = context(EngineOptions { memory_limit: Some(32 << 20), ..EngineOptions::threads(2) });
     let out = ctx.sql(sql).await.unwrap().collect().await.unwrap();
     assert_eq!(arrow::util::pretty::pretty_format_batches(&out).unwrap().to_string().matches("8000000").count(), 1);
 }

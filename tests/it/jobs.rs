@@ -382,3 +382,62 @@ async fn backfill_resumes_and_failures_show_in_runs_and_exit_codes() {
     let (ok, out, err) = output(shelfcast(d).args(["jobs", "list"]));
     assert!(ok && out.contains("count") && out.contains("0 0 2 * * *"), "{out}{err}");
 }
+
+#[tokio::test]
+async fn kill_9_during_publish_keeps_the_previous_forecasts_visible_and_a_rerun_replaces_them_whole() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let (url, lake) = local_lake(d);
+    demo_lake(&lake, 4).await;
+    let day = date("2026-04-01");
+    let file = SettingsFile { horizon: Some(7), ..Default::default() };
+    let first = nightly(&env_for(&url, d, &lake, file.clone(), &clock()), day).await.unwrap();
+
+    // A reader polls the published forecasts the whole time: each read must be a whole dataset.
+    let stop = tokio_util::sync::CancellationToken::new();
+    let reader = {
+        let (lake, stop) = (lake.clone(), stop.clone());
+        tokio::spawn(async move {
+            let mut seen = Vec::new();
+            while !stop.is_cancelled() {
+                let (m, rows) = publish::read_forecasts(&lake, day).await.expect("forecasts readable throughout");
+                assert_eq!(rows.iter().map(|b| b.num_rows() as u64).sum::<u64>(), m.row_count);
+                let id = m.meta["run_id"].as_str().unwrap().to_string();
+                if seen.last() != Some(&id) {
+                    seen.push(id);
+                }
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            seen
+        })
+    };
+
+    // The nightly job in a separate process, killed with SIGKILL in its publish step.
+    let mut child = shelfcast(d)
+        .args(["run", "nightly", "--date", "2026-04-01", "--horizon", "7", "-q"])
+        .env("SHELFCAST_TEST_STEP_DELAY", "publish:60000")
+        .spawn()
+        .unwrap();
+    let dying = wait_for(&lake, "nightly", |r| r.run_id != first.run_id && step_running(r, "publish")).await;
+    child.kill().unwrap();
+    child.wait().unwrap();
+
+    // Once its lease has lapsed, a rerun takes over and publishes whole.
+    let later = FixedClock::new(Utc::now() + chrono::Duration::minutes(10));
+    let report = nightly(&env_for(&url, d, &lake, file, &later), day).await.unwrap();
+    assert_eq!(report.retry_of.as_deref(), Some(dying.run_id.as_str()));
+    stop.cancel();
+    let seen = reader.await.unwrap();
+    assert_eq!(
+        seen,
+        vec![first.run_id.clone(), report.run_id.clone()],
+        "the old run, then the new one, nothing between"
+    );
+    let folder = layout::forecasts(day);
+    let m = read_manifest(&lake, &folder).await.unwrap().unwrap();
+    let parts =
+        lake.list(&folder).await.unwrap().into_iter().filter(|o| o.location.as_ref().ends_with(".parquet")).count();
+    assert_eq!(parts, m.files.len(), "only the new run's files remain");
+    let latest = lake.get(&layout::latest("forecasts")).await.unwrap();
+    assert!(String::from_utf8_lossy(&latest).contains(&report.run_id), "{}", String::from_utf8_lossy(&latest));
+}

@@ -9,6 +9,9 @@ mod server;
 mod catalog;
 /// The command-line binary end to end: demo, run nightly, query.
 mod cli;
+/// Faults: a store that fails or stalls, a full disk, corrupt raw files, schema drift, store
+/// retries and timeouts; the previous output stays readable throughout.
+mod faults;
 /// Feature tables: point-in-time correctness and materialisation.
 mod features;
 /// Importing outside files into raw tables.
@@ -37,8 +40,14 @@ mod query;
 /// The run report: the backtest's numbers in its HTML, Markdown and JSON, well-formed charts, a
 /// failed report leaving the forecasts published, and the `report` command.
 mod report;
+/// The pipeline, leases and the binary on an S3 server on loopback (run by scripts/s3_test.sh;
+/// skipped with a notice without `SHELFCAST_S3_ENDPOINT`).
+mod s3;
 /// Our metrics against score.py's on the same forecasts.
 mod score;
+/// Security: secrets stay out of the logs, names and ids cannot leave the lake, ad hoc SQL
+/// cannot touch files outside it.
+mod security;
 /// The feature queries' business rules, from tests/sql/*.slt.
 mod sql;
 /// libtorch on the CPU.

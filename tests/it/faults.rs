@@ -1,0 +1,236 @@
+use std::collections::BTreeMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use arrow::array::{ArrayRef, Date32Array, Float64Array, StringArray};
+use arrow::record_batch::RecordBatch;
+use object_store::ObjectStore;
+use object_store::path::Path;
+use shelfcast::Error;
+use shelfcast::catalog::CorruptFiles;
+use shelfcast::jobs::{JobSpec, Status, Trigger, history, run_job};
+use shelfcast::lake::dataset::read_manifest;
+use shelfcast::lake::faults::{Fault, FaultyStore, Op};
+use shelfcast::lake::{Lake, layout};
+use shelfcast::publish;
+use shelfcast::settings::SettingsFile;
+
+use crate::common::*;
+
+/// The nightly job with `retries` more attempts of its publish step, 10 ms apart.
+fn nightly_retrying_publish(retries: u32) -> JobSpec {
+    let text = shelfcast::jobs::spec::NIGHTLY
+        .replace("kind = \"publish\"", &format!("kind = \"publish\"\nretries = {retries}\nbackoff = \"10ms\""));
+    JobSpec::parse(&text, "nightly.toml").unwrap()
+}
+
+fn faulty(lake: &Lake, make: impl FnOnce(Arc<dyn ObjectStore>) -> FaultyStore) -> (Lake, Arc<FaultyStore>) {
+    let mut store = None;
+    let lake = lake.map_store(|inner| {
+        let s = Arc::new(make(inner));
+        store = Some(Arc::clone(&s));
+        s
+    });
+    (lake, store.unwrap())
+}
+
+/// A healthy lake with one published run for 2026-04-01: its dir, url, lake and that run's id.
+async fn published() -> (tempfile::TempDir, String, Lake, String) {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, lake) = local_lake(dir.path());
+    demo_lake(&lake, 4).await;
+    let env = env(settings(&url, dir.path(), SettingsFile::default()), &lake, &clock());
+    let report = nightly(&env, date("2026-04-01")).await.unwrap();
+    (dir, url, lake, report.run_id)
+}
+
+/// The published forecasts of 2026-04-01 are complete (checksums, row counts) and from `run_id`.
+async fn forecasts_are_from(lake: &Lake, run_id: &str) {
+    let (manifest, batches) = publish::read_forecasts(lake, date("2026-04-01")).await.unwrap();
+    assert_eq!(manifest.meta["run_id"], run_id);
+    assert_eq!(batches.iter().map(|b| b.num_rows() as u64).sum::<u64>(), manifest.row_count);
+}
+
+#[tokio::test]
+async fn a_failing_store_is_retried_then_fails_clearly_and_the_previous_forecasts_stay() {
+    let (dir, url, lake, first) = published().await;
+    let latest_before = lake.get(&layout::latest("forecasts")).await.unwrap();
+    // Every write under the run date's forecasts folder fails, as a connection dropped each
+    // time would; features and models are written as usual.
+    let (bad, store) =
+        faulty(&lake, |s| FaultyStore::new(s, Fault::reset()).on(&[Op::Put]).matching("forecasts/run_date="));
+    let env = env(settings(&url, dir.path(), SettingsFile::default()), &bad, &clock());
+    let err = run_job(&env, &nightly_retrying_publish(2), Some(date("2026-04-01")), Trigger::Manual, &|_| {})
+        .await
+        .unwrap_err();
+    let chain = format!("{:#}", anyhow::Error::from(err));
+    assert!(chain.contains("publish") && chain.contains("connection reset"), "{chain}");
+    assert_eq!(store.injected(), 3, "three attempts, each stopped at its first write");
+
+    let runs = history::for_date(&lake, "nightly", date("2026-04-01")).await.unwrap();
+    let failed = runs.iter().find(|r| r.status == Status::Failed).expect("the failed run is recorded");
+    let step = failed.steps.iter().find(|s| s.name == "publish").unwrap();
+    assert_eq!((step.status, step.attempts), (Status::Failed, 3));
+    // The previous run's forecasts are still the published ones, whole; no new manifest.
+    forecasts_are_from(&lake, &first).await;
+    assert_eq!(lake.get(&layout::latest("forecasts")).await.unwrap(), latest_before);
+}
+
+#[tokio::test]
+async fn a_full_disk_mid_publish_leaves_the_previous_forecasts_and_a_rerun_completes() {
+    let (dir, url, lake, first) = published().await;
+    // The first write under forecasts/ (a part file) lands, the second (the manifest) finds the
+    // disk full.
+    let (bad, store) = faulty(&lake, |s| {
+        FaultyStore::new(s, Fault::disk_full()).on(&[Op::Put]).matching("forecasts/run_date=").every(2)
+    });
+    let bad_env = env(settings(&url, dir.path(), SettingsFile::default()), &bad, &clock());
+    let err = nightly(&bad_env, date("2026-04-01")).await.unwrap_err();
+    let chain = format!("{:#}", anyhow::Error::from(err));
+    assert!(chain.contains("No space left on device") && chain.contains("publish"), "{chain}");
+    assert_eq!(store.injected(), 1);
+    // A part file of the failed run is there, but nothing names it: readers see the old run.
+    let folder = layout::forecasts(date("2026-04-01"));
+    let parts = |l: &Lake| {
+        let l = l.clone();
+        let folder = folder.clone();
+        async move {
+            l.list(&folder).await.unwrap().into_iter().filter(|m| m.location.as_ref().ends_with(".parquet")).count()
+        }
+    };
+    let m = read_manifest(&lake, &folder).await.unwrap().unwrap();
+    assert_eq!(parts(&lake).await, m.files.len() + 1);
+    forecasts_are_from(&lake, &first).await;
+
+    // Space again: the rerun publishes whole and clears the orphan.
+    let good = env(settings(&url, dir.path(), SettingsFile::default()), &lake, &clock());
+    let report = nightly(&good, date("2026-04-01")).await.unwrap();
+    forecasts_are_from(&lake, &report.run_id).await;
+    let m = read_manifest(&lake, &folder).await.unwrap().unwrap();
+    assert_eq!(parts(&lake).await, m.files.len());
+}
+
+#[tokio::test]
+async fn slow_reads_only_slow_the_run() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, lake) = local_lake(dir.path());
+    demo_lake(&lake, 4).await;
+    let (slow, store) =
+        faulty(&lake, |s| FaultyStore::new(s, Fault::Delay(Duration::from_millis(20))).on(&[Op::Get]).every(3));
+    let env = env(settings(&url, dir.path(), SettingsFile::default()), &slow, &clock());
+    let report = nightly(&env, date("2026-04-01")).await.unwrap();
+    assert!(store.injected() > 0);
+    forecasts_are_from(&lake, &report.run_id).await;
+}
+
+#[tokio::test]
+async fn store_retries_and_timeouts_are_settings() {
+    // A port on loopback nobody listens on: each request fails to connect at once.
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let options: BTreeMap<String, String> = [
+        ("aws_endpoint", format!("http://127.0.0.1:{port}")),
+        ("aws_allow_http", "true".into()),
+        ("aws_region", "us-east-1".into()),
+        ("aws_virtual_hosted_style_request", "false".into()),
+        // Explicit dummy credentials: the provider chain must never look for a metadata server.
+        ("aws_access_key_id", "shelfcast-test".into()),
+        ("aws_secret_access_key", "shelfcast-test-secret".into()),
+        ("connect_timeout", "1s".into()),
+        ("timeout", "2s".into()),
+        ("retry_max_retries", "2".into()),
+        ("retry_init_backoff", "10ms".into()),
+        ("retry_max_backoff", "20ms".into()),
+        ("retry_timeout", "5s".into()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v))
+    .collect();
+    let lake = Lake::open("s3://nowhere/lake", &options).unwrap();
+    let started = Instant::now();
+    let err = lake.get(&Path::from("x.json")).await.unwrap_err().to_string();
+    assert!(started.elapsed() < Duration::from_secs(10), "{:?}", started.elapsed());
+    assert!(err.contains("after 2 retries"), "{err}");
+    assert!(!err.contains("shelfcast-test-secret"), "{err}");
+
+    let mut bad = options.clone();
+    bad.insert("retry_max_retries".into(), "many".into());
+    let err = Lake::open("s3://nowhere/lake", &bad).unwrap_err().to_string();
+    assert!(err.contains("retry_max_retries") && err.contains("many"), "{err}");
+    let err = Lake::open("memory:///", &[("retry_timeout".to_string(), "1s".to_string())].into()).unwrap_err();
+    assert!(err.to_string().contains("s3://"), "{err}");
+}
+
+fn sales(units: ArrayRef, extra: Option<(&str, ArrayRef)>) -> RecordBatch {
+    let mut cols = vec![
+        ("date", Arc::new(Date32Array::from(vec![20_000])) as ArrayRef),
+        ("item_id", Arc::new(StringArray::from(vec!["item_001"])) as ArrayRef),
+        ("location_id", Arc::new(StringArray::from(vec!["store_01"])) as ArrayRef),
+        ("units", units),
+    ];
+    cols.extend(extra);
+    RecordBatch::try_from_iter(cols).unwrap()
+}
+
+async fn put_sales(lake: &Lake, name: &str, batch: RecordBatch) {
+    let bytes = shelfcast::lake::parquet::encode(&batch.schema(), &[batch]).unwrap();
+    lake.put(&layout::raw_file("sales", name), bytes).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_truncated_raw_file_is_named_and_stops_the_run_or_is_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, lake) = local_lake(dir.path());
+    demo_lake(&lake, 4).await;
+    let good = shelfcast::lake::parquet::encode(
+        &sales(Arc::new(Float64Array::from(vec![1.0])), None).schema(),
+        &[sales(Arc::new(Float64Array::from(vec![1.0])), None)],
+    )
+    .unwrap();
+    lake.put(&layout::raw_file("sales", "truncated.parquet"), good.slice(..good.len() / 2)).await.unwrap();
+    lake.put(&layout::raw_file("sales", "garbage.parquet"), "not parquet at all".into()).await.unwrap();
+    let before = listing(&lake).await;
+
+    // Stop (the default): the run fails naming a file, and writes nothing.
+    let stop = env(settings(&url, dir.path(), SettingsFile::default()), &lake, &clock());
+    let err = nightly(&stop, date("2026-04-01")).await.unwrap_err();
+    match &err {
+        Error::CorruptFile { path, .. } => assert!(path.ends_with("raw/sales/garbage.parquet"), "{path}"),
+        other => panic!("expected a corrupt file error, got {other}"),
+    }
+    assert!(err.to_string().contains("corrupt-files"), "{err}");
+    assert_eq!(listing(&lake).await, before);
+
+    // Quarantine: both files are moved aside and the run goes on without them.
+    let file = SettingsFile { corrupt_files: Some(CorruptFiles::Quarantine), ..Default::default() };
+    let env = env(settings(&url, dir.path(), file), &lake, &clock());
+    let report = nightly(&env, date("2026-04-01")).await.unwrap();
+    assert_eq!(report.status, Status::Succeeded);
+    let all = listing(&lake).await;
+    for name in ["garbage.parquet", "truncated.parquet"] {
+        assert!(all.contains(&format!("quarantine/files/raw/sales/{name}")), "{all:?}");
+        assert!(!all.contains(&format!("raw/sales/{name}")), "{all:?}");
+    }
+    forecasts_are_from(&lake, &report.run_id).await;
+}
+
+#[tokio::test]
+async fn schema_drift_an_extra_column_is_kept_and_a_type_change_is_refused_by_name() {
+    let lake = Lake::in_memory();
+    demo_lake(&lake, 4).await;
+    let flags: ArrayRef = Arc::new(StringArray::from(vec!["endcap"]));
+    put_sales(&lake, "extra.parquet", sales(Arc::new(Float64Array::from(vec![2.0])), Some(("display", flags)))).await;
+    let (ctx, _) = shelfcast::engine::open(&lake, 1).await.unwrap();
+    let rows = shelfcast::query::run(&ctx, "SELECT COUNT(*) AS n FROM sales WHERE display = 'endcap'").await.unwrap();
+    assert_eq!(rows[0].num_rows(), 1);
+
+    // A file in which `units` became text fails by table, column and types.
+    put_sales(&lake, "drift.parquet", sales(Arc::new(StringArray::from(vec!["2"])), None)).await;
+    let err = shelfcast::engine::open(&lake, 1).await.err().expect("the drifted file is refused");
+    match &err {
+        Error::ColumnType { table, column, expected, found } => {
+            assert_eq!((table.as_str(), column.as_str()), ("sales", "units"));
+            assert!(expected.contains("number") && found.contains("Utf8"), "{expected} / {found}");
+        }
+        other => panic!("expected a column type error, got {other}"),
+    }
+}
