@@ -102,14 +102,8 @@ async fn item_ids_that_look_like_paths_stay_data() {
 }
 
 fn shelfcast(dir: &Path) -> Command {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_shelfcast"));
-    c.current_dir(dir)
-        .env_remove("SHELFCAST_LAKE")
-        .env_remove("SHELFCAST_CONFIG")
-        .env_remove("SHELFCAST_TEST_STEP_DELAY")
-        .env_remove("RUST_LOG")
-        .env("SHELFCAST_MODELS", "seasonal_naive")
-        .env("SHELFCAST_THREADS", "2");
+    let mut c = crate::common::shelfcast(dir);
+    c.env_remove("RUST_LOG");
     c
 }
 
