@@ -9,6 +9,9 @@ mod server;
 mod catalog;
 /// The command-line binary end to end: demo, run nightly, query.
 mod cli;
+/// Influence factors: elasticities, promotion uplift and driver ranking recovered from a demo
+/// lake's truth; the factors step and dataset; `explain`.
+mod factors;
 /// Feature tables: point-in-time correctness and materialisation.
 mod features;
 /// Importing outside files into raw tables.
