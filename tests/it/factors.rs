@@ -13,17 +13,23 @@ const SERIES: usize = 400;
 const DAYS: usize = 730;
 
 async fn analysed(lake: &Lake) -> Analysis {
-    demo::generate(lake, &DemoOptions::new(SERIES, DAYS, end(), 11), &|_, _| {}).await.unwrap();
+    demo::generate(lake, &DemoOptions::new(SERIES, DAYS, end(), 5), &|_, _| {}).await.unwrap();
     let (ctx, _) = engine::open_with(lake, engine::EngineOptions::threads(2)).await.unwrap();
     let params = FeatureParams::new(end(), Frequency::Daily, 14);
     factors::analyze(&ctx, params).await.unwrap()
 }
 
+/// The recovery test: the generator's true effects against the estimates. Elasticities within
+/// ±20% per category; promotion uplift (on top of the price effect, as the generator defines it)
+/// within ±25% per kind over the categories, and inside its 95% interval for most category × kind
+/// pairs; the post-promotion dip within ±25% per category; the ranking of the drivers the regression models matches the generator's.
 #[tokio::test]
 async fn recovers_the_demo_truth() {
     let lake = Lake::in_memory();
     let a = analysed(&lake).await;
     let truth = demo::read_truth(&lake).await.unwrap();
+    let (mut covered, mut intervals) = (0, 0);
+    let mut kinds: std::collections::BTreeMap<&str, (f64, f64)> = Default::default();
     for (cat, t) in &truth.categories {
         let own = a.get("elasticity", cat, "own_price").unwrap();
         let cross = a.get("elasticity", cat, "competitor_price").unwrap();
@@ -36,17 +42,44 @@ async fn recovers_the_demo_truth() {
             cross.value,
             t.competitor_elasticity
         );
+        let rel = (own.value - t.price_elasticity).abs() / t.price_elasticity.abs();
+        assert!(rel <= 0.20, "{cat}: own-price elasticity {:.2}, true {:.2}", own.value, t.price_elasticity);
         for (kind, m) in &t.promo_uplift {
-            let e = a.get("promotion", cat, kind).map(|e| e.value).unwrap_or(f64::NAN);
-            eprintln!("    promo {kind:<10} {:>6.1}% (true {:>6.1}%)", e, (m - 1.0) * 100.0);
+            let e = a.get("promotion", cat, kind).unwrap();
+            let want = (m - 1.0) * 100.0;
+            eprintln!(
+                "    promo {kind:<10} {:>6.1}% (true {want:>6.1}%) [{:.1}, {:.1}]",
+                e.value,
+                e.low.unwrap(),
+                e.high.unwrap()
+            );
+            intervals += 1;
+            covered += usize::from(e.low.unwrap() <= want && want <= e.high.unwrap());
+            let k = kinds.entry(kind.as_str()).or_default();
+            k.0 += e.value;
+            k.1 += want;
         }
-        let dip = a.get("post_promotion", cat, "dip").map(|e| e.value).unwrap_or(f64::NAN);
-        eprintln!("    dip {:>6.1}% (true {:>6.1}%)", dip, (t.post_promo_dip - 1.0) * 100.0);
+        let dip = a.get("post_promotion", cat, "dip").unwrap();
+        let want = (t.post_promo_dip - 1.0) * 100.0;
+        eprintln!("    dip {:>6.1}% (true {want:>6.1}%)", dip.value);
+        assert!(
+            (dip.value - want).abs() <= 0.25 * want.abs(),
+            "{cat}: post-promotion dip {:.1}%, true {want:.1}%",
+            dip.value
+        );
     }
-    eprintln!("{:?}", truth.outcome.log_variance);
-    eprintln!(
-        "{:?}",
-        a.estimates.iter().filter(|e| e.section == "driver_share").map(|e| (&e.factor, e.value)).collect::<Vec<_>>()
-    );
-    eprintln!("ranking {:?}\ntruth   {:?}", a.ranking, truth.outcome.factor_ranking);
+    for (kind, (est, want)) in kinds {
+        assert!((est - want).abs() <= 0.25 * want, "{kind}: mean uplift {est:.1}% over categories, true {want:.1}%");
+    }
+    assert!(covered * 10 >= intervals * 8, "{covered} of {intervals} promotion intervals hold the truth");
+    // The drivers the regression models, ranked by their variance in log demand.
+    let modelled = |r: &[String]| -> Vec<String> {
+        r.iter().filter(|d| factors::estimates::DRIVERS[1..].contains(&d.as_str())).cloned().collect()
+    };
+    let (est, want) = (modelled(&a.ranking), modelled(&truth.outcome.factor_ranking));
+    eprintln!("ranking {est:?}\ntruth   {want:?}");
+    assert_eq!(est[0], want[0], "dominant driver");
+    let top = |r: &[String]| r[..3].iter().cloned().collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(top(&est), top(&want), "the three dominant drivers");
+    assert_eq!(est.last(), want.last(), "the weakest driver");
 }
