@@ -14,6 +14,7 @@ pub mod data;
 pub mod estimates;
 pub mod explain;
 pub mod regression;
+pub mod render;
 
 use std::sync::Arc;
 
