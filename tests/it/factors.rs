@@ -2,8 +2,9 @@ use shelfcast::demo::{self, DemoOptions};
 use shelfcast::engine;
 use shelfcast::factors::{self, Analysis};
 use shelfcast::features::FeatureParams;
-use shelfcast::lake::Lake;
-use shelfcast::settings::Frequency;
+use shelfcast::jobs::history::Status;
+use shelfcast::lake::{Lake, dataset, layout};
+use shelfcast::settings::{Frequency, SettingsFile};
 
 use crate::common::*;
 
@@ -82,4 +83,74 @@ async fn recovers_the_demo_truth() {
     let top = |r: &[String]| r[..3].iter().cloned().collect::<std::collections::BTreeSet<_>>();
     assert_eq!(top(&est), top(&want), "the three dominant drivers");
     assert_eq!(est.last(), want.last(), "the weakest driver");
+}
+
+/// The nightly job's `factors` step writes `factors/run_date=…/` (estimates and the fitted
+/// models, manifest last), and the run report shows them.
+#[tokio::test]
+async fn the_nightly_writes_the_factors_and_the_report_shows_them() {
+    let lake = Lake::in_memory();
+    demo_lake(&lake, 24).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let file = SettingsFile { horizon: Some(7), ..Default::default() };
+    let env = env(settings("memory:///", dir.path(), file), &lake, &clock);
+    let run_date = date("2026-04-01");
+    let run = nightly(&env, run_date).await.unwrap();
+    let step = run.steps.iter().find(|s| s.name == "factors").unwrap();
+    assert_eq!(step.status, Status::Succeeded, "{:?}", step.error);
+    let m = run.summary.factors.as_ref().unwrap();
+    assert!(m.rows > 0 && m.categories > 0, "{m:?}");
+    let manifest = dataset::read_manifest(&lake, &layout::factors(run_date)).await.unwrap().unwrap();
+    assert_eq!(manifest.meta["run_id"], run.run_id.as_str());
+    assert_eq!(manifest.row_count, m.rows);
+    let a = factors::read(&lake, run_date).await.unwrap().unwrap();
+    assert!(a.get("elasticity", &a.models[0].category, "own_price").is_some());
+    assert_eq!(a.ranking.len(), factors::estimates::DRIVERS.len());
+    let html =
+        String::from_utf8(lake.get(&layout::report(&run.run_id).join("report.html")).await.unwrap().to_vec()).unwrap();
+    assert!(html.contains(r#"<section id="factors">"#) && html.contains(r#"<table id="elasticities">"#));
+    assert!(html.contains("Price elasticity by category"));
+    let md =
+        String::from_utf8(lake.get(&layout::report(&run.run_id).join("report.md")).await.unwrap().to_vec()).unwrap();
+    assert!(md.contains("## What moves demand"), "{md}");
+}
+
+/// `explain` prints one row per horizon period whose multipliers multiply to the forecast.
+#[tokio::test]
+async fn explain_decomposes_a_series_forecast() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, lake) = local_lake(dir.path());
+    demo_lake(&lake, 24).await;
+    let (ctx, _) = engine::open_with(&lake, engine::EngineOptions::threads(2)).await.unwrap();
+    let a = factors::analyze(&ctx, FeatureParams::new(end(), Frequency::Daily, 7)).await.unwrap();
+    let key = a.models[0].series.keys().next().unwrap().clone();
+    let (item, location) = key.split_once('|').unwrap();
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_shelfcast"))
+        .current_dir(dir.path())
+        .env_remove("SHELFCAST_LAKE")
+        .env_remove("SHELFCAST_CONFIG")
+        .env("SHELFCAST_THREADS", "2")
+        .env("SHELFCAST_MODELS", "seasonal_naive")
+        .args(["--lake", "lake", "--horizon", "7", "explain", "--item", item, "--location", location, "-q"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("2026-04")).collect();
+    assert_eq!(rows.len(), 7, "{text}");
+    for r in rows {
+        let v: Vec<f64> = r.split_whitespace().skip(1).map(|x| x.parse().unwrap()).collect();
+        let product: f64 = v[..v.len() - 1].iter().product();
+        assert!((product - v[v.len() - 1]).abs() <= 0.02 * product.max(1.0), "{r}");
+    }
+    let unknown = std::process::Command::new(env!("CARGO_BIN_EXE_shelfcast"))
+        .current_dir(dir.path())
+        .env_remove("SHELFCAST_LAKE")
+        .env_remove("SHELFCAST_CONFIG")
+        .args(["--lake", "lake", "explain", "--item", "no_such_item", "-q"])
+        .output()
+        .unwrap();
+    assert!(!unknown.status.success());
+    assert!(String::from_utf8_lossy(&unknown.stderr).contains("no_such_item"));
 }
