@@ -602,11 +602,11 @@ async fn factors_cmd(
     let analysis = if write {
         let token = format!("factors-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
         let run_date = params.cutoff + chrono::Duration::days(1);
-        let (a, m) = factors::run(&ctx, lake, params, run_date, &token, clock).await?;
+        let (a, m) = factors::run(&ctx, lake, params, &settings.factors, run_date, &token, clock).await?;
         eprintln!("wrote {} rows to {}", m.rows, m.location);
         a
     } else {
-        factors::analyze(&ctx, params).await?
+        factors::analyze(&ctx, params, &settings.factors).await?
     };
     let truth = if lake.get_opt(&shelfcast::lake::layout::demo_truth()).await?.is_some() {
         Some(demo::read_truth(lake).await?)
@@ -626,7 +626,7 @@ async fn explain_cmd(
 ) -> anyhow::Result<()> {
     let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
     let params = default_params(&ctx, settings, cutoff).await?;
-    let analysis = factors::analyze(&ctx, params).await?;
+    let analysis = factors::analyze(&ctx, params, &settings.factors).await?;
     let mut found = false;
     for model in &analysis.models {
         for key in model.series.keys() {
@@ -636,7 +636,7 @@ async fn explain_cmd(
             }
             found = true;
             let h = factors::data::horizon(&ctx, params.cutoff, i, l).await?;
-            let rows = factors::explain::decompose(model, i, l, &h)?;
+            let rows = factors::explain::decompose(model, &analysis.groups, i, l, &h)?;
             println!("{}", factors::explain::render(i, l, &model.category, &rows));
         }
     }

@@ -32,6 +32,7 @@ use serde::{Deserialize, Serialize};
 use tracing::warn;
 
 use super::data::Observations;
+use super::groups::FactorSettings;
 use super::regression::{self, Design};
 use crate::error::Result;
 
@@ -40,9 +41,6 @@ pub const WARMUP_DAYS: i64 = 28;
 
 /// Confidence level of the intervals.
 pub const LEVEL: f64 = 0.95;
-
-/// The drivers of demand whose share of log variance is reported, in the generator's names.
-pub const DRIVERS: [&str; 7] = ["level_trend", "weekly", "yearly", "events", "promotion", "price", "competitor"];
 
 /// One estimate: a row of the `factors/` dataset.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
@@ -75,6 +73,8 @@ pub struct CategoryModel {
     pub names: Vec<String>,
     /// Coefficients.
     pub beta: Vec<f64>,
+    /// The factor group of each regressor.
+    pub groups: Vec<String>,
     /// Per series (`item|location`): level, trend per year, first day, and the series mean of
     /// every regressor over the fitted rows.
     pub series: BTreeMap<String, SeriesTerms>,
@@ -102,6 +102,8 @@ pub struct Analysis {
     pub models: Vec<CategoryModel>,
     /// Drivers by share of log-demand variance, largest first.
     pub ranking: Vec<String>,
+    /// The factor groups, `level_trend` first.
+    pub groups: Vec<String>,
     /// Categories that could not be fitted, with why.
     pub skipped: BTreeMap<String, String>,
 }
@@ -115,10 +117,10 @@ impl Analysis {
 
 /// The regressors of one row (`None`: the row cannot be used).
 pub fn regressor(name: &str, o: &Observations, i: usize) -> Option<f64> {
-    let price = o.price[i].filter(|p| *p > 0.0)?;
+    let price = || o.price[i].filter(|p| *p > 0.0);
     Some(match name {
-        "own_price" => price.ln(),
-        "competitor_price" => (o.competitor[i].filter(|c| *c > 0.0)? / price).ln(),
+        "own_price" => price()?.ln(),
+        "competitor_price" => (o.competitor[i].filter(|c| *c > 0.0)? / price()?).ln(),
         "post_promo" => f64::from(u8::from(o.post_promo[i] && o.promo_kind[i].is_none())),
         _ => {
             if let Some(kind) = name.strip_prefix("promo:") {
@@ -138,22 +140,9 @@ pub fn regressor(name: &str, o: &Observations, i: usize) -> Option<f64> {
     })
 }
 
-/// The driver a regressor belongs to.
-pub fn driver_of(name: &str) -> &'static str {
-    match name {
-        "own_price" => "price",
-        "competitor_price" => "competitor",
-        "post_promo" => "promotion",
-        n if n.starts_with("promo:") => "promotion",
-        n if n.starts_with("dow:") => "weekly",
-        n if n.starts_with("yearly:") => "yearly",
-        n if n.starts_with("event:") => "events",
-        _ => "level_trend",
-    }
-}
-
-/// Fits every category of `o`. `daily`: the grain has days of the week.
-pub fn analyze(o: &Observations, daily: bool) -> Analysis {
+/// Fits every category of `o`. `daily`: the grain has days of the week; `groups` make up the
+/// drivers whose shares are reported.
+pub fn analyze(o: &Observations, daily: bool, groups: &FactorSettings) -> Analysis {
     let mut by_cat: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     let mut first: HashMap<(&str, &str), i64> = HashMap::new();
     for i in 0..o.len() {
@@ -161,14 +150,16 @@ pub fn analyze(o: &Observations, daily: bool) -> Analysis {
     }
     for i in 0..o.len() {
         let f = first[&(o.item[i].as_str(), o.location[i].as_str())];
-        if o.day[i] - f >= WARMUP_DAYS && o.price[i].is_some_and(|p| p > 0.0) {
+        if o.day[i] - f >= WARMUP_DAYS {
             by_cat.entry(o.category[i].as_str()).or_default().push(i);
         }
     }
-    let mut out = Analysis::default();
-    let mut variance_terms: Vec<[f64; 7]> = Vec::new();
+    let names = groups.names();
+    let g = names.len();
+    let mut out = Analysis { groups: names.clone(), ..Default::default() };
+    let mut variance_terms: Vec<Vec<f64>> = Vec::new();
     for (cat, rows) in by_cat {
-        match fit_category(o, cat, &rows, daily, &mut out.estimates, &mut variance_terms) {
+        match fit_category(o, cat, &rows, daily, groups, &mut out.estimates, &mut variance_terms) {
             Ok(m) => out.models.push(m),
             Err(e) => {
                 warn!(category = cat, error = %e, "factor regression skipped");
@@ -177,21 +168,24 @@ pub fn analyze(o: &Observations, daily: bool) -> Analysis {
         }
     }
     // Driver shares over every fitted row, pooled.
+    if variance_terms.is_empty() {
+        return out;
+    }
     let n = variance_terms.len().max(1) as f64;
-    let mut var = [0.0; 7];
-    for k in 0..7 {
+    let mut var = vec![0.0; g];
+    for k in 0..g {
         let mean = variance_terms.iter().map(|r| r[k]).sum::<f64>() / n;
         var[k] = variance_terms.iter().map(|r| (r[k] - mean).powi(2)).sum::<f64>() / n;
     }
     let total: f64 = var.iter().sum::<f64>().max(1e-300);
-    let mut ranking: Vec<usize> = (0..7).collect();
+    let mut ranking: Vec<usize> = (0..g).collect();
     ranking.sort_by(|a, b| var[*b].total_cmp(&var[*a]));
-    out.ranking = ranking.iter().map(|k| DRIVERS[*k].to_string()).collect();
+    out.ranking = ranking.iter().map(|k| names[*k].clone()).collect();
     for k in ranking {
         out.estimates.push(Estimate {
             section: "driver_share".into(),
             category: "all".into(),
-            factor: DRIVERS[k].into(),
+            factor: names[k].clone(),
             value: var[k] / total,
             low: None,
             high: None,
@@ -207,13 +201,19 @@ fn fit_category(
     cat: &str,
     rows: &[usize],
     daily: bool,
+    settings: &FactorSettings,
     est: &mut Vec<Estimate>,
-    terms: &mut Vec<[f64; 7]>,
+    terms: &mut Vec<Vec<f64>>,
 ) -> Result<CategoryModel> {
     // Candidate regressors: those with enough rows and variation.
     let count = |pred: &dyn Fn(usize) -> bool| rows.iter().filter(|&&i| pred(i)).count();
-    let mut names = vec!["own_price".to_string()];
-    if count(&|i| o.competitor[i].is_some()) * 2 > rows.len() {
+    // Prices where most rows have them (a lake without prices is analysed without).
+    let priced = |i: usize| o.price[i].is_some_and(|p| p > 0.0);
+    let mut names = Vec::new();
+    if count(&priced) * 2 > rows.len() {
+        names.push("own_price".to_string());
+    }
+    if count(&|i| priced(i) && o.competitor[i].is_some_and(|c| c > 0.0)) * 2 > rows.len() {
         names.push("competitor_price".into());
     }
     let kinds: std::collections::BTreeSet<&str> = rows.iter().filter_map(|&i| o.promo_kind[i].as_deref()).collect();
@@ -378,6 +378,10 @@ fn fit_category(
             push(est, "yearly", &format!("month_{:02}", m + 1), (v - mean).exp(), None, None);
         }
     }
+    let all_groups = settings.names();
+    let regressor_groups: Vec<String> = names.iter().map(|n| settings.group_of(n).to_string()).collect();
+    let group_index: Vec<usize> =
+        regressor_groups.iter().map(|g| all_groups.iter().position(|a| a == g).unwrap_or(0)).collect();
     // Series terms and driver contributions (each regressor centred on its series mean; the
     // means join the level).
     let mut series = BTreeMap::new();
@@ -396,14 +400,13 @@ fn fit_category(
         );
         let base: f64 = (0..p).map(|j| fit.beta[j] * means[j]).sum();
         for r in a..b {
-            let mut c = [0.0; 7];
+            let mut c = vec![0.0; all_groups.len()];
             c[0] = fit.fixed[r] + base;
             for j in 0..p {
-                let k = DRIVERS.iter().position(|d| *d == driver_of(&names[j])).unwrap_or(0);
-                c[k] += fit.beta[j] * (x[r * p + j] - means[j]);
+                c[group_index[j]] += fit.beta[j] * (x[r * p + j] - means[j]);
             }
             terms.push(c);
         }
     }
-    Ok(CategoryModel { category: cat.to_string(), names, beta: fit.beta, series })
+    Ok(CategoryModel { category: cat.to_string(), names, beta: fit.beta, groups: regressor_groups, series })
 }

@@ -12,7 +12,8 @@ use chrono::{Duration, NaiveDate};
 use serde::Serialize;
 
 use super::data::Observations;
-use super::estimates::{CategoryModel, DRIVERS, driver_of, regressor};
+use super::estimates::{CategoryModel, regressor};
+use super::groups::LEVEL;
 use crate::error::{Error, Result};
 
 /// One period of the decomposition.
@@ -28,8 +29,15 @@ pub struct ExplainRow {
     pub forecast: f64,
 }
 
-/// Decomposes the horizon rows `h` of one series with the model of its category.
-pub fn decompose(model: &CategoryModel, item: &str, location: &str, h: &Observations) -> Result<Vec<ExplainRow>> {
+/// Decomposes the horizon rows `h` of one series with the model of its category; `groups` are
+/// the factor groups of the analysis (`level_trend` first).
+pub fn decompose(
+    model: &CategoryModel,
+    groups: &[String],
+    item: &str,
+    location: &str,
+    h: &Observations,
+) -> Result<Vec<ExplainRow>> {
     let terms = model.series.get(&format!("{item}|{location}")).ok_or_else(|| {
         Error::data(format!(
             "explain: series {item} at {location} was not in the fit of category {} (too short, no sales, or \
@@ -43,12 +51,20 @@ pub fn decompose(model: &CategoryModel, item: &str, location: &str, h: &Observat
     for i in 0..h.len() {
         let t = (h.day[i] - terms.first_day) as f64 / 365.25;
         let level = (terms.level + terms.trend * t + base).exp();
-        let mut logs: BTreeMap<String, f64> = DRIVERS[1..].iter().map(|d| (d.to_string(), 0.0)).collect();
+        let mut logs: BTreeMap<String, f64> =
+            groups.iter().filter(|g| g.as_str() != LEVEL).map(|g| (g.clone(), 0.0)).collect();
         for (j, name) in model.names.iter().enumerate() {
             // A regressor undefined over the horizon (no price, no competitor) is taken as usual.
             let x = regressor(name, h, i).unwrap_or(terms.means[j]);
-            *logs.entry(driver_of(name).to_string()).or_default() += model.beta[j] * (x - terms.means[j]);
+            let group = &model.groups[j];
+            let term = model.beta[j] * (x - terms.means[j]);
+            if group == LEVEL {
+                // A regressor in no group moves the level.
+                logs.entry(LEVEL.to_string()).or_default();
+            }
+            *logs.entry(group.clone()).or_default() += term;
         }
+        let level = level * logs.remove(LEVEL).unwrap_or(0.0).exp();
         let multipliers: BTreeMap<String, f64> = logs.into_iter().map(|(k, v)| (k, v.exp())).collect();
         let forecast = level * multipliers.values().product::<f64>();
         out.push(ExplainRow { date: epoch + Duration::days(h.day[i]), level, multipliers, forecast });
@@ -58,16 +74,17 @@ pub fn decompose(model: &CategoryModel, item: &str, location: &str, h: &Observat
 
 /// The decomposition as an aligned text table.
 pub fn render(item: &str, location: &str, category: &str, rows: &[ExplainRow]) -> String {
-    let drivers = &DRIVERS[1..];
+    let drivers: Vec<&str> =
+        rows.first().map(|r| r.multipliers.keys().map(String::as_str).collect()).unwrap_or_default();
     let mut s = format!("{item} at {location} ({category}): forecast = level × multipliers\n");
     s.push_str(&format!("{:<10} {:>8}", "date", "level"));
-    for d in drivers {
+    for d in &drivers {
         s.push_str(&format!(" {:>10}", d));
     }
     s.push_str(&format!(" {:>9}\n", "forecast"));
     for r in rows {
         s.push_str(&format!("{:<10} {:>8.2}", r.date, r.level));
-        for d in drivers {
+        for d in &drivers {
             s.push_str(&format!(" {:>10.3}", r.multipliers.get(*d).copied().unwrap_or(1.0)));
         }
         s.push_str(&format!(" {:>9.2}\n", r.forecast));

@@ -13,6 +13,7 @@
 pub mod data;
 pub mod estimates;
 pub mod explain;
+pub mod groups;
 pub mod regression;
 pub mod render;
 
@@ -33,6 +34,7 @@ use crate::lake::dataset::{self, DatasetWriter};
 use crate::lake::{Lake, layout};
 use crate::settings::Frequency;
 pub use estimates::{Analysis, Estimate};
+pub use groups::FactorSettings;
 
 /// Name of the dataset.
 pub const DATASET: &str = "factors";
@@ -58,13 +60,14 @@ pub struct FactorMetrics {
 }
 
 /// Analyses the history up to the cutoff of `params`.
-pub async fn analyze(ctx: &SessionContext, params: FeatureParams) -> Result<Analysis> {
+pub async fn analyze(ctx: &SessionContext, params: FeatureParams, groups: &FactorSettings) -> Result<Analysis> {
     let obs = data::load(ctx, params).await?;
     if obs.is_empty() {
         return Err(Error::data(format!("factors: no history on or before {}", params.cutoff)));
     }
     let daily = params.frequency == Frequency::Daily;
-    Ok(tokio::task::spawn_blocking(move || estimates::analyze(&obs, daily)).await?)
+    let groups = groups.clone();
+    Ok(tokio::task::spawn_blocking(move || estimates::analyze(&obs, daily, &groups)).await?)
 }
 
 /// Analyses the history and writes `factors/run_date=…/`.
@@ -73,6 +76,7 @@ pub async fn run(
     ctx: &SessionContext,
     lake: &Lake,
     params: FeatureParams,
+    groups: &FactorSettings,
     run_date: NaiveDate,
     token: &str,
     clock: &dyn Clock,
@@ -83,7 +87,8 @@ pub async fn run(
     }
     let observations = obs.len() as u64;
     let daily = params.frequency == Frequency::Daily;
-    let analysis = tokio::task::spawn_blocking(move || estimates::analyze(&obs, daily)).await?;
+    let groups = groups.clone();
+    let analysis = tokio::task::spawn_blocking(move || estimates::analyze(&obs, daily, &groups)).await?;
     let dir = layout::factors(run_date);
     let batch = to_batch(&analysis.estimates)?;
     let mut writer = DatasetWriter::new(lake, dir.clone(), DATASET, token, batch.schema());

@@ -716,7 +716,8 @@ async fn run_step(
             Ok(rows)
         }
         StepKind::Factors => {
-            let (_, m) = crate::factors::run(ctx, &env.lake, params, run_date, run_id, env.clock.as_ref()).await?;
+            let (_, m) =
+                crate::factors::run(ctx, &env.lake, params, &s.factors, run_date, run_id, env.clock.as_ref()).await?;
             let rows = (Some(m.observations), Some(m.rows));
             report.summary.factors = Some(m);
             Ok(rows)

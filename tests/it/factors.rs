@@ -17,7 +17,7 @@ async fn analysed(lake: &Lake) -> Analysis {
     demo::generate(lake, &DemoOptions::new(SERIES, DAYS, end(), 5), &|_, _| {}).await.unwrap();
     let (ctx, _) = engine::open_with(lake, engine::EngineOptions::threads(2)).await.unwrap();
     let params = FeatureParams::new(end(), Frequency::Daily, 14);
-    factors::analyze(&ctx, params).await.unwrap()
+    factors::analyze(&ctx, params, &Default::default()).await.unwrap()
 }
 
 /// The recovery test: the generator's true effects against the estimates. Elasticities within
@@ -75,7 +75,8 @@ async fn recovers_the_demo_truth() {
     assert!(covered * 10 >= intervals * 8, "{covered} of {intervals} promotion intervals hold the truth");
     // The drivers the regression models, ranked by their variance in log demand.
     let modelled = |r: &[String]| -> Vec<String> {
-        r.iter().filter(|d| factors::estimates::DRIVERS[1..].contains(&d.as_str())).cloned().collect()
+        let groups = factors::FactorSettings::default().names();
+        r.iter().filter(|d| groups[1..].contains(d)).cloned().collect()
     };
     let (est, want) = (modelled(&a.ranking), modelled(&truth.outcome.factor_ranking));
     eprintln!("ranking {est:?}\ntruth   {want:?}");
@@ -106,7 +107,7 @@ async fn the_nightly_writes_the_factors_and_the_report_shows_them() {
     assert_eq!(manifest.row_count, m.rows);
     let a = factors::read(&lake, run_date).await.unwrap().unwrap();
     assert!(a.get("elasticity", &a.models[0].category, "own_price").is_some());
-    assert_eq!(a.ranking.len(), factors::estimates::DRIVERS.len());
+    assert_eq!(a.ranking.len(), factors::FactorSettings::default().names().len());
     let html =
         String::from_utf8(lake.get(&layout::report(&run.run_id).join("report.html")).await.unwrap().to_vec()).unwrap();
     assert!(html.contains(r#"<section id="factors">"#) && html.contains(r#"<table id="elasticities">"#));
@@ -123,7 +124,7 @@ async fn explain_decomposes_a_series_forecast() {
     let (_, lake) = local_lake(dir.path());
     demo_lake(&lake, 24).await;
     let (ctx, _) = engine::open_with(&lake, engine::EngineOptions::threads(2)).await.unwrap();
-    let a = factors::analyze(&ctx, FeatureParams::new(end(), Frequency::Daily, 7)).await.unwrap();
+    let a = factors::analyze(&ctx, FeatureParams::new(end(), Frequency::Daily, 7), &Default::default()).await.unwrap();
     let key = a.models[0].series.keys().next().unwrap().clone();
     let (item, location) = key.split_once('|').unwrap();
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_shelfcast"))
