@@ -107,6 +107,25 @@ pub fn text(a: &Analysis, truth: Option<&Truth>) -> String {
             );
         }
     }
+    if a.estimates.iter().any(|e| e.section == "event") {
+        let _ = writeln!(s, "\nevent multipliers (demand on the event's period against a usual one)");
+        for c in &cats {
+            for e in a.estimates.iter().filter(|e| e.section == "event" && e.category == *c) {
+                let want = truth
+                    .and_then(|tr| Some(tr.events.get(&e.factor)?.powf(tr.categories.get(*c)?.event_sensitivity)))
+                    .map(|w| format!("  (true {w:.2})"));
+                let _ = writeln!(
+                    s,
+                    "{:<14} {:<20} {:>6.2} {:<18}{}",
+                    c,
+                    e.factor,
+                    e.value,
+                    ci(e.low, e.high),
+                    want.unwrap_or_default()
+                );
+            }
+        }
+    }
     let _ = writeln!(s, "\ndrivers by share of the variance of log demand");
     for e in a.estimates.iter().filter(|e| e.section == "driver_share") {
         let want =
