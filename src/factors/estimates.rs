@@ -46,7 +46,7 @@ pub const LEVEL: f64 = 0.95;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Estimate {
     /// `elasticity`, `promotion`, `promotion_total`, `post_promotion`, `weekly`, `yearly`,
-    /// `event`, `driver_share`.
+    /// `event`, `driver_share` (per category, and pooled as category `all`).
     pub section: String,
     /// Category (`all` for pooled rows).
     pub category: String,
@@ -158,9 +158,27 @@ pub fn analyze(o: &Observations, daily: bool, groups: &FactorSettings) -> Analys
     let g = names.len();
     let mut out = Analysis { groups: names.clone(), ..Default::default() };
     let mut variance_terms: Vec<Vec<f64>> = Vec::new();
+    // Per category too when there are several (with one, the pooled row says it).
+    let several = by_cat.len() > 1;
     for (cat, rows) in by_cat {
+        let before = variance_terms.len();
         match fit_category(o, cat, &rows, daily, groups, &mut out.estimates, &mut variance_terms) {
-            Ok(m) => out.models.push(m),
+            Ok(m) => {
+                out.models.push(m);
+                let shares = if several { shares(&variance_terms[before..], g) } else { vec![] };
+                for (k, share) in shares.into_iter().enumerate() {
+                    out.estimates.push(Estimate {
+                        section: "driver_share".into(),
+                        category: cat.to_string(),
+                        factor: names[k].clone(),
+                        value: share,
+                        low: None,
+                        high: None,
+                        units: None,
+                        rows: (variance_terms.len() - before) as u64,
+                    });
+                }
+            }
             Err(e) => {
                 warn!(category = cat, error = %e, "factor regression skipped");
                 out.skipped.insert(cat.to_string(), e.to_string());
@@ -171,22 +189,16 @@ pub fn analyze(o: &Observations, daily: bool, groups: &FactorSettings) -> Analys
     if variance_terms.is_empty() {
         return out;
     }
-    let n = variance_terms.len().max(1) as f64;
-    let mut var = vec![0.0; g];
-    for k in 0..g {
-        let mean = variance_terms.iter().map(|r| r[k]).sum::<f64>() / n;
-        var[k] = variance_terms.iter().map(|r| (r[k] - mean).powi(2)).sum::<f64>() / n;
-    }
-    let total: f64 = var.iter().sum::<f64>().max(1e-300);
+    let share = shares(&variance_terms, g);
     let mut ranking: Vec<usize> = (0..g).collect();
-    ranking.sort_by(|a, b| var[*b].total_cmp(&var[*a]));
+    ranking.sort_by(|a, b| share[*b].total_cmp(&share[*a]));
     out.ranking = ranking.iter().map(|k| names[*k].clone()).collect();
     for k in ranking {
         out.estimates.push(Estimate {
             section: "driver_share".into(),
             category: "all".into(),
             factor: names[k].clone(),
-            value: var[k] / total,
+            value: share[k],
             low: None,
             high: None,
             units: None,
@@ -194,6 +206,19 @@ pub fn analyze(o: &Observations, daily: bool, groups: &FactorSettings) -> Analys
         });
     }
     out
+}
+
+/// Each group's share of the summed variances of the group terms over `rows`.
+fn shares(rows: &[Vec<f64>], g: usize) -> Vec<f64> {
+    let n = rows.len().max(1) as f64;
+    let var: Vec<f64> = (0..g)
+        .map(|k| {
+            let mean = rows.iter().map(|r| r[k]).sum::<f64>() / n;
+            rows.iter().map(|r| (r[k] - mean).powi(2)).sum::<f64>() / n
+        })
+        .collect();
+    let total: f64 = var.iter().sum::<f64>().max(1e-300);
+    var.iter().map(|v| v / total).collect()
 }
 
 fn fit_category(

@@ -127,7 +127,7 @@ pub fn text(a: &Analysis, truth: Option<&Truth>) -> String {
         }
     }
     let _ = writeln!(s, "\ndrivers by share of the variance of log demand");
-    for e in a.estimates.iter().filter(|e| e.section == "driver_share") {
+    for e in a.estimates.iter().filter(|e| e.section == "driver_share" && e.category == "all") {
         let want =
             truth.and_then(|tr| tr.outcome.log_variance.get(&e.factor)).map(|v| format!("  (true variance {v:.4})"));
         let _ = writeln!(s, "  {:<12} {:>6.2}%{}", e.factor, e.value * 100.0, want.unwrap_or_default());

@@ -177,7 +177,8 @@ fn factor_charts(r: &Report) -> Vec<(String, String)> {
             "On top of the price effect of the promotion's discount; the dip is the week after.".into(),
         ));
     }
-    let shares: Vec<&crate::factors::Estimate> = f.estimates.iter().filter(|e| e.section == "driver_share").collect();
+    let shares: Vec<&crate::factors::Estimate> =
+        f.estimates.iter().filter(|e| e.section == "driver_share" && e.category == "all").collect();
     if !shares.is_empty() {
         let mut c = BarChart::new("Drivers of demand", shares.iter().map(|e| e.factor.clone()).collect());
         c.x_label = "% of the variance of log demand".into();

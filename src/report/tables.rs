@@ -460,7 +460,7 @@ pub fn drivers(r: &Report) -> Option<Table> {
     let rows: Vec<Vec<Cell>> = f
         .estimates
         .iter()
-        .filter(|e| e.section == "driver_share")
+        .filter(|e| e.section == "driver_share" && e.category == "all")
         .map(|e| vec![Cell::text(&e.factor), Cell::num(format!("{:.2}", e.value * 100.0))])
         .collect();
     (!rows.is_empty()).then(|| Table {

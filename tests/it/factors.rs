@@ -84,6 +84,12 @@ async fn recovers_the_demo_truth() {
     let top = |r: &[String]| r[..3].iter().cloned().collect::<std::collections::BTreeSet<_>>();
     assert_eq!(top(&est), top(&want), "the three dominant drivers");
     assert_eq!(est.last(), want.last(), "the weakest driver");
+    // Shares per category as well, summing to one in each.
+    for cat in truth.categories.keys() {
+        let sum: f64 =
+            a.estimates.iter().filter(|e| e.section == "driver_share" && &e.category == cat).map(|e| e.value).sum();
+        assert!((sum - 1.0).abs() < 1e-9, "{cat}: shares sum to {sum}");
+    }
 }
 
 /// The nightly job's `factors` step writes `factors/run_date=…/` (estimates and the fitted
