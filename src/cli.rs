@@ -12,6 +12,7 @@ use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use shelfcast::clock::{Clock, SystemClock};
 use shelfcast::demo::{self, DemoOptions};
+use shelfcast::factors;
 use shelfcast::features::{self, FeatureParams};
 use shelfcast::jobs::backfill::{self, DateOutcome};
 use shelfcast::jobs::history::{self, RunReport, Status, Trigger};
@@ -143,6 +144,30 @@ enum Command {
     /// Materialise the feature tables for a cutoff.
     Features {
         /// Last day of data to use (default: the last day with sales).
+        #[arg(long)]
+        cutoff: Option<NaiveDate>,
+    },
+    /// Estimate what moves demand: price elasticities with intervals, promotion uplift and the
+    /// post-promotion dip, weekly and yearly profiles, driver shares (against the demo truth when
+    /// the lake has one).
+    Factors {
+        /// Last day of history to use (default: the last day with sales).
+        #[arg(long)]
+        cutoff: Option<NaiveDate>,
+        /// Also write factors/run_date=<cutoff + 1>/ to the lake.
+        #[arg(long)]
+        write: bool,
+    },
+    /// Decompose one series' forecast over the horizon: level × weekly × yearly × events ×
+    /// promotion × price × competitor, from the factor model.
+    Explain {
+        /// The item.
+        #[arg(long)]
+        item: String,
+        /// The location (default: every location of the item).
+        #[arg(long)]
+        location: Option<String>,
+        /// Last day of history to use (default: the last day with sales).
         #[arg(long)]
         cutoff: Option<NaiveDate>,
     },
@@ -367,6 +392,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Features { cutoff } => features_cmd(&settings, &lake, clock.as_ref(), cutoff).await,
+        Command::Factors { cutoff, write } => factors_cmd(&settings, &lake, clock.as_ref(), cutoff, write).await,
+        Command::Explain { item, location, cutoff } => explain_cmd(&settings, &lake, &item, location, cutoff).await,
         Command::Run { job, date } => run_cmd(settings, lake, clock, &job, date, show_progress).await,
         Command::Backfill { job, from, to } => backfill_cmd(settings, lake, clock, &job, from, to, show_progress).await,
         Command::Schedule { jobs, grace } => schedule_cmd(settings, lake, clock, &jobs, grace).await,
@@ -559,6 +586,65 @@ async fn features_cmd(
     }
     for m in features::materialize_all(&ctx, lake, params, &token, clock).await? {
         println!("{:<12} cutoff {}  {:>10} rows  {} file(s)  {}", m.name, m.cutoff, m.rows, m.files, m.location);
+    }
+    Ok(())
+}
+
+async fn factors_cmd(
+    settings: &Settings,
+    lake: &Lake,
+    clock: &dyn Clock,
+    cutoff: Option<NaiveDate>,
+    write: bool,
+) -> anyhow::Result<()> {
+    let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
+    let params = default_params(&ctx, settings, cutoff).await?;
+    let analysis = if write {
+        let token = format!("factors-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
+        let run_date = params.cutoff + chrono::Duration::days(1);
+        let (a, m) = factors::run(&ctx, lake, params, &settings.factors, run_date, &token, clock).await?;
+        eprintln!("wrote {} rows to {}", m.rows, m.location);
+        a
+    } else {
+        factors::analyze(&ctx, params, &settings.factors).await?
+    };
+    let truth = if lake.get_opt(&shelfcast::lake::layout::demo_truth()).await?.is_some() {
+        Some(demo::read_truth(lake).await?)
+    } else {
+        None
+    };
+    print!("{}", factors::render::text(&analysis, truth.as_ref()));
+    Ok(())
+}
+
+async fn explain_cmd(
+    settings: &Settings,
+    lake: &Lake,
+    item: &str,
+    location: Option<String>,
+    cutoff: Option<NaiveDate>,
+) -> anyhow::Result<()> {
+    let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
+    let params = default_params(&ctx, settings, cutoff).await?;
+    let analysis = factors::analyze(&ctx, params, &settings.factors).await?;
+    let mut found = false;
+    for model in &analysis.models {
+        for key in model.series.keys() {
+            let Some((i, l)) = key.split_once('|') else { continue };
+            if i != item || location.as_deref().is_some_and(|want| want != l) {
+                continue;
+            }
+            found = true;
+            let h = factors::data::horizon(&ctx, params.cutoff, i, l).await?;
+            let rows = factors::explain::decompose(model, &analysis.groups, i, l, &h)?;
+            println!("{}", factors::explain::render(i, l, &model.category, &rows));
+        }
+    }
+    if !found {
+        bail!(
+            "no fitted series for item {item}{}: the item is unknown, too new, or has no prices",
+            location.map(|l| format!(" at {l}")).unwrap_or_default()
+        );
     }
     Ok(())
 }

@@ -17,6 +17,8 @@
 //! - [`panel`]: feature rows → per-series arrays (and tensors, in [`models::nn`]).
 //! - [`models`]: the `Forecaster` trait and its implementations.
 //! - [`evaluate`]: accuracy metrics, backtests, champions.
+//! - [`factors`]: what moves demand: elasticities, promotion uplift, seasonal profile, driver
+//!   shares, from a regression on the feature tables; `factors/` in the lake; `explain`.
 //! - [`publish`]: forecast datasets with their manifest, written last; `latest` pointers,
 //!   stability against the previous run, webhook notifications.
 //! - [`plan`]: reorder points, order-up-to levels and orders from the forecasts (`replenishment/`).
@@ -31,6 +33,7 @@ pub mod demo;
 pub mod engine;
 pub mod error;
 pub mod evaluate;
+pub mod factors;
 pub mod features;
 pub mod http;
 pub mod ingest;

@@ -146,6 +146,8 @@ pub struct RunSummary {
     pub stability: Option<crate::publish::stability::StabilitySummary>,
     /// What the `plan` step wrote.
     pub replenishment: Option<crate::plan::replenish::PlanMetrics>,
+    /// What the `factors` step estimated and wrote.
+    pub factors: Option<crate::factors::FactorMetrics>,
     /// What the `notify` step delivered and left pending.
     pub notifications: Option<crate::publish::notify::NotifyMetrics>,
     /// What `ingest` steps appended.

@@ -701,6 +701,13 @@ async fn run_step(
             report.summary.ingested.push(r);
             Ok(rows)
         }
+        StepKind::Factors => {
+            let (_, m) =
+                crate::factors::run(ctx, &env.lake, params, &s.factors, run_date, run_id, env.clock.as_ref()).await?;
+            let rows = (Some(m.observations), Some(m.rows));
+            report.summary.factors = Some(m);
+            Ok(rows)
+        }
         StepKind::Report => {
             let source = crate::report::Source {
                 run_id: run_id.to_string(),

@@ -84,6 +84,9 @@ pub enum StepKind {
     Notify,
     /// Pull an ingestion source (`[sources.NAME]`) into its raw table.
     Ingest,
+    /// Estimate what moves demand (elasticities, promotion uplift, seasonality) and write
+    /// `factors/run_date=…/`.
+    Factors,
     /// Write the run report (HTML, Markdown, JSON) next to the run in the lake.
     Report,
 }
@@ -102,6 +105,7 @@ impl StepKind {
             StepKind::Plan => "plan",
             StepKind::Notify => "notify",
             StepKind::Ingest => "ingest",
+            StepKind::Factors => "factors",
             StepKind::Report => "report",
         }
     }
@@ -543,11 +547,12 @@ mod tests {
                 StepKind::Publish,
                 StepKind::Plan,
                 StepKind::Notify,
+                StepKind::Factors,
                 StepKind::Report
             ]
         );
         assert_eq!(j.steps[1].after, ["checks"]);
-        assert!(j.steps[8].after.is_empty(), "the report runs whatever happened before it");
+        assert!(j.steps[9].after.is_empty(), "the report runs whatever happened before it");
         assert!(j.schedule.is_some());
     }
 

@@ -6,6 +6,7 @@
 //! forecasts/run_date=YYYY-MM-DD/part-*.parquet + _manifest.json (+ forecasts.csv when asked for)
 //! forecasts/_latest.json                       the newest published run date, written after its manifest
 //! replenishment/run_date=YYYY-MM-DD/           planner outputs (reorder points, orders); replenishment/_latest.json
+//! factors/run_date=YYYY-MM-DD/                 influence-factor estimates (+ analysis.json: the fitted models)
 //! notifications/pending/webhook=<name>/<id>.json  webhook deliveries that failed, retried on the next run
 //! ingest/source=<name>/watermark.json          the newest value each ingestion source has delivered
 //! runs/job=<job>/run_date=YYYY-MM-DD/<run_id>.json
@@ -62,6 +63,11 @@ pub fn latest(dataset: &str) -> Path {
 /// Folder of the replenishment (planner) outputs of one run date.
 pub fn replenishment(run_date: NaiveDate) -> Path {
     Path::from_iter(["replenishment".to_string(), format!("run_date={run_date}")])
+}
+
+/// Folder of the influence-factor estimates of one run date.
+pub fn factors(run_date: NaiveDate) -> Path {
+    Path::from_iter(["factors".to_string(), format!("run_date={run_date}")])
 }
 
 /// The folder of a webhook's deliveries that are waiting to be retried.
@@ -203,6 +209,7 @@ mod tests {
         assert!(backtest("r1").prefix_matches(&backtests()));
         assert_eq!(latest("forecasts").as_ref(), "forecasts/_latest.json");
         assert_eq!(replenishment(d).as_ref(), "replenishment/run_date=2026-03-01");
+        assert_eq!(factors(d).as_ref(), "factors/run_date=2026-03-01");
         assert_eq!(pending_notification("erp", "x1").as_ref(), "notifications/pending/webhook=erp/x1.json");
         assert_eq!(watermark("orders").as_ref(), "ingest/source=orders/watermark.json");
         assert_eq!(quarantined_file("sales", "p.parquet").as_ref(), "quarantine/files/raw/sales/p.parquet");

@@ -219,6 +219,11 @@ pub async fn gather(lake: &Lake, settings: &Settings, source: &Source, clock: &d
         None => None,
     };
 
+    let factors = match run.run_date {
+        Some(d) => read_factors(lake, d, &source.run_id, &mut notes).await?,
+        None => None,
+    };
+
     if let (Some(p), Some(a)) = (published.as_mut(), &actuals) {
         let days = settings.frequency.days();
         let from = a.panel.end - Duration::days(days * (3 * p.summary.horizon.max(1) as i64 - 1));
@@ -298,8 +303,29 @@ pub async fn gather(lake: &Lake, settings: &Settings, source: &Source, clock: &d
         champions,
         published: published.map(|p| p.summary),
         series,
+        factors,
         notes,
     })
+}
+
+/// The influence factors written for `run_date`, when `run_id` wrote them.
+async fn read_factors(
+    lake: &Lake,
+    run_date: NaiveDate,
+    run_id: &str,
+    notes: &mut Vec<String>,
+) -> Result<Option<super::FactorsSection>> {
+    let dir = layout::factors(run_date);
+    let Some(m) = dataset::read_manifest(lake, &dir).await? else {
+        return Ok(None);
+    };
+    if m.meta.get("run_id").and_then(|v| v.as_str()) != Some(run_id) {
+        notes.push(format!("The factors of {run_date} were written by another run: they are not shown."));
+        return Ok(None);
+    }
+    Ok(crate::factors::read(lake, run_date)
+        .await?
+        .map(|a| super::FactorsSection { estimates: a.estimates, ranking: a.ranking }))
 }
 
 /// The champion section: the registry now, this run's decisions, and the history up to this run.

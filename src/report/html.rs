@@ -124,6 +124,79 @@ fn value_added_chart(r: &Report) -> Option<String> {
     None
 }
 
+/// Bar charts of the factors: elasticities and promotion uplift per category, driver shares.
+fn factor_charts(r: &Report) -> Vec<(String, String)> {
+    let Some(f) = &r.factors else { return vec![] };
+    let mut out = Vec::new();
+    let mut cats: Vec<String> =
+        f.estimates.iter().filter(|e| e.section == "elasticity").map(|e| e.category.clone()).collect();
+    cats.dedup();
+    let value = |section: &str, cat: &str, factor: &str| {
+        f.estimates.iter().find(|e| e.section == section && e.category == cat && e.factor == factor).map(|e| e.value)
+    };
+    if !cats.is_empty() {
+        let mut c = BarChart::new("Price elasticity by category", cats.clone());
+        c.x_label = "% change in demand per 1% change in price".into();
+        c.decimals = 2;
+        c.width = 520.0;
+        for (i, (factor, name)) in
+            [("own_price", "own price"), ("competitor_price", "competitor price")].iter().enumerate()
+        {
+            c.groups.push(BarGroup {
+                name: name.to_string(),
+                color: chart::color(i).into(),
+                values: cats.iter().map(|cat| value("elasticity", cat, factor)).collect(),
+            });
+        }
+        out.push((
+            c.render(),
+            "Own-price elasticity (< 0) and cross-price elasticity to the cheapest competitor.".into(),
+        ));
+        let mut kinds: Vec<String> =
+            f.estimates.iter().filter(|e| e.section == "promotion").map(|e| e.factor.clone()).collect();
+        kinds.sort();
+        kinds.dedup();
+        let mut c = BarChart::new("Promotion uplift by category", cats.clone());
+        c.x_label = "% more demand on promotion days".into();
+        c.decimals = 1;
+        c.width = 520.0;
+        for (i, k) in kinds.iter().enumerate() {
+            c.groups.push(BarGroup {
+                name: k.clone(),
+                color: chart::color(i).into(),
+                values: cats.iter().map(|cat| value("promotion", cat, k)).collect(),
+            });
+        }
+        c.groups.push(BarGroup {
+            name: "after a promotion".into(),
+            color: chart::color(kinds.len()).into(),
+            values: cats.iter().map(|cat| value("post_promotion", cat, "dip")).collect(),
+        });
+        out.push((
+            c.render(),
+            "On top of the price effect of the promotion's discount; the dip is the week after.".into(),
+        ));
+    }
+    let shares: Vec<&crate::factors::Estimate> =
+        f.estimates.iter().filter(|e| e.section == "driver_share" && e.category == "all").collect();
+    if !shares.is_empty() {
+        let mut c = BarChart::new("Drivers of demand", shares.iter().map(|e| e.factor.clone()).collect());
+        c.x_label = "% of the variance of log demand".into();
+        c.decimals = 2;
+        c.width = 520.0;
+        c.groups.push(BarGroup {
+            name: "share".into(),
+            color: chart::color(0).into(),
+            values: shares.iter().map(|e| Some(e.value * 100.0)).collect(),
+        });
+        out.push((
+            c.render(),
+            "Each driver's fitted term; level and trend include the differences between series.".into(),
+        ));
+    }
+    out
+}
+
 /// The champion metric per horizon step, a line per model.
 fn step_chart(r: &Report, colors: &BTreeMap<String, &'static str>) -> Option<String> {
     let b = r.backtest.as_ref()?;
@@ -374,6 +447,18 @@ pub fn render(r: &Report) -> String {
             out.push_str("<details><summary>Total units per period (table)</summary>");
             table(&mut out, &t, &colors);
             out.push_str("</details>");
+        }
+        out.push_str("</section>");
+    }
+
+    if r.factors.is_some() {
+        out.push_str(r#"<section id="factors"><h2>What moves demand</h2><p class="note">A log-linear regression of units on log prices, promotions, calendar and events, with a level and a trend per series, fitted per category on the history (stock-out days enter as censored demand).</p><div class="grid">"#);
+        for (svg, caption) in factor_charts(r) {
+            figure(&mut out, &svg, &caption);
+        }
+        out.push_str("</div>");
+        for t in [tables::elasticities(r), tables::promotions(r), tables::drivers(r)].into_iter().flatten() {
+            table(&mut out, &t, &colors);
         }
         out.push_str("</section>");
     }

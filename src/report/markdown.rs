@@ -80,6 +80,12 @@ pub fn render(r: &Report) -> String {
             table(&mut out, &t);
         }
     }
+    if r.factors.is_some() {
+        let _ = writeln!(out, "## What moves demand\n");
+        for t in [tables::elasticities(r), tables::promotions(r), tables::drivers(r)].into_iter().flatten() {
+            table(&mut out, &t);
+        }
+    }
     let _ = writeln!(out, "## Run\n");
     table(&mut out, &tables::run(r));
     table(&mut out, &tables::steps(r));

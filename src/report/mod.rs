@@ -13,7 +13,9 @@
 //!   forecast with its outer quantiles;
 //! - the champion registry (`models/champions.json`): this run's decisions, the champion of
 //!   each segment, and who held each segment run after run;
-//! - the published forecast of the run's date, when that run wrote it.
+//! - the published forecast of the run's date, when that run wrote it;
+//! - the influence factors of the run's date (`factors/run_date=…/`, when that run wrote them):
+//!   price elasticities, promotion uplift per kind, driver shares, as bar charts and tables.
 //!
 //! A part the lake lacks (no backtest in the run, forecasts replaced by a later run, no target
 //! table at the cutoff) is left out and said so in [`Report::notes`]; the report never fails
@@ -76,8 +78,19 @@ pub struct Report {
     pub published: Option<Published>,
     /// Series shown in detail.
     pub series: Vec<SeriesView>,
+    /// The influence factors the run estimated.
+    pub factors: Option<FactorsSection>,
     /// What was left out, and why.
     pub notes: Vec<String>,
+}
+
+/// The influence factors of the run (see [`crate::factors`]).
+#[derive(Debug, Clone, Serialize)]
+pub struct FactorsSection {
+    /// Every estimate.
+    pub estimates: Vec<crate::factors::Estimate>,
+    /// Drivers by share of log-demand variance, largest first.
+    pub ranking: Vec<String>,
 }
 
 /// The run, from its record (only the id for a backtest run outside a job).

@@ -399,3 +399,74 @@ pub fn totals(r: &Report) -> Option<Table> {
         rows: actual.chain(forecast).collect(),
     })
 }
+
+/// The price elasticities of each category with their 95% intervals.
+pub fn elasticities(r: &Report) -> Option<Table> {
+    let f = r.factors.as_ref()?;
+    let mut rows = Vec::new();
+    for e in f.estimates.iter().filter(|e| e.section == "elasticity") {
+        rows.push(vec![
+            Cell::text(&e.category),
+            Cell::text(if e.factor == "own_price" { "own price" } else { "competitor price" }),
+            Cell::num(format!("{:.2}", e.value)),
+            Cell::num(score(e.low).replace(".000", ".00")),
+            Cell::num(score(e.high).replace(".000", ".00")),
+            Cell::num(e.rows.to_string()),
+        ]);
+    }
+    (!rows.is_empty()).then(|| Table {
+        id: "elasticities",
+        caption: "Price elasticities per category (log-linear fit, 95% intervals)".into(),
+        header: ["category", "price", "elasticity", "low", "high", "rows"].map(String::from).to_vec(),
+        rows,
+    })
+}
+
+/// Promotion uplift per category and kind (on top of the price effect, and with it), and the
+/// post-promotion dip.
+pub fn promotions(r: &Report) -> Option<Table> {
+    let f = r.factors.as_ref()?;
+    let mut rows = Vec::new();
+    for e in f.estimates.iter().filter(|e| e.section == "promotion" || e.section == "post_promotion") {
+        let total = f
+            .estimates
+            .iter()
+            .find(|t| t.section == "promotion_total" && t.category == e.category && t.factor == e.factor);
+        rows.push(vec![
+            Cell::text(&e.category),
+            Cell::text(if e.section == "post_promotion" { "after a promotion" } else { e.factor.as_str() }),
+            Cell::num(format!("{:.1}", e.value)),
+            Cell::num(e.low.zip(e.high).map_or("-".into(), |(l, h)| format!("{l:.1} … {h:.1}"))),
+            Cell::num(e.units.map_or("-".into(), whole)),
+            Cell::num(total.map_or("-".into(), |t| format!("{:.1}", t.value))),
+            Cell::num(total.and_then(|t| t.units).map_or("-".into(), whole)),
+        ]);
+    }
+    (!rows.is_empty()).then(|| Table {
+        id: "promotions",
+        caption:
+            "Promotion uplift, % on top of the price effect (units over the history), and in total with the price cut"
+                .into(),
+        header: ["category", "kind", "uplift %", "95% interval", "units", "total %", "total units"]
+            .map(String::from)
+            .to_vec(),
+        rows,
+    })
+}
+
+/// Each driver's share of the variance of log demand.
+pub fn drivers(r: &Report) -> Option<Table> {
+    let f = r.factors.as_ref()?;
+    let rows: Vec<Vec<Cell>> = f
+        .estimates
+        .iter()
+        .filter(|e| e.section == "driver_share" && e.category == "all")
+        .map(|e| vec![Cell::text(&e.factor), Cell::num(format!("{:.2}", e.value * 100.0))])
+        .collect();
+    (!rows.is_empty()).then(|| Table {
+        id: "drivers",
+        caption: "Drivers by share of the variance of log demand".into(),
+        header: ["driver", "share %"].map(String::from).to_vec(),
+        rows,
+    })
+}

@@ -102,6 +102,8 @@ pub struct SettingsFile {
     pub publish: Option<crate::publish::PublishSettings>,
     /// Planner defaults.
     pub plan: Option<crate::plan::PlanSettings>,
+    /// Influence-factor groups.
+    pub factors: Option<crate::factors::FactorSettings>,
     /// Webhooks told about each publication, by name.
     pub webhooks: Option<BTreeMap<String, crate::publish::notify::WebhookSettings>>,
     /// Ingestion sources, by name.
@@ -195,6 +197,8 @@ pub struct Settings {
     pub publish: crate::publish::PublishSettings,
     /// Planner defaults.
     pub plan: crate::plan::PlanSettings,
+    /// Influence-factor groups (`[factors.groups]`).
+    pub factors: crate::factors::FactorSettings,
     /// Webhooks, by name.
     pub webhooks: BTreeMap<String, crate::publish::notify::WebhookSettings>,
     /// Ingestion sources, by name (local paths resolved against the settings folder).
@@ -299,6 +303,8 @@ impl Settings {
         }
         let plan = file.plan.unwrap_or_default();
         plan.validate().map_err(|(k, m)| invalid(&k, m))?;
+        let factors = file.factors.unwrap_or_default();
+        factors.validate().map_err(|(k, m)| invalid(&k, m))?;
         let webhooks = file.webhooks.unwrap_or_default();
         for (name, hook) in &webhooks {
             hook.validate(name).map_err(|m| invalid(&format!("webhooks.{name}"), m))?;
@@ -330,6 +336,7 @@ impl Settings {
             model,
             publish,
             plan,
+            factors,
             webhooks,
             sources,
         })

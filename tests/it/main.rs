@@ -9,6 +9,9 @@ mod server;
 mod catalog;
 /// The command-line binary end to end: demo, run nightly, query.
 mod cli;
+/// Influence factors: elasticities, promotion uplift and driver ranking recovered from a demo
+/// lake's truth; the factors step and dataset; `explain`.
+mod factors;
 /// Faults: a store that fails or stalls, a full disk, corrupt raw files, schema drift, store
 /// retries and timeouts; the previous output stays readable throughout.
 mod faults;

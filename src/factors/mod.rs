@@ -1,0 +1,155 @@
+//! Influence factors: what moves demand, measured on the history.
+//!
+//! [`run`] reads the feature views of a cutoff through `sql/factors/observations.sql`, fits the
+//! factor regression of each category ([`estimates`]: a log-linear Poisson fit with series levels
+//! and trends, see [`regression`]) and writes `factors/run_date=…/` atomically: the estimates as
+//! Parquet rows (section, category, factor, value, 95% interval, units, rows) and the fitted
+//! models as `analysis.json` next to them, listed in the manifest, which is written last.
+//! [`explain`] decomposes one series' forecast over the horizon with the fitted model.
+//!
+//! On the demo lake the estimates can be checked against `_demo/truth.json`: the regression is
+//! specified in the generator's terms (see [`estimates`]).
+
+pub mod data;
+pub mod estimates;
+pub mod explain;
+pub mod groups;
+pub mod regression;
+pub mod render;
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Float64Array, StringArray, UInt64Array};
+use arrow::datatypes::{DataType, Field, Schema};
+use arrow::record_batch::RecordBatch;
+use chrono::NaiveDate;
+use datafusion::prelude::SessionContext;
+use serde::Serialize;
+use tracing::{info, instrument};
+
+use crate::clock::Clock;
+use crate::error::{Error, Result};
+use crate::features::FeatureParams;
+use crate::lake::dataset::{self, DatasetWriter};
+use crate::lake::{Lake, layout};
+use crate::settings::Frequency;
+pub use estimates::{Analysis, Estimate};
+pub use groups::FactorSettings;
+
+/// Name of the dataset.
+pub const DATASET: &str = "factors";
+
+/// The fitted models, attached to the dataset folder.
+pub const ANALYSIS_FILE: &str = "analysis.json";
+
+/// What a factors run wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct FactorMetrics {
+    /// Cutoff of the history analysed.
+    pub cutoff: NaiveDate,
+    /// Rows of history read.
+    pub observations: u64,
+    /// Estimate rows written.
+    pub rows: u64,
+    /// Categories fitted.
+    pub categories: usize,
+    /// Drivers by share of log-demand variance, largest first.
+    pub ranking: Vec<String>,
+    /// Where the dataset lives.
+    pub location: String,
+}
+
+/// Analyses the history up to the cutoff of `params`.
+pub async fn analyze(ctx: &SessionContext, params: FeatureParams, groups: &FactorSettings) -> Result<Analysis> {
+    let obs = data::load(ctx, params).await?;
+    if obs.is_empty() {
+        return Err(Error::data(format!("factors: no history on or before {}", params.cutoff)));
+    }
+    let daily = params.frequency == Frequency::Daily;
+    let groups = groups.clone();
+    Ok(tokio::task::spawn_blocking(move || estimates::analyze(&obs, daily, &groups)).await?)
+}
+
+/// Analyses the history and writes `factors/run_date=…/`.
+#[instrument(skip_all, fields(run_date = %run_date, cutoff = %params.cutoff))]
+pub async fn run(
+    ctx: &SessionContext,
+    lake: &Lake,
+    params: FeatureParams,
+    groups: &FactorSettings,
+    run_date: NaiveDate,
+    token: &str,
+    clock: &dyn Clock,
+) -> Result<(Analysis, FactorMetrics)> {
+    let obs = data::load(ctx, params).await?;
+    if obs.is_empty() {
+        return Err(Error::data(format!("factors: no history on or before {}", params.cutoff)));
+    }
+    let observations = obs.len() as u64;
+    let daily = params.frequency == Frequency::Daily;
+    let groups = groups.clone();
+    let analysis = tokio::task::spawn_blocking(move || estimates::analyze(&obs, daily, &groups)).await?;
+    let dir = layout::factors(run_date);
+    let batch = to_batch(&analysis.estimates)?;
+    let mut writer = DatasetWriter::new(lake, dir.clone(), DATASET, token, batch.schema());
+    writer.write(batch).await?;
+    writer.attach(ANALYSIS_FILE, analysis.models.len() as u64, serde_json::to_vec(&analysis)?.into()).await?;
+    let mut meta = serde_json::Map::new();
+    meta.insert("run_id".into(), token.into());
+    meta.insert("run_date".into(), run_date.to_string().into());
+    meta.insert("cutoff".into(), params.cutoff.to_string().into());
+    meta.insert("frequency".into(), params.frequency.as_str().into());
+    meta.insert("ranking".into(), serde_json::to_value(&analysis.ranking)?);
+    meta.insert("skipped".into(), serde_json::to_value(&analysis.skipped)?);
+    let manifest = writer.commit(clock.now(), meta).await?;
+    let metrics = FactorMetrics {
+        cutoff: params.cutoff,
+        observations,
+        rows: manifest.row_count,
+        categories: analysis.models.len(),
+        ranking: analysis.ranking.clone(),
+        location: lake.display(&dir),
+    };
+    info!(rows = metrics.rows, categories = metrics.categories, "factors written");
+    Ok((analysis, metrics))
+}
+
+/// Reads the analysis written for a run date, if any.
+pub async fn read(lake: &Lake, run_date: NaiveDate) -> Result<Option<Analysis>> {
+    let dir = layout::factors(run_date);
+    if dataset::read_manifest(lake, &dir).await?.is_none() {
+        return Ok(None);
+    }
+    let path = dir.join(ANALYSIS_FILE);
+    let bytes = lake.get(&path).await?;
+    let a = serde_json::from_slice(&bytes)
+        .map_err(|e| Error::Dataset { path: lake.display(&path), message: e.to_string() })?;
+    Ok(Some(a))
+}
+
+/// The estimates as one record batch.
+pub fn to_batch(rows: &[Estimate]) -> Result<RecordBatch> {
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("section", DataType::Utf8, false),
+        Field::new("category", DataType::Utf8, false),
+        Field::new("factor", DataType::Utf8, false),
+        Field::new("value", DataType::Float64, false),
+        Field::new("low", DataType::Float64, true),
+        Field::new("high", DataType::Float64, true),
+        Field::new("units", DataType::Float64, true),
+        Field::new("rows", DataType::UInt64, false),
+    ]));
+    let text = |f: fn(&Estimate) -> &str| Arc::new(StringArray::from_iter_values(rows.iter().map(f))) as ArrayRef;
+    let opt = |f: fn(&Estimate) -> Option<f64>| Arc::new(Float64Array::from_iter(rows.iter().map(f))) as ArrayRef;
+    let cols = vec![
+        text(|e| &e.section),
+        text(|e| &e.category),
+        text(|e| &e.factor),
+        Arc::new(Float64Array::from_iter_values(rows.iter().map(|e| e.value))) as ArrayRef,
+        opt(|e| e.low),
+        opt(|e| e.high),
+        opt(|e| e.units),
+        Arc::new(UInt64Array::from_iter_values(rows.iter().map(|e| e.rows))) as ArrayRef,
+    ];
+    Ok(RecordBatch::try_new(schema, cols)?)
+}

@@ -1,0 +1,142 @@
+//! The estimates as text tables for the terminal, with the demo generator's truth beside them
+//! when the lake has one.
+
+use std::fmt::Write;
+
+use super::estimates::Analysis;
+use crate::demo::truth::Truth;
+
+/// The elasticities, promotions, weekly profile and driver shares as aligned tables.
+pub fn text(a: &Analysis, truth: Option<&Truth>) -> String {
+    let mut s = String::new();
+    let cats: Vec<&str> = a.models.iter().map(|m| m.category.as_str()).collect();
+    let t = |f: &dyn Fn(&Truth) -> Option<f64>| truth.and_then(f).map_or("-".to_string(), |v| format!("{v:.2}"));
+    let ci = |lo: Option<f64>, hi: Option<f64>| match (lo, hi) {
+        (Some(l), Some(h)) => format!("[{l:.2}, {h:.2}]"),
+        _ => String::new(),
+    };
+    let _ = writeln!(
+        s,
+        "price elasticities (95% intervals){}",
+        if truth.is_some() { "; true: the demo truth" } else { "" }
+    );
+    let _ =
+        writeln!(s, "{:<14} {:>7} {:<18} {:>7} {:>7} {:<18} {:>7}", "category", "own", "", "true", "cross", "", "true");
+    for c in &cats {
+        let own = a.get("elasticity", c, "own_price");
+        let cross = a.get("elasticity", c, "competitor_price");
+        let _ = writeln!(
+            s,
+            "{:<14} {:>7} {:<18} {:>7} {:>7} {:<18} {:>7}",
+            c,
+            own.map_or("-".into(), |e| format!("{:.2}", e.value)),
+            own.map_or(String::new(), |e| ci(e.low, e.high)),
+            t(&|tr| tr.categories.get(*c).map(|x| x.price_elasticity)),
+            cross.map_or("-".into(), |e| format!("{:.2}", e.value)),
+            cross.map_or(String::new(), |e| ci(e.low, e.high)),
+            t(&|tr| tr.categories.get(*c).map(|x| x.competitor_elasticity)),
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\npromotion uplift on top of the price effect, % (units over the history); total: with its price cut"
+    );
+    let _ = writeln!(
+        s,
+        "{:<14} {:<10} {:>7} {:<18} {:>7} {:>10} {:>8} {:>11}",
+        "category", "kind", "uplift", "", "true", "units", "total", "total units"
+    );
+    for c in &cats {
+        for e in a
+            .estimates
+            .iter()
+            .filter(|e| e.category == *c && (e.section == "promotion" || e.section == "post_promotion"))
+        {
+            let want = truth.and_then(|tr| tr.categories.get(*c)).and_then(|x| {
+                if e.section == "post_promotion" {
+                    Some((x.post_promo_dip - 1.0) * 100.0)
+                } else {
+                    x.promo_uplift.get(&e.factor).map(|m| (m - 1.0) * 100.0)
+                }
+            });
+            let total = a.get("promotion_total", c, &e.factor);
+            let _ = writeln!(
+                s,
+                "{:<14} {:<10} {:>7.1} {:<18} {:>7} {:>10.0} {:>8} {:>11}",
+                c,
+                if e.section == "post_promotion" { "post-dip" } else { e.factor.as_str() },
+                e.value,
+                ci(e.low, e.high),
+                want.map_or("-".into(), |w| format!("{w:.1}")),
+                e.units.unwrap_or(0.0),
+                total.map_or(String::new(), |t| format!("{:.1}", t.value)),
+                total.and_then(|t| t.units).map_or(String::new(), |u| format!("{u:.0}")),
+            );
+        }
+    }
+    let days = ["mon", "tue", "wed", "thu", "fri", "sat", "sun"];
+    if a.estimates.iter().any(|e| e.section == "weekly") {
+        let _ =
+            writeln!(s, "\nweekly index (1 = average day){}", if truth.is_some() { "; second line: true" } else { "" });
+        let _ = writeln!(s, "{:<14} {}", "category", days.map(|d| format!("{d:>6}")).join(""));
+        for c in &cats {
+            let row: String = days
+                .iter()
+                .map(|d| a.get("weekly", c, d).map_or("     -".into(), |e| format!("{:>6.2}", e.value)))
+                .collect();
+            let _ = writeln!(s, "{c:<14} {row}");
+            if let Some(x) = truth.and_then(|tr| tr.categories.get(*c)) {
+                let row: String = x.weekly_profile.iter().map(|v| format!("{v:>6.2}")).collect();
+                let _ = writeln!(s, "{:<14} {row}", "  true");
+            }
+        }
+    }
+    if a.estimates.iter().any(|e| e.section == "yearly") {
+        let _ = writeln!(s, "\nyearly cycle (first harmonic of log demand)");
+        let _ = writeln!(s, "{:<14} {:>9} {:>7} {:>9} {:>7}", "category", "amplitude", "true", "peak day", "true");
+        for c in &cats {
+            let x = truth.and_then(|tr| tr.categories.get(*c));
+            let _ = writeln!(
+                s,
+                "{:<14} {:>9} {:>7} {:>9} {:>7}",
+                c,
+                a.get("yearly", c, "amplitude").map_or("-".into(), |e| format!("{:.2}", e.value)),
+                x.map_or("-".into(), |x| format!("{:.2}", x.yearly_amplitude)),
+                a.get("yearly", c, "peak_day").map_or("-".into(), |e| format!("{:.0}", e.value)),
+                x.map_or("-".into(), |x| format!("{:.0}", x.yearly_peak_doy)),
+            );
+        }
+    }
+    if a.estimates.iter().any(|e| e.section == "event") {
+        let _ = writeln!(s, "\nevent multipliers (demand on the event's period against a usual one)");
+        for c in &cats {
+            for e in a.estimates.iter().filter(|e| e.section == "event" && e.category == *c) {
+                let want = truth
+                    .and_then(|tr| Some(tr.events.get(&e.factor)?.powf(tr.categories.get(*c)?.event_sensitivity)))
+                    .map(|w| format!("  (true {w:.2})"));
+                let _ = writeln!(
+                    s,
+                    "{:<14} {:<20} {:>6.2} {:<18}{}",
+                    c,
+                    e.factor,
+                    e.value,
+                    ci(e.low, e.high),
+                    want.unwrap_or_default()
+                );
+            }
+        }
+    }
+    let _ = writeln!(s, "\ndrivers by share of the variance of log demand");
+    for e in a.estimates.iter().filter(|e| e.section == "driver_share" && e.category == "all") {
+        let want =
+            truth.and_then(|tr| tr.outcome.log_variance.get(&e.factor)).map(|v| format!("  (true variance {v:.4})"));
+        let _ = writeln!(s, "  {:<12} {:>6.2}%{}", e.factor, e.value * 100.0, want.unwrap_or_default());
+    }
+    if let Some(tr) = truth {
+        let _ = writeln!(s, "  true ranking: {}", tr.outcome.factor_ranking.join(", "));
+    }
+    for (c, why) in &a.skipped {
+        let _ = writeln!(s, "skipped {c}: {why}");
+    }
+    s
+}
