@@ -249,14 +249,7 @@ pub fn check_schema(spec: &TableSpec, found: &arrow::datatypes::Schema) -> Resul
             column: c.name.to_string(),
             expected: c.kind.describe().to_string(),
         })?;
-        if !c.kind.accepts(field.data_type()) {
-            return Err(Error::ColumnType {
-                table: spec.name.to_string(),
-                column: c.name.to_string(),
-                expected: c.kind.describe().to_string(),
-                found: field.data_type().to_string(),
-            });
-        }
+        check_column(spec, c, field)?;
     }
     Ok(())
 }
@@ -265,18 +258,25 @@ pub fn check_schema(spec: &TableSpec, found: &arrow::datatypes::Schema) -> Resul
 /// columns other files carry; presence is checked on the table's merged schema).
 pub fn check_types(spec: &TableSpec, found: &arrow::datatypes::Schema) -> Result<()> {
     for c in spec.columns {
-        if let Ok(field) = found.field_with_name(c.name)
-            && !c.kind.accepts(field.data_type())
-        {
-            return Err(Error::ColumnType {
-                table: spec.name.to_string(),
-                column: c.name.to_string(),
-                expected: c.kind.describe().to_string(),
-                found: field.data_type().to_string(),
-            });
+        if let Ok(field) = found.field_with_name(c.name) {
+            check_column(spec, c, field)?;
         }
     }
     Ok(())
+}
+
+/// A column of `spec` found as `field`: an error naming table, column and types unless its type
+/// is of the declared family.
+fn check_column(spec: &TableSpec, c: &schema::ColumnSpec, field: &arrow::datatypes::Field) -> Result<()> {
+    if c.kind.accepts(field.data_type()) {
+        return Ok(());
+    }
+    Err(Error::ColumnType {
+        table: spec.name.to_string(),
+        column: c.name.to_string(),
+        expected: c.kind.describe().to_string(),
+        found: field.data_type().to_string(),
+    })
 }
 
 #[cfg(test)]
