@@ -199,10 +199,22 @@ pub fn evaluate(
     let levels = levels(settings);
     info!(cutoff = %window.cutoff, series = window.panel.len(), "backtest window");
     let mut out = Vec::new();
+    // Forecasts of this window by model: the ensemble combines its members' when they were
+    // backtested before it (same settings and seed: the forecasts refitting them would give).
+    let mut done: Vec<(String, Forecast)> = Vec::new();
+    let members = models::ensemble_members(settings);
     for name in &opts.models {
-        let mut model = models::build(name, settings)?;
-        model.fit(&window.panel)?;
-        let f = model.predict(&window.panel, opts.horizon, &levels)?;
+        let fitted: Option<Vec<&Forecast>> = (name == "ensemble")
+            .then(|| members.iter().map(|m| done.iter().find(|(n, _)| n == m).map(|(_, f)| f)).collect())
+            .flatten();
+        let f = match fitted {
+            Some(fs) => models::ensemble::combine(&fs, window.panel.len(), opts.horizon, &levels),
+            None => {
+                let mut model = models::build(name, settings)?;
+                model.fit(&window.panel)?;
+                model.predict(&window.panel, opts.horizon, &levels)?
+            }
+        };
         let mut rows = Vec::new();
         score_window(
             &window.panel,
@@ -216,6 +228,7 @@ pub fn evaluate(
             &mut rows,
         );
         out.push(rows);
+        done.push((name.clone(), f));
     }
     Ok(out)
 }
@@ -461,6 +474,26 @@ mod tests {
         assert_eq!(m.per_step[&4].mae, Some(4.0));
         let first = &m.rows[0];
         assert_eq!((first.target_date, first.y, first.y_hat), (d(19), 19.0, 18.0));
+    }
+
+    #[test]
+    fn the_ensemble_combines_the_members_backtested_before_it() {
+        let keys = (0..2).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect();
+        let values = (0..2).map(|k| (0..40).map(|t| ((t * (k + 3)) % 7) as f32 + k as f32).collect()).collect();
+        let full = Panel::new(keys, values, NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(), Frequency::Daily);
+        let models: Vec<String> = ["naive", "seasonal_naive", "ensemble"].map(String::from).to_vec();
+        let o = Overrides { threads: Some(1), models: Some(models.clone()), ..Default::default() };
+        let s = Settings::resolve(SettingsFile::default(), o, std::path::PathBuf::from("/tmp"), None).unwrap();
+        let both = BacktestOptions { windows: 2, horizon: 4, step: 4, models };
+        let alone = BacktestOptions { models: vec!["ensemble".into()], ..both.clone() };
+        let (a, b) = (run(&full, &s, &both).unwrap(), run(&full, &s, &alone).unwrap());
+        let y_hat = |m: &ModelBacktest| m.rows.iter().map(|r| r.y_hat).collect::<Vec<_>>();
+        // Combining the members' forecasts gives what fitting the ensemble on its own gives: with
+        // two members, the median is their mean.
+        assert_eq!(y_hat(&a.models[2]), y_hat(&b.models[0]));
+        for ((e, n), s) in y_hat(&a.models[2]).iter().zip(y_hat(&a.models[0])).zip(y_hat(&a.models[1])) {
+            assert!((e - (n + s) / 2.0).abs() < 1e-5, "{e} vs {n} and {s}");
+        }
     }
 
     #[test]

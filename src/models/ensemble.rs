@@ -37,6 +37,31 @@ fn median(xs: &mut [f32]) -> f32 {
     if n % 2 == 1 { xs[n / 2] } else { (xs[n / 2 - 1] + xs[n / 2]) / 2.0 }
 }
 
+/// The ensemble's forecast from its members' forecasts (each of `series` × `horizon` at `levels`):
+/// the median per step and per quantile. Callers that already hold the members' forecasts (a
+/// backtest window) combine them without fitting the members again.
+pub fn combine(forecasts: &[&Forecast], series: usize, horizon: usize, levels: &[f64]) -> Forecast {
+    let mut out = Forecast::zeros("ensemble", series, horizon, levels);
+    let mut buf = vec![0.0f32; forecasts.len()];
+    let mut qs = vec![0.0f32; levels.len()];
+    for s in 0..series {
+        for h in 0..horizon {
+            for (b, f) in buf.iter_mut().zip(forecasts) {
+                *b = f.mean_at(s, h);
+            }
+            let mean = median(&mut buf);
+            for (k, q) in qs.iter_mut().enumerate() {
+                for (b, f) in buf.iter_mut().zip(forecasts) {
+                    *b = f.quantile_at(s, h, k);
+                }
+                *q = median(&mut buf);
+            }
+            out.set(s, h, mean, &mut qs);
+        }
+    }
+    out
+}
+
 impl Forecaster for Ensemble {
     fn name(&self) -> &str {
         "ensemble"
@@ -51,25 +76,7 @@ impl Forecaster for Ensemble {
 
     fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast> {
         let forecasts = self.members.iter().map(|m| m.predict(panel, horizon, levels)).collect::<Result<Vec<_>>>()?;
-        let mut out = Forecast::zeros(self.name(), panel.len(), horizon, levels);
-        let mut buf = vec![0.0f32; forecasts.len()];
-        let mut qs = vec![0.0f32; levels.len()];
-        for s in 0..panel.len() {
-            for h in 0..horizon {
-                for (b, f) in buf.iter_mut().zip(&forecasts) {
-                    *b = f.mean_at(s, h);
-                }
-                let mean = median(&mut buf);
-                for (k, q) in qs.iter_mut().enumerate() {
-                    for (b, f) in buf.iter_mut().zip(&forecasts) {
-                        *b = f.quantile_at(s, h, k);
-                    }
-                    *q = median(&mut buf);
-                }
-                out.set(s, h, mean, &mut qs);
-            }
-        }
-        Ok(out)
+        Ok(combine(&forecasts.iter().collect::<Vec<_>>(), panel.len(), horizon, levels))
     }
 
     fn save(&self) -> Result<Vec<u8>> {

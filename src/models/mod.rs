@@ -141,6 +141,20 @@ pub const KNOWN: &[&str] = &[
 /// Members of an ensemble when settings name none: the other configured models, or these.
 const DEFAULT_ENSEMBLE: &[&str] = &["seasonal_naive", "ets", "tsb"];
 
+/// The members of the `ensemble` model: `ensemble-members`, else the other configured models,
+/// else the default baselines.
+pub fn ensemble_members(settings: &Settings) -> Vec<String> {
+    let mut names: Vec<String> = settings.ensemble_members.clone();
+    if names.is_empty() {
+        names = settings.models.iter().filter(|m| m.as_str() != "ensemble").cloned().collect();
+    }
+    if names.is_empty() {
+        names = DEFAULT_ENSEMBLE.iter().map(|s| s.to_string()).collect();
+    }
+    names.retain(|n| n != "ensemble");
+    names
+}
+
 /// Periods of covariates before a cutoff the configured deep models read (their training history).
 pub fn covariate_history(settings: &Settings) -> usize {
     let base = nn::NnConfig::for_settings(settings);
@@ -166,18 +180,7 @@ pub fn build(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
             Box::new(baseline::Tsb::new(p.tsb.alpha_demand.unwrap_or(0.1), p.tsb.alpha_probability.unwrap_or(0.1)))
         }
         "ensemble" => {
-            let mut names: Vec<String> = settings.ensemble_members.clone();
-            if names.is_empty() {
-                names = settings.models.iter().filter(|m| m.as_str() != "ensemble").cloned().collect();
-            }
-            if names.is_empty() {
-                names = DEFAULT_ENSEMBLE.iter().map(|s| s.to_string()).collect();
-            }
-            let members = names
-                .iter()
-                .filter(|n| n.as_str() != "ensemble")
-                .map(|n| build(n, settings))
-                .collect::<Result<Vec<_>>>()?;
+            let members = ensemble_members(settings).iter().map(|n| build(n, settings)).collect::<Result<Vec<_>>>()?;
             Box::new(ensemble::Ensemble::new(members)?)
         }
         "lstm" => Box::new(nn::Lstm::new(p.lstm.apply(nn::NnConfig::for_settings(settings)))),
