@@ -19,6 +19,7 @@ pub mod schema;
 
 use std::sync::Arc;
 
+use datafusion::catalog::empty::EmptyTable;
 use datafusion::datasource::MemTable;
 use datafusion::datasource::file_format::parquet::ParquetFormat;
 use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
@@ -160,7 +161,8 @@ async fn register_table(
             return Err(Error::MissingTable { table: spec.name.to_string(), location: lake.display(&dir) });
         }
         debug!(table = spec.name, "absent; registered empty");
-        let empty = MemTable::try_new(spec.canonical_schema(), vec![vec![]])?;
+        // An empty table (not an empty in-memory one): its plans serialise, for Ballista.
+        let empty = EmptyTable::new(spec.canonical_schema());
         ctx.register_table(spec.name, Arc::new(empty))?;
         return Ok(TableReport {
             name: spec.name.to_string(),

@@ -141,8 +141,8 @@ pub async fn register_dataset(
     use datafusion::datasource::listing::{ListingOptions, ListingTable, ListingTableConfig, ListingTableUrl};
     let _ = ctx.deregister_table(name)?;
     if manifest.files.is_empty() {
-        let empty =
-            datafusion::datasource::MemTable::try_new(std::sync::Arc::new(manifest_schema(manifest)?), vec![vec![]])?;
+        // An empty table (not an empty in-memory one): its plans serialise, for Ballista.
+        let empty = datafusion::catalog::empty::EmptyTable::new(std::sync::Arc::new(manifest_schema(manifest)?));
         ctx.register_table(name, std::sync::Arc::new(empty))?;
         return Ok(());
     }
