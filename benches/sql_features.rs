@@ -116,7 +116,7 @@ fn settings(args: &Args) -> Vec<String> {
 /// The session: shelfcast's, with this query's settings and then the `--set` ones.
 fn session(args: &Args, threads: usize) -> Result<SessionContext> {
     let memory_limit = args.memory_limit_mb.map(|mb| mb * 1024 * 1024);
-    let mut ctx = shelfcast::engine::context(EngineOptions { threads, memory_limit });
+    let mut ctx = shelfcast::engine::context(EngineOptions { memory_limit, ..EngineOptions::threads(threads) });
     if args.datafusion_windows {
         let rules =
             ctx.state().physical_optimizers().iter().filter(|r| r.name() != "rolling_window").cloned().collect();

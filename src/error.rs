@@ -220,6 +220,15 @@ pub enum Error {
         message: String,
     },
 
+    /// The Ballista cluster the feature SQL runs on could not be started, reached or used.
+    #[error("Ballista engine `{engine}`: {message}")]
+    Ballista {
+        /// The `engine` setting (`ballista://HOST:PORT` or `ballista-standalone`).
+        engine: String,
+        /// What failed.
+        message: String,
+    },
+
     /// Object storage failed.
     #[error("object store: {0}")]
     ObjectStore(#[from] object_store::Error),

@@ -10,7 +10,14 @@ fn main() -> ExitCode {
     passive_openmp();
     let args = cli::Cli::parse();
     cli::init_tracing(args.verbose, args.quiet);
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    builder.enable_all();
+    // Ballista's plan (de)serialisation, and its in-process scheduler and executor
+    // (`engine = "ballista-standalone"`) on these workers, recurse deeper than tokio's default
+    // 2 MiB stacks allow in a debug build.
+    #[cfg(feature = "ballista")]
+    builder.thread_stack_size(16 << 20);
+    let runtime = match builder.build() {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

@@ -201,7 +201,7 @@ pub async fn materialize(
     let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
     let dir = layout::features(q.name, params.cutoff);
     let mut writer = DatasetWriter::new(lake, dir.clone(), format!("features/{}", q.name), token, schema);
-    writer.write_stream(df.execute_stream().await?).await?;
+    writer.write_stream(crate::engine::execute_stream(ctx, df).await?).await?;
     let mut meta = serde_json::Map::new();
     meta.insert("cutoff".into(), params.cutoff.to_string().into());
     meta.insert("frequency".into(), params.frequency.as_str().into());

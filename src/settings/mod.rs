@@ -82,6 +82,8 @@ pub struct SettingsFile {
     pub threads: Option<usize>,
     /// SQL memory budget in MiB; 0 for half the machine's memory.
     pub memory_limit_mb: Option<usize>,
+    /// Where the feature SQL runs: `local`, `ballista-standalone` or `ballista://HOST:PORT`.
+    pub engine: Option<String>,
     /// Folder of job files, relative to the file.
     pub jobs_dir: Option<String>,
     /// The TorchScript forecaster's file under `models/torchscript/` in the lake.
@@ -176,6 +178,8 @@ pub struct Settings {
     pub threads: usize,
     /// SQL memory budget in MiB (0: half the machine's memory); beyond it sorts and aggregations spill to disk.
     pub memory_limit_mb: usize,
+    /// Where the feature SQL runs (a Ballista engine only in builds with the `ballista` feature).
+    pub engine: crate::engine::EngineKind,
     /// Folder of job files.
     pub jobs_dir: PathBuf,
     /// The TorchScript forecaster's file under `models/torchscript/` in the lake.
@@ -270,6 +274,13 @@ impl Settings {
             0 => std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1),
             n => n,
         };
+        let engine = match file.engine {
+            None => crate::engine::EngineKind::Local,
+            Some(e) => crate::engine::EngineKind::parse(&e).map_err(|m| invalid("engine", m))?,
+        };
+        if engine.is_ballista() && !cfg!(feature = "ballista") {
+            return Err(invalid("engine", crate::engine::no_ballista(&engine)));
+        }
         let jobs_dir = base_dir.join(file.jobs_dir.unwrap_or_else(|| "jobs".to_string()));
         let torchscript_file = file.torchscript_file.unwrap_or_else(|| "forecaster.pt".to_string());
         if torchscript_file.is_empty() || torchscript_file.contains(['/', '\\']) {
@@ -326,6 +337,7 @@ impl Settings {
             seed,
             threads,
             memory_limit_mb: file.memory_limit_mb.unwrap_or(0),
+            engine,
             jobs_dir,
             torchscript_file,
             storage,
@@ -437,6 +449,32 @@ mod tests {
         let file = SettingsFile::parse("[storage]\naws_secret_access_key = \"x\"\n", Path::new("s.toml")).unwrap();
         let err = Settings::resolve(file, Overrides::default(), PathBuf::from("/a"), None).unwrap_err();
         assert!(err.to_string().contains("storage.aws_secret_access_key"));
+    }
+
+    #[test]
+    fn engine_is_local_by_default_and_ballista_needs_the_feature() {
+        use crate::engine::EngineKind;
+        let s = Settings::resolve(SettingsFile::default(), Overrides::default(), PathBuf::from("/a"), None).unwrap();
+        assert_eq!(s.engine, EngineKind::Local);
+        let parse = |e: &str| {
+            let file = SettingsFile::parse(&format!("engine = \"{e}\"\n"), Path::new("e.toml")).unwrap();
+            Settings::resolve(file, Overrides::default(), PathBuf::from("/a"), None)
+        };
+        let err = parse("spark://x").unwrap_err().to_string();
+        assert!(err.contains("engine") && err.contains("ballista://HOST:PORT"), "{err}");
+        assert!(parse("ballista://").is_err());
+        for (e, want) in [
+            ("ballista://sched.internal:50051", EngineKind::Ballista { host: "sched.internal".into(), port: 50051 }),
+            ("ballista://10.0.0.5", EngineKind::Ballista { host: "10.0.0.5".into(), port: 50050 }),
+            ("ballista-standalone", EngineKind::BallistaStandalone),
+        ] {
+            if cfg!(feature = "ballista") {
+                assert_eq!(parse(e).unwrap().engine, want);
+            } else {
+                let err = parse(e).unwrap_err().to_string();
+                assert!(err.contains("--features ballista"), "{err}");
+            }
+        }
     }
 
     #[test]
