@@ -9,6 +9,10 @@ export OMP_WAIT_POLICY ?= PASSIVE
 DEMO_SERIES ?= 200
 DEMO_DAYS ?= 1095
 BIN := target/release/shelfcast
+# Cargo features of `make test` and `make check`: `ballista` adds the Ballista engine and its tests
+# (a long first build). One feature set for every test command, so the tests build once.
+TEST_FEATURES ?= ballista
+FEATURES_FLAG := $(if $(TEST_FEATURES),--features $(TEST_FEATURES))
 
 .PHONY: help libtorch build run test test-s3 check fmt clean-lake
 
@@ -29,16 +33,16 @@ run: build ## Set everything up, make a demo lake if ./lake is empty, run the ni
 	$(BIN) demo --if-empty --series $(DEMO_SERIES) --days $(DEMO_DAYS)
 	$(BIN) run nightly
 
-test: libtorch ## Run every test, then the S3 tests against moto on loopback (scripts/s3_test.sh)
-	$(CARGO) test --locked --no-fail-fast
-	CARGO="$(CARGO)" scripts/s3_test.sh
+test: libtorch ## Run every test (Ballista's too: TEST_FEATURES=ballista), then the S3 tests against moto on loopback
+	$(CARGO) test --locked $(FEATURES_FLAG) --no-fail-fast
+	CARGO="$(CARGO)" scripts/s3_test.sh $(FEATURES_FLAG)
 
 test-s3: libtorch ## Only the S3 tests, against moto on loopback
-	CARGO="$(CARGO)" scripts/s3_test.sh
+	CARGO="$(CARGO)" scripts/s3_test.sh $(FEATURES_FLAG)
 
 check: libtorch ## Formatting and lints
 	$(CARGO) fmt --check
-	$(CARGO) clippy --locked --all-targets -- -D warnings
+	$(CARGO) clippy --locked --all-targets $(FEATURES_FLAG) -- -D warnings
 
 fmt: ## Format the code
 	$(CARGO) fmt

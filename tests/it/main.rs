@@ -5,6 +5,10 @@ mod common;
 /// A tiny HTTP server on 127.0.0.1 that records requests and answers as told.
 mod server;
 
+/// The feature SQL on DataFusion Ballista: an in-process standalone cluster, and a stock
+/// scheduler and executor on loopback, write the local engine's feature tables.
+#[cfg(feature = "ballista")]
+mod ballista;
 /// Raw-table checks: missing and mistyped tables fail by name and write nothing.
 mod catalog;
 /// The command-line binary end to end: demo, run nightly, query.

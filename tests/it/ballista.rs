@@ -1,0 +1,183 @@
+use std::collections::BTreeMap;
+use std::future::Future;
+
+use arrow::array::{Array, AsArray};
+use arrow::datatypes::{DataType, Float32Type, Float64Type};
+use arrow::util::display::{ArrayFormatter, FormatOptions};
+use ballista_core::serde::BallistaCodec;
+use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
+use shelfcast::engine::{self, EngineKind, EngineOptions};
+use shelfcast::features::{self, FeatureParams, queries};
+use shelfcast::lake::{Lake, dataset, layout};
+use shelfcast::settings::Frequency;
+
+use crate::common::*;
+
+/// Stack of every thread of these tests: Ballista's plan (de)serialisation and its in-process
+/// scheduler and executor recurse deeper than the default 2 MiB allows in a debug build.
+const STACK: usize = 16 << 20;
+
+/// Runs `test` on a thread and a two-worker runtime with [`STACK`]-sized stacks.
+fn on_big_stacks<F: Future<Output = ()>>(test: impl FnOnce() -> F + Send + 'static) {
+    let thread = std::thread::Builder::new().stack_size(STACK).spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_stack_size(STACK)
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(test());
+    });
+    if let Err(panic) = thread.unwrap().join() {
+        std::panic::resume_unwind(panic);
+    }
+}
+
+/// A feature table's rows: the text of the cells that are not floats (sorted by it), and the floats.
+type Rows = Vec<(String, Vec<Option<f64>>)>;
+
+/// Every feature table of `params` in the lake: its columns and rows.
+async fn snapshot(lake: &Lake, params: FeatureParams) -> BTreeMap<&'static str, (Vec<String>, Rows)> {
+    let opts = FormatOptions::default().with_null("NULL");
+    let mut out = BTreeMap::new();
+    for q in queries::for_frequency(params.frequency) {
+        let (manifest, batches) = dataset::read(lake, &layout::features(q.name, params.cutoff)).await.unwrap();
+        let columns = manifest.schema.iter().map(|c| format!("{} {}", c.name, c.data_type)).collect();
+        let mut rows = Rows::new();
+        for b in &batches {
+            let fmts: Vec<_> =
+                b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()).collect();
+            for r in 0..b.num_rows() {
+                let mut text = Vec::new();
+                let mut floats = Vec::new();
+                for (c, f) in b.columns().iter().zip(&fmts) {
+                    match c.data_type() {
+                        DataType::Float64 => {
+                            floats.push(c.is_valid(r).then(|| c.as_primitive::<Float64Type>().value(r)))
+                        }
+                        DataType::Float32 => {
+                            floats.push(c.is_valid(r).then(|| c.as_primitive::<Float32Type>().value(r) as f64))
+                        }
+                        _ => text.push(f.value(r).to_string()),
+                    }
+                }
+                rows.push((text.join("|"), floats));
+            }
+        }
+        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        assert_eq!(rows.len() as u64, manifest.row_count, "{}: rows against its manifest", q.name);
+        out.insert(q.name, (columns, rows));
+    }
+    out
+}
+
+/// Floats equal to 1e-9 relative (sums over rows met in another order may differ in the last bits).
+fn close(a: Option<f64>, b: Option<f64>) -> bool {
+    match (a, b) {
+        (None, None) => true,
+        (Some(a), Some(b)) if a.is_nan() && b.is_nan() => true,
+        (Some(a), Some(b)) => a == b || (a - b).abs() <= 1e-9 * a.abs().max(b.abs()),
+        _ => false,
+    }
+}
+
+/// Asserts that every feature table the cluster wrote equals the local engine's.
+fn assert_same(
+    what: &str,
+    local: &BTreeMap<&'static str, (Vec<String>, Rows)>,
+    cluster: &BTreeMap<&'static str, (Vec<String>, Rows)>,
+) {
+    assert_eq!(local.keys().collect::<Vec<_>>(), cluster.keys().collect::<Vec<_>>(), "{what}: tables");
+    for (name, (columns, rows)) in local {
+        let (c_columns, c_rows) = &cluster[name];
+        assert_eq!(columns, c_columns, "{what}: {name}: columns");
+        assert_eq!(rows.len(), c_rows.len(), "{what}: {name}: row count");
+        assert!(!rows.is_empty(), "{what}: {name}: no rows to compare");
+        for (a, b) in rows.iter().zip(c_rows) {
+            assert_eq!(a.0, b.0, "{what}: {name}: rows differ");
+            let same = a.1.len() == b.1.len() && a.1.iter().zip(&b.1).all(|(x, y)| close(*x, *y));
+            assert!(same, "{what}: {name}: row {} has floats {:?} locally, {:?} on the cluster", a.0, a.1, b.1);
+        }
+    }
+}
+
+/// Materialises every feature table of `params` with the feature SQL on `engine`.
+async fn materialize_on(lake: &Lake, params: FeatureParams, engine: EngineKind) {
+    let opts = EngineOptions::threads(2).with_engine(engine.clone());
+    let (ctx, _) = engine::open_with(lake, opts).await.unwrap();
+    assert_eq!(engine::feature_engine(&ctx), engine);
+    let token = format!("{}-{}", engine.to_string().replace([':', '/'], "_"), params.frequency.as_str());
+    features::materialize_all(&ctx, lake, params, &token, &clock()).await.unwrap();
+}
+
+/// The feature tables of `params` on the local engine, then on `engine`, compared.
+async fn compare(lake: &Lake, params: FeatureParams, engine: EngineKind) {
+    materialize_on(lake, params, EngineKind::Local).await;
+    let local = snapshot(lake, params).await;
+    materialize_on(lake, params, engine.clone()).await;
+    let cluster = snapshot(lake, params).await;
+    assert_same(&format!("{engine} ({:?})", params.frequency), &local, &cluster);
+}
+
+#[test]
+fn the_standalone_cluster_writes_the_local_engines_features() {
+    on_big_stacks(standalone_cluster);
+}
+
+async fn standalone_cluster() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, lake) = local_lake(dir.path());
+    demo_lake(&lake, 6).await;
+    for frequency in [Frequency::Daily, Frequency::Weekly] {
+        let params = FeatureParams::new(date("2026-03-10"), frequency, 14);
+        compare(&lake, params, EngineKind::BallistaStandalone).await;
+    }
+}
+
+/// Starts a stock Ballista scheduler and executor on loopback, as `ballista-scheduler` and
+/// `ballista-executor` run them: Ballista's default session, codec and object stores, sharing
+/// nothing with shelfcast's session (they open `file://` lakes themselves). The scheduler's port.
+async fn stock_cluster() -> u16 {
+    let addr = ballista_scheduler::standalone::new_standalone_scheduler().await.unwrap();
+    let url = format!("http://localhost:{}", addr.port());
+    let mut tries = 0;
+    let scheduler = loop {
+        match SchedulerGrpcClient::connect(url.clone()).await {
+            Ok(client) => break client,
+            Err(_) if tries < 50 => {
+                tries += 1;
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => panic!("the scheduler at {url} does not answer: {e}"),
+        }
+    };
+    ballista_executor::new_standalone_executor(scheduler, 2, BallistaCodec::default()).await.unwrap();
+    addr.port()
+}
+
+#[test]
+fn a_scheduler_and_executor_on_loopback_write_the_local_engines_features() {
+    on_big_stacks(stock_cluster_on_loopback);
+}
+
+async fn stock_cluster_on_loopback() {
+    let port = stock_cluster().await;
+    let dir = tempfile::tempdir().unwrap();
+    let (_, lake) = local_lake(dir.path());
+    demo_lake(&lake, 6).await;
+    // An optional table the lake lacks is registered empty, and travels to the cluster as such.
+    for obj in lake.list(&layout::raw_table("competitor_prices")).await.unwrap() {
+        lake.delete(&obj.location).await.unwrap();
+    }
+    let params = FeatureParams::new(date("2026-03-10"), Frequency::Daily, 14);
+    compare(&lake, params, EngineKind::Ballista { host: "localhost".into(), port }).await;
+}
+
+#[tokio::test]
+async fn a_remote_cluster_is_refused_a_lake_its_executors_cannot_open() {
+    let lake = Lake::in_memory();
+    let opts = EngineOptions::threads(1).with_engine(EngineKind::Ballista { host: "localhost".into(), port: 1 });
+    let Err(err) = engine::open_with(&lake, opts).await else { panic!("a memory:// lake was accepted") };
+    let err = err.to_string();
+    assert!(err.contains("engine") && err.contains("memory://"), "{err}");
+}
