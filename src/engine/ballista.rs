@@ -10,7 +10,9 @@
 //!
 //! What travels: the lake's raw tables and committed feature datasets are Parquet listing
 //! tables (their URLs and schema), absent tables are empty tables, and both serialise with
-//! DataFusion's own codec, so any Ballista 55 scheduler decodes them. The custom
+//! DataFusion's own codec, so any Ballista 55 scheduler decodes them. In-memory tables (the keys
+//! of the rows data-quality checks leave out) have no such codec: [`portable`] replaces each by a
+//! view over its rows as `VALUES` (up to [`MAX_INLINE_ROWS`]), which does. The custom
 //! [`super::RollingWindowRule`] is not installed on the cluster's session: Ballista serialises
 //! physical plans, and [`super::RollingWindowExec`] has no codec, so lags and rolling windows run
 //! in DataFusion's standard window operators there (same results, more memory per partition).
@@ -22,10 +24,17 @@
 //! `s3://` lake needs `AWS_*` variables (credentials, `AWS_ENDPOINT`, `AWS_REGION`) in their
 //! environment; the `[storage]` options of `shelfcast.toml` do not travel.
 
+use std::sync::Arc;
+
 use ballista::prelude::{SessionConfigExt, SessionContextExt};
+use datafusion::catalog::empty::EmptyTable;
+use datafusion::common::tree_node::Transformed;
+use datafusion::common::{DFSchema, ScalarValue, TableReference, plan_datafusion_err};
 use datafusion::dataframe::DataFrame;
+use datafusion::datasource::{MemTable, ViewTable, provider_as_source, source_as_provider};
 use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::session_state::{SessionState, SessionStateBuilder};
+use datafusion::logical_expr::{LogicalPlan, LogicalPlanBuilder, TableScanBuilder, TableSource, col, lit};
 use datafusion::prelude::{SessionConfig, SessionContext};
 use tokio::sync::OnceCell;
 use tracing::{info, instrument};
@@ -33,6 +42,9 @@ use tracing::{info, instrument};
 use super::{EngineKind, EngineOptions};
 use crate::error::{Error, Result};
 use crate::lake::Lake;
+
+/// Rows an in-memory table may have to travel to the cluster inline, as `VALUES`.
+pub const MAX_INLINE_ROWS: usize = 100_000;
 
 /// Lake URL schemes a remote cluster's stock executors can open themselves.
 const REMOTE_SCHEMES: &[&str] = &["file", "s3"];
@@ -112,6 +124,67 @@ impl Cluster {
     pub async fn execute_stream(&self, df: DataFrame) -> Result<SendableRecordBatchStream> {
         let ctx = self.context().await?;
         let (_, plan) = df.into_parts();
+        let plan = portable(plan).map_err(|e| self.error(e.to_string()))?;
         DataFrame::new(ctx.state(), plan).execute_stream().await.map_err(|e| self.error(e.to_string()))
     }
+}
+
+/// The plan with every in-memory table it reads, in subqueries too, replaced: an empty one by an
+/// empty table, the others by a view over their rows as `VALUES`. The scans keep their names and
+/// schemas, so nothing above them changes.
+pub fn portable(plan: LogicalPlan) -> datafusion::error::Result<LogicalPlan> {
+    let rewritten = plan.transform_up_with_subqueries(|node| {
+        let LogicalPlan::TableScan(scan) = &node else { return Ok(Transformed::no(node)) };
+        let provider = source_as_provider(&scan.source)?;
+        let Some(mem) = provider.downcast_ref::<MemTable>() else { return Ok(Transformed::no(node)) };
+        let source = inline(&scan.table_name, mem)?;
+        let scan = TableScanBuilder::new(scan.table_name.clone(), source)
+            .with_projection(scan.projection.clone())
+            .with_filters(scan.filters.clone())
+            .with_fetch(scan.fetch)
+            .build()?;
+        Ok(Transformed::yes(LogicalPlan::TableScan(scan)))
+    })?;
+    Ok(rewritten.data)
+}
+
+/// An in-memory table's rows as a source that serialises: an empty table, or a view over `VALUES`
+/// with the table's column names, types and nullability.
+fn inline(name: &TableReference, mem: &MemTable) -> datafusion::error::Result<Arc<dyn TableSource>> {
+    use datafusion::catalog::TableProvider;
+    let schema = mem.schema();
+    let mut batches = Vec::new();
+    for partition in &mem.batches {
+        let rows = partition.try_read().map_err(|_| {
+            plan_datafusion_err!("in-memory table `{name}` is being written while its query is planned")
+        })?;
+        batches.extend(rows.iter().cloned());
+    }
+    let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+    if rows == 0 {
+        return Ok(provider_as_source(Arc::new(EmptyTable::new(schema))));
+    }
+    if rows > MAX_INLINE_ROWS {
+        return Err(plan_datafusion_err!(
+            "in-memory table `{name}` has {rows} rows, more than the {MAX_INLINE_ROWS} a plan sent to Ballista \
+             carries inline"
+        ));
+    }
+    let mut values = Vec::with_capacity(rows);
+    for b in &batches {
+        for r in 0..b.num_rows() {
+            values.push(
+                b.columns()
+                    .iter()
+                    .map(|c| ScalarValue::try_from_array(c, r).map(lit))
+                    .collect::<datafusion::error::Result<Vec<_>>>()?,
+            );
+        }
+    }
+    // VALUES names its columns column1, column2, …; the projection gives them the table's names.
+    let names = schema.fields().iter().enumerate().map(|(i, f)| col(format!("column{}", i + 1)).alias(f.name()));
+    let plan = LogicalPlanBuilder::values_with_schema(values, &Arc::new(DFSchema::try_from(schema.as_ref().clone())?))?
+        .project(names)?
+        .build()?;
+    Ok(provider_as_source(Arc::new(ViewTable::new(plan, None))))
 }

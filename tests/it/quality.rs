@@ -17,7 +17,7 @@ fn day(s: &str) -> i32 {
 
 /// Adds a file of bad sales rows: a copy of an existing row, an impossible price, a sale after
 /// the run date, an unknown item and a return (the last three at a location with no other sales). Returns the copied row's (date, item, location, units).
-async fn add_bad_rows(lake: &Lake) -> (i32, String, String, f64) {
+pub(crate) async fn add_bad_rows(lake: &Lake) -> (i32, String, String, f64) {
     let files = lake.list(&layout::raw_table("sales")).await.unwrap();
     let first = shelfcast::lake::parquet::read(lake, &files[0].location).await.unwrap();
     let b = &first[0];
