@@ -3,6 +3,7 @@ use std::future::Future;
 
 use arrow::array::{Array, AsArray};
 use arrow::datatypes::{DataType, Float32Type, Float64Type};
+use arrow::record_batch::RecordBatch;
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use ballista_core::serde::BallistaCodec;
 use ballista_core::serde::protobuf::scheduler_grpc_client::SchedulerGrpcClient;
@@ -37,35 +38,46 @@ fn on_big_stacks<F: Future<Output = ()>>(test: impl FnOnce() -> F + Send + 'stat
 /// A feature table's rows: the text of the cells that are not floats (sorted by it), and the floats.
 type Rows = Vec<(String, Vec<Option<f64>>)>;
 
+/// Rows of `batches`, sorted; the columns named in `skip` left out.
+fn table_rows(batches: &[RecordBatch], skip: &[&str]) -> Rows {
+    let opts = FormatOptions::default().with_null("NULL");
+    let mut rows = Rows::new();
+    for b in batches {
+        let columns: Vec<_> = b
+            .schema()
+            .fields()
+            .iter()
+            .zip(b.columns())
+            .filter(|(f, _)| !skip.contains(&f.name().as_str()))
+            .map(|(_, c)| c.clone())
+            .collect();
+        let fmts: Vec<_> = columns.iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()).collect();
+        for r in 0..b.num_rows() {
+            let mut text = Vec::new();
+            let mut floats = Vec::new();
+            for (c, f) in columns.iter().zip(&fmts) {
+                match c.data_type() {
+                    DataType::Float64 => floats.push(c.is_valid(r).then(|| c.as_primitive::<Float64Type>().value(r))),
+                    DataType::Float32 => {
+                        floats.push(c.is_valid(r).then(|| c.as_primitive::<Float32Type>().value(r) as f64))
+                    }
+                    _ => text.push(f.value(r).to_string()),
+                }
+            }
+            rows.push((text.join("|"), floats));
+        }
+    }
+    rows.sort_by(|a, b| a.0.cmp(&b.0));
+    rows
+}
+
 /// Every feature table of `params` in the lake: its columns and rows.
 async fn snapshot(lake: &Lake, params: FeatureParams) -> BTreeMap<&'static str, (Vec<String>, Rows)> {
-    let opts = FormatOptions::default().with_null("NULL");
     let mut out = BTreeMap::new();
     for q in queries::for_frequency(params.frequency) {
         let (manifest, batches) = dataset::read(lake, &layout::features(q.name, params.cutoff)).await.unwrap();
         let columns = manifest.schema.iter().map(|c| format!("{} {}", c.name, c.data_type)).collect();
-        let mut rows = Rows::new();
-        for b in &batches {
-            let fmts: Vec<_> =
-                b.columns().iter().map(|c| ArrayFormatter::try_new(c.as_ref(), &opts).unwrap()).collect();
-            for r in 0..b.num_rows() {
-                let mut text = Vec::new();
-                let mut floats = Vec::new();
-                for (c, f) in b.columns().iter().zip(&fmts) {
-                    match c.data_type() {
-                        DataType::Float64 => {
-                            floats.push(c.is_valid(r).then(|| c.as_primitive::<Float64Type>().value(r)))
-                        }
-                        DataType::Float32 => {
-                            floats.push(c.is_valid(r).then(|| c.as_primitive::<Float32Type>().value(r) as f64))
-                        }
-                        _ => text.push(f.value(r).to_string()),
-                    }
-                }
-                rows.push((text.join("|"), floats));
-            }
-        }
-        rows.sort_by(|a, b| a.0.cmp(&b.0));
+        let rows = table_rows(&batches, &[]);
         assert_eq!(rows.len() as u64, manifest.row_count, "{}: rows against its manifest", q.name);
         out.insert(q.name, (columns, rows));
     }
@@ -92,13 +104,18 @@ fn assert_same(
     for (name, (columns, rows)) in local {
         let (c_columns, c_rows) = &cluster[name];
         assert_eq!(columns, c_columns, "{what}: {name}: columns");
-        assert_eq!(rows.len(), c_rows.len(), "{what}: {name}: row count");
-        assert!(!rows.is_empty(), "{what}: {name}: no rows to compare");
-        for (a, b) in rows.iter().zip(c_rows) {
-            assert_eq!(a.0, b.0, "{what}: {name}: rows differ");
-            let same = a.1.len() == b.1.len() && a.1.iter().zip(&b.1).all(|(x, y)| close(*x, *y));
-            assert!(same, "{what}: {name}: row {} has floats {:?} locally, {:?} on the cluster", a.0, a.1, b.1);
-        }
+        assert_rows_close(&format!("{what}: {name}"), rows, c_rows);
+    }
+}
+
+/// Asserts that two tables' rows are equal, their floats to 1e-9 relative.
+fn assert_rows_close(what: &str, local: &Rows, cluster: &Rows) {
+    assert_eq!(local.len(), cluster.len(), "{what}: row count");
+    assert!(!local.is_empty(), "{what}: no rows to compare");
+    for (a, b) in local.iter().zip(cluster) {
+        assert_eq!(a.0, b.0, "{what}: rows differ");
+        let same = a.1.len() == b.1.len() && a.1.iter().zip(&b.1).all(|(x, y)| close(*x, *y));
+        assert!(same, "{what}: row {} has floats {:?} locally, {:?} on the cluster", a.0, a.1, b.1);
     }
 }
 
@@ -191,4 +208,31 @@ async fn a_remote_cluster_is_refused_a_lake_its_executors_cannot_open() {
     let Err(err) = engine::open_with(&lake, opts).await else { panic!("a memory:// lake was accepted") };
     let err = err.to_string();
     assert!(err.contains("engine") && err.contains("memory://"), "{err}");
+}
+
+#[test]
+fn the_nightly_runs_its_feature_sql_on_a_cluster_and_publishes_the_local_forecasts() {
+    on_big_stacks(nightly_on_a_cluster);
+}
+
+async fn nightly_on_a_cluster() {
+    let port = stock_cluster().await;
+    let mut published = Vec::new();
+    for engine in ["local".to_string(), format!("ballista://localhost:{port}")] {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, lake) = local_lake(dir.path());
+        demo_lake(&lake, 4).await;
+        let file = shelfcast::settings::SettingsFile { engine: Some(engine.clone()), ..Default::default() };
+        let clock = clock();
+        let env = env(settings(&url, dir.path(), file), &lake, &clock);
+        let report = nightly(&env, date("2026-04-01")).await.unwrap();
+        assert_eq!(report.status, shelfcast::jobs::Status::Succeeded, "{engine}");
+        let dir = layout::forecasts(date("2026-04-01"));
+        let (_, batches) = dataset::read(&lake, &dir).await.unwrap();
+        let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
+        assert_eq!(rows, 4 * 28, "{engine}: one row per series × horizon step");
+        // Run ids differ between the two runs; everything else must not.
+        published.push(table_rows(&batches, &["run_id", "model_version"]));
+    }
+    assert_rows_close("forecasts", &published[0], &published[1]);
 }
