@@ -286,6 +286,9 @@ pub fn init_tracing(verbose: u8, quiet: bool) {
         (false, 1) => "warn,shelfcast=info",
         (false, _) => "info,shelfcast=debug",
     };
+    // Ballista's in-process scheduler (`engine = "ballista-standalone"`) logs stage metrics it cannot
+    // lay over a plan as an error: a matter of its display, not a failure.
+    let default = format!("{default},ballista_scheduler::display=off");
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
     tracing_subscriber::fmt()
         .with_env_filter(filter)
