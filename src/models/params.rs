@@ -17,6 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::gbt::GbtConfig;
 use super::nn::{NnConfig, PointLoss};
 use crate::error::{Error, Result};
 
@@ -39,6 +40,49 @@ pub struct ModelParams {
     /// `[model.transformer]`.
     #[serde(default)]
     pub transformer: NnParams,
+    /// `[model.gbt]`.
+    #[serde(default)]
+    pub gbt: GbtParams,
+}
+
+/// The gradient-boosted-trees model; see [`GbtConfig`] for what each value means.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GbtParams {
+    /// `perpetual`'s fitting budget.
+    pub budget: Option<f32>,
+    /// Most training rows.
+    pub max_rows: Option<usize>,
+    /// Periods between training origins (0: fit `max-rows`).
+    pub stride: Option<usize>,
+    /// Weigh rows by series volume.
+    pub volume_weighting: Option<bool>,
+    /// Read known-future covariates and static attributes.
+    pub covariates: Option<bool>,
+}
+
+impl GbtParams {
+    fn validate(&self) -> Result<()> {
+        if let Some(b) = self.budget
+            && !(b.is_finite() && b > 0.0 && b <= 5.0)
+        {
+            return Err(invalid("model.gbt.budget", format!("must be in (0, 5], got {b}")));
+        }
+        if self.max_rows.is_some_and(|r| r < 100) {
+            return Err(invalid("model.gbt.max-rows", "must be at least 100"));
+        }
+        Ok(())
+    }
+
+    /// `base` with the values set here.
+    pub fn apply(&self, mut c: GbtConfig) -> GbtConfig {
+        c.budget = self.budget.unwrap_or(c.budget);
+        c.max_rows = self.max_rows.unwrap_or(c.max_rows);
+        c.stride = self.stride.unwrap_or(c.stride);
+        c.volume_weighting = self.volume_weighting.unwrap_or(c.volume_weighting);
+        c.covariates = self.covariates.unwrap_or(c.covariates);
+        c
+    }
 }
 
 /// A model reading a trailing window.
@@ -125,6 +169,7 @@ impl ModelParams {
         for (name, p) in [("lstm", &self.lstm), ("transformer", &self.transformer)] {
             p.validate(name)?;
         }
+        self.gbt.validate()?;
         Ok(())
     }
 }
