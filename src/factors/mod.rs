@@ -39,6 +39,7 @@ use crate::lake::{Lake, layout};
 use crate::settings::Frequency;
 pub use estimates::{Analysis, Estimate};
 pub use groups::FactorSettings;
+pub use importance::ImportanceSettings;
 
 /// Name of the dataset.
 pub const DATASET: &str = "factors";
