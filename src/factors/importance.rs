@@ -658,6 +658,12 @@ pub async fn run(
     if opts.models.is_empty() {
         return Err(Error::data("importance: no model to measure (torchscript is left out)"));
     }
+    if opts.repeats == 0 || opts.windows == 0 {
+        return Err(Error::data(format!(
+            "importance: repeats ({}) and windows ({}) must be at least 1",
+            opts.repeats, opts.windows
+        )));
+    }
     let params = FeatureParams::from_settings(cutoff, settings);
     let batches = features::dataframe(ctx, &features::queries::TARGET, params).await?.collect().await?;
     let end = params.cutoff - chrono::Duration::days(settings.frequency.days() - 1);
@@ -749,8 +755,8 @@ pub fn render(imp: &Importance) -> String {
     );
     let _ = writeln!(
         out,
-        "{:<14} {:<14} {:>9} {:>10} {:>8} {:>9} {:>10} {:>8}  {}",
-        "model", "group", "WAPE%", "+WAPE", "±sd", "MAE", "+MAE", "±sd", "method"
+        "{:<14} {:<14} {:>9} {:>10} {:>8} {:>9} {:>10} {:>8}  method",
+        "model", "group", "WAPE%", "+WAPE", "±sd", "MAE", "+MAE", "±sd"
     );
     let f = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
     for r in imp.rows.iter().filter(|r| r.scope == "all" && r.metric == "wape") {

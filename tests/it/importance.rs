@@ -175,4 +175,7 @@ fn the_factors_command_measures_the_importance() {
     assert!(line.ends_with("not_applicable"), "{line}");
     let bad = shelfcast(dir.path()).args(["--lake", "lake", "factors", "--importance", "--method", "x"]).output();
     assert!(!bad.unwrap().status.success());
+    let zero = shelfcast(dir.path()).args(["--lake", "lake", "factors", "--importance", "--repeats", "0"]).output();
+    let zero = zero.unwrap();
+    assert!(!zero.status.success() && String::from_utf8_lossy(&zero.stderr).contains("repeats (0)"));
 }
