@@ -620,7 +620,7 @@ pub fn measure(
         cutoffs: windows.iter().map(|w| w.cutoff).collect(),
         horizon: opts.horizon,
         method: opts.method.as_str().into(),
-        repeats: opts.repeats,
+        repeats: if opts.method == Method::Refit { 1 } else { opts.repeats },
         models: opts.models.clone(),
         columns,
         rows,
