@@ -35,8 +35,10 @@ fn tiny() -> NnParams {
     }
 }
 
-async fn measured(lake: &Lake, dir: &std::path::Path) -> Importance {
-    demo::generate(lake, &DemoOptions::new(60, 400, end(), 11), &|_, _| {}).await.unwrap();
+async fn measured(lake: &Lake, dir: &std::path::Path, method: Method) -> Importance {
+    if method == Method::Permute {
+        demo::generate(lake, &DemoOptions::new(60, 400, end(), 11), &|_, _| {}).await.unwrap();
+    }
     let models: Vec<String> = ["tsb", "lstm", "ensemble"].map(String::from).to_vec();
     let file = SettingsFile {
         horizon: Some(HORIZON),
@@ -47,7 +49,7 @@ async fn measured(lake: &Lake, dir: &std::path::Path) -> Importance {
     };
     let s = settings("memory:///", dir, file);
     let (ctx, _) = engine::open_with(lake, engine::EngineOptions::threads(2)).await.unwrap();
-    let opts = ImportanceOptions { models, repeats: 3, method: Method::Permute, windows: 1, horizon: HORIZON, seed: 7 };
+    let opts = ImportanceOptions { models, repeats: 3, method, windows: 1, horizon: HORIZON, seed: 7 };
     importance::run(&ctx, lake, &s, &opts, end(), "importance-test", &clock()).await.unwrap()
 }
 
@@ -55,7 +57,7 @@ async fn measured(lake: &Lake, dir: &std::path::Path) -> Importance {
 async fn promotions_matter_to_a_model_that_reads_them_and_not_to_the_baselines() {
     let lake = Lake::in_memory();
     let dir = tempfile::tempdir().unwrap();
-    let imp = measured(&lake, dir.path()).await;
+    let imp = measured(&lake, dir.path(), Method::Permute).await;
     eprintln!("{}", importance::render(&imp));
     let wape = |model: &str, group: &str| imp.get(model, group, "all", "wape").unwrap().clone();
 
@@ -99,6 +101,14 @@ async fn promotions_matter_to_a_model_that_reads_them_and_not_to_the_baselines()
     }
     assert_eq!(by_loc.values().sum::<u64>(), total, "every series in one location");
     assert!(cats.iter().any(|r| r.group == "promotion" && r.increase.unwrap_or(0.0) > 0.0));
+
+    // Removing the promotions and refitting costs accuracy too; a refit has no spread.
+    let refit = measured(&lake, dir.path(), Method::Refit).await;
+    eprintln!("{}", importance::render(&refit));
+    let r = refit.get("lstm", "promotion", "all", "wape").unwrap();
+    assert_eq!((r.method.as_str(), r.repeats, r.std), ("refit", 1, None));
+    assert!(r.increase.unwrap() > 0.0, "{r:?}");
+    assert_eq!(refit.get("tsb", "promotion", "all", "wape").unwrap().method, "not_read");
 }
 
 /// The nightly `factors` step measures the importance when enabled: `importance.parquet` and
