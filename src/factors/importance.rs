@@ -10,7 +10,8 @@
 //! increase of MAE and WAPE over the windows against the unpermuted forecast, with its mean,
 //! standard deviation, minimum and maximum over the repeats. Every repeat of every group uses
 //! the same permutation for every model (common random numbers), so models compare on the same
-//! scrambles.
+//! scrambles; each scramble is made once, used by every model and dropped, so memory holds the
+//! fitted models and one extra copy of the covariates.
 //!
 //! **Refit**: the group's columns are set to their neutral values (no promotion, usual price, no
 //! event nearby: [`neutralize`]) and the model is fitted and predicts on that panel, once per
@@ -45,7 +46,7 @@ use crate::error::{Error, Result};
 use crate::evaluate::backtest::{self, BacktestOptions, Window};
 use crate::features::{self, FeatureParams};
 use crate::lake::Lake;
-use crate::models::{self, Forecast};
+use crate::models::{self, Forecast, Forecaster};
 use crate::panel::{Covariates, Panel};
 use crate::settings::Settings;
 
@@ -345,23 +346,14 @@ impl Sums {
     }
 }
 
-/// A model's errors over the windows: unperturbed, and per group and repeat (`None`: the model
-/// does not read the group).
+/// A model's errors over the windows: unperturbed, and per group and repeat (left at zero when
+/// the model reads no covariates).
 #[derive(Debug, Clone)]
 struct Errors {
     reads: bool,
     base: Vec<Sums>,
     series: Vec<u64>,
     taken: Vec<Vec<Vec<Sums>>>,
-}
-
-/// A model's forecasts at one window.
-#[derive(Debug)]
-struct Runs {
-    reads: bool,
-    base: Forecast,
-    /// Per group with columns, per repeat (empty: the model does not read covariates).
-    taken: Vec<Vec<Forecast>>,
 }
 
 /// The scopes: `all`, then each category, then each location; and each series' scopes.
@@ -420,108 +412,133 @@ fn score(f: &Forecast, w: &Window, full: &Panel, scopes: &Scopes) -> (Vec<Sums>,
     (sums, series)
 }
 
-/// Fits and forecasts every model at one window, unperturbed and with each group taken away.
-struct WindowRun<'a> {
-    window: &'a Window,
-    window_index: usize,
-    settings: &'a Settings,
-    opts: &'a ImportanceOptions,
-    /// Groups with covariate columns, and those columns.
-    groups: &'a [(String, Vec<String>)],
-    levels: Vec<f64>,
-    done: HashMap<String, Arc<Runs>>,
-    /// Perturbed covariates per group and repeat, shared by the models.
-    perturbed: Vec<Vec<Arc<Covariates>>>,
+/// A model fitted at one window (not the ensemble, which combines them).
+struct Fitted {
+    name: String,
+    model: Box<dyn Forecaster>,
+    reads: bool,
+    base: Forecast,
 }
 
-impl<'a> WindowRun<'a> {
-    fn new(
-        window: &'a Window,
-        window_index: usize,
-        settings: &'a Settings,
-        opts: &'a ImportanceOptions,
-        groups: &'a [(String, Vec<String>)],
-    ) -> Result<Self> {
-        let mut perturbed = Vec::new();
-        if let Some(cov) = window.panel.covariates.as_deref() {
-            for (g, (_, columns)) in groups.iter().enumerate() {
-                let covs = match opts.method {
-                    Method::Permute => (0..opts.repeats)
-                        .map(|r| permute(cov, columns, seed_of(opts.seed, g, window_index, r)).map(Arc::new))
-                        .collect::<Result<Vec<_>>>()?,
-                    Method::Refit => vec![Arc::new(neutralize(cov, columns)?)],
-                };
-                perturbed.push(covs);
+/// The forecast of model `name` from the forecasts of the fitted models (`forecast(i)` of
+/// `fitted[i]`): its own, or the ensemble's combination of its members'.
+fn forecast_of<'f>(
+    name: &str,
+    fitted: &[Fitted],
+    members: &[String],
+    forecast: &dyn Fn(usize) -> &'f Forecast,
+    series: usize,
+    horizon: usize,
+    levels: &[f64],
+) -> Result<std::borrow::Cow<'f, Forecast>> {
+    let index = |n: &str| {
+        fitted.iter().position(|f| f.name == n).ok_or_else(|| Error::data(format!("importance: `{n}` was not fitted")))
+    };
+    if name != "ensemble" {
+        return Ok(std::borrow::Cow::Borrowed(forecast(index(name)?)));
+    }
+    let fs = members.iter().map(|m| Ok(forecast(index(m)?))).collect::<Result<Vec<_>>>()?;
+    Ok(std::borrow::Cow::Owned(models::ensemble::combine(&fs, series, horizon, levels)))
+}
+
+/// One window: every model fitted once, then, for each group and repeat, one scramble of the
+/// covariates (made, used by every model that reads them, and dropped: memory holds one copy of
+/// the covariates at a time), scored into `errors`.
+#[allow(clippy::too_many_arguments)]
+fn measure_window(
+    full: &Panel,
+    w: &Window,
+    wi: usize,
+    settings: &Settings,
+    opts: &ImportanceOptions,
+    groups: &[(String, Vec<String>)],
+    scopes: &Scopes,
+    errors: &mut [Option<Errors>],
+) -> Result<()> {
+    info!(cutoff = %w.cutoff, series = w.panel.len(), "importance window");
+    let levels = backtest::levels(settings);
+    let (n, h) = (w.panel.len(), opts.horizon);
+    let members = models::ensemble_members(settings);
+    let mut leaves: Vec<String> = Vec::new();
+    for m in &opts.models {
+        let names = if m == "ensemble" { members.clone() } else { vec![m.clone()] };
+        for name in names {
+            if !leaves.contains(&name) {
+                leaves.push(name);
             }
         }
-        let levels = backtest::levels(settings);
-        Ok(Self { window, window_index, settings, opts, groups, levels, done: HashMap::new(), perturbed })
     }
-
-    fn panel_with(&self, cov: &Arc<Covariates>) -> Panel {
-        let mut p = self.window.panel.clone();
-        p.covariates = Some(Arc::clone(cov));
-        p
+    let mut fitted = Vec::new();
+    for name in leaves {
+        let _span = info_span!("importance fit", model = %name, window = wi).entered();
+        let mut model = models::build(&name, settings)?;
+        let reads = model.needs_covariates() && w.panel.covariates.is_some();
+        model.fit(&w.panel)?;
+        let base = model.predict(&w.panel, h, &levels)?;
+        fitted.push(Fitted { name, model, reads, base });
     }
-
-    fn runs(&mut self, name: &str) -> Result<Arc<Runs>> {
-        if let Some(r) = self.done.get(name) {
-            return Ok(Arc::clone(r));
+    let reads_of = |name: &str| {
+        let names = if name == "ensemble" { members.clone() } else { vec![name.to_string()] };
+        fitted.iter().any(|f| names.contains(&f.name) && f.reads)
+    };
+    let repeats = match opts.method {
+        Method::Permute => opts.repeats,
+        Method::Refit => 1,
+    };
+    for (m, name) in opts.models.iter().enumerate() {
+        let f = forecast_of(name, &fitted, &members, &|i| &fitted[i].base, n, h, &levels)?;
+        let (base, series) = score(&f, w, full, scopes);
+        let e = errors[m].get_or_insert_with(|| Errors {
+            reads: reads_of(name),
+            base: vec![Sums::default(); scopes.names.len()],
+            series: vec![0; scopes.names.len()],
+            taken: vec![vec![vec![Sums::default(); scopes.names.len()]; repeats]; groups.len()],
+        });
+        e.reads &= reads_of(name);
+        for (sc, (b, k)) in base.into_iter().zip(series).enumerate() {
+            e.base[sc].add(b);
+            e.series[sc] += k;
         }
-        let _span = info_span!("importance model", model = name, window = self.window_index).entered();
-        let h = self.opts.horizon;
-        let runs = if name == "ensemble" {
-            let members = models::ensemble_members(self.settings);
-            let runs = members.iter().map(|m| self.runs(m)).collect::<Result<Vec<_>>>()?;
-            let n = self.window.panel.len();
-            let base = models::ensemble::combine(&runs.iter().map(|r| &r.base).collect::<Vec<_>>(), n, h, &self.levels);
-            let reads = runs.iter().any(|r| r.reads);
-            let taken = if reads {
-                (0..self.perturbed.len())
-                    .map(|g| {
-                        (0..self.perturbed[g].len())
-                            .map(|r| {
-                                let fs: Vec<&Forecast> =
-                                    runs.iter().map(|m| if m.reads { &m.taken[g][r] } else { &m.base }).collect();
-                                models::ensemble::combine(&fs, n, h, &self.levels)
-                            })
-                            .collect()
-                    })
-                    .collect()
-            } else {
-                vec![]
+    }
+    let Some(cov) = w.panel.covariates.as_deref().filter(|_| fitted.iter().any(|f| f.reads)) else {
+        return Ok(());
+    };
+    for (g, (group, columns)) in groups.iter().enumerate() {
+        let _span = info_span!("importance group", group = %group, window = wi).entered();
+        for r in 0..repeats {
+            let taken = match opts.method {
+                Method::Permute => permute(cov, columns, seed_of(opts.seed, g, wi, r))?,
+                Method::Refit => neutralize(cov, columns)?,
             };
-            Runs { reads, base, taken }
-        } else {
-            let mut model = models::build(name, self.settings)?;
-            let reads = model.needs_covariates() && self.window.panel.covariates.is_some();
-            model.fit(&self.window.panel)?;
-            let base = model.predict(&self.window.panel, h, &self.levels)?;
-            let mut taken = Vec::new();
-            if reads {
-                for (g, covs) in self.perturbed.iter().enumerate() {
-                    let _span = info_span!("group", group = %self.groups[g].0).entered();
-                    let mut per = Vec::new();
-                    for cov in covs {
-                        let panel = self.panel_with(cov);
-                        per.push(match self.opts.method {
-                            Method::Permute => model.predict(&panel, h, &self.levels)?,
-                            Method::Refit => {
-                                let mut m = models::build(name, self.settings)?;
-                                m.fit(&panel)?;
-                                m.predict(&panel, h, &self.levels)?
-                            }
-                        });
+            let mut panel = w.panel.clone();
+            panel.covariates = Some(Arc::new(taken));
+            let forecasts = fitted
+                .iter()
+                .map(|f| {
+                    if !f.reads {
+                        return Ok(None);
                     }
-                    taken.push(per);
+                    Ok(Some(match opts.method {
+                        Method::Permute => f.model.predict(&panel, h, &levels)?,
+                        Method::Refit => {
+                            let mut model = models::build(&f.name, settings)?;
+                            model.fit(&panel)?;
+                            model.predict(&panel, h, &levels)?
+                        }
+                    }))
+                })
+                .collect::<Result<Vec<Option<Forecast>>>>()?;
+            let pick = |i: usize| forecasts[i].as_ref().unwrap_or(&fitted[i].base);
+            for (m, name) in opts.models.iter().enumerate() {
+                let Some(e) = errors[m].as_mut().filter(|e| e.reads) else { continue };
+                let f = forecast_of(name, &fitted, &members, &pick, n, h, &levels)?;
+                for (acc, s) in e.taken[g][r].iter_mut().zip(score(&f, w, full, scopes).0) {
+                    acc.add(s);
                 }
             }
-            Runs { reads, base, taken }
-        };
-        let runs = Arc::new(runs);
-        self.done.insert(name.to_string(), Arc::clone(&runs));
-        Ok(runs)
+        }
     }
+    Ok(())
 }
 
 /// Measures the importance on the windows of `full`, whose panels carry the covariates of their
@@ -539,33 +556,7 @@ pub fn measure(
     let scopes = Scopes::new(full, categories);
     let mut errors: Vec<Option<Errors>> = vec![None; opts.models.len()];
     for (wi, w) in windows.iter().enumerate() {
-        info!(cutoff = %w.cutoff, series = w.panel.len(), "importance window");
-        let mut run = WindowRun::new(w, wi, settings, opts, &groups)?;
-        for (m, name) in opts.models.iter().enumerate() {
-            let runs = run.runs(name)?;
-            let (base, series) = score(&runs.base, w, full, &scopes);
-            let e = errors[m].get_or_insert_with(|| Errors {
-                reads: runs.reads,
-                base: vec![Sums::default(); scopes.names.len()],
-                series: vec![0; scopes.names.len()],
-                taken: vec![
-                    vec![vec![Sums::default(); scopes.names.len()]; run.perturbed.first().map_or(0, Vec::len)];
-                    groups.len()
-                ],
-            });
-            e.reads &= runs.reads;
-            for (sc, (b, n)) in base.into_iter().zip(series).enumerate() {
-                e.base[sc].add(b);
-                e.series[sc] += n;
-            }
-            for (g, per) in runs.taken.iter().enumerate() {
-                for (r, f) in per.iter().enumerate() {
-                    for (acc, s) in e.taken[g][r].iter_mut().zip(score(f, w, full, &scopes).0) {
-                        acc.add(s);
-                    }
-                }
-            }
-        }
+        measure_window(full, w, wi, settings, opts, &groups, &scopes, &mut errors)?;
     }
     let mut rows = Vec::new();
     for (name, e) in opts.models.iter().zip(errors) {
