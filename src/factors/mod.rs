@@ -71,13 +71,7 @@ pub struct FactorMetrics {
 
 /// Analyses the history up to the cutoff of `params`.
 pub async fn analyze(ctx: &SessionContext, params: FeatureParams, groups: &FactorSettings) -> Result<Analysis> {
-    let obs = data::load(ctx, params).await?;
-    if obs.is_empty() {
-        return Err(Error::data(format!("factors: no history on or before {}", params.cutoff)));
-    }
-    let daily = params.frequency == Frequency::Daily;
-    let groups = groups.clone();
-    Ok(tokio::task::spawn_blocking(move || estimates::analyze(&obs, daily, &groups)).await?)
+    Ok(analyze_counted(ctx, params, groups).await?.0)
 }
 
 /// Analyses the history and writes `factors/run_date=…/`.
