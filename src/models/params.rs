@@ -49,8 +49,12 @@ pub struct ModelParams {
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct GbtParams {
-    /// `perpetual`'s fitting budget.
-    pub budget: Option<f32>,
+    /// Trees.
+    pub trees: Option<usize>,
+    /// Shrinkage per tree.
+    pub learning_rate: Option<f32>,
+    /// Depth per tree.
+    pub max_depth: Option<usize>,
     /// Most training rows.
     pub max_rows: Option<usize>,
     /// Periods between training origins (0: fit `max-rows`).
@@ -63,10 +67,15 @@ pub struct GbtParams {
 
 impl GbtParams {
     fn validate(&self) -> Result<()> {
-        if let Some(b) = self.budget
-            && !(b.is_finite() && b > 0.0 && b <= 5.0)
+        if let Some(r) = self.learning_rate
+            && !(r.is_finite() && r > 0.0 && r <= 1.0)
         {
-            return Err(invalid("model.gbt.budget", format!("must be in (0, 5], got {b}")));
+            return Err(invalid("model.gbt.learning-rate", format!("must be in (0, 1], got {r}")));
+        }
+        for (key, v) in [("trees", self.trees), ("max-depth", self.max_depth)] {
+            if v == Some(0) {
+                return Err(invalid(&format!("model.gbt.{key}"), "must be at least 1"));
+            }
         }
         if self.max_rows.is_some_and(|r| r < 100) {
             return Err(invalid("model.gbt.max-rows", "must be at least 100"));
@@ -76,7 +85,9 @@ impl GbtParams {
 
     /// `base` with the values set here.
     pub fn apply(&self, mut c: GbtConfig) -> GbtConfig {
-        c.budget = self.budget.unwrap_or(c.budget);
+        c.trees = self.trees.unwrap_or(c.trees);
+        c.learning_rate = self.learning_rate.unwrap_or(c.learning_rate);
+        c.max_depth = self.max_depth.unwrap_or(c.max_depth);
         c.max_rows = self.max_rows.unwrap_or(c.max_rows);
         c.stride = self.stride.unwrap_or(c.stride);
         c.volume_weighting = self.volume_weighting.unwrap_or(c.volume_weighting);

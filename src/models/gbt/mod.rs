@@ -5,8 +5,8 @@
 //! Training rows are (series, origin, step) triples over the recent history, most recent origins
 //! first, up to `max-rows`. The target is the value at origin + step divided by the series' scale
 //! at the origin (see [`features`]); squared loss, optionally weighted by the scale so large series
-//! count for their volume. Trees come from the `perpetual` crate, whose `budget` replaces the
-//! usual learning-rate and tree-count search.
+//! count for their volume. Trees come from the `forust-ml` crate (histogram gradient boosting,
+//! depth-wise trees); categorical attributes enter as their codes.
 //!
 //! Quantiles are conformal: the model is first fitted without the last `horizon` periods, its
 //! scaled errors on those periods give the error quantiles per step ahead, then it is refitted on
@@ -14,11 +14,8 @@
 
 pub mod features;
 
-use std::collections::HashSet;
-
-use perpetual::booster::config::BoosterIO;
-use perpetual::objective::Objective;
-use perpetual::{Matrix, PerpetualBooster};
+use forust_ml::objective::ObjectiveType;
+use forust_ml::{GradientBooster, Matrix};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info_span};
 
@@ -35,8 +32,12 @@ pub struct GbtConfig {
     pub horizon: usize,
     /// Short seasonal cycle in periods.
     pub season: usize,
-    /// `perpetual`'s budget: more fits more trees (0.5–2 is typical).
-    pub budget: f32,
+    /// Trees.
+    pub trees: usize,
+    /// Shrinkage of each tree.
+    pub learning_rate: f32,
+    /// Depth of each tree.
+    pub max_depth: usize,
     /// Most training rows (series × origins × steps); the most recent origins are kept.
     pub max_rows: usize,
     /// Origins are taken every `stride` periods (0: chosen so the rows fit `max-rows`).
@@ -57,7 +58,9 @@ impl GbtConfig {
         Self {
             horizon: horizon.max(1),
             season: season.max(1),
-            budget: 0.5,
+            trees: 200,
+            learning_rate: 0.1,
+            max_depth: 6,
             max_rows: 1_000_000,
             stride: 0,
             volume_weighting: true,
@@ -81,12 +84,12 @@ pub struct Gbt {
 struct Fitted {
     layout: Layout,
     vocab: Vec<Vec<String>>,
-    /// The booster as `perpetual` writes it (JSON).
+    /// The booster as `forust-ml` writes it (JSON).
     booster: String,
     /// Sorted scaled errors per step ahead, from the held-out periods.
     errors: Vec<Vec<f32>>,
     #[serde(skip)]
-    model: Option<PerpetualBooster>,
+    model: Option<GradientBooster>,
 }
 
 impl std::fmt::Debug for Fitted {
@@ -170,19 +173,20 @@ impl Gbt {
         rows
     }
 
-    fn booster(&self, layout: &Layout) -> PerpetualBooster {
-        let first = layout.first_categorical();
-        let categorical: HashSet<usize> =
-            layout.categorical.iter().enumerate().filter(|(_, c)| c.is_some()).map(|(i, _)| first + i).collect();
-        PerpetualBooster::default()
-            .set_objective(Objective::SquaredLoss)
-            .set_budget(self.config.budget)
-            .set_num_threads(Some(self.config.threads.max(1)))
+    fn booster(&self) -> GradientBooster {
+        GradientBooster::default()
+            .set_objective_type(ObjectiveType::SquaredLoss)
+            .set_iterations(self.config.trees)
+            .set_learning_rate(self.config.learning_rate)
+            .set_max_depth(self.config.max_depth)
+            .set_min_leaf_weight(1.0)
+            .set_initialize_base_score(true)
+            .set_parallel(self.config.threads != 1)
+            .set_num_threads((self.config.threads > 1).then_some(self.config.threads))
             .set_seed(self.config.seed)
-            .set_categorical_features((!categorical.is_empty()).then_some(categorical))
     }
 
-    fn train(&self, layout: &Layout, rows: &Rows, keep: &[usize]) -> Result<PerpetualBooster> {
+    fn train(&self, rows: &Rows, keep: &[usize]) -> Result<GradientBooster> {
         let data = rows.matrix(keep);
         let target: Vec<f64> = keep.iter().map(|&r| rows.target[r]).collect();
         let weight: Vec<f64> = keep.iter().map(|&r| rows.weight[r]).collect();
@@ -228,7 +232,7 @@ impl Forecaster for Gbt {
         let (calib, train): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|&r| held(&rows.index[r]));
         let mut errors = vec![Vec::new(); h_max];
         if !calib.is_empty() && train.len() >= 10 {
-            let first = self.train(&layout, &rows, &train)?;
+            let first = self.train(&rows, &train)?;
             let data = rows.matrix(&calib);
             let predicted = first.predict(&Matrix::new(&data, calib.len(), rows.width), true);
             for (&r, p) in calib.iter().zip(predicted) {
@@ -246,8 +250,8 @@ impl Forecaster for Gbt {
             errors[h].sort_by(f32::total_cmp);
         }
         let all: Vec<usize> = (0..rows.len()).collect();
-        let booster = self.train(&layout, &rows, &all)?;
-        debug!(rows = rows.len(), held_out = calib.len(), trees = booster.get_prediction_trees().len(), "gbt fitted");
+        let booster = self.train(&rows, &all)?;
+        debug!(rows = rows.len(), held_out = calib.len(), "gbt fitted");
         let json = booster.json_dump().map_err(|e| Error::data(format!("gbt: cannot serialise the trees: {e}")))?;
         self.fitted = Some(Fitted { layout, vocab, booster: json, errors, model: Some(booster) });
         Ok(FitReport::new(self.name(), panel))
@@ -322,7 +326,7 @@ impl Forecaster for Gbt {
 
     fn load(&mut self, bytes: &[u8]) -> Result<()> {
         let (config, mut fitted): (GbtConfig, Fitted) = serde_json::from_slice(bytes)?;
-        let booster = PerpetualBooster::from_json(&fitted.booster)
+        let booster = GradientBooster::from_json(&fitted.booster)
             .map_err(|e| Error::data(format!("gbt: cannot read the stored trees: {e}")))?;
         fitted.model = Some(booster);
         self.config = config;
@@ -336,7 +340,7 @@ impl Forecaster for Gbt {
             "config": self.config,
             "features": fitted.layout.width(),
             "categorical": fitted.layout.categorical,
-            "trees": fitted.model.as_ref().map(|m| m.get_prediction_trees().len()),
+            "trees": fitted.model.as_ref().map(|m| m.trees.len()),
         }))
     }
 
