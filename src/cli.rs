@@ -157,6 +157,19 @@ enum Command {
         /// Also write factors/run_date=<cutoff + 1>/ to the lake.
         #[arg(long)]
         write: bool,
+        /// Also measure the group importance of the models (`--models`, or `[factors.importance]
+        /// models`) on backtest windows: the accuracy lost when a group's covariates are permuted.
+        #[arg(long)]
+        importance: bool,
+        /// Permutations per group (default: `[factors.importance] repeats`, 3).
+        #[arg(long, requires = "importance")]
+        repeats: Option<usize>,
+        /// `permute` (fit once, predict with shuffled covariates) or `refit` (neutral covariates, refit).
+        #[arg(long, requires = "importance")]
+        method: Option<factors::importance::Method>,
+        /// Backtest windows measured (default: `[factors.importance] windows`, 1).
+        #[arg(long, requires = "importance")]
+        windows: Option<usize>,
     },
     /// Decompose one series' forecast over the horizon: level × weekly × yearly × events ×
     /// promotion × price × competitor, from the factor model.
@@ -318,6 +331,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let lake = Lake::open(&settings.lake, &settings.storage)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let show_progress = !cli.quiet && std::io::stderr().is_terminal();
+    let models_given = cli.models.is_some();
     match cli.command {
         Command::Init { .. } => unreachable!("handled above"),
         Command::Demo { series, days, end, if_empty, force } => {
@@ -395,7 +409,19 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Features { cutoff } => features_cmd(&settings, &lake, clock.as_ref(), cutoff).await,
-        Command::Factors { cutoff, write } => factors_cmd(&settings, &lake, clock.as_ref(), cutoff, write).await,
+        Command::Factors { cutoff, write, importance, repeats, method, windows } => {
+            let importance = importance.then(|| {
+                let mut o = factors::importance::ImportanceOptions::from_settings(&settings);
+                if settings.factors.importance.models.is_empty() || models_given {
+                    o.models = settings.models.clone();
+                }
+                o.repeats = repeats.unwrap_or(o.repeats);
+                o.method = method.unwrap_or(o.method);
+                o.windows = windows.unwrap_or(o.windows);
+                o
+            });
+            factors_cmd(&settings, &lake, clock.as_ref(), cutoff, write, importance).await
+        }
         Command::Explain { item, location, cutoff } => explain_cmd(&settings, &lake, &item, location, cutoff).await,
         Command::Run { job, date } => run_cmd(settings, lake, clock, &job, date, show_progress).await,
         Command::Backfill { job, from, to } => backfill_cmd(settings, lake, clock, &job, from, to, show_progress).await,
@@ -599,24 +625,33 @@ async fn factors_cmd(
     clock: &dyn Clock,
     cutoff: Option<NaiveDate>,
     write: bool,
+    importance: Option<factors::importance::ImportanceOptions>,
 ) -> anyhow::Result<()> {
     let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
     let params = default_params(&ctx, settings, cutoff).await?;
-    let analysis = if write {
-        let token = format!("factors-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
+    let token = format!("factors-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
+    let (mut analysis, observations) = factors::analyze_counted(&ctx, params, &settings.factors).await?;
+    if let Some(opts) = importance {
+        let started = Instant::now();
+        let imp = factors::importance::run(&ctx, lake, settings, &opts, params.cutoff, &token, clock).await?;
+        eprintln!("importance measured in {:.1} s", started.elapsed().as_secs_f64());
+        analysis.importance = Some(imp);
+    }
+    if write {
         let run_date = params.cutoff + chrono::Duration::days(1);
-        let (a, m) = factors::run(&ctx, lake, params, &settings.factors, run_date, &token, clock).await?;
-        eprintln!("wrote {} rows to {}", m.rows, m.location);
-        a
-    } else {
-        factors::analyze(&ctx, params, &settings.factors).await?
-    };
+        let m = factors::write(lake, &analysis, observations, params, run_date, &token, clock).await?;
+        eprintln!("wrote {} rows ({} importance rows) to {}", m.rows, m.importance_rows, m.location);
+    }
     let truth = if lake.get_opt(&shelfcast::lake::layout::demo_truth()).await?.is_some() {
         Some(demo::read_truth(lake).await?)
     } else {
         None
     };
     print!("{}", factors::render::text(&analysis, truth.as_ref()));
+    if let Some(imp) = &analysis.importance {
+        println!();
+        print!("{}", factors::importance::render(imp));
+    }
     Ok(())
 }
 

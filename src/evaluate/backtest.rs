@@ -270,7 +270,7 @@ pub fn add_hierarchy(report: &mut BacktestReport, full: &Panel, categories: &Has
 }
 
 /// Each item's category from the `items` table, empty when the lake has none.
-async fn item_categories(ctx: &datafusion::prelude::SessionContext) -> Result<HashMap<String, String>> {
+pub async fn item_categories(ctx: &datafusion::prelude::SessionContext) -> Result<HashMap<String, String>> {
     use arrow::array::{Array, AsArray};
     let mut out = HashMap::new();
     let Ok(df) = ctx.sql("SELECT item_id, category FROM items").await else {

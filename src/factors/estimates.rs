@@ -106,6 +106,9 @@ pub struct Analysis {
     pub groups: Vec<String>,
     /// Categories that could not be fitted, with why.
     pub skipped: BTreeMap<String, String>,
+    /// The group importance on backtest windows, when measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub importance: Option<super::importance::Importance>,
 }
 
 impl Analysis {

@@ -7,6 +7,14 @@
 //! first group whose pattern matches takes a regressor; one no group takes joins `level_trend`,
 //! the series' own level and trend, which is always a group.
 //!
+//! The same groups name the covariate columns the deep models read (see
+//! [`crate::panel::covariates`]), for their permutation importance ([`super::importance`]): a
+//! pattern `column:NAME` puts a covariate column in a group; a column no group names goes where
+//! its regressor goes (`discount`, `promo`, `promo_share` with `promo:*`, `post_promo` with
+//! `post_promo`, the relative prices with `own_price`, the calendar columns with `event:*`), and
+//! the past-only columns the regression has no regressor for form `stock_outs` (`stock_out`)
+//! and `behaviour` (views, conversion, add-to-cart) ([`FactorSettings::covariate_groups`]).
+//!
 //! ```toml
 //! [factors.groups]
 //! weekly = ["dow:*"]
@@ -22,8 +30,35 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::importance::ImportanceSettings;
+use crate::panel::covariates::{CALENDAR, PAST, PRICE_PROMO};
+
 /// The group of the series' level and trend, always present.
 pub const LEVEL: &str = "level_trend";
+
+/// Prefix of a pattern that names a covariate column.
+pub const COLUMN: &str = "column:";
+
+/// Each covariate column's regressor (the factor regression's name it goes with, `None`: the
+/// regression has none) and the group it forms when no configured group takes it.
+const COLUMN_DEFAULTS: &[(&str, Option<&str>, &str)] = &[
+    ("is_event", Some("event:"), "events"),
+    ("event_holiday", Some("event:"), "events"),
+    ("event_festival", Some("event:"), "events"),
+    ("event_season", Some("event:"), "events"),
+    ("days_to_next_event", Some("event:"), "events"),
+    ("days_since_last_event", Some("event:"), "events"),
+    ("discount", Some("promo:"), "promotion"),
+    ("promo", Some("promo:"), "promotion"),
+    ("post_promo", Some("post_promo"), "promotion"),
+    ("promo_share", Some("promo:"), "promotion"),
+    ("price_rel_own_28", Some("own_price"), "price"),
+    ("price_rel_category", Some("own_price"), "price"),
+    ("stock_out", None, "stock_outs"),
+    ("views_rel", None, "behaviour"),
+    ("conversion_lag_1", None, "behaviour"),
+    ("cart_rate_lag_1", None, "behaviour"),
+];
 
 /// The `[factors]` settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -32,11 +67,14 @@ pub struct FactorSettings {
     /// Group name → regressor patterns, in the order groups are tried.
     #[serde(default = "default_groups")]
     pub groups: BTreeMap<String, Vec<String>>,
+    /// Permutation importance of the groups on backtest windows (`[factors.importance]`).
+    #[serde(default)]
+    pub importance: ImportanceSettings,
 }
 
 impl Default for FactorSettings {
     fn default() -> Self {
-        Self { groups: default_groups() }
+        Self { groups: default_groups(), importance: ImportanceSettings::default() }
     }
 }
 
@@ -67,25 +105,73 @@ impl FactorSettings {
                 return Err((key, "a group name is letters, digits, `_` and `-`".into()));
             }
             for p in patterns {
+                if let Some(column) = p.strip_prefix(COLUMN) {
+                    if !COLUMN_DEFAULTS.iter().any(|(c, _, _)| *c == column) {
+                        let all: Vec<&str> = CALENDAR.iter().chain(PRICE_PROMO).chain(PAST).copied().collect();
+                        return Err((
+                            key,
+                            format!("unknown covariate column `{column}` in `{p}`: one of {}", all.join(", ")),
+                        ));
+                    }
+                    continue;
+                }
                 let known = ["own_price", "competitor_price", "post_promo"].contains(&p.as_str())
                     || ["promo:", "dow:", "yearly:", "event:"].iter().any(|k| p.starts_with(k));
                 if !known {
                     return Err((
                         key,
                         format!(
-                            "unknown regressor pattern `{p}`: use own_price, competitor_price, post_promo, or a \
-                             promo:, dow:, yearly:, event: name or prefix ending in *"
+                            "unknown regressor pattern `{p}`: use own_price, competitor_price, post_promo, a \
+                             promo:, dow:, yearly:, event: name or prefix ending in *, or column:NAME"
                         ),
                     ));
                 }
             }
         }
-        Ok(())
+        self.importance.validate()
     }
 
     /// Every group, `level_trend` first.
     pub fn names(&self) -> Vec<String> {
         std::iter::once(LEVEL.to_string()).chain(self.groups.keys().cloned()).collect()
+    }
+
+    /// The covariate columns of each group (only groups with columns): a `column:NAME` pattern
+    /// first, else the group of the column's regressor, else its own default group.
+    pub fn covariate_groups(&self) -> BTreeMap<String, Vec<String>> {
+        let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for (column, regressor, fallback) in COLUMN_DEFAULTS {
+            let named = self
+                .groups
+                .iter()
+                .find(|(_, patterns)| patterns.iter().any(|p| p.strip_prefix(COLUMN) == Some(column)))
+                .map(|(name, _)| name.as_str());
+            let by_regressor = regressor.map(|r| self.group_of(r)).filter(|g| *g != LEVEL);
+            let group = named.or(by_regressor).unwrap_or(fallback);
+            out.entry(group.to_string()).or_default().push(column.to_string());
+        }
+        out
+    }
+
+    /// Every group the importance reports: the configured ones (`level_trend` first), then the
+    /// groups only covariate columns form.
+    pub fn importance_groups(&self) -> Vec<String> {
+        let mut names = self.names();
+        for g in self.covariate_groups().into_keys() {
+            if !names.contains(&g) {
+                names.push(g);
+            }
+        }
+        names
+    }
+
+    /// Whether a group is the calendar the models derive from dates and history (level and
+    /// trend, weekly, yearly) rather than read as covariates.
+    pub fn is_calendar(&self, group: &str) -> bool {
+        group == LEVEL
+            || self.groups.get(group).is_some_and(|ps| {
+                !ps.is_empty() && ps.iter().all(|p| p.starts_with("dow:") || p.starts_with("yearly:"))
+            })
     }
 
     /// The group of a regressor.
@@ -120,11 +206,40 @@ mod tests {
         assert_eq!(s.group_of("something_else"), LEVEL);
         let mut g = default_groups();
         g.insert("festivals".into(), vec!["event:black_friday".into()]);
-        let s = FactorSettings { groups: g };
+        let s = FactorSettings { groups: g, ..Default::default() };
         assert_eq!(s.group_of("event:black_friday"), "festivals");
         assert_eq!(s.group_of("event:christmas"), "events");
         assert!(s.validate().is_ok());
-        let bad = FactorSettings { groups: [("x".to_string(), vec!["views".to_string()])].into() };
+        let bad =
+            FactorSettings { groups: [("x".to_string(), vec!["views".to_string()])].into(), ..Default::default() };
         assert!(bad.validate().unwrap_err().1.contains("views"));
+        let bad = FactorSettings {
+            groups: [("x".to_string(), vec!["column:price".to_string()])].into(),
+            ..Default::default()
+        };
+        assert!(bad.validate().unwrap_err().1.contains("price_rel_own_28"));
+    }
+
+    #[test]
+    fn covariate_columns_fall_in_their_groups() {
+        let s = FactorSettings::default();
+        let g = s.covariate_groups();
+        assert_eq!(g["promotion"], ["discount", "promo", "post_promo", "promo_share"]);
+        assert_eq!(g["price"], ["price_rel_own_28", "price_rel_category"]);
+        assert_eq!(g["events"].len(), 6);
+        assert_eq!(g["stock_outs"], ["stock_out"]);
+        assert_eq!(g["behaviour"].len(), 3);
+        assert!(!g.contains_key("competitor") && !g.contains_key("weekly"));
+        let names = s.importance_groups();
+        assert_eq!(names[0], LEVEL);
+        assert!(names.ends_with(&["behaviour".to_string(), "stock_outs".to_string()]));
+        assert!(s.is_calendar("weekly") && s.is_calendar(LEVEL) && !s.is_calendar("competitor"));
+        // A column named by a group goes there; the rest of its kind stays with its regressor.
+        let mut groups = default_groups();
+        groups.insert("festivals".into(), vec!["event:black_friday".into(), "column:event_festival".into()]);
+        let s = FactorSettings { groups, ..Default::default() };
+        let g = s.covariate_groups();
+        assert_eq!(g["festivals"], ["event_festival"]);
+        assert_eq!(g["events"].len(), 5);
     }
 }

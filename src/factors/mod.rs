@@ -6,6 +6,9 @@
 //! Parquet rows (section, category, factor, value, 95% interval, units, rows) and the fitted
 //! models as `analysis.json` next to them, listed in the manifest, which is written last.
 //! [`explain`] decomposes one series' forecast over the horizon with the fitted model.
+//! [`importance`] measures, on backtest windows, how much accuracy each forecasting model loses
+//! when a factor group's covariates are scrambled; when measured, it goes into `analysis.json`
+//! and, as its own table, into `importance.parquet` of the same folder.
 //!
 //! On the demo lake the estimates can be checked against `_demo/truth.json`: the regression is
 //! specified in the generator's terms (see [`estimates`]).
@@ -14,6 +17,7 @@ pub mod data;
 pub mod estimates;
 pub mod explain;
 pub mod groups;
+pub mod importance;
 pub mod regression;
 pub mod render;
 
@@ -35,12 +39,16 @@ use crate::lake::{Lake, layout};
 use crate::settings::Frequency;
 pub use estimates::{Analysis, Estimate};
 pub use groups::FactorSettings;
+pub use importance::ImportanceSettings;
 
 /// Name of the dataset.
 pub const DATASET: &str = "factors";
 
 /// The fitted models, attached to the dataset folder.
 pub const ANALYSIS_FILE: &str = "analysis.json";
+
+/// The importance table, attached to the dataset folder when measured.
+pub const IMPORTANCE_FILE: &str = "importance.parquet";
 
 /// What a factors run wrote.
 #[derive(Debug, Clone, Serialize)]
@@ -55,19 +63,15 @@ pub struct FactorMetrics {
     pub categories: usize,
     /// Drivers by share of log-demand variance, largest first.
     pub ranking: Vec<String>,
+    /// Group-importance rows written (0 when not measured).
+    pub importance_rows: u64,
     /// Where the dataset lives.
     pub location: String,
 }
 
 /// Analyses the history up to the cutoff of `params`.
 pub async fn analyze(ctx: &SessionContext, params: FeatureParams, groups: &FactorSettings) -> Result<Analysis> {
-    let obs = data::load(ctx, params).await?;
-    if obs.is_empty() {
-        return Err(Error::data(format!("factors: no history on or before {}", params.cutoff)));
-    }
-    let daily = params.frequency == Frequency::Daily;
-    let groups = groups.clone();
-    Ok(tokio::task::spawn_blocking(move || estimates::analyze(&obs, daily, &groups)).await?)
+    Ok(analyze_counted(ctx, params, groups).await?.0)
 }
 
 /// Analyses the history and writes `factors/run_date=…/`.
@@ -81,6 +85,17 @@ pub async fn run(
     token: &str,
     clock: &dyn Clock,
 ) -> Result<(Analysis, FactorMetrics)> {
+    let (analysis, observations) = analyze_counted(ctx, params, groups).await?;
+    let metrics = write(lake, &analysis, observations, params, run_date, token, clock).await?;
+    Ok((analysis, metrics))
+}
+
+/// Analyses the history; the analysis and the rows of history read.
+pub async fn analyze_counted(
+    ctx: &SessionContext,
+    params: FeatureParams,
+    groups: &FactorSettings,
+) -> Result<(Analysis, u64)> {
     let obs = data::load(ctx, params).await?;
     if obs.is_empty() {
         return Err(Error::data(format!("factors: no history on or before {}", params.cutoff)));
@@ -89,11 +104,30 @@ pub async fn run(
     let daily = params.frequency == Frequency::Daily;
     let groups = groups.clone();
     let analysis = tokio::task::spawn_blocking(move || estimates::analyze(&obs, daily, &groups)).await?;
+    Ok((analysis, observations))
+}
+
+/// Writes an analysis (with its importance, when measured) to `factors/run_date=…/`.
+#[instrument(skip_all, fields(run_date = %run_date, cutoff = %params.cutoff))]
+pub async fn write(
+    lake: &Lake,
+    analysis: &Analysis,
+    observations: u64,
+    params: FeatureParams,
+    run_date: NaiveDate,
+    token: &str,
+    clock: &dyn Clock,
+) -> Result<FactorMetrics> {
     let dir = layout::factors(run_date);
     let batch = to_batch(&analysis.estimates)?;
     let mut writer = DatasetWriter::new(lake, dir.clone(), DATASET, token, batch.schema());
     writer.write(batch).await?;
-    writer.attach(ANALYSIS_FILE, analysis.models.len() as u64, serde_json::to_vec(&analysis)?.into()).await?;
+    writer.attach(ANALYSIS_FILE, analysis.models.len() as u64, serde_json::to_vec(analysis)?.into()).await?;
+    if let Some(imp) = &analysis.importance {
+        let b = importance::to_batch(&imp.rows)?;
+        let bytes = crate::lake::parquet::encode(&b.schema(), std::slice::from_ref(&b))?;
+        writer.attach(IMPORTANCE_FILE, imp.rows.len() as u64, bytes).await?;
+    }
     let mut meta = serde_json::Map::new();
     meta.insert("run_id".into(), token.into());
     meta.insert("run_date".into(), run_date.to_string().into());
@@ -101,6 +135,9 @@ pub async fn run(
     meta.insert("frequency".into(), params.frequency.as_str().into());
     meta.insert("ranking".into(), serde_json::to_value(&analysis.ranking)?);
     meta.insert("skipped".into(), serde_json::to_value(&analysis.skipped)?);
+    if let Some(imp) = &analysis.importance {
+        meta.insert("importance_rows".into(), imp.rows.len().into());
+    }
     let manifest = writer.commit(clock.now(), meta).await?;
     let metrics = FactorMetrics {
         cutoff: params.cutoff,
@@ -108,10 +145,16 @@ pub async fn run(
         rows: manifest.row_count,
         categories: analysis.models.len(),
         ranking: analysis.ranking.clone(),
+        importance_rows: analysis.importance.as_ref().map_or(0, |i| i.rows.len() as u64),
         location: lake.display(&dir),
     };
-    info!(rows = metrics.rows, categories = metrics.categories, "factors written");
-    Ok((analysis, metrics))
+    info!(
+        rows = metrics.rows,
+        categories = metrics.categories,
+        importance = metrics.importance_rows,
+        "factors written"
+    );
+    Ok(metrics)
 }
 
 /// Reads the analysis written for a run date, if any.

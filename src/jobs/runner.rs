@@ -702,8 +702,16 @@ async fn run_step(
             Ok(rows)
         }
         StepKind::Factors => {
-            let (_, m) =
-                crate::factors::run(ctx, &env.lake, params, &s.factors, run_date, run_id, env.clock.as_ref()).await?;
+            let clock = env.clock.as_ref();
+            let (mut analysis, observations) = crate::factors::analyze_counted(ctx, params, &s.factors).await?;
+            if s.factors.importance.enabled {
+                // After the analysis: measuring materialises the features of earlier cutoffs.
+                let opts = crate::factors::importance::ImportanceOptions::from_settings(s);
+                let imp =
+                    crate::factors::importance::run(ctx, &env.lake, s, &opts, params.cutoff, run_id, clock).await?;
+                analysis.importance = Some(imp);
+            }
+            let m = crate::factors::write(&env.lake, &analysis, observations, params, run_date, run_id, clock).await?;
             let rows = (Some(m.observations), Some(m.rows));
             report.summary.factors = Some(m);
             Ok(rows)

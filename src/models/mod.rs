@@ -7,6 +7,7 @@
 
 pub mod baseline;
 pub mod ensemble;
+pub mod gbt;
 pub mod nn;
 pub mod params;
 pub mod store;
@@ -133,6 +134,7 @@ pub const KNOWN: &[&str] = &[
     "croston",
     "tsb",
     "ensemble",
+    "gbt",
     "lstm",
     "transformer",
     "torchscript",
@@ -183,6 +185,11 @@ pub fn build(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
             let members = ensemble_members(settings).iter().map(|n| build(n, settings)).collect::<Result<Vec<_>>>()?;
             Box::new(ensemble::Ensemble::new(members)?)
         }
+        "gbt" => Box::new(gbt::Gbt::new(p.gbt.apply(gbt::GbtConfig {
+            seed: settings.seed,
+            threads: settings.threads,
+            ..gbt::GbtConfig::new(settings.horizon, settings.season_length)
+        }))),
         "lstm" => Box::new(nn::Lstm::new(p.lstm.apply(nn::NnConfig::for_settings(settings)))),
         "transformer" => Box::new(nn::Transformer::new(p.transformer.apply(nn::NnConfig::for_settings(settings)))),
         // Without a module until one is set (`nn::TorchScript::set_module`); see `build_torchscript`.

@@ -17,6 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::gbt::GbtConfig;
 use super::nn::{NnConfig, PointLoss};
 use crate::error::{Error, Result};
 
@@ -39,6 +40,60 @@ pub struct ModelParams {
     /// `[model.transformer]`.
     #[serde(default)]
     pub transformer: NnParams,
+    /// `[model.gbt]`.
+    #[serde(default)]
+    pub gbt: GbtParams,
+}
+
+/// The gradient-boosted-trees model; see [`GbtConfig`] for what each value means.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct GbtParams {
+    /// Trees.
+    pub trees: Option<usize>,
+    /// Shrinkage per tree.
+    pub learning_rate: Option<f32>,
+    /// Depth per tree.
+    pub max_depth: Option<usize>,
+    /// Most training rows.
+    pub max_rows: Option<usize>,
+    /// Periods between training origins (0: fit `max-rows`).
+    pub stride: Option<usize>,
+    /// Weigh rows by series volume.
+    pub volume_weighting: Option<bool>,
+    /// Read known-future covariates and static attributes.
+    pub covariates: Option<bool>,
+}
+
+impl GbtParams {
+    fn validate(&self) -> Result<()> {
+        if let Some(r) = self.learning_rate
+            && !(r.is_finite() && r > 0.0 && r <= 1.0)
+        {
+            return Err(invalid("model.gbt.learning-rate", format!("must be in (0, 1], got {r}")));
+        }
+        for (key, v) in [("trees", self.trees), ("max-depth", self.max_depth)] {
+            if v == Some(0) {
+                return Err(invalid(&format!("model.gbt.{key}"), "must be at least 1"));
+            }
+        }
+        if self.max_rows.is_some_and(|r| r < 100) {
+            return Err(invalid("model.gbt.max-rows", "must be at least 100"));
+        }
+        Ok(())
+    }
+
+    /// `base` with the values set here.
+    pub fn apply(&self, mut c: GbtConfig) -> GbtConfig {
+        c.trees = self.trees.unwrap_or(c.trees);
+        c.learning_rate = self.learning_rate.unwrap_or(c.learning_rate);
+        c.max_depth = self.max_depth.unwrap_or(c.max_depth);
+        c.max_rows = self.max_rows.unwrap_or(c.max_rows);
+        c.stride = self.stride.unwrap_or(c.stride);
+        c.volume_weighting = self.volume_weighting.unwrap_or(c.volume_weighting);
+        c.covariates = self.covariates.unwrap_or(c.covariates);
+        c
+    }
 }
 
 /// A model reading a trailing window.
@@ -125,6 +180,7 @@ impl ModelParams {
         for (name, p) in [("lstm", &self.lstm), ("transformer", &self.transformer)] {
             p.validate(name)?;
         }
+        self.gbt.validate()?;
         Ok(())
     }
 }

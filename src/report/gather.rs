@@ -323,9 +323,11 @@ async fn read_factors(
         notes.push(format!("The factors of {run_date} were written by another run: they are not shown."));
         return Ok(None);
     }
-    Ok(crate::factors::read(lake, run_date)
-        .await?
-        .map(|a| super::FactorsSection { estimates: a.estimates, ranking: a.ranking }))
+    Ok(crate::factors::read(lake, run_date).await?.map(|a| super::FactorsSection {
+        estimates: a.estimates,
+        ranking: a.ranking,
+        importance: a.importance,
+    }))
 }
 
 /// The champion section: the registry now, this run's decisions, and the history up to this run.

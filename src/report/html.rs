@@ -194,7 +194,41 @@ fn factor_charts(r: &Report) -> Vec<(String, String)> {
             "Each driver's fitted term; level and trend include the differences between series.".into(),
         ));
     }
+    if let Some(c) = importance_chart(f.importance.as_ref()) {
+        out.push((
+            c,
+            "Permutation importance on the backtest windows: how much worse each model forecasts when the \
+             group's covariates are scrambled (or removed and the model refitted). Models that read no \
+             covariates show 0; calendar groups are not measured."
+                .into(),
+        ));
+    }
     out
+}
+
+/// Bars of the WAPE increase per group (all series), one bar per model.
+fn importance_chart(imp: Option<&crate::factors::importance::Importance>) -> Option<String> {
+    let imp = imp?;
+    let all = |r: &&crate::factors::importance::ImportanceRow| r.scope == "all" && r.metric == "wape";
+    let mut groups: Vec<String> =
+        imp.rows.iter().filter(all).filter(|r| r.increase.is_some()).map(|r| r.group.clone()).collect();
+    let mut seen = std::collections::BTreeSet::new();
+    groups.retain(|g| seen.insert(g.clone()));
+    if groups.is_empty() {
+        return None;
+    }
+    let mut c = BarChart::new("Accuracy lost without each factor group", groups.clone());
+    c.x_label = "WAPE increase, percentage points".into();
+    c.decimals = 2;
+    c.width = 520.0;
+    for (i, m) in imp.models.iter().enumerate() {
+        c.groups.push(BarGroup {
+            name: m.clone(),
+            color: chart::color(i).into(),
+            values: groups.iter().map(|g| imp.get(m, g, "all", "wape").and_then(|r| r.increase)).collect(),
+        });
+    }
+    Some(c.render())
 }
 
 /// The champion metric per horizon step, a line per model.
@@ -457,8 +491,16 @@ pub fn render(r: &Report) -> String {
             figure(&mut out, &svg, &caption);
         }
         out.push_str("</div>");
-        for t in [tables::elasticities(r), tables::promotions(r), tables::drivers(r)].into_iter().flatten() {
+        for t in [tables::elasticities(r), tables::promotions(r), tables::drivers(r), tables::importance(r)]
+            .into_iter()
+            .flatten()
+        {
             table(&mut out, &t, &colors);
+        }
+        if let Some(t) = tables::importance_rollup(r) {
+            let _ = write!(out, "<details><summary>{} (table)</summary>", escape(&t.caption));
+            table(&mut out, &t, &colors);
+            out.push_str("</details>");
         }
         out.push_str("</section>");
     }

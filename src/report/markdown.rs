@@ -82,7 +82,16 @@ pub fn render(r: &Report) -> String {
     }
     if r.factors.is_some() {
         let _ = writeln!(out, "## What moves demand\n");
-        for t in [tables::elasticities(r), tables::promotions(r), tables::drivers(r)].into_iter().flatten() {
+        for t in [
+            tables::elasticities(r),
+            tables::promotions(r),
+            tables::drivers(r),
+            tables::importance(r),
+            tables::importance_rollup(r),
+        ]
+        .into_iter()
+        .flatten()
+        {
             table(&mut out, &t);
         }
     }

@@ -91,6 +91,8 @@ pub struct FactorsSection {
     pub estimates: Vec<crate::factors::Estimate>,
     /// Drivers by share of log-demand variance, largest first.
     pub ranking: Vec<String>,
+    /// The group importance on backtest windows, when the step measured it.
+    pub importance: Option<crate::factors::importance::Importance>,
 }
 
 /// The run, from its record (only the id for a backtest run outside a job).

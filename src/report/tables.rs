@@ -470,3 +470,74 @@ pub fn drivers(r: &Report) -> Option<Table> {
         rows,
     })
 }
+
+/// The group importance over all series: each model's loss of accuracy when a group is taken
+/// away, mean and spread over the repeats.
+pub fn importance(r: &Report) -> Option<Table> {
+    let imp = r.factors.as_ref()?.importance.as_ref()?;
+    let f = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
+    let rows: Vec<Vec<Cell>> = imp
+        .rows
+        .iter()
+        .filter(|x| x.scope == "all" && x.metric == "wape")
+        .map(|x| {
+            let mae = imp.get(&x.model, &x.group, "all", "mae");
+            vec![
+                Cell::text(&x.model),
+                Cell::text(&x.group),
+                Cell::text(&x.method),
+                Cell::num(f(x.baseline, 2)),
+                Cell::num(f(x.increase, 3)),
+                Cell::num(f(x.std, 3)),
+                Cell::num(match (x.min, x.max) {
+                    (Some(lo), Some(hi)) => format!("{lo:.3} … {hi:.3}"),
+                    _ => "-".into(),
+                }),
+                Cell::num(f(mae.and_then(|m| m.increase), 4)),
+                Cell::num(f(mae.and_then(|m| m.std), 4)),
+            ]
+        })
+        .collect();
+    (!rows.is_empty()).then(|| Table {
+        id: "importance",
+        caption: format!(
+            "Group importance ({}, {} repeat(s), {} window(s)): increase of WAPE (points) and MAE when the group's covariates are taken away",
+            imp.method,
+            imp.repeats,
+            imp.cutoffs.len()
+        ),
+        header: ["model", "group", "method", "WAPE %", "+WAPE", "sd", "min … max", "+MAE", "sd"]
+            .map(String::from)
+            .to_vec(),
+        rows,
+    })
+}
+
+/// The measured group importance per category and per location.
+pub fn importance_rollup(r: &Report) -> Option<Table> {
+    let imp = r.factors.as_ref()?.importance.as_ref()?;
+    let f = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
+    let rows: Vec<Vec<Cell>> = imp
+        .rows
+        .iter()
+        .filter(|x| x.scope != "all" && x.metric == "wape" && (x.method == "permute" || x.method == "refit"))
+        .map(|x| {
+            vec![
+                Cell::text(&x.model),
+                Cell::text(&x.group),
+                Cell::text(&x.scope),
+                Cell::text(&x.scope_value),
+                Cell::num(x.series.to_string()),
+                Cell::num(f(x.baseline, 2)),
+                Cell::num(f(x.increase, 3)),
+                Cell::num(f(x.std, 3)),
+            ]
+        })
+        .collect();
+    (!rows.is_empty()).then(|| Table {
+        id: "importance-rollup",
+        caption: "Group importance per category and location: increase of WAPE (points)".into(),
+        header: ["model", "group", "scope", "value", "series", "WAPE %", "+WAPE", "sd"].map(String::from).to_vec(),
+        rows,
+    })
+}

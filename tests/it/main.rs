@@ -23,6 +23,9 @@ mod faults;
 mod features;
 /// Importing outside files into raw tables.
 mod import;
+/// Group importance of the factor groups per model on backtest windows, rolled up per category
+/// and location; in the factors step, the report and the command.
+mod importance;
 /// Ingestion sources over HTTP and files: pagination, watermarks, malformed bodies, retries,
 /// timeouts, quarantine, the ingest step.
 mod ingest;

@@ -1,0 +1,267 @@
+//! The feature rows of the gradient-boosted-trees model: one row per series, forecast origin and
+//! step ahead, read from the series' own history (scaled), the calendar of the target period, the
+//! known-future covariates at the target period and the series' categorical attributes.
+//!
+//! Every value of the series enters divided by the series' scale at the origin (the mean absolute
+//! value over the last year, at least 1), and so does the target: one model serves series of every
+//! size, and its forecast is multiplied back by the scale.
+//!
+//! Nothing after the origin is read except known-future covariates and the calendar: a seasonal
+//! lag that would fall after the origin takes the same phase one more cycle back.
+
+use chrono::{Datelike, Duration, NaiveDate};
+
+use crate::panel::Panel;
+use crate::settings::Frequency;
+
+/// Missing values (a lag before the series starts) are NaN: the trees learn where they go.
+const MISSING: f64 = f64::NAN;
+
+/// Largest number of distinct values of a categorical column the trees read as categories.
+pub const MAX_CATEGORIES: usize = 250;
+
+/// How the features are laid out for one panel grain.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Layout {
+    /// Periods per short seasonal cycle (7 daily, 52 weekly).
+    pub season: usize,
+    /// Periods per year (364 daily, 52 weekly): whole weeks, so the weekday lines up.
+    pub year: usize,
+    /// Recent values read as lags (`y[o]`, `y[o − 1]`, …).
+    pub lags: usize,
+    /// Trailing means over these many periods.
+    pub means: Vec<usize>,
+    /// Periods over which the scale is the mean absolute value.
+    pub scale_window: usize,
+    /// Daily grain (day-of-week features) or weekly.
+    pub daily: bool,
+    /// Known-future covariate columns read at the target period.
+    pub known: usize,
+    /// Categorical columns: location, item, then static attributes, where the panel has few
+    /// enough distinct values; `None` where a column is left out.
+    pub categorical: Vec<Option<String>>,
+}
+
+impl Layout {
+    /// The layout for a panel: its grain and seasonal cycle, its covariates and its categories.
+    pub fn for_panel(panel: &Panel, season: usize) -> Self {
+        let daily = panel.frequency == Frequency::Daily;
+        let (year, lags, means) = if daily { (364, 7, vec![7, 28]) } else { (52, 4, vec![4, 13]) };
+        let known = panel.covariates.as_ref().map_or(0, |c| c.known_dim());
+        let mut categorical = vec![Some("location".to_string()), Some("item".to_string())];
+        if let Some(c) = &panel.covariates {
+            categorical.extend(c.statics.names.iter().map(|n| Some(n.clone())));
+        }
+        Self { season: season.max(1), year, lags, means, scale_window: year, daily, known, categorical }
+    }
+
+    /// Columns per row.
+    pub fn width(&self) -> usize {
+        // step, lags, means, season lag ±1 (3), year lag ±1 (3), two years, year-on-year growth,
+        // calendar (2), known covariates, categoricals.
+        1 + self.lags + self.means.len() + 3 + 3 + 1 + 1 + 2 + self.known + self.categorical.len()
+    }
+
+    /// Index of the first categorical column.
+    pub fn first_categorical(&self) -> usize {
+        self.width() - self.categorical.len()
+    }
+}
+
+/// Codes of the categorical columns per series (as f64 category numbers; NaN when unknown).
+#[derive(Debug, Clone)]
+pub struct Categories {
+    /// Per categorical column of the layout, per series.
+    pub codes: Vec<Vec<f64>>,
+}
+
+impl Categories {
+    /// Codes the panel's categorical columns with `vocab` (value → code per column), adding new
+    /// values to it while a column has fewer than [`MAX_CATEGORIES`]; a column that outgrows it is
+    /// dropped from `layout` (fit time only: `grow` false keeps the vocabulary fixed).
+    pub fn code(panel: &Panel, layout: &mut Layout, vocab: &mut Vec<Vec<String>>, grow: bool) -> Self {
+        vocab.resize(layout.categorical.len(), Vec::new());
+        let mut codes = Vec::with_capacity(layout.categorical.len());
+        for (c, name) in layout.categorical.iter_mut().enumerate() {
+            let values: Vec<Option<&str>> = (0..panel.len()).map(|s| category_value(panel, c, s)).collect();
+            if grow && name.is_some() {
+                let mut seen: Vec<&str> = values.iter().flatten().copied().collect();
+                seen.sort_unstable();
+                seen.dedup();
+                if seen.len() > MAX_CATEGORIES || seen.len() < 2 {
+                    *name = None;
+                } else {
+                    vocab[c] = seen.iter().map(|v| v.to_string()).collect();
+                }
+            }
+            let column = if name.is_some() {
+                values
+                    .iter()
+                    .map(|v| {
+                        v.and_then(|v| vocab[c].binary_search_by(|x| x.as_str().cmp(v)).ok())
+                            .map_or(MISSING, |i| i as f64)
+                    })
+                    .collect()
+            } else {
+                vec![MISSING; panel.len()]
+            };
+            codes.push(column);
+        }
+        Self { codes }
+    }
+}
+
+fn category_value(panel: &Panel, column: usize, s: usize) -> Option<&str> {
+    match column {
+        0 => Some(panel.keys[s].location_id.as_str()),
+        1 => Some(panel.keys[s].item_id.as_str()),
+        c => panel.covariates.as_ref().and_then(|cov| cov.statics.values.get(c - 2)).and_then(|v| v[s].as_deref()),
+    }
+}
+
+/// The scale of a series at origin `o`: mean absolute value over the last `window` periods, at least 1.
+pub fn scale(y: &[f32], o: usize, window: usize) -> f64 {
+    let from = (o + 1).saturating_sub(window);
+    let n = (o + 1 - from) as f64;
+    let mean = y[from..=o].iter().map(|v| f64::from(v.abs())).sum::<f64>() / n;
+    mean.max(1.0)
+}
+
+/// Writes the feature row of series `s` (values `y`), origin `o` (index of the last value read)
+/// and step `h` (1-based) into `row` (cleared first). `scale` is [`scale`] at `o`.
+#[allow(clippy::too_many_arguments)]
+pub fn row(
+    layout: &Layout,
+    panel: &Panel,
+    categories: &Categories,
+    s: usize,
+    y: &[f32],
+    o: usize,
+    h: usize,
+    scale: f64,
+    row: &mut Vec<f64>,
+) {
+    row.clear();
+    let at = |i: isize| -> f64 { if i >= 0 && (i as usize) <= o { f64::from(y[i as usize]) / scale } else { MISSING } };
+    let (o_i, h_i) = (o as isize, h as isize);
+    row.push(h as f64);
+    for k in 0..layout.lags as isize {
+        row.push(at(o_i - k));
+    }
+    for &w in &layout.means {
+        row.push(mean(y, o, w) / scale);
+    }
+    // The same phase of the short cycle, as many cycles back as needed to be before the origin.
+    let m = layout.season as isize;
+    let back = ((h_i + m - 1) / m) * m;
+    for d in -1..=1 {
+        row.push(at(o_i + h_i - back + d));
+    }
+    // A year back (and two), whole cycles again when the horizon is longer than a year.
+    let yr = layout.year as isize;
+    let year_back = ((h_i + yr - 1) / yr) * yr;
+    let wk = if layout.daily { 7 } else { 1 };
+    for d in [-wk, 0, wk] {
+        row.push(at(o_i + h_i - year_back + d));
+    }
+    row.push(at(o_i + h_i - year_back - yr));
+    // Growth of the last `means[1]` periods over the same periods a year earlier.
+    let w = layout.means[layout.means.len() - 1];
+    let growth = if o + 1 >= layout.year + w {
+        let last_year = mean(y, o - layout.year, w);
+        if last_year.abs() >= 1.0 { mean(y, o, w) / last_year } else { MISSING }
+    } else {
+        MISSING
+    };
+    row.push(growth);
+    // Calendar of the target period.
+    let n = y.len();
+    let date = period_date(panel, n, o + h);
+    if layout.daily {
+        row.push(f64::from(date.weekday().num_days_from_monday()));
+        row.push(f64::from(date.ordinal()));
+    } else {
+        row.push(f64::from(date.iso_week().week()));
+        row.push(f64::from(date.month()));
+    }
+    if layout.known > 0 {
+        let mut known = Vec::with_capacity(layout.known);
+        if let Some(cov) = &panel.covariates {
+            cov.known_at(s, cov.index(n, (o + h) as isize), &mut known);
+        }
+        known.resize(layout.known, 0.0);
+        row.extend(known.iter().map(|v| f64::from(*v)));
+    }
+    for column in &categories.codes {
+        row.push(column[s]);
+    }
+}
+
+/// Mean of the `w` values up to and including index `o` (fewer at the start).
+fn mean(y: &[f32], o: usize, w: usize) -> f64 {
+    let from = (o + 1).saturating_sub(w.max(1));
+    y[from..=o].iter().map(|v| f64::from(*v)).sum::<f64>() / (o + 1 - from) as f64
+}
+
+/// The first day of period `i` of a series of `n` values ending at the panel's end
+/// (`i ≥ n`: after the end).
+pub fn period_date(panel: &Panel, n: usize, i: usize) -> NaiveDate {
+    panel.end + Duration::days(panel.frequency.days() * (i as i64 - (n as i64 - 1)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel::SeriesKey;
+
+    fn weekly(values: Vec<f32>) -> Panel {
+        Panel::new(
+            vec![SeriesKey { item_id: "a".into(), location_id: "x".into() }],
+            vec![values],
+            NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(),
+            Frequency::Weekly,
+        )
+    }
+
+    #[test]
+    fn reads_nothing_after_the_origin() {
+        // Values equal their index: any value read after the origin would exceed it.
+        let y: Vec<f32> = (0..200).map(|i| i as f32).collect();
+        let panel = weekly(y.clone());
+        let mut layout = Layout::for_panel(&panel, 52);
+        let cats = Categories::code(&panel, &mut layout, &mut Vec::new(), true);
+        let o = 120;
+        let sc = scale(&y, o, layout.scale_window);
+        let mut r = Vec::new();
+        for h in 1..=60 {
+            row(&layout, &panel, &cats, 0, &y, o, h, sc, &mut r);
+            assert_eq!(r.len(), layout.width());
+            // Series-derived columns: lags, means, seasonal and yearly lags.
+            let series_cols = 1 + layout.lags + layout.means.len() + 7;
+            for v in &r[1..series_cols] {
+                assert!(v.is_nan() || *v * sc <= o as f64 + 1e-9, "h={h}: read {} after origin {o}", v * sc);
+            }
+        }
+        // Step 1: the season lag is the value 52 periods before the target, the lag 0 the origin.
+        row(&layout, &panel, &cats, 0, &y, o, 1, sc, &mut r);
+        assert!((r[1] * sc - 120.0).abs() < 1e-9);
+        let season = 1 + layout.lags + layout.means.len() + 1;
+        assert!((r[season] * sc - (121.0 - 52.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn scale_is_at_least_one_and_the_mean_absolute_value() {
+        assert_eq!(scale(&[0.0; 10], 9, 52), 1.0);
+        assert!((scale(&[2.0, -4.0, 6.0], 2, 52) - 4.0).abs() < 1e-12);
+        assert!((scale(&[100.0, 2.0, 4.0], 2, 2) - 3.0).abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_single_category_or_too_many_are_left_out() {
+        let panel = weekly(vec![1.0; 60]);
+        let mut layout = Layout::for_panel(&panel, 52);
+        Categories::code(&panel, &mut layout, &mut Vec::new(), true);
+        // One location and one item: nothing to split on.
+        assert!(layout.categorical.iter().all(Option::is_none));
+    }
+}

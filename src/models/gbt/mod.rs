@@ -1,0 +1,458 @@
+//! A global gradient-boosted-trees model: one tree ensemble learnt over every series, forecasting
+//! each step ahead directly from lags, trailing means, seasonal and yearly lags, the calendar,
+//! known-future covariates and categorical attributes (the approach of the M5 winners).
+//!
+//! Training rows are (series, origin, step) triples over the recent history, most recent origins
+//! first, up to `max-rows`. The target is the value at origin + step divided by the series' scale
+//! at the origin (see [`features`]); squared loss, optionally weighted by the scale so large series
+//! count for their volume. Trees come from the `forust-ml` crate (histogram gradient boosting,
+//! depth-wise trees); categorical attributes enter as their codes.
+//!
+//! Quantiles are conformal: the model is first fitted without the last `horizon` periods, its
+//! scaled errors on those periods give the error quantiles per step ahead, then it is refitted on
+//! everything. A quantile forecast is the mean forecast plus the scale times the error quantile.
+
+pub mod features;
+
+use forust_ml::objective::ObjectiveType;
+use forust_ml::{GradientBooster, Matrix};
+use serde::{Deserialize, Serialize};
+use tracing::{debug, info_span};
+
+use self::features::{Categories, Layout};
+use super::baseline::quantile_sorted;
+use super::{FitReport, Forecast, Forecaster};
+use crate::error::{Error, Result};
+use crate::panel::Panel;
+
+/// Hyperparameters of the trees model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct GbtConfig {
+    /// Steps ahead trained for (the longest horizon forecast; longer ones reuse the last step).
+    pub horizon: usize,
+    /// Short seasonal cycle in periods.
+    pub season: usize,
+    /// Trees.
+    pub trees: usize,
+    /// Shrinkage of each tree.
+    pub learning_rate: f32,
+    /// Depth of each tree.
+    pub max_depth: usize,
+    /// Most training rows (series × origins × steps); the most recent origins are kept.
+    pub max_rows: usize,
+    /// Origins are taken every `stride` periods (0: chosen so the rows fit `max-rows`).
+    pub stride: usize,
+    /// Weighs rows by the series' scale (volume), which favours accuracy on large series.
+    pub volume_weighting: bool,
+    /// Reads known-future covariates and static attributes when the panel has them.
+    pub covariates: bool,
+    /// Seed of the trees' sampling.
+    pub seed: u64,
+    /// Worker threads.
+    pub threads: usize,
+}
+
+impl GbtConfig {
+    /// Defaults for a horizon and season.
+    pub fn new(horizon: usize, season: usize) -> Self {
+        Self {
+            horizon: horizon.max(1),
+            season: season.max(1),
+            trees: 200,
+            learning_rate: 0.1,
+            max_depth: 6,
+            max_rows: 1_000_000,
+            stride: 0,
+            volume_weighting: true,
+            covariates: true,
+            seed: 42,
+            threads: 1,
+        }
+    }
+}
+
+/// The trees model.
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Gbt {
+    config: GbtConfig,
+    #[serde(skip)]
+    fitted: Option<Fitted>,
+}
+
+/// What fitting learnt.
+#[derive(Serialize, Deserialize)]
+struct Fitted {
+    layout: Layout,
+    vocab: Vec<Vec<String>>,
+    /// The booster as `forust-ml` writes it (JSON).
+    booster: String,
+    /// Sorted scaled errors per step ahead, from the held-out periods.
+    errors: Vec<Vec<f32>>,
+    #[serde(skip)]
+    model: Option<GradientBooster>,
+}
+
+impl std::fmt::Debug for Fitted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Fitted").field("layout", &self.layout).field("errors", &self.errors.len()).finish()
+    }
+}
+
+impl Gbt {
+    /// An unfitted model.
+    pub fn new(config: GbtConfig) -> Self {
+        Self { config, fitted: None }
+    }
+}
+
+/// Training rows in column-major order with their targets and weights.
+struct Rows {
+    data: Vec<f64>,
+    width: usize,
+    target: Vec<f64>,
+    weight: Vec<f64>,
+    /// Series, origin and step of each row (for the held-out errors).
+    index: Vec<(usize, usize, usize)>,
+}
+
+impl Rows {
+    fn len(&self) -> usize {
+        self.target.len()
+    }
+
+    /// Column-major matrix of the rows `keep` selects.
+    fn matrix(&self, keep: &[usize]) -> Vec<f64> {
+        let mut out = Vec::with_capacity(keep.len() * self.width);
+        for c in 0..self.width {
+            out.extend(keep.iter().map(|&r| self.data[r * self.width + c]));
+        }
+        out
+    }
+}
+
+impl Gbt {
+    /// The (series, origin) pairs trained on: origins every `stride` periods back from the last one
+    /// whose step `horizon` is still observed (`last`), per series, while rows fit `max_rows`.
+    fn rows(&self, panel: &Panel, layout: &Layout, cats: &Categories) -> Rows {
+        let h_max = self.config.horizon;
+        let min_history = layout.lags.max(layout.season).max(8);
+        let usable: usize = panel.values.iter().map(|y| y.len().saturating_sub(min_history + 1)).sum();
+        let stride = if self.config.stride > 0 {
+            self.config.stride
+        } else {
+            (usable * h_max).div_ceil(self.config.max_rows.max(1)).max(1)
+        };
+        let width = layout.width();
+        let mut rows = Rows { data: Vec::new(), width, target: Vec::new(), weight: Vec::new(), index: Vec::new() };
+        let per_series = self.config.max_rows / (panel.len().max(1) * h_max) + 1;
+        let mut row = Vec::with_capacity(width);
+        for (s, y) in panel.values.iter().enumerate() {
+            let n = y.len();
+            if n < min_history + 2 {
+                continue;
+            }
+            // Origins from the end back, so the most recent history is always in.
+            let mut o = n - 2;
+            let mut taken = 0;
+            while o >= min_history && taken < per_series {
+                let sc = features::scale(y, o, layout.scale_window);
+                for h in 1..=h_max.min(n - 1 - o) {
+                    features::row(layout, panel, cats, s, y, o, h, sc, &mut row);
+                    rows.data.extend_from_slice(&row);
+                    rows.target.push(f64::from(y[o + h]) / sc);
+                    rows.weight.push(if self.config.volume_weighting { sc } else { 1.0 });
+                    rows.index.push((s, o, h));
+                }
+                taken += 1;
+                if o < stride {
+                    break;
+                }
+                o -= stride;
+            }
+        }
+        rows
+    }
+
+    fn booster(&self) -> GradientBooster {
+        GradientBooster::default()
+            .set_objective_type(ObjectiveType::SquaredLoss)
+            .set_iterations(self.config.trees)
+            .set_learning_rate(self.config.learning_rate)
+            .set_max_depth(self.config.max_depth)
+            .set_min_leaf_weight(1.0)
+            .set_initialize_base_score(true)
+            .set_parallel(self.config.threads != 1)
+            .set_num_threads((self.config.threads > 1).then_some(self.config.threads))
+            .set_seed(self.config.seed)
+    }
+
+    fn train(&self, rows: &Rows, keep: &[usize]) -> Result<GradientBooster> {
+        let data = rows.matrix(keep);
+        let target: Vec<f64> = keep.iter().map(|&r| rows.target[r]).collect();
+        let weight: Vec<f64> = keep.iter().map(|&r| rows.weight[r]).collect();
+        let matrix = Matrix::new(&data, keep.len(), rows.width);
+        let mut booster = self.booster(layout);
+        booster
+            .fit(&matrix, &target, Some(&weight), None)
+            .map_err(|e| Error::data(format!("gbt: fitting failed: {e}")))?;
+        Ok(booster)
+    }
+}
+
+impl Forecaster for Gbt {
+    fn name(&self) -> &str {
+        "gbt"
+    }
+
+    fn fit(&mut self, panel: &Panel) -> Result<FitReport> {
+        let span = info_span!("gbt_fit", series = panel.len(), horizon = self.config.horizon);
+        let _guard = span.enter();
+        let mut plain;
+        let panel = if self.config.covariates {
+            panel
+        } else {
+            plain = panel.clone();
+            plain.covariates = None;
+            &plain
+        };
+        let mut layout = Layout::for_panel(panel, self.config.season);
+        let mut vocab = Vec::new();
+        let cats = Categories::code(panel, &mut layout, &mut vocab, true);
+        let rows = self.rows(panel, &layout, &cats);
+        if rows.len() < 10 {
+            return Err(Error::data(format!(
+                "gbt: {} training rows from {} series; the history is too short to learn from",
+                rows.len(),
+                panel.len()
+            )));
+        }
+        // Held out: rows whose target falls in the last `horizon` periods of its series.
+        let h_max = self.config.horizon;
+        let held = |&(s, o, h): &(usize, usize, usize)| o + h + h_max >= panel.values[s].len();
+        let (calib, train): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|&r| held(&rows.index[r]));
+        let mut errors = vec![Vec::new(); h_max];
+        if !calib.is_empty() && train.len() >= 10 {
+            let first = self.train(&rows, &train)?;
+            let data = rows.matrix(&calib);
+            let predicted = first.predict(&Matrix::new(&data, calib.len(), rows.width), true);
+            for (&r, p) in calib.iter().zip(predicted) {
+                let (_, _, h) = rows.index[r];
+                errors[h - 1].push((rows.target[r] - p) as f32);
+            }
+        }
+        // Steps without held-out errors borrow the nearest step's.
+        for h in 0..h_max {
+            if errors[h].is_empty() {
+                if let Some(k) = (0..h_max).filter(|k| !errors[*k].is_empty()).min_by_key(|k| k.abs_diff(h)) {
+                    errors[h] = errors[k].clone();
+                }
+            }
+            errors[h].sort_by(f32::total_cmp);
+        }
+        let all: Vec<usize> = (0..rows.len()).collect();
+        let booster = self.train(&rows, &all)?;
+        debug!(rows = rows.len(), held_out = calib.len(), "gbt fitted");
+        let json = booster.json_dump().map_err(|e| Error::data(format!("gbt: cannot serialise the trees: {e}")))?;
+        self.fitted = Some(Fitted { layout, vocab, booster: json, errors, model: Some(booster) });
+        Ok(FitReport::new(self.name(), panel))
+    }
+
+    fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast> {
+        let fitted = self.fitted.as_ref().ok_or_else(|| Error::data("gbt: predict before fit"))?;
+        let model = fitted.model.as_ref().ok_or_else(|| Error::data("gbt: the trees were not loaded"))?;
+        let mut plain;
+        let panel = if self.config.covariates {
+            panel
+        } else {
+            plain = panel.clone();
+            plain.covariates = None;
+            &plain
+        };
+        let mut layout = fitted.layout.clone();
+        let mut vocab = fitted.vocab.clone();
+        let cats = Categories::code(panel, &mut layout, &mut vocab, false);
+        let width = layout.width();
+        let h_max = self.config.horizon;
+        let mut out = Forecast::zeros(self.name(), panel.len(), horizon, levels);
+        // One row per series and step; series too short get the mean of their values.
+        let mut data = Vec::new();
+        let mut scales = Vec::new();
+        let mut which = Vec::new();
+        let mut row = Vec::with_capacity(width);
+        for (s, y) in panel.values.iter().enumerate() {
+            if y.len() < 2 {
+                continue;
+            }
+            let o = y.len() - 1;
+            let sc = features::scale(y, o, layout.scale_window);
+            for h in 1..=horizon {
+                features::row(&layout, panel, &cats, s, y, o, h.min(h_max), sc, &mut row);
+                data.extend_from_slice(&row);
+                scales.push(sc);
+                which.push((s, h - 1));
+            }
+        }
+        let rows = which.len();
+        let mut columns = Vec::with_capacity(data.len());
+        for c in 0..width {
+            columns.extend((0..rows).map(|r| data[r * width + c]));
+        }
+        let predicted = if rows > 0 { model.predict(&Matrix::new(&columns, rows, width), true) } else { Vec::new() };
+        let mut qs = vec![0.0f32; levels.len()];
+        for ((&(s, h), p), sc) in which.iter().zip(predicted).zip(scales) {
+            let mean = (p * sc) as f32;
+            let errs = &fitted.errors[h.min(h_max - 1)];
+            for (q, level) in qs.iter_mut().zip(levels) {
+                *q = mean + quantile_sorted(errs, *level) * sc as f32;
+            }
+            out.set(s, h, mean, &mut qs);
+        }
+        for (s, y) in panel.values.iter().enumerate() {
+            if y.len() < 2 {
+                let m = y.first().copied().unwrap_or(0.0);
+                for h in 0..horizon {
+                    qs.iter_mut().for_each(|q| *q = m);
+                    out.set(s, h, m, &mut qs);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    fn save(&self) -> Result<Vec<u8>> {
+        let fitted = self.fitted.as_ref().ok_or_else(|| Error::data("gbt: save before fit"))?;
+        Ok(serde_json::to_vec(&(&self.config, fitted))?)
+    }
+
+    fn load(&mut self, bytes: &[u8]) -> Result<()> {
+        let (config, mut fitted): (GbtConfig, Fitted) = serde_json::from_slice(bytes)?;
+        let booster = GradientBooster::from_json(&fitted.booster)
+            .map_err(|e| Error::data(format!("gbt: cannot read the stored trees: {e}")))?;
+        fitted.model = Some(booster);
+        self.config = config;
+        self.fitted = Some(fitted);
+        Ok(())
+    }
+
+    fn card(&self) -> Option<serde_json::Value> {
+        let fitted = self.fitted.as_ref()?;
+        Some(serde_json::json!({
+            "config": self.config,
+            "features": fitted.layout.width(),
+            "categorical": fitted.layout.categorical,
+            "trees": fitted.model.as_ref().map(|m| m.trees.len()),
+        }))
+    }
+
+    fn needs_covariates(&self) -> bool {
+        self.config.covariates
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{Duration, NaiveDate};
+
+    use super::*;
+    use crate::models::baseline::SeasonalNaive;
+    use crate::panel::{Covariates, SeriesKey};
+    use crate::settings::Frequency;
+
+    /// Daily series of different sizes with a weekly pattern, noise, and promotions known in
+    /// advance that lift sales by 80%; the last `horizon` days are held back as actuals.
+    fn panel(series: usize, days: usize, horizon: usize) -> (Panel, Vec<Vec<f32>>) {
+        let end = NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
+        let mut state = 7u64;
+        let mut noise = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            ((state >> 33) as f64 / (1u64 << 31) as f64) as f32 - 0.5
+        };
+        let weekly = [1.0, 0.8, 0.9, 1.0, 1.2, 1.6, 1.4];
+        let total = days + horizon;
+        let mut cov = Covariates::empty(end - Duration::days(days as i64 - 1), series, days, horizon);
+        let k = cov.known.series_names.len();
+        let promo = cov.known.series_names.iter().position(|n| n == "promo").unwrap();
+        let (mut history, mut actuals, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+        for s in 0..series {
+            let level = 5.0 + 10.0 * s as f32;
+            let y: Vec<f32> = (0..total)
+                .map(|t| {
+                    let on = (t + 3 * s) % 17 < 3;
+                    if on {
+                        cov.known.series[s][t * k + promo] = 1.0;
+                    }
+                    let lift = if on { 1.8 } else { 1.0 };
+                    (level * weekly[t % 7] * lift * (1.0 + 0.2 * noise())).max(0.0)
+                })
+                .collect();
+            history.push(y[..days].to_vec());
+            actuals.push(y[days..].to_vec());
+            keys.push(SeriesKey { item_id: format!("i{s}"), location_id: format!("l{}", s % 3) });
+        }
+        (Panel::new(keys, history, end, Frequency::Daily).with_covariates(cov), actuals)
+    }
+
+    fn mae(f: &Forecast, actuals: &[Vec<f32>]) -> f64 {
+        let mut sum = 0.0;
+        for (s, a) in actuals.iter().enumerate() {
+            for (h, v) in a.iter().enumerate() {
+                sum += f64::from((f.mean_at(s, h) - v).abs());
+            }
+        }
+        sum / (actuals.len() * actuals[0].len()) as f64
+    }
+
+    #[test]
+    fn learns_the_promotions_and_beats_seasonal_naive() {
+        let horizon = 14;
+        let (panel, actuals) = panel(24, 300, horizon);
+        let mut gbt = Gbt::new(GbtConfig::new(horizon, 7));
+        gbt.fit(&panel).unwrap();
+        let levels = [0.1, 0.5, 0.9];
+        let ours = gbt.predict(&panel, horizon, &levels).unwrap();
+        let naive = SeasonalNaive::new(7).predict(&panel, horizon, &levels).unwrap();
+        let (a, b) = (mae(&ours, &actuals), mae(&naive, &actuals));
+        assert!(a < 0.7 * b, "gbt MAE {a:.3} should beat seasonal naive's {b:.3} by 30%");
+        // Without the covariates it cannot know the promotions ahead and does worse.
+        let mut blind = Gbt::new(GbtConfig { covariates: false, ..GbtConfig::new(horizon, 7) });
+        blind.fit(&panel).unwrap();
+        let c = mae(&blind.predict(&panel, horizon, &levels).unwrap(), &actuals);
+        assert!(a < 0.8 * c, "with promotions known MAE {a:.3}, without {c:.3}");
+        // The 80% interval covers roughly 80% of the actuals.
+        let (mut inside, mut n) = (0, 0);
+        for (s, act) in actuals.iter().enumerate() {
+            for (h, v) in act.iter().enumerate() {
+                n += 1;
+                inside += usize::from(ours.quantile_at(s, h, 0) <= *v && *v <= ours.quantile_at(s, h, 2));
+            }
+        }
+        let coverage = inside as f64 / n as f64;
+        assert!((0.6..=0.95).contains(&coverage), "80% interval coverage {coverage:.2}");
+    }
+
+    #[test]
+    fn saved_trees_forecast_the_same_and_runs_repeat() {
+        let horizon = 7;
+        let (panel, _) = panel(8, 120, horizon);
+        let mut gbt = Gbt::new(GbtConfig::new(horizon, 7));
+        gbt.fit(&panel).unwrap();
+        let first = gbt.predict(&panel, horizon, &[0.1, 0.5, 0.9]).unwrap();
+        let mut restored = Gbt::new(GbtConfig::new(1, 1));
+        restored.load(&gbt.save().unwrap()).unwrap();
+        assert_eq!(restored.predict(&panel, horizon, &[0.1, 0.5, 0.9]).unwrap(), first);
+        let mut again = Gbt::new(GbtConfig::new(horizon, 7));
+        again.fit(&panel).unwrap();
+        assert_eq!(
+            again.predict(&panel, horizon, &[0.1, 0.5, 0.9]).unwrap(),
+            first,
+            "same data and seed, same forecast"
+        );
+    }
+
+    #[test]
+    fn too_short_a_history_is_a_clear_error() {
+        let panel = Panel::single(&[1.0, 2.0, 3.0]);
+        let err = Gbt::new(GbtConfig::new(7, 7)).fit(&panel).unwrap_err().to_string();
+        assert!(err.contains("too short"), "{err}");
+    }
+}
