@@ -163,6 +163,12 @@ pub async fn gather(lake: &Lake, settings: &Settings, source: &Source, clock: &d
         }
         _ => RunInfo { run_id: source.run_id.clone(), ..Default::default() },
     };
+    // A report written by a step of the run itself sees the run still going: say how far it got.
+    if run.status.as_deref() == Some("running") {
+        let done = run.steps.iter().filter(|s| s.status == "succeeded").count();
+        run.status =
+            Some(format!("running ({done} of {} steps succeeded when this report was written)", run.steps.len()));
+    }
 
     // The backtest's scores, from its manifest.
     let bt_dir = layout::backtest(&source.run_id);

@@ -191,10 +191,8 @@ impl Gbt {
         let target: Vec<f64> = keep.iter().map(|&r| rows.target[r]).collect();
         let weight: Vec<f64> = keep.iter().map(|&r| rows.weight[r]).collect();
         let matrix = Matrix::new(&data, keep.len(), rows.width);
-        let mut booster = self.booster(layout);
-        booster
-            .fit(&matrix, &target, Some(&weight), None)
-            .map_err(|e| Error::data(format!("gbt: fitting failed: {e}")))?;
+        let mut booster = self.booster();
+        booster.fit(&matrix, &target, &weight, None).map_err(|e| Error::data(format!("gbt: fitting failed: {e}")))?;
         Ok(booster)
     }
 }
@@ -280,7 +278,8 @@ impl Forecaster for Gbt {
         let mut which = Vec::new();
         let mut row = Vec::with_capacity(width);
         for (s, y) in panel.values.iter().enumerate() {
-            if y.len() < 2 {
+            // Too short to read, or no sales over the last year: a flat forecast (below).
+            if y.len() < 2 || recent_zero(y, layout.scale_window) {
                 continue;
             }
             let o = y.len() - 1;
@@ -308,8 +307,8 @@ impl Forecaster for Gbt {
             out.set(s, h, mean, &mut qs);
         }
         for (s, y) in panel.values.iter().enumerate() {
-            if y.len() < 2 {
-                let m = y.first().copied().unwrap_or(0.0);
+            if y.len() < 2 || recent_zero(y, layout.scale_window) {
+                let m = if y.len() < 2 { y.first().copied().unwrap_or(0.0) } else { 0.0 };
                 for h in 0..horizon {
                     qs.iter_mut().for_each(|q| *q = m);
                     out.set(s, h, m, &mut qs);
@@ -347,6 +346,11 @@ impl Forecaster for Gbt {
     fn needs_covariates(&self) -> bool {
         self.config.covariates
     }
+}
+
+/// Whether the last `window` values are all zero.
+fn recent_zero(y: &[f32], window: usize) -> bool {
+    y[y.len().saturating_sub(window)..].iter().all(|v| *v == 0.0)
 }
 
 #[cfg(test)]
