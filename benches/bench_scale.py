@@ -102,6 +102,15 @@ def mib(kib: int) -> str:
     return f"{kib / 1024:,.0f}"
 
 
+def write_section(out: Path, key: str, table: str) -> None:
+    """Puts `table` (a `## key …` section) into `out`, replacing the section of the same key and
+    keeping the text before the first section and every other section (notes, findings)."""
+    old = out.read_text() if out.exists() else "# Memory at scale (`make bench-scale`)\n"
+    pre, *secs = old.split("\n## ")
+    kept = ["## " + x.rstrip() for x in secs if not x.startswith(key)]
+    out.write_text(pre.rstrip() + "\n\n" + "\n\n".join([*kept, table]) + "\n")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--series", type=int, default=30000)
@@ -218,14 +227,7 @@ def main() -> None:
     print(table)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    head = "# Memory at scale (`make bench-scale`)\n\n"
-    old = out.read_text() if out.exists() else head
-    # One section per lake size; a rerun replaces its own section.
-    sections = [s for s in old[len(head):].split("\n## ") if s.strip()] if old.startswith(head) else []
-    mine = f"{a.series:,} series x {a.days:,} days"
-    sections = [s if s.startswith("## ") else "## " + s for s in sections]
-    sections = [s.rstrip() for s in sections if not s.startswith(f"## {mine}")]
-    out.write_text(head + "\n\n".join([*sections, table]) + "\n")
+    write_section(out, f"{a.series:,} series x {a.days:,} days", table)
     print(f"wrote {out}")
     if rc != 0:
         sys.exit(rc)
