@@ -165,7 +165,7 @@ def main() -> None:
         if rc != 0:
             sys.exit(f"demo failed ({rc}); see {work}/generate-{a.series}x{a.days}.log")
         size = sum(f.stat().st_size for f in (lake / "raw").rglob("*") if f.is_file())
-        gen = {"seconds": wall, "peak_mib": max(kpeak, *(k for _, k in smp)) / 1024, "raw_bytes": size}
+        gen = {"seconds": wall, "peak_mib": max([kpeak, *(k for _, k in smp)]) / 1024, "raw_bytes": size}
         gen_file.write_text(json.dumps(gen))
     gen.setdefault("raw_bytes", sum(f.stat().st_size for f in (lake / "raw").rglob("*") if f.is_file()))
 
@@ -190,7 +190,7 @@ def main() -> None:
         # The sample just before the step started counts too: a short step may fall between samples.
         inside = [k for t, k in smp if s <= t <= e] + [k for t, k in smp if t < s][-1:]
         rows.append((st["name"], st["status"], e - s, max(inside, default=0), st.get("rows_in"), st.get("rows_out")))
-    peak = max(kpeak, *(k for _, k in smp))
+    peak = max([kpeak, *(k for _, k in smp)])
     cores = os.cpu_count()
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     cmd = " ".join(["python3", "benches/bench_scale.py", *sys.argv[1:]])
