@@ -64,3 +64,7 @@ bench-train: build ## Deep-model training benchmark on the demo lake (epoch time
 .PHONY: bench-walmart
 bench-walmart: build ## Real-data benchmark: Walmart weekly sales, shelfcast's models next to the peers (BENCH_WALMART_ARGS=--no-peers to reuse theirs)
 	python3 benches/bench_walmart.py $(BENCH_WALMART_ARGS)
+
+.PHONY: bench-scale
+bench-scale: build ## Memory at scale: the nightly job on a 30,000 series × 1,900 days demo lake under memory-limit-mb (time and peak RSS per step; BENCH_SCALE_ARGS=--series 5000 …)
+	python3 benches/bench_scale.py $(BENCH_SCALE_ARGS)
