@@ -16,10 +16,18 @@ SELECT
     CAST(price AS DOUBLE) AS price,
     'duplicate key: copy ' || CAST(copy AS VARCHAR) || ' of ' || CAST(copies AS VARCHAR) AS reason
 FROM (
+    -- Only the keys that repeat are windowed: a window over all of sales would hold the whole
+    -- table in memory (window operators do not spill), while the grouping below can spill.
     SELECT
         s.*,
-        ROW_NUMBER() OVER (PARTITION BY date, item_id, location_id ORDER BY units, revenue, price) AS copy,
-        COUNT(*) OVER (PARTITION BY date, item_id, location_id) AS copies
+        k.copies,
+        ROW_NUMBER() OVER (PARTITION BY s.date, s.item_id, s.location_id ORDER BY s.units, s.revenue, s.price) AS copy
     FROM sales s
+    JOIN (
+        SELECT date, item_id, location_id, COUNT(*) AS copies
+        FROM sales
+        GROUP BY date, item_id, location_id
+        HAVING COUNT(*) > 1
+    ) k ON s.date = k.date AND s.item_id = k.item_id AND s.location_id = k.location_id
 ) d
 WHERE copy > 1

@@ -14,5 +14,7 @@ SELECT
     CAST(s.price AS DOUBLE) AS price,
     'item not in the items table' AS reason
 FROM sales s
-WHERE EXISTS (SELECT 1 FROM items)
+-- A scalar count, not EXISTS: an uncorrelated EXISTS is planned as a join of every sales row with
+-- every item.
+WHERE (SELECT COUNT(*) FROM items) > 0
   AND NOT EXISTS (SELECT 1 FROM items i WHERE i.item_id = s.item_id)
