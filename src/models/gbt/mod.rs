@@ -25,6 +25,14 @@ use super::{FitReport, Forecast, Forecaster};
 use crate::error::{Error, Result};
 use crate::panel::Panel;
 
+/// Scaled targets are clipped to this range: a spike of hundreds of times a series' usual level
+/// (a tiny series' one big order) would otherwise pull a whole leaf, and every large series in it,
+/// to absurd values.
+const TARGET_RANGE: (f64, f64) = (-2.0, 10.0);
+
+/// Least total weight (rows, weights averaging 1) in a leaf.
+const MIN_LEAF_WEIGHT: f32 = 20.0;
+
 /// Hyperparameters of the trees model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GbtConfig {
@@ -159,7 +167,7 @@ impl Gbt {
                 for h in 1..=h_max.min(n - 1 - o) {
                     features::row(layout, panel, cats, s, y, o, h, sc, &mut row);
                     rows.data.extend_from_slice(&row);
-                    rows.target.push(f64::from(y[o + h]) / sc);
+                    rows.target.push((f64::from(y[o + h]) / sc).clamp(TARGET_RANGE.0, TARGET_RANGE.1));
                     rows.weight.push(if self.config.volume_weighting { sc } else { 1.0 });
                     rows.index.push((s, o, h));
                 }
@@ -179,7 +187,7 @@ impl Gbt {
             .set_iterations(self.config.trees)
             .set_learning_rate(self.config.learning_rate)
             .set_max_depth(self.config.max_depth)
-            .set_min_leaf_weight(1.0)
+            .set_min_leaf_weight(MIN_LEAF_WEIGHT)
             .set_initialize_base_score(true)
             .set_parallel(self.config.threads != 1)
             .set_num_threads((self.config.threads > 1).then_some(self.config.threads))
@@ -189,7 +197,10 @@ impl Gbt {
     fn train(&self, rows: &Rows, keep: &[usize]) -> Result<GradientBooster> {
         let data = rows.matrix(keep);
         let target: Vec<f64> = keep.iter().map(|&r| rows.target[r]).collect();
-        let weight: Vec<f64> = keep.iter().map(|&r| rows.weight[r]).collect();
+        // Weights averaging 1, so the least leaf weight counts rows.
+        let total: f64 = keep.iter().map(|&r| rows.weight[r]).sum();
+        let norm = keep.len() as f64 / total.max(f64::MIN_POSITIVE);
+        let weight: Vec<f64> = keep.iter().map(|&r| rows.weight[r] * norm).collect();
         let matrix = Matrix::new(&data, keep.len(), rows.width);
         let mut booster = self.booster();
         booster.fit(&matrix, &target, &weight, None).map_err(|e| Error::data(format!("gbt: fitting failed: {e}")))?;
