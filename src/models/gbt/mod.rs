@@ -181,6 +181,15 @@ impl Gbt {
         rows
     }
 
+    /// The panel as the model reads it: without its covariates when they are turned off.
+    fn view<'a>(&self, panel: &'a Panel) -> std::borrow::Cow<'a, Panel> {
+        if self.config.covariates {
+            std::borrow::Cow::Borrowed(panel)
+        } else {
+            std::borrow::Cow::Owned(Panel { covariates: None, ..panel.clone() })
+        }
+    }
+
     fn booster(&self) -> GradientBooster {
         GradientBooster::default()
             .set_objective_type(ObjectiveType::SquaredLoss)
@@ -216,14 +225,8 @@ impl Forecaster for Gbt {
     fn fit(&mut self, panel: &Panel) -> Result<FitReport> {
         let span = info_span!("gbt_fit", series = panel.len(), horizon = self.config.horizon);
         let _guard = span.enter();
-        let mut plain;
-        let panel = if self.config.covariates {
-            panel
-        } else {
-            plain = panel.clone();
-            plain.covariates = None;
-            &plain
-        };
+        let panel = self.view(panel);
+        let panel = panel.as_ref();
         let mut layout = Layout::for_panel(panel, self.config.season);
         let mut vocab = Vec::new();
         let cats = Categories::code(panel, &mut layout, &mut vocab, true);
@@ -269,14 +272,8 @@ impl Forecaster for Gbt {
     fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast> {
         let fitted = self.fitted.as_ref().ok_or_else(|| Error::data("gbt: predict before fit"))?;
         let model = fitted.model.as_ref().ok_or_else(|| Error::data("gbt: the trees were not loaded"))?;
-        let mut plain;
-        let panel = if self.config.covariates {
-            panel
-        } else {
-            plain = panel.clone();
-            plain.covariates = None;
-            &plain
-        };
+        let panel = self.view(panel);
+        let panel = panel.as_ref();
         let mut layout = fitted.layout.clone();
         let mut vocab = fitted.vocab.clone();
         let cats = Categories::code(panel, &mut layout, &mut vocab, false);
