@@ -17,7 +17,8 @@ use crate::settings::Frequency;
 /// Missing values (a lag before the series starts) are NaN: the trees learn where they go.
 const MISSING: f64 = f64::NAN;
 
-/// Largest number of distinct values of a categorical column the trees read as categories.
+/// Largest number of distinct values of a categorical column the trees read (as codes); an id
+/// column with more (thousands of items) says little a code split can use.
 pub const MAX_CATEGORIES: usize = 250;
 
 /// How the features are laid out for one panel grain.
@@ -60,11 +61,6 @@ impl Layout {
         // step, lags, means, season lag ±1 (3), year lag ±1 (3), two years, year-on-year growth,
         // calendar (2), known covariates, categoricals.
         1 + self.lags + self.means.len() + 3 + 3 + 1 + 1 + 2 + self.known + self.categorical.len()
-    }
-
-    /// Index of the first categorical column.
-    pub fn first_categorical(&self) -> usize {
-        self.width() - self.categorical.len()
     }
 }
 

@@ -260,6 +260,7 @@ impl Forecaster for Gbt {
                 }
             }
             errors[h].sort_by(f32::total_cmp);
+            errors[h] = thin(&errors[h]);
         }
         let all: Vec<usize> = (0..rows.len()).collect();
         let booster = self.train(&rows, &all)?;
@@ -354,6 +355,17 @@ impl Forecaster for Gbt {
     fn needs_covariates(&self) -> bool {
         self.config.covariates
     }
+}
+
+/// Order statistics kept per step: the saved model holds these, not every held-out error.
+const ERROR_POINTS: usize = 1001;
+
+/// A sorted sample thinned to [`ERROR_POINTS`] evenly spaced quantiles (unchanged when shorter).
+fn thin(sorted: &[f32]) -> Vec<f32> {
+    if sorted.len() <= ERROR_POINTS {
+        return sorted.to_vec();
+    }
+    (0..ERROR_POINTS).map(|k| quantile_sorted(sorted, k as f64 / (ERROR_POINTS - 1) as f64)).collect()
 }
 
 /// Whether the last `window` values are all zero.
@@ -459,6 +471,18 @@ mod tests {
             first,
             "same data and seed, same forecast"
         );
+    }
+
+    #[test]
+    fn held_out_errors_are_thinned_to_their_quantiles() {
+        let sorted: Vec<f32> = (0..10_000).map(|i| i as f32).collect();
+        let thinned = thin(&sorted);
+        assert_eq!(thinned.len(), ERROR_POINTS);
+        for level in [0.0, 0.1, 0.5, 0.9, 1.0] {
+            let (a, b) = (quantile_sorted(&sorted, level), quantile_sorted(&thinned, level));
+            assert!((a - b).abs() < 1e-3 * 10_000.0, "level {level}: {a} vs {b}");
+        }
+        assert_eq!(thin(&[1.0, 2.0]), vec![1.0, 2.0]);
     }
 
     #[test]
