@@ -122,9 +122,16 @@ def main() -> None:
     ap.add_argument("--dir", default=os.path.expanduser("~/.cache/shelfcast/bench/scale"))
     ap.add_argument("--out", default=str(ROOT / "benches" / "results" / "scale.md"))
     ap.add_argument("--nice", type=int, default=10, help="niceness of the shelfcast processes")
+    ap.add_argument("--sql-option", action="append", default=None, metavar="KEY=VALUE",
+                    help="a DataFusion option under [sql-options] (repeatable); default: "
+                         "optimizer.prefer_hash_join=false (sort-merge joins, which spill: the hash joins of "
+                         "the target features hold 4+ GiB at 30,000 series); --sql-option none for none")
     ap.add_argument("--lease-ttl", default="",
                     help="run a copy of jobs/nightly.toml with this lease-ttl (e.g. 30m); default: the file as it is")
     a = ap.parse_args()
+    if a.sql_option is None:
+        a.sql_option = ["optimizer.prefer_hash_join=false"]
+    a.sql_option = [o for o in a.sql_option if o != "none"]
     if not Path(a.bin).exists():
         sys.exit(f"no binary at {a.bin} (make build, or --bin PATH)")
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -149,6 +156,8 @@ def main() -> None:
         f"threads = {a.threads}\n"
         f"models = {json.dumps(models)}\n"
         f'jobs-dir = "{jobs}"\n'
+        + ("\n[sql-options]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in (o.split("=", 1) for o in a.sql_option))
+           if a.sql_option else "")
     )
     nice = ["nice", "-n", str(a.nice)] if a.nice else []
     base = [*nice, a.bin, "-c", str(settings), "--lake", str(lake), "-q"]
@@ -206,7 +215,8 @@ def main() -> None:
         "",
         f"- memory-limit-mb = {a.memory_limit_mb} (SQL memory pool, spill beyond), threads = {a.threads}, "
         f"models = {','.join(models)}, nice {a.nice}, "
-        f"lease-ttl {a.lease_ttl or 'as in jobs/nightly.toml (2m)'}",
+        f"lease-ttl {a.lease_ttl or 'as in jobs/nightly.toml (2m)'}, "
+        f"sql-options {', '.join(a.sql_option) or 'none'}",
         f"- demo lake: generated in {gen['seconds']:.0f} s, peak {gen['peak_mib']:,.0f} MiB, "
         f"raw tables {gen['raw_bytes'] / 2**20:,.0f} MiB",
         f"- nightly: {record['status']} (exit {rc}) in {wall:,.0f} s, overall peak RSS {mib(peak)} MiB; "

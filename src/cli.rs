@@ -630,7 +630,7 @@ async fn factors_cmd(
     let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
     let params = default_params(&ctx, settings, cutoff).await?;
     let token = format!("factors-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
-    let (mut analysis, observations) = factors::analyze_counted(&ctx, params, &settings.factors).await?;
+    let (mut analysis, observations) = factors::analyze_counted(&ctx, None, params, &settings.factors).await?;
     if let Some(opts) = importance {
         let started = Instant::now();
         let imp = factors::importance::run(&ctx, lake, settings, &opts, params.cutoff, &token, clock).await?;
@@ -664,7 +664,7 @@ async fn explain_cmd(
 ) -> anyhow::Result<()> {
     let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
     let params = default_params(&ctx, settings, cutoff).await?;
-    let analysis = factors::analyze(&ctx, params, &settings.factors).await?;
+    let analysis = factors::analyze(&ctx, params, &settings.factors, Some(item)).await?;
     let mut found = false;
     for model in &analysis.models {
         for key in model.series.keys() {

@@ -238,7 +238,7 @@ pub enum Error {
     ObjectPath(#[from] object_store::path::Error),
 
     /// DataFusion failed to plan or run a query.
-    #[error("SQL: {0}")]
+    #[error("SQL: {0}{hint}", hint = sql_hint(.0))]
     DataFusion(#[from] datafusion::error::DataFusionError),
 
     /// Arrow failed.
@@ -270,5 +270,18 @@ impl Error {
     /// Builds an [`Error::Data`] from anything printable.
     pub fn data(message: impl Into<String>) -> Self {
         Error::Data(message.into())
+    }
+}
+
+/// What to try when a query ran out of its memory budget in an operator that cannot spill.
+fn sql_hint(e: &datafusion::error::DataFusionError) -> &'static str {
+    let text = e.to_string();
+    if !text.contains("Resources exhausted") {
+        ""
+    } else if text.contains("HashJoin") {
+        " (hash joins hold their build side in memory: raise `memory-limit-mb`, or set \
+         `\"optimizer.prefer_hash_join\" = false` under `[sql-options]` for sort-merge joins, which spill)"
+    } else {
+        " (raise `memory-limit-mb`, or lower `threads` so fewer partitions share the budget)"
     }
 }

@@ -1,8 +1,8 @@
 -- observations: one row per item × location × period of the history, with what the factor
 -- regression reads.
 --
--- role:       analysis (reads the feature views of the cutoff: target, price_promo, competitor,
---             calendar_features, attributes)
+-- role:       analysis (reads the feature tables of the cutoff: target, price_promo, competitor,
+--             calendar_features, attributes; and factor_series, the series chosen to be read)
 -- grain:      item_id × location_id × date, up to the cutoff
 -- parameters: $1 cutoff 'YYYY-MM-DD'
 -- output:     item_id, location_id, category (the item's, or 'all' when unknown), date,
@@ -38,6 +38,8 @@ SELECT
     CAST(cf.day_of_year AS BIGINT) AS day_of_year,
     cf.event
 FROM target t
+JOIN factor_series fs
+  ON fs.item_id = t.item_id AND fs.location_id = t.location_id
 LEFT JOIN price_promo pp
   ON pp.item_id = t.item_id AND pp.location_id = t.location_id AND pp.date = t.date
 LEFT JOIN competitor c
@@ -47,8 +49,10 @@ LEFT JOIN calendar_features cf
 LEFT JOIN attributes a
   ON a.item_id = t.item_id AND a.location_id = t.location_id
 LEFT JOIN (
-    SELECT item_id, location_id, CAST(CAST(CAST(date AS DATE) AS INT) AS BIGINT) + 1 AS day, MIN(on_hand) AS on_hand
-    FROM inventory
+    SELECT i.item_id, i.location_id, CAST(CAST(CAST(i.date AS DATE) AS INT) AS BIGINT) + 1 AS day, MIN(i.on_hand) AS on_hand
+    FROM inventory i
+    JOIN factor_series s
+      ON s.item_id = i.item_id AND s.location_id = i.location_id
     GROUP BY 1, 2, 3
 ) inv
   ON inv.item_id = t.item_id AND inv.location_id = t.location_id AND inv.day = CAST(CAST(t.date AS INT) AS BIGINT)

@@ -111,12 +111,20 @@ pub struct EngineOptions {
     pub corrupt_files: CorruptFiles,
     /// Where the feature SQL runs.
     pub engine: EngineKind,
+    /// DataFusion configuration options (`datafusion.…` key, value) set on every session.
+    pub sql_options: Vec<(String, String)>,
 }
 
 impl EngineOptions {
     /// `threads` partitions, no memory budget, the local engine.
     pub fn threads(threads: usize) -> Self {
-        Self { threads, memory_limit: None, corrupt_files: CorruptFiles::Stop, engine: EngineKind::Local }
+        Self {
+            threads,
+            memory_limit: None,
+            corrupt_files: CorruptFiles::Stop,
+            engine: EngineKind::Local,
+            sql_options: Vec::new(),
+        }
     }
 
     /// From settings: threads, `memory-limit-mb` (0: half of the machine's memory), and `engine`.
@@ -125,13 +133,39 @@ impl EngineOptions {
             0 => total_memory().map(|m| m / 2),
             mb => Some(mb * 1024 * 1024),
         };
-        Self { threads: s.threads, memory_limit: limit, corrupt_files: s.corrupt_files, engine: s.engine.clone() }
+        Self {
+            threads: s.threads,
+            memory_limit: limit,
+            corrupt_files: s.corrupt_files,
+            engine: s.engine.clone(),
+            sql_options: s.sql_options.clone(),
+        }
     }
 
     /// The same sizing on the engine `engine`.
     pub fn with_engine(self, engine: EngineKind) -> Self {
         Self { engine, ..self }
     }
+}
+
+/// Checks the `[sql-options]` of a settings file against DataFusion's configuration and turns
+/// them into (key, value) text; `datafusion.` may be left off the keys. An error names the key.
+pub fn sql_options(
+    options: std::collections::BTreeMap<String, toml::Value>,
+) -> std::result::Result<Vec<(String, String)>, (String, String)> {
+    let mut probe = datafusion::config::ConfigOptions::new();
+    let mut out = Vec::with_capacity(options.len());
+    for (key, value) in options {
+        let full = if key.starts_with("datafusion.") { key.clone() } else { format!("datafusion.{key}") };
+        let text = match &value {
+            toml::Value::String(s) => s.clone(),
+            toml::Value::Integer(_) | toml::Value::Float(_) | toml::Value::Boolean(_) => value.to_string(),
+            other => return Err((key, format!("expected a string, number or boolean, found {}", other.type_str()))),
+        };
+        probe.set(&full, &text).map_err(|e| (key.clone(), e.strip_backtrace()))?;
+        out.push((full, text));
+    }
+    Ok(out)
 }
 
 /// Physical memory in bytes (Linux), if known.
@@ -162,10 +196,16 @@ fn runtime(opts: &EngineOptions) -> Arc<RuntimeEnv> {
 
 /// A local session sized by `opts` (whatever its `engine`: the cluster is attached by [`open_with`]).
 pub fn context(opts: EngineOptions) -> SessionContext {
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .with_target_partitions(opts.threads.max(1))
         .with_information_schema(true)
         .with_batch_size(16 * 1024);
+    for (key, value) in &opts.sql_options {
+        // Checked when the settings were read (see [`sql_options`]).
+        if let Err(e) = config.options_mut().set(key, value) {
+            tracing::warn!(key, cause = %e, "SQL option not applied");
+        }
+    }
     let runtime = runtime(&opts);
     let state = SessionStateBuilder::new()
         .with_config(config)

@@ -576,9 +576,9 @@ pub async fn full_panel(ctx: &datafusion::prelude::SessionContext, settings: &Se
     use crate::features::{self, FeatureParams, queries};
     let last = features::last_sales_date(ctx).await?.ok_or_else(|| Error::data("the sales table has no rows"))?;
     let params = FeatureParams::from_settings(last, settings);
-    let batches = features::dataframe(ctx, &queries::TARGET, params).await?.collect().await?;
+    let rows = features::dataframe(ctx, &queries::TARGET, params).await?.execute_stream().await?;
     let end = params.cutoff - Duration::days(settings.frequency.days() - 1);
-    Ok((Panel::from_batches(&batches, settings.frequency, end)?, params.cutoff))
+    Ok((Panel::from_stream(rows, settings.frequency, end).await?, params.cutoff))
 }
 
 /// Writes a backtest to `metrics/backtest/run_id=…/`: its forecasts in the canonical format,

@@ -109,6 +109,9 @@ pub struct Analysis {
     /// The group importance on backtest windows, when measured.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub importance: Option<super::importance::Importance>,
+    /// Series the regression read, of the series in the history (fewer when sampled).
+    #[serde(default)]
+    pub series: (usize, usize),
 }
 
 impl Analysis {

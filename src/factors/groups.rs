@@ -70,11 +70,22 @@ pub struct FactorSettings {
     /// Permutation importance of the groups on backtest windows (`[factors.importance]`).
     #[serde(default)]
     pub importance: ImportanceSettings,
+    /// The regression reads at most this many series (0: all), the same share of each category.
+    #[serde(default = "default_max_series")]
+    pub max_series: usize,
+}
+
+/// Series the factor regression reads by default: its estimates are pooled per category, and a
+/// few thousand series of years of history pin them down; more only costs memory and time.
+pub const DEFAULT_MAX_SERIES: usize = 2_000;
+
+fn default_max_series() -> usize {
+    DEFAULT_MAX_SERIES
 }
 
 impl Default for FactorSettings {
     fn default() -> Self {
-        Self { groups: default_groups(), importance: ImportanceSettings::default() }
+        Self { groups: default_groups(), importance: ImportanceSettings::default(), max_series: DEFAULT_MAX_SERIES }
     }
 }
 

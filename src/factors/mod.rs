@@ -69,9 +69,16 @@ pub struct FactorMetrics {
     pub location: String,
 }
 
-/// Analyses the history up to the cutoff of `params`.
-pub async fn analyze(ctx: &SessionContext, params: FeatureParams, groups: &FactorSettings) -> Result<Analysis> {
-    Ok(analyze_counted(ctx, params, groups).await?.0)
+/// Analyses the history up to the cutoff of `params`, computing the feature tables as views;
+/// the series of `item` are read whatever the sample of series.
+pub async fn analyze(
+    ctx: &SessionContext,
+    params: FeatureParams,
+    groups: &FactorSettings,
+    item: Option<&str>,
+) -> Result<Analysis> {
+    let choice = data::SeriesChoice { max_series: groups.max_series, item: item.map(str::to_string) };
+    Ok(analyze_from(ctx, None, params, groups, &choice).await?.0)
 }
 
 /// Analyses the history and writes `factors/run_date=…/`.
@@ -85,25 +92,40 @@ pub async fn run(
     token: &str,
     clock: &dyn Clock,
 ) -> Result<(Analysis, FactorMetrics)> {
-    let (analysis, observations) = analyze_counted(ctx, params, groups).await?;
+    let (analysis, observations) = analyze_counted(ctx, Some(lake), params, groups).await?;
     let metrics = write(lake, &analysis, observations, params, run_date, token, clock).await?;
     Ok((analysis, metrics))
 }
 
-/// Analyses the history; the analysis and the rows of history read.
+/// Analyses the history; the analysis and the rows of history read. With `lake`, the feature
+/// datasets committed for the cutoff are read where they exist (see [`data::load`]).
 pub async fn analyze_counted(
     ctx: &SessionContext,
+    lake: Option<&Lake>,
     params: FeatureParams,
     groups: &FactorSettings,
 ) -> Result<(Analysis, u64)> {
-    let obs = data::load(ctx, params).await?;
+    let choice = data::SeriesChoice { max_series: groups.max_series, item: None };
+    analyze_from(ctx, lake, params, groups, &choice).await
+}
+
+async fn analyze_from(
+    ctx: &SessionContext,
+    lake: Option<&Lake>,
+    params: FeatureParams,
+    groups: &FactorSettings,
+    choice: &data::SeriesChoice,
+) -> Result<(Analysis, u64)> {
+    let obs = data::load(ctx, lake, params, choice).await?;
     if obs.is_empty() {
         return Err(Error::data(format!("factors: no history on or before {}", params.cutoff)));
     }
     let observations = obs.len() as u64;
     let daily = params.frequency == Frequency::Daily;
     let groups = groups.clone();
-    let analysis = tokio::task::spawn_blocking(move || estimates::analyze(&obs, daily, &groups)).await?;
+    let series = obs.series;
+    let mut analysis = tokio::task::spawn_blocking(move || estimates::analyze(&obs, daily, &groups)).await?;
+    analysis.series = series;
     Ok((analysis, observations))
 }
 
@@ -135,6 +157,8 @@ pub async fn write(
     meta.insert("frequency".into(), params.frequency.as_str().into());
     meta.insert("ranking".into(), serde_json::to_value(&analysis.ranking)?);
     meta.insert("skipped".into(), serde_json::to_value(&analysis.skipped)?);
+    meta.insert("series_read".into(), analysis.series.0.into());
+    meta.insert("series_total".into(), analysis.series.1.into());
     if let Some(imp) = &analysis.importance {
         meta.insert("importance_rows".into(), imp.rows.len().into());
     }

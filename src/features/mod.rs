@@ -113,6 +113,23 @@ pub async fn register_views(ctx: &SessionContext, params: FeatureParams) -> Resu
     Ok(())
 }
 
+/// Registers the feature tables of `params` for analysis: the dataset committed for the cutoff
+/// where there is one (what the models of a run read), else the query as a view.
+pub async fn register_committed(ctx: &SessionContext, lake: &Lake, params: FeatureParams) -> Result<()> {
+    for q in queries::for_frequency(params.frequency) {
+        let dir = crate::lake::layout::features(q.name, params.cutoff);
+        match crate::lake::dataset::read_manifest(lake, &dir).await? {
+            Some(manifest) => register_dataset(ctx, lake, q.name, &dir, &manifest).await?,
+            None => {
+                let df = dataframe(ctx, q, params).await?;
+                let _ = ctx.deregister_table(q.name)?;
+                ctx.register_table(q.name, df.into_view())?;
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Materialises every feature query of the grain, in order; each reads the ones before it from
 /// their written datasets.
 pub async fn materialize_all(

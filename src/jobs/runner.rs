@@ -40,7 +40,7 @@ use crate::lake::lease::{Acquired, Lease, LeaseState};
 use crate::lake::{Lake, dataset, layout};
 use crate::models::baseline::classify::classify;
 use crate::models::{self, Forecast, Forecaster, store};
-use crate::panel::{Covariates, Panel};
+use crate::panel::{Covariates, Panel, PanelBuilder};
 use crate::plan::replenish;
 use crate::publish::notify;
 use crate::publish::{self, ForecastRelease, PublishMetrics};
@@ -703,7 +703,8 @@ async fn run_step(
         }
         StepKind::Factors => {
             let clock = env.clock.as_ref();
-            let (mut analysis, observations) = crate::factors::analyze_counted(ctx, params, &s.factors).await?;
+            let (mut analysis, observations) =
+                crate::factors::analyze_counted(ctx, Some(&env.lake), params, &s.factors).await?;
             if s.factors.importance.enabled {
                 // After the analysis: measuring materialises the features of earlier cutoffs.
                 let opts = crate::factors::importance::ImportanceOptions::from_settings(s);
@@ -774,9 +775,10 @@ fn needs_covariates(models: &[Box<dyn Forecaster>]) -> bool {
 /// The panel of the `target` feature table at the cutoff.
 async fn panel_for(env: &RunEnv, params: FeatureParams) -> Result<Panel> {
     let dir = layout::features(queries::TARGET.name, params.cutoff);
-    let (_, batches) = dataset::read(&env.lake, &dir).await?;
     let end = params.cutoff - Duration::days(params.frequency.days() - 1);
-    let panel = Panel::from_batches(&batches, params.frequency, end)?;
+    let mut builder = PanelBuilder::new(params.frequency, end);
+    dataset::read_each(&env.lake, &dir, |part| part.iter().try_for_each(|b| builder.push(b))).await?;
+    let panel = builder.finish()?;
     if panel.is_empty() {
         return Err(Error::data(format!("no series have sales on or before {}", params.cutoff)));
     }

@@ -35,7 +35,6 @@ use std::time::Duration;
 use chrono::{DateTime, Utc};
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
-use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, warn};
 
@@ -215,32 +214,54 @@ impl Lease {
         Ok(())
     }
 
-    /// Renews the lease in the background every third of its TTL until [`Keeper::stop`].
+    /// Renews the lease in the background every third of its TTL until [`Keeper::release`].
     /// `lost` is cancelled if a renewal fails, so the work under the lease can stop.
+    ///
+    /// The renewals run on a thread of their own (with a one-thread runtime), not on the
+    /// caller's runtime: the work under the lease (DataFusion's operators, model fits) can keep
+    /// every worker of that runtime busy in long polls for longer than the TTL, and a renewal
+    /// queued behind them would find the lease already expired.
     pub fn keep(self, clock: Arc<dyn Clock>) -> Keeper {
         let lost = CancellationToken::new();
         let stop = CancellationToken::new();
         let every = (self.ttl / 3).max(Duration::from_millis(10));
         let (lost2, stop2) = (lost.clone(), stop.clone());
-        let task = tokio::spawn(async move {
-            let mut lease = self;
-            let mut tick = tokio::time::interval(every);
-            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            tick.tick().await;
-            loop {
-                tokio::select! {
-                    _ = stop2.cancelled() => return Some(lease),
-                    _ = tick.tick() => {
-                        if let Err(e) = lease.renew(clock.now()).await {
-                            warn!(lease = %lease.dir, cause = %e, "lease lost");
-                            lost2.cancel();
-                            return None;
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let renewals = move || {
+            let runtime = match tokio::runtime::Builder::new_current_thread().enable_all().build() {
+                Ok(rt) => rt,
+                Err(e) => {
+                    warn!(lease = %self.dir, cause = %e, "no runtime for the lease renewals");
+                    lost2.cancel();
+                    let _ = tx.send(None);
+                    return;
+                }
+            };
+            let kept = runtime.block_on(async move {
+                let mut lease = self;
+                let mut tick = tokio::time::interval(every);
+                tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+                tick.tick().await;
+                loop {
+                    tokio::select! {
+                        _ = stop2.cancelled() => return Some(lease),
+                        _ = tick.tick() => {
+                            if let Err(e) = lease.renew(clock.now()).await {
+                                warn!(lease = %lease.dir, cause = %e, "lease lost");
+                                lost2.cancel();
+                                return None;
+                            }
                         }
                     }
                 }
-            }
-        });
-        Keeper { task: Some(task), stop, lost }
+            });
+            let _ = tx.send(kept);
+        };
+        if let Err(e) = std::thread::Builder::new().name("shelfcast-lease".into()).spawn(renewals) {
+            warn!(cause = %e, "no thread for the lease renewals");
+            lost.cancel();
+        }
+        Keeper { kept: Some(rx), stop, lost }
     }
 }
 
@@ -250,7 +271,8 @@ impl Lease {
 /// lease then lapses after its TTL.
 #[derive(Debug)]
 pub struct Keeper {
-    task: Option<JoinHandle<Option<Lease>>>,
+    /// The lease, handed back by the renewal thread when it stops (`None` when it was lost).
+    kept: Option<tokio::sync::oneshot::Receiver<Option<Lease>>>,
     stop: CancellationToken,
     lost: CancellationToken,
 }
@@ -264,11 +286,11 @@ impl Keeper {
     /// Stops the renewals and releases the lease (when it was not lost).
     pub async fn release(mut self) -> Result<()> {
         self.stop.cancel();
-        let task = self.task.take();
-        match task {
-            Some(t) => match t.await? {
-                Some(lease) => lease.release().await,
-                None => Ok(()),
+        match self.kept.take() {
+            Some(rx) => match rx.await {
+                Ok(Some(lease)) => lease.release().await,
+                // Lost, or the renewal thread could not start: nothing of ours to delete.
+                Ok(None) | Err(_) => Ok(()),
             },
             None => Ok(()),
         }
@@ -277,9 +299,8 @@ impl Keeper {
 
 impl Drop for Keeper {
     fn drop(&mut self) {
-        if let Some(t) = &self.task {
-            t.abort();
-        }
+        // The thread sees the stop, hands the lease to a receiver that is gone, and ends.
+        self.stop.cancel();
     }
 }
 

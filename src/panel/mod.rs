@@ -54,53 +54,25 @@ fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::Ar
 impl Panel {
     /// Builds a panel from feature rows whose last period starts on `end`.
     pub fn from_batches(batches: &[RecordBatch], frequency: Frequency, end: NaiveDate) -> Result<Self> {
-        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
-        let end_day = (end - epoch).num_days();
-        let step = frequency.days();
-        let mut index: HashMap<SeriesKey, usize> = HashMap::new();
-        let mut rows: Vec<Vec<(i64, f32)>> = Vec::new();
+        let mut builder = PanelBuilder::new(frequency, end);
         for b in batches {
-            let items = cast(column(b, "item_id")?, &DataType::Utf8)?;
-            let locs = cast(column(b, "location_id")?, &DataType::Utf8)?;
-            let dates = cast(column(b, "date")?, &DataType::Date32)?;
-            let units = cast(column(b, "units")?, &DataType::Float64)?;
-            let items = items.as_string::<i32>();
-            let locs = locs.as_string::<i32>();
-            let dates = dates.as_any().downcast_ref::<Date32Array>().expect("cast to Date32");
-            let units = units.as_any().downcast_ref::<Float64Array>().expect("cast to Float64");
-            for r in 0..b.num_rows() {
-                if items.is_null(r) || locs.is_null(r) || dates.is_null(r) {
-                    return Err(Error::data(format!("feature row {r} has a null item_id, location_id or date")));
-                }
-                let key = SeriesKey { item_id: items.value(r).to_string(), location_id: locs.value(r).to_string() };
-                let next = rows.len();
-                let i = *index.entry(key).or_insert(next);
-                if i == next {
-                    rows.push(Vec::new());
-                }
-                let v = if units.is_null(r) { 0.0 } else { units.value(r) as f32 };
-                rows[i].push((dates.value(r) as i64, v));
-            }
+            builder.push(b)?;
         }
-        let mut keyed: Vec<(SeriesKey, Vec<(i64, f32)>)> =
-            index.into_iter().map(|(k, i)| (k, std::mem::take(&mut rows[i]))).collect();
-        keyed.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut keys = Vec::with_capacity(keyed.len());
-        let mut values = Vec::with_capacity(keyed.len());
-        for (key, mut obs) in keyed {
-            obs.sort_by_key(|o| o.0);
-            let last = obs.last().map(|o| o.0).unwrap_or(end_day);
-            let contiguous = obs.windows(2).all(|w| w[1].0 - w[0].0 == step);
-            if last != end_day || !contiguous {
-                return Err(Error::data(format!(
-                    "series {}/{} is not on the period grid ending {end}: features must be zero-filled to the cutoff",
-                    key.item_id, key.location_id
-                )));
-            }
-            keys.push(key);
-            values.push(obs.into_iter().map(|o| o.1).collect());
+        builder.finish()
+    }
+
+    /// Builds a panel from a stream of feature rows (a query's output), one batch at a time.
+    pub async fn from_stream(
+        mut stream: datafusion::execution::SendableRecordBatchStream,
+        frequency: Frequency,
+        end: NaiveDate,
+    ) -> Result<Self> {
+        use futures::StreamExt;
+        let mut builder = PanelBuilder::new(frequency, end);
+        while let Some(batch) = stream.next().await {
+            builder.push(&batch?)?;
         }
-        Ok(Self::new(keys, values, end, frequency))
+        builder.finish()
     }
 
     /// A panel of these series, without covariates.
@@ -145,6 +117,88 @@ impl Panel {
     }
 }
 
+/// Builds a [`Panel`] batch by batch, so the feature rows need not all be held at once (see
+/// `dataset::read_each`): memory holds one batch and 8 bytes per observation.
+#[derive(Debug)]
+pub struct PanelBuilder {
+    frequency: Frequency,
+    end: NaiveDate,
+    index: HashMap<SeriesKey, usize>,
+    /// (day since the epoch, units) per series, in arrival order.
+    rows: Vec<Vec<(i32, f32)>>,
+    /// The series of the previous row: rows come grouped by series, so most need no lookup.
+    last: Option<(SeriesKey, usize)>,
+}
+
+impl PanelBuilder {
+    /// A builder for a panel whose last period starts on `end`.
+    pub fn new(frequency: Frequency, end: NaiveDate) -> Self {
+        Self { frequency, end, index: HashMap::new(), rows: Vec::new(), last: None }
+    }
+
+    /// Adds feature rows (`item_id, location_id, date, units`).
+    pub fn push(&mut self, b: &RecordBatch) -> Result<()> {
+        let items = cast(column(b, "item_id")?, &DataType::Utf8)?;
+        let locs = cast(column(b, "location_id")?, &DataType::Utf8)?;
+        let dates = cast(column(b, "date")?, &DataType::Date32)?;
+        let units = cast(column(b, "units")?, &DataType::Float64)?;
+        let items = items.as_string::<i32>();
+        let locs = locs.as_string::<i32>();
+        let dates = dates.as_any().downcast_ref::<Date32Array>().expect("cast to Date32");
+        let units = units.as_any().downcast_ref::<Float64Array>().expect("cast to Float64");
+        for r in 0..b.num_rows() {
+            if items.is_null(r) || locs.is_null(r) || dates.is_null(r) {
+                return Err(Error::data(format!("feature row {r} has a null item_id, location_id or date")));
+            }
+            let (item, loc) = (items.value(r), locs.value(r));
+            let i = match &self.last {
+                Some((k, i)) if k.item_id == item && k.location_id == loc => *i,
+                _ => {
+                    let key = SeriesKey { item_id: item.to_string(), location_id: loc.to_string() };
+                    let next = self.rows.len();
+                    let i = *self.index.entry(key.clone()).or_insert(next);
+                    if i == next {
+                        self.rows.push(Vec::new());
+                    }
+                    self.last = Some((key, i));
+                    i
+                }
+            };
+            let v = if units.is_null(r) { 0.0 } else { units.value(r) as f32 };
+            self.rows[i].push((dates.value(r), v));
+        }
+        Ok(())
+    }
+
+    /// The panel: series sorted by key, each checked to be on the period grid ending at `end`.
+    pub fn finish(self) -> Result<Panel> {
+        let Self { frequency, end, index, mut rows, .. } = self;
+        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+        let end_day = (end - epoch).num_days();
+        let step = frequency.days();
+        let mut keyed: Vec<(SeriesKey, Vec<(i32, f32)>)> =
+            index.into_iter().map(|(k, i)| (k, std::mem::take(&mut rows[i]))).collect();
+        drop(rows);
+        keyed.sort_by(|a, b| a.0.cmp(&b.0));
+        let mut keys = Vec::with_capacity(keyed.len());
+        let mut values = Vec::with_capacity(keyed.len());
+        for (key, mut obs) in keyed {
+            obs.sort_by_key(|o| o.0);
+            let last = obs.last().map(|o| o.0 as i64).unwrap_or(end_day);
+            let contiguous = obs.windows(2).all(|w| (w[1].0 - w[0].0) as i64 == step);
+            if last != end_day || !contiguous {
+                return Err(Error::data(format!(
+                    "series {}/{} is not on the period grid ending {end}: features must be zero-filled to the cutoff",
+                    key.item_id, key.location_id
+                )));
+            }
+            keys.push(key);
+            values.push(obs.into_iter().map(|o| o.1).collect());
+        }
+        Ok(Panel::new(keys, values, end, frequency))
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -175,6 +229,20 @@ mod tests {
         assert_eq!(p.keys[0].item_id, "a");
         assert_eq!(p.values, vec![vec![2.0, 0.0, 5.0], vec![1.0, 4.0]]);
         assert_eq!(p.target_date(1), NaiveDate::from_ymd_opt(1970, 1, 5).unwrap());
+    }
+
+    #[test]
+    fn a_builder_fed_batch_by_batch_gives_the_same_panel() {
+        let end = NaiveDate::from_ymd_opt(1970, 1, 4).unwrap();
+        let rows = [("a", "s", 1, 2.0), ("a", "s", 2, 0.0), ("b", "s", 2, 1.0), ("a", "s", 3, 5.0), ("b", "s", 3, 4.0)];
+        let whole = Panel::from_batches(&[batch(&rows)], Frequency::Daily, end).unwrap();
+        let mut builder = PanelBuilder::new(Frequency::Daily, end);
+        for part in rows.chunks(2) {
+            builder.push(&batch(part)).unwrap();
+        }
+        let parts = builder.finish().unwrap();
+        assert_eq!(parts.keys, whole.keys);
+        assert_eq!(parts.values, vec![vec![2.0, 0.0, 5.0], vec![1.0, 4.0]]);
     }
 
     #[test]

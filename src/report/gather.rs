@@ -33,7 +33,7 @@ use crate::evaluate::champion::Registry;
 use crate::evaluate::metrics;
 use crate::features::queries;
 use crate::lake::{Lake, dataset, layout};
-use crate::panel::Panel;
+use crate::panel::{Panel, PanelBuilder};
 use crate::publish;
 use crate::settings::Settings;
 
@@ -201,9 +201,10 @@ pub async fn gather(lake: &Lake, settings: &Settings, source: &Source, clock: &d
             let dir = layout::features(queries::TARGET.name, cutoff);
             match dataset::read_manifest(lake, &dir).await? {
                 Some(_) => {
-                    let (_, batches) = dataset::read(lake, &dir).await?;
                     let end = cutoff - Duration::days(settings.frequency.days() - 1);
-                    Some(Actuals::new(Panel::from_batches(&batches, settings.frequency, end)?))
+                    let mut builder = PanelBuilder::new(settings.frequency, end);
+                    dataset::read_each(lake, &dir, |part| part.iter().try_for_each(|b| builder.push(b))).await?;
+                    Some(Actuals::new(builder.finish()?))
                 }
                 None => {
                     notes.push(format!(

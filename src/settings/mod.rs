@@ -84,6 +84,8 @@ pub struct SettingsFile {
     pub memory_limit_mb: Option<usize>,
     /// Where the feature SQL runs: `local`, `ballista-standalone` or `ballista://HOST:PORT`.
     pub engine: Option<String>,
+    /// DataFusion configuration options for every SQL session (`datafusion.…` keys).
+    pub sql_options: Option<BTreeMap<String, toml::Value>>,
     /// Folder of job files, relative to the file.
     pub jobs_dir: Option<String>,
     /// The TorchScript forecaster's file under `models/torchscript/` in the lake.
@@ -180,6 +182,8 @@ pub struct Settings {
     pub memory_limit_mb: usize,
     /// Where the feature SQL runs (a Ballista engine only in builds with the `ballista` feature).
     pub engine: crate::engine::EngineKind,
+    /// DataFusion configuration options set on every SQL session (key, value), checked.
+    pub sql_options: Vec<(String, String)>,
     /// Folder of job files.
     pub jobs_dir: PathBuf,
     /// The TorchScript forecaster's file under `models/torchscript/` in the lake.
@@ -320,6 +324,8 @@ impl Settings {
         for (name, hook) in &webhooks {
             hook.validate(name).map_err(|m| invalid(&format!("webhooks.{name}"), m))?;
         }
+        let sql_options = crate::engine::sql_options(file.sql_options.unwrap_or_default())
+            .map_err(|(key, m)| invalid(&format!("sql-options.{key}"), m))?;
         let mut sources = file.sources.unwrap_or_default();
         for (name, source) in sources.iter_mut() {
             source.resolve(name, &base_dir).map_err(|m| invalid(&format!("sources.{name}"), m))?;
@@ -338,6 +344,7 @@ impl Settings {
             threads,
             memory_limit_mb: file.memory_limit_mb.unwrap_or(0),
             engine,
+            sql_options,
             jobs_dir,
             torchscript_file,
             storage,
@@ -475,6 +482,34 @@ mod tests {
                 assert!(err.contains("--features ballista"), "{err}");
             }
         }
+    }
+
+    #[test]
+    fn sql_options_reach_the_session_and_bad_ones_name_the_key() {
+        let parse = |text: &str| {
+            let file = SettingsFile::parse(text, Path::new("o.toml")).unwrap();
+            Settings::resolve(file, Overrides::default(), PathBuf::from("/a"), None)
+        };
+        let s = parse("[sql-options]\n\"optimizer.prefer_hash_join\" = false\n\"datafusion.optimizer.repartition_joins\" = false\n")
+            .unwrap();
+        assert_eq!(
+            s.sql_options,
+            vec![
+                ("datafusion.optimizer.repartition_joins".to_string(), "false".to_string()),
+                ("datafusion.optimizer.prefer_hash_join".to_string(), "false".to_string()),
+            ]
+        );
+        let ctx = crate::engine::context(crate::engine::EngineOptions::from_settings(&s));
+        let state = ctx.state();
+        assert!(!state.config().options().optimizer.prefer_hash_join);
+        assert!(!state.config().options().optimizer.repartition_joins);
+
+        let err = parse("[sql-options]\n\"optimizer.no_such_option\" = 1\n").unwrap_err().to_string();
+        assert!(err.contains("sql-options.optimizer.no_such_option"), "{err}");
+        let err = parse("[sql-options]\n\"optimizer.prefer_hash_join\" = \"maybe\"\n").unwrap_err().to_string();
+        assert!(err.contains("sql-options.optimizer.prefer_hash_join"), "{err}");
+        let err = parse("[sql-options]\n\"optimizer.prefer_hash_join\" = [1]\n").unwrap_err().to_string();
+        assert!(err.contains("expected a string, number or boolean"), "{err}");
     }
 
     #[test]

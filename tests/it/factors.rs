@@ -17,7 +17,7 @@ async fn analysed(lake: &Lake) -> Analysis {
     demo::generate(lake, &DemoOptions::new(SERIES, DAYS, end(), 5), &|_, _| {}).await.unwrap();
     let (ctx, _) = engine::open_with(lake, engine::EngineOptions::threads(2)).await.unwrap();
     let params = FeatureParams::new(end(), Frequency::Daily, 14);
-    factors::analyze(&ctx, params, &Default::default()).await.unwrap()
+    factors::analyze(&ctx, params, &Default::default(), None).await.unwrap()
 }
 
 /// The recovery test: the generator's true effects against the estimates. Elasticities within
@@ -130,7 +130,9 @@ async fn explain_decomposes_a_series_forecast() {
     let (_, lake) = local_lake(dir.path());
     demo_lake(&lake, 24).await;
     let (ctx, _) = engine::open_with(&lake, engine::EngineOptions::threads(2)).await.unwrap();
-    let a = factors::analyze(&ctx, FeatureParams::new(end(), Frequency::Daily, 7), &Default::default()).await.unwrap();
+    let a = factors::analyze(&ctx, FeatureParams::new(end(), Frequency::Daily, 7), &Default::default(), None)
+        .await
+        .unwrap();
     let key = a.models[0].series.keys().next().unwrap().clone();
     let (item, location) = key.split_once('|').unwrap();
     let out = shelfcast(dir.path())
@@ -150,4 +152,41 @@ async fn explain_decomposes_a_series_forecast() {
         shelfcast(dir.path()).args(["--lake", "lake", "explain", "--item", "no_such_item", "-q"]).output().unwrap();
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no_such_item"));
+}
+
+/// Above `max-series` the regression reads a fixed sample of the series, the same share of every
+/// category; the same lake gives the same sample, and `explain`'s item is read whatever the sample.
+#[tokio::test]
+async fn the_regression_reads_a_fixed_sample_of_series_above_max_series() {
+    let lake = Lake::in_memory();
+    demo::generate(&lake, &DemoOptions::new(720, 120, end(), 7), &|_, _| {}).await.unwrap();
+    let (ctx, _) = engine::open_with(&lake, engine::EngineOptions::threads(2)).await.unwrap();
+    let params = FeatureParams::new(end(), Frequency::Daily, 7);
+    let groups = factors::FactorSettings { max_series: 360, ..Default::default() };
+    let fitted = |a: &Analysis| -> std::collections::BTreeSet<String> {
+        a.models.iter().flat_map(|m| m.series.keys().cloned()).collect()
+    };
+
+    let all = factors::analyze(&ctx, params, &factors::FactorSettings { max_series: 0, ..Default::default() }, None)
+        .await
+        .unwrap();
+    assert_eq!(all.series, (720, 720));
+    let a = factors::analyze(&ctx, params, &groups, None).await.unwrap();
+    let (read, total) = a.series;
+    assert_eq!(total, 720);
+    assert!((300..=380).contains(&read), "{read} series read of {total}");
+    assert_eq!(a.models.len(), all.models.len(), "every category is still fitted");
+    for m in &a.models {
+        let full = all.models.iter().find(|f| f.category == m.category).unwrap();
+        let share = m.series.len() as f64 / full.series.len() as f64;
+        assert!((0.3..=0.7).contains(&share), "{}: {} of {} series", m.category, m.series.len(), full.series.len());
+    }
+    let again = factors::analyze(&ctx, params, &groups, None).await.unwrap();
+    assert_eq!(fitted(&a), fitted(&again), "the same lake gives the same sample");
+    assert_eq!(a.estimates, again.estimates);
+
+    let left_out = fitted(&all).difference(&fitted(&a)).next().cloned().unwrap();
+    let (item, _) = left_out.split_once('|').unwrap();
+    let b = factors::analyze(&ctx, params, &groups, Some(item)).await.unwrap();
+    assert!(fitted(&b).contains(&left_out), "{left_out} is read for explain");
 }
