@@ -54,6 +54,7 @@ const COLUMN_DEFAULTS: &[(&str, Option<&str>, &str)] = &[
     ("promo_share", Some("promo:"), "promotion"),
     ("price_rel_own_28", Some("own_price"), "price"),
     ("price_rel_category", Some("own_price"), "price"),
+    ("price_rel_competitor", Some("competitor_price"), "competitor"),
     ("stock_out", None, "stock_outs"),
     ("views_rel", None, "behaviour"),
     ("conversion_lag_1", None, "behaviour"),
@@ -240,7 +241,8 @@ mod tests {
         assert_eq!(g["events"].len(), 6);
         assert_eq!(g["stock_outs"], ["stock_out"]);
         assert_eq!(g["behaviour"].len(), 3);
-        assert!(!g.contains_key("competitor") && !g.contains_key("weekly"));
+        assert_eq!(g["competitor"], ["price_rel_competitor"]);
+        assert!(!g.contains_key("weekly"));
         let names = s.importance_groups();
         assert_eq!(names[0], LEVEL);
         assert!(names.ends_with(&["behaviour".to_string(), "stock_outs".to_string()]));

@@ -20,7 +20,7 @@
 //! The ensemble recombines ([`crate::models::ensemble::combine`]) its members' forecasts under
 //! the same scramble. A model that reads no covariates (the statistical baselines) is reported
 //! with an importance of 0 and the method `not_read`; a group no covariate column carries
-//! (e.g. the competitor's price, which the deep models are not given) with 0 and `no_columns`;
+//! (a configured group whose patterns name only regression terms) with 0 and `no_columns`;
 //! the calendar groups (level and trend, weekly, yearly), which the models derive from the
 //! dates and the history rather than from covariates, with no value and `not_applicable`.
 //!

@@ -3,7 +3,9 @@
 //! Three kinds, kept apart by type because they may be used differently:
 //!
 //! - [`Known`]: known in advance, held over the history **and** the horizon (calendar events from
-//!   `calendar_features`, planned prices and promotions from `price_promo`);
+//!   `calendar_features`, planned prices and promotions from `price_promo`, and the own price
+//!   against the cheapest competitor from `competitor`, whose last observed price carries forward
+//!   over the horizon);
 //! - [`Past`]: observed, held over the history only (`target.stock_out`, lagged traffic from
 //!   `behaviour`); a model may read them in its encoder, never for the periods it forecasts;
 //! - [`Statics`]: categorical attributes of a series (`attributes`: category, brand, region,
@@ -33,9 +35,16 @@ use crate::lake::{Lake, dataset, layout};
 /// Calendar features, shared by every series.
 pub const CALENDAR: &[&str] =
     &["is_event", "event_holiday", "event_festival", "event_season", "days_to_next_event", "days_since_last_event"];
-/// Price and promotion features, per series.
-pub const PRICE_PROMO: &[&str] =
-    &["discount", "promo", "post_promo", "promo_share", "price_rel_own_28", "price_rel_category"];
+/// Price and promotion features, per series (the last one from the `competitor` table).
+pub const PRICE_PROMO: &[&str] = &[
+    "discount",
+    "promo",
+    "post_promo",
+    "promo_share",
+    "price_rel_own_28",
+    "price_rel_category",
+    "price_rel_competitor",
+];
 /// Past-only features, per series.
 pub const PAST: &[&str] = &["stock_out", "views_rel", "conversion_lag_1", "cart_rate_lag_1"];
 /// Static attributes, per series.
@@ -136,6 +145,7 @@ impl Covariates {
         // One file at a time: memory holds the covariates and one file, not the feature tables.
         read_table(lake, "calendar_features", cutoff, |b| cov.fill_calendar(&b, &grid)).await?;
         read_table(lake, "price_promo", cutoff, |b| cov.fill_price_promo(&b, &grid, &series)).await?;
+        read_table(lake, "competitor", cutoff, |b| cov.fill_competitor(&b, &grid, &series)).await?;
         read_table(lake, "target", cutoff, |b| cov.fill_stock_out(&b, &grid, &series)).await?;
         let mut views_sum = HashMap::new();
         read_table(lake, "behaviour", cutoff, |b| cov.fill_behaviour(&b, &grid, &by_item, &mut views_sum)).await?;
@@ -238,6 +248,28 @@ impl Covariates {
                 // Relative prices as deviations from 1, so a missing price reads as "as usual".
                 row[4] = value(&rel_own, r).map_or(0.0, |v| (v - 1.0).clamp(-1.0, 1.0));
                 row[5] = value(&rel_cat, r).map_or(0.0, |v| (v - 1.0).clamp(-1.0, 1.0));
+            }
+        }
+        Ok(())
+    }
+
+    fn fill_competitor(
+        &mut self,
+        batches: &[RecordBatch],
+        grid: &Grid,
+        series: &HashMap<(&str, &str), usize>,
+    ) -> Result<()> {
+        let k = PRICE_PROMO.len();
+        let at = k - 1;
+        for b in batches {
+            let (items, locs) = (key_column(b, "item_id")?, key_column(b, "location_id")?);
+            let dates = date_column(b)?;
+            let rel = float_column(b, "price_rel_competitor")?;
+            for r in 0..b.num_rows() {
+                let Some(s) = lookup(series, &items, &locs, r) else { continue };
+                let Some(t) = grid.index(&dates, r) else { continue };
+                // As the other relative prices: a deviation from 1; no competitor reads as level.
+                self.known.series[s][t * k + at] = value(&rel, r).map_or(0.0, |v| (v - 1.0).clamp(-1.0, 1.0));
             }
         }
         Ok(())

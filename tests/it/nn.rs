@@ -93,7 +93,8 @@ fn learns_the_promotions(mut model: Box<dyn Forecaster>) {
     let card = model.card().unwrap();
     let losses: Vec<f64> = serde_json::from_value(card["training"]["train_loss"].clone()).unwrap();
     assert!(losses.last().unwrap() < &(0.7 * losses[0]), "{}: training loss did not fall: {losses:?}", model.name());
-    assert_eq!(card["layout"]["known"], 12, "calendar and price covariates are read");
+    let known = covariates::CALENDAR.len() + covariates::PRICE_PROMO.len();
+    assert_eq!(card["layout"]["known"], known, "calendar and price covariates are read");
 
     let snaive = models::build("seasonal_naive", &crate::models::settings()).unwrap();
     let (deep, naive) = (mae(model.as_ref(), &panel, &test), mae(snaive.as_ref(), &panel, &test));
