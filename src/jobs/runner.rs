@@ -499,15 +499,37 @@ async fn run_step(
             let panel = Arc::new(
                 attach_covariates(env, params, panel_for(env, params).await?, needs_covariates(&built)).await?,
             );
-            let mut fitted = Vec::new();
+            let mut fitted: Vec<Box<dyn Forecaster>> = Vec::new();
             for mut model in built {
-                let p = Arc::clone(&panel);
-                let (model, fit) = tokio::task::spawn_blocking(move || {
-                    let fit = model.fit(&p);
-                    (model, fit)
-                })
-                .await?;
-                let fit = fit?;
+                // An ensemble whose members were fitted above on this panel takes them as they
+                // are rather than fitting each again.
+                let members = (model.name() == "ensemble")
+                    .then(|| {
+                        models::ensemble_members(s)
+                            .iter()
+                            .map(|n| fitted.iter().find(|m| m.name() == n).map(|m| m.as_ref()))
+                            .collect::<Option<Vec<&dyn Forecaster>>>()
+                    })
+                    .flatten()
+                    .map(|members| models::ensemble::state_of(&members))
+                    .transpose()?;
+                let fit = match members {
+                    Some(state) => {
+                        model.load(&state)?;
+                        info!("ensemble of the members fitted above");
+                        models::FitReport::new(model.name(), &panel)
+                    }
+                    None => {
+                        let p = Arc::clone(&panel);
+                        let (m, fit) = tokio::task::spawn_blocking(move || {
+                            let fit = model.fit(&p);
+                            (model, fit)
+                        })
+                        .await?;
+                        model = m;
+                        fit?
+                    }
+                };
                 let card = store::ModelCard {
                     model: model.name().to_string(),
                     version: run_id.to_string(),

@@ -21,6 +21,13 @@ struct Saved {
     members: Vec<(String, Vec<u8>)>,
 }
 
+/// The saved state of an ensemble whose members are `members`, already fitted: what
+/// [`Forecaster::save`] of an ensemble fitted on the same panel gives, without fitting them again.
+pub fn state_of(members: &[&dyn Forecaster]) -> Result<Vec<u8>> {
+    let members = members.iter().map(|m| Ok((m.name().to_string(), m.save()?))).collect::<Result<Vec<_>>>()?;
+    Ok(serde_json::to_vec(&Saved { members })?)
+}
+
 impl Ensemble {
     /// An ensemble of `members` (at least one).
     pub fn new(members: Vec<Box<dyn Forecaster>>) -> Result<Self> {
@@ -80,8 +87,7 @@ impl Forecaster for Ensemble {
     }
 
     fn save(&self) -> Result<Vec<u8>> {
-        let members = self.members.iter().map(|m| Ok((m.name().to_string(), m.save()?))).collect::<Result<Vec<_>>>()?;
-        Ok(serde_json::to_vec(&Saved { members })?)
+        state_of(&self.members.iter().map(|m| m.as_ref()).collect::<Vec<_>>())
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<()> {

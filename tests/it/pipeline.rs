@@ -198,3 +198,37 @@ async fn the_nightly_backtest_crowns_champions_and_publishes_their_forecasts() {
         }
     }
 }
+
+/// The train step's ensemble takes the members fitted before it (no second fit), and forecasts
+/// what an ensemble fitted on its own on the same panel does.
+#[tokio::test]
+async fn the_trained_ensemble_reuses_its_fitted_members() {
+    use shelfcast::jobs::{JobSpec, StepKind, Trigger, run_job};
+    use shelfcast::models::{self, store};
+    let lake = Lake::in_memory();
+    demo_lake(&lake, 6).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let file = SettingsFile {
+        models: Some(vec!["ets".into(), "tsb".into(), "ensemble".into()]),
+        horizon: Some(14),
+        ..Default::default()
+    };
+    let s = settings("memory:///", dir.path(), file);
+    let env = env(s.clone(), &lake, &clock);
+    let day = date("2026-04-01");
+    let train = JobSpec::adhoc("train", &[StepKind::Checks, StepKind::Features, StepKind::Train]);
+    let run = run_job(&env, &train, Some(day), Trigger::Manual, &|_| {}).await.unwrap();
+    assert_eq!(run.summary.fits.len(), 3);
+
+    let cutoff = date("2026-03-31");
+    let (_, batches) = shelfcast::lake::dataset::read(&lake, &layout::features("target", cutoff)).await.unwrap();
+    let panel = shelfcast::panel::Panel::from_batches(&batches, Frequency::Daily, cutoff).unwrap();
+    let mut stored = models::build("ensemble", &s).unwrap();
+    store::load_latest(&lake, stored.as_mut()).await.unwrap();
+    let mut fresh = models::build("ensemble", &s).unwrap();
+    fresh.fit(&panel).unwrap();
+    let levels = [0.1, 0.5, 0.9];
+    let (a, b) = (stored.predict(&panel, 14, &levels).unwrap(), fresh.predict(&panel, 14, &levels).unwrap());
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+}
