@@ -74,7 +74,7 @@ impl World {
         let mut rng = stream(seed, 1);
         let locations = (0..n_loc)
             .map(|l| {
-                let size: f64 = (Normal::new(0.0, 0.35).expect("sd > 0").sample(&mut rng) as f64).exp();
+                let size: f64 = Normal::new(0.0f64, 0.35).expect("sd > 0").sample(&mut rng).exp();
                 Location {
                     id: format!("store_{:02}", l + 1),
                     size,
@@ -454,9 +454,9 @@ pub(super) struct Accumulator {
 impl Accumulator {
     fn add(&mut self, c: &[f64; 8]) {
         self.n += 1.0;
-        for k in 0..8 {
-            self.sum[k] += c[k];
-            self.sumsq[k] += c[k] * c[k];
+        for ((sum, sumsq), v) in self.sum.iter_mut().zip(self.sumsq.iter_mut()).zip(c) {
+            *sum += v;
+            *sumsq += v * v;
         }
     }
 

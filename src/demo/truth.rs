@@ -100,9 +100,12 @@ pub struct Outcome {
     pub factor_ranking: Vec<String>,
 }
 
-/// Category names and their characters: (name, own elasticity, competitor elasticity,
-/// yearly amplitude, peak day of year, event sensitivity, typical price, weekend lift).
-const CATEGORIES: [(&str, f64, f64, f64, f64, f64, f64, f64); 6] = [
+/// A category's character: (name, own elasticity, competitor elasticity, yearly amplitude, peak day
+/// of year, event sensitivity, typical price, weekend lift).
+type CategoryCharacter = (&'static str, f64, f64, f64, f64, f64, f64, f64);
+
+/// Category names and their characters.
+const CATEGORIES: [CategoryCharacter; 6] = [
     ("grocery", -1.2, 0.3, 0.08, 350.0, 0.6, 4.0, 0.25),
     ("household", -1.5, 0.5, 0.10, 90.0, 0.8, 9.0, 0.15),
     ("beauty", -1.0, 0.4, 0.15, 45.0, 1.0, 18.0, 0.10),

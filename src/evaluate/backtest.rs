@@ -349,14 +349,14 @@ fn score_window(
         let scale = metrics::seasonal_naive_scale(&hist64, season);
         let class = classify(history, 2 * season);
         let actual = &full.values[i][full.values[i].len() - from_end..];
-        for h in 0..f.horizon.min(actual.len()) {
+        for (h, &y) in actual.iter().enumerate().take(f.horizon) {
             out.push(ScoredRow {
                 item_id: panel.keys[s].item_id.clone(),
                 location_id: panel.keys[s].location_id.clone(),
                 cutoff,
                 target_date: panel.target_date(h + 1),
                 step: h + 1,
-                y: actual[h] as f64,
+                y: y as f64,
                 y_hat: f.mean_at(s, h) as f64,
                 quantiles: (0..levels.len()).map(|q| f.quantile_at(s, h, q) as f64).collect(),
                 class,
@@ -370,7 +370,9 @@ fn score_window(
 pub fn scores(rows: &[&ScoredRow], levels: &[f64]) -> Scores {
     let y: Vec<f64> = rows.iter().map(|r| r.y).collect();
     let f: Vec<f64> = rows.iter().map(|r| r.y_hat).collect();
-    let mut pairs: BTreeMap<(&str, &str, NaiveDate), (f64, usize, Option<f64>)> = BTreeMap::new();
+    // Per series and cutoff: (sum of absolute errors, steps, the series' MASE scale).
+    type SeriesErrors = (f64, usize, Option<f64>);
+    let mut pairs: BTreeMap<(&str, &str, NaiveDate), SeriesErrors> = BTreeMap::new();
     for r in rows {
         let e = pairs.entry((r.item_id.as_str(), r.location_id.as_str(), r.cutoff)).or_insert((0.0, 0, r.scale));
         e.0 += (r.y_hat - r.y).abs();
@@ -439,73 +441,6 @@ fn summarise(name: &str, rows: Vec<ScoredRow>, levels: &[f64]) -> ModelBacktest 
         per_class,
         wrmsse: BTreeMap::new(),
         rows,
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::panel::SeriesKey;
-    use crate::settings::{Frequency, Overrides, SettingsFile};
-
-    fn settings() -> Settings {
-        let o = Overrides { threads: Some(1), ..Default::default() };
-        Settings::resolve(SettingsFile::default(), o, std::path::PathBuf::from("/tmp"), None).unwrap()
-    }
-
-    #[test]
-    fn windows_are_cut_at_the_right_periods_and_scored_against_what_followed() {
-        // A series that counts 1, 2, 3, …: naive forecasts the last value, so at a cutoff
-        // whose last value is v the error at step h is exactly h.
-        let full = Panel::new(
-            vec![SeriesKey { item_id: "a".into(), location_id: "s".into() }],
-            vec![(1..=30).map(|v| v as f32).collect()],
-            NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
-            Frequency::Daily,
-        );
-        let opts = BacktestOptions { windows: 3, horizon: 4, step: 4, models: vec!["naive".into()] };
-        let r = run(&full, &settings(), &opts).unwrap();
-        let d = |x| NaiveDate::from_ymd_opt(2026, 1, x).unwrap();
-        assert_eq!(r.cutoffs, vec![d(18), d(22), d(26)]);
-        let m = &r.models[0];
-        assert_eq!(m.overall.n, 12);
-        assert_eq!(m.overall.mae, Some(2.5));
-        assert_eq!(m.per_step[&1].mae, Some(1.0));
-        assert_eq!(m.per_step[&4].mae, Some(4.0));
-        let first = &m.rows[0];
-        assert_eq!((first.target_date, first.y, first.y_hat), (d(19), 19.0, 18.0));
-    }
-
-    #[test]
-    fn the_ensemble_combines_the_members_backtested_before_it() {
-        let keys = (0..2).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect();
-        let values = (0..2).map(|k| (0..40).map(|t| ((t * (k + 3)) % 7) as f32 + k as f32).collect()).collect();
-        let full = Panel::new(keys, values, NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(), Frequency::Daily);
-        let models: Vec<String> = ["naive", "seasonal_naive", "ensemble"].map(String::from).to_vec();
-        let o = Overrides { threads: Some(1), models: Some(models.clone()), ..Default::default() };
-        let s = Settings::resolve(SettingsFile::default(), o, std::path::PathBuf::from("/tmp"), None).unwrap();
-        let both = BacktestOptions { windows: 2, horizon: 4, step: 4, models };
-        let alone = BacktestOptions { models: vec!["ensemble".into()], ..both.clone() };
-        let (a, b) = (run(&full, &s, &both).unwrap(), run(&full, &s, &alone).unwrap());
-        let y_hat = |m: &ModelBacktest| m.rows.iter().map(|r| r.y_hat).collect::<Vec<_>>();
-        // Combining the members' forecasts gives what fitting the ensemble on its own gives: with
-        // two members, the median is their mean.
-        assert_eq!(y_hat(&a.models[2]), y_hat(&b.models[0]));
-        for ((e, n), s) in y_hat(&a.models[2]).iter().zip(y_hat(&a.models[0])).zip(y_hat(&a.models[1])) {
-            assert!((e - (n + s) / 2.0).abs() < 1e-5, "{e} vs {n} and {s}");
-        }
-    }
-
-    #[test]
-    fn too_short_a_history_is_refused() {
-        let full = Panel::new(
-            vec![SeriesKey { item_id: "a".into(), location_id: "s".into() }],
-            vec![vec![1.0; 10]],
-            NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
-            Frequency::Daily,
-        );
-        let opts = BacktestOptions { windows: 3, horizon: 4, step: 4, models: vec!["naive".into()] };
-        assert!(run(&full, &settings(), &opts).unwrap_err().to_string().contains("need more than 12 periods"));
     }
 }
 
@@ -599,4 +534,71 @@ pub async fn store(
     meta.insert("report".into(), serde_json::to_value(report)?);
     w.commit(clock.now(), meta).await?;
     Ok(rows)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel::SeriesKey;
+    use crate::settings::{Frequency, Overrides, SettingsFile};
+
+    fn settings() -> Settings {
+        let o = Overrides { threads: Some(1), ..Default::default() };
+        Settings::resolve(SettingsFile::default(), o, std::path::PathBuf::from("/tmp"), None).unwrap()
+    }
+
+    #[test]
+    fn windows_are_cut_at_the_right_periods_and_scored_against_what_followed() {
+        // A series that counts 1, 2, 3, …: naive forecasts the last value, so at a cutoff
+        // whose last value is v the error at step h is exactly h.
+        let full = Panel::new(
+            vec![SeriesKey { item_id: "a".into(), location_id: "s".into() }],
+            vec![(1..=30).map(|v| v as f32).collect()],
+            NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
+            Frequency::Daily,
+        );
+        let opts = BacktestOptions { windows: 3, horizon: 4, step: 4, models: vec!["naive".into()] };
+        let r = run(&full, &settings(), &opts).unwrap();
+        let d = |x| NaiveDate::from_ymd_opt(2026, 1, x).unwrap();
+        assert_eq!(r.cutoffs, vec![d(18), d(22), d(26)]);
+        let m = &r.models[0];
+        assert_eq!(m.overall.n, 12);
+        assert_eq!(m.overall.mae, Some(2.5));
+        assert_eq!(m.per_step[&1].mae, Some(1.0));
+        assert_eq!(m.per_step[&4].mae, Some(4.0));
+        let first = &m.rows[0];
+        assert_eq!((first.target_date, first.y, first.y_hat), (d(19), 19.0, 18.0));
+    }
+
+    #[test]
+    fn the_ensemble_combines_the_members_backtested_before_it() {
+        let keys = (0..2).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect();
+        let values = (0..2).map(|k| (0..40).map(|t| ((t * (k + 3)) % 7) as f32 + k as f32).collect()).collect();
+        let full = Panel::new(keys, values, NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(), Frequency::Daily);
+        let models: Vec<String> = ["naive", "seasonal_naive", "ensemble"].map(String::from).to_vec();
+        let o = Overrides { threads: Some(1), models: Some(models.clone()), ..Default::default() };
+        let s = Settings::resolve(SettingsFile::default(), o, std::path::PathBuf::from("/tmp"), None).unwrap();
+        let both = BacktestOptions { windows: 2, horizon: 4, step: 4, models };
+        let alone = BacktestOptions { models: vec!["ensemble".into()], ..both.clone() };
+        let (a, b) = (run(&full, &s, &both).unwrap(), run(&full, &s, &alone).unwrap());
+        let y_hat = |m: &ModelBacktest| m.rows.iter().map(|r| r.y_hat).collect::<Vec<_>>();
+        // Combining the members' forecasts gives what fitting the ensemble on its own gives: with
+        // two members, the median is their mean.
+        assert_eq!(y_hat(&a.models[2]), y_hat(&b.models[0]));
+        for ((e, n), s) in y_hat(&a.models[2]).iter().zip(y_hat(&a.models[0])).zip(y_hat(&a.models[1])) {
+            assert!((e - (n + s) / 2.0).abs() < 1e-5, "{e} vs {n} and {s}");
+        }
+    }
+
+    #[test]
+    fn too_short_a_history_is_refused() {
+        let full = Panel::new(
+            vec![SeriesKey { item_id: "a".into(), location_id: "s".into() }],
+            vec![vec![1.0; 10]],
+            NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
+            Frequency::Daily,
+        );
+        let opts = BacktestOptions { windows: 3, horizon: 4, step: 4, models: vec!["naive".into()] };
+        assert!(run(&full, &settings(), &opts).unwrap_err().to_string().contains("need more than 12 periods"));
+    }
 }

@@ -197,7 +197,7 @@ pub async fn last_sales_date(ctx: &SessionContext) -> Result<Option<NaiveDate>> 
     for b in batches {
         let arr =
             b.column(0).as_any().downcast_ref::<Date32Array>().ok_or_else(|| Error::data("MAX(date) is not a date"))?;
-        if arr.len() > 0 && arr.is_valid(0) {
+        if !arr.is_empty() && arr.is_valid(0) {
             return Ok(Some(epoch + Duration::days(arr.value(0) as i64)));
         }
     }

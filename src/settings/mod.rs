@@ -396,7 +396,8 @@ fn local_url(path: &Path, raw: &str) -> Result<String> {
         message: format!("{} is not an absolute path", abs.display()),
     })?;
     // Normalise `..` segments away so the lake has one spelling.
-    url.set_path(&url.path().to_string());
+    let path = url.path().to_owned();
+    url.set_path(&path);
     Ok(url.to_string())
 }
 

@@ -25,6 +25,7 @@ pub enum CrostonVariant {
 }
 
 /// Writes the mixture quantiles for demand probability `prob`, mean size `size`.
+#[allow(clippy::too_many_arguments)]
 fn mixture(
     out: &mut Forecast,
     s: usize,

@@ -44,8 +44,8 @@ pub fn nelder_mead(f: impl Fn(&[f64]) -> f64, start: &[f64], step: f64, max_eval
             } else {
                 let best_point = simplex[0].0.clone();
                 for p in simplex.iter_mut().skip(1) {
-                    for j in 0..n {
-                        p.0[j] = best_point[j] + 0.5 * (p.0[j] - best_point[j]);
+                    for (x, b) in p.0.iter_mut().zip(&best_point).take(n) {
+                        *x = b + 0.5 * (*x - b);
                     }
                     p.1 = f(&p.0);
                     evals += 1;

@@ -254,10 +254,10 @@ impl Forecaster for Gbt {
         }
         // Steps without held-out errors borrow the nearest step's.
         for h in 0..h_max {
-            if errors[h].is_empty() {
-                if let Some(k) = (0..h_max).filter(|k| !errors[*k].is_empty()).min_by_key(|k| k.abs_diff(h)) {
-                    errors[h] = errors[k].clone();
-                }
+            if errors[h].is_empty()
+                && let Some(k) = (0..h_max).filter(|k| !errors[*k].is_empty()).min_by_key(|k| k.abs_diff(h))
+            {
+                errors[h] = errors[k].clone();
             }
             errors[h].sort_by(f32::total_cmp);
             errors[h] = thin(&errors[h]);
