@@ -229,26 +229,22 @@ impl Covariates {
         let k = PRICE_PROMO.len();
         let period_days = grid.step as f32;
         for b in batches {
-            let (items, locs) = (key_column(b, "item_id")?, key_column(b, "location_id")?);
-            let dates = date_column(b)?;
             let discount = float_column(b, "discount")?;
             let promo = float_column(b, "promo")?;
             let post = float_column(b, "post_promo")?;
             let days = float_column(b, "promo_days")?;
             let rel_own = float_column(b, "price_rel_own_28")?;
             let rel_cat = float_column(b, "price_rel_category")?;
-            for r in 0..b.num_rows() {
-                let Some(s) = lookup(series, &items, &locs, r) else { continue };
-                let Some(t) = grid.index(&dates, r) else { continue };
+            each_cell(b, grid, series, |s, t, r| {
                 let row = &mut self.known.series[s][t * k..(t + 1) * k];
                 row[0] = value(&discount, r).unwrap_or(0.0).clamp(0.0, 1.0);
                 row[1] = value(&promo, r).unwrap_or(0.0).clamp(0.0, 1.0);
                 row[2] = value(&post, r).unwrap_or(0.0).clamp(0.0, 1.0);
                 row[3] = (value(&days, r).unwrap_or(0.0) / period_days).clamp(0.0, 1.0);
                 // Relative prices as deviations from 1, so a missing price reads as "as usual".
-                row[4] = value(&rel_own, r).map_or(0.0, |v| (v - 1.0).clamp(-1.0, 1.0));
-                row[5] = value(&rel_cat, r).map_or(0.0, |v| (v - 1.0).clamp(-1.0, 1.0));
-            }
+                row[4] = relative(value(&rel_own, r));
+                row[5] = relative(value(&rel_cat, r));
+            })?;
         }
         Ok(())
     }
@@ -262,15 +258,9 @@ impl Covariates {
         let k = PRICE_PROMO.len();
         let at = k - 1;
         for b in batches {
-            let (items, locs) = (key_column(b, "item_id")?, key_column(b, "location_id")?);
-            let dates = date_column(b)?;
             let rel = float_column(b, "price_rel_competitor")?;
-            for r in 0..b.num_rows() {
-                let Some(s) = lookup(series, &items, &locs, r) else { continue };
-                let Some(t) = grid.index(&dates, r) else { continue };
-                // As the other relative prices: a deviation from 1; no competitor reads as level.
-                self.known.series[s][t * k + at] = value(&rel, r).map_or(0.0, |v| (v - 1.0).clamp(-1.0, 1.0));
-            }
+            // No competitor reads as level with it.
+            each_cell(b, grid, series, |s, t, r| self.known.series[s][t * k + at] = relative(value(&rel, r)))?;
         }
         Ok(())
     }
@@ -281,16 +271,14 @@ impl Covariates {
         grid: &Grid,
         series: &HashMap<(&str, &str), usize>,
     ) -> Result<()> {
-        let p = PAST.len();
+        let (p, history) = (PAST.len(), self.history);
         for b in batches {
-            let (items, locs) = (key_column(b, "item_id")?, key_column(b, "location_id")?);
-            let dates = date_column(b)?;
             let stock_out = float_column(b, "stock_out")?;
-            for r in 0..b.num_rows() {
-                let Some(s) = lookup(series, &items, &locs, r) else { continue };
-                let Some(t) = grid.index(&dates, r).filter(|t| *t < self.history) else { continue };
-                self.past.values[s][t * p] = value(&stock_out, r).unwrap_or(0.0).clamp(0.0, 1.0);
-            }
+            each_cell(b, grid, series, |s, t, r| {
+                if t < history {
+                    self.past.values[s][t * p] = value(&stock_out, r).unwrap_or(0.0).clamp(0.0, 1.0);
+                }
+            })?;
         }
         Ok(())
     }
@@ -403,6 +391,29 @@ async fn read_table(
     }
     dataset::read_each(lake, &dir, f).await?;
     Ok(())
+}
+
+/// Calls `f(series, period, row)` for each row of `b` whose series is in the panel and whose
+/// period is held.
+fn each_cell(
+    b: &RecordBatch,
+    grid: &Grid,
+    series: &HashMap<(&str, &str), usize>,
+    mut f: impl FnMut(usize, usize, usize),
+) -> Result<()> {
+    let (items, locs) = (key_column(b, "item_id")?, key_column(b, "location_id")?);
+    let dates = date_column(b)?;
+    for r in 0..b.num_rows() {
+        let Some(s) = lookup(series, &items, &locs, r) else { continue };
+        let Some(t) = grid.index(&dates, r) else { continue };
+        f(s, t, r);
+    }
+    Ok(())
+}
+
+/// A relative price as its deviation from 1, clipped to ±1; none reads as 0 ("as usual").
+fn relative(v: Option<f32>) -> f32 {
+    v.map_or(0.0, |v| (v - 1.0).clamp(-1.0, 1.0))
 }
 
 fn lookup(series: &HashMap<(&str, &str), usize>, items: &StringArray, locs: &StringArray, r: usize) -> Option<usize> {
