@@ -16,11 +16,11 @@ per_series AS (
         s.location_id,
         SUM(CASE WHEN s.day > p.cutoff_day - 28 THEN s.units ELSE 0 END) / 28.0 AS recent,
         SUM(CASE WHEN s.day <= p.cutoff_day - 28 THEN s.units ELSE 0 END) / 91.0 AS before
-    FROM (
+    FROM params p CROSS JOIN (
         SELECT item_id, location_id, CAST(CAST(CAST(date AS DATE) AS INT) AS BIGINT) AS day,
                CAST(units AS DOUBLE) AS units
         FROM sales
-    ) s CROSS JOIN params p
+    ) s
     WHERE s.day > p.cutoff_day - 119 AND s.day <= p.cutoff_day
     GROUP BY s.item_id, s.location_id
 )

@@ -36,8 +36,8 @@ SELECT
     i.base_price,
     s.first_sale_date,
     CAST(CAST(p.cutoff AS INT) - CAST(COALESCE(i.launch_date, s.first_sale_date) AS INT) AS INT) AS item_age_days
-FROM series s
-CROSS JOIN params p
+FROM params p
+CROSS JOIN series s
 LEFT JOIN item_attrs i ON i.item_id = s.item_id
 LEFT JOIN location_attrs l ON l.location_id = s.location_id
 ORDER BY s.item_id, s.location_id

@@ -26,7 +26,7 @@ grid AS (
     SELECT item_id, pday, units FROM item_units
     UNION ALL
     SELECT u.item_id, MAX(u.pday) + MIN(p.period) AS pday, CAST(NULL AS DOUBLE) AS units
-    FROM item_units u CROSS JOIN params p
+    FROM params p CROSS JOIN item_units u
     GROUP BY u.item_id
 ),
 traffic_periods AS (
@@ -35,11 +35,11 @@ traffic_periods AS (
         t.day - (((t.day - p.anchor) % p.period) + p.period) % p.period AS pday,
         SUM(t.views) AS views,
         SUM(t.add_to_cart) AS add_to_cart
-    FROM (
+    FROM params p CROSS JOIN (
         SELECT item_id, CAST(CAST(CAST(date AS DATE) AS INT) AS BIGINT) AS day,
                CAST(views AS DOUBLE) AS views, CAST(add_to_cart AS DOUBLE) AS add_to_cart
         FROM traffic
-    ) t CROSS JOIN params p
+    ) t
     WHERE t.day <= p.cutoff_day
     GROUP BY 1, 2
 ),

@@ -31,7 +31,7 @@ span AS (
         p.period,
         p.anchor,
         p.cutoff_day
-    FROM bounds b CROSS JOIN params p
+    FROM params p CROSS JOIN bounds b
 ),
 events AS (
     SELECT
@@ -64,7 +64,7 @@ periods AS (
         n.next_event_day,
         n.last_event_day,
         s.cutoff_day
-    FROM nearest n CROSS JOIN span s
+    FROM span s CROSS JOIN nearest n
     WHERE n.day >= s.first_pday AND n.day < s.end_day
 ),
 per_period AS (

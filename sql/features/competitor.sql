@@ -27,10 +27,10 @@ span AS (
 ),
 observed AS (
     SELECT c.item_id, c.day, MIN(c.price) AS min_price
-    FROM (
+    FROM params p CROSS JOIN (
         SELECT item_id, CAST(CAST(CAST(date AS DATE) AS INT) AS BIGINT) AS day, CAST(price AS DOUBLE) AS price
         FROM competitor_prices
-    ) c CROSS JOIN params p
+    ) c
     WHERE c.day <= p.cutoff_day
     GROUP BY c.item_id, c.day
 ),
@@ -43,10 +43,10 @@ per_period AS (
         d.item_id,
         d.day - (((d.day - s.anchor) % s.period) + s.period) % s.period AS pday,
         AVG(d.min_price) AS competitor_min_price
-    FROM (
+    FROM span s CROSS JOIN (
         SELECT r.item_id, unnest(range(r.from_day, COALESCE(r.to_day, sp.end_day))) AS day, r.min_price
-        FROM ranges r CROSS JOIN span sp
-    ) d CROSS JOIN span s
+        FROM span sp CROSS JOIN ranges r
+    ) d
     GROUP BY 1, 2
 )
 SELECT

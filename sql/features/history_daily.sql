@@ -30,7 +30,7 @@ base AS (
     UNION ALL
     SELECT t.item_id, t.location_id, MAX(CAST(CAST(t.date AS INT) AS BIGINT)) + MIN(p.period) AS day,
            CAST(NULL AS DOUBLE) AS units, CAST(NULL AS BOOLEAN) AS stock_out
-    FROM target t CROSS JOIN params p
+    FROM params p CROSS JOIN target t
     GROUP BY t.item_id, t.location_id
 ),
 weighted AS (
@@ -41,7 +41,7 @@ weighted AS (
         CASE WHEN b.stock_out THEN 1.0 WHEN b.stock_out IS NOT NULL THEN 0.0 END AS is_stock_out,
         -- Weights relative to the cutoff stay within f64 range however long the history.
         POWER(0.9, CAST(p.cutoff_day - b.day AS DOUBLE) / p.period) AS w
-    FROM base b CROSS JOIN params p
+    FROM params p CROSS JOIN base b
 )
 SELECT
     CAST(item_id AS VARCHAR) AS item_id,

@@ -42,7 +42,7 @@ series AS (
 ),
 days AS (
     SELECT s.item_id, s.location_id, unnest(range(s.first_day, sp.end_day)) AS day
-    FROM series s CROSS JOIN span sp
+    FROM span sp CROSS JOIN series s
 ),
 price_rows AS (
     SELECT
@@ -60,7 +60,7 @@ price_rows AS (
 ),
 price_days AS (
     SELECT r.item_id, r.location_id, unnest(range(r.from_day, COALESCE(r.to_day, sp.end_day))) AS day, r.price
-    FROM price_rows r CROSS JOIN span sp
+    FROM span sp CROSS JOIN price_rows r
 ),
 promo_spans AS (
     SELECT
@@ -117,7 +117,7 @@ per_period AS (
                  THEN w.day - w.start_day + 1 END) AS days_into_promo,
         MAX(CASE WHEN w.kind IS NULL AND w.day - w.last_promo_end BETWEEN 1 AND 7 THEN 1 ELSE 0 END) AS post_promo,
         AVG(w.paid / w.shelf_avg_28) AS price_rel_own_28
-    FROM windowed w CROSS JOIN span s
+    FROM span s CROSS JOIN windowed w
     GROUP BY 1, 2, 3
 ),
 with_category AS (

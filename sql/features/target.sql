@@ -29,7 +29,7 @@ bucketed AS (
         s.day - (((s.day - p.anchor) % p.period) + p.period) % p.period AS pday,
         s.units,
         s.revenue
-    FROM (
+    FROM params p CROSS JOIN (
         SELECT
             item_id,
             location_id,
@@ -37,7 +37,7 @@ bucketed AS (
             CAST(units AS DOUBLE) AS units,
             CAST(revenue AS DOUBLE) AS revenue
         FROM sales
-    ) s CROSS JOIN params p
+    ) s
     WHERE s.day <= p.cutoff_day
 ),
 per_period AS (
@@ -50,11 +50,11 @@ grid AS (
            unnest(range(s.first_pday,
                         p.cutoff_day - (((p.cutoff_day - p.anchor) % p.period) + p.period) % p.period + 1,
                         p.period)) AS pday
-    FROM (
+    FROM params p CROSS JOIN (
         SELECT item_id, location_id, MIN(pday) AS first_pday
         FROM per_period
         GROUP BY item_id, location_id
-    ) s CROSS JOIN params p
+    ) s
 ),
 stock AS (
     SELECT
@@ -62,10 +62,10 @@ stock AS (
         i.location_id,
         i.day - (((i.day - p.anchor) % p.period) + p.period) % p.period AS pday,
         MAX(CASE WHEN i.on_hand <= 0 THEN 1 ELSE 0 END) AS stock_out
-    FROM (
+    FROM params p CROSS JOIN (
         SELECT item_id, location_id, CAST(CAST(CAST(date AS DATE) AS INT) AS BIGINT) AS day, on_hand
         FROM inventory
-    ) i CROSS JOIN params p
+    ) i
     WHERE i.day <= p.cutoff_day
     GROUP BY 1, 2, 3
 )

@@ -122,3 +122,50 @@ async fn materialised_features_replace_a_cutoff_and_known_tables_cover_the_horiz
     assert_eq!(max_date("target").await, "2026-03-10");
     assert_eq!(max_date("history").await, "2026-03-11");
 }
+
+/// A cross join holds its whole left input in memory, outside what spilling can bound: in every
+/// feature query, as planned when the nightly materialises it, the left input of each cross join
+/// is the one row of parameters, never a table (at 30,000 series a period table there took more
+/// than a 4 GiB memory budget).
+#[tokio::test]
+async fn cross_joins_hold_only_the_parameter_row() {
+    use datafusion::physical_plan::{ExecutionPlan, displayable};
+    type Plan = std::sync::Arc<dyn ExecutionPlan>;
+    /// At most one row: the parameters' literals, a global aggregate, and what passes them on.
+    fn one_row(p: &Plan) -> bool {
+        match p.name() {
+            "PlaceholderRowExec" => true,
+            "AggregateExec" => displayable(p.as_ref()).one_line().to_string().contains("gby=[]"),
+            "CrossJoinExec" | "NestedLoopJoinExec" => p.children().into_iter().all(one_row),
+            "ProjectionExec" | "FilterExec" | "CoalescePartitionsExec" | "RepartitionExec" | "CoalesceBatchesExec" => {
+                one_row(p.children()[0])
+            }
+            _ => false,
+        }
+    }
+    fn check(plan: &Plan, query: &str) {
+        if plan.name() == "CrossJoinExec" || plan.name() == "NestedLoopJoinExec" {
+            let left = plan.children()[0];
+            assert!(
+                one_row(left),
+                "{query}: a {} buffers more than a row:\n{}",
+                plan.name(),
+                displayable(left.as_ref()).indent(true)
+            );
+        }
+        for child in plan.children() {
+            check(child, query);
+        }
+    }
+    for frequency in [Frequency::Daily, Frequency::Weekly] {
+        let lake = Lake::in_memory();
+        demo_lake(&lake, 6).await;
+        let (ctx, _) = shelfcast::engine::open(&lake, 2).await.unwrap();
+        let params = FeatureParams::new(end(), frequency, 14);
+        for q in queries::for_frequency(frequency) {
+            let plan = features::dataframe(&ctx, q, params).await.unwrap().create_physical_plan().await.unwrap();
+            check(&plan, q.name);
+            features::materialize(&ctx, &lake, q, params, "t", &clock()).await.unwrap();
+        }
+    }
+}
