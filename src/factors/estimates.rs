@@ -1,7 +1,8 @@
 //! Effect estimates per category from the factor regression: own-price and cross-price
 //! elasticities with confidence intervals, promotion uplift per kind (as % and in units) with the
 //! post-promotion dip, the weekly and yearly profile, event multipliers, and each driver's share of
-//! the variance of log demand.
+//! the variance of log demand. With several locations, the elasticities, uplifts, dip and event
+//! multipliers are also rolled up per location (the same regression on each location's series).
 //!
 //! # The model
 //!
@@ -29,7 +30,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::f64::consts::PI;
 
 use serde::{Deserialize, Serialize};
-use tracing::warn;
+use tracing::{debug, warn};
 
 use super::data::Observations;
 use super::groups::FactorSettings;
@@ -46,9 +47,11 @@ pub const LEVEL: f64 = 0.95;
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Estimate {
     /// `elasticity`, `promotion`, `promotion_total`, `post_promotion`, `weekly`, `yearly`,
-    /// `event`, `driver_share` (per category, and pooled as category `all`).
+    /// `event`, `driver_share` (per category, and pooled as category `all`); and the roll-ups per
+    /// location `location_elasticity`, `location_promotion`, `location_post_promotion`,
+    /// `location_event`.
     pub section: String,
-    /// Category (`all` for pooled rows).
+    /// Category (`all` for pooled rows; the location for the `location_` sections).
     pub category: String,
     /// What is estimated: `own_price`, a promotion kind, `mon`…`sun`, `month_01`…, an event, a driver.
     pub factor: String,
@@ -166,6 +169,7 @@ pub fn analyze(o: &Observations, daily: bool, groups: &FactorSettings) -> Analys
     let mut variance_terms: Vec<Vec<f64>> = Vec::new();
     // Per category too when there are several (with one, the pooled row says it).
     let several = by_cat.len() > 1;
+    let fitted: Vec<usize> = by_cat.values().flatten().copied().collect();
     for (cat, rows) in by_cat {
         let before = variance_terms.len();
         match fit_category(o, cat, &rows, daily, groups, &mut out.estimates, &mut variance_terms) {
@@ -195,6 +199,7 @@ pub fn analyze(o: &Observations, daily: bool, groups: &FactorSettings) -> Analys
     if variance_terms.is_empty() {
         return out;
     }
+    by_location(o, &fitted, daily, groups, &mut out.estimates);
     let share = shares(&variance_terms, g);
     let mut ranking: Vec<usize> = (0..g).collect();
     ranking.sort_by(|a, b| share[*b].total_cmp(&share[*a]));
@@ -212,6 +217,41 @@ pub fn analyze(o: &Observations, daily: bool, groups: &FactorSettings) -> Analys
         });
     }
     out
+}
+
+/// The sections rolled up per location, and the section each becomes.
+const LOCATION_SECTIONS: &[(&str, &str)] = &[
+    ("elasticity", "location_elasticity"),
+    ("promotion", "location_promotion"),
+    ("post_promotion", "location_post_promotion"),
+    ("event", "location_event"),
+];
+
+/// Roll-ups per location, when there are several: the same regression fitted on each location's
+/// series (every category pooled), its elasticities, promotion uplifts, post-promotion dip and
+/// event multipliers written as `location_<section>` rows whose `category` is the location.
+fn by_location(o: &Observations, rows: &[usize], daily: bool, groups: &FactorSettings, out: &mut Vec<Estimate>) {
+    let mut by_loc: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
+    for &i in rows {
+        by_loc.entry(o.location[i].as_str()).or_default().push(i);
+    }
+    if by_loc.len() < 2 {
+        return;
+    }
+    for (loc, mut rows) in by_loc {
+        rows.sort_unstable();
+        let (mut est, mut terms) = (Vec::new(), Vec::new());
+        if let Err(e) = fit_category(o, loc, &rows, daily, groups, &mut est, &mut terms) {
+            debug!(location = loc, error = %e, "location roll-up skipped");
+            continue;
+        }
+        for mut e in est {
+            if let Some((_, section)) = LOCATION_SECTIONS.iter().find(|(s, _)| *s == e.section) {
+                e.section = (*section).to_string();
+                out.push(e);
+            }
+        }
+    }
 }
 
 /// Each group's share of the summed variances of the group terms over `rows`.

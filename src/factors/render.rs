@@ -43,7 +43,7 @@ pub fn text(a: &Analysis, truth: Option<&Truth>) -> String {
     );
     let _ = writeln!(
         s,
-        "{:<14} {:<10} {:>7} {:<18} {:>7} {:>10} {:>8} {:>11}",
+        "{:<14} {:<14} {:>7} {:<18} {:>7} {:>10} {:>8} {:>11}",
         "category", "kind", "uplift", "", "true", "units", "total", "total units"
     );
     for c in &cats {
@@ -62,7 +62,7 @@ pub fn text(a: &Analysis, truth: Option<&Truth>) -> String {
             let total = a.get("promotion_total", c, &e.factor);
             let _ = writeln!(
                 s,
-                "{:<14} {:<10} {:>7.1} {:<18} {:>7} {:>10.0} {:>8} {:>11}",
+                "{:<14} {:<14} {:>7.1} {:<18} {:>7} {:>10.0} {:>8} {:>11}",
                 c,
                 if e.section == "post_promotion" { "post-dip" } else { e.factor.as_str() },
                 e.value,
@@ -123,6 +123,37 @@ pub fn text(a: &Analysis, truth: Option<&Truth>) -> String {
                     ci(e.low, e.high),
                     want.unwrap_or_default()
                 );
+            }
+        }
+    }
+    let locations: std::collections::BTreeSet<&str> =
+        a.estimates.iter().filter(|e| e.section.starts_with("location_")).map(|e| e.category.as_str()).collect();
+    if !locations.is_empty() {
+        let _ = writeln!(
+            s,
+            "\nper location (its series fitted alone, categories pooled): elasticities; promotion uplift and dip, %"
+        );
+        for l in &locations {
+            let cells: Vec<String> = a
+                .estimates
+                .iter()
+                .filter(|e| {
+                    e.category == *l
+                        && ["location_elasticity", "location_promotion", "location_post_promotion"]
+                            .contains(&e.section.as_str())
+                })
+                .map(|e| {
+                    let name = if e.section == "location_post_promotion" { "post-dip" } else { e.factor.as_str() };
+                    let v = if e.section == "location_elasticity" {
+                        format!("{:.2}", e.value)
+                    } else {
+                        format!("{:.1}", e.value)
+                    };
+                    format!("{name} {v} {}", ci(e.low, e.high))
+                })
+                .collect();
+            if !cells.is_empty() {
+                let _ = writeln!(s, "{l:<14} {}", cells.join("  "));
             }
         }
     }

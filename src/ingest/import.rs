@@ -29,18 +29,21 @@ pub struct Preset {
     pub name: &'static str,
     /// Source tables: (name in the SQL, file name in the dataset folder).
     pub sources: &'static [(&'static str, &'static str)],
-    /// Target tables and the SQL producing them.
+    /// Target tables and the SQL producing them: the table's columns, and optionally a `reason`
+    /// column saying why a row cannot be kept (NULL when it can), checked before the table's own
+    /// checks.
     pub tables: &'static [(&'static str, &'static str)],
 }
 
 /// The presets shelfcast knows.
 pub const PRESETS: &[Preset] = &[Preset {
     name: "walmart",
-    sources: &[("walmart_train", "train.csv"), ("walmart_stores", "stores.csv")],
+    sources: &[("walmart_train", "train.csv"), ("walmart_stores", "stores.csv"), ("walmart_features", "features.csv")],
     tables: &[
         ("sales", include_str!("../../sql/import/walmart_sales.sql")),
         ("calendar", include_str!("../../sql/import/walmart_calendar.sql")),
         ("locations", include_str!("../../sql/import/walmart_locations.sql")),
+        ("promotions", include_str!("../../sql/import/walmart_promotions.sql")),
     ],
 }];
 
@@ -91,12 +94,14 @@ async fn register_file(ctx: &SessionContext, name: &str, path: &Path) -> Result<
 }
 
 /// The statement that reads `source` into `spec`'s columns with checked casts, plus a `reason`
-/// column saying why a row cannot be kept (NULL when it can).
+/// column saying why a row cannot be kept (NULL when it can). `source_reason`: a column of
+/// `source` with a reason of its own, which comes first.
 fn mapping_sql(
     spec: &TableSpec,
     source: &str,
     map: &BTreeMap<String, String>,
     date_format: Option<&str>,
+    source_reason: Option<&str>,
 ) -> Result<String> {
     for k in map.keys() {
         if !spec.columns.iter().any(|c| c.name == k) {
@@ -137,6 +142,9 @@ fn mapping_sql(
             }
         }
     }
+    if let Some(r) = source_reason {
+        reasons.insert(0, format!("CAST({} AS VARCHAR)", quote(r)));
+    }
     let reason = if reasons.is_empty() {
         "CAST(NULL AS VARCHAR)".to_string()
     } else {
@@ -161,7 +169,7 @@ pub async fn import_file(
     })?;
     let ctx = crate::engine::local_context(2);
     register_file(&ctx, "source", path).await?;
-    let sql = mapping_sql(spec, "source", map, date_format)?;
+    let sql = mapping_sql(spec, "source", map, date_format, None)?;
     let token = format!("import-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
     write(lake, &ctx, spec, &sql, &token, &path.display().to_string(), clock).await
 }
@@ -182,10 +190,12 @@ pub async fn import_preset(lake: &Lake, name: &str, dir: &Path, clock: &dyn Cloc
         let spec = schema::table(table)
             .ok_or_else(|| Error::data(format!("preset `{name}` writes unknown table `{table}`")))?;
         // The preset's SQL produces the table's columns; the checks are the same as for a file.
-        ctx.register_table("preset_rows", ctx.sql(sql).await?.into_view())?;
+        let rows = ctx.sql(sql).await.map_err(|e| Error::data(format!("preset `{name}`, table `{table}`: {e}")))?;
+        let own_reason = rows.schema().field_with_unqualified_name("reason").is_ok().then_some("reason");
+        ctx.register_table("preset_rows", rows.into_view())?;
         let identity: BTreeMap<String, String> =
             spec.columns.iter().map(|c| (c.name.to_string(), c.name.to_string())).collect();
-        let checked = mapping_sql(spec, "preset_rows", &identity, None)?;
+        let checked = mapping_sql(spec, "preset_rows", &identity, None, own_reason)?;
         out.push(write(lake, &ctx, spec, &checked, &token, &format!("{name} preset"), clock).await?);
         ctx.deregister_table("preset_rows")?;
     }

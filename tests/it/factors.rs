@@ -84,6 +84,21 @@ async fn recovers_the_demo_truth() {
     let top = |r: &[String]| r[..3].iter().cloned().collect::<std::collections::BTreeSet<_>>();
     assert_eq!(top(&est), top(&want), "the three dominant drivers");
     assert_eq!(est.last(), want.last(), "the weakest driver");
+    // Roll-ups per location: each store's series fitted alone, categories pooled, so its
+    // elasticity lies among the categories' and every promotion kind has an uplift.
+    let locations: std::collections::BTreeSet<&str> =
+        a.estimates.iter().filter(|e| e.section == "location_elasticity").map(|e| e.category.as_str()).collect();
+    assert!(locations.len() >= 2, "locations rolled up: {locations:?}");
+    let elasticities = truth.categories.values().map(|t| t.price_elasticity);
+    let (lo, hi) = elasticities.fold((f64::INFINITY, f64::NEG_INFINITY), |(l, h), e| (l.min(e), h.max(e)));
+    for l in &locations {
+        let own = a.get("location_elasticity", l, "own_price").unwrap();
+        eprintln!("{l:<12} own {:>6.2} [{:.2}, {:.2}]", own.value, own.low.unwrap(), own.high.unwrap());
+        assert!(own.value >= 1.2 * lo && own.value <= 0.8 * hi, "{l}: own-price elasticity {:.2}", own.value);
+        for kind in truth.categories.values().flat_map(|t| t.promo_uplift.keys()) {
+            assert!(a.get("location_promotion", l, kind).is_some(), "{l}: no uplift for {kind}");
+        }
+    }
     // Shares per category as well, summing to one in each.
     for cat in truth.categories.keys() {
         let sum: f64 =

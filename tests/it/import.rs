@@ -46,3 +46,85 @@ async fn a_mapping_must_cover_the_required_columns() {
     let err = import::import_file(&Lake::in_memory(), "sales", &csv, &map, None, &clock()).await.unwrap_err();
     assert!(err.to_string().contains("needs column `item_id`"), "{err}");
 }
+
+/// A tiny Walmart-shaped dataset: two stores, three weeks of sales, markdowns in features.csv.
+fn walmart_fixture(dir: &std::path::Path) {
+    let mut train = String::from("Store,Dept,Date,Weekly_Sales,IsHoliday\n");
+    for week in ["2012-01-06", "2012-01-13", "2012-01-20"] {
+        for (store, dept, sales) in [(1, 1, 100.0), (1, 2, 100.0), (2, 1, 50.0)] {
+            train.push_str(&format!("{store},{dept},{week},{sales},FALSE\n"));
+        }
+    }
+    // Store 2's department 9 sells in one week only: the sales preset leaves it out.
+    train.push_str("2,9,2012-01-06,50,FALSE\n");
+    std::fs::write(dir.join("train.csv"), train).unwrap();
+    std::fs::write(dir.join("stores.csv"), "Store,Type,Size\n1,A,150000\n2,B,90000\n").unwrap();
+    std::fs::write(
+        dir.join("features.csv"),
+        "Store,Date,Temperature,Fuel_Price,MarkDown1,MarkDown2,MarkDown3,MarkDown4,MarkDown5,CPI,Unemployment,IsHoliday\n\
+         1,2012-01-06,40.1,3.1,NA,NA,NA,NA,NA,211.1,8.1,FALSE\n\
+         1,2012-01-13,41.2,3.1,100,NA,50,NA,NA,211.2,8.1,FALSE\n\
+         1,2012-01-20,39.0,3.2,300,NA,NA,NA,NA,211.3,8.1,FALSE\n\
+         1,2012-01-27,38.5,3.2,NA,20,NA,NA,NA,211.4,8.1,FALSE\n\
+         2,2012-01-06,50.0,3.0,NA,-10.5,NA,NA,NA,130.1,4.6,FALSE\n\
+         2,2012-01-13,51.0,3.0,NA,NA,NA,NA,10,130.2,4.6,FALSE\n\
+         2,2012-01-20,52.0,3.0,NA,abc,NA,NA,NA,130.3,4.6,FALSE\n\
+         1,soon,53.0,3.0,5,NA,NA,NA,NA,130.4,4.6,FALSE\n",
+    )
+    .unwrap();
+}
+
+#[tokio::test]
+async fn the_walmart_preset_maps_markdowns_to_promotions_and_quarantines_unreadable_rows() {
+    let dir = tempfile::tempdir().unwrap();
+    walmart_fixture(dir.path());
+    let lake = Lake::in_memory();
+    let reports = import::import_preset(&lake, "walmart", dir.path(), &clock()).await.unwrap();
+    let promo = reports.iter().find(|r| r.table == "promotions").unwrap();
+    // 8 features rows: 2 unreadable; of the rest, 4 weeks with a positive markdown, one per
+    // department the sales keep (store 1: 2, store 2: 1).
+    assert_eq!((promo.rows_read, promo.rows_written, promo.rows_quarantined), (9, 7, 2), "{promo:?}");
+    let sales = reports.iter().find(|r| r.table == "sales").unwrap();
+    assert_eq!((sales.rows_written, sales.rows_quarantined), (9, 0));
+
+    let (ctx, _) = shelfcast::engine::open(&lake, 1).await.unwrap();
+    let rows = ctx
+        .sql(
+            "SELECT item_id, location_id, CAST(start_date AS VARCHAR) AS s, CAST(end_date AS VARCHAR) AS e, kind, \
+             round(discount, 3) AS d FROM promotions ORDER BY location_id, end_date, item_id",
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string();
+    let got: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains("dept_"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    // Store 1 sells 200 a week on average, store 2 about 66.7; the markdown at or above the
+    // store's median is `markdown_deep`; a depth above 0.95 is capped.
+    let want = [
+        "| dept_1 | store_1 | 2012-01-07 | 2012-01-13 | markdown_deep | 0.75 |",
+        "| dept_2 | store_1 | 2012-01-07 | 2012-01-13 | markdown_deep | 0.75 |",
+        "| dept_1 | store_1 | 2012-01-14 | 2012-01-20 | markdown_deep | 0.95 |",
+        "| dept_2 | store_1 | 2012-01-14 | 2012-01-20 | markdown_deep | 0.95 |",
+        "| dept_1 | store_1 | 2012-01-21 | 2012-01-27 | markdown | 0.1 |",
+        "| dept_2 | store_1 | 2012-01-21 | 2012-01-27 | markdown | 0.1 |",
+        "| dept_1 | store_2 | 2012-01-07 | 2012-01-13 | markdown_deep | 0.15 |",
+    ];
+    assert_eq!(got, want, "{text}");
+
+    let q = lake.list(&object_store::path::Path::from("quarantine")).await.unwrap();
+    let manifest = q
+        .iter()
+        .find(|m| m.location.as_ref().ends_with("_manifest.json") && m.location.as_ref().contains("promotions"))
+        .unwrap();
+    let folder: object_store::path::Path = manifest.location.parts().take(3).collect();
+    let (_, bad) = dataset::read(&lake, &folder).await.unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&bad).unwrap().to_string();
+    assert!(text.contains("Date: cannot read 'soon' as date"), "{text}");
+    assert!(text.contains("MarkDown2: cannot read 'abc' as double"), "{text}");
+}
