@@ -186,6 +186,21 @@ impl FactorSettings {
             })
     }
 
+    /// The calendar groups a scrambled calendar can measure (the level and trend cannot): (name,
+    /// day of the week, position in the year). The day of the week only at a daily grain, where
+    /// periods differ in it.
+    pub fn calendar_parts(&self, daily: bool) -> Vec<(String, bool, bool)> {
+        self.groups
+            .iter()
+            .filter(|(name, _)| self.is_calendar(name))
+            .filter_map(|(name, patterns)| {
+                let weekly = daily && patterns.iter().any(|p| p.starts_with("dow:"));
+                let yearly = patterns.iter().any(|p| p.starts_with("yearly:"));
+                (weekly || yearly).then(|| (name.clone(), weekly, yearly))
+            })
+            .collect()
+    }
+
     /// The group of a regressor.
     pub fn group_of(&self, regressor: &str) -> &str {
         let matches = |p: &String| match p.strip_suffix('*') {

@@ -20,9 +20,14 @@
 //! The ensemble recombines ([`crate::models::ensemble::combine`]) its members' forecasts under
 //! the same scramble. A model that reads no covariates (the statistical baselines) is reported
 //! with an importance of 0 and the method `not_read`; a group no covariate column carries
-//! (a configured group whose patterns name only regression terms) with 0 and `no_columns`;
-//! the calendar groups (level and trend, weekly, yearly), which the models derive from the
-//! dates and the history rather than from covariates, with no value and `not_applicable`.
+//! (a configured group whose patterns name only regression terms) with 0 and `no_columns`.
+//!
+//! The calendar groups `weekly` and `yearly` are measured on the models that read the calendar
+//! of the dates ([`Forecaster::reads_calendar`](crate::models::Forecaster::reads_calendar): the
+//! deep models, `gbt`): the panel's calendar is scrambled ([`crate::panel::calendar::Scramble`])
+//! instead of covariate columns, the day of the week only at a daily grain. Models that learn
+//! their cycles from the order of the history, and the level and trend for every model, get no
+//! value and `not_applicable`.
 //!
 //! Losses are pooled over the windows, for all series (`scope = all`) and for the series of each
 //! category and each location.
@@ -165,7 +170,7 @@ pub struct ImportanceRow {
     /// Repeats measured.
     pub repeats: u64,
     /// `permute`, `refit`, `not_read` (the model reads no covariates: 0), `no_columns` (no
-    /// covariate carries the group: 0) or `not_applicable` (calendar groups).
+    /// covariate carries the group: 0) or `not_applicable` (a calendar group the model does not read).
     pub method: String,
     /// Series scored in the scope (summed over the windows).
     pub series: u64,
@@ -351,6 +356,8 @@ impl Sums {
 #[derive(Debug, Clone)]
 struct Errors {
     reads: bool,
+    /// The model (or a member) reads the calendar of the dates.
+    reads_calendar: bool,
     base: Vec<Sums>,
     series: Vec<u64>,
     taken: Vec<Vec<Vec<Sums>>>,
@@ -417,6 +424,7 @@ struct Fitted {
     name: String,
     model: Box<dyn Forecaster>,
     reads: bool,
+    calendar: bool,
     base: Forecast,
 }
 
@@ -452,6 +460,7 @@ fn measure_window(
     settings: &Settings,
     opts: &ImportanceOptions,
     groups: &[(String, Vec<String>)],
+    calendar: &[(String, bool, bool)],
     scopes: &Scopes,
     errors: &mut [Option<Errors>],
 ) -> Result<()> {
@@ -473,14 +482,16 @@ fn measure_window(
         let _span = info_span!("importance fit", model = %name, window = wi).entered();
         let mut model = models::build(&name, settings)?;
         let reads = model.needs_covariates() && w.panel.covariates.is_some();
+        let calendar = model.reads_calendar();
         model.fit(&w.panel)?;
         let base = model.predict(&w.panel, h, &levels)?;
-        fitted.push(Fitted { name, model, reads, base });
+        fitted.push(Fitted { name, model, reads, calendar, base });
     }
-    let reads_of = |name: &str| {
+    let any_of = |name: &str, what: fn(&Fitted) -> bool| {
         let names = if name == "ensemble" { members.clone() } else { vec![name.to_string()] };
-        fitted.iter().any(|f| names.contains(&f.name) && f.reads)
+        fitted.iter().any(|f| names.contains(&f.name) && what(f))
     };
+    let reads_of = |name: &str| any_of(name, |f| f.reads);
     let repeats = match opts.method {
         Method::Permute => opts.repeats,
         Method::Refit => 1,
@@ -490,32 +501,51 @@ fn measure_window(
         let (base, series) = score(&f, w, full, scopes);
         let e = errors[m].get_or_insert_with(|| Errors {
             reads: reads_of(name),
+            reads_calendar: any_of(name, |f| f.calendar),
             base: vec![Sums::default(); scopes.names.len()],
             series: vec![0; scopes.names.len()],
-            taken: vec![vec![vec![Sums::default(); scopes.names.len()]; repeats]; groups.len()],
+            taken: vec![vec![vec![Sums::default(); scopes.names.len()]; repeats]; groups.len() + calendar.len()],
         });
         e.reads &= reads_of(name);
+        e.reads_calendar &= any_of(name, |f| f.calendar);
         for (sc, (b, k)) in base.into_iter().zip(series).enumerate() {
             e.base[sc].add(b);
             e.series[sc] += k;
         }
     }
-    let Some(cov) = w.panel.covariates.as_deref().filter(|_| fitted.iter().any(|f| f.reads)) else {
-        return Ok(());
-    };
-    for (g, (group, columns)) in groups.iter().enumerate() {
+    // One pass per scrambled group: the covariate groups (models that read covariates), then the
+    // calendar groups (models that read the dates' calendar).
+    let cov = w.panel.covariates.as_deref().filter(|_| fitted.iter().any(|f| f.reads));
+    let calendar_read = fitted.iter().any(|f| f.calendar);
+    let passes = groups.len() + calendar.len();
+    for g in 0..passes {
+        let (group, on_calendar) = match g.checked_sub(groups.len()) {
+            None => (&groups[g].0, false),
+            Some(c) => (&calendar[c].0, true),
+        };
+        if (!on_calendar && cov.is_none()) || (on_calendar && !calendar_read) {
+            continue;
+        }
         let _span = info_span!("importance group", group = %group, window = wi).entered();
         for r in 0..repeats {
-            let taken = match opts.method {
-                Method::Permute => permute(cov, columns, seed_of(opts.seed, g, wi, r))?,
-                Method::Refit => neutralize(cov, columns)?,
-            };
+            let seed = seed_of(opts.seed, g, wi, r);
             let mut panel = w.panel.clone();
-            panel.covariates = Some(Arc::new(taken));
+            if let (false, Some(cov)) = (on_calendar, cov) {
+                let columns = &groups[g].1;
+                let taken = match opts.method {
+                    Method::Permute => permute(cov, columns, seed)?,
+                    Method::Refit => neutralize(cov, columns)?,
+                };
+                panel.covariates = Some(Arc::new(taken));
+            } else {
+                let (_, weekly, yearly) = calendar[g - groups.len()];
+                panel.scramble = Some(crate::panel::calendar::Scramble { weekly, yearly, seed });
+            }
             let forecasts = fitted
                 .iter()
                 .map(|f| {
-                    if !f.reads {
+                    let takes = if on_calendar { f.calendar } else { f.reads };
+                    if !takes {
                         return Ok(None);
                     }
                     Ok(Some(match opts.method {
@@ -530,7 +560,10 @@ fn measure_window(
                 .collect::<Result<Vec<Option<Forecast>>>>()?;
             let pick = |i: usize| forecasts[i].as_ref().unwrap_or(&fitted[i].base);
             for (m, name) in opts.models.iter().enumerate() {
-                let Some(e) = errors[m].as_mut().filter(|e| e.reads) else { continue };
+                let Some(e) = errors[m].as_mut().filter(|e| if on_calendar { e.reads_calendar } else { e.reads })
+                else {
+                    continue;
+                };
                 let f = forecast_of(name, &fitted, &members, &pick, n, h, &levels)?;
                 for (acc, s) in e.taken[g][r].iter_mut().zip(score(&f, w, full, scopes).0) {
                     acc.add(s);
@@ -553,16 +586,18 @@ pub fn measure(
 ) -> Result<Importance> {
     let columns = factors.covariate_groups();
     let groups: Vec<(String, Vec<String>)> = columns.clone().into_iter().collect();
+    let calendar = factors.calendar_parts(settings.frequency == crate::settings::Frequency::Daily);
     let scopes = Scopes::new(full, categories);
     let mut errors: Vec<Option<Errors>> = vec![None; opts.models.len()];
     for (wi, w) in windows.iter().enumerate() {
-        measure_window(full, w, wi, settings, opts, &groups, &scopes, &mut errors)?;
+        measure_window(full, w, wi, settings, opts, &groups, &calendar, &scopes, &mut errors)?;
     }
     let mut rows = Vec::new();
     for (name, e) in opts.models.iter().zip(errors) {
         let Some(e) = e else { continue };
         for group in factors.importance_groups() {
             let g = groups.iter().position(|(n, _)| *n == group);
+            let c = calendar.iter().position(|(n, _, _)| *n == group).map(|c| groups.len() + c);
             for (sc, (scope, value)) in scopes.names.iter().enumerate() {
                 if e.series[sc] == 0 {
                     continue;
@@ -584,13 +619,20 @@ pub fn measure(
                         method: String::new(),
                         series: e.series[sc],
                     };
-                    match g {
-                        None if factors.is_calendar(&group) => {
+                    // A calendar group is measured on the models that read the dates' calendar;
+                    // the others learn their cycles from the history's order.
+                    let measured = match (g, c) {
+                        (Some(g), _) if e.reads => Some(g),
+                        (None, Some(c)) if e.reads_calendar => Some(c),
+                        _ => None,
+                    };
+                    match measured {
+                        None if g.is_none() && factors.is_calendar(&group) => {
                             row.method = "not_applicable".into();
                             (row.increase, row.std, row.min, row.max) = (None, None, None, None);
                         }
-                        None => row.method = "no_columns".into(),
-                        Some(_) if !e.reads => row.method = "not_read".into(),
+                        None if g.is_none() => row.method = "no_columns".into(),
+                        None => row.method = "not_read".into(),
                         Some(g) => {
                             let inc: Vec<f64> =
                                 e.taken[g].iter().filter_map(|s| Some(s[sc].metric(metric)? - baseline?)).collect();

@@ -123,6 +123,12 @@ pub trait Forecaster: std::fmt::Debug + Send {
     fn needs_covariates(&self) -> bool {
         false
     }
+
+    /// Whether the model reads the calendar of the periods' dates ([`Panel::calendar`]: day of the
+    /// week, position in the year) rather than only their order in the history.
+    fn reads_calendar(&self) -> bool {
+        false
+    }
 }
 
 /// Model names the registry knows.

@@ -7,6 +7,7 @@
 //! tensor view of it lives in [`crate::models::nn`]. Deep models also read the panel's
 //! [`Covariates`], when loaded: the other feature tables aligned with the same series.
 
+pub mod calendar;
 pub mod covariates;
 
 use std::collections::HashMap;
@@ -45,6 +46,8 @@ pub struct Panel {
     pub frequency: Frequency,
     /// Covariates aligned with the series, when loaded (shared: panels are cloned cheaply).
     pub covariates: Option<Arc<Covariates>>,
+    /// The calendar models read is scrambled (only to measure its importance).
+    pub scramble: Option<calendar::Scramble>,
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::ArrayRef> {
@@ -77,7 +80,7 @@ impl Panel {
 
     /// A panel of these series, without covariates.
     pub fn new(keys: Vec<SeriesKey>, values: Vec<Vec<f32>>, end: NaiveDate, frequency: Frequency) -> Self {
-        Self { keys, values, end, frequency, covariates: None }
+        Self { keys, values, end, frequency, covariates: None, scramble: None }
     }
 
     /// The same panel with covariates attached.
@@ -94,6 +97,14 @@ impl Panel {
             NaiveDate::from_ymd_opt(2026, 1, 1).expect("a valid date"),
             Frequency::Daily,
         )
+    }
+
+    /// The calendar models read for the period starting on `date` (scrambled when measuring).
+    pub fn calendar(&self, date: NaiveDate) -> calendar::Calendar {
+        match &self.scramble {
+            Some(s) => s.apply(date),
+            None => calendar::Calendar::of(date),
+        }
     }
 
     /// Number of series.

@@ -82,9 +82,18 @@ async fn promotions_matter_to_a_model_that_reads_them_and_not_to_the_baselines()
         assert_eq!((r.method.as_str(), r.increase, r.std), ("not_read", Some(0.0), Some(0.0)), "{group}");
         assert!(r.baseline.unwrap() > 0.0);
     }
-    // Calendar groups are derived from dates and history, not covariates: not measured.
-    let weekly = wape("lstm", "weekly");
-    assert_eq!((weekly.method.as_str(), weekly.increase), ("not_applicable", None));
+    // The calendar groups: the LSTM reads the calendar of the dates, so the day of the week and
+    // the position in the year are scrambled for it (3 repeats, each a different draw); TSB reads
+    // no calendar, and the level and trend are no calendar anyone can scramble: not measured.
+    for group in ["weekly", "yearly"] {
+        let r = wape("lstm", group);
+        assert_eq!((r.method.as_str(), r.repeats), ("permute", 3), "{group}");
+        assert!(r.increase.unwrap().is_finite() && r.std.unwrap() > 0.0, "{r:?}");
+    }
+    for (model, group) in [("tsb", "weekly"), ("lstm", "level_trend")] {
+        let r = wape(model, group);
+        assert_eq!((r.method.as_str(), r.increase), ("not_applicable", None), "{model} {group}");
+    }
 
     // The ensemble recombines its members under the same scramble: it loses some accuracy too.
     let e = wape("ensemble", "promotion");

@@ -9,7 +9,7 @@
 //! Nothing after the origin is read except known-future covariates and the calendar: a seasonal
 //! lag that would fall after the origin takes the same phase one more cycle back.
 
-use chrono::{Datelike, Duration, NaiveDate};
+use chrono::{Duration, NaiveDate};
 
 use crate::panel::Panel;
 use crate::settings::Frequency;
@@ -173,12 +173,13 @@ pub fn row(
     // Calendar of the target period.
     let n = y.len();
     let date = period_date(panel, n, o + h);
+    let cal = panel.calendar(date);
     if layout.daily {
-        row.push(f64::from(date.weekday().num_days_from_monday()));
-        row.push(f64::from(date.ordinal()));
+        row.push(f64::from(cal.weekday0));
+        row.push(f64::from(cal.ordinal0 + 1));
     } else {
-        row.push(f64::from(date.iso_week().week()));
-        row.push(f64::from(date.month()));
+        row.push(f64::from(cal.iso_week));
+        row.push(f64::from(cal.month));
     }
     if layout.known > 0 {
         let mut known = Vec::with_capacity(layout.known);

@@ -352,6 +352,10 @@ impl Forecaster for Gbt {
         }))
     }
 
+    fn reads_calendar(&self) -> bool {
+        true
+    }
+
     fn needs_covariates(&self) -> bool {
         self.config.covariates
     }

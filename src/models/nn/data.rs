@@ -16,23 +16,24 @@
 //! The last `H` periods before the panel's end are kept for validation: a training sample's
 //! targets end before them, and the validation sample of a series is cut at `n − H`.
 
-use chrono::{Datelike, Duration, NaiveDate};
+use chrono::Duration;
 use rand::Rng;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
+use crate::panel::calendar::Calendar;
 use crate::panel::{Covariates, Panel};
 
 /// Date features per step: day of week one-hot (7), then two harmonics of the day of the year.
 pub const DATE_FEATURES: usize = 11;
 
-/// Appends the date features of the period starting on `date`.
-pub fn date_features(date: NaiveDate, out: &mut Vec<f32>) {
-    let dow = date.weekday().num_days_from_monday() as usize;
+/// Appends the date features of a period's calendar (see [`Panel::calendar`]).
+pub fn date_features(cal: Calendar, out: &mut Vec<f32>) {
+    let dow = cal.weekday0 as usize;
     out.extend((0..7).map(|d| f32::from(d == dow)));
-    let a = std::f32::consts::TAU * date.ordinal0() as f32 / 365.25;
+    let a = std::f32::consts::TAU * cal.ordinal0 as f32 / 365.25;
     out.extend([a.sin(), a.cos(), (2.0 * a).sin(), (2.0 * a).cos()]);
 }
 
@@ -165,7 +166,7 @@ impl<'a> Windows<'a> {
                 enc.push(if observed { y[i as usize] / nu } else { 0.0 });
                 enc.push(f32::from(observed));
                 enc.push(log_scale);
-                date_features(date(i), &mut enc);
+                date_features(self.panel.calendar(date(i)), &mut enc);
                 if let Some(c) = self.covariates {
                     let at = c.index(n, i);
                     c.known_at(s, at, &mut enc);
@@ -176,7 +177,7 @@ impl<'a> Windows<'a> {
                 let i = (t + h) as isize;
                 dec.push((h + 1) as f32 / self.layout.horizon.max(1) as f32);
                 dec.push(log_scale);
-                date_features(date(i), &mut dec);
+                date_features(self.panel.calendar(date(i)), &mut dec);
                 if let Some(c) = self.covariates {
                     c.known_at(s, c.index(n, i), &mut dec);
                 }
@@ -298,6 +299,7 @@ impl Sampler {
 mod tests {
     use super::*;
     use crate::settings::Frequency;
+    use chrono::NaiveDate;
     use rand::SeedableRng;
 
     fn panel() -> Panel {

@@ -371,6 +371,10 @@ macro_rules! delegate_forecaster {
                 self.0.card().and_then(|c| serde_json::to_value(c).ok())
             }
 
+            fn reads_calendar(&self) -> bool {
+                true
+            }
+
             fn needs_covariates(&self) -> bool {
                 true
             }

@@ -114,7 +114,7 @@ impl Forecaster for TorchScript {
                     *dst = v / nu;
                 }
                 for h in 0..horizon {
-                    date_features(panel.target_date(h + 1), &mut known);
+                    date_features(panel.calendar(panel.target_date(h + 1)), &mut known);
                     if let Some(c) = cov {
                         c.known_at(s, c.index(y.len(), (y.len() + h) as isize), &mut known);
                     }
@@ -175,6 +175,10 @@ impl Forecaster for TorchScript {
 
     fn card(&self) -> Option<serde_json::Value> {
         serde_json::to_value(&self.card).ok()
+    }
+
+    fn reads_calendar(&self) -> bool {
+        true
     }
 
     fn needs_covariates(&self) -> bool {
