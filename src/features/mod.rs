@@ -106,10 +106,16 @@ pub async fn dataframe(ctx: &SessionContext, q: &FeatureQuery, params: FeaturePa
 /// Registers every feature query as a view (named as the query) for ad hoc SQL.
 pub async fn register_views(ctx: &SessionContext, params: FeatureParams) -> Result<()> {
     for q in queries::for_frequency(params.frequency) {
-        let df = dataframe(ctx, q, params).await?;
-        let _ = ctx.deregister_table(q.name)?;
-        ctx.register_table(q.name, df.into_view())?;
+        register_view(ctx, q, params).await?;
     }
+    Ok(())
+}
+
+/// Registers one feature query as a view, in place of any table of its name.
+async fn register_view(ctx: &SessionContext, q: &FeatureQuery, params: FeatureParams) -> Result<()> {
+    let df = dataframe(ctx, q, params).await?;
+    let _ = ctx.deregister_table(q.name)?;
+    ctx.register_table(q.name, df.into_view())?;
     Ok(())
 }
 
@@ -120,11 +126,7 @@ pub async fn register_committed(ctx: &SessionContext, lake: &Lake, params: Featu
         let dir = crate::lake::layout::features(q.name, params.cutoff);
         match crate::lake::dataset::read_manifest(lake, &dir).await? {
             Some(manifest) => register_dataset(ctx, lake, q.name, &dir, &manifest).await?,
-            None => {
-                let df = dataframe(ctx, q, params).await?;
-                let _ = ctx.deregister_table(q.name)?;
-                ctx.register_table(q.name, df.into_view())?;
-            }
+            None => register_view(ctx, q, params).await?,
         }
     }
     Ok(())

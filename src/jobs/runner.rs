@@ -40,7 +40,7 @@ use crate::lake::lease::{Acquired, Lease, LeaseState};
 use crate::lake::{Lake, dataset, layout};
 use crate::models::baseline::classify::classify;
 use crate::models::{self, Forecast, Forecaster, store};
-use crate::panel::{Covariates, Panel, PanelBuilder};
+use crate::panel::{Covariates, Panel};
 use crate::plan::replenish;
 use crate::publish::notify;
 use crate::publish::{self, ForecastRelease, PublishMetrics};
@@ -798,9 +798,7 @@ fn needs_covariates(models: &[Box<dyn Forecaster>]) -> bool {
 async fn panel_for(env: &RunEnv, params: FeatureParams) -> Result<Panel> {
     let dir = layout::features(queries::TARGET.name, params.cutoff);
     let end = params.cutoff - Duration::days(params.frequency.days() - 1);
-    let mut builder = PanelBuilder::new(params.frequency, end);
-    dataset::read_each(&env.lake, &dir, |part| part.iter().try_for_each(|b| builder.push(b))).await?;
-    let panel = builder.finish()?;
+    let panel = Panel::read(&env.lake, &dir, params.frequency, end).await?;
     if panel.is_empty() {
         return Err(Error::data(format!("no series have sales on or before {}", params.cutoff)));
     }

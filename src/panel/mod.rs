@@ -64,6 +64,19 @@ impl Panel {
         builder.finish()
     }
 
+    /// Reads a committed feature dataset (`target`) file by file into a panel whose last period
+    /// starts on `end`.
+    pub async fn read(
+        lake: &crate::lake::Lake,
+        dir: &object_store::path::Path,
+        frequency: Frequency,
+        end: NaiveDate,
+    ) -> Result<Self> {
+        let mut builder = PanelBuilder::new(frequency, end);
+        crate::lake::dataset::read_each(lake, dir, |part| part.iter().try_for_each(|b| builder.push(b))).await?;
+        builder.finish()
+    }
+
     /// Builds a panel from a stream of feature rows (a query's output), one batch at a time.
     pub async fn from_stream(
         mut stream: datafusion::execution::SendableRecordBatchStream,

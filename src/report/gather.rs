@@ -33,7 +33,7 @@ use crate::evaluate::champion::Registry;
 use crate::evaluate::metrics;
 use crate::features::queries;
 use crate::lake::{Lake, dataset, layout};
-use crate::panel::{Panel, PanelBuilder};
+use crate::panel::Panel;
 use crate::publish;
 use crate::settings::Settings;
 
@@ -202,9 +202,7 @@ pub async fn gather(lake: &Lake, settings: &Settings, source: &Source, clock: &d
             match dataset::read_manifest(lake, &dir).await? {
                 Some(_) => {
                     let end = cutoff - Duration::days(settings.frequency.days() - 1);
-                    let mut builder = PanelBuilder::new(settings.frequency, end);
-                    dataset::read_each(lake, &dir, |part| part.iter().try_for_each(|b| builder.push(b))).await?;
-                    Some(Actuals::new(builder.finish()?))
+                    Some(Actuals::new(Panel::read(lake, &dir, settings.frequency, end).await?))
                 }
                 None => {
                     notes.push(format!(
