@@ -97,6 +97,9 @@ enum Command {
         /// Replace the raw tables of a lake that already has sales.
         #[arg(long)]
         force: bool,
+        /// Leave out the local layer (closures, regional holidays, the planned covariate).
+        #[arg(long)]
+        no_local: bool,
     },
     /// Import a CSV or Parquet file into a raw table, or a known dataset with --preset.
     Import {
@@ -334,8 +337,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let models_given = cli.models.is_some();
     match cli.command {
         Command::Init { .. } => unreachable!("handled above"),
-        Command::Demo { series, days, end, if_empty, force } => {
-            demo_cmd(&settings, &lake, clock.as_ref(), series, days, end, if_empty, force, show_progress).await
+        Command::Demo { series, days, end, if_empty, force, no_local } => {
+            demo_cmd(&settings, &lake, clock.as_ref(), series, days, end, if_empty, force, !no_local, show_progress)
+                .await
         }
         Command::Query { sql, file, format, output, cutoff } => {
             let sql = match (sql, file) {
@@ -495,6 +499,7 @@ async fn demo_cmd(
     end: Option<NaiveDate>,
     if_empty: bool,
     force: bool,
+    local: bool,
     show: bool,
 ) -> anyhow::Result<()> {
     if demo::lake_has_sales(lake).await? {
@@ -508,7 +513,7 @@ async fn demo_cmd(
         demo::clear(lake).await?;
     }
     let end = end.unwrap_or_else(|| clock.today() - chrono::Duration::days(1));
-    let opts = DemoOptions::new(series, days, end, settings.seed);
+    let opts = DemoOptions { local, ..DemoOptions::new(series, days, end, settings.seed) };
     let started = Instant::now();
     let pb = if show {
         let pb = ProgressBar::new(0);

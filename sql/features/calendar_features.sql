@@ -2,7 +2,8 @@
 --
 -- role:       known (known in advance: covers the horizon after the cutoff)
 -- grain:      date (the period's first day)
--- inputs:     sales (for the first period), calendar (optional: no events when absent)
+-- inputs:     sales (for the first period), calendar rows without a location_id or region
+--             (optional: no events when absent)
 -- parameters: $1 cutoff 'YYYY-MM-DD', $2 period length in days, $3 horizon in periods,
 --             $4 anchor: a day (days since 1970-01-01) on which periods start
 -- output:     date, day_of_week (1 = Monday … 7 = Sunday), day_of_month, week_of_year (ISO),
@@ -39,6 +40,8 @@ events AS (
         MIN(event) AS event,
         MIN(kind) AS kind
     FROM calendar
+    -- Events of one location or region are the `local_calendar` table's.
+    WHERE location_id IS NULL AND region IS NULL
     GROUP BY 1
 ),
 -- A daily grid a year wider on each side, so the nearest event is found across the edges.

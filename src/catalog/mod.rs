@@ -179,6 +179,7 @@ async fn register_table(
         path: lake.display(&dir),
         message: format!("cannot read the schema of table `{}`: {e}", spec.name),
     })?;
+    let found = with_optional_columns(spec, &found);
     check_schema(spec, &found)?;
     for f in found.fields() {
         if !spec.columns.iter().any(|c| c.name == f.name()) {
@@ -210,6 +211,19 @@ async fn register_table(
         version: fingerprint(&files),
         quarantined,
     })
+}
+
+/// The table's schema with every optional declared column its files lack added (as nulls): a
+/// lake written before a column was declared keeps working.
+fn with_optional_columns(spec: &TableSpec, found: &arrow::datatypes::Schema) -> arrow::datatypes::Schema {
+    let mut fields: Vec<arrow::datatypes::FieldRef> = found.fields().iter().cloned().collect();
+    for c in spec.columns.iter().filter(|c| c.nullable) {
+        if found.field_with_name(c.name).is_err() {
+            debug!(table = spec.name, column = c.name, "optional column absent; read as NULL");
+            fields.push(Arc::new(arrow::datatypes::Field::new(c.name, c.kind.canonical(), true)));
+        }
+    }
+    arrow::datatypes::Schema::new_with_metadata(fields, found.metadata().clone())
 }
 
 /// A short hash of the listing of a table's files.

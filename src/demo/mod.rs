@@ -8,6 +8,14 @@
 //! binomial; an (s, S) inventory process with late deliveries censors sales to
 //! the stock on hand. Some items sell rarely; some launch mid-history.
 //!
+//! With [`DemoOptions::local`] (the `shelfcast demo` default) the lake also has a local layer,
+//! known in advance and given 120 days past the last sale: a third of the locations close on
+//! Sundays from 60% into the history, every location closes on Christmas and New Year's Day,
+//! half close a few days for works (the first location right after the last sale), each region
+//! has three holidays of its own (`calendar` rows with a `region`) that lift demand, and a planned
+//! `local_marketing` level (0–3 per location and week, in `known_covariates`) moves log demand by
+//! 0.3 per unit. Nothing is sold on a closed day.
+//!
 //! The generator streams: items are produced in chunks and each chunk is
 //! written as one Parquet file per table, so memory stays bounded at M5 scale
 //! (`--series 30000 --days 1900`). Every item draws from its own ChaCha stream,
@@ -47,12 +55,15 @@ pub struct DemoOptions {
     pub seed: u64,
     /// Target series-days per chunk (bounds memory).
     pub chunk_rows: usize,
+    /// Adds the local layer: closures (a weekly closing day at some locations, public holidays,
+    /// works), regional holidays in `calendar` and the planned `local_marketing` covariate.
+    pub local: bool,
 }
 
 impl DemoOptions {
     /// Options with the default chunk size.
     pub fn new(series: usize, days: usize, end: NaiveDate, seed: u64) -> Self {
-        Self { series, days, end, seed, chunk_rows: 2_000_000 }
+        Self { series, days, end, seed, chunk_rows: 2_000_000, local: false }
     }
 }
 
@@ -115,11 +126,17 @@ pub async fn generate(lake: &Lake, opts: &DemoOptions, progress: &(dyn Fn(u64, u
     truth.series = opts.series;
     truth.items = n_items;
     truth.locations = n_loc;
-    let world = Arc::new(sim::World::new(&truth, opts.seed, n_loc, opts.days));
+    let world = Arc::new(sim::World::new(&truth, opts.seed, n_loc, opts.days, opts.local));
+    truth.local = world.local_truth();
 
     // Static tables first.
     write_table(lake, "locations", 0, world.locations_batch()?, &mut truth).await?;
     write_table(lake, "calendar", 0, world.calendar_batch()?, &mut truth).await?;
+    for (table, batch) in world.local_batches()? {
+        // The regional calendar rows go in a file of their own beside the shared calendar.
+        let part = if table == "calendar" { 1 } else { 0 };
+        write_table(lake, table, part, batch, &mut truth).await?;
+    }
 
     let items_per_chunk = (opts.chunk_rows / (opts.days * n_loc)).max(1);
     let mut acc = sim::Accumulator::default();
@@ -210,6 +227,14 @@ impl TableBuilder {
     fn text(&mut self, i: usize, v: &str) {
         if let Col::Text(b) = &mut self.cols[i] {
             b.append_value(v)
+        }
+    }
+
+    fn null(&mut self, i: usize) {
+        match &mut self.cols[i] {
+            Col::Date(b) => b.append_null(),
+            Col::Text(b) => b.append_null(),
+            Col::Num(b) => b.append_null(),
         }
     }
 

@@ -36,6 +36,121 @@ pub(super) struct World {
     dispersion: f64,
     traffic: super::truth::TrafficTruth,
     post_days: usize,
+    /// The local layer, when generated.
+    local: Option<LocalWorld>,
+}
+
+/// Per location and day (sales days, then `days_ahead` more): closures, regional holidays and the
+/// planned covariate.
+struct LocalWorld {
+    truth: super::truth::LocalTruth,
+    /// Closed, per location and day.
+    closed: Vec<Vec<bool>>,
+    /// Log multiplier of regional holidays, per location and day.
+    regional_log: Vec<Vec<f64>>,
+    /// The covariate's value, per location and day.
+    covariate: Vec<Vec<f64>>,
+    /// Regional holiday days: (day, name, region).
+    regional_days: Vec<(usize, String, &'static str)>,
+}
+
+/// Regions of the demo's locations, in turn.
+const REGIONS: [&str; 4] = ["north", "south", "east", "west"];
+
+impl LocalWorld {
+    fn draw(seed: u64, start: NaiveDate, days: usize, locations: &[Location]) -> Self {
+        use super::truth::{LocalTruth, WeeklyClosing};
+        let ahead = 120usize;
+        let total = days + ahead;
+        let date = |d: usize| start + chrono::Duration::days(d as i64);
+        let mut rng = stream(seed, 7);
+        let n_loc = locations.len();
+        let mut closed = vec![vec![false; total]; n_loc];
+        // A third of the locations start closing on Sundays from 60% into the history.
+        let from = days * 6 / 10;
+        let mut weekly_closing = Vec::new();
+        for (l, loc) in locations.iter().enumerate().filter(|(l, _)| l % 3 == 1) {
+            for (d, c) in closed[l].iter_mut().enumerate().skip(from) {
+                *c |= date(d).weekday() == chrono::Weekday::Sun;
+            }
+            weekly_closing.push(WeeklyClosing { location_id: loc.id.clone(), weekday: 6, from: date(from) });
+        }
+        // Christmas and New Year's Day, everywhere.
+        let mut closed_everywhere = Vec::new();
+        for d in 0..total {
+            let day = date(d);
+            if (day.month() == 12 && day.day() == 25) || (day.month() == 1 && day.day() == 1) {
+                closed_everywhere.push(day);
+                closed.iter_mut().for_each(|c| c[d] = true);
+            }
+        }
+        // Works at half the locations, 3 to 7 days; the first location's right after the end.
+        let mut renovations = Vec::new();
+        for (l, loc) in locations.iter().enumerate() {
+            let (first, len) = if l == 0 {
+                (days + 4, 3)
+            } else if rng.random::<f64>() < 0.5 && days > 120 {
+                (rng.random_range(60..total - 10), rng.random_range(3..=7))
+            } else {
+                continue;
+            };
+            for c in closed[l].iter_mut().skip(first).take(len) {
+                *c = true;
+            }
+            renovations.push((loc.id.clone(), date(first), date(first + len - 1)));
+        }
+        // Three holidays a year per region, on fixed days of the year.
+        let mut regional_events = BTreeMap::new();
+        let mut regional_days = Vec::new();
+        let mut regional_log = vec![vec![0.0; total]; n_loc];
+        for region in REGIONS {
+            for k in 0..3 {
+                let name = format!("{region}_day_{}", k + 1);
+                let doy = rng.random_range(20..340u32);
+                let mult: f64 = rng.random_range(1.6..2.4);
+                for d in (0..total).filter(|&d| date(d).ordinal() == doy) {
+                    regional_days.push((d, name.clone(), region));
+                    for (l, loc) in locations.iter().enumerate() {
+                        if loc.region == region {
+                            regional_log[l][d] += mult.ln();
+                        }
+                    }
+                }
+                regional_events.insert(name, mult);
+            }
+        }
+        regional_days.sort();
+        // Planned local marketing: a level 0–3 per location and week.
+        let mut covariate = vec![vec![0.0; total]; n_loc];
+        for values in covariate.iter_mut() {
+            let mut level = 0.0;
+            for (d, v) in values.iter_mut().enumerate() {
+                if d % 7 == 0 {
+                    let u: f64 = rng.random();
+                    level = if u < 0.4 {
+                        0.0
+                    } else if u < 0.7 {
+                        1.0
+                    } else if u < 0.9 {
+                        2.0
+                    } else {
+                        3.0
+                    };
+                }
+                *v = level;
+            }
+        }
+        let truth = LocalTruth {
+            weekly_closing,
+            closed_everywhere,
+            renovations,
+            regional_events,
+            covariate: "local_marketing".to_string(),
+            covariate_effect: 0.3,
+            days_ahead: ahead as u32,
+        };
+        Self { truth, closed, regional_log, covariate, regional_days }
+    }
 }
 
 struct Location {
@@ -60,7 +175,7 @@ struct Item {
 }
 
 impl World {
-    pub(super) fn new(truth: &Truth, seed: u64, n_loc: usize, days: usize) -> Self {
+    pub(super) fn new(truth: &Truth, seed: u64, n_loc: usize, days: usize, local: bool) -> Self {
         let start = truth.start;
         let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
         let start_day = (start - epoch).num_days() as i32;
@@ -72,14 +187,14 @@ impl World {
             event_log[d] += truth.events[*name].ln();
         }
         let mut rng = stream(seed, 1);
-        let locations = (0..n_loc)
+        let locations: Vec<Location> = (0..n_loc)
             .map(|l| {
                 let size: f64 = Normal::new(0.0f64, 0.35).expect("sd > 0").sample(&mut rng).exp();
                 Location {
                     id: format!("store_{:02}", l + 1),
                     size,
                     price_mult: 1.0 + rng.random_range(-0.03..0.03),
-                    region: ["north", "south", "east", "west"][l % 4],
+                    region: REGIONS[l % 4],
                     format: if size > 1.3 {
                         "hypermarket"
                     } else if size > 0.8 {
@@ -90,7 +205,9 @@ impl World {
                 }
             })
             .collect();
+        let local = local.then(|| LocalWorld::draw(seed, start, days, &locations));
         Self {
+            local,
             seed,
             days,
             start,
@@ -123,8 +240,75 @@ impl World {
             t.date(0, self.start_day + (*date - self.start).num_days() as i32);
             t.text(1, name);
             t.text(2, kind);
+            t.null(3);
+            t.null(4);
         }
         t.finish()
+    }
+
+    /// The truth of the local layer, when generated.
+    pub(super) fn local_truth(&self) -> Option<super::truth::LocalTruth> {
+        self.local.as_ref().map(|l| l.truth.clone())
+    }
+
+    /// The local layer's tables: closures, known covariates, and the regional calendar rows (to
+    /// append to `calendar`); empty without it.
+    pub(super) fn local_batches(&self) -> Result<Vec<(&'static str, RecordBatch)>> {
+        let Some(local) = &self.local else { return Ok(Vec::new()) };
+        let mut closures = TableBuilder::new("closures");
+        for w in &local.truth.weekly_closing {
+            let l = self.locations.iter().position(|l| l.id == w.location_id).expect("a demo location");
+            for (d, c) in local.closed[l].iter().enumerate() {
+                let day = self.start + chrono::Duration::days(d as i64);
+                if *c && day >= w.from && day.weekday().num_days_from_monday() == w.weekday {
+                    closures.text(0, &w.location_id);
+                    closures.null(1);
+                    closures.date(2, self.start_day + d as i32);
+                    closures.date(3, self.start_day + d as i32);
+                    closures.text(4, "closed on Sundays");
+                }
+            }
+        }
+        for day in &local.truth.closed_everywhere {
+            let d = self.start_day + (*day - self.start).num_days() as i32;
+            closures.null(0);
+            closures.null(1);
+            closures.date(2, d);
+            closures.date(3, d);
+            closures.text(4, "public holiday");
+        }
+        for (loc, first, last) in &local.truth.renovations {
+            closures.text(0, loc);
+            closures.null(1);
+            closures.date(2, self.start_day + (*first - self.start).num_days() as i32);
+            closures.date(3, self.start_day + (*last - self.start).num_days() as i32);
+            closures.text(4, "works");
+        }
+        let mut known = TableBuilder::new("known_covariates");
+        for (l, values) in local.covariate.iter().enumerate() {
+            for (d, v) in values.iter().enumerate() {
+                known.date(0, self.start_day + d as i32);
+                known.null(1);
+                known.text(2, &self.locations[l].id);
+                known.text(3, &local.truth.covariate);
+                known.num(4, *v);
+                known.null(5);
+                known.null(6);
+            }
+        }
+        let mut calendar = TableBuilder::new("calendar");
+        for (d, name, region) in &local.regional_days {
+            calendar.date(0, self.start_day + *d as i32);
+            calendar.text(1, name);
+            calendar.text(2, "holiday");
+            calendar.null(3);
+            calendar.text(4, region);
+        }
+        Ok(vec![
+            ("closures", closures.finish()?),
+            ("known_covariates", known.finish()?),
+            ("calendar", calendar.finish()?),
+        ])
     }
 
     fn item(&self, i: usize) -> Item {
@@ -304,8 +488,14 @@ impl World {
                     cross * (comp_min[w] / paid).ln(),
                     if d > 0 { interest[d - 1] } else { 0.0 },
                 ];
-                let log_lambda: f64 = c.iter().sum();
-                let lambda = log_lambda.exp();
+                let (closed, local_log) = match &self.local {
+                    Some(lw) => {
+                        (lw.closed[l][d], lw.regional_log[l][d] + lw.truth.covariate_effect * lw.covariate[l][d])
+                    }
+                    None => (false, 0.0),
+                };
+                let log_lambda: f64 = c.iter().sum::<f64>() + local_log;
+                let lambda = if closed { 0.0 } else { log_lambda.exp() };
                 out.acc.add(&c);
                 views_mean[d] += lambda / c[7].exp() * interest[d].exp();
                 let rate = lambda * gamma.sample(&mut rng);

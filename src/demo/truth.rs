@@ -37,6 +37,41 @@ pub struct Truth {
     pub demand_dispersion: f64,
     /// What was generated, and how much each driver moved demand.
     pub outcome: Outcome,
+    /// Closures, regional holidays and a location-level planned covariate (`None`: a demo lake
+    /// made without them).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<LocalTruth>,
+}
+
+/// The demo's local layer: what only some locations see, all of it known in advance.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct LocalTruth {
+    /// Locations that close every week on one day from a date on (through the horizon).
+    pub weekly_closing: Vec<WeeklyClosing>,
+    /// Days every location is closed.
+    pub closed_everywhere: Vec<NaiveDate>,
+    /// One location's closure for works: (location, first day, last day); some after the sales end.
+    pub renovations: Vec<(String, NaiveDate, NaiveDate)>,
+    /// Demand multiplier of each regional holiday on its day, at the locations of its region
+    /// (`calendar` rows with a `region`).
+    pub regional_events: BTreeMap<String, f64>,
+    /// The covariate's name in `known_covariates` (per location and day, known in advance).
+    pub covariate: String,
+    /// Its true effect: log demand moves by this much per unit.
+    pub covariate_effect: f64,
+    /// Days after the last day of sales that closures, events and the covariate are given for.
+    pub days_ahead: u32,
+}
+
+/// A location closed every week on one weekday.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct WeeklyClosing {
+    /// The location.
+    pub location_id: String,
+    /// Day of the week (0 = Monday … 6 = Sunday).
+    pub weekday: u32,
+    /// First day of the rule.
+    pub from: NaiveDate,
 }
 
 /// True effects of one category.
@@ -185,6 +220,7 @@ impl Truth {
             post_promo_days: 7,
             demand_dispersion: 8.0,
             outcome: Outcome::default(),
+            local: None,
         }
     }
 }

@@ -150,7 +150,9 @@ pub fn panel_at(full: &Panel, cutoff_index_from_end: usize) -> (Panel, Vec<usize
         }
     }
     let end = full.end - Duration::days(full.frequency.days() * cutoff_index_from_end as i64);
-    (Panel::new(keys, values, end, full.frequency), index)
+    let mut panel = Panel::new(keys, values, end, full.frequency);
+    panel.closures = full.closures.clone();
+    (panel, index)
 }
 
 /// One backtest window: the panel as of its cutoff.
@@ -513,7 +515,8 @@ pub async fn full_panel(ctx: &datafusion::prelude::SessionContext, settings: &Se
     let params = FeatureParams::from_settings(last, settings);
     let rows = features::dataframe(ctx, &queries::TARGET, params).await?.execute_stream().await?;
     let end = params.cutoff - Duration::days(settings.frequency.days() - 1);
-    Ok((Panel::from_stream(rows, settings.frequency, end).await?, params.cutoff))
+    let closures = crate::panel::Closures::query(ctx, params).await?;
+    Ok((Panel::from_stream(rows, settings.frequency, end).await?.with_closures(closures), params.cutoff))
 }
 
 /// Writes a backtest to `metrics/backtest/run_id=…/`: its forecasts in the canonical format,

@@ -700,7 +700,8 @@ pub async fn run(
     let params = FeatureParams::from_settings(cutoff, settings);
     let rows = features::dataframe(ctx, &features::queries::TARGET, params).await?.execute_stream().await?;
     let end = params.cutoff - chrono::Duration::days(settings.frequency.days() - 1);
-    let full = Arc::new(Panel::from_stream(rows, settings.frequency, end).await?);
+    let closures = crate::panel::Closures::query(ctx, params).await?;
+    let full = Arc::new(Panel::from_stream(rows, settings.frequency, end).await?.with_closures(closures));
     let categories = backtest::item_categories(ctx).await?;
     let reads = |m: &str| models::build(m, settings).map(|b| b.needs_covariates());
     let mut needs = false;

@@ -63,6 +63,10 @@ pub const ALL: &[FeatureQuery] = &[
     query!("competitor", "competitor.sql", Role::Past, None),
     query!("behaviour", "behaviour.sql", Role::Past, None),
     query!("attributes", "attributes.sql", Role::Static, None),
+    query!("closed_periods", "closed_periods.sql", Role::Known, None),
+    query!("local_calendar", "local_calendar.sql", Role::Known, None),
+    query!("user_known", "user_known.sql", Role::Known, None),
+    query!("user_observed", "user_observed.sql", Role::Past, None),
 ];
 
 /// The queries that apply to a grain, in order.

@@ -193,8 +193,14 @@ pub async fn import_preset(lake: &Lake, name: &str, dir: &Path, clock: &dyn Cloc
         let rows = ctx.sql(sql).await.map_err(|e| Error::data(format!("preset `{name}`, table `{table}`: {e}")))?;
         let own_reason = rows.schema().field_with_unqualified_name("reason").is_ok().then_some("reason");
         ctx.register_table("preset_rows", rows.into_view())?;
-        let identity: BTreeMap<String, String> =
-            spec.columns.iter().map(|c| (c.name.to_string(), c.name.to_string())).collect();
+        // Optional columns the preset does not produce stay NULL.
+        let produced = ctx.table("preset_rows").await?.schema().clone();
+        let identity: BTreeMap<String, String> = spec
+            .columns
+            .iter()
+            .filter(|c| !c.nullable || produced.field_with_unqualified_name(c.name).is_ok())
+            .map(|c| (c.name.to_string(), c.name.to_string()))
+            .collect();
         let checked = mapping_sql(spec, "preset_rows", &identity, None, own_reason)?;
         out.push(write(lake, &ctx, spec, &checked, &token, &format!("{name} preset"), clock).await?);
         ctx.deregister_table("preset_rows")?;

@@ -798,7 +798,8 @@ fn needs_covariates(models: &[Box<dyn Forecaster>]) -> bool {
 async fn panel_for(env: &RunEnv, params: FeatureParams) -> Result<Panel> {
     let dir = layout::features(queries::TARGET.name, params.cutoff);
     let end = params.cutoff - Duration::days(params.frequency.days() - 1);
-    let panel = Panel::read(&env.lake, &dir, params.frequency, end).await?;
+    let closures = crate::panel::Closures::read(&env.lake, params.cutoff).await?;
+    let panel = Panel::read(&env.lake, &dir, params.frequency, end).await?.with_closures(closures);
     if panel.is_empty() {
         return Err(Error::data(format!("no series have sales on or before {}", params.cutoff)));
     }

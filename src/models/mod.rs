@@ -6,6 +6,7 @@
 //! callers move them to the blocking pool.
 
 pub mod baseline;
+pub mod closed;
 pub mod ensemble;
 pub mod gbt;
 pub mod nn;
@@ -170,8 +171,13 @@ pub fn covariate_history(settings: &Settings) -> usize {
     p.lstm.apply(base.clone()).history.max(p.transformer.apply(base.clone()).history).max(base.history)
 }
 
-/// Builds a model by its settings name.
+/// Builds a model by its settings name, closure-aware (see [`closed`]).
 pub fn build(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
+    Ok(Box::new(closed::Closed::new(build_bare(name, settings)?)))
+}
+
+/// Builds a model by its settings name, as it is (no closure handling).
+fn build_bare(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
     use crate::settings::Frequency;
     let window = match settings.frequency {
         Frequency::Daily => 28,
@@ -210,5 +216,5 @@ pub fn build(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
 /// lake at `models/torchscript/<torchscript-file>`).
 pub fn build_torchscript(settings: &Settings, bytes: &[u8]) -> Result<Box<dyn Forecaster>> {
     let window = nn::NnConfig::for_settings(settings).window;
-    Ok(Box::new(nn::TorchScript::from_module(bytes, window, &settings.quantiles)?))
+    Ok(Box::new(closed::Closed::new(Box::new(nn::TorchScript::from_module(bytes, window, &settings.quantiles)?))))
 }

@@ -5,14 +5,21 @@
 //! - [`Known`]: known in advance, held over the history **and** the horizon (calendar events from
 //!   `calendar_features`, planned prices and promotions from `price_promo`, and the own price
 //!   against the cheapest competitor from `competitor`, whose last observed price carries forward
-//!   over the horizon);
+//!   over the horizon; the share of the period the series is closed from `closed_periods`; events of
+//!   the series' location or region from `local_calendar`; and the user's own known-in-advance
+//!   covariates from `user_known`, one column `user:NAME` each);
 //! - [`Past`]: observed, held over the history only (`target.stock_out`, lagged traffic from
-//!   `behaviour`); a model may read them in its encoder, never for the periods it forecasts;
+//!   `behaviour`, the user's observed covariates from `user_observed` as `user:NAME`); a model may
+//!   read them in its encoder, never for the periods it forecasts;
 //! - [`Statics`]: categorical attributes of a series (`attributes`: category, brand, region,
 //!   format), as strings; models map them to their own vocabularies.
 //!
 //! Every value is an `f32` near the unit range: flags are 0/1, NULLs take a neutral default (no
-//! promotion, a relative price of 1, no event nearby), ratios are clipped. Only the last
+//! promotion, a relative price of 1, no event nearby), ratios are clipped. A user covariate whose
+//! values all lie in [0, 1] (a flag, a share, a categorical value's indicator) is read as it is;
+//! any other is standardised by the mean and standard deviation of the values read, clipped to
+//! ±5, and reads 0 (its mean) where it has no value. Rows whose item or location is NULL apply to
+//! every item or location; the most specific row of a period wins. Only the last
 //! `history` periods up to the panel's end are held (plus the horizon for known ones), so a
 //! 30 000-series panel with a few hundred periods stays within a few GB.
 //!
@@ -45,8 +52,15 @@ pub const PRICE_PROMO: &[&str] = &[
     "price_rel_category",
     "price_rel_competitor",
 ];
+/// Closures and local events, per series, after [`PRICE_PROMO`].
+pub const LOCAL: &[&str] = &["closed", "local_event", "local_holiday"];
 /// Past-only features, per series.
 pub const PAST: &[&str] = &["stock_out", "views_rel", "conversion_lag_1", "cart_rate_lag_1"];
+/// Prefix of the columns of the user's covariates (`user:NAME`).
+pub const USER: &str = "user:";
+/// Most user covariates read of each kind (the ones with the most rows); the others are left out
+/// with a warning.
+pub const MAX_USER_COVARIATES: usize = 64;
 /// Static attributes, per series.
 pub const STATIC: &[&str] = &["category", "brand", "region", "format"];
 
@@ -104,6 +118,25 @@ pub struct Covariates {
 impl Covariates {
     /// Empty covariates (every feature at its default) for `series` series.
     pub fn empty(start: NaiveDate, series: usize, history: usize, horizon: usize) -> Self {
+        Self::with_user(start, series, history, horizon, &[], &[])
+    }
+
+    /// Empty covariates with the user's known and observed covariates of these names.
+    fn with_user(
+        start: NaiveDate,
+        series: usize,
+        history: usize,
+        horizon: usize,
+        user_known: &[String],
+        user_past: &[String],
+    ) -> Self {
+        let series_names: Vec<String> = names(PRICE_PROMO)
+            .into_iter()
+            .chain(names(LOCAL))
+            .chain(user_known.iter().map(|n| format!("{USER}{n}")))
+            .collect();
+        let past_names: Vec<String> =
+            names(PAST).into_iter().chain(user_past.iter().map(|n| format!("{USER}{n}"))).collect();
         let periods = history + horizon;
         let mut calendar = vec![0.0; periods * CALENDAR.len()];
         for t in 0..periods {
@@ -118,10 +151,10 @@ impl Covariates {
             known: Known {
                 calendar_names: names(CALENDAR),
                 calendar,
-                series_names: names(PRICE_PROMO),
-                series: vec![vec![0.0; periods * PRICE_PROMO.len()]; series],
+                series: vec![vec![0.0; periods * series_names.len()]; series],
+                series_names,
             },
-            past: Past { names: names(PAST), values: vec![vec![0.0; history * PAST.len()]; series] },
+            past: Past { values: vec![vec![0.0; history * past_names.len()]; series], names: past_names },
             statics: Statics { names: names(STATIC), values: vec![vec![None; series]; STATIC.len()] },
         }
     }
@@ -133,8 +166,14 @@ impl Covariates {
         let history = history.max(1);
         let step = panel.frequency.days();
         let start = panel.end - Duration::days(step * (history as i64 - 1));
-        let mut cov = Self::empty(start, panel.len(), history, horizon);
         let grid = Grid { start_day: epoch_day(start), step, periods: history + horizon };
+        let mut known_rows = Vec::new();
+        read_table(lake, "user_known", cutoff, |b| user_rows(&b, &grid, &mut known_rows)).await?;
+        let mut past_rows = Vec::new();
+        read_table(lake, "user_observed", cutoff, |b| user_rows(&b, &grid, &mut past_rows)).await?;
+        let (known_names, past_names) =
+            (user_names(&known_rows, "user_known"), user_names(&past_rows, "user_observed"));
+        let mut cov = Self::with_user(start, panel.len(), history, horizon, &known_names, &past_names);
         let series: HashMap<(&str, &str), usize> =
             panel.keys.iter().enumerate().map(|(s, k)| ((k.item_id.as_str(), k.location_id.as_str()), s)).collect();
         let mut by_item: HashMap<&str, Vec<usize>> = HashMap::new();
@@ -151,7 +190,133 @@ impl Covariates {
         read_table(lake, "behaviour", cutoff, |b| cov.fill_behaviour(&b, &grid, &by_item, &mut views_sum)).await?;
         cov.finish_behaviour(&by_item, &views_sum);
         read_table(lake, "attributes", cutoff, |b| cov.fill_statics(&b, &series)).await?;
+        let mut by_location: HashMap<&str, Vec<usize>> = HashMap::new();
+        for (s, k) in panel.keys.iter().enumerate() {
+            by_location.entry(k.location_id.as_str()).or_default().push(s);
+        }
+        read_table(lake, "local_calendar", cutoff, |b| cov.fill_local(&b, &grid, &by_location)).await?;
+        if let Some(closures) = super::Closures::read(lake, cutoff).await? {
+            cov.fill_closed(panel, &closures);
+        }
+        let keys = Keys { series: &series, by_item: &by_item, by_location: &by_location, all: panel.len() };
+        cov.fill_user(known_rows, &known_names, true, &keys);
+        cov.fill_user(past_rows, &past_names, false, &keys);
         Ok(cov)
+    }
+
+    /// The index of each of `names` among the known features (`None`: this panel has no such
+    /// feature); for a model fitted on covariates laid out otherwise.
+    pub fn known_index(&self, names: &[String]) -> Vec<Option<usize>> {
+        let own = self.known_names();
+        names.iter().map(|n| own.iter().position(|o| o == n)).collect()
+    }
+
+    /// Writes the closed share of each series' periods into the `closed` column.
+    fn fill_closed(&mut self, panel: &Panel, closures: &super::Closures) {
+        let k = self.known.series_names.len();
+        let at = PRICE_PROMO.len();
+        for s in 0..panel.len() {
+            let n = panel.values[s].len();
+            for (i, share) in closures.shares(panel, s, self.horizon).into_iter().enumerate() {
+                if share > 0.0
+                    && let Some(t) = self.index(n, i as isize)
+                {
+                    self.known.series[s][t * k + at] = share;
+                }
+            }
+        }
+    }
+
+    /// Writes the local events of each location onto its series.
+    fn fill_local(
+        &mut self,
+        batches: &[RecordBatch],
+        grid: &Grid,
+        by_location: &HashMap<&str, Vec<usize>>,
+    ) -> Result<()> {
+        let k = self.known.series_names.len();
+        let at = PRICE_PROMO.len() + 1;
+        for b in batches {
+            let locs = key_column(b, "location_id")?;
+            let dates = date_column(b)?;
+            let event = float_column(b, "local_event")?;
+            let holiday = float_column(b, "local_holiday")?;
+            for r in 0..b.num_rows() {
+                let Some(series) = (!locs.is_null(r)).then(|| by_location.get(locs.value(r))).flatten() else {
+                    continue;
+                };
+                let Some(t) = grid.index(&dates, r) else { continue };
+                for &s in series {
+                    self.known.series[s][t * k + at] = value(&event, r).unwrap_or(0.0).clamp(0.0, 1.0);
+                    self.known.series[s][t * k + at + 1] = value(&holiday, r).unwrap_or(0.0).clamp(0.0, 1.0);
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes the user's covariate rows onto the series their keys reach (the broadest first, so
+    /// the most specific row of a period wins), standardised per covariate.
+    fn fill_user(&mut self, mut rows: Vec<UserRow>, names: &[String], known: bool, keys: &Keys<'_>) {
+        if names.is_empty() {
+            return;
+        }
+        let (width, first) = if known {
+            (self.known.series_names.len(), PRICE_PROMO.len() + LOCAL.len())
+        } else {
+            (self.past.names.len(), PAST.len())
+        };
+        let periods = if known { self.history + self.horizon } else { self.history };
+        let column: HashMap<&str, usize> = names.iter().enumerate().map(|(i, n)| (n.as_str(), first + i)).collect();
+        rows.sort_by_key(|r| u8::from(r.item.is_some()) + 2 * u8::from(r.location.is_some()));
+        // Per covariate: raw values as they are when all lie in [0, 1], else (mean, sd).
+        let mut stats: HashMap<&str, (f64, f64, usize, bool)> = HashMap::new();
+        for r in &rows {
+            let e = stats.entry(r.name.as_str()).or_insert((0.0, 0.0, 0, true));
+            e.0 += r.value as f64;
+            e.1 += (r.value as f64).powi(2);
+            e.2 += 1;
+            e.3 &= (0.0..=1.0).contains(&r.value);
+        }
+        let scale: HashMap<&str, Option<(f64, f64)>> = stats
+            .iter()
+            .map(|(n, (sum, sumsq, count, unit))| {
+                let mean = sum / (*count).max(1) as f64;
+                let sd = (sumsq / (*count).max(1) as f64 - mean * mean).max(0.0).sqrt();
+                (*n, (!unit).then_some((mean, if sd > 1e-12 { sd } else { 1.0 })))
+            })
+            .collect();
+        let all: Vec<usize> = (0..keys.all).collect();
+        for r in &rows {
+            let Some(&c) = column.get(r.name.as_str()) else { continue };
+            if r.t >= periods {
+                continue;
+            }
+            let v = match scale.get(r.name.as_str()).copied().flatten() {
+                Some((mean, sd)) => ((r.value as f64 - mean) / sd).clamp(-5.0, 5.0) as f32,
+                None => r.value,
+            };
+            let one;
+            let series: &[usize] = match (&r.item, &r.location) {
+                (Some(i), Some(l)) => match keys.series.get(&(i.as_str(), l.as_str())) {
+                    Some(&s) => {
+                        one = [s];
+                        &one
+                    }
+                    None => &[],
+                },
+                (Some(i), None) => keys.by_item.get(i.as_str()).map_or(&[], |v| v.as_slice()),
+                (None, Some(l)) => keys.by_location.get(l.as_str()).map_or(&[], |v| v.as_slice()),
+                (None, None) => &all,
+            };
+            for &s in series {
+                if known {
+                    self.known.series[s][r.t * width + c] = v;
+                } else {
+                    self.past.values[s][r.t * width + c] = v;
+                }
+            }
+        }
     }
 
     /// Number of known features per period (calendar, then per series).
@@ -226,7 +391,7 @@ impl Covariates {
         grid: &Grid,
         series: &HashMap<(&str, &str), usize>,
     ) -> Result<()> {
-        let k = PRICE_PROMO.len();
+        let k = self.known.series_names.len();
         let period_days = grid.step as f32;
         for b in batches {
             let discount = float_column(b, "discount")?;
@@ -255,8 +420,8 @@ impl Covariates {
         grid: &Grid,
         series: &HashMap<(&str, &str), usize>,
     ) -> Result<()> {
-        let k = PRICE_PROMO.len();
-        let at = k - 1;
+        let k = self.known.series_names.len();
+        let at = PRICE_PROMO.len() - 1;
         for b in batches {
             let rel = float_column(b, "price_rel_competitor")?;
             // No competitor reads as level with it.
@@ -271,7 +436,7 @@ impl Covariates {
         grid: &Grid,
         series: &HashMap<(&str, &str), usize>,
     ) -> Result<()> {
-        let (p, history) = (PAST.len(), self.history);
+        let (p, history) = (self.past.names.len(), self.history);
         for b in batches {
             let stock_out = float_column(b, "stock_out")?;
             each_cell(b, grid, series, |s, t, r| {
@@ -292,7 +457,7 @@ impl Covariates {
         by_item: &HashMap<&str, Vec<usize>>,
         views_sum: &mut HashMap<String, (f64, usize)>,
     ) -> Result<()> {
-        let p = PAST.len();
+        let p = self.past.names.len();
         for b in batches {
             let items = key_column(b, "item_id")?;
             let dates = date_column(b)?;
@@ -324,7 +489,7 @@ impl Covariates {
     /// Views differ by orders of magnitude between items: each is read relative to the item's
     /// own mean over the periods held (clipped at 5).
     fn finish_behaviour(&mut self, by_item: &HashMap<&str, Vec<usize>>, views_sum: &HashMap<String, (f64, usize)>) {
-        let p = PAST.len();
+        let p = self.past.names.len();
         for (item, series) in by_item {
             let mean = views_sum.get(*item).map_or(0.0, |(sum, n)| sum / (*n).max(1) as f64);
             for &s in series {
@@ -349,6 +514,67 @@ impl Covariates {
         }
         Ok(())
     }
+}
+
+/// One row of a user covariate table, on the grid.
+struct UserRow {
+    name: String,
+    item: Option<String>,
+    location: Option<String>,
+    t: usize,
+    value: f32,
+}
+
+/// The series of a panel by key, by item and by location.
+struct Keys<'a> {
+    series: &'a HashMap<(&'a str, &'a str), usize>,
+    by_item: &'a HashMap<&'a str, Vec<usize>>,
+    by_location: &'a HashMap<&'a str, Vec<usize>>,
+    all: usize,
+}
+
+/// Collects the rows of a user covariate table (`name, item_id, location_id, date, value`) that
+/// fall on the grid.
+fn user_rows(batches: &[RecordBatch], grid: &Grid, out: &mut Vec<UserRow>) -> Result<()> {
+    for b in batches {
+        let name = key_column(b, "name")?;
+        let (items, locs) = (key_column(b, "item_id")?, key_column(b, "location_id")?);
+        let dates = date_column(b)?;
+        let values = float_column(b, "value")?;
+        for r in 0..b.num_rows() {
+            let (Some(t), Some(v)) = (grid.index(&dates, r), value(&values, r)) else { continue };
+            if name.is_null(r) {
+                continue;
+            }
+            out.push(UserRow {
+                name: name.value(r).to_string(),
+                item: (!items.is_null(r)).then(|| items.value(r).to_string()),
+                location: (!locs.is_null(r)).then(|| locs.value(r).to_string()),
+                t,
+                value: v,
+            });
+        }
+    }
+    Ok(())
+}
+
+/// The covariates of `rows`, sorted by name; beyond [`MAX_USER_COVARIATES`] the ones with the
+/// most rows.
+fn user_names(rows: &[UserRow], table: &str) -> Vec<String> {
+    let mut counts: HashMap<&str, usize> = HashMap::new();
+    for r in rows {
+        *counts.entry(r.name.as_str()).or_default() += 1;
+    }
+    let mut names: Vec<(&str, usize)> = counts.into_iter().collect();
+    names.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    if names.len() > MAX_USER_COVARIATES {
+        let dropped: Vec<&str> = names[MAX_USER_COVARIATES..].iter().map(|n| n.0).collect();
+        warn!(table, kept = MAX_USER_COVARIATES, dropped = %dropped.join(", "), "too many covariates; the rarest are left out");
+        names.truncate(MAX_USER_COVARIATES);
+    }
+    let mut out: Vec<String> = names.into_iter().map(|n| n.0.to_string()).collect();
+    out.sort();
+    out
 }
 
 fn names(list: &[&str]) -> Vec<String> {

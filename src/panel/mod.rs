@@ -8,6 +8,7 @@
 //! [`Covariates`], when loaded: the other feature tables aligned with the same series.
 
 pub mod calendar;
+pub mod closures;
 pub mod covariates;
 
 use std::collections::HashMap;
@@ -22,6 +23,7 @@ use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::settings::Frequency;
+pub use closures::Closures;
 pub use covariates::Covariates;
 
 /// Identifies one series.
@@ -48,6 +50,9 @@ pub struct Panel {
     pub covariates: Option<Arc<Covariates>>,
     /// The calendar models read is scrambled (only to measure its importance).
     pub scramble: Option<calendar::Scramble>,
+    /// Closed periods, over the history and after it (keyed by series and date, so a panel cut
+    /// at an earlier cutoff shares them).
+    pub closures: Option<Arc<Closures>>,
 }
 
 fn column<'a>(batch: &'a RecordBatch, name: &str) -> Result<&'a arrow::array::ArrayRef> {
@@ -93,12 +98,32 @@ impl Panel {
 
     /// A panel of these series, without covariates.
     pub fn new(keys: Vec<SeriesKey>, values: Vec<Vec<f32>>, end: NaiveDate, frequency: Frequency) -> Self {
-        Self { keys, values, end, frequency, covariates: None, scramble: None }
+        Self { keys, values, end, frequency, covariates: None, scramble: None, closures: None }
     }
 
     /// The same panel with covariates attached.
     pub fn with_covariates(mut self, covariates: Covariates) -> Self {
         self.covariates = Some(Arc::new(covariates));
+        self
+    }
+
+    /// The panel's description (series, end, grain, covariates, closures) with no values; for
+    /// building a panel of other values over the same series.
+    pub fn clone_without_values(&self) -> Self {
+        Self {
+            keys: self.keys.clone(),
+            values: Vec::new(),
+            end: self.end,
+            frequency: self.frequency,
+            covariates: self.covariates.clone(),
+            scramble: self.scramble.clone(),
+            closures: self.closures.clone(),
+        }
+    }
+
+    /// The same panel with its closed periods attached (none when `closures` is `None`).
+    pub fn with_closures(mut self, closures: Option<Closures>) -> Self {
+        self.closures = closures.filter(|c| !c.is_empty()).map(Arc::new);
         self
     }
 

@@ -65,8 +65,10 @@ pub const CHECKS: &[Check] = &[
     check!("impossible_prices", CheckKind::Rows),
     check!("future_dates", CheckKind::Rows),
     check!("unknown_items", CheckKind::Rows),
+    check!("closed_sales", CheckKind::Rows),
     check!("missing_periods", CheckKind::Findings),
     check!("level_breaks", CheckKind::Findings),
+    check!("bad_covariates", CheckKind::Findings),
 ];
 
 const DEDUP_SALES: &str = include_str!("../../sql/checks/dedup_sales.sql");

@@ -32,6 +32,9 @@ mod ingest;
 /// Jobs: retries, timeouts, leases across schedulers and processes, catch-up, crash recovery,
 /// shutdown, backfill, the run history and its commands.
 mod jobs;
+/// The user's own covariates, closures and local calendars: closed periods forecast 0 and
+/// quarantined sales, plan revisions point in time, bad rows recorded, and `gbt` learning from them.
+mod local;
 /// The forecaster contract, run against every model, and learning checks.
 mod models;
 /// The deep models learn; TorchScript forecasters; covariates from the feature tables.

@@ -38,6 +38,9 @@ pub struct Layout {
     pub daily: bool,
     /// Known-future covariate columns read at the target period.
     pub known: usize,
+    /// Their names (empty in models saved before names were kept: read in the panel's order).
+    #[serde(default)]
+    pub known_names: Vec<String>,
     /// Categorical columns: location, item, then static attributes, where the panel has few
     /// enough distinct values; `None` where a column is left out.
     pub categorical: Vec<Option<String>>,
@@ -49,11 +52,12 @@ impl Layout {
         let daily = panel.frequency == Frequency::Daily;
         let (year, lags, means) = if daily { (364, 7, vec![7, 28]) } else { (52, 4, vec![4, 13]) };
         let known = panel.covariates.as_ref().map_or(0, |c| c.known_dim());
+        let known_names = panel.covariates.as_ref().map_or_else(Vec::new, |c| c.known_names());
         let mut categorical = vec![Some("location".to_string()), Some("item".to_string())];
         if let Some(c) = &panel.covariates {
             categorical.extend(c.statics.names.iter().map(|n| Some(n.clone())));
         }
-        Self { season: season.max(1), year, lags, means, scale_window: year, daily, known, categorical }
+        Self { season: season.max(1), year, lags, means, scale_window: year, daily, known, known_names, categorical }
     }
 
     /// Columns per row.
@@ -69,6 +73,9 @@ impl Layout {
 pub struct Categories {
     /// Per categorical column of the layout, per series.
     pub codes: Vec<Vec<f64>>,
+    /// Where each known column of the layout is among the panel's known covariates, when the
+    /// panel lays them out otherwise than the data the model was fitted on (`None`: same order).
+    pub known_index: Option<Vec<Option<usize>>>,
 }
 
 impl Categories {
@@ -103,7 +110,11 @@ impl Categories {
             };
             codes.push(column);
         }
-        Self { codes }
+        let known_index = panel.covariates.as_ref().and_then(|c| {
+            (!layout.known_names.is_empty() && c.known_names() != layout.known_names)
+                .then(|| c.known_index(&layout.known_names))
+        });
+        Self { codes, known_index }
     }
 }
 
@@ -186,8 +197,16 @@ pub fn row(
         if let Some(cov) = &panel.covariates {
             cov.known_at(s, cov.index(n, (o + h) as isize), &mut known);
         }
-        known.resize(layout.known, 0.0);
-        row.extend(known.iter().map(|v| f64::from(*v)));
+        match &categories.known_index {
+            // A column the panel lacks reads as its default, 0.
+            Some(index) => {
+                row.extend(index.iter().map(|i| i.and_then(|i| known.get(i)).map_or(0.0, |v| f64::from(*v))))
+            }
+            None => {
+                known.resize(layout.known, 0.0);
+                row.extend(known.iter().map(|v| f64::from(*v)));
+            }
+        }
     }
     for column in &categories.codes {
         row.push(column[s]);
