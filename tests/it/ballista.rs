@@ -153,7 +153,7 @@ fn the_standalone_cluster_writes_the_local_engines_features() {
 async fn standalone_cluster() {
     let dir = tempfile::tempdir().unwrap();
     let (_, lake) = local_lake(dir.path());
-    demo_lake(&lake, 6).await;
+    local_demo_lake(&lake, 6).await;
     for frequency in [Frequency::Daily, Frequency::Weekly] {
         let params = FeatureParams::new(date("2026-03-10"), frequency, 14);
         compare(&lake, params, EngineKind::BallistaStandalone, false).await;
@@ -190,7 +190,7 @@ async fn stock_cluster_on_loopback() {
     let port = stock_cluster().await;
     let dir = tempfile::tempdir().unwrap();
     let (_, lake) = local_lake(dir.path());
-    demo_lake(&lake, 6).await;
+    local_demo_lake(&lake, 6).await;
     // An optional table the lake lacks is registered empty, and travels to the cluster as such.
     for obj in lake.list(&layout::raw_table("competitor_prices")).await.unwrap() {
         lake.delete(&obj.location).await.unwrap();

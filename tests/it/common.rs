@@ -35,6 +35,45 @@ pub async fn demo_lake(lake: &Lake, series: usize) {
     demo::generate(lake, &opts, &|_, _| {}).await.unwrap();
 }
 
+/// A tiny demo lake with the local layer (closures, regional holidays, the planned covariate) and
+/// an observed covariate (`footfall` per location over the last 60 days): every feature table has
+/// rows.
+pub async fn local_demo_lake(lake: &Lake, series: usize) {
+    use arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
+    let opts = DemoOptions { local: true, ..DemoOptions::new(series, 120, end(), 7) };
+    demo::generate(lake, &opts, &|_, _| {}).await.unwrap();
+    let last = (end() - NaiveDate::from_ymd_opt(1970, 1, 1).unwrap()).num_days() as i32;
+    let (mut dates, mut locs, mut values) = (Vec::new(), Vec::new(), Vec::new());
+    for l in 0..demo::locations_for(series) {
+        for d in 0..60 {
+            dates.push(last - d);
+            locs.push(format!("store_{:02}", l + 1));
+            values.push(100.0 + (d * 7 % 13) as f64 + l as f64);
+        }
+    }
+    let n = dates.len();
+    let batch = RecordBatch::try_from_iter(vec![
+        ("date", Arc::new(Date32Array::from(dates)) as ArrayRef),
+        ("location_id", Arc::new(StringArray::from(locs)) as ArrayRef),
+        ("name", Arc::new(StringArray::from(vec!["footfall"; n])) as ArrayRef),
+        ("value", Arc::new(Float64Array::from(values)) as ArrayRef),
+    ])
+    .unwrap();
+    let bytes = shelfcast::lake::parquet::encode(&batch.schema(), &[batch]).unwrap();
+    lake.put(&shelfcast::lake::layout::raw_table("observed_covariates").join("footfall.parquet"), bytes).await.unwrap();
+    // A regional fair and one store's event in March, whatever days the regional holidays drew.
+    let events = RecordBatch::try_from_iter(vec![
+        ("date", Arc::new(Date32Array::from(vec![last - 26, last - 19])) as ArrayRef),
+        ("event", Arc::new(StringArray::from(vec!["north_fair", "store_event"])) as ArrayRef),
+        ("kind", Arc::new(StringArray::from(vec!["festival", "festival"])) as ArrayRef),
+        ("location_id", Arc::new(StringArray::from(vec![None, Some("store_01")])) as ArrayRef),
+        ("region", Arc::new(StringArray::from(vec![Some("north"), None])) as ArrayRef),
+    ])
+    .unwrap();
+    let bytes = shelfcast::lake::parquet::encode(&events.schema(), &[events]).unwrap();
+    lake.put(&shelfcast::lake::layout::raw_table("calendar").join("fairs.parquet"), bytes).await.unwrap();
+}
+
 pub fn env(settings: Settings, lake: &Lake, clock: &FixedClock) -> RunEnv {
     RunEnv::new(settings, lake.clone(), Arc::new(clock.clone()))
 }

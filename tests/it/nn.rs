@@ -93,8 +93,8 @@ fn learns_the_promotions(mut model: Box<dyn Forecaster>) {
     let card = model.card().unwrap();
     let losses: Vec<f64> = serde_json::from_value(card["training"]["train_loss"].clone()).unwrap();
     assert!(losses.last().unwrap() < &(0.7 * losses[0]), "{}: training loss did not fall: {losses:?}", model.name());
-    let known = covariates::CALENDAR.len() + covariates::PRICE_PROMO.len();
-    assert_eq!(card["layout"]["known"], known, "calendar and price covariates are read");
+    let known = covariates::CALENDAR.len() + covariates::PRICE_PROMO.len() + covariates::LOCAL.len();
+    assert_eq!(card["layout"]["known"], known, "calendar, price, closure and local-event covariates are read");
 
     let snaive = models::build("seasonal_naive", &crate::models::settings()).unwrap();
     let (deep, naive) = (mae(model.as_ref(), &panel, &test), mae(snaive.as_ref(), &panel, &test));
@@ -187,11 +187,11 @@ async fn covariates_load_from_the_feature_tables_and_the_nightly_runs_a_torchscr
     let (_, batches) = dataset::read(&lake, &layout::features("target", cutoff)).await.unwrap();
     let panel = Panel::from_batches(&batches, Frequency::Daily, cutoff).unwrap();
     let cov = Covariates::load(&lake, cutoff, &panel, 28, 100).await.unwrap();
-    assert_eq!(cov.known_dim(), covariates::CALENDAR.len() + covariates::PRICE_PROMO.len());
+    assert_eq!(cov.known_dim(), covariates::CALENDAR.len() + covariates::PRICE_PROMO.len() + covariates::LOCAL.len());
     assert_eq!(cov.known.series.len(), panel.len());
     assert!(cov.statics.values[0].iter().all(Option::is_some), "every demo item has a category");
     let promo = covariates::PRICE_PROMO.iter().position(|n| *n == "promo").unwrap();
-    let k = covariates::PRICE_PROMO.len();
+    let k = cov.known.series_names.len();
     let promos: usize = cov.known.series.iter().map(|v| v.chunks(k).filter(|r| r[promo] > 0.0).count()).sum();
     assert!(promos > 0, "the demo lake runs promotions");
     let views = covariates::PAST.iter().position(|n| *n == "views_rel").unwrap();
