@@ -116,7 +116,7 @@ impl Panel {
             end: self.end,
             frequency: self.frequency,
             covariates: self.covariates.clone(),
-            scramble: self.scramble.clone(),
+            scramble: self.scramble,
             closures: self.closures.clone(),
         }
     }
