@@ -681,6 +681,8 @@ async fn explain_cmd(
             let h = factors::data::horizon(&ctx, params.cutoff, i, l).await?;
             let rows = factors::explain::decompose(model, &analysis.groups, i, l, &h)?;
             println!("{}", factors::explain::render(i, l, &model.category, &rows));
+            let local = factors::local::read(&ctx, params, i, l).await?;
+            println!("{}", factors::local::render(&local));
         }
     }
     if !found {

@@ -13,7 +13,10 @@
 //! its regressor goes (`discount`, `promo`, `promo_share` with `promo:*`, `post_promo` with
 //! `post_promo`, the relative prices with `own_price`, the calendar columns with `event:*`), and
 //! the past-only columns the regression has no regressor for form `stock_outs` (`stock_out`)
-//! and `behaviour` (views, conversion, add-to-cart) ([`FactorSettings::covariate_groups`]).
+//! and `behaviour` (views, conversion, add-to-cart) ([`FactorSettings::covariate_groups`]); the
+//! closed share forms `closures`, the local calendar's columns `local_events`, and each of the
+//! user's covariates (`user:NAME`, with the indicators `user:NAME=LABEL` of a categorical one) a
+//! group `user:NAME` of its own unless a `column:user:NAME` pattern puts it in another.
 //!
 //! ```toml
 //! [factors.groups]
@@ -59,6 +62,9 @@ const COLUMN_DEFAULTS: &[(&str, Option<&str>, &str)] = &[
     ("views_rel", None, "behaviour"),
     ("conversion_lag_1", None, "behaviour"),
     ("cart_rate_lag_1", None, "behaviour"),
+    ("closed", None, "closures"),
+    ("local_event", None, "local_events"),
+    ("local_holiday", None, "local_events"),
 ];
 
 /// The `[factors]` settings.
@@ -151,7 +157,23 @@ impl FactorSettings {
     /// The covariate columns of each group (only groups with columns): a `column:NAME` pattern
     /// first, else the group of the column's regressor, else its own default group.
     pub fn covariate_groups(&self) -> BTreeMap<String, Vec<String>> {
+        self.covariate_groups_with(&[])
+    }
+
+    /// [`FactorSettings::covariate_groups`] with the columns of the user's covariates the panel
+    /// has (`user:NAME` or `user:NAME=LABEL`): each in the group a `column:` pattern names, else
+    /// in `user:NAME`.
+    pub fn covariate_groups_with(&self, user_columns: &[String]) -> BTreeMap<String, Vec<String>> {
         let mut out: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        for column in user_columns {
+            let named = self
+                .groups
+                .iter()
+                .find(|(_, patterns)| patterns.iter().any(|p| p.strip_prefix(COLUMN) == Some(column.as_str())))
+                .map(|(name, _)| name.clone());
+            let own = column.split_once('=').map_or(column.as_str(), |(base, _)| base).to_string();
+            out.entry(named.unwrap_or(own)).or_default().push(column.clone());
+        }
         for (column, regressor, fallback) in COLUMN_DEFAULTS {
             let named = self
                 .groups
@@ -168,8 +190,13 @@ impl FactorSettings {
     /// Every group the importance reports: the configured ones (`level_trend` first), then the
     /// groups only covariate columns form.
     pub fn importance_groups(&self) -> Vec<String> {
+        self.importance_groups_with(&[])
+    }
+
+    /// [`FactorSettings::importance_groups`] with the groups of the user's covariate columns.
+    pub fn importance_groups_with(&self, user_columns: &[String]) -> Vec<String> {
         let mut names = self.names();
-        for g in self.covariate_groups().into_keys() {
+        for g in self.covariate_groups_with(user_columns).into_keys() {
             if !names.contains(&g) {
                 names.push(g);
             }

@@ -584,7 +584,19 @@ pub fn measure(
     opts: &ImportanceOptions,
     categories: &HashMap<String, String>,
 ) -> Result<Importance> {
-    let columns = factors.covariate_groups();
+    // The user's covariates the windows' panels have (the same tables at every cutoff).
+    let user: Vec<String> = windows
+        .iter()
+        .find_map(|w| w.panel.covariates.as_ref())
+        .map(|c| {
+            c.known_names()
+                .into_iter()
+                .chain(c.past.names.iter().cloned())
+                .filter(|n| n.starts_with(crate::panel::covariates::USER))
+                .collect()
+        })
+        .unwrap_or_default();
+    let columns = factors.covariate_groups_with(&user);
     let groups: Vec<(String, Vec<String>)> = columns.clone().into_iter().collect();
     let calendar = factors.calendar_parts(settings.frequency == crate::settings::Frequency::Daily);
     let scopes = Scopes::new(full, categories);
@@ -595,7 +607,7 @@ pub fn measure(
     let mut rows = Vec::new();
     for (name, e) in opts.models.iter().zip(errors) {
         let Some(e) = e else { continue };
-        for group in factors.importance_groups() {
+        for group in factors.importance_groups_with(&user) {
             let g = groups.iter().position(|(n, _)| *n == group);
             let c = calendar.iter().position(|(n, _, _)| *n == group).map(|c| groups.len() + c);
             for (sc, (scope, value)) in scopes.names.iter().enumerate() {

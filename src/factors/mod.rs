@@ -5,7 +5,8 @@
 //! and trends, see [`regression`]) and writes `factors/run_date=…/` atomically: the estimates as
 //! Parquet rows (section, category, factor, value, 95% interval, units, rows) and the fitted
 //! models as `analysis.json` next to them, listed in the manifest, which is written last.
-//! [`explain`] decomposes one series' forecast over the horizon with the fitted model.
+//! [`explain`] decomposes one series' forecast over the horizon with the fitted model; [`local`]
+//! lists what the series' own inputs (closures, local events, known covariates) say of it.
 //! [`importance`] measures, on backtest windows, how much accuracy each forecasting model loses
 //! when a factor group's covariates are scrambled; when measured, it goes into `analysis.json`
 //! and, as its own table, into `importance.parquet` of the same folder.
@@ -18,6 +19,7 @@ pub mod estimates;
 pub mod explain;
 pub mod groups;
 pub mod importance;
+pub mod local;
 pub mod regression;
 pub mod render;
 

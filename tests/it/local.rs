@@ -220,3 +220,57 @@ async fn gbt_forecasts_better_when_told_the_closures_the_local_calendar_and_the_
 fn local_lake_dir(dir: &std::path::Path) -> (String, Lake) {
     crate::common::local_lake(dir)
 }
+
+#[tokio::test]
+async fn the_planned_covariate_and_the_closures_matter_to_gbt_in_the_group_importance() {
+    use shelfcast::factors::importance::{self, ImportanceOptions, Method};
+    let dir = tempfile::tempdir().unwrap();
+    let lake = Lake::in_memory();
+    local_lake(&lake, 16, 300).await;
+    let file = SettingsFile {
+        models: Some(vec!["gbt".into()]),
+        horizon: Some(14),
+        model: Some(ModelParams {
+            gbt: GbtParams { trees: Some(60), max_rows: Some(60_000), ..Default::default() },
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let s = settings("memory:///", dir.path(), file);
+    let (ctx, _) = shelfcast::engine::open(&lake, 2).await.unwrap();
+    let opts = ImportanceOptions {
+        models: vec!["gbt".into()],
+        repeats: 3,
+        method: Method::Permute,
+        windows: 1,
+        horizon: 14,
+        seed: 7,
+    };
+    let imp = importance::run(&ctx, &lake, &s, &opts, end(), "t", &clock()).await.unwrap();
+    eprintln!("{}", importance::render(&imp));
+    let wape = |group: &str| imp.get("gbt", group, "all", "wape").unwrap().clone();
+    let covariate = wape("user:local_marketing");
+    assert_eq!((covariate.method.as_str(), covariate.repeats), ("permute", 3));
+    let inc = covariate.increase.unwrap();
+    assert!(inc > 1.0, "the planned covariate's importance {inc:.3} WAPE points");
+    let closures = wape("closures");
+    assert_eq!(closures.method, "permute");
+    assert!(inc > wape("competitor").increase.unwrap(), "the covariate moves demand more than the competitor");
+}
+
+/// `explain` lists a series' closures, local events and known covariates over the horizon.
+#[tokio::test]
+async fn explain_lists_the_closures_and_the_known_covariates_of_a_series() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, lake) = local_lake_dir(dir.path());
+    local_lake(&lake, 8, 200).await;
+    let out = shelfcast(dir.path())
+        .args(["--lake", "lake", "--horizon", "14", "explain", "--item", "item_00000", "--location", "store_01", "-q"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = String::from_utf8(out.stdout).unwrap();
+    assert!(text.contains("closed (forecast 0"), "{text}");
+    assert!(text.contains("2026-04-05") && text.contains("works"), "the works after the last sale: {text}");
+    assert!(text.contains("known covariate user:local_marketing:"), "{text}");
+}
