@@ -120,6 +120,11 @@ enum Command {
         /// A known dataset: walmart.
         #[arg(long)]
         preset: Option<String>,
+        /// A wide file into known_covariates or observed_covariates: these columns are covariates,
+        /// one each (comma-separated); --map names the key columns (date, item_id, location_id,
+        /// known_at).
+        #[arg(long, value_delimiter = ',', conflicts_with = "preset")]
+        wide: Vec<String>,
     },
     /// Pull a source declared in settings ([sources.NAME]) into its raw table.
     Ingest {
@@ -351,7 +356,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             };
             query_cmd(&settings, &lake, &sql, format, output, cutoff).await
         }
-        Command::Import { source, table, map, mapping, date_format, preset } => {
+        Command::Import { source, table, map, mapping, date_format, preset, wide } => {
             let reports = match preset {
                 Some(p) => shelfcast::ingest::import::import_preset(&lake, &p, &source, clock.as_ref()).await?,
                 None => {
@@ -360,6 +365,20 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                         None => Default::default(),
                     };
                     m.extend(map);
+                    if !wide.is_empty() {
+                        let r = shelfcast::ingest::import::import_wide(
+                            &lake,
+                            &table,
+                            &source,
+                            &m,
+                            &wide,
+                            date_format.as_deref(),
+                            clock.as_ref(),
+                        )
+                        .await?;
+                        print_imports(&[r]);
+                        return Ok(());
+                    }
                     vec![
                         shelfcast::ingest::import::import_file(
                             &lake,
@@ -373,16 +392,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     ]
                 }
             };
-            for r in reports {
-                println!(
-                    "{:<12} {:>10} read  {:>10} written  {:>8} quarantined  {}",
-                    r.table,
-                    r.rows_read,
-                    r.rows_written,
-                    r.rows_quarantined,
-                    r.quarantine.as_deref().unwrap_or(r.file.as_deref().unwrap_or(""))
-                );
-            }
+            print_imports(&reports);
             Ok(())
         }
         Command::Ingest { source } => {
@@ -658,6 +668,20 @@ async fn factors_cmd(
         print!("{}", factors::importance::render(imp));
     }
     Ok(())
+}
+
+/// One line per imported table: rows read, written and quarantined, and where they went.
+fn print_imports(reports: &[shelfcast::ingest::import::ImportReport]) {
+    for r in reports {
+        println!(
+            "{:<20} {:>10} read  {:>10} written  {:>8} quarantined  {}",
+            r.table,
+            r.rows_read,
+            r.rows_written,
+            r.rows_quarantined,
+            r.quarantine.as_deref().unwrap_or(r.file.as_deref().unwrap_or(""))
+        );
+    }
 }
 
 async fn explain_cmd(

@@ -19,7 +19,7 @@
 --          positive has no promotion. The data has markdowns only from November 2011 on (every
 --          week before is 'NA'), so earlier weeks carry no promotion. Weeks after the sales (the
 --          test period, to July 2013) are kept: planned markdowns are known in advance.
---          Temperature, Fuel_Price, CPI and Unemployment are not imported (no raw table holds them).
+--          Temperature, Fuel_Price, CPI and Unemployment are walmart_covariates.sql's.
 WITH dates AS (
     SELECT COUNT(DISTINCT "Date") AS weeks FROM walmart_train
 ),

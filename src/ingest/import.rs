@@ -44,6 +44,7 @@ pub const PRESETS: &[Preset] = &[Preset {
         ("calendar", include_str!("../../sql/import/walmart_calendar.sql")),
         ("locations", include_str!("../../sql/import/walmart_locations.sql")),
         ("promotions", include_str!("../../sql/import/walmart_promotions.sql")),
+        ("known_covariates", include_str!("../../sql/import/walmart_covariates.sql")),
     ],
 }];
 
@@ -170,6 +171,80 @@ pub async fn import_file(
     let ctx = crate::engine::local_context(2);
     register_file(&ctx, "source", path).await?;
     let sql = mapping_sql(spec, "source", map, date_format, None)?;
+    let token = format!("import-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
+    write(lake, &ctx, spec, &sql, &token, &path.display().to_string(), clock).await
+}
+
+/// Imports a wide file into a covariate table (`known_covariates` or `observed_covariates`): each
+/// of `columns` is one covariate, named as the column, and becomes one row per source row with a
+/// value. `map` maps the keys (`date`, and optionally `item_id`, `location_id`, `known_at`); an
+/// empty cell (or `NA`) is no row, and a cell that is not a number is quarantined with the column
+/// and the value in the reason.
+#[instrument(skip_all, fields(table = table, source = %path.display(), columns = columns.len()))]
+pub async fn import_wide(
+    lake: &Lake,
+    table: &str,
+    path: &Path,
+    map: &BTreeMap<String, String>,
+    columns: &[String],
+    date_format: Option<&str>,
+    clock: &dyn Clock,
+) -> Result<ImportReport> {
+    if !matches!(table, "known_covariates" | "observed_covariates") {
+        return Err(Error::data(format!("--wide imports into known_covariates or observed_covariates, not `{table}`")));
+    }
+    let spec = schema::table(table).ok_or_else(|| Error::data(format!("no raw table `{table}`")))?;
+    let known = table == "known_covariates";
+    for k in map.keys() {
+        if !matches!(k.as_str(), "date" | "item_id" | "location_id") && !(known && k == "known_at") {
+            return Err(Error::data(format!(
+                "--wide maps the keys of `{table}` (date, item_id, location_id{}), not `{k}`",
+                if known { ", known_at" } else { "" }
+            )));
+        }
+    }
+    if columns.is_empty() {
+        return Err(Error::data("--wide needs at least one covariate column"));
+    }
+    let ctx = crate::engine::local_context(2);
+    register_file(&ctx, "source", path).await?;
+    let found = ctx.table("source").await?.schema().clone();
+    for c in columns.iter().chain(map.values()) {
+        if found.field_with_unqualified_name(c).is_err() {
+            let names: Vec<_> = found.fields().iter().map(|f| f.name().clone()).collect();
+            return Err(Error::data(format!("{}: no column `{c}` (columns: {})", path.display(), names.join(", "))));
+        }
+    }
+    let key =
+        |k: &str| map.get(k).map_or("CAST(NULL AS VARCHAR)".to_string(), |s| format!("CAST({} AS VARCHAR)", quote(s)));
+    let mut parts = Vec::new();
+    for c in columns {
+        let raw = format!("trim(CAST({} AS VARCHAR))", quote(c));
+        let name = c.replace('\'', "''");
+        let value = format!("TRY_CAST({raw} AS DOUBLE)");
+        parts.push(format!(
+            "SELECT {date} AS date, {item} AS item_id, {loc} AS location_id, '{name}' AS name, {value} AS value, \
+             CAST(NULL AS VARCHAR) AS label, {known_at} AS known_at, \
+             CASE WHEN {value} IS NULL THEN '{name}: cannot read ''' || {raw} || ''' as a number' \
+                  WHEN isnan({value}) OR abs({value}) >= 1e300 THEN '{name}: ''' || {raw} || ''' is not a finite number' \
+             END AS wide_reason \
+             FROM source WHERE {raw} IS NOT NULL AND {raw} <> '' AND upper({raw}) NOT IN ('NA', 'NULL')",
+            date = key("date"),
+            item = key("item_id"),
+            loc = key("location_id"),
+            known_at = key("known_at"),
+        ));
+    }
+    let rows =
+        ctx.sql(&parts.join(" UNION ALL ")).await.map_err(|e| Error::data(format!("{}: {e}", path.display())))?;
+    ctx.register_table("wide_rows", rows.into_view())?;
+    let identity: BTreeMap<String, String> = spec
+        .columns
+        .iter()
+        .filter(|c| c.name != "known_at" || known)
+        .map(|c| (c.name.to_string(), c.name.to_string()))
+        .collect();
+    let sql = mapping_sql(spec, "wide_rows", &identity, date_format, Some("wide_reason"))?;
     let token = format!("import-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
     write(lake, &ctx, spec, &sql, &token, &path.display().to_string(), clock).await
 }

@@ -128,3 +128,97 @@ async fn the_walmart_preset_maps_markdowns_to_promotions_and_quarantines_unreada
     assert!(text.contains("Date: cannot read 'soon' as date"), "{text}");
     assert!(text.contains("MarkDown2: cannot read 'abc' as double"), "{text}");
 }
+
+#[tokio::test]
+async fn the_walmart_preset_brings_the_weather_and_economy_as_location_covariates() {
+    let dir = tempfile::tempdir().unwrap();
+    walmart_fixture(dir.path());
+    let lake = Lake::in_memory();
+    let reports = import::import_preset(&lake, "walmart", dir.path(), &clock()).await.unwrap();
+    let cov = reports.iter().find(|r| r.table == "known_covariates").unwrap();
+    // 8 features rows × 4 columns; the row dated 'soon' is quarantined once per column.
+    assert_eq!((cov.rows_read, cov.rows_written, cov.rows_quarantined), (32, 28, 4), "{cov:?}");
+    let (ctx, _) = shelfcast::engine::open(&lake, 1).await.unwrap();
+    let rows = ctx
+        .sql(
+            "SELECT name, COUNT(*) AS n, MIN(location_id) AS l, COUNT(item_id) AS items FROM known_covariates \
+             WHERE CAST(date AS DATE) = DATE '2012-01-13' GROUP BY name ORDER BY name",
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string();
+    let got: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains("store_"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let want = [
+        "| cpi | 2 | store_1 | 0 |",
+        "| fuel_price | 2 | store_1 | 0 |",
+        "| temperature | 2 | store_1 | 0 |",
+        "| unemployment | 2 | store_1 | 0 |",
+    ];
+    assert_eq!(got, want, "{text}");
+}
+
+#[tokio::test]
+async fn a_wide_file_becomes_one_covariate_per_column_and_bad_cells_are_quarantined() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("plan.csv");
+    std::fs::write(
+        &csv,
+        "Day,Shop,Spend,Temp,Revised\n\
+         2026-03-01,s1,100,12.5,2026-02-01\n\
+         2026-03-02,s1,,13.0,2026-02-01\n\
+         2026-03-03,s1,lots,NA,2026-02-01\n\
+         2026-03-04,s2,80,inf,2026-02-15\n",
+    )
+    .unwrap();
+    let map: BTreeMap<String, String> = [("date", "Day"), ("location_id", "Shop"), ("known_at", "Revised")]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect();
+    let lake = Lake::in_memory();
+    demo_lake(&lake, 2).await;
+    let columns = vec!["Spend".to_string(), "Temp".to_string()];
+    let r = import::import_wide(&lake, "known_covariates", &csv, &map, &columns, None, &clock()).await.unwrap();
+    // Spend: 3 cells (one empty), 'lots' quarantined; Temp: 3 cells (one NA), 'inf' quarantined.
+    assert_eq!((r.rows_read, r.rows_written, r.rows_quarantined), (6, 4, 2), "{r:?}");
+    let (ctx, _) = shelfcast::engine::open(&lake, 1).await.unwrap();
+    let rows = ctx
+        .sql(
+            "SELECT name, location_id, CAST(date AS VARCHAR) AS d, value, CAST(known_at AS VARCHAR) AS k \
+             FROM known_covariates ORDER BY name, date",
+        )
+        .await
+        .unwrap()
+        .collect()
+        .await
+        .unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string();
+    let got: Vec<String> = text
+        .lines()
+        .filter(|l| l.contains("2026-"))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    let want = [
+        "| Spend | s1 | 2026-03-01 | 100.0 | 2026-02-01 |",
+        "| Spend | s2 | 2026-03-04 | 80.0 | 2026-02-15 |",
+        "| Temp | s1 | 2026-03-01 | 12.5 | 2026-02-01 |",
+        "| Temp | s1 | 2026-03-02 | 13.0 | 2026-02-01 |",
+    ];
+    assert_eq!(got, want, "{text}");
+    let q = lake.list(&object_store::path::Path::from("quarantine")).await.unwrap();
+    let manifest = q.iter().find(|m| m.location.as_ref().ends_with("_manifest.json")).unwrap();
+    let folder: object_store::path::Path = manifest.location.parts().take(3).collect();
+    let (_, bad) = dataset::read(&lake, &folder).await.unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&bad).unwrap().to_string();
+    assert!(text.contains("Spend: cannot read 'lots' as a number"), "{text}");
+    assert!(text.contains("Temp: 'inf' is not a finite number"), "{text}");
+    // Only the covariate tables take a wide file.
+    let err = import::import_wide(&lake, "sales", &csv, &map, &columns, None, &clock()).await.unwrap_err();
+    assert!(err.to_string().contains("known_covariates or observed_covariates"), "{err}");
+}
