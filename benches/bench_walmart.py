@@ -10,13 +10,19 @@
    same data in this command, or read from ../shared/bench/results/walmart-peers.json with
    --no-peers.
 
+With --covariates-ablation, `gbt` is also backtested on a copy of the lake without the
+location covariates the preset imports (temperature, fuel price, CPI, unemployment in
+`known_covariates`) and scored as `gbt_without_covariates`, so the table shows what they change.
+
 Usage: python3 benches/bench_walmart.py [--models a,b] [--no-peers] [--python PEERS_PYTHON]
+                                        [--covariates-ablation]
 """
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -47,6 +53,8 @@ def main() -> None:
     ap.add_argument("--no-peers", action="store_true", help="read the peers' results instead of running them")
     ap.add_argument("--python", help="python with the peers' packages (default: from ../shared/bench/setup.sh)")
     ap.add_argument("--dir", default=os.path.expanduser("~/.cache/shelfcast/bench/walmart"))
+    ap.add_argument("--covariates-ablation", action="store_true",
+                    help="also backtest gbt on the lake without the imported location covariates")
     a = ap.parse_args()
     work = Path(a.dir)
     work.mkdir(parents=True, exist_ok=True)
@@ -60,7 +68,23 @@ def main() -> None:
     subprocess.run(base + ["--models", a.models, "backtest", "--windows", "3", "--step", "13",
                            "--export", str(fc), "--export-actuals", str(act)], check=True)
     seconds = time.time() - t0
+    if a.covariates_ablation:
+        bare = work / "lake-without-covariates"
+        if not bare.exists():
+            shutil.copytree(lake / "raw", bare / "raw", ignore=lambda d, names: [n for n in names if n == "known_covariates"])
+        bare_fc = work / "shelfcast-forecasts-without-covariates.parquet"
+        t1 = time.time()
+        subprocess.run([str(BIN), "--lake", str(bare)] + base[3:] + ["--models", "gbt", "backtest", "--windows", "3",
+                                                                     "--step", "13", "--export", str(bare_fc)], check=True)
+        print(f"gbt without the location covariates: {time.time() - t1:.0f} s")
     py = peers_python(a.python)
+    if a.covariates_ablation:
+        both = work / "shelfcast-forecasts-all.parquet"
+        subprocess.run([py, "-c", (
+            "import pandas as pd, sys; b = pd.read_parquet(sys.argv[2]); b['method'] = 'gbt_without_covariates'; "
+            "pd.concat([pd.read_parquet(sys.argv[1]), b]).to_parquet(sys.argv[3])"),
+            str(fc), str(bare_fc), str(both)], check=True)
+        fc = both
     ours = work / "shelfcast-score.json"
     subprocess.run([py, str(SHARED / "bench" / "score.py"), "--forecasts", str(fc), "--actuals", str(act),
                     "--season", "52", "--json", str(ours)], check=True, capture_output=True)
