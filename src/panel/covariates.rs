@@ -121,8 +121,9 @@ impl Covariates {
         Self::with_user(start, series, history, horizon, &[], &[])
     }
 
-    /// Empty covariates with the user's known and observed covariates of these names.
-    fn with_user(
+    /// Empty covariates with the user's known and observed covariates of these names (columns
+    /// `user:NAME`).
+    pub fn with_user(
         start: NaiveDate,
         series: usize,
         history: usize,

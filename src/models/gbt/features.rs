@@ -41,6 +41,10 @@ pub struct Layout {
     /// Their names (empty in models saved before names were kept: read in the panel's order).
     #[serde(default)]
     pub known_names: Vec<String>,
+    /// The user's observed covariates (`user:NAME` past columns), read at the origin: the last
+    /// value known when the forecast is made.
+    #[serde(default)]
+    pub observed: Vec<String>,
     /// Categorical columns: location, item, then static attributes, where the panel has few
     /// enough distinct values; `None` where a column is left out.
     pub categorical: Vec<Option<String>>,
@@ -53,18 +57,32 @@ impl Layout {
         let (year, lags, means) = if daily { (364, 7, vec![7, 28]) } else { (52, 4, vec![4, 13]) };
         let known = panel.covariates.as_ref().map_or(0, |c| c.known_dim());
         let known_names = panel.covariates.as_ref().map_or_else(Vec::new, |c| c.known_names());
+        let observed = panel.covariates.as_ref().map_or_else(Vec::new, |c| {
+            c.past.names.iter().filter(|n| n.starts_with(crate::panel::covariates::USER)).cloned().collect()
+        });
         let mut categorical = vec![Some("location".to_string()), Some("item".to_string())];
         if let Some(c) = &panel.covariates {
             categorical.extend(c.statics.names.iter().map(|n| Some(n.clone())));
         }
-        Self { season: season.max(1), year, lags, means, scale_window: year, daily, known, known_names, categorical }
+        Self {
+            season: season.max(1),
+            year,
+            lags,
+            means,
+            scale_window: year,
+            daily,
+            known,
+            known_names,
+            observed,
+            categorical,
+        }
     }
 
     /// Columns per row.
     pub fn width(&self) -> usize {
         // step, lags, means, season lag ±1 (3), year lag ±1 (3), two years, year-on-year growth,
-        // calendar (2), known covariates, categoricals.
-        1 + self.lags + self.means.len() + 3 + 3 + 1 + 1 + 2 + self.known + self.categorical.len()
+        // calendar (2), known covariates, observed covariates at the origin, categoricals.
+        1 + self.lags + self.means.len() + 3 + 3 + 1 + 1 + 2 + self.known + self.observed.len() + self.categorical.len()
     }
 }
 
@@ -76,6 +94,8 @@ pub struct Categories {
     /// Where each known column of the layout is among the panel's known covariates, when the
     /// panel lays them out otherwise than the data the model was fitted on (`None`: same order).
     pub known_index: Option<Vec<Option<usize>>>,
+    /// Where each observed covariate of the layout is among the panel's past covariates.
+    pub observed_index: Vec<Option<usize>>,
 }
 
 impl Categories {
@@ -114,7 +134,12 @@ impl Categories {
             (!layout.known_names.is_empty() && c.known_names() != layout.known_names)
                 .then(|| c.known_index(&layout.known_names))
         });
-        Self { codes, known_index }
+        let observed_index = layout
+            .observed
+            .iter()
+            .map(|name| panel.covariates.as_ref().and_then(|c| c.past.names.iter().position(|n| n == name)))
+            .collect();
+        Self { codes, known_index, observed_index }
     }
 }
 
@@ -206,6 +231,17 @@ pub fn row(
                 known.resize(layout.known, 0.0);
                 row.extend(known.iter().map(|v| f64::from(*v)));
             }
+        }
+    }
+    if !layout.observed.is_empty() {
+        let mut past = Vec::new();
+        let cov = panel.covariates.as_ref();
+        if let Some(cov) = cov {
+            cov.past_at(s, cov.index(n, o as isize), &mut past);
+        }
+        for k in 0..layout.observed.len() {
+            let at = categories.observed_index.get(k).copied().flatten();
+            row.push(at.and_then(|i| past.get(i)).map_or(MISSING, |v| f64::from(*v)));
         }
     }
     for column in &categories.codes {

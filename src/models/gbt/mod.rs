@@ -430,6 +430,54 @@ mod tests {
         sum / (actuals.len() * actuals[0].len()) as f64
     }
 
+    /// An observed covariate that announces the next fortnight's level (pre-orders, say): read at
+    /// the origin, it tells `gbt` what the lags cannot.
+    #[test]
+    fn reads_an_observed_covariate_at_the_origin() {
+        let (series, days, horizon) = (12, 280, 14);
+        let end = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
+        let mut cov = Covariates::with_user(
+            end - Duration::days(days as i64 - 1),
+            series,
+            days,
+            horizon,
+            &[],
+            &["orders".to_string()],
+        );
+        let p = cov.past.names.len();
+        let at = cov.past.names.iter().position(|n| n == "user:orders").unwrap();
+        let blocks = (days + horizon) / 14;
+        let (mut history, mut actuals, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+        for s in 0..series {
+            // A coin per fortnight and series: nothing in the history foretells the next one.
+            let mut state = 0x9E37_79B9_7F4A_7C15u64 ^ (s as u64 + 1);
+            let regime: Vec<f32> = (0..=blocks)
+                .map(|_| {
+                    state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                    ((state >> 41) & 1) as f32
+                })
+                .collect();
+            let y: Vec<f32> = (0..days + horizon).map(|t| (8.0 + s as f32) * (1.0 + 1.5 * regime[t / 14])).collect();
+            for t in 0..days {
+                cov.past.values[s][t * p + at] = regime[t / 14 + 1];
+            }
+            history.push(y[..days].to_vec());
+            actuals.push(y[days..].to_vec());
+            keys.push(SeriesKey { item_id: format!("i{s}"), location_id: "l".into() });
+        }
+        let panel = Panel::new(keys, history, end, Frequency::Daily).with_covariates(cov);
+        let levels = [0.1, 0.5, 0.9];
+        let mut gbt = Gbt::new(GbtConfig::new(horizon, 7));
+        gbt.fit(&panel).unwrap();
+        let f = gbt.predict(&panel, horizon, &levels).unwrap();
+        let told = mae(&f, &actuals);
+
+        let mut blind = Gbt::new(GbtConfig { covariates: false, ..GbtConfig::new(horizon, 7) });
+        blind.fit(&panel).unwrap();
+        let blind = mae(&blind.predict(&panel, horizon, &levels).unwrap(), &actuals);
+        assert!(told < 0.5 * blind, "with the observed covariate MAE {told:.3}, without {blind:.3}");
+    }
+
     #[test]
     fn learns_the_promotions_and_beats_seasonal_naive() {
         let horizon = 14;
