@@ -235,6 +235,11 @@ pub async fn gather(lake: &Lake, settings: &Settings, source: &Source, clock: &d
         p.summary.actual_totals = a.totals(from);
     }
 
+    let local = match run.cutoff {
+        Some(cutoff) => super::local::read(lake, cutoff).await?,
+        None => None,
+    };
+
     let registry = Registry::read(lake).await?;
     let champions = champion_section(&registry, &source.run_id);
 
@@ -309,6 +314,7 @@ pub async fn gather(lake: &Lake, settings: &Settings, source: &Source, clock: &d
         published: published.map(|p| p.summary),
         series,
         factors,
+        local,
         notes,
     })
 }

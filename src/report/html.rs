@@ -505,6 +505,14 @@ pub fn render(r: &Report) -> String {
         out.push_str("</section>");
     }
 
+    if r.local.is_some() {
+        out.push_str(r#"<section id="local"><h2>Your own inputs</h2>"#);
+        for t in [tables::closures(r), tables::covariates(r)].into_iter().flatten() {
+            table(&mut out, &t, &colors);
+        }
+        out.push_str("</section>");
+    }
+
     out.push_str(r#"<section id="run"><h2>Run</h2><div class="grid">"#);
     table(&mut out, &tables::run(r), &colors);
     out.push_str("</div>");

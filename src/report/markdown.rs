@@ -95,6 +95,12 @@ pub fn render(r: &Report) -> String {
             table(&mut out, &t);
         }
     }
+    if r.local.is_some() {
+        let _ = writeln!(out, "## Your own inputs\n");
+        for t in [tables::closures(r), tables::covariates(r)].into_iter().flatten() {
+            table(&mut out, &t);
+        }
+    }
     let _ = writeln!(out, "## Run\n");
     table(&mut out, &tables::run(r));
     table(&mut out, &tables::steps(r));

@@ -32,6 +32,7 @@
 pub mod chart;
 pub mod gather;
 pub mod html;
+pub mod local;
 pub mod markdown;
 pub mod store;
 pub mod tables;
@@ -80,6 +81,9 @@ pub struct Report {
     pub series: Vec<SeriesView>,
     /// The influence factors the run estimated.
     pub factors: Option<FactorsSection>,
+    /// The user's own inputs at the cutoff: closures over the horizon, covariates, local events.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub local: Option<local::LocalSection>,
     /// What was left out, and why.
     pub notes: Vec<String>,
 }

@@ -513,6 +513,65 @@ pub fn importance(r: &Report) -> Option<Table> {
     })
 }
 
+/// The closures over the horizon: each key's closed periods (forecast 0) and partly closed ones.
+pub fn closures(r: &Report) -> Option<Table> {
+    let l = r.local.as_ref()?;
+    let rows: Vec<Vec<Cell>> = l
+        .closures
+        .iter()
+        .map(|c| {
+            vec![
+                Cell::text(c.location_id.as_deref().unwrap_or("every location")),
+                Cell::text(c.item_id.as_deref().unwrap_or("every item")),
+                Cell::text(c.reason.as_deref().unwrap_or("")),
+                Cell::num(c.closed.to_string()),
+                Cell::num(c.partly.to_string()),
+                Cell::text(c.first.to_string()),
+                Cell::text(c.last.to_string()),
+            ]
+        })
+        .collect();
+    (!rows.is_empty()).then(|| Table {
+        id: "closures",
+        caption: "Closures over the horizon: periods closed the whole period are forecast 0".into(),
+        header: ["location", "item", "reason", "closed", "partly", "first", "last"].map(String::from).to_vec(),
+        rows,
+    })
+}
+
+/// The user's covariates the models read, with the local events.
+pub fn covariates(r: &Report) -> Option<Table> {
+    let l = r.local.as_ref()?;
+    let mut rows: Vec<Vec<Cell>> = l
+        .covariates
+        .iter()
+        .map(|c| {
+            vec![
+                Cell::text(&c.name),
+                Cell::text(&c.kind),
+                Cell::text(&c.keys),
+                Cell::num(c.rows.to_string()),
+                Cell::num(c.ahead.to_string()),
+            ]
+        })
+        .collect();
+    if l.local_events > 0 {
+        rows.push(vec![
+            Cell::text("local_event, local_holiday"),
+            Cell::text("known"),
+            Cell::text("per location"),
+            Cell::num(l.local_events.to_string()),
+            Cell::num("-"),
+        ]);
+    }
+    (!rows.is_empty()).then(|| Table {
+        id: "covariates",
+        caption: "Your covariates and local events read by gbt and the deep models".into(),
+        header: ["input", "kind", "keys", "rows", "after the cutoff"].map(String::from).to_vec(),
+        rows,
+    })
+}
+
 /// The measured group importance per category and per location.
 pub fn importance_rollup(r: &Report) -> Option<Table> {
     let imp = r.factors.as_ref()?.importance.as_ref()?;

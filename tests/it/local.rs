@@ -91,6 +91,19 @@ async fn closed_periods_are_forecast_zero_and_sales_on_them_quarantined() {
     }
     assert_eq!(closed_rows, 4 * 3, "four items at store_01 over three closed days");
     assert!(open_positive > 0, "the other location stays open");
+
+    // The run report shows the closures and the covariates the models read.
+    let source = shelfcast::report::Source {
+        run_id: report.run_id.clone(),
+        job: Some("nightly".into()),
+        run_date: Some(run_date),
+    };
+    let r = shelfcast::report::gather(&lake, &env.settings, &source, &clock).await.unwrap();
+    let md = shelfcast::report::markdown::render(&r);
+    assert!(md.contains("## Your own inputs"), "{md}");
+    let works = md.lines().find(|l| l.contains("works")).unwrap_or_default();
+    assert!(works.contains("store_01") && works.contains("| 3 |"), "three days of works at store_01: {works}");
+    assert!(md.contains("user:local_marketing"), "{md}");
 }
 
 #[tokio::test]
