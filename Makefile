@@ -65,6 +65,10 @@ bench-train: build ## Deep-model training benchmark on the demo lake (epoch time
 bench-walmart: build ## Real-data benchmark: Walmart weekly sales, shelfcast's models next to the peers (BENCH_WALMART_ARGS=--no-peers to reuse theirs)
 	python3 benches/bench_walmart.py $(BENCH_WALMART_ARGS)
 
+.PHONY: bench-local
+bench-local: build ## The demo's local layer before/after: gbt and seasonal naive with and without closures, local calendars and the planned covariate (BENCH_LOCAL_ARGS=--series 100 …)
+	python3 benches/bench_local.py $(BENCH_LOCAL_ARGS)
+
 .PHONY: bench-scale
 bench-scale: build ## Memory at scale: the nightly job on a 30,000 series × 1,900 days demo lake under memory-limit-mb (time and peak RSS per step; BENCH_SCALE_ARGS=--series 5000 …)
 	python3 benches/bench_scale.py $(BENCH_SCALE_ARGS)
