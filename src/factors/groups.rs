@@ -287,7 +287,15 @@ mod tests {
         assert!(!g.contains_key("weekly"));
         let names = s.importance_groups();
         assert_eq!(names[0], LEVEL);
-        assert!(names.ends_with(&["behaviour".to_string(), "stock_outs".to_string()]));
+        assert!(names.ends_with(&["behaviour", "closures", "local_events", "stock_outs"].map(String::from)));
+        assert_eq!(g["closures"], ["closed"]);
+        assert_eq!(g["local_events"], ["local_event", "local_holiday"]);
+        // The user's covariates: a group each, a categorical one's indicators together.
+        let user = ["user:spend", "user:season=summer", "user:season=winter"].map(String::from);
+        let g = s.covariate_groups_with(&user);
+        assert_eq!(g["user:spend"], ["user:spend"]);
+        assert_eq!(g["user:season"], ["user:season=summer", "user:season=winter"]);
+        assert!(s.importance_groups_with(&user).contains(&"user:season".to_string()));
         assert!(s.is_calendar("weekly") && s.is_calendar(LEVEL) && !s.is_calendar("competitor"));
         // A column named by a group goes there; the rest of its kind stays with its regressor.
         let mut groups = default_groups();
@@ -295,6 +303,10 @@ mod tests {
         let s = FactorSettings { groups, ..Default::default() };
         let g = s.covariate_groups();
         assert_eq!(g["festivals"], ["event_festival"]);
+        let mut groups = default_groups();
+        groups.insert("marketing".into(), vec!["column:user:spend".into()]);
+        let s = FactorSettings { groups, ..Default::default() };
+        assert_eq!(s.covariate_groups_with(&["user:spend".to_string()])["marketing"], ["user:spend"]);
         assert_eq!(g["events"].len(), 5);
     }
 }
