@@ -196,7 +196,8 @@ pub async fn import_wide(
     let spec = schema::table(table).ok_or_else(|| Error::data(format!("no raw table `{table}`")))?;
     let known = table == "known_covariates";
     for k in map.keys() {
-        if !matches!(k.as_str(), "date" | "item_id" | "location_id") && !(known && k == "known_at") {
+        let key = matches!(k.as_str(), "date" | "item_id" | "location_id") || (known && k == "known_at");
+        if !key {
             return Err(Error::data(format!(
                 "--wide maps the keys of `{table}` (date, item_id, location_id{}), not `{k}`",
                 if known { ", known_at" } else { "" }

@@ -58,6 +58,9 @@ pub struct CovariateRow {
     pub keys: String,
 }
 
+/// A closure's location, item and reason.
+type ClosureKey = (Option<String>, Option<String>, Option<String>);
+
 fn text(b: &RecordBatch, name: &str) -> Result<Option<arrow::array::StringArray>> {
     b.column_by_name(name).map(|c| Ok(cast(c, &DataType::Utf8)?.as_string::<i32>().clone())).transpose()
 }
@@ -70,7 +73,7 @@ fn opt(a: &Option<arrow::array::StringArray>, r: usize) -> Option<String> {
 /// inputs).
 pub async fn read(lake: &Lake, cutoff: NaiveDate) -> Result<Option<LocalSection>> {
     let mut out = LocalSection::default();
-    let mut closures: BTreeMap<(Option<String>, Option<String>, Option<String>), ClosureRow> = BTreeMap::new();
+    let mut closures: BTreeMap<ClosureKey, ClosureRow> = BTreeMap::new();
     let dir = layout::features("closed_periods", cutoff);
     if dataset::read_manifest(lake, &dir).await?.is_some() {
         dataset::read_each(lake, &dir, |batches| {
