@@ -45,6 +45,10 @@ pub struct Layout {
     /// value known when the forecast is made.
     #[serde(default)]
     pub observed: Vec<String>,
+    /// The user's covariates are left out (read as their defaults): they did not help on the
+    /// held-out periods when the model was fitted.
+    #[serde(default)]
+    pub user_off: bool,
     /// Categorical columns: location, item, then static attributes, where the panel has few
     /// enough distinct values; `None` where a column is left out.
     pub categorical: Vec<Option<String>>,
@@ -74,8 +78,14 @@ impl Layout {
             known,
             known_names,
             observed,
+            user_off: false,
             categorical,
         }
+    }
+
+    /// Whether the layout reads any of the user's covariates.
+    pub fn has_user(&self) -> bool {
+        !self.observed.is_empty() || self.known_names.iter().any(|n| n.starts_with(crate::panel::covariates::USER))
     }
 
     /// Columns per row.
@@ -222,6 +232,7 @@ pub fn row(
         if let Some(cov) = &panel.covariates {
             cov.known_at(s, cov.index(n, (o + h) as isize), &mut known);
         }
+        let from = row.len();
         match &categories.known_index {
             // A column the panel lacks reads as its default, 0.
             Some(index) => {
@@ -232,6 +243,13 @@ pub fn row(
                 row.extend(known.iter().map(|v| f64::from(*v)));
             }
         }
+        if layout.user_off {
+            for (v, name) in row[from..].iter_mut().zip(&layout.known_names) {
+                if name.starts_with(crate::panel::covariates::USER) {
+                    *v = 0.0;
+                }
+            }
+        }
     }
     if !layout.observed.is_empty() {
         let mut past = Vec::new();
@@ -240,7 +258,7 @@ pub fn row(
             cov.past_at(s, cov.index(n, o as isize), &mut past);
         }
         for k in 0..layout.observed.len() {
-            let at = categories.observed_index.get(k).copied().flatten();
+            let at = categories.observed_index.get(k).copied().flatten().filter(|_| !layout.user_off);
             row.push(at.and_then(|i| past.get(i)).map_or(MISSING, |v| f64::from(*v)));
         }
     }

@@ -96,6 +96,9 @@ struct Fitted {
     booster: String,
     /// Sorted scaled errors per step ahead, from the held-out periods.
     errors: Vec<Vec<f32>>,
+    /// Whether the user's covariates were kept, with the held-out errors that decided it.
+    #[serde(default)]
+    selection: Option<serde_json::Value>,
     #[serde(skip)]
     model: Option<GradientBooster>,
 }
@@ -203,6 +206,20 @@ impl Gbt {
             .set_seed(self.config.seed)
     }
 
+    /// The predictions on the rows `calib` of a model trained on `train`, and their weighted mean
+    /// absolute scaled error.
+    fn held_out(&self, rows: &Rows, train: &[usize], calib: &[usize]) -> Result<(f64, Vec<f64>)> {
+        let model = self.train(rows, train)?;
+        let data = rows.matrix(calib);
+        let predicted = model.predict(&Matrix::new(&data, calib.len(), rows.width), true);
+        let (mut sum, mut weight) = (0.0, 0.0);
+        for (&r, p) in calib.iter().zip(&predicted) {
+            sum += rows.weight[r] * (rows.target[r] - p).abs();
+            weight += rows.weight[r];
+        }
+        Ok((sum / weight.max(f64::MIN_POSITIVE), predicted))
+    }
+
     fn train(&self, rows: &Rows, keep: &[usize]) -> Result<GradientBooster> {
         let data = rows.matrix(keep);
         let target: Vec<f64> = keep.iter().map(|&r| rows.target[r]).collect();
@@ -230,7 +247,33 @@ impl Forecaster for Gbt {
         let mut layout = Layout::for_panel(panel, self.config.season);
         let mut vocab = Vec::new();
         let cats = Categories::code(panel, &mut layout, &mut vocab, true);
-        let rows = self.rows(panel, &layout, &cats);
+        let mut rows = self.rows(panel, &layout, &cats);
+        let h_max = self.config.horizon;
+        let held = |&(s, o, h): &(usize, usize, usize)| o + h + h_max >= panel.values[s].len();
+        // The user's covariates are kept only when they help on the held-out periods.
+        let mut selection = None;
+        // Held-out predictions of the layout chosen, when the choice made them.
+        let mut chosen: Option<Vec<f64>> = None;
+        if layout.has_user() {
+            let (calib, train): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|&r| held(&rows.index[r]));
+            if !calib.is_empty() && train.len() >= 10 {
+                let (with, predicted_with) = self.held_out(&rows, &train, &calib)?;
+                let mut off = layout.clone();
+                off.user_off = true;
+                let rows_off = self.rows(panel, &off, &cats);
+                let (without, predicted_without) = self.held_out(&rows_off, &train, &calib)?;
+                let keep = with <= without;
+                chosen = Some(if keep { predicted_with } else { predicted_without });
+                debug!(with, without, keep, "gbt: the user's covariates on the held-out periods");
+                selection = Some(
+                    serde_json::json!({ "kept": keep, "held_out_mae_with": with, "held_out_mae_without": without }),
+                );
+                if !keep {
+                    layout = off;
+                    rows = rows_off;
+                }
+            }
+        }
         if rows.len() < 10 {
             return Err(Error::data(format!(
                 "gbt: {} training rows from {} series; the history is too short to learn from",
@@ -239,14 +282,17 @@ impl Forecaster for Gbt {
             )));
         }
         // Held out: rows whose target falls in the last `horizon` periods of its series.
-        let h_max = self.config.horizon;
-        let held = |&(s, o, h): &(usize, usize, usize)| o + h + h_max >= panel.values[s].len();
         let (calib, train): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|&r| held(&rows.index[r]));
         let mut errors = vec![Vec::new(); h_max];
         if !calib.is_empty() && train.len() >= 10 {
-            let first = self.train(&rows, &train)?;
-            let data = rows.matrix(&calib);
-            let predicted = first.predict(&Matrix::new(&data, calib.len(), rows.width), true);
+            let predicted = match chosen.take() {
+                Some(p) => p,
+                None => {
+                    let first = self.train(&rows, &train)?;
+                    let data = rows.matrix(&calib);
+                    first.predict(&Matrix::new(&data, calib.len(), rows.width), true)
+                }
+            };
             for (&r, p) in calib.iter().zip(predicted) {
                 let (_, _, h) = rows.index[r];
                 errors[h - 1].push((rows.target[r] - p) as f32);
@@ -266,7 +312,7 @@ impl Forecaster for Gbt {
         let booster = self.train(&rows, &all)?;
         debug!(rows = rows.len(), held_out = calib.len(), "gbt fitted");
         let json = booster.json_dump().map_err(|e| Error::data(format!("gbt: cannot serialise the trees: {e}")))?;
-        self.fitted = Some(Fitted { layout, vocab, booster: json, errors, model: Some(booster) });
+        self.fitted = Some(Fitted { layout, vocab, booster: json, errors, selection, model: Some(booster) });
         Ok(FitReport::new(self.name(), panel))
     }
 
@@ -348,6 +394,8 @@ impl Forecaster for Gbt {
             "config": self.config,
             "features": fitted.layout.width(),
             "categorical": fitted.layout.categorical,
+            "inputs": { "known": fitted.layout.known_names, "observed": fitted.layout.observed },
+            "user_covariates": fitted.selection,
             "trees": fitted.model.as_ref().map(|m| m.trees.len()),
         }))
     }
