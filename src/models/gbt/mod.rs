@@ -526,6 +526,43 @@ mod tests {
         assert!(told < 0.5 * blind, "with the observed covariate MAE {told:.3}, without {blind:.3}");
     }
 
+    /// A plan that stopped meaning what it meant (its sign flipped over the last horizon): the
+    /// held-out periods show it, and the model leaves it out.
+    #[test]
+    fn a_covariate_that_misleads_on_the_held_out_periods_is_left_out() {
+        let (series, days, horizon) = (10, 200, 14);
+        let end = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
+        let mut cov = Covariates::with_user(
+            end - Duration::days(days as i64 - 1),
+            series,
+            days,
+            horizon,
+            &["plan".to_string()],
+            &[],
+        );
+        let k = cov.known.series_names.len();
+        let at = cov.known.series_names.iter().position(|n| n == "user:plan").unwrap();
+        let (mut history, mut keys) = (Vec::new(), Vec::new());
+        for s in 0..series {
+            let y: Vec<f32> = (0..days)
+                .map(|t| {
+                    let on = (t * 7 + s * 5) % 11 < 4;
+                    let plan = if t + horizon < days { on } else { !on };
+                    cov.known.series[s][t * k + at] = f32::from(u8::from(plan));
+                    (10.0 + s as f32) * if on { 2.0 } else { 1.0 }
+                })
+                .collect();
+            history.push(y);
+            keys.push(SeriesKey { item_id: format!("i{s}"), location_id: "l".into() });
+        }
+        let panel = Panel::new(keys, history, end, Frequency::Daily).with_covariates(cov);
+        let mut gbt = Gbt::new(GbtConfig { trees: 60, ..GbtConfig::new(horizon, 7) });
+        gbt.fit(&panel).unwrap();
+        let card = gbt.card().unwrap();
+        assert_eq!(card["user_covariates"]["kept"], false, "{}", card["user_covariates"]);
+        assert!(gbt.fitted.as_ref().unwrap().layout.user_off);
+    }
+
     #[test]
     fn learns_the_promotions_and_beats_seasonal_naive() {
         let horizon = 14;
