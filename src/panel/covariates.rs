@@ -196,8 +196,14 @@ impl Covariates {
             by_location.entry(k.location_id.as_str()).or_default().push(s);
         }
         read_table(lake, "local_calendar", cutoff, |b| cov.fill_local(&b, &grid, &by_location)).await?;
-        if let Some(closures) = super::Closures::read(lake, cutoff).await? {
-            cov.fill_closed(panel, &closures);
+        // Closures are planned: those the panel carries are the cutoff's (read once per panel).
+        match &panel.closures {
+            Some(closures) => cov.fill_closed(panel, closures),
+            None => {
+                if let Some(closures) = super::Closures::read(lake, cutoff).await? {
+                    cov.fill_closed(panel, &closures);
+                }
+            }
         }
         let keys = Keys { series: &series, by_item: &by_item, by_location: &by_location, all: panel.len() };
         cov.fill_user(known_rows, &known_names, true, &keys);

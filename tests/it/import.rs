@@ -27,11 +27,7 @@ async fn a_csv_maps_into_sales_and_bad_rows_are_quarantined_with_reasons() {
     let rows = ctx.sql("SELECT SUM(units) AS u FROM sales").await.unwrap().collect().await.unwrap();
     assert!(arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string().contains("95.5"));
 
-    let q = lake.list(&object_store::path::Path::from("quarantine")).await.unwrap();
-    let manifest = q.iter().find(|m| m.location.as_ref().ends_with("_manifest.json")).unwrap();
-    let folder: object_store::path::Path = manifest.location.parts().take(3).collect();
-    let (_, bad) = dataset::read(&lake, &folder).await.unwrap();
-    let text = arrow::util::pretty::pretty_format_batches(&bad).unwrap().to_string();
+    let text = quarantined(&lake, "").await;
     assert!(text.contains("units: cannot read 'abc' as double"), "{text}");
     assert!(text.contains("date is empty"), "{text}");
     assert!(lake.list(&layout::raw_table("sales")).await.unwrap().len() == 1);
@@ -74,6 +70,31 @@ fn walmart_fixture(dir: &std::path::Path) {
     .unwrap();
 }
 
+/// The rows of `sql` as pretty-printed lines that contain `marker`, with runs of spaces made one,
+/// and the whole table (for messages).
+async fn table_lines(ctx: &datafusion::prelude::SessionContext, sql: &str, marker: &str) -> (Vec<String>, String) {
+    let rows = ctx.sql(sql).await.unwrap().collect().await.unwrap();
+    let text = arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string();
+    let lines = text
+        .lines()
+        .filter(|l| l.contains(marker))
+        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
+        .collect();
+    (lines, text)
+}
+
+/// The quarantined rows of the import whose quarantine folder names `table` ("": the first), as text.
+async fn quarantined(lake: &Lake, table: &str) -> String {
+    let q = lake.list(&object_store::path::Path::from("quarantine")).await.unwrap();
+    let manifest = q
+        .iter()
+        .find(|m| m.location.as_ref().ends_with("_manifest.json") && m.location.as_ref().contains(table))
+        .unwrap();
+    let folder: object_store::path::Path = manifest.location.parts().take(3).collect();
+    let (_, bad) = dataset::read(lake, &folder).await.unwrap();
+    arrow::util::pretty::pretty_format_batches(&bad).unwrap().to_string()
+}
+
 #[tokio::test]
 async fn the_walmart_preset_maps_markdowns_to_promotions_and_quarantines_unreadable_rows() {
     let dir = tempfile::tempdir().unwrap();
@@ -88,22 +109,13 @@ async fn the_walmart_preset_maps_markdowns_to_promotions_and_quarantines_unreada
     assert_eq!((sales.rows_written, sales.rows_quarantined), (9, 0));
 
     let (ctx, _) = shelfcast::engine::open(&lake, 1).await.unwrap();
-    let rows = ctx
-        .sql(
-            "SELECT item_id, location_id, CAST(start_date AS VARCHAR) AS s, CAST(end_date AS VARCHAR) AS e, kind, \
-             round(discount, 3) AS d FROM promotions ORDER BY location_id, end_date, item_id",
-        )
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let text = arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string();
-    let got: Vec<String> = text
-        .lines()
-        .filter(|l| l.contains("dept_"))
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
+    let (got, text) = table_lines(
+        &ctx,
+        "SELECT item_id, location_id, CAST(start_date AS VARCHAR) AS s, CAST(end_date AS VARCHAR) AS e, kind, \
+         round(discount, 3) AS d FROM promotions ORDER BY location_id, end_date, item_id",
+        "dept_",
+    )
+    .await;
     // Store 1 sells 200 a week on average, store 2 about 66.7; the markdown at or above the
     // store's median is `markdown_deep`; a depth above 0.95 is capped.
     let want = [
@@ -117,14 +129,7 @@ async fn the_walmart_preset_maps_markdowns_to_promotions_and_quarantines_unreada
     ];
     assert_eq!(got, want, "{text}");
 
-    let q = lake.list(&object_store::path::Path::from("quarantine")).await.unwrap();
-    let manifest = q
-        .iter()
-        .find(|m| m.location.as_ref().ends_with("_manifest.json") && m.location.as_ref().contains("promotions"))
-        .unwrap();
-    let folder: object_store::path::Path = manifest.location.parts().take(3).collect();
-    let (_, bad) = dataset::read(&lake, &folder).await.unwrap();
-    let text = arrow::util::pretty::pretty_format_batches(&bad).unwrap().to_string();
+    let text = quarantined(&lake, "promotions").await;
     assert!(text.contains("Date: cannot read 'soon' as date"), "{text}");
     assert!(text.contains("MarkDown2: cannot read 'abc' as double"), "{text}");
 }
@@ -139,22 +144,13 @@ async fn the_walmart_preset_brings_the_weather_and_economy_as_location_covariate
     // 8 features rows × 4 columns; the row dated 'soon' is quarantined once per column.
     assert_eq!((cov.rows_read, cov.rows_written, cov.rows_quarantined), (32, 28, 4), "{cov:?}");
     let (ctx, _) = shelfcast::engine::open(&lake, 1).await.unwrap();
-    let rows = ctx
-        .sql(
-            "SELECT name, COUNT(*) AS n, MIN(location_id) AS l, COUNT(item_id) AS items FROM known_covariates \
-             WHERE CAST(date AS DATE) = DATE '2012-01-13' GROUP BY name ORDER BY name",
-        )
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let text = arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string();
-    let got: Vec<String> = text
-        .lines()
-        .filter(|l| l.contains("store_"))
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
+    let (got, text) = table_lines(
+        &ctx,
+        "SELECT name, COUNT(*) AS n, MIN(location_id) AS l, COUNT(item_id) AS items FROM known_covariates \
+         WHERE CAST(date AS DATE) = DATE '2012-01-13' GROUP BY name ORDER BY name",
+        "store_",
+    )
+    .await;
     let want = [
         "| cpi | 2 | store_1 | 0 |",
         "| fuel_price | 2 | store_1 | 0 |",
@@ -188,22 +184,13 @@ async fn a_wide_file_becomes_one_covariate_per_column_and_bad_cells_are_quaranti
     // Spend: 3 cells (one empty), 'lots' quarantined; Temp: 3 cells (one NA), 'inf' quarantined.
     assert_eq!((r.rows_read, r.rows_written, r.rows_quarantined), (6, 4, 2), "{r:?}");
     let (ctx, _) = shelfcast::engine::open(&lake, 1).await.unwrap();
-    let rows = ctx
-        .sql(
-            "SELECT name, location_id, CAST(date AS VARCHAR) AS d, value, CAST(known_at AS VARCHAR) AS k \
-             FROM known_covariates ORDER BY name, date",
-        )
-        .await
-        .unwrap()
-        .collect()
-        .await
-        .unwrap();
-    let text = arrow::util::pretty::pretty_format_batches(&rows).unwrap().to_string();
-    let got: Vec<String> = text
-        .lines()
-        .filter(|l| l.contains("2026-"))
-        .map(|l| l.split_whitespace().collect::<Vec<_>>().join(" "))
-        .collect();
+    let (got, text) = table_lines(
+        &ctx,
+        "SELECT name, location_id, CAST(date AS VARCHAR) AS d, value, CAST(known_at AS VARCHAR) AS k \
+         FROM known_covariates ORDER BY name, date",
+        "2026-",
+    )
+    .await;
     let want = [
         "| Spend | s1 | 2026-03-01 | 100.0 | 2026-02-01 |",
         "| Spend | s2 | 2026-03-04 | 80.0 | 2026-02-15 |",
@@ -211,11 +198,7 @@ async fn a_wide_file_becomes_one_covariate_per_column_and_bad_cells_are_quaranti
         "| Temp | s1 | 2026-03-02 | 13.0 | 2026-02-01 |",
     ];
     assert_eq!(got, want, "{text}");
-    let q = lake.list(&object_store::path::Path::from("quarantine")).await.unwrap();
-    let manifest = q.iter().find(|m| m.location.as_ref().ends_with("_manifest.json")).unwrap();
-    let folder: object_store::path::Path = manifest.location.parts().take(3).collect();
-    let (_, bad) = dataset::read(&lake, &folder).await.unwrap();
-    let text = arrow::util::pretty::pretty_format_batches(&bad).unwrap().to_string();
+    let text = quarantined(&lake, "").await;
     assert!(text.contains("Spend: cannot read 'lots' as a number"), "{text}");
     assert!(text.contains("Temp: 'inf' is not a finite number"), "{text}");
     // Only the covariate tables take a wide file.
