@@ -12,7 +12,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
-use tracing::{info, instrument};
+use tracing::{debug, info, instrument};
 
 use super::metrics;
 use crate::error::{Error, Result};
@@ -139,19 +139,8 @@ pub fn levels(settings: &Settings) -> Vec<f64> {
 /// The panel as of `cutoff`: every series cut after it; series without history by then dropped.
 /// Returns the panel and, per kept series, its index in `full`.
 pub fn panel_at(full: &Panel, cutoff_index_from_end: usize) -> (Panel, Vec<usize>) {
-    let mut keys = Vec::new();
-    let mut values = Vec::new();
-    let mut index = Vec::new();
-    for (i, (k, y)) in full.keys.iter().zip(&full.values).enumerate() {
-        if y.len() > cutoff_index_from_end {
-            keys.push(k.clone());
-            values.push(y[..y.len() - cutoff_index_from_end].to_vec());
-            index.push(i);
-        }
-    }
-    let end = full.end - Duration::days(full.frequency.days() * cutoff_index_from_end as i64);
-    let mut panel = Panel::new(keys, values, end, full.frequency);
-    panel.closures = full.closures.clone();
+    let (mut panel, index) = full.cut(cutoff_index_from_end);
+    panel.covariates = None;
     (panel, index)
 }
 
@@ -166,6 +155,9 @@ pub struct Window {
     pub cutoff: NaiveDate,
     /// Periods between the cutoff and the full panel's end.
     pub from_end: usize,
+    /// Whether the window is scored; an unscored one (before the first scored one) only gives
+    /// the learned ensemble the validation forecasts of its members.
+    pub scored: bool,
 }
 
 /// The windows of a backtest, oldest first.
@@ -186,43 +178,169 @@ pub fn plan(full: &Panel, opts: &BacktestOptions) -> Result<Vec<Window>> {
             let from_end = (opts.windows - w - 1) * opts.step + opts.horizon;
             let (panel, index) = panel_at(full, from_end);
             let cutoff = panel.end + Duration::days(full.frequency.days() - 1);
-            Window { panel, index, cutoff, from_end }
+            Window { panel, index, cutoff, from_end, scored: true }
         })
         .collect())
 }
 
+/// Whether the learned ensemble of this backtest combines the member forecasts made at the
+/// earlier windows (all its members are backtested too, and windows are one horizon apart, so
+/// the earlier windows are the validation cutoffs fitting it would use) instead of being fitted.
+pub fn ensemble_reuses_windows(settings: &Settings, opts: &BacktestOptions) -> bool {
+    opts.models.iter().any(|m| m == "ensemble")
+        && opts.step == opts.horizon
+        && models::ensemble_members(settings).iter().all(|m| opts.models.contains(m))
+}
+
+/// The unscored windows before the first of `plan` whose member forecasts the learned ensemble
+/// validates on at the first windows (none unless [`ensemble_reuses_windows`]); oldest first,
+/// only those with some history.
+pub fn warmup(full: &Panel, settings: &Settings, opts: &BacktestOptions) -> Vec<Window> {
+    if !ensemble_reuses_windows(settings, opts) || opts.windows == 0 {
+        return Vec::new();
+    }
+    let first = (opts.windows - 1) * opts.step + opts.horizon;
+    let longest = full.values.iter().map(Vec::len).max().unwrap_or(0);
+    (1..=models::ensemble_config(settings).windows)
+        .rev()
+        .map(|k| first + k * opts.step)
+        .filter(|&from_end| longest > from_end)
+        .map(|from_end| {
+            let (panel, index) = panel_at(full, from_end);
+            let cutoff = panel.end + Duration::days(full.frequency.days() - 1);
+            Window { panel, index, cutoff, from_end, scored: false }
+        })
+        .collect()
+}
+
+/// Member forecasts of the latest windows, which the learned ensemble validates on.
+#[derive(Debug, Default)]
+pub struct Pool {
+    windows: Vec<Held>,
+}
+
+/// One window's member forecasts.
+#[derive(Debug)]
+struct Held {
+    /// The panel cut at the window (without covariates).
+    panel: Panel,
+    /// Its series' indices in the full panel.
+    index: Vec<usize>,
+    /// Periods between the window's cutoff and the full panel's end.
+    from_end: usize,
+    /// Forecast by member name.
+    forecasts: Vec<(String, Forecast)>,
+}
+
+impl Pool {
+    fn keep(&mut self, w: &Window, forecasts: Vec<(String, Forecast)>, most: usize) {
+        let panel = Panel { covariates: None, ..w.panel.clone() };
+        self.windows.push(Held { panel, index: w.index.clone(), from_end: w.from_end, forecasts });
+        if self.windows.len() > most {
+            self.windows.remove(0);
+        }
+    }
+
+    /// The learned ensemble's weights at window `w` from the member forecasts held.
+    fn weights(
+        &self,
+        full: &Panel,
+        w: &Window,
+        members: &[String],
+        config: &models::ensemble::EnsembleConfig,
+    ) -> models::ensemble::Weights {
+        let earlier: Vec<models::ensemble::Earlier<'_>> = self
+            .windows
+            .iter()
+            .filter_map(|held| {
+                let forecasts = members
+                    .iter()
+                    .map(|m| held.forecasts.iter().find(|(n, _)| n == m).map(|(_, f)| f))
+                    .collect::<Option<Vec<_>>>()?;
+                Some(models::ensemble::Earlier {
+                    panel: &held.panel,
+                    index: &held.index,
+                    from_end: held.from_end,
+                    forecasts,
+                })
+            })
+            .collect();
+        models::ensemble::weights_from(full, &earlier, w.from_end, config, members.len()).0
+    }
+}
+
 /// Fits and scores every model of `opts` on one window; rows per model, in `opts.models` order.
+/// The ensembles come last: they combine the forecasts of their members when those were
+/// backtested too (same settings and seed: the forecasts refitting them would give), the learned
+/// one with weights from the member forecasts of earlier windows in `pool`. An unscored window
+/// ([`warmup`]) fits only the members, into `pool`; one a member cannot fit is left out.
 pub fn evaluate(
     full: &Panel,
     window: &Window,
     settings: &Settings,
     opts: &BacktestOptions,
+    pool: &mut Pool,
 ) -> Result<Vec<Vec<ScoredRow>>> {
     let levels = levels(settings);
-    info!(cutoff = %window.cutoff, series = window.panel.len(), "backtest window");
-    let mut out = Vec::new();
-    // Forecasts of this window by model: the ensemble combines its members' when they were
-    // backtested before it (same settings and seed: the forecasts refitting them would give).
-    let mut done: Vec<(String, Forecast)> = Vec::new();
+    info!(cutoff = %window.cutoff, series = window.panel.len(), scored = window.scored, "backtest window");
     let members = models::ensemble_members(settings);
-    for name in &opts.models {
-        let fitted: Option<Vec<&Forecast>> = (name == "ensemble")
+    let reuse = ensemble_reuses_windows(settings, opts);
+    let config = models::ensemble::EnsembleConfig { horizon: opts.horizon, ..models::ensemble_config(settings) };
+    let fit = |name: &str| -> Result<Forecast> {
+        let mut model = models::build(name, settings)?;
+        model.fit(&window.panel)?;
+        model.predict(&window.panel, opts.horizon, &levels)
+    };
+    if !window.scored {
+        let mut fs = Vec::new();
+        for m in &members {
+            match fit(m) {
+                Ok(f) => fs.push((m.clone(), f)),
+                Err(e) => {
+                    tracing::warn!(cutoff = %window.cutoff, model = %m, error = %e, "validation window left out");
+                    return Ok(Vec::new());
+                }
+            }
+        }
+        pool.keep(window, fs, config.windows);
+        return Ok(Vec::new());
+    }
+    let mut done: Vec<(String, Forecast)> = Vec::new();
+    let order = opts
+        .models
+        .iter()
+        .filter(|m| !models::is_ensemble(m))
+        .chain(opts.models.iter().filter(|m| models::is_ensemble(m)));
+    for name in order {
+        let fitted: Option<Vec<&Forecast>> = models::is_ensemble(name)
             .then(|| members.iter().map(|m| done.iter().find(|(n, _)| n == m).map(|(_, f)| f)).collect())
             .flatten();
-        let f = match fitted {
-            Some(fs) => models::ensemble::combine(&fs, window.panel.len(), opts.horizon, &levels),
-            None => {
-                let mut model = models::build(name, settings)?;
-                model.fit(&window.panel)?;
-                model.predict(&window.panel, opts.horizon, &levels)?
+        let (series, h) = (window.panel.len(), opts.horizon);
+        let f = match (name.as_str(), fitted) {
+            ("median", Some(fs)) => models::median::combine(&fs, series, h, &levels),
+            ("ensemble", Some(fs)) if reuse => {
+                let weights = pool.weights(full, window, &members, &config);
+                debug!(cutoff = %window.cutoff, weights = ?weights.global, "ensemble weights from earlier windows");
+                let classes = models::ensemble::classes(&window.panel, &weights, config.season);
+                models::ensemble::combine(&fs, &weights, classes.as_deref(), series, h, &levels)
             }
+            _ => fit(name)?,
         };
+        done.push((name.clone(), f));
+    }
+    if reuse {
+        let fs = done.iter().filter(|(n, _)| members.contains(n)).cloned().collect();
+        pool.keep(window, fs, config.windows);
+    }
+    let mut out = Vec::new();
+    for name in &opts.models {
+        let f = &done.iter().find(|(n, _)| n == name).expect("every model forecast").1;
         let mut rows = Vec::new();
         score_window(
             &window.panel,
             &window.index,
             full,
-            &f,
+            f,
             window.cutoff,
             window.from_end,
             &levels,
@@ -230,7 +348,6 @@ pub fn evaluate(
             &mut rows,
         );
         out.push(rows);
-        done.push((name.clone(), f));
     }
     Ok(out)
 }
@@ -253,8 +370,9 @@ pub fn report(
 pub fn run(full: &Panel, settings: &Settings, opts: &BacktestOptions) -> Result<BacktestReport> {
     let windows = plan(full, opts)?;
     let mut per_model: Vec<Vec<ScoredRow>> = vec![Vec::new(); opts.models.len()];
-    for w in &windows {
-        for (acc, rows) in per_model.iter_mut().zip(evaluate(full, w, settings, opts)?) {
+    let mut pool = Pool::default();
+    for w in warmup(full, settings, opts).iter().chain(&windows) {
+        for (acc, rows) in per_model.iter_mut().zip(evaluate(full, w, settings, opts, &mut pool)?) {
             acc.extend(rows);
         }
     }
@@ -313,8 +431,11 @@ pub async fn run_in_lake(
     let windows = plan(&full, &opts)?;
     let mut per_model: Vec<Vec<ScoredRow>> = vec![Vec::new(); opts.models.len()];
     let mut cutoffs = Vec::new();
-    for mut w in windows {
-        cutoffs.push(w.cutoff);
+    let mut pool = Pool::default();
+    for mut w in warmup(&full, settings, &opts).into_iter().chain(windows) {
+        if w.scored {
+            cutoffs.push(w.cutoff);
+        }
         if needs.iter().any(|n| *n) {
             let params = crate::features::FeatureParams::from_settings(w.cutoff, settings);
             crate::features::materialize_all(ctx, lake, params, token, clock).await?;
@@ -323,7 +444,13 @@ pub async fn run_in_lake(
             w.panel = w.panel.with_covariates(cov);
         }
         let (f, s, o) = (std::sync::Arc::clone(&full), settings.clone(), opts.clone());
-        let rows = tokio::task::spawn_blocking(move || evaluate(&f, &w, &s, &o)).await??;
+        let (rows, p) = tokio::task::spawn_blocking(move || {
+            let rows = evaluate(&f, &w, &s, &o, &mut pool);
+            (rows, pool)
+        })
+        .await?;
+        pool = p;
+        let rows = rows?;
         for (acc, r) in per_model.iter_mut().zip(rows) {
             acc.extend(r);
         }
@@ -573,23 +700,95 @@ mod tests {
         assert_eq!((first.target_date, first.y, first.y_hat), (d(19), 19.0, 18.0));
     }
 
-    #[test]
-    fn the_ensemble_combines_the_members_backtested_before_it() {
+    fn two_series(n: usize) -> Panel {
         let keys = (0..2).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect();
-        let values = (0..2).map(|k| (0..40).map(|t| ((t * (k + 3)) % 7) as f32 + k as f32).collect()).collect();
-        let full = Panel::new(keys, values, NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(), Frequency::Daily);
-        let models: Vec<String> = ["naive", "seasonal_naive", "ensemble"].map(String::from).to_vec();
-        let o = Overrides { threads: Some(1), models: Some(models.clone()), ..Default::default() };
-        let s = Settings::resolve(SettingsFile::default(), o, std::path::PathBuf::from("/tmp"), None).unwrap();
-        let both = BacktestOptions { windows: 2, horizon: 4, step: 4, models };
-        let alone = BacktestOptions { models: vec!["ensemble".into()], ..both.clone() };
+        let values = (0..2).map(|k| (0..n).map(|t| ((t * (k + 3)) % 7) as f32 + k as f32).collect()).collect();
+        Panel::new(keys, values, NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(), Frequency::Daily)
+    }
+
+    /// Settings with these models and a horizon of 7 (a fitted ensemble validates on the horizon).
+    fn with_models(models: &[&str]) -> Settings {
+        let models: Vec<String> = models.iter().map(|m| m.to_string()).collect();
+        let o = Overrides { threads: Some(1), models: Some(models), horizon: Some(7), ..Default::default() };
+        Settings::resolve(SettingsFile::default(), o, std::path::PathBuf::from("/tmp"), None).unwrap()
+    }
+
+    fn y_hat(m: &ModelBacktest) -> Vec<f64> {
+        m.rows.iter().map(|r| r.y_hat).collect()
+    }
+
+    #[test]
+    fn the_median_combines_the_members_backtested_before_it() {
+        let full = two_series(40);
+        let s = with_models(&["naive", "seasonal_naive", "median"]);
+        let both = BacktestOptions { windows: 2, horizon: 7, step: 7, models: s.models.clone() };
+        let alone = BacktestOptions { models: vec!["median".into()], ..both.clone() };
         let (a, b) = (run(&full, &s, &both).unwrap(), run(&full, &s, &alone).unwrap());
-        let y_hat = |m: &ModelBacktest| m.rows.iter().map(|r| r.y_hat).collect::<Vec<_>>();
-        // Combining the members' forecasts gives what fitting the ensemble on its own gives: with
+        // Combining the members' forecasts gives what fitting the median on its own gives: with
         // two members, the median is their mean.
         assert_eq!(y_hat(&a.models[2]), y_hat(&b.models[0]));
         for ((e, n), s) in y_hat(&a.models[2]).iter().zip(y_hat(&a.models[0])).zip(y_hat(&a.models[1])) {
             assert!((e - (n + s) / 2.0).abs() < 1e-5, "{e} vs {n} and {s}");
+        }
+    }
+
+    /// Weekly cycles with a level that steps up now and then, so the members take turns.
+    fn seasonal(n: usize) -> Panel {
+        let week = [2.0, 3.0, 5.0, 4.0, 8.0, 12.0, 6.0];
+        let keys = (0..6).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect();
+        let values = (0..6)
+            .map(|k| {
+                (0..n)
+                    .map(|t| week[t % 7] * (1.0 + k as f32 / 3.0) + ((t * 7 + k * 3) % 5) as f32 + (t / 20) as f32)
+                    .collect()
+            })
+            .collect();
+        Panel::new(keys, values, NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(), Frequency::Daily)
+    }
+
+    #[test]
+    fn the_learned_ensemble_in_a_backtest_is_what_fitting_it_at_each_cutoff_gives() {
+        let full = seasonal(120);
+        let s = with_models(&["naive", "seasonal_naive", "moving_average", "ensemble"]);
+        let both = BacktestOptions { windows: 3, horizon: 7, step: 7, models: s.models.clone() };
+        assert!(ensemble_reuses_windows(&s, &both));
+        let alone = BacktestOptions { models: vec!["ensemble".into()], ..both.clone() };
+        assert!(!ensemble_reuses_windows(&s, &alone));
+        let (a, b) = (run(&full, &s, &both).unwrap(), run(&full, &s, &alone).unwrap());
+        // Weights from the members' forecasts at the earlier windows (and one unscored window
+        // before the first) are the weights fitting the ensemble at each cutoff learns.
+        assert_eq!(y_hat(&a.models[3]), y_hat(&b.models[0]));
+        assert_eq!(a.cutoffs, b.cutoffs);
+        // It is not the median of them: seasonal naive gets most of the weight here.
+        let mae = |m: &ModelBacktest| m.overall.mae.unwrap();
+        assert!(mae(&a.models[3]) < mae(&a.models[0]), "{} vs naive {}", mae(&a.models[3]), mae(&a.models[0]));
+    }
+
+    #[test]
+    fn a_windows_own_actuals_never_reach_its_ensemble_weights() {
+        // Seasonal naive wins on every period up to the last cutoff; after it the series go
+        // flat, where naive wins. Weights that saw the scored periods would move to naive.
+        let h = 7;
+        let full = seasonal(100);
+        let mut flat = full.clone();
+        for y in &mut flat.values {
+            let n = y.len();
+            let last = y[n - h - 1];
+            y[n - h..].fill(last);
+        }
+        let s = with_models(&["naive", "seasonal_naive", "ensemble"]);
+        let opts = BacktestOptions { windows: 2, horizon: h, step: h, models: s.models.clone() };
+        let alone = BacktestOptions { models: vec!["ensemble".into()], ..opts.clone() };
+        for o in [&opts, &alone] {
+            let (a, b) = (run(&full, &s, o).unwrap(), run(&flat, &s, o).unwrap());
+            let e = o.models.iter().position(|m| m == "ensemble").unwrap();
+            let last = |r: &BacktestReport| {
+                let c = *r.cutoffs.last().unwrap();
+                r.models[e].rows.iter().filter(|row| row.cutoff == c).map(|row| row.y_hat).collect::<Vec<_>>()
+            };
+            assert_eq!(last(&a), last(&b), "the last window's forecasts moved with its own actuals");
+            // The actuals did change what is scored.
+            assert_ne!(a.models[e].overall.mae, b.models[e].overall.mae);
         }
     }
 

@@ -17,8 +17,9 @@
 //! event nearby: [`neutralize`]) and the model is fitted and predicts on that panel, once per
 //! window (a refit is deterministic for a seed, so it has no spread).
 //!
-//! The ensemble recombines ([`crate::models::ensemble::combine`]) its members' forecasts under
-//! the same scramble. A model that reads no covariates (the statistical baselines) is reported
+//! The ensembles recombine ([`crate::models::ensemble::combine`], [`crate::models::median::combine`])
+//! their members' forecasts under the same scramble, the learned one with the weights it learnt at
+//! the window. A model that reads no covariates (the statistical baselines) is reported
 //! with an importance of 0 and the method `not_read`; a group no covariate column carries
 //! (a configured group whose patterns name only regression terms) with 0 and `no_columns`.
 //!
@@ -429,7 +430,9 @@ struct Fitted {
 }
 
 /// The forecast of model `name` from the forecasts of the fitted models (`forecast(i)` of
-/// `fitted[i]`): its own, or the ensemble's combination of its members'.
+/// `fitted[i]`): its own, or an ensemble's combination of its members' (the learned one with the
+/// weights it learnt at the window).
+#[allow(clippy::too_many_arguments)]
 fn forecast_of<'f>(
     name: &str,
     fitted: &[Fitted],
@@ -438,16 +441,26 @@ fn forecast_of<'f>(
     series: usize,
     horizon: usize,
     levels: &[f64],
+    learned: Option<&Learned>,
 ) -> Result<std::borrow::Cow<'f, Forecast>> {
     let index = |n: &str| {
         fitted.iter().position(|f| f.name == n).ok_or_else(|| Error::data(format!("importance: `{n}` was not fitted")))
     };
-    if name != "ensemble" {
+    if !models::is_ensemble(name) {
         return Ok(std::borrow::Cow::Borrowed(forecast(index(name)?)));
     }
     let fs = members.iter().map(|m| Ok(forecast(index(m)?))).collect::<Result<Vec<_>>>()?;
-    Ok(std::borrow::Cow::Owned(models::ensemble::combine(&fs, series, horizon, levels)))
+    Ok(std::borrow::Cow::Owned(match learned {
+        Some((weights, classes)) if name == "ensemble" => {
+            models::ensemble::combine(&fs, weights, classes.as_deref(), series, horizon, levels)
+        }
+        _ => models::median::combine(&fs, series, horizon, levels),
+    }))
 }
+
+/// The learned ensemble's weights at a window (from the members fitted there and its own
+/// validation before the cutoff), with the series' classes when weights go by class.
+type Learned = (models::ensemble::Weights, Option<Vec<crate::models::baseline::classify::DemandClass>>);
 
 /// One window: every model fitted once, then, for each group and repeat, one scramble of the
 /// covariates (made, used by every model that reads them, and dropped: memory holds one copy of
@@ -470,7 +483,7 @@ fn measure_window(
     let members = models::ensemble_members(settings);
     let mut leaves: Vec<String> = Vec::new();
     for m in &opts.models {
-        let names = if m == "ensemble" { members.clone() } else { vec![m.clone()] };
+        let names = if models::is_ensemble(m) { members.clone() } else { vec![m.clone()] };
         for name in names {
             if !leaves.contains(&name) {
                 leaves.push(name);
@@ -487,8 +500,18 @@ fn measure_window(
         let base = model.predict(&w.panel, h, &levels)?;
         fitted.push(Fitted { name, model, reads, calendar, base });
     }
+    let learned: Option<Learned> = if opts.models.iter().any(|m| m == "ensemble") {
+        let mut e = models::learned_ensemble(settings)?;
+        let refs: Vec<&dyn Forecaster> = fitted.iter().map(|f| f.model.as_ref()).collect();
+        e.fit_reusing(&w.panel, &refs)?;
+        let weights = e.weights().cloned().unwrap_or_else(|| models::ensemble::Weights::equal(members.len()));
+        let classes = models::ensemble::classes(&w.panel, &weights, settings.season_length);
+        Some((weights, classes))
+    } else {
+        None
+    };
     let any_of = |name: &str, what: fn(&Fitted) -> bool| {
-        let names = if name == "ensemble" { members.clone() } else { vec![name.to_string()] };
+        let names = if models::is_ensemble(name) { members.clone() } else { vec![name.to_string()] };
         fitted.iter().any(|f| names.contains(&f.name) && what(f))
     };
     let reads_of = |name: &str| any_of(name, |f| f.reads);
@@ -497,7 +520,7 @@ fn measure_window(
         Method::Refit => 1,
     };
     for (m, name) in opts.models.iter().enumerate() {
-        let f = forecast_of(name, &fitted, &members, &|i| &fitted[i].base, n, h, &levels)?;
+        let f = forecast_of(name, &fitted, &members, &|i| &fitted[i].base, n, h, &levels, learned.as_ref())?;
         let (base, series) = score(&f, w, full, scopes);
         let e = errors[m].get_or_insert_with(|| Errors {
             reads: reads_of(name),
@@ -564,7 +587,7 @@ fn measure_window(
                 else {
                     continue;
                 };
-                let f = forecast_of(name, &fitted, &members, &pick, n, h, &levels)?;
+                let f = forecast_of(name, &fitted, &members, &pick, n, h, &levels, learned.as_ref())?;
                 for (acc, s) in e.taken[g][r].iter_mut().zip(score(&f, w, full, scopes).0) {
                     acc.add(s);
                 }
@@ -719,7 +742,7 @@ pub async fn run(
     let mut needs = false;
     for m in &opts.models {
         needs |= reads(m)?;
-        if m == "ensemble" {
+        if models::is_ensemble(m) {
             for member in models::ensemble_members(settings) {
                 needs |= reads(&member)?;
             }

@@ -500,36 +500,27 @@ async fn run_step(
                 attach_covariates(env, params, panel_for(env, params).await?, needs_covariates(&built)).await?,
             );
             let mut fitted: Vec<Box<dyn Forecaster>> = Vec::new();
-            for mut model in built {
-                // An ensemble whose members were fitted above on this panel takes them as they
-                // are rather than fitting each again.
-                let members = (model.name() == "ensemble")
-                    .then(|| {
-                        models::ensemble_members(s)
-                            .iter()
-                            .map(|n| fitted.iter().find(|m| m.name() == n).map(|m| m.as_ref()))
-                            .collect::<Option<Vec<&dyn Forecaster>>>()
-                    })
-                    .flatten()
-                    .map(|members| models::ensemble::state_of(&members))
-                    .transpose()?;
-                let fit = match members {
-                    Some(state) => {
-                        model.load(&state)?;
-                        info!("ensemble of the members fitted above");
-                        models::FitReport::new(model.name(), &panel)
-                    }
-                    None => {
-                        let p = Arc::clone(&panel);
-                        let (m, fit) = tokio::task::spawn_blocking(move || {
-                            let fit = model.fit(&p);
-                            (model, fit)
-                        })
-                        .await?;
-                        model = m;
-                        fit?
-                    }
-                };
+            for model in built {
+                // An ensemble takes the members fitted above on this panel as they are rather
+                // than fitting each again.
+                let p = Arc::clone(&panel);
+                let (m, fit, back) = tokio::task::spawn_blocking(move || {
+                    let mut model = model;
+                    let refs: Vec<&dyn Forecaster> = fitted.iter().map(|m| m.as_ref()).collect();
+                    let fit = match model.fit_reusing(&p, &refs) {
+                        Ok(Some(fit)) => {
+                            info!(model = model.name(), "members fitted above reused");
+                            Ok(fit)
+                        }
+                        Ok(None) => model.fit(&p),
+                        Err(e) => Err(e),
+                    };
+                    (model, fit, fitted)
+                })
+                .await?;
+                let model = m;
+                fitted = back;
+                let fit = fit?;
                 let card = store::ModelCard {
                     model: model.name().to_string(),
                     version: run_id.to_string(),

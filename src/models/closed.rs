@@ -70,6 +70,10 @@ impl Forecaster for Closed {
         self.inner.fit(&prepared(panel))
     }
 
+    fn fit_reusing(&mut self, panel: &Panel, fitted: &[&dyn Forecaster]) -> Result<Option<FitReport>> {
+        self.inner.fit_reusing(&prepared(panel), fitted)
+    }
+
     fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast> {
         let mut f = self.inner.predict(&prepared(panel), horizon, levels)?;
         zero_closed(panel, &mut f);

@@ -9,6 +9,7 @@ pub mod baseline;
 pub mod closed;
 pub mod ensemble;
 pub mod gbt;
+pub mod median;
 pub mod nn;
 pub mod params;
 pub mod store;
@@ -120,6 +121,14 @@ pub trait Forecaster: std::fmt::Debug + Send {
         None
     }
 
+    /// Fits on `panel` taking the members it shares with `fitted` (models already fitted on this
+    /// same panel) as they are; `None` when the model has nothing to reuse (the caller fits it).
+    /// The learned ensemble uses it so the nightly does not fit its members twice.
+    fn fit_reusing(&mut self, panel: &Panel, fitted: &[&dyn Forecaster]) -> Result<Option<FitReport>> {
+        let _ = (panel, fitted);
+        Ok(None)
+    }
+
     /// Whether the model reads the panel's covariates (callers load them before fitting).
     fn needs_covariates(&self) -> bool {
         false
@@ -141,6 +150,7 @@ pub const KNOWN: &[&str] = &[
     "croston",
     "tsb",
     "ensemble",
+    "median",
     "gbt",
     "lstm",
     "transformer",
@@ -150,18 +160,34 @@ pub const KNOWN: &[&str] = &[
 /// Members of an ensemble when settings name none: the other configured models, or these.
 const DEFAULT_ENSEMBLE: &[&str] = &["seasonal_naive", "ets", "tsb"];
 
-/// The members of the `ensemble` model: `ensemble-members`, else the other configured models,
-/// else the default baselines.
+/// Whether a model name is one of the ensembles (which combine the other models).
+pub fn is_ensemble(name: &str) -> bool {
+    matches!(name, "ensemble" | "median")
+}
+
+/// The members of the `ensemble` and `median` models: `ensemble-members`, else the other
+/// configured models, else the default baselines.
 pub fn ensemble_members(settings: &Settings) -> Vec<String> {
     let mut names: Vec<String> = settings.ensemble_members.clone();
     if names.is_empty() {
-        names = settings.models.iter().filter(|m| m.as_str() != "ensemble").cloned().collect();
+        names = settings.models.iter().filter(|m| !is_ensemble(m)).cloned().collect();
     }
     if names.is_empty() {
         names = DEFAULT_ENSEMBLE.iter().map(|s| s.to_string()).collect();
     }
-    names.retain(|n| n != "ensemble");
+    names.retain(|n| !is_ensemble(n));
     names
+}
+
+/// How the learned ensemble learns, from settings (`[model.ensemble]`).
+pub fn ensemble_config(settings: &Settings) -> ensemble::EnsembleConfig {
+    let mut levels = settings.quantiles.clone();
+    levels.extend([0.1, 0.5, 0.9]);
+    levels.sort_by(f64::total_cmp);
+    levels.dedup_by(|a, b| (*a - *b).abs() < 1e-12);
+    let base =
+        ensemble::EnsembleConfig { levels, ..ensemble::EnsembleConfig::new(settings.horizon, settings.season_length) };
+    settings.model.ensemble.apply(base)
 }
 
 /// Periods of covariates before a cutoff the configured deep models read (their training history).
@@ -193,10 +219,11 @@ fn build_bare(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
         "tsb" => {
             Box::new(baseline::Tsb::new(p.tsb.alpha_demand.unwrap_or(0.1), p.tsb.alpha_probability.unwrap_or(0.1)))
         }
-        "ensemble" => {
+        "median" => {
             let members = ensemble_members(settings).iter().map(|n| build(n, settings)).collect::<Result<Vec<_>>>()?;
-            Box::new(ensemble::Ensemble::new(members)?)
+            Box::new(median::Median::new(members)?)
         }
+        "ensemble" => Box::new(learned_ensemble(settings)?),
         "gbt" => Box::new(gbt::Gbt::new(p.gbt.apply(gbt::GbtConfig {
             seed: settings.seed,
             threads: settings.threads,
@@ -210,6 +237,14 @@ fn build_bare(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
         }
         _ => return Err(Error::UnknownModel { name: name.to_string(), known: KNOWN.join(", ") }),
     })
+}
+
+/// The learned ensemble of the configured members, unwrapped (its members handle closures).
+pub fn learned_ensemble(settings: &Settings) -> Result<ensemble::Ensemble> {
+    let (names, s) = (ensemble_members(settings), settings.clone());
+    let members: ensemble::MemberBuilder =
+        std::sync::Arc::new(move || names.iter().map(|n| build(n, &s)).collect::<Result<Vec<_>>>());
+    ensemble::Ensemble::new(ensemble_config(settings), members)
 }
 
 /// The `torchscript` model running the serialised module `bytes` (the caller reads them from the

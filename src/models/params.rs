@@ -17,6 +17,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::ensemble::EnsembleConfig;
 use super::gbt::GbtConfig;
 use super::nn::{NnConfig, PointLoss};
 use crate::error::{Error, Result};
@@ -43,6 +44,31 @@ pub struct ModelParams {
     /// `[model.gbt]`.
     #[serde(default)]
     pub gbt: GbtParams,
+    /// `[model.ensemble]`.
+    #[serde(default)]
+    pub ensemble: EnsembleParams,
+}
+
+/// The learned ensemble; see [`EnsembleConfig`] for what each value means.
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct EnsembleParams {
+    /// Rounds of greedy selection.
+    pub rounds: Option<usize>,
+    /// Validation windows before the cutoff (each costs one more fit of every member).
+    pub validation_windows: Option<usize>,
+    /// Weights per demand class where a class had enough validation.
+    pub by_class: Option<bool>,
+}
+
+impl EnsembleParams {
+    /// `base` with the values set here.
+    pub fn apply(&self, mut c: EnsembleConfig) -> EnsembleConfig {
+        c.rounds = self.rounds.unwrap_or(c.rounds);
+        c.windows = self.validation_windows.unwrap_or(c.windows);
+        c.by_class = self.by_class.unwrap_or(c.by_class);
+        c
+    }
 }
 
 /// The gradient-boosted-trees model; see [`GbtConfig`] for what each value means.
@@ -181,6 +207,11 @@ impl ModelParams {
             p.validate(name)?;
         }
         self.gbt.validate()?;
+        for (key, v) in [("rounds", self.ensemble.rounds), ("validation-windows", self.ensemble.validation_windows)] {
+            if v == Some(0) {
+                return Err(invalid(&format!("model.ensemble.{key}"), "must be at least 1"));
+            }
+        }
         Ok(())
     }
 }

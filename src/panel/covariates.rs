@@ -80,6 +80,18 @@ pub struct Known {
     pub series: Vec<Vec<f32>>,
 }
 
+impl Known {
+    /// The shared part (names and calendar), without the per-series values.
+    fn clone_shared(&self) -> Self {
+        Self {
+            calendar_names: self.calendar_names.clone(),
+            calendar: self.calendar.clone(),
+            series_names: self.series_names.clone(),
+            series: Vec::new(),
+        }
+    }
+}
+
 /// Past-only covariates over the history.
 #[derive(Debug, Clone)]
 pub struct Past {
@@ -323,6 +335,28 @@ impl Covariates {
                     self.past.values[s][r.t * width + c] = v;
                 }
             }
+        }
+    }
+
+    /// The covariates of the series `keep` (indices, in order) as of `periods` periods before
+    /// the end: those periods move from the history to the horizon (see [`super::Panel::cut`]).
+    pub fn cut(&self, periods: usize, keep: &[usize]) -> Self {
+        let periods = periods.min(self.history);
+        let pick = |v: &Vec<Vec<f32>>| keep.iter().map(|&s| v[s].clone()).collect::<Vec<_>>();
+        let p = self.past.names.len();
+        Self {
+            start: self.start,
+            history: self.history - periods,
+            horizon: self.horizon + periods,
+            known: Known { series: pick(&self.known.series), ..self.known.clone_shared() },
+            past: Past {
+                names: self.past.names.clone(),
+                values: keep.iter().map(|&s| self.past.values[s][..(self.history - periods) * p].to_vec()).collect(),
+            },
+            statics: Statics {
+                names: self.statics.names.clone(),
+                values: self.statics.values.iter().map(|col| keep.iter().map(|&s| col[s].clone()).collect()).collect(),
+            },
         }
     }
 

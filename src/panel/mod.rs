@@ -121,6 +121,20 @@ impl Panel {
         }
     }
 
+    /// The panel as of `periods` periods before its end: every series cut that much shorter,
+    /// series with nothing left dropped. Covariates stay attached, the cut periods moving from
+    /// their history to their horizon (what was recorded over them, as of this panel's cutoff).
+    /// Returns the panel and, per kept series, its index in this one.
+    pub fn cut(&self, periods: usize) -> (Panel, Vec<usize>) {
+        let index: Vec<usize> = (0..self.len()).filter(|&s| self.values[s].len() > periods).collect();
+        let values = index.iter().map(|&s| self.values[s][..self.values[s].len() - periods].to_vec()).collect();
+        let keys = index.iter().map(|&s| self.keys[s].clone()).collect();
+        let end = self.end - Duration::days(self.frequency.days() * periods as i64);
+        let covariates = self.covariates.as_ref().map(|c| Arc::new(c.cut(periods, &index)));
+        let panel = Panel { keys, values, end, covariates, ..self.clone_without_values() };
+        (panel, index)
+    }
+
     /// The same panel with its closed periods attached (none when `closures` is `None`).
     pub fn with_closures(mut self, closures: Option<Closures>) -> Self {
         self.closures = closures.filter(|c| !c.is_empty()).map(Arc::new);

@@ -126,3 +126,59 @@ fn ets_learns_season_and_trend_better_than_naive() {
     assert!(ets < 0.5 * naive, "ets {ets} vs naive {naive}");
     assert!(ets < snaive, "ets {ets} vs seasonal naive {snaive}");
 }
+
+/// Two good members and two weak ones: the learned ensemble weighs them by their validation
+/// error and forecasts as well as the best of them (2% at most behind), where the median of the
+/// four is pulled towards the weak ones.
+#[test]
+fn the_learned_ensemble_keeps_up_with_its_best_member_where_the_median_does_not() {
+    let week = [0.6, 0.8, 1.0, 1.0, 1.3, 1.7, 1.2];
+    let (n, horizon) = (252, 14);
+    let series: Vec<Vec<f32>> = (0..12)
+        .map(|s| {
+            (0..n)
+                .map(|t| {
+                    let level = 20.0 + 2.0 * s as f64 + 0.05 * t as f64;
+                    (level * week[t % 7] + ((t * 17 + s * 5) % 7) as f64 - 3.0).max(0.0) as f32
+                })
+                .collect()
+        })
+        .collect();
+    let keys: Vec<SeriesKey> =
+        (0..12).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect();
+    let train = Panel::new(
+        keys,
+        series.iter().map(|y| y[..n - horizon].to_vec()).collect(),
+        NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(),
+        Frequency::Daily,
+    );
+    let test: Vec<Vec<f32>> = series.iter().map(|y| y[n - horizon..].to_vec()).collect();
+    let o = Overrides {
+        threads: Some(2),
+        horizon: Some(horizon),
+        models: Some(["naive", "seasonal_naive", "moving_average", "ets"].map(String::from).to_vec()),
+        ..Default::default()
+    };
+    let s = Settings::resolve(SettingsFile::default(), o, std::path::PathBuf::from("/tmp"), None).unwrap();
+    let mae = |name: &str| {
+        let mut m = models::build(name, &s).unwrap();
+        m.fit(&train).unwrap();
+        let f = m.predict(&train, horizon, &[0.1, 0.5, 0.9]).unwrap();
+        let err: f64 = test
+            .iter()
+            .enumerate()
+            .flat_map(|(i, y)| y.iter().enumerate().map(move |(h, v)| (i, h, *v)))
+            .map(|(i, h, v)| (f.mean_at(i, h) - v).abs() as f64)
+            .sum();
+        (err / (test.len() * horizon) as f64, m.card())
+    };
+    let members: Vec<f64> = ["naive", "seasonal_naive", "moving_average", "ets"].iter().map(|m| mae(m).0).collect();
+    let best = members.iter().copied().fold(f64::INFINITY, f64::min);
+    let (learned, card) = mae("ensemble");
+    let (median, _) = mae("median");
+    let weights: Vec<f64> = serde_json::from_value(card.unwrap()["weights"].clone()).unwrap();
+    // The weak members (naive, the moving average) get little or no weight.
+    assert!(weights[0] + weights[2] < 0.3, "weights {weights:?}");
+    assert!(learned <= best * 1.02, "learned {learned} vs best member {best} ({members:?})");
+    assert!(learned < median, "learned {learned} vs median {median}");
+}

@@ -231,4 +231,10 @@ async fn the_trained_ensemble_reuses_its_fitted_members() {
     let levels = [0.1, 0.5, 0.9];
     let (a, b) = (stored.predict(&panel, 14, &levels).unwrap(), fresh.predict(&panel, 14, &levels).unwrap());
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
+    // The card names the members and the weights learnt on the validation before the cutoff.
+    let card = stored.card().unwrap();
+    assert_eq!(card["members"], serde_json::json!(["ets", "tsb"]));
+    let weights: Vec<f64> = serde_json::from_value(card["weights"].clone()).unwrap();
+    assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{weights:?}");
+    assert_eq!(card["validation"]["windows"], 1);
 }

@@ -5,7 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 /// A series' demand class.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum DemandClass {
     /// Regular demand, stable sizes.

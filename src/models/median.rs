@@ -1,8 +1,10 @@
-//! The ensemble: the median of its members' forecasts, step by step and quantile by quantile.
+//! The median ensemble (`median`): the median of its members' forecasts, step by step and
+//! quantile by quantile.
 //!
-//! Combining forecasts is among the most reliable ways to improve accuracy (Makridakis et al.,
-//! M4 and M5 results); the median is robust to one member going astray. Members are the other
-//! configured models (or `ensemble-members` in settings), fitted on the same panel.
+//! Robust to one member going astray, but every member counts alike: a weak model pulls it
+//! towards itself as much as the best one does. The learned [`super::ensemble`] weighs them by
+//! their accuracy on validation forecasts instead. Members are the other configured models (or
+//! `ensemble-members` in settings), fitted on the same panel.
 
 use serde::{Deserialize, Serialize};
 
@@ -12,7 +14,7 @@ use crate::panel::Panel;
 
 /// The median ensemble.
 #[derive(Debug)]
-pub struct Ensemble {
+pub struct Median {
     members: Vec<Box<dyn Forecaster>>,
 }
 
@@ -28,7 +30,7 @@ pub fn state_of(members: &[&dyn Forecaster]) -> Result<Vec<u8>> {
     Ok(serde_json::to_vec(&Saved { members })?)
 }
 
-impl Ensemble {
+impl Median {
     /// An ensemble of `members` (at least one).
     pub fn new(members: Vec<Box<dyn Forecaster>>) -> Result<Self> {
         if members.is_empty() {
@@ -48,7 +50,7 @@ fn median(xs: &mut [f32]) -> f32 {
 /// the median per step and per quantile. Callers that already hold the members' forecasts (a
 /// backtest window) combine them without fitting the members again.
 pub fn combine(forecasts: &[&Forecast], series: usize, horizon: usize, levels: &[f64]) -> Forecast {
-    let mut out = Forecast::zeros("ensemble", series, horizon, levels);
+    let mut out = Forecast::zeros("median", series, horizon, levels);
     let mut buf = vec![0.0f32; forecasts.len()];
     let mut qs = vec![0.0f32; levels.len()];
     for s in 0..series {
@@ -69,9 +71,9 @@ pub fn combine(forecasts: &[&Forecast], series: usize, horizon: usize, levels: &
     out
 }
 
-impl Forecaster for Ensemble {
+impl Forecaster for Median {
     fn name(&self) -> &str {
-        "ensemble"
+        "median"
     }
 
     fn fit(&mut self, panel: &Panel) -> Result<FitReport> {
@@ -79,6 +81,25 @@ impl Forecaster for Ensemble {
             m.fit(panel)?;
         }
         Ok(FitReport::new(self.name(), panel))
+    }
+
+    fn fit_reusing(&mut self, panel: &Panel, fitted: &[&dyn Forecaster]) -> Result<Option<FitReport>> {
+        let members = self
+            .members
+            .iter()
+            .map(|m| fitted.iter().find(|f| f.name() == m.name()).copied())
+            .collect::<Option<Vec<&dyn Forecaster>>>();
+        let Some(members) = members else { return Ok(None) };
+        self.load(&state_of(&members)?)?;
+        Ok(Some(FitReport::new(self.name(), panel)))
+    }
+
+    fn needs_covariates(&self) -> bool {
+        self.members.iter().any(|m| m.needs_covariates())
+    }
+
+    fn reads_calendar(&self) -> bool {
+        self.members.iter().any(|m| m.reads_calendar())
     }
 
     fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast> {
@@ -93,11 +114,9 @@ impl Forecaster for Ensemble {
     fn load(&mut self, bytes: &[u8]) -> Result<()> {
         let saved: Saved = serde_json::from_slice(bytes)?;
         for (name, state) in saved.members {
-            let m = self
-                .members
-                .iter_mut()
-                .find(|m| m.name() == name)
-                .ok_or_else(|| Error::data(format!("the stored ensemble has a `{name}` member this one lacks")))?;
+            let m = self.members.iter_mut().find(|m| m.name() == name).ok_or_else(|| {
+                Error::data(format!("the stored median ensemble has a `{name}` member this one lacks"))
+            })?;
             m.load(&state)?;
         }
         Ok(())

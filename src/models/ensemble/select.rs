@@ -1,0 +1,279 @@
+//! Greedy ensemble selection with replacement (Caruana et al., 2004, "Ensemble selection from
+//! libraries of models"; the weighted ensemble of AutoGluon works the same way).
+//!
+//! Given each member's forecasts of validation periods whose actuals are known, start from an
+//! empty bag; at each round add (with replacement) the member whose inclusion gives the bag's
+//! average the lowest validation loss; keep the bag of the round with the lowest loss. A member's
+//! weight is its share of that bag. The loss is MASE over the validation rows: each series' mean
+//! absolute error over a window divided by its in-sample seasonal-naive MAE, averaged over series
+//! and windows, so weights are chosen on the metric champions are chosen on and every series
+//! counts alike whatever its volume. Ties go to the member listed first, so a selection is
+//! deterministic.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use crate::evaluate::metrics::seasonal_naive_scale;
+use crate::models::Forecast;
+use crate::models::baseline::classify::{DemandClass, classify};
+use crate::panel::Panel;
+
+/// Fewest series × windows of a demand class for the class to get weights of its own.
+pub const MIN_CLASS_PAIRS: usize = 30;
+
+/// Validation forecasts of every member with their actuals, row by row.
+#[derive(Debug, Clone, Default)]
+pub struct Validation {
+    /// Actual per row.
+    y: Vec<f32>,
+    /// Per row: 1 / (rows of its series and window × the series' scale), its share of a MASE.
+    weight: Vec<f64>,
+    /// Demand class of the row's series at its window's cutoff.
+    class: Vec<DemandClass>,
+    /// Per member, its forecast (mean) per row.
+    forecasts: Vec<Vec<f32>>,
+    /// Series × windows held, by demand class.
+    pairs: BTreeMap<DemandClass, usize>,
+    /// Windows held.
+    windows: usize,
+}
+
+impl Validation {
+    /// No validation yet, for `members` members.
+    pub fn new(members: usize) -> Self {
+        Self { forecasts: vec![Vec::new(); members], ..Default::default() }
+    }
+
+    /// Adds a window: `cut` is `full` as of the window's cutoff (`index[s]`: series `s` of `cut`
+    /// in `full`), `forecasts` each member's forecast of `cut` (same member order), scored on the
+    /// periods of `full` after the cutoff (at most `horizon`). Series without a seasonal-naive
+    /// scale (too short, or constant) are left out, as MASE leaves them out.
+    pub fn push(
+        &mut self,
+        cut: &Panel,
+        index: &[usize],
+        full: &Panel,
+        forecasts: &[&Forecast],
+        horizon: usize,
+        season: usize,
+    ) {
+        debug_assert_eq!(forecasts.len(), self.forecasts.len());
+        for (s, &i) in index.iter().enumerate() {
+            let history = &cut.values[s];
+            let actual = &full.values[i][history.len().min(full.values[i].len())..];
+            let steps = actual.len().min(horizon).min(forecasts.iter().map(|f| f.horizon).min().unwrap_or(0));
+            let hist64: Vec<f64> = history.iter().map(|v| *v as f64).collect();
+            let Some(scale) = seasonal_naive_scale(&hist64, season).filter(|s| *s > 0.0) else { continue };
+            if steps == 0 {
+                continue;
+            }
+            let class = classify(history, 2 * season);
+            *self.pairs.entry(class).or_default() += 1;
+            for (h, y) in actual.iter().take(steps).enumerate() {
+                self.y.push(*y);
+                self.weight.push(1.0 / (steps as f64 * scale));
+                self.class.push(class);
+                for (out, f) in self.forecasts.iter_mut().zip(forecasts) {
+                    out.push(f.mean_at(s, h));
+                }
+            }
+        }
+        self.windows += 1;
+    }
+
+    /// Whether no row was added.
+    pub fn is_empty(&self) -> bool {
+        self.y.is_empty()
+    }
+
+    /// Windows added.
+    pub fn windows(&self) -> usize {
+        self.windows
+    }
+
+    /// Rows added.
+    pub fn rows(&self) -> usize {
+        self.y.len()
+    }
+
+    /// The MASE of each member over the rows (`None` when there are none).
+    pub fn member_losses(&self) -> Vec<Option<f64>> {
+        let all: Vec<usize> = (0..self.rows()).collect();
+        let pairs = self.pairs.values().sum();
+        self.forecasts.iter().map(|f| loss_of(self, &all, pairs, |r| f[r] as f64)).collect()
+    }
+}
+
+/// MASE of `forecast(row)` over `rows` (which hold `pairs` series × windows).
+fn loss_of(v: &Validation, rows: &[usize], pairs: usize, forecast: impl Fn(usize) -> f64) -> Option<f64> {
+    (pairs > 0 && !rows.is_empty())
+        .then(|| rows.iter().map(|&r| v.weight[r] * (v.y[r] as f64 - forecast(r)).abs()).sum::<f64>() / pairs as f64)
+}
+
+/// What a selection chose and its validation loss.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// Weight per member (summing to 1).
+    pub weights: Vec<f64>,
+    /// Validation MASE of the weighted ensemble.
+    pub loss: f64,
+}
+
+/// Greedy selection over the rows `rows` of `v` (which hold `pairs` series × windows), `rounds`
+/// rounds at most.
+fn select_rows(v: &Validation, rows: &[usize], pairs: usize, rounds: usize) -> Option<Selection> {
+    let members = v.forecasts.len();
+    if members == 0 || rows.is_empty() || pairs == 0 {
+        return None;
+    }
+    let mut sum = vec![0f64; rows.len()];
+    let mut counts = vec![0usize; members];
+    let mut best: Option<(f64, Vec<usize>)> = None;
+    for round in 1..=rounds.max(1) {
+        let k = round as f64;
+        let mut choice: Option<(f64, usize)> = None;
+        for (m, f) in v.forecasts.iter().enumerate() {
+            let l = rows
+                .iter()
+                .zip(&sum)
+                .map(|(&r, s)| v.weight[r] * (v.y[r] as f64 - (s + f[r] as f64) / k).abs())
+                .sum::<f64>()
+                / pairs as f64;
+            if choice.is_none_or(|(b, _)| l < b) {
+                choice = Some((l, m));
+            }
+        }
+        let (l, m) = choice?;
+        counts[m] += 1;
+        for (s, &r) in sum.iter_mut().zip(rows) {
+            *s += v.forecasts[m][r] as f64;
+        }
+        if best.as_ref().is_none_or(|(b, _)| l < *b) {
+            best = Some((l, counts.clone()));
+        }
+    }
+    let (loss, counts) = best?;
+    let total = counts.iter().sum::<usize>() as f64;
+    Some(Selection { weights: counts.iter().map(|c| *c as f64 / total).collect(), loss })
+}
+
+/// Ensemble weights: for every series, or per demand class where a class had enough validation.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Weights {
+    /// Weight per member, for every series (or a class without weights of its own).
+    pub global: Vec<f64>,
+    /// Weight per member for the series of a demand class.
+    #[serde(default)]
+    pub by_class: BTreeMap<DemandClass, Vec<f64>>,
+}
+
+impl Weights {
+    /// The same weight for each of `members` members (nothing to choose from).
+    pub fn equal(members: usize) -> Self {
+        Self { global: vec![1.0 / members.max(1) as f64; members], by_class: BTreeMap::new() }
+    }
+
+    /// The weights of a series of class `class`.
+    pub fn of(&self, class: DemandClass) -> &[f64] {
+        self.by_class.get(&class).unwrap_or(&self.global)
+    }
+
+    /// Whether member `m` has a weight somewhere.
+    pub fn uses(&self, m: usize) -> bool {
+        self.global[m] > 0.0 || self.by_class.values().any(|w| w[m] > 0.0)
+    }
+}
+
+/// The selection over every row and, with `by_class`, per demand class with at least
+/// [`MIN_CLASS_PAIRS`] series × windows; `None` when `v` holds no row.
+pub fn select(v: &Validation, rounds: usize, by_class: bool) -> Option<(Weights, BTreeMap<String, f64>)> {
+    let all: Vec<usize> = (0..v.rows()).collect();
+    let global = select_rows(v, &all, v.pairs.values().sum(), rounds)?;
+    let mut losses = BTreeMap::from([("all".to_string(), global.loss)]);
+    let mut weights = Weights { global: global.weights, by_class: BTreeMap::new() };
+    if by_class {
+        for (&class, &pairs) in &v.pairs {
+            if pairs < MIN_CLASS_PAIRS {
+                continue;
+            }
+            let rows: Vec<usize> = all.iter().copied().filter(|&r| v.class[r] == class).collect();
+            if let Some(s) = select_rows(v, &rows, pairs, rounds) {
+                losses.insert(class_name(class), s.loss);
+                weights.by_class.insert(class, s.weights);
+            }
+        }
+    }
+    Some((weights, losses))
+}
+
+/// The snake-case name of a demand class.
+pub fn class_name(class: DemandClass) -> String {
+    serde_json::to_value(class).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::panel::SeriesKey;
+    use crate::settings::Frequency;
+    use chrono::NaiveDate;
+
+    /// Series with a weekly cycle and a trend; the last `h` periods are the validation actuals.
+    fn full(series: usize, n: usize) -> Panel {
+        let keys = (0..series).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect();
+        let values = (0..series).map(|k| {
+            (0..n).map(|t| 10.0 + k as f32 + 0.1 * t as f32 + [0.0, 1.0, 2.0, 3.0, 2.0, 1.0, 0.0][t % 7]).collect()
+        });
+        Panel::new(keys, values.collect(), NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(), Frequency::Daily)
+    }
+
+    fn forecast(cut: &Panel, h: usize, f: impl Fn(usize, usize) -> f32) -> Forecast {
+        let mut out = Forecast::zeros("m", cut.len(), h, &[0.5]);
+        for s in 0..cut.len() {
+            for step in 0..h {
+                out.set(s, step, f(s, step), &mut [f(s, step)]);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_better_member_gets_the_weight_and_two_biased_ones_are_averaged() {
+        let (h, full) = (7, full(4, 70));
+        let (cut, index) = full.cut(h);
+        let truth = |s: usize, step: usize| full.values[index[s]][cut.values[s].len() + step];
+        let exact = forecast(&cut, h, truth);
+        let high = forecast(&cut, h, |s, step| truth(s, step) + 2.0);
+        let low = forecast(&cut, h, |s, step| truth(s, step) - 2.0);
+        let flat = forecast(&cut, h, |_, _| 5.0);
+
+        let mut v = Validation::new(2);
+        v.push(&cut, &index, &full, &[&flat, &exact], h, 7);
+        let (w, losses) = select(&v, 20, false).unwrap();
+        assert_eq!(w.global, vec![0.0, 1.0]);
+        assert!(losses["all"] < 1e-9);
+
+        // Neither biased member is right alone; their even mix is exact.
+        let mut v = Validation::new(3);
+        v.push(&cut, &index, &full, &[&flat, &high, &low], h, 7);
+        let (w, losses) = select(&v, 20, false).unwrap();
+        assert_eq!(w.global, vec![0.0, 0.5, 0.5]);
+        assert!(losses["all"] < 1e-6, "{losses:?}");
+        let alone = v.member_losses();
+        assert!(alone[1].unwrap() > 0.1 && alone[2].unwrap() > 0.1);
+    }
+
+    #[test]
+    fn an_empty_validation_selects_nothing() {
+        let full = full(2, 5);
+        let (cut, index) = full.cut(2);
+        let f = forecast(&cut, 2, |_, _| 1.0);
+        let mut v = Validation::new(1);
+        // Three periods of history: no seasonal-naive scale at season 7.
+        v.push(&cut, &index, &full, &[&f], 2, 7);
+        assert!(v.is_empty());
+        assert!(select(&v, 10, true).is_none());
+        assert_eq!(Weights::equal(4).global, vec![0.25; 4]);
+    }
+}
