@@ -3,8 +3,10 @@
 //! The registry (`models/champions.json` in the lake) names the champion of each segment (every
 //! series, or each demand class). After a backtest, the best challenger of a segment replaces
 //! its champion only when it beats it on the primary metric by the configured relative margin
-//! over the same windows; otherwise the champion stays and its forecast is published. Every
-//! decision is kept in the registry's history.
+//! over the same windows; otherwise the champion stays and its forecast is published. A champion
+//! that loses to seasonal naive on its segment is replaced by the best model whatever the margin,
+//! so no segment keeps a model a naive forecast beats. Every decision is kept in the registry's
+//! history.
 
 use std::collections::BTreeMap;
 
@@ -186,12 +188,15 @@ impl Registry {
             let current = self.segments.get(&segment).cloned();
             let current_score =
                 current.as_ref().and_then(|c| values.iter().find(|(m, _)| *m == c.model).map(|(_, v)| *v));
+            let snaive = values.iter().find(|(m, _)| *m == "seasonal_naive").map(|(_, v)| *v);
+            // A champion that loses to seasonal naive on its segment goes, whatever the margin.
             let promoted = match (&current, current_score) {
                 (None, _) | (Some(_), None) => true,
-                (Some(c), Some(cs)) => c.model != best && best_score < cs * (1.0 - settings.margin),
+                (Some(c), Some(cs)) => {
+                    c.model != best && (best_score < cs * (1.0 - settings.margin) || snaive.is_some_and(|sn| cs > sn))
+                }
             };
             let winner_score = if promoted { best_score } else { current_score.unwrap_or(best_score) };
-            let snaive = values.iter().find(|(m, _)| *m == "seasonal_naive").map(|(_, v)| *v);
             let value_added_pct = snaive.filter(|s| *s > 0.0).map(|s| 100.0 * (1.0 - winner_score / s));
             if promoted {
                 self.segments.insert(
@@ -262,5 +267,21 @@ mod tests {
         assert_eq!(r.champion_of("all"), Some("tsb"));
         assert_eq!(r.segments["all"].since, "run3");
         assert_eq!(r.history.len(), 3);
+    }
+
+    #[test]
+    fn a_champion_that_loses_to_seasonal_naive_goes_whatever_the_margin() {
+        let s = ChampionSettings { segment_by: SegmentBy::None, ..Default::default() };
+        let mut r = Registry::default();
+        r.decide(&report(&[("seasonal_naive", 1.0), ("tsb", 0.9)]), &s, "run1");
+        assert_eq!(r.champion_of("all"), Some("tsb"));
+        // tsb now does worse than seasonal naive, by less than the margin: it still goes.
+        let d = r.decide(&report(&[("seasonal_naive", 1.0), ("tsb", 1.01)]), &s, "run2");
+        assert_eq!(r.champion_of("all"), Some("seasonal_naive"));
+        assert!(d[0].promoted);
+        // Within the margin of a better challenger but ahead of seasonal naive: it stays.
+        r.decide(&report(&[("seasonal_naive", 1.0), ("tsb", 0.9)]), &s, "run3");
+        r.decide(&report(&[("seasonal_naive", 1.0), ("tsb", 0.9), ("ets", 0.89)]), &s, "run4");
+        assert_eq!(r.champion_of("all"), Some("tsb"));
     }
 }

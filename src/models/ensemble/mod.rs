@@ -11,10 +11,12 @@
 //! ([`weights_from`]); they are the same forecasts.
 //!
 //! The forecast is the weighted mean of the members' means and of their quantiles, level by
-//! level. A member without weight is not asked to predict. With no validation possible (too short
+//! level, each quantile's distance from the median then scaled so the level holds on the same
+//! validation ([`calibrate`]). A member without weight is not asked to predict. With no validation possible (too short
 //! a history) every member weighs the same. The median of the members stays available as the
 //! `median` model ([`super::median`]).
 
+pub mod calibrate;
 pub mod select;
 
 use std::sync::Arc;
@@ -155,8 +157,9 @@ impl Ensemble {
 
 /// The weights a validation gives (equal weights when it holds nothing), with the card.
 pub fn learn(v: &Validation, config: &EnsembleConfig, members: usize) -> (Weights, SelectionCard) {
-    let (weights, losses) = select::select(v, config.rounds, config.by_class)
+    let (mut weights, losses) = select::select(v, config.rounds, config.by_class)
         .unwrap_or_else(|| (Weights::equal(members), Default::default()));
+    weights.calibration = calibrate::factors(v, &weights);
     let card =
         SelectionCard { windows: v.windows(), rows: v.rows(), member_mase: v.member_losses(), ensemble_mase: losses };
     (weights, card)
@@ -209,6 +212,8 @@ pub fn combine(
 ) -> Forecast {
     let mut out = Forecast::zeros("ensemble", series, horizon, levels);
     let mut qs = vec![0.0f32; levels.len()];
+    let mid = levels.iter().position(|l| (l - 0.5).abs() < 1e-9);
+    let factors: Vec<f32> = levels.iter().map(|l| calibrate::factor_at(&weights.calibration, *l) as f32).collect();
     for s in 0..series {
         let w = classes.map_or(weights.global.as_slice(), |c| weights.of(c[s]));
         for h in 0..horizon {
@@ -221,6 +226,12 @@ pub fn combine(
                 mean += wm * f.mean_at(s, h) as f64;
                 for (k, q) in qs.iter_mut().enumerate() {
                     *q += (wm * f.quantile_at(s, h, k) as f64) as f32;
+                }
+            }
+            if !weights.calibration.is_empty() {
+                let center = mid.map_or(mean as f32, |k| qs[k]);
+                for (q, c) in qs.iter_mut().zip(&factors) {
+                    *q = center + c * (*q - center);
                 }
             }
             out.set(s, h, mean as f32, &mut qs);
@@ -311,6 +322,7 @@ impl Forecaster for Ensemble {
             "members": names,
             "weights": self.weights.as_ref().map(|w| &w.global),
             "weights_by_class": by_class,
+            "quantile_calibration": self.weights.as_ref().map(|w| &w.calibration),
             "rounds": self.config.rounds,
             "validation_windows": self.config.windows,
             "horizon": self.config.horizon,

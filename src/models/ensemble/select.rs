@@ -33,6 +33,10 @@ pub struct Validation {
     class: Vec<DemandClass>,
     /// Per member, its forecast (mean) per row.
     forecasts: Vec<Vec<f32>>,
+    /// Quantile levels held (those of the first window added).
+    levels: Vec<f64>,
+    /// Per member, its quantile forecasts per row × level.
+    quantiles: Vec<Vec<f32>>,
     /// Series × windows held, by demand class.
     pairs: BTreeMap<DemandClass, usize>,
     /// Windows held.
@@ -42,7 +46,7 @@ pub struct Validation {
 impl Validation {
     /// No validation yet, for `members` members.
     pub fn new(members: usize) -> Self {
-        Self { forecasts: vec![Vec::new(); members], ..Default::default() }
+        Self { forecasts: vec![Vec::new(); members], quantiles: vec![Vec::new(); members], ..Default::default() }
     }
 
     /// Adds a window: `cut` is `full` as of the window's cutoff (`index[s]`: series `s` of `cut`
@@ -59,6 +63,14 @@ impl Validation {
         season: usize,
     ) {
         debug_assert_eq!(forecasts.len(), self.forecasts.len());
+        if self.windows == 0 {
+            self.levels = forecasts.first().map(|f| f.levels.clone()).unwrap_or_default();
+        }
+        // Per member, the position of each held level in its forecast (none: its mean).
+        let positions: Vec<Vec<Option<usize>>> = forecasts
+            .iter()
+            .map(|f| self.levels.iter().map(|l| f.levels.iter().position(|x| (x - l).abs() < 1e-9)).collect())
+            .collect();
         for (s, &i) in index.iter().enumerate() {
             let history = &cut.values[s];
             let actual = &full.values[i][history.len().min(full.values[i].len())..];
@@ -74,8 +86,11 @@ impl Validation {
                 self.y.push(*y);
                 self.weight.push(1.0 / (steps as f64 * scale));
                 self.class.push(class);
-                for (out, f) in self.forecasts.iter_mut().zip(forecasts) {
-                    out.push(f.mean_at(s, h));
+                for (m, f) in forecasts.iter().enumerate() {
+                    self.forecasts[m].push(f.mean_at(s, h));
+                    for p in &positions[m] {
+                        self.quantiles[m].push(p.map_or(f.mean_at(s, h), |k| f.quantile_at(s, h, k)));
+                    }
                 }
             }
         }
@@ -95,6 +110,26 @@ impl Validation {
     /// Rows added.
     pub fn rows(&self) -> usize {
         self.y.len()
+    }
+
+    /// The actual of each row.
+    pub fn actuals(&self) -> &[f32] {
+        &self.y
+    }
+
+    /// The demand class of each row's series.
+    pub fn classes(&self) -> &[DemandClass] {
+        &self.class
+    }
+
+    /// The quantile levels held.
+    pub fn levels(&self) -> &[f64] {
+        &self.levels
+    }
+
+    /// Member `m`'s quantile forecast of row `r` at held level `k`.
+    pub fn quantile(&self, m: usize, r: usize, k: usize) -> f32 {
+        self.quantiles[m][r * self.levels.len() + k]
     }
 
     /// The MASE of each member over the rows (`None` when there are none).
@@ -166,12 +201,16 @@ pub struct Weights {
     /// Weight per member for the series of a demand class.
     #[serde(default)]
     pub by_class: BTreeMap<DemandClass, Vec<f64>>,
+    /// Per quantile level, the factor the combined quantile's distance from the combined median
+    /// is multiplied by so the level holds on the validation ([`super::calibrate`]).
+    #[serde(default)]
+    pub calibration: Vec<(f64, f64)>,
 }
 
 impl Weights {
     /// The same weight for each of `members` members (nothing to choose from).
     pub fn equal(members: usize) -> Self {
-        Self { global: vec![1.0 / members.max(1) as f64; members], by_class: BTreeMap::new() }
+        Self { global: vec![1.0 / members.max(1) as f64; members], by_class: BTreeMap::new(), calibration: Vec::new() }
     }
 
     /// The weights of a series of class `class`.
@@ -191,7 +230,7 @@ pub fn select(v: &Validation, rounds: usize, by_class: bool) -> Option<(Weights,
     let all: Vec<usize> = (0..v.rows()).collect();
     let global = select_rows(v, &all, v.pairs.values().sum(), rounds)?;
     let mut losses = BTreeMap::from([("all".to_string(), global.loss)]);
-    let mut weights = Weights { global: global.weights, by_class: BTreeMap::new() };
+    let mut weights = Weights { global: global.weights, by_class: BTreeMap::new(), calibration: Vec::new() };
     if by_class {
         for (&class, &pairs) in &v.pairs {
             if pairs < MIN_CLASS_PAIRS {
