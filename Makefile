@@ -69,6 +69,10 @@ bench-walmart: build ## Real-data benchmark: Walmart weekly sales, shelfcast's m
 bench-local: build ## The demo's local layer before/after: gbt and seasonal naive with and without closures, local calendars and the planned covariate (BENCH_LOCAL_ARGS=--series 100 …)
 	python3 benches/bench_local.py $(BENCH_LOCAL_ARGS)
 
+.PHONY: bench-demo
+bench-demo: build ## The models on the demo lake: MASE, WAPE, 80% coverage and seconds per model, scored by score.py (BENCH_DEMO_ARGS=--models … --series …)
+	python3 benches/bench_demo.py $(BENCH_DEMO_ARGS)
+
 .PHONY: bench-scale
 bench-scale: build ## Memory at scale: the nightly job on a 30,000 series × 1,900 days demo lake under memory-limit-mb (time and peak RSS per step; BENCH_SCALE_ARGS=--series 5000 …)
 	python3 benches/bench_scale.py $(BENCH_SCALE_ARGS)

@@ -963,15 +963,15 @@ async fn backtest_cmd(
     );
     let f = |v: Option<f64>| v.map_or("-".to_string(), |v| format!("{v:.3}"));
     println!(
-        "{:<16} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8} {:>7}",
-        "model", "MAE", "RMSE", "WAPE%", "sMAPE%", "MASE", "R2", "bias", "cov80", "pinball", "WRMSSE"
+        "{:<16} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8} {:>7} {:>8}",
+        "model", "MAE", "RMSE", "WAPE%", "sMAPE%", "MASE", "R2", "bias", "cov80", "pinball", "WRMSSE", "seconds"
     );
     for m in &report.models {
         let o = &m.overall;
         let pinball =
             if o.pinball.is_empty() { None } else { Some(o.pinball.values().sum::<f64>() / o.pinball.len() as f64) };
         println!(
-            "{:<16} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8} {:>7}",
+            "{:<16} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8} {:>7} {:>8.1}",
             m.model,
             f(o.mae),
             f(o.rmse),
@@ -982,7 +982,8 @@ async fn backtest_cmd(
             f(o.bias),
             f(o.coverage_80),
             f(pinball),
-            f(m.wrmsse.get("mean").copied())
+            f(m.wrmsse.get("mean").copied()),
+            m.seconds
         );
     }
     if let Some(m) = report.models.first().filter(|m| !m.wrmsse.is_empty()) {

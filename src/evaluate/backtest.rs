@@ -107,6 +107,10 @@ pub struct ModelBacktest {
     /// `mean`, averaged over the cutoffs; see [`super::hierarchy`].
     #[serde(default)]
     pub wrmsse: BTreeMap<String, f64>,
+    /// Seconds spent forecasting with it over the windows (fits and predictions; an ensemble
+    /// combining forecasts already made counts only the combining).
+    #[serde(default)]
+    pub seconds: f64,
     /// Every scored row.
     #[serde(skip)]
     pub rows: Vec<ScoredRow>,
@@ -280,7 +284,7 @@ pub fn evaluate(
     settings: &Settings,
     opts: &BacktestOptions,
     pool: &mut Pool,
-) -> Result<Vec<Vec<ScoredRow>>> {
+) -> Result<Vec<(Vec<ScoredRow>, f64)>> {
     let levels = levels(settings);
     info!(cutoff = %window.cutoff, series = window.panel.len(), scored = window.scored, "backtest window");
     let members = models::ensemble_members(settings);
@@ -306,6 +310,7 @@ pub fn evaluate(
         return Ok(Vec::new());
     }
     let mut done: Vec<(String, Forecast)> = Vec::new();
+    let mut seconds: Vec<(String, f64)> = Vec::new();
     let order = opts
         .models
         .iter()
@@ -316,6 +321,7 @@ pub fn evaluate(
             .then(|| members.iter().map(|m| done.iter().find(|(n, _)| n == m).map(|(_, f)| f)).collect())
             .flatten();
         let (series, h) = (window.panel.len(), opts.horizon);
+        let started = std::time::Instant::now();
         let f = match (name.as_str(), fitted) {
             ("median", Some(fs)) => models::median::combine(&fs, series, h, &levels),
             ("ensemble", Some(fs)) if reuse => {
@@ -326,6 +332,7 @@ pub fn evaluate(
             }
             _ => fit(name)?,
         };
+        seconds.push((name.clone(), started.elapsed().as_secs_f64()));
         done.push((name.clone(), f));
     }
     if reuse {
@@ -347,7 +354,8 @@ pub fn evaluate(
             settings.season_length,
             &mut rows,
         );
-        out.push(rows);
+        let secs = seconds.iter().find(|(n, _)| n == name).map_or(0.0, |(_, t)| *t);
+        out.push((rows, secs));
     }
     Ok(out)
 }
@@ -357,10 +365,15 @@ pub fn report(
     settings: &Settings,
     opts: &BacktestOptions,
     cutoffs: Vec<NaiveDate>,
-    per_model: Vec<Vec<ScoredRow>>,
+    per_model: Vec<(Vec<ScoredRow>, f64)>,
 ) -> BacktestReport {
     let levels = levels(settings);
-    let models = opts.models.iter().zip(per_model).map(|(name, rows)| summarise(name, rows, &levels)).collect();
+    let models = opts
+        .models
+        .iter()
+        .zip(per_model)
+        .map(|(name, (rows, seconds))| ModelBacktest { seconds, ..summarise(name, rows, &levels) })
+        .collect();
     BacktestReport { cutoffs, horizon: opts.horizon, levels, season: settings.season_length, models }
 }
 
@@ -369,11 +382,12 @@ pub fn report(
 #[instrument(skip_all, fields(windows = opts.windows, horizon = opts.horizon, step = opts.step))]
 pub fn run(full: &Panel, settings: &Settings, opts: &BacktestOptions) -> Result<BacktestReport> {
     let windows = plan(full, opts)?;
-    let mut per_model: Vec<Vec<ScoredRow>> = vec![Vec::new(); opts.models.len()];
+    let mut per_model: Vec<(Vec<ScoredRow>, f64)> = vec![(Vec::new(), 0.0); opts.models.len()];
     let mut pool = Pool::default();
     for w in warmup(full, settings, opts).iter().chain(&windows) {
-        for (acc, rows) in per_model.iter_mut().zip(evaluate(full, w, settings, opts, &mut pool)?) {
-            acc.extend(rows);
+        for (acc, (rows, secs)) in per_model.iter_mut().zip(evaluate(full, w, settings, opts, &mut pool)?) {
+            acc.0.extend(rows);
+            acc.1 += secs;
         }
     }
     let mut r = report(settings, opts, windows.iter().map(|w| w.cutoff).collect(), per_model);
@@ -429,7 +443,7 @@ pub async fn run_in_lake(
         .map(|m| models::build(m, settings).map(|b| b.needs_covariates()))
         .collect::<Result<Vec<_>>>()?;
     let windows = plan(&full, &opts)?;
-    let mut per_model: Vec<Vec<ScoredRow>> = vec![Vec::new(); opts.models.len()];
+    let mut per_model: Vec<(Vec<ScoredRow>, f64)> = vec![(Vec::new(), 0.0); opts.models.len()];
     let mut cutoffs = Vec::new();
     let mut pool = Pool::default();
     for mut w in warmup(&full, settings, &opts).into_iter().chain(windows) {
@@ -451,8 +465,9 @@ pub async fn run_in_lake(
         .await?;
         pool = p;
         let rows = rows?;
-        for (acc, r) in per_model.iter_mut().zip(rows) {
-            acc.extend(r);
+        for (acc, (r, secs)) in per_model.iter_mut().zip(rows) {
+            acc.0.extend(r);
+            acc.1 += secs;
         }
     }
     let mut r = report(settings, &opts, cutoffs, per_model);
@@ -569,6 +584,7 @@ fn summarise(name: &str, rows: Vec<ScoredRow>, levels: &[f64]) -> ModelBacktest 
         per_step,
         per_class,
         wrmsse: BTreeMap::new(),
+        seconds: 0.0,
         rows,
     }
 }

@@ -245,6 +245,7 @@ mod tests {
                     per_step: Default::default(),
                     per_class: Default::default(),
                     wrmsse: Default::default(),
+                    seconds: 0.0,
                     rows: vec![],
                 })
                 .collect(),

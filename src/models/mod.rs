@@ -147,6 +147,7 @@ pub const KNOWN: &[&str] = &[
     "seasonal_naive",
     "moving_average",
     "ets",
+    "theta",
     "croston",
     "tsb",
     "ensemble",
@@ -215,6 +216,7 @@ fn build_bare(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
         "seasonal_naive" => Box::new(baseline::SeasonalNaive::new(settings.season_length)),
         "moving_average" => Box::new(baseline::MovingAverage::new(p.moving_average.window.unwrap_or(window))),
         "ets" => Box::new(baseline::Ets::new(settings.season_length, settings.threads)),
+        "theta" => Box::new(baseline::Theta::new(settings.season_length, settings.threads)),
         "croston" => Box::new(baseline::Croston::new(p.croston.alpha.unwrap_or(0.1), baseline::CrostonVariant::Sba)),
         "tsb" => {
             Box::new(baseline::Tsb::new(p.tsb.alpha_demand.unwrap_or(0.1), p.tsb.alpha_probability.unwrap_or(0.1)))

@@ -7,6 +7,7 @@
 //! | `seasonal_naive` | value one season earlier; spread of seasonal differences |
 //! | `moving_average` | mean of the last window; spread of its one-step errors |
 //! | `ets` | exponential smoothing (Holt-Winters family), chosen per series by AICc |
+//! | `theta` | the Theta method: SES with half the linear trend as drift, on the deseasonalised series |
 //! | `croston`, `tsb` | intermittent demand: Croston/SBA and Teunter–Syntetos–Babai |
 //!
 //! Fitting runs per series in parallel over the configured threads.
@@ -17,11 +18,13 @@ mod ets;
 mod naive;
 mod optimize;
 mod seasonal_naive;
+mod theta;
 
 pub use croston::{Croston, CrostonVariant, Tsb};
 pub use ets::Ets;
 pub use naive::{MovingAverage, Naive};
 pub use seasonal_naive::SeasonalNaive;
+pub use theta::Theta;
 
 use statrs::distribution::{ContinuousCDF, Normal};
 

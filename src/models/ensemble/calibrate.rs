@@ -111,7 +111,13 @@ mod tests {
         let values = (0..series)
             .map(|s| {
                 (0..n)
-                    .map(|t| if t < n - h { 100.0 + (t % 7) as f32 + 0.01 * t as f32 } else { 100.0 + ((s * 7 + t) % 21) as f32 - 10.0 })
+                    .map(|t| {
+                        if t < n - h {
+                            100.0 + (t % 7) as f32 + 0.01 * t as f32
+                        } else {
+                            100.0 + ((s * 7 + t) % 21) as f32 - 10.0
+                        }
+                    })
                     .collect()
             })
             .collect();

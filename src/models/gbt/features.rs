@@ -32,6 +32,11 @@ pub struct Layout {
     pub lags: usize,
     /// Trailing means over these many periods.
     pub means: Vec<usize>,
+    /// Means of the same phase of the short cycle (the same weekday at a daily grain) over these
+    /// many cycles before the target period: the weekday's recent level, which one seasonal lag
+    /// reads with all its noise. Empty in models saved before they were read.
+    #[serde(default)]
+    pub phase_means: Vec<usize>,
     /// Periods over which the scale is the mean absolute value.
     pub scale_window: usize,
     /// Daily grain (day-of-week features) or weekly.
@@ -59,6 +64,9 @@ impl Layout {
     pub fn for_panel(panel: &Panel, season: usize) -> Self {
         let daily = panel.frequency == Frequency::Daily;
         let (year, lags, means) = if daily { (364, 7, vec![7, 28]) } else { (52, 4, vec![4, 13]) };
+        // A short cycle of a few periods (a week of days) repeats often enough to average; a
+        // yearly one (52 weeks) is read through the yearly lags instead.
+        let phase_means = if season.max(1) <= 14 && season > 1 { vec![4, 8] } else { Vec::new() };
         let known = panel.covariates.as_ref().map_or(0, |c| c.known_dim());
         let known_names = panel.covariates.as_ref().map_or_else(Vec::new, |c| c.known_names());
         let observed = panel.covariates.as_ref().map_or_else(Vec::new, |c| {
@@ -73,6 +81,7 @@ impl Layout {
             year,
             lags,
             means,
+            phase_means,
             scale_window: year,
             daily,
             known,
@@ -90,9 +99,20 @@ impl Layout {
 
     /// Columns per row.
     pub fn width(&self) -> usize {
-        // step, lags, means, season lag ±1 (3), year lag ±1 (3), two years, year-on-year growth,
-        // calendar (2), known covariates, observed covariates at the origin, categoricals.
-        1 + self.lags + self.means.len() + 3 + 3 + 1 + 1 + 2 + self.known + self.observed.len() + self.categorical.len()
+        // step, lags, means, season lag ±1 (3), phase means, year lag ±1 (3), two years,
+        // year-on-year growth, calendar (2), known covariates, observed covariates at the origin,
+        // categoricals.
+        1 + self.lags
+            + self.means.len()
+            + 3
+            + self.phase_means.len()
+            + 3
+            + 1
+            + 1
+            + 2
+            + self.known
+            + self.observed.len()
+            + self.categorical.len()
     }
 }
 
@@ -198,6 +218,17 @@ pub fn row(
     let back = ((h_i + m - 1) / m) * m;
     for d in -1..=1 {
         row.push(at(o_i + h_i - back + d));
+    }
+    for &cycles in &layout.phase_means {
+        let (mut sum, mut k) = (0.0, 0);
+        for c in 0..cycles as isize {
+            let v = at(o_i + h_i - back - c * m);
+            if !v.is_nan() {
+                sum += v;
+                k += 1;
+            }
+        }
+        row.push(if k > 0 { sum / k as f64 } else { MISSING });
     }
     // A year back (and two), whole cycles again when the horizon is longer than a year.
     let yr = layout.year as isize;
@@ -306,8 +337,8 @@ mod tests {
         for h in 1..=60 {
             row(&layout, &panel, &cats, 0, &y, o, h, sc, &mut r);
             assert_eq!(r.len(), layout.width());
-            // Series-derived columns: lags, means, seasonal and yearly lags.
-            let series_cols = 1 + layout.lags + layout.means.len() + 7;
+            // Series-derived columns: lags, means, seasonal lags and means, yearly lags.
+            let series_cols = 1 + layout.lags + layout.means.len() + 7 + layout.phase_means.len();
             for v in &r[1..series_cols] {
                 assert!(v.is_nan() || *v * sc <= o as f64 + 1e-9, "h={h}: read {} after origin {o}", v * sc);
             }
@@ -317,6 +348,31 @@ mod tests {
         assert!((r[1] * sc - 120.0).abs() < 1e-9);
         let season = 1 + layout.lags + layout.means.len() + 1;
         assert!((r[season] * sc - (121.0 - 52.0)).abs() < 1e-9);
+    }
+
+    #[test]
+    fn the_weekday_means_read_the_same_weekday_before_the_origin() {
+        // Daily values equal their index; the weekday means average the same weekday 1–4 and 1–8
+        // weeks before the target, moved back whole weeks to stay at or before the origin.
+        let y: Vec<f32> = (0..120).map(|i| i as f32).collect();
+        let panel = Panel::new(
+            vec![SeriesKey { item_id: "a".into(), location_id: "x".into() }],
+            vec![y.clone()],
+            NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(),
+            Frequency::Daily,
+        );
+        let mut layout = Layout::for_panel(&panel, 7);
+        assert_eq!(layout.phase_means, vec![4, 8]);
+        let cats = Categories::code(&panel, &mut layout, &mut Vec::new(), true);
+        let (o, mut r) = (100, Vec::new());
+        let at = 1 + layout.lags + layout.means.len() + 3;
+        for h in 1..=28 {
+            row(&layout, &panel, &cats, 0, &y, o, h, 1.0, &mut r);
+            assert_eq!(r.len(), layout.width());
+            let last = (o + h - 7 * h.div_ceil(7)) as f64;
+            assert!((r[at] - (last - 3.0 * 7.0 / 2.0)).abs() < 1e-9, "h={h}: {}", r[at]);
+            assert!((r[at + 1] - (last - 7.0 * 7.0 / 2.0)).abs() < 1e-9, "h={h}: {}", r[at + 1]);
+        }
     }
 
     #[test]
