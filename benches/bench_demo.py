@@ -65,7 +65,8 @@ def main() -> None:
     own = {}
     for line in out.splitlines():
         parts = line.split()
-        if parts and parts[0] in a.models.split(",") and re.match(r"^[0-9.]+$", parts[-1]):
+        # The first table only (the WRMSSE table after it starts with the names too).
+        if parts and parts[0] in a.models.split(",") and parts[0] not in own and re.match(r"^[0-9.]+$", parts[-1]):
             own[parts[0]] = float(parts[-1])
     scored = work / "score.json"
     subprocess.run([score_python(a.python), str(SHARED / "bench" / "score.py"), "--forecasts", str(fc),

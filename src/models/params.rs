@@ -75,8 +75,10 @@ impl EnsembleParams {
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct GbtParams {
-    /// Trees.
+    /// Trees (the most, with `auto-trees`).
     pub trees: Option<usize>,
+    /// Choose the number of trees on the held-out periods.
+    pub auto_trees: Option<bool>,
     /// Shrinkage per tree.
     pub learning_rate: Option<f32>,
     /// Depth per tree.
@@ -112,6 +114,7 @@ impl GbtParams {
     /// `base` with the values set here.
     pub fn apply(&self, mut c: GbtConfig) -> GbtConfig {
         c.trees = self.trees.unwrap_or(c.trees);
+        c.auto_trees = self.auto_trees.unwrap_or(c.auto_trees);
         c.learning_rate = self.learning_rate.unwrap_or(c.learning_rate);
         c.max_depth = self.max_depth.unwrap_or(c.max_depth);
         c.max_rows = self.max_rows.unwrap_or(c.max_rows);

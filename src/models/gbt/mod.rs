@@ -40,8 +40,12 @@ pub struct GbtConfig {
     pub horizon: usize,
     /// Short seasonal cycle in periods.
     pub season: usize,
-    /// Trees.
+    /// Trees (the most, with `auto-trees`).
     pub trees: usize,
+    /// Chooses the number of trees, up to `trees`, by the error on the held-out periods (in
+    /// steps of 10); the final fit on everything uses that many.
+    #[serde(default)]
+    pub auto_trees: bool,
     /// Shrinkage of each tree.
     pub learning_rate: f32,
     /// Depth of each tree.
@@ -66,7 +70,8 @@ impl GbtConfig {
         Self {
             horizon: horizon.max(1),
             season: season.max(1),
-            trees: 200,
+            trees: 300,
+            auto_trees: true,
             learning_rate: 0.1,
             max_depth: 6,
             max_rows: 1_000_000,
@@ -99,6 +104,9 @@ struct Fitted {
     /// Whether the user's covariates were kept, with the held-out errors that decided it.
     #[serde(default)]
     selection: Option<serde_json::Value>,
+    /// The number of trees chosen on the held-out periods and their error there.
+    #[serde(default)]
+    trees: Option<serde_json::Value>,
     #[serde(skip)]
     model: Option<GradientBooster>,
 }
@@ -193,10 +201,10 @@ impl Gbt {
         }
     }
 
-    fn booster(&self) -> GradientBooster {
+    fn booster(&self, trees: usize) -> GradientBooster {
         GradientBooster::default()
             .set_objective_type(ObjectiveType::SquaredLoss)
-            .set_iterations(self.config.trees)
+            .set_iterations(trees)
             .set_learning_rate(self.config.learning_rate)
             .set_max_depth(self.config.max_depth)
             .set_min_leaf_weight(MIN_LEAF_WEIGHT)
@@ -206,21 +214,46 @@ impl Gbt {
             .set_seed(self.config.seed)
     }
 
-    /// The predictions on the rows `calib` of a model trained on `train`, and their weighted mean
-    /// absolute scaled error.
-    fn held_out(&self, rows: &Rows, train: &[usize], calib: &[usize]) -> Result<(f64, Vec<f64>)> {
-        let model = self.train(rows, train)?;
+    /// A model trained on `train` and scored on the rows `calib`: the weighted mean absolute
+    /// scaled error, the predictions and the number of trees they use (with `auto-trees`, the
+    /// count, in steps of 10, whose error is lowest; otherwise all).
+    fn held_out(&self, rows: &Rows, train: &[usize], calib: &[usize]) -> Result<HeldOut> {
+        let model = self.train(rows, train, self.config.trees)?;
         let data = rows.matrix(calib);
-        let predicted = model.predict(&Matrix::new(&data, calib.len(), rows.width), true);
-        let (mut sum, mut weight) = (0.0, 0.0);
-        for (&r, p) in calib.iter().zip(&predicted) {
-            sum += rows.weight[r] * (rows.target[r] - p).abs();
-            weight += rows.weight[r];
+        let matrix = Matrix::new(&data, calib.len(), rows.width);
+        let error = |predicted: &[f64]| {
+            let (mut sum, mut weight) = (0.0, 0.0);
+            for (&r, p) in calib.iter().zip(predicted) {
+                sum += rows.weight[r] * (rows.target[r] - p).abs();
+                weight += rows.weight[r];
+            }
+            sum / weight.max(f64::MIN_POSITIVE)
+        };
+        if !self.config.auto_trees {
+            let predicted = model.predict(&matrix, self.config.threads != 1);
+            return Ok(HeldOut { error: error(&predicted), predicted, trees: model.trees.len() });
         }
-        Ok((sum / weight.max(f64::MIN_POSITIVE), predicted))
+        let mut predicted = vec![model.base_score; calib.len()];
+        let mut best = HeldOut { error: f64::INFINITY, predicted: Vec::new(), trees: 0 };
+        let n = model.trees.len();
+        for (i, tree) in model.trees.iter().enumerate() {
+            for (p, v) in predicted.iter_mut().zip(tree.predict(&matrix, self.config.threads != 1, &model.missing)) {
+                *p += v;
+            }
+            if (i + 1) % 10 == 0 || i + 1 == n {
+                let e = error(&predicted);
+                if e < best.error {
+                    best = HeldOut { error: e, predicted: predicted.clone(), trees: i + 1 };
+                }
+            }
+        }
+        if best.trees == 0 {
+            best = HeldOut { error: error(&predicted), predicted, trees: n.max(1) };
+        }
+        Ok(best)
     }
 
-    fn train(&self, rows: &Rows, keep: &[usize]) -> Result<GradientBooster> {
+    fn train(&self, rows: &Rows, keep: &[usize], trees: usize) -> Result<GradientBooster> {
         let data = rows.matrix(keep);
         let target: Vec<f64> = keep.iter().map(|&r| rows.target[r]).collect();
         // Weights averaging 1, so the least leaf weight counts rows.
@@ -228,10 +261,20 @@ impl Gbt {
         let norm = keep.len() as f64 / total.max(f64::MIN_POSITIVE);
         let weight: Vec<f64> = keep.iter().map(|&r| rows.weight[r] * norm).collect();
         let matrix = Matrix::new(&data, keep.len(), rows.width);
-        let mut booster = self.booster();
+        let mut booster = self.booster(trees);
         booster.fit(&matrix, &target, &weight, None).map_err(|e| Error::data(format!("gbt: fitting failed: {e}")))?;
         Ok(booster)
     }
+}
+
+/// A model's error on the held-out periods.
+struct HeldOut {
+    /// Weighted mean absolute scaled error.
+    error: f64,
+    /// Its predictions of the held-out rows.
+    predicted: Vec<f64>,
+    /// Trees they use.
+    trees: usize,
 }
 
 impl Forecaster for Gbt {
@@ -253,17 +296,18 @@ impl Forecaster for Gbt {
         // The user's covariates are kept only when they help on the held-out periods.
         let mut selection = None;
         // Held-out predictions of the layout chosen, when the choice made them.
-        let mut chosen: Option<Vec<f64>> = None;
+        let mut chosen: Option<HeldOut> = None;
         if layout.has_user() {
             let (calib, train): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|&r| held(&rows.index[r]));
             if !calib.is_empty() && train.len() >= 10 {
-                let (with, predicted_with) = self.held_out(&rows, &train, &calib)?;
+                let with_user = self.held_out(&rows, &train, &calib)?;
                 let mut off = layout.clone();
                 off.user_off = true;
                 let rows_off = self.rows(panel, &off, &cats);
-                let (without, predicted_without) = self.held_out(&rows_off, &train, &calib)?;
+                let without_user = self.held_out(&rows_off, &train, &calib)?;
+                let (with, without) = (with_user.error, without_user.error);
                 let keep = with <= without;
-                chosen = Some(if keep { predicted_with } else { predicted_without });
+                chosen = Some(if keep { with_user } else { without_user });
                 debug!(with, without, keep, "gbt: the user's covariates on the held-out periods");
                 selection = Some(
                     serde_json::json!({ "kept": keep, "held_out_mae_with": with, "held_out_mae_without": without }),
@@ -284,16 +328,21 @@ impl Forecaster for Gbt {
         // Held out: rows whose target falls in the last `horizon` periods of its series.
         let (calib, train): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|&r| held(&rows.index[r]));
         let mut errors = vec![Vec::new(); h_max];
+        let mut trees = self.config.trees;
+        let mut trees_card = None;
         if !calib.is_empty() && train.len() >= 10 {
-            let predicted = match chosen.take() {
-                Some(p) => p,
-                None => {
-                    let first = self.train(&rows, &train)?;
-                    let data = rows.matrix(&calib);
-                    first.predict(&Matrix::new(&data, calib.len(), rows.width), true)
-                }
+            let held_out = match chosen.take() {
+                Some(h) => h,
+                None => self.held_out(&rows, &train, &calib)?,
             };
-            for (&r, p) in calib.iter().zip(predicted) {
+            trees = held_out.trees;
+            trees_card = Some(serde_json::json!({
+                "most": self.config.trees,
+                "chosen": held_out.trees,
+                "rule": if self.config.auto_trees { "lowest held-out error, in steps of 10" } else { "fixed" },
+                "held_out_mae": held_out.error,
+            }));
+            for (&r, p) in calib.iter().zip(held_out.predicted) {
                 let (_, _, h) = rows.index[r];
                 errors[h - 1].push((rows.target[r] - p) as f32);
             }
@@ -309,10 +358,11 @@ impl Forecaster for Gbt {
             errors[h] = thin(&errors[h]);
         }
         let all: Vec<usize> = (0..rows.len()).collect();
-        let booster = self.train(&rows, &all)?;
+        let booster = self.train(&rows, &all, trees)?;
         debug!(rows = rows.len(), held_out = calib.len(), "gbt fitted");
         let json = booster.json_dump().map_err(|e| Error::data(format!("gbt: cannot serialise the trees: {e}")))?;
-        self.fitted = Some(Fitted { layout, vocab, booster: json, errors, selection, model: Some(booster) });
+        self.fitted =
+            Some(Fitted { layout, vocab, booster: json, errors, selection, trees: trees_card, model: Some(booster) });
         Ok(FitReport::new(self.name(), panel))
     }
 
@@ -397,6 +447,7 @@ impl Forecaster for Gbt {
             "inputs": { "known": fitted.layout.known_names, "observed": fitted.layout.observed },
             "user_covariates": fitted.selection,
             "trees": fitted.model.as_ref().map(|m| m.trees.len()),
+            "tree_count": fitted.trees,
         }))
     }
 
@@ -608,6 +659,21 @@ mod tests {
             first,
             "same data and seed, same forecast"
         );
+    }
+
+    #[test]
+    fn the_tree_count_is_chosen_on_the_held_out_periods_and_written_in_the_card() {
+        let horizon = 7;
+        let (panel, _) = panel(8, 120, horizon);
+        let mut auto = Gbt::new(GbtConfig { trees: 60, ..GbtConfig::new(horizon, 7) });
+        auto.fit(&panel).unwrap();
+        let card = auto.card().unwrap();
+        let chosen = card["tree_count"]["chosen"].as_u64().unwrap() as usize;
+        assert!(chosen <= 60 && chosen % 10 == 0 && chosen > 0, "{card}");
+        assert_eq!(card["trees"].as_u64().unwrap() as usize, chosen, "the final fit uses the count chosen");
+        let mut fixed = Gbt::new(GbtConfig { trees: 60, auto_trees: false, ..GbtConfig::new(horizon, 7) });
+        fixed.fit(&panel).unwrap();
+        assert_eq!(fixed.card().unwrap()["trees"], 60);
     }
 
     #[test]
