@@ -213,9 +213,10 @@ pub struct Settings {
     pub sources: BTreeMap<String, crate::ingest::source::SourceSettings>,
 }
 
-/// Models fitted when settings name none: the baselines, the two global deep models, and the
-/// median of them all; each segment publishes its backtest champion.
-pub const DEFAULT_MODELS: &[&str] = &["seasonal_naive", "ets", "tsb", "lstm", "transformer", "ensemble"];
+/// Models fitted when settings name none: the baselines, the global trees and the two global deep
+/// models, and the learned ensemble of them all; each segment publishes its backtest champion.
+pub const DEFAULT_MODELS: &[&str] =
+    &["seasonal_naive", "ets", "theta", "tsb", "gbt", "lstm", "transformer", "ensemble"];
 
 /// Storage option keys that carry secrets: refused in the file.
 const SECRET_MARKERS: &[&str] =

@@ -69,6 +69,10 @@ pub struct SelectionCard {
     pub member_mase: Vec<Option<f64>>,
     /// Validation MASE of the weighted ensemble, overall (`all`) and per class with own weights.
     pub ensemble_mase: std::collections::BTreeMap<String, f64>,
+    /// Per the same keys, whether a mix was kept rather than the best single member (a mix must
+    /// beat it by [`select::MIN_GAIN_Z`] standard errors).
+    #[serde(default)]
+    pub mixed: std::collections::BTreeMap<String, bool>,
 }
 
 /// The learned ensemble.
@@ -157,11 +161,19 @@ impl Ensemble {
 
 /// The weights a validation gives (equal weights when it holds nothing), with the card.
 pub fn learn(v: &Validation, config: &EnsembleConfig, members: usize) -> (Weights, SelectionCard) {
-    let (mut weights, losses) = select::select(v, config.rounds, config.by_class)
-        .unwrap_or_else(|| (Weights::equal(members), Default::default()));
+    let chosen = select::select(v, config.rounds, config.by_class);
+    let (mut weights, losses, mixed) = match chosen {
+        Some(c) => (c.weights, c.losses, c.mixed),
+        None => (Weights::equal(members), Default::default(), Default::default()),
+    };
     weights.calibration = calibrate::factors(v, &weights);
-    let card =
-        SelectionCard { windows: v.windows(), rows: v.rows(), member_mase: v.member_losses(), ensemble_mase: losses };
+    let card = SelectionCard {
+        windows: v.windows(),
+        rows: v.rows(),
+        member_mase: v.member_losses(),
+        ensemble_mase: losses,
+        mixed,
+    };
     (weights, card)
 }
 

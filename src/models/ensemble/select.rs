@@ -9,6 +9,11 @@
 //! and windows, so weights are chosen on the metric champions are chosen on and every series
 //! counts alike whatever its volume. Ties go to the member listed first, so a selection is
 //! deterministic.
+//!
+//! A mix is kept only when it beats the best single member clearly: the per series × window
+//! MASE gains over that member must have a mean at least [`MIN_GAIN_Z`] standard errors above 0.
+//! Otherwise the best member alone carries the weight: a gain within the noise of one validation
+//! window does not carry over to the periods after the cutoff.
 
 use std::collections::BTreeMap;
 
@@ -21,6 +26,9 @@ use crate::panel::Panel;
 
 /// Fewest series × windows of a demand class for the class to get weights of its own.
 pub const MIN_CLASS_PAIRS: usize = 30;
+
+/// Standard errors the mean gain of a mix over the best single member must reach to be kept.
+pub const MIN_GAIN_Z: f64 = 2.0;
 
 /// Validation forecasts of every member with their actuals, row by row.
 #[derive(Debug, Clone, Default)]
@@ -39,6 +47,10 @@ pub struct Validation {
     quantiles: Vec<Vec<f32>>,
     /// Series × windows held, by demand class.
     pairs: BTreeMap<DemandClass, usize>,
+    /// Per row, the series × window it belongs to (numbered from 0).
+    pair: Vec<usize>,
+    /// Series × windows held.
+    pair_count: usize,
     /// Windows held.
     windows: usize,
 }
@@ -82,8 +94,11 @@ impl Validation {
             }
             let class = classify(history, 2 * season);
             *self.pairs.entry(class).or_default() += 1;
+            let id = self.pair_count;
+            self.pair_count += 1;
             for (h, y) in actual.iter().take(steps).enumerate() {
                 self.y.push(*y);
+                self.pair.push(id);
                 self.weight.push(1.0 / (steps as f64 * scale));
                 self.class.push(class);
                 for (m, f) in forecasts.iter().enumerate() {
@@ -153,6 +168,9 @@ pub struct Selection {
     pub weights: Vec<f64>,
     /// Validation MASE of the weighted ensemble.
     pub loss: f64,
+    /// Whether a mix was kept (false: the best single member, alone or because its mix's gain
+    /// was within the noise).
+    pub mixed: bool,
 }
 
 /// Greedy selection over the rows `rows` of `v` (which hold `pairs` series × windows), `rounds`
@@ -190,7 +208,46 @@ fn select_rows(v: &Validation, rows: &[usize], pairs: usize, rounds: usize) -> O
     }
     let (loss, counts) = best?;
     let total = counts.iter().sum::<usize>() as f64;
-    Some(Selection { weights: counts.iter().map(|c| *c as f64 / total).collect(), loss })
+    let weights: Vec<f64> = counts.iter().map(|c| *c as f64 / total).collect();
+    // The best single member (the first of equals, as the first round picks).
+    let single =
+        (0..members).min_by(|a, b| single_loss(v, rows, pairs, *a).total_cmp(&single_loss(v, rows, pairs, *b)))?;
+    let alone: Vec<f64> = (0..members).map(|m| if m == single { 1.0 } else { 0.0 }).collect();
+    if weights == alone {
+        return Some(Selection { weights, loss, mixed: false });
+    }
+    if gain_z(v, rows, &weights, single) >= MIN_GAIN_Z {
+        Some(Selection { weights, loss, mixed: true })
+    } else {
+        Some(Selection { weights: alone, loss: single_loss(v, rows, pairs, single), mixed: false })
+    }
+}
+
+/// MASE of member `m` alone over `rows`.
+fn single_loss(v: &Validation, rows: &[usize], pairs: usize, m: usize) -> f64 {
+    loss_of(v, rows, pairs, |r| v.forecasts[m][r] as f64).unwrap_or(f64::INFINITY)
+}
+
+/// The mean per series × window gain (scaled absolute error) of the mix `weights` over member
+/// `single`, in standard errors of that mean.
+fn gain_z(v: &Validation, rows: &[usize], weights: &[f64], single: usize) -> f64 {
+    let mut gains: BTreeMap<usize, f64> = BTreeMap::new();
+    for &r in rows {
+        let y = v.y[r] as f64;
+        let mix: f64 = weights.iter().enumerate().map(|(m, w)| w * v.forecasts[m][r] as f64).sum();
+        let g = v.weight[r] * ((y - v.forecasts[single][r] as f64).abs() - (y - mix).abs());
+        *gains.entry(v.pair[r]).or_default() += g;
+    }
+    let n = gains.len() as f64;
+    if n < 2.0 {
+        return 0.0;
+    }
+    let mean = gains.values().sum::<f64>() / n;
+    let var = gains.values().map(|g| (g - mean).powi(2)).sum::<f64>() / (n - 1.0);
+    if var <= 0.0 {
+        return if mean > 0.0 { f64::INFINITY } else { 0.0 };
+    }
+    mean / (var / n).sqrt()
 }
 
 /// Ensemble weights: for every series, or per demand class where a class had enough validation.
@@ -224,12 +281,24 @@ impl Weights {
     }
 }
 
+/// What [`select`] chose.
+#[derive(Debug, Clone)]
+pub struct Chosen {
+    /// The weights.
+    pub weights: Weights,
+    /// Validation MASE of the weighted ensemble: overall (`all`) and per class with own weights.
+    pub losses: BTreeMap<String, f64>,
+    /// Per the same keys, whether a mix was kept (false: the best single member alone).
+    pub mixed: BTreeMap<String, bool>,
+}
+
 /// The selection over every row and, with `by_class`, per demand class with at least
 /// [`MIN_CLASS_PAIRS`] series × windows; `None` when `v` holds no row.
-pub fn select(v: &Validation, rounds: usize, by_class: bool) -> Option<(Weights, BTreeMap<String, f64>)> {
+pub fn select(v: &Validation, rounds: usize, by_class: bool) -> Option<Chosen> {
     let all: Vec<usize> = (0..v.rows()).collect();
     let global = select_rows(v, &all, v.pairs.values().sum(), rounds)?;
     let mut losses = BTreeMap::from([("all".to_string(), global.loss)]);
+    let mut mixed = BTreeMap::from([("all".to_string(), global.mixed)]);
     let mut weights = Weights { global: global.weights, by_class: BTreeMap::new(), calibration: Vec::new() };
     if by_class {
         for (&class, &pairs) in &v.pairs {
@@ -239,11 +308,12 @@ pub fn select(v: &Validation, rounds: usize, by_class: bool) -> Option<(Weights,
             let rows: Vec<usize> = all.iter().copied().filter(|&r| v.class[r] == class).collect();
             if let Some(s) = select_rows(v, &rows, pairs, rounds) {
                 losses.insert(class_name(class), s.loss);
+                mixed.insert(class_name(class), s.mixed);
                 weights.by_class.insert(class, s.weights);
             }
         }
     }
-    Some((weights, losses))
+    Some(Chosen { weights, losses, mixed })
 }
 
 /// The snake-case name of a demand class.
@@ -289,18 +359,44 @@ mod tests {
 
         let mut v = Validation::new(2);
         v.push(&cut, &index, &full, &[&flat, &exact], h, 7);
-        let (w, losses) = select(&v, 20, false).unwrap();
-        assert_eq!(w.global, vec![0.0, 1.0]);
-        assert!(losses["all"] < 1e-9);
+        let c = select(&v, 20, false).unwrap();
+        assert_eq!(c.weights.global, vec![0.0, 1.0]);
+        assert!(c.losses["all"] < 1e-9);
+        assert!(!c.mixed["all"]);
 
         // Neither biased member is right alone; their even mix is exact.
         let mut v = Validation::new(3);
         v.push(&cut, &index, &full, &[&flat, &high, &low], h, 7);
-        let (w, losses) = select(&v, 20, false).unwrap();
-        assert_eq!(w.global, vec![0.0, 0.5, 0.5]);
-        assert!(losses["all"] < 1e-6, "{losses:?}");
+        let c = select(&v, 20, false).unwrap();
+        assert_eq!(c.weights.global, vec![0.0, 0.5, 0.5]);
+        assert!(c.losses["all"] < 1e-6, "{:?}", c.losses);
+        assert!(c.mixed["all"]);
         let alone = v.member_losses();
         assert!(alone[1].unwrap() > 0.1 && alone[2].unwrap() > 0.1);
+    }
+
+    #[test]
+    fn a_mix_whose_gain_is_within_the_noise_gives_way_to_the_best_member() {
+        // Two members one unit high everywhere, except that the second is one unit low on one
+        // series of forty: their even mix is exact on that series and no better elsewhere. It
+        // lowers the validation loss, but one series is no evidence.
+        let (h, full) = (7, full(40, 70));
+        let (cut, index) = full.cut(h);
+        let truth = |s: usize, step: usize| full.values[index[s]][cut.values[s].len() + step];
+        let a = forecast(&cut, h, |s, step| truth(s, step) + 1.0);
+        let b = forecast(&cut, h, |s, step| truth(s, step) + if s == 0 { -1.0 } else { 1.0 });
+        let mut v = Validation::new(2);
+        v.push(&cut, &index, &full, &[&a, &b], h, 7);
+        let c = select(&v, 20, false).unwrap();
+        assert!(!c.mixed["all"], "{c:?}");
+        assert_eq!(c.weights.global, vec![1.0, 0.0]);
+        // The same gain on every series is evidence: the mix is kept.
+        let low = forecast(&cut, h, |s, step| truth(s, step) - 1.0);
+        let mut v = Validation::new(2);
+        v.push(&cut, &index, &full, &[&a, &low], h, 7);
+        let c = select(&v, 20, false).unwrap();
+        assert!(c.mixed["all"]);
+        assert_eq!(c.weights.global, vec![0.5, 0.5]);
     }
 
     #[test]
