@@ -24,19 +24,7 @@ import subprocess
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-SHARED = ROOT.parent / "shared"
-BIN = ROOT / "target" / "release" / "shelfcast"
-
-
-def score_python(given: str | None) -> str:
-    if given:
-        return given
-    cached = Path(os.path.expanduser("~/.cache/shelfcast/pyscore/bin/python"))
-    if cached.exists():
-        return str(cached)
-    out = subprocess.run(["bash", str(SHARED / "bench" / "setup.sh")], capture_output=True, text=True, check=True)
-    return out.stdout.strip().splitlines()[-1]
+from benchlib import BIN, SHARED, score_python
 
 
 def main() -> None:

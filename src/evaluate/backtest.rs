@@ -133,11 +133,7 @@ pub struct BacktestReport {
 
 /// The quantile levels a backtest scores: the configured ones plus 0.1, 0.5 and 0.9.
 pub fn levels(settings: &Settings) -> Vec<f64> {
-    let mut l = settings.quantiles.clone();
-    l.extend([0.1, 0.5, 0.9]);
-    l.sort_by(f64::total_cmp);
-    l.dedup_by(|a, b| (*a - *b).abs() < 1e-12);
-    l
+    models::scored_levels(settings)
 }
 
 /// The panel as of `cutoff`: every series cut after it; series without history by then dropped.

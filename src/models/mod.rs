@@ -180,14 +180,22 @@ pub fn ensemble_members(settings: &Settings) -> Vec<String> {
     names
 }
 
+/// The quantile levels forecasts are scored at: the configured ones plus 0.1, 0.5 and 0.9 (the
+/// 80% interval and the median).
+pub fn scored_levels(settings: &Settings) -> Vec<f64> {
+    let mut l = settings.quantiles.clone();
+    l.extend([0.1, 0.5, 0.9]);
+    l.sort_by(f64::total_cmp);
+    l.dedup_by(|a, b| (*a - *b).abs() < 1e-12);
+    l
+}
+
 /// How the learned ensemble learns, from settings (`[model.ensemble]`).
 pub fn ensemble_config(settings: &Settings) -> ensemble::EnsembleConfig {
-    let mut levels = settings.quantiles.clone();
-    levels.extend([0.1, 0.5, 0.9]);
-    levels.sort_by(f64::total_cmp);
-    levels.dedup_by(|a, b| (*a - *b).abs() < 1e-12);
-    let base =
-        ensemble::EnsembleConfig { levels, ..ensemble::EnsembleConfig::new(settings.horizon, settings.season_length) };
+    let base = ensemble::EnsembleConfig {
+        levels: scored_levels(settings),
+        ..ensemble::EnsembleConfig::new(settings.horizon, settings.season_length)
+    };
     settings.model.ensemble.apply(base)
 }
 

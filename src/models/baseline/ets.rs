@@ -14,13 +14,10 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::optimize::{bounded, nelder_mead};
-use super::{normal_quantiles, per_series};
+use super::{normal_quantiles, per_series, recent, series_key};
 use crate::error::Result;
 use crate::models::{FitReport, Forecast, Forecaster};
-use crate::panel::{Panel, SeriesKey};
-
-/// Most recent periods used to fit (older history adds cost, not accuracy).
-const MAX_FIT_PERIODS: usize = 730;
+use crate::panel::Panel;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 enum Trend {
@@ -238,10 +235,6 @@ fn fit_one(y: &[f64], m: usize) -> Fit {
     })
 }
 
-fn recent(y: &[f32]) -> Vec<f64> {
-    y[y.len().saturating_sub(MAX_FIT_PERIODS)..].iter().map(|v| *v as f64).collect()
-}
-
 /// The ETS model: one fitted specification and parameter set per series.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Ets {
@@ -249,10 +242,6 @@ pub struct Ets {
     #[serde(skip)]
     threads: usize,
     fits: HashMap<String, Fit>,
-}
-
-fn key(k: &SeriesKey) -> String {
-    format!("{}\u{1f}{}", k.item_id, k.location_id)
 }
 
 impl Ets {
@@ -273,7 +262,7 @@ impl Forecaster for Ets {
             let y = recent(&panel.values[s]);
             if y.len() < 2 || y.iter().all(|v| *v == y[0]) { None } else { Some(fit_one(&y, m)) }
         });
-        self.fits = panel.keys.iter().zip(fits).filter_map(|(k, f)| f.map(|f| (key(k), f))).collect();
+        self.fits = panel.keys.iter().zip(fits).filter_map(|(k, f)| f.map(|f| (series_key(k), f))).collect();
         Ok(FitReport::new(self.name(), panel))
     }
 
@@ -283,7 +272,7 @@ impl Forecaster for Ets {
         let mut qs = vec![0.0f32; levels.len()];
         for (s, k) in panel.keys.iter().enumerate() {
             let y = recent(&panel.values[s]);
-            let fitted = self.fits.get(&key(k)).and_then(|f| f.filter(&y, m).map(|(_, st)| (f, st)));
+            let fitted = self.fits.get(&series_key(k)).and_then(|f| f.filter(&y, m).map(|(_, st)| (f, st)));
             let Some((fit, state)) = fitted else {
                 // Constant, too short or unseen: repeat the last value, no spread.
                 let last = y.last().copied().unwrap_or(0.0);

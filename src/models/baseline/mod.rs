@@ -28,6 +28,20 @@ pub use theta::Theta;
 
 use statrs::distribution::{ContinuousCDF, Normal};
 
+/// Most recent periods the per-series smoothing models fit on (older history adds cost, not
+/// accuracy).
+const MAX_FIT_PERIODS: usize = 730;
+
+/// The last [`MAX_FIT_PERIODS`] values of a series, as f64.
+fn recent(y: &[f32]) -> Vec<f64> {
+    y[y.len().saturating_sub(MAX_FIT_PERIODS)..].iter().map(|v| *v as f64).collect()
+}
+
+/// The key a per-series fit is stored under.
+fn series_key(k: &crate::panel::SeriesKey) -> String {
+    format!("{}\u{1f}{}", k.item_id, k.location_id)
+}
+
 /// The empirical `level` quantile of sorted values (linear interpolation, as numpy's default).
 pub fn quantile_sorted(sorted: &[f32], level: f64) -> f32 {
     if sorted.is_empty() {

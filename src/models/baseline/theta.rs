@@ -21,13 +21,10 @@ use std::collections::HashMap;
 use serde::{Deserialize, Serialize};
 
 use super::optimize::nelder_mead;
-use super::{normal_quantiles, per_series};
+use super::{normal_quantiles, per_series, recent, series_key};
 use crate::error::Result;
 use crate::models::{FitReport, Forecast, Forecaster};
-use crate::panel::{Panel, SeriesKey};
-
-/// Most recent periods used (older history adds cost, not accuracy).
-const MAX_FIT_PERIODS: usize = 730;
+use crate::panel::Panel;
 
 /// The seasonal component of a series.
 #[derive(Debug, Clone, PartialEq)]
@@ -157,10 +154,6 @@ struct Fit {
     alpha: f64,
 }
 
-fn recent(y: &[f32]) -> Vec<f64> {
-    y[y.len().saturating_sub(MAX_FIT_PERIODS)..].iter().map(|v| *v as f64).collect()
-}
-
 fn fit_one(y: &[f64], m: usize) -> Fit {
     let season = Seasonal::of(y, m);
     let x: Vec<f64> = y.iter().enumerate().map(|(t, v)| season.remove(t, *v)).collect();
@@ -175,10 +168,6 @@ pub struct Theta {
     #[serde(skip)]
     threads: usize,
     fits: HashMap<String, Fit>,
-}
-
-fn key(k: &SeriesKey) -> String {
-    format!("{}\u{1f}{}", k.item_id, k.location_id)
 }
 
 impl Theta {
@@ -199,7 +188,7 @@ impl Forecaster for Theta {
             let y = recent(&panel.values[s]);
             (y.len() >= 3 && y.iter().any(|v| *v != y[0])).then(|| fit_one(&y, m))
         });
-        self.fits = panel.keys.iter().zip(fits).filter_map(|(k, f)| f.map(|f| (key(k), f))).collect();
+        self.fits = panel.keys.iter().zip(fits).filter_map(|(k, f)| f.map(|f| (series_key(k), f))).collect();
         Ok(FitReport::new(self.name(), panel))
     }
 
@@ -208,7 +197,7 @@ impl Forecaster for Theta {
         let mut qs = vec![0.0f32; levels.len()];
         for (s, k) in panel.keys.iter().enumerate() {
             let y = recent(&panel.values[s]);
-            let Some(fit) = self.fits.get(&key(k)).filter(|_| y.len() >= 3) else {
+            let Some(fit) = self.fits.get(&series_key(k)).filter(|_| y.len() >= 3) else {
                 // Constant, too short or unseen: repeat the last value, no spread.
                 let last = y.last().copied().unwrap_or(0.0);
                 for h in 0..horizon {

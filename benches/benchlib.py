@@ -1,0 +1,21 @@
+"""Helpers the benchmark scripts share."""
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+SHARED = ROOT.parent / "shared"
+BIN = ROOT / "target" / "release" / "shelfcast"
+
+
+def score_python(given: str | None) -> str:
+    """A python with pandas and pyarrow for score.py: `given`, the cached one, or set up now."""
+    if given:
+        return given
+    cached = Path(os.path.expanduser("~/.cache/shelfcast/pyscore/bin/python"))
+    if cached.exists():
+        return str(cached)
+    out = subprocess.run(["bash", str(SHARED / "bench" / "setup.sh")], capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
