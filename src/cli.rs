@@ -20,6 +20,7 @@ use shelfcast::jobs::runner::{RunEnv, Shutdown};
 use shelfcast::jobs::scheduler;
 use shelfcast::jobs::{JobSpec, StepKind, runner};
 use shelfcast::lake::Lake;
+use shelfcast::progress;
 use shelfcast::query::{self, Format};
 use shelfcast::settings::{self, Frequency, Overrides, Settings};
 use shelfcast::{engine, models};
@@ -319,6 +320,16 @@ pub fn init_tracing(verbose: u8, quiet: bool) {
         .init();
 }
 
+/// How often progress lines are written when standard error is not a terminal:
+/// `SHELFCAST_PROGRESS_EVERY` (a duration such as `10s`), 30 s by default.
+fn progress_every() -> anyhow::Result<Duration> {
+    match std::env::var("SHELFCAST_PROGRESS_EVERY") {
+        Ok(v) => humantime::parse_duration(&v)
+            .with_context(|| format!("SHELFCAST_PROGRESS_EVERY = `{v}` is not a duration (e.g. `30s`)")),
+        Err(_) => Ok(Duration::from_secs(30)),
+    }
+}
+
 /// Runs the parsed command.
 pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let cwd = std::env::current_dir().context("cannot read the working directory")?;
@@ -339,6 +350,14 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     let lake = Lake::open(&settings.lake, &settings.storage)?;
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let show_progress = !cli.quiet && std::io::stderr().is_terminal();
+    if !cli.quiet {
+        let observer: Arc<dyn progress::Observer> = if show_progress {
+            Arc::new(progress::Bars::new())
+        } else {
+            Arc::new(progress::Lines::new(Box::new(std::io::stderr()), progress_every()?))
+        };
+        progress::install(observer);
+    }
     let models_given = cli.models.is_some();
     match cli.command {
         Command::Init { .. } => unreachable!("handled above"),
@@ -437,8 +456,8 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             factors_cmd(&settings, &lake, clock.as_ref(), cutoff, write, importance).await
         }
         Command::Explain { item, location, cutoff } => explain_cmd(&settings, &lake, &item, location, cutoff).await,
-        Command::Run { job, date } => run_cmd(settings, lake, clock, &job, date, show_progress).await,
-        Command::Backfill { job, from, to } => backfill_cmd(settings, lake, clock, &job, from, to, show_progress).await,
+        Command::Run { job, date } => run_cmd(settings, lake, clock, &job, date).await,
+        Command::Backfill { job, from, to } => backfill_cmd(settings, lake, clock, &job, from, to).await,
         Command::Schedule { jobs, grace } => schedule_cmd(settings, lake, clock, &jobs, grace).await,
         Command::Runs { job, last } => runs_cmd(&lake, job.as_deref(), last).await,
         Command::Report { run, output } => report_cmd(&settings, &lake, clock.as_ref(), run, output).await,
@@ -446,7 +465,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Jobs { command: JobsCommand::List } => list_cmd(&settings, &lake, clock.as_ref()).await,
         Command::Train { date } => {
             let job = JobSpec::adhoc("train", &[StepKind::Checks, StepKind::Features, StepKind::Train]);
-            run_spec(settings, lake, clock, job, "(train)", date, show_progress).await
+            run_spec(settings, lake, clock, job, "(train)", date).await
         }
         Command::Predict { date } => {
             let job = JobSpec::adhoc(
@@ -460,21 +479,10 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                     StepKind::Notify,
                 ],
             );
-            run_spec(settings, lake, clock, job, "(predict)", date, show_progress).await
+            run_spec(settings, lake, clock, job, "(predict)", date).await
         }
         Command::Backtest { windows, horizon, step, export, export_actuals } => {
-            backtest_cmd(
-                &settings,
-                &lake,
-                clock.as_ref(),
-                windows,
-                horizon,
-                step,
-                export,
-                export_actuals,
-                show_progress,
-            )
-            .await
+            backtest_cmd(&settings, &lake, clock.as_ref(), windows, horizon, step, export, export_actuals).await
         }
     }
 }
@@ -486,17 +494,6 @@ fn init(path: &PathBuf, force: bool) -> anyhow::Result<()> {
     std::fs::write(path, settings::DEFAULT_FILE).with_context(|| format!("cannot write {}", path.display()))?;
     println!("wrote {}", path.display());
     Ok(())
-}
-
-fn spinner(show: bool) -> ProgressBar {
-    if !show {
-        return ProgressBar::hidden();
-    }
-    let pb = ProgressBar::new_spinner();
-    pb.set_draw_target(ProgressDrawTarget::stderr());
-    pb.set_style(ProgressStyle::with_template("{spinner} {elapsed:>4} {msg}").expect("valid template"));
-    pb.enable_steady_tick(Duration::from_millis(120));
-    pb
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -724,11 +721,10 @@ async fn run_cmd(
     clock: Arc<dyn Clock>,
     job_name: &str,
     date: Option<NaiveDate>,
-    show: bool,
 ) -> anyhow::Result<()> {
     let job = JobSpec::load(&settings.jobs_dir, job_name)?;
     let origin = job.origin.clone();
-    run_spec(settings, lake, clock, job, &origin, date, show).await
+    run_spec(settings, lake, clock, job, &origin, date).await
 }
 
 /// A run environment for this process: its stop signals wired, and the step-delay test hook.
@@ -783,7 +779,6 @@ async fn run_spec(
     job: JobSpec,
     origin: &str,
     date: Option<NaiveDate>,
-    show: bool,
 ) -> anyhow::Result<()> {
     let job_name = job.name.clone();
     for m in &settings.models {
@@ -792,11 +787,10 @@ async fn run_spec(
         }
     }
     let started = Instant::now();
-    let pb = spinner(show);
     let env = run_env(settings.clone(), lake.clone(), clock);
-    let progress = |step: &str| pb.set_message(format!("{job_name}: {step}"));
-    let result = runner::run_job(&env, &job, date, Trigger::Manual, &progress).await;
-    pb.finish_and_clear();
+    let step = |step: &str| progress::set_step(&format!("{job_name}: {step}"));
+    let result = runner::run_job(&env, &job, date, Trigger::Manual, &step).await;
+    progress::set_step("");
     let report = result.with_context(|| format!("job `{job_name}` ({origin}) failed"))?;
     let s = &report.summary;
     let unit = match settings.frequency {
@@ -851,10 +845,40 @@ async fn run_spec(
             r.source, r.table, r.rows_written, r.rows_quarantined
         );
     }
+    for note in &s.notes {
+        println!("  note        {note}");
+    }
     if let Some(r) = &s.report {
         println!("  report      {r}");
     }
+    print_step_times(&report);
     Ok(())
+}
+
+/// Where a run's time went: each step's seconds and share of the run, longest first.
+fn print_step_times(report: &RunReport) {
+    let times: Vec<(&str, f64)> = report
+        .steps
+        .iter()
+        .filter_map(|st| {
+            let (a, b) = (st.started_at?, st.ended_at?);
+            Some((st.name.as_str(), (b - a).num_milliseconds().max(0) as f64 / 1000.0))
+        })
+        .collect();
+    let total: f64 = times.iter().map(|(_, t)| t).sum();
+    if times.is_empty() || total <= 0.0 {
+        return;
+    }
+    let mut line = String::new();
+    let mut sorted = times.clone();
+    sorted.sort_by(|a, b| b.1.total_cmp(&a.1));
+    for (name, t) in sorted {
+        if !line.is_empty() {
+            line.push_str(", ");
+        }
+        line.push_str(&format!("{name} {t:.1} s ({:.0}%)", 100.0 * t / total));
+    }
+    println!("  time        {line}");
 }
 
 /// The job a run id names (`<job>-<YYYYMMDDTHHMMSSmmmZ>-<hex>`), when it has that form.
@@ -925,22 +949,26 @@ async fn backtest_cmd(
     step: Option<usize>,
     export: Option<PathBuf>,
     export_actuals: Option<PathBuf>,
-    show: bool,
 ) -> anyhow::Result<()> {
     use shelfcast::evaluate::backtest::{self, BacktestOptions};
     let horizon = horizon.unwrap_or(settings.horizon);
     let opts = BacktestOptions { windows, horizon, step: step.unwrap_or(horizon), models: settings.models.clone() };
     let started = Instant::now();
-    let pb = spinner(show);
-    pb.set_message("backtest: reading the lake");
+    progress::set_step("backtest: reading the lake");
     let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
     let run_id = format!("backtest-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
     shelfcast::quality::run(&ctx, lake, &settings.quality, clock.today(), clock.today(), &run_id, clock).await?;
     let (full, last) = backtest::full_panel(&ctx, settings).await?;
-    pb.set_message(format!("backtest: {} windows × {} models over {} series", windows, opts.models.len(), full.len()));
+    progress::set_step(&format!(
+        "backtest: {} windows × {} models over {} series",
+        windows,
+        opts.models.len(),
+        full.len()
+    ));
     let full = Arc::new(full);
-    let report = backtest::run_in_lake(&ctx, lake, Arc::clone(&full), settings, &opts, &run_id, clock).await?;
-    pb.finish_and_clear();
+    let report = backtest::run_in_lake(&ctx, lake, Arc::clone(&full), settings, &opts, &run_id, clock).await;
+    progress::set_step("");
+    let report = report?;
     let mut extra = serde_json::Map::new();
     extra.insert("last_sales_date".into(), last.to_string().into());
     let rows = backtest::store(lake, &run_id, &report, extra, clock).await?;
@@ -1005,21 +1033,19 @@ async fn backfill_cmd(
     job_name: &str,
     from: NaiveDate,
     to: NaiveDate,
-    show: bool,
 ) -> anyhow::Result<()> {
     let job = JobSpec::load(&settings.jobs_dir, job_name)?;
     let env = run_env(settings, lake, clock);
-    let pb = spinner(show);
     let started = Instant::now();
-    let progress = |step: &str| pb.set_message(format!("{job_name}: {step}"));
+    let step = |step: &str| progress::set_step(&format!("{job_name}: {step}"));
     let on_date = |day: NaiveDate, o: &DateOutcome| {
-        pb.suspend(|| match o {
+        progress::suspend(|| match o {
             DateOutcome::Ran { run_id } => println!("{day}  succeeded       {run_id}"),
             DateOutcome::AlreadyDone { run_id } => println!("{day}  already done    {run_id}"),
         })
     };
-    let result = backfill::backfill(&env, &job, from, to, &progress, &on_date).await;
-    pb.finish_and_clear();
+    let result = backfill::backfill(&env, &job, from, to, &step, &on_date).await;
+    progress::set_step("");
     let done = result.with_context(|| {
         format!("backfill of `{job_name}` stopped; `shelfcast runs --job {job_name}` shows the failed run, and the same command resumes")
     })?;

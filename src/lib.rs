@@ -23,6 +23,7 @@
 //!   stability against the previous run, webhook notifications.
 //! - [`plan`]: reorder points, order-up-to levels and orders from the forecasts (`replenishment/`).
 //! - [`report`]: the run report (HTML with inline SVG charts, Markdown, JSON), read back from the lake.
+//! - [`progress`]: long work counted (epochs, windows, fits) and shown as bars or log lines.
 //! - [`jobs`]: job files, due times, the runner (leases, retries, records), the scheduler, run history.
 
 #![warn(missing_docs)]
@@ -42,6 +43,7 @@ pub mod lake;
 pub mod models;
 pub mod panel;
 pub mod plan;
+pub mod progress;
 pub mod publish;
 pub mod quality;
 pub mod query;

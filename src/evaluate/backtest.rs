@@ -249,6 +249,33 @@ impl Pool {
         members: &[String],
         config: &models::ensemble::EnsembleConfig,
     ) -> models::ensemble::Weights {
+        self.learn(full, w.from_end, members, config).0
+    }
+
+    /// The learned ensemble's weights at the end of `full` (the cutoff the nightly then fits
+    /// at), when the pool holds every validation window that fitting there would use: the
+    /// backtest's last windows, one to `config.windows` horizons before the end.
+    pub fn weights_at_end(
+        &self,
+        full: &Panel,
+        members: &[String],
+        config: &models::ensemble::EnsembleConfig,
+    ) -> Option<models::ensemble::Learned> {
+        let complete = (1..=config.windows).all(|k| self.windows.iter().any(|w| w.from_end == k * config.horizon));
+        if !complete {
+            return None;
+        }
+        let (weights, card) = self.learn(full, 0, members, config);
+        Some(models::ensemble::Learned { weights, card })
+    }
+
+    fn learn(
+        &self,
+        full: &Panel,
+        cutoff_from_end: usize,
+        members: &[String],
+        config: &models::ensemble::EnsembleConfig,
+    ) -> (models::ensemble::Weights, models::ensemble::SelectionCard) {
         let earlier: Vec<models::ensemble::Earlier<'_>> = self
             .windows
             .iter()
@@ -265,7 +292,7 @@ impl Pool {
                 })
             })
             .collect();
-        models::ensemble::weights_from(full, &earlier, w.from_end, config, members.len()).0
+        models::ensemble::weights_from(full, &earlier, cutoff_from_end, config, members.len())
     }
 }
 
@@ -287,15 +314,20 @@ pub fn evaluate(
     let reuse = ensemble_reuses_windows(settings, opts);
     let config = models::ensemble::EnsembleConfig { horizon: opts.horizon, ..models::ensemble_config(settings) };
     let fit = |name: &str| -> Result<Forecast> {
+        let _fitting = crate::progress::Task::start(format!("fit {name}"), 0);
         let mut model = models::build(name, settings)?;
         model.fit(&window.panel)?;
         model.predict(&window.panel, opts.horizon, &levels)
     };
     if !window.scored {
         let mut fs = Vec::new();
+        let task = crate::progress::Task::start("warm-up models", members.len() as u64);
         for m in &members {
             match fit(m) {
-                Ok(f) => fs.push((m.clone(), f)),
+                Ok(f) => {
+                    fs.push((m.clone(), f));
+                    task.inc(1);
+                }
                 Err(e) => {
                     tracing::warn!(cutoff = %window.cutoff, model = %m, error = %e, "validation window left out");
                     return Ok(Vec::new());
@@ -312,6 +344,7 @@ pub fn evaluate(
         .iter()
         .filter(|m| !models::is_ensemble(m))
         .chain(opts.models.iter().filter(|m| models::is_ensemble(m)));
+    let task = crate::progress::Task::start("window models", opts.models.len() as u64);
     for name in order {
         let fitted: Option<Vec<&Forecast>> = models::is_ensemble(name)
             .then(|| members.iter().map(|m| done.iter().find(|(n, _)| n == m).map(|(_, f)| f)).collect())
@@ -330,6 +363,7 @@ pub fn evaluate(
         };
         seconds.push((name.clone(), started.elapsed().as_secs_f64()));
         done.push((name.clone(), f));
+        task.inc(1);
     }
     if reuse {
         let fs = done.iter().filter(|(n, _)| members.contains(n)).cloned().collect();
@@ -380,11 +414,14 @@ pub fn run(full: &Panel, settings: &Settings, opts: &BacktestOptions) -> Result<
     let windows = plan(full, opts)?;
     let mut per_model: Vec<(Vec<ScoredRow>, f64)> = vec![(Vec::new(), 0.0); opts.models.len()];
     let mut pool = Pool::default();
-    for w in warmup(full, settings, opts).iter().chain(&windows) {
+    let warm = warmup(full, settings, opts);
+    let task = crate::progress::Task::start("backtest windows", (warm.len() + windows.len()) as u64);
+    for w in warm.iter().chain(&windows) {
         for (acc, (rows, secs)) in per_model.iter_mut().zip(evaluate(full, w, settings, opts, &mut pool)?) {
             acc.0.extend(rows);
             acc.1 += secs;
         }
+        task.inc(1);
     }
     let mut r = report(settings, opts, windows.iter().map(|w| w.cutoff).collect(), per_model);
     add_hierarchy(&mut r, full, &HashMap::new());
@@ -431,6 +468,20 @@ pub async fn run_in_lake(
     token: &str,
     clock: &dyn crate::clock::Clock,
 ) -> Result<BacktestReport> {
+    Ok(run_in_lake_pooled(ctx, lake, full, settings, opts, token, clock).await?.0)
+}
+
+/// [`run_in_lake`], also giving the member forecasts it kept for the learned ensemble (see
+/// [`Pool::weights_at_end`]).
+pub async fn run_in_lake_pooled(
+    ctx: &datafusion::prelude::SessionContext,
+    lake: &crate::lake::Lake,
+    full: std::sync::Arc<Panel>,
+    settings: &Settings,
+    opts: &BacktestOptions,
+    token: &str,
+    clock: &dyn crate::clock::Clock,
+) -> Result<(BacktestReport, Pool)> {
     let mut opts = opts.clone();
     opts.models.retain(|m| m != "torchscript");
     let needs = opts
@@ -442,7 +493,9 @@ pub async fn run_in_lake(
     let mut per_model: Vec<(Vec<ScoredRow>, f64)> = vec![(Vec::new(), 0.0); opts.models.len()];
     let mut cutoffs = Vec::new();
     let mut pool = Pool::default();
-    for mut w in warmup(&full, settings, &opts).into_iter().chain(windows) {
+    let warm = warmup(&full, settings, &opts);
+    let task = crate::progress::Task::start("backtest windows", (warm.len() + windows.len()) as u64);
+    for mut w in warm.into_iter().chain(windows) {
         if w.scored {
             cutoffs.push(w.cutoff);
         }
@@ -465,10 +518,11 @@ pub async fn run_in_lake(
             acc.0.extend(r);
             acc.1 += secs;
         }
+        task.inc(1);
     }
     let mut r = report(settings, &opts, cutoffs, per_model);
     add_hierarchy(&mut r, &full, &item_categories(ctx).await?);
-    Ok(r)
+    Ok((r, pool))
 }
 
 #[allow(clippy::too_many_arguments)]

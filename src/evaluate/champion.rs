@@ -10,6 +10,7 @@
 
 use std::collections::BTreeMap;
 
+use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::backtest::{BacktestReport, Scores};
@@ -78,6 +79,15 @@ pub struct ChampionSettings {
     /// Backtest windows of the nightly job (0: no backtest, publish the first model).
     #[serde(default = "default_windows")]
     pub windows: usize,
+    /// How often a job's backtest step runs: when the last backtest (same models, horizon and
+    /// windows) is younger than this at the run's cutoff, the step keeps its champions and the
+    /// learned ensemble keeps its weights. `0s`: every run.
+    #[serde(default = "default_backtest_every", with = "crate::settings::duration")]
+    pub backtest_every: std::time::Duration,
+}
+
+fn default_backtest_every() -> std::time::Duration {
+    std::time::Duration::from_secs(7 * 86_400)
 }
 
 fn default_margin() -> f64 {
@@ -95,6 +105,7 @@ impl Default for ChampionSettings {
             margin: default_margin(),
             segment_by: SegmentBy::default(),
             windows: default_windows(),
+            backtest_every: default_backtest_every(),
         }
     }
 }
@@ -140,6 +151,49 @@ pub struct Registry {
     pub segments: BTreeMap<String, Champion>,
     /// Every decision, oldest first.
     pub history: Vec<Decision>,
+    /// The backtest the champions come from.
+    #[serde(default)]
+    pub last_backtest: Option<BacktestStamp>,
+}
+
+/// Which backtest decided: when, of which models, over what.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct BacktestStamp {
+    /// The run that ran it.
+    pub run_id: String,
+    /// Its cutoff (the last period of data it saw).
+    pub cutoff: NaiveDate,
+    /// Models backtested.
+    pub models: Vec<String>,
+    /// Periods forecast at each window.
+    pub horizon: usize,
+    /// Windows scored.
+    pub windows: usize,
+}
+
+impl BacktestStamp {
+    /// Why a backtest at `cutoff` of `models` need not run again (`None`: it must): the stamp's is
+    /// of the same models, horizon and windows, at a cutoff no later than `cutoff` and less than
+    /// `every` before it.
+    pub fn still_fresh(
+        &self,
+        cutoff: NaiveDate,
+        models: &[String],
+        horizon: usize,
+        windows: usize,
+        every: std::time::Duration,
+    ) -> Option<String> {
+        let age = (cutoff - self.cutoff).num_days();
+        let same = self.models == models && self.horizon == horizon && self.windows == windows;
+        (same && age >= 0 && (age as u64) * 86_400 < every.as_secs()).then(|| {
+            format!(
+                "backtest kept: run {} at cutoff {} ({age} day(s) before this cutoff; backtest-every = {})",
+                self.run_id,
+                self.cutoff,
+                humantime::format_duration(every)
+            )
+        })
+    }
 }
 
 impl Registry {

@@ -503,7 +503,7 @@ fn measure_window(
     let learned: Option<Learned> = if opts.models.iter().any(|m| m == "ensemble") {
         let mut e = models::learned_ensemble(settings)?;
         let refs: Vec<&dyn Forecaster> = fitted.iter().map(|f| f.model.as_ref()).collect();
-        e.fit_reusing(&w.panel, &refs)?;
+        e.fit_reusing(&w.panel, &models::Reuse::fitted(&refs))?;
         let weights = e.weights().cloned().unwrap_or_else(|| models::ensemble::Weights::equal(members.len()));
         let classes = models::ensemble::classes(&w.panel, &weights, settings.season_length);
         Some((weights, classes))

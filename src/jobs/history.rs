@@ -152,6 +152,9 @@ pub struct RunSummary {
     pub notifications: Option<crate::publish::notify::NotifyMetrics>,
     /// What `ingest` steps appended.
     pub ingested: Vec<crate::ingest::pull::IngestReport>,
+    /// What the run decided not to redo, and why (e.g. a backtest kept from an earlier run).
+    #[serde(default)]
+    pub notes: Vec<String>,
 }
 
 /// The record of one run, stored in `runs/`.

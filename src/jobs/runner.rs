@@ -172,6 +172,9 @@ struct State {
     panel: Option<Arc<Panel>>,
     models: Vec<Box<dyn Forecaster>>,
     forecasts: Vec<Forecast>,
+    /// The learned ensemble's weights at the cutoff, from the member forecasts of a backtest
+    /// step that ran before the train step (its windows are the validation fitting would redo).
+    ensemble_weights: Option<crate::models::ensemble::Learned>,
 }
 
 /// Rows a step read and wrote.
@@ -500,14 +503,18 @@ async fn run_step(
                 attach_covariates(env, params, panel_for(env, params).await?, needs_covariates(&built)).await?,
             );
             let mut fitted: Vec<Box<dyn Forecaster>> = Vec::new();
+            let task = crate::progress::Task::start("models fitted", built.len() as u64);
             for model in built {
+                let _fitting = crate::progress::Task::start(format!("fit {}", model.name()), 0);
                 // An ensemble takes the members fitted above on this panel as they are rather
                 // than fitting each again.
                 let p = Arc::clone(&panel);
+                let learned = state.ensemble_weights.clone();
                 let (m, fit, back) = tokio::task::spawn_blocking(move || {
                     let mut model = model;
                     let refs: Vec<&dyn Forecaster> = fitted.iter().map(|m| m.as_ref()).collect();
-                    let fit = match model.fit_reusing(&p, &refs) {
+                    let reuse = crate::models::Reuse { fitted: &refs, ensemble: learned.as_ref() };
+                    let fit = match model.fit_reusing(&p, &reuse) {
                         Ok(Some(fit)) => {
                             info!(model = model.name(), "members fitted above reused");
                             Ok(fit)
@@ -539,6 +546,7 @@ async fn run_step(
                 use_model(report, model.name(), run_id);
                 report.summary.fits.push(fit);
                 fitted.push(model);
+                task.inc(1);
             }
             report.summary.series = panel.len();
             let obs = panel.observations() as u64;
@@ -588,6 +596,17 @@ async fn run_step(
             if c.windows == 0 {
                 return Ok((None, None));
             }
+            let mut registry = Registry::read(&env.lake).await?;
+            let kept = registry
+                .last_backtest
+                .as_ref()
+                .and_then(|st| st.still_fresh(params.cutoff, &s.models, s.horizon, c.windows, c.backtest_every));
+            if let Some(note) = kept {
+                info!(reason = %note, "backtest skipped");
+                state.ensemble_weights = stored_ensemble_weights(env).await;
+                report.summary.notes.push(note);
+                return Ok((None, None));
+            }
             let panel = match state.panel.clone() {
                 Some(p) => p,
                 None => Arc::new(panel_for(env, params).await?),
@@ -595,21 +614,37 @@ async fn run_step(
             let opts =
                 BacktestOptions { windows: c.windows, horizon: s.horizon, step: s.horizon, models: s.models.clone() };
             let bt =
-                match backtest::run_in_lake(ctx, &env.lake, Arc::clone(&panel), s, &opts, run_id, env.clock.as_ref())
-                    .await
-                {
-                    Ok(bt) => bt,
-                    Err(Error::Data(msg)) => {
-                        // Too little history for the windows: keep the champions as they are.
-                        warn!(reason = %msg, "backtest skipped");
-                        return Ok((Some(panel.observations() as u64), None));
+                backtest::run_in_lake_pooled(ctx, &env.lake, Arc::clone(&panel), s, &opts, run_id, env.clock.as_ref())
+                    .await;
+            let bt = match bt {
+                Ok((bt, pool)) => {
+                    if s.models.iter().any(|m| m == "ensemble") {
+                        let members = crate::models::ensemble_members(s);
+                        let config = crate::models::ensemble::EnsembleConfig {
+                            horizon: s.horizon,
+                            ..crate::models::ensemble_config(s)
+                        };
+                        state.ensemble_weights = pool.weights_at_end(&panel, &members, &config);
                     }
-                    Err(e) => return Err(e),
-                };
+                    bt
+                }
+                Err(Error::Data(msg)) => {
+                    // Too little history for the windows: keep the champions as they are.
+                    warn!(reason = %msg, "backtest skipped");
+                    return Ok((Some(panel.observations() as u64), None));
+                }
+                Err(e) => return Err(e),
+            };
             let rows = backtest::store(&env.lake, run_id, &bt, serde_json::Map::new(), env.clock.as_ref()).await?;
             let n = rows.num_rows() as u64;
-            let mut registry = Registry::read(&env.lake).await?;
             let decisions = registry.decide(&bt, c, run_id);
+            registry.last_backtest = Some(crate::evaluate::champion::BacktestStamp {
+                run_id: run_id.to_string(),
+                cutoff: params.cutoff,
+                models: s.models.clone(),
+                horizon: s.horizon,
+                windows: c.windows,
+            });
             registry.write(&env.lake).await?;
             report.champions = decisions;
             Ok((Some(panel.observations() as u64), Some(n)))
@@ -786,6 +821,25 @@ fn needs_covariates(models: &[Box<dyn Forecaster>]) -> bool {
 }
 
 /// The panel of the `target` feature table at the cutoff.
+/// The learned ensemble's weights as last stored, when `ensemble` is configured and its stored
+/// members are the configured ones; their selection card says where they were kept from.
+async fn stored_ensemble_weights(env: &RunEnv) -> Option<crate::models::ensemble::Learned> {
+    if !env.settings.models.iter().any(|m| m == "ensemble") {
+        return None;
+    }
+    let mut e = crate::models::learned_ensemble(&env.settings).ok()?;
+    match store::load_latest(&env.lake, &mut e).await {
+        Ok(card) => e.learned().map(|mut l| {
+            l.card.source = format!("kept from version {} (cutoff {})", card.version, card.cutoff);
+            l
+        }),
+        Err(err) => {
+            info!(error = %err, "no stored ensemble weights to keep: the ensemble validates again");
+            None
+        }
+    }
+}
+
 async fn panel_for(env: &RunEnv, params: FeatureParams) -> Result<Panel> {
     let dir = layout::features(queries::TARGET.name, params.cutoff);
     let end = params.cutoff - Duration::days(params.frequency.days() - 1);

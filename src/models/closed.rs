@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::{FitReport, Forecast, Forecaster};
+use super::{FitReport, Forecast, Forecaster, Reuse};
 use crate::error::Result;
 use crate::panel::Panel;
 use crate::panel::closures::{FULLY_CLOSED, impute};
@@ -70,8 +70,8 @@ impl Forecaster for Closed {
         self.inner.fit(&prepared(panel))
     }
 
-    fn fit_reusing(&mut self, panel: &Panel, fitted: &[&dyn Forecaster]) -> Result<Option<FitReport>> {
-        self.inner.fit_reusing(&prepared(panel), fitted)
+    fn fit_reusing(&mut self, panel: &Panel, reuse: &Reuse<'_>) -> Result<Option<FitReport>> {
+        self.inner.fit_reusing(&prepared(panel), reuse)
     }
 
     fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast> {

@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{FitReport, Forecast, Forecaster};
+use super::{FitReport, Forecast, Forecaster, Reuse};
 use crate::error::{Error, Result};
 use crate::panel::Panel;
 
@@ -83,11 +83,11 @@ impl Forecaster for Median {
         Ok(FitReport::new(self.name(), panel))
     }
 
-    fn fit_reusing(&mut self, panel: &Panel, fitted: &[&dyn Forecaster]) -> Result<Option<FitReport>> {
+    fn fit_reusing(&mut self, panel: &Panel, reuse: &Reuse<'_>) -> Result<Option<FitReport>> {
         let members = self
             .members
             .iter()
-            .map(|m| fitted.iter().find(|f| f.name() == m.name()).copied())
+            .map(|m| reuse.fitted.iter().find(|f| f.name() == m.name()).copied())
             .collect::<Option<Vec<&dyn Forecaster>>>();
         let Some(members) = members else { return Ok(None) };
         self.load(&state_of(&members)?)?;

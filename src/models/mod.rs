@@ -99,6 +99,23 @@ impl Forecast {
     }
 }
 
+/// What a fit can take from work already done in the same run.
+#[derive(Clone, Copy, Default)]
+pub struct Reuse<'a> {
+    /// Models already fitted on this same panel.
+    pub fitted: &'a [&'a dyn Forecaster],
+    /// The learned ensemble's weights for this panel's end, from member forecasts made at
+    /// earlier cutoffs (a backtest's windows in the same run).
+    pub ensemble: Option<&'a ensemble::Learned>,
+}
+
+impl<'a> Reuse<'a> {
+    /// Reuses models already fitted on the same panel.
+    pub fn fitted(fitted: &'a [&'a dyn Forecaster]) -> Self {
+        Self { fitted, ensemble: None }
+    }
+}
+
 /// A forecasting model.
 pub trait Forecaster: std::fmt::Debug + Send {
     /// The registry name (`seasonal_naive`, …).
@@ -121,11 +138,12 @@ pub trait Forecaster: std::fmt::Debug + Send {
         None
     }
 
-    /// Fits on `panel` taking the members it shares with `fitted` (models already fitted on this
-    /// same panel) as they are; `None` when the model has nothing to reuse (the caller fits it).
-    /// The learned ensemble uses it so the nightly does not fit its members twice.
-    fn fit_reusing(&mut self, panel: &Panel, fitted: &[&dyn Forecaster]) -> Result<Option<FitReport>> {
-        let _ = (panel, fitted);
+    /// Fits on `panel` taking what `reuse` holds (members already fitted on this same panel,
+    /// ensemble weights already learnt for its end) as it is; `None` when the model has nothing
+    /// to reuse (the caller fits it). The ensembles use it so the nightly does not fit their
+    /// members twice, nor again at a validation cutoff its backtest already fitted them at.
+    fn fit_reusing(&mut self, panel: &Panel, reuse: &Reuse<'_>) -> Result<Option<FitReport>> {
+        let _ = (panel, reuse);
         Ok(None)
     }
 

@@ -665,6 +665,7 @@ mod tests {
                 decision("r2", "all", Some("ets"), "tsb", false),
                 decision("r3", "all", Some("ets"), "tsb", true),
             ],
+            last_backtest: None,
         };
         let s = champion_section(&registry, "r2");
         assert_eq!(s.decisions.len(), 1);

@@ -238,3 +238,88 @@ async fn the_trained_ensemble_reuses_its_fitted_members() {
     assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{weights:?}");
     assert_eq!(card["validation"]["windows"], 1);
 }
+
+/// With the backtest before the train step (the nightly's order), the trained ensemble takes its
+/// weights from the backtest's last windows instead of fitting its members again at the same
+/// cutoff, and forecasts exactly what fitting it on its own gives.
+#[tokio::test]
+async fn the_trained_ensemble_takes_its_weights_from_the_backtest_run_before_it() {
+    use shelfcast::jobs::{JobSpec, StepKind, Trigger, run_job};
+    use shelfcast::models::{self, store};
+    let lake = Lake::in_memory();
+    demo_lake(&lake, 6).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let file = SettingsFile {
+        models: Some(vec!["ets".into(), "tsb".into(), "ensemble".into()]),
+        horizon: Some(14),
+        ..Default::default()
+    };
+    let s = settings("memory:///", dir.path(), file);
+    let env = env(s.clone(), &lake, &clock);
+    let job = JobSpec::adhoc("nightly", &[StepKind::Checks, StepKind::Features, StepKind::Backtest, StepKind::Train]);
+    run_job(&env, &job, Some(date("2026-04-01")), Trigger::Manual, &|_| {}).await.unwrap();
+
+    let cutoff = date("2026-03-31");
+    let (_, batches) = shelfcast::lake::dataset::read(&lake, &layout::features("target", cutoff)).await.unwrap();
+    let panel = shelfcast::panel::Panel::from_batches(&batches, Frequency::Daily, cutoff).unwrap();
+    let mut stored = models::build("ensemble", &s).unwrap();
+    store::load_latest(&lake, stored.as_mut()).await.unwrap();
+    let card = stored.card().unwrap();
+    assert_eq!(card["validation"]["source"], "backtest", "{card}");
+    let mut fresh = models::build("ensemble", &s).unwrap();
+    fresh.fit(&panel).unwrap();
+    assert_eq!(fresh.card().unwrap()["validation"]["source"], "inner split");
+    assert_eq!(card["weights"], fresh.card().unwrap()["weights"]);
+    let levels = [0.1, 0.5, 0.9];
+    let (a, b) = (stored.predict(&panel, 14, &levels).unwrap(), fresh.predict(&panel, 14, &levels).unwrap());
+    assert_eq!(format!("{a:?}"), format!("{b:?}"));
+}
+
+/// The nightly backtests once per `backtest-every`: the night after, it keeps the champions and
+/// the learned ensemble keeps its stored weights, and the run record says so; `0s` backtests
+/// every night.
+#[tokio::test]
+async fn the_nightly_backtests_on_its_schedule_and_keeps_champions_and_weights_between() {
+    use shelfcast::evaluate::champion::{ChampionSettings, Registry};
+    use shelfcast::models::{self, store};
+    let run_twice = |every: std::time::Duration| async move {
+        let lake = Lake::in_memory();
+        demo_lake(&lake, 6).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = SettingsFile {
+            models: Some(vec!["ets".into(), "tsb".into(), "ensemble".into()]),
+            horizon: Some(7),
+            champion: Some(ChampionSettings { backtest_every: every, ..Default::default() }),
+            ..Default::default()
+        };
+        let s = settings("memory:///", dir.path(), file);
+        let env = env(s.clone(), &lake, &clock());
+        let first = nightly(&env, date("2026-03-31")).await.unwrap();
+        let mut e = models::learned_ensemble(&s).unwrap();
+        store::load_latest(&lake, &mut e).await.unwrap();
+        let first_weights = e.learned().unwrap().weights;
+        let second = nightly(&env, date("2026-04-01")).await.unwrap();
+        let mut e = models::learned_ensemble(&s).unwrap();
+        store::load_latest(&lake, &mut e).await.unwrap();
+        let registry = Registry::read(&lake).await.unwrap();
+        (first, second, first_weights, e.learned().unwrap(), registry)
+    };
+
+    let (first, second, weights, kept, registry) = run_twice(std::time::Duration::from_secs(7 * 86_400)).await;
+    assert!(!first.champions.is_empty() && first.summary.notes.is_empty(), "{:?}", first.summary.notes);
+    assert!(second.champions.is_empty(), "no backtest, no decisions: {:?}", second.champions);
+    assert_eq!(second.summary.notes.len(), 1, "{:?}", second.summary.notes);
+    let note = &second.summary.notes[0];
+    assert!(note.starts_with("backtest kept") && note.contains(&first.run_id), "{note}");
+    assert!(kept.card.source.starts_with("kept from version"), "{}", kept.card.source);
+    assert_eq!(kept.weights.global, weights.global);
+    assert_eq!(registry.last_backtest.unwrap().run_id, first.run_id);
+    // Published all the same, by the champions of the first night.
+    assert!(second.summary.forecast_rows > 0);
+
+    let (_, second, _, learned, registry) = run_twice(std::time::Duration::ZERO).await;
+    assert!(!second.champions.is_empty() && second.summary.notes.is_empty(), "{:?}", second.summary.notes);
+    assert_eq!(learned.card.source, "backtest");
+    assert_eq!(registry.last_backtest.unwrap().run_id, second.run_id);
+}

@@ -27,7 +27,7 @@ use tracing::{debug, info};
 pub use select::{Validation, Weights};
 
 use super::baseline::classify::{DemandClass, classify};
-use super::{FitReport, Forecast, Forecaster};
+use super::{FitReport, Forecast, Forecaster, Reuse};
 use crate::error::{Error, Result};
 use crate::panel::Panel;
 
@@ -73,6 +73,10 @@ pub struct SelectionCard {
     /// beat it by [`select::MIN_GAIN_Z`] standard errors).
     #[serde(default)]
     pub mixed: std::collections::BTreeMap<String, bool>,
+    /// Where the validation forecasts came from: `inner split` (members fitted again on the
+    /// panel cut before its end) or `backtest` (the same run's backtest windows at those cutoffs).
+    #[serde(default)]
+    pub source: String,
 }
 
 /// The learned ensemble.
@@ -117,6 +121,11 @@ impl Ensemble {
         self.weights.as_ref()
     }
 
+    /// The weights learnt by the last fit (or loaded) with what the selection saw.
+    pub fn learned(&self) -> Option<Learned> {
+        Some(Learned { weights: self.weights.clone()?, card: self.selection.clone()? })
+    }
+
     /// Fits fresh members at each validation cutoff before `panel`'s end and collects their
     /// forecasts. A window where a member cannot fit (too short a history) is left out.
     fn validate(&self, panel: &Panel) -> Result<Validation> {
@@ -128,10 +137,15 @@ impl Ensemble {
                 continue;
             }
             let mut forecasts = Vec::new();
+            let task = crate::progress::Task::start("ensemble validation fits", self.members.len() as u64);
             for mut m in (self.build)()? {
+                let _fitting = crate::progress::Task::start(format!("fit {}", m.name()), 0);
                 let f = m.fit(&inner).and_then(|_| m.predict(&inner, h, &self.config.levels));
                 match f {
-                    Ok(f) => forecasts.push(f),
+                    Ok(f) => {
+                        forecasts.push(f);
+                        task.inc(1);
+                    }
                     Err(e) => {
                         debug!(member = m.name(), window = k, error = %e, "ensemble: validation window left out");
                         break;
@@ -148,15 +162,28 @@ impl Ensemble {
     /// Sets the weights from a validation.
     fn learn(&mut self, v: &Validation) {
         let (weights, card) = learn(v, &self.config, self.members.len());
+        self.set(Learned { weights, card });
+    }
+
+    fn set(&mut self, learned: Learned) {
         info!(
-            weights = ?weights.global,
+            weights = ?learned.weights.global,
             members = ?self.members.iter().map(|m| m.name()).collect::<Vec<_>>(),
-            windows = v.windows(),
+            windows = learned.card.windows,
             "ensemble weights"
         );
-        self.weights = Some(weights);
-        self.selection = Some(card);
+        self.weights = Some(learned.weights);
+        self.selection = Some(learned.card);
     }
+}
+
+/// Weights learnt on a validation, with what the selection saw.
+#[derive(Debug, Clone)]
+pub struct Learned {
+    /// The weights.
+    pub weights: Weights,
+    /// What the selection saw, for the card.
+    pub card: SelectionCard,
 }
 
 /// The weights a validation gives (equal weights when it holds nothing), with the card.
@@ -173,6 +200,7 @@ pub fn learn(v: &Validation, config: &EnsembleConfig, members: usize) -> (Weight
         member_mase: v.member_losses(),
         ensemble_mase: losses,
         mixed,
+        source: "inner split".into(),
     };
     (weights, card)
 }
@@ -209,7 +237,9 @@ pub fn weights_from(
             v.push(e.panel, e.index, full, &e.forecasts, h, config.season);
         }
     }
-    learn(&v, config, members)
+    let (weights, mut card) = learn(&v, config, members);
+    card.source = "backtest".into();
+    (weights, card)
 }
 
 /// The weighted combination of the members' forecasts (member order), each series weighted by
@@ -271,18 +301,39 @@ impl Forecaster for Ensemble {
         Ok(FitReport::new(self.name(), panel))
     }
 
-    fn fit_reusing(&mut self, panel: &Panel, fitted: &[&dyn Forecaster]) -> Result<Option<FitReport>> {
+    fn fit_reusing(&mut self, panel: &Panel, reuse: &Reuse<'_>) -> Result<Option<FitReport>> {
         let states = self
             .members
             .iter()
-            .map(|m| fitted.iter().find(|f| f.name() == m.name()).map(|f| f.save()).transpose())
+            .map(|m| reuse.fitted.iter().find(|f| f.name() == m.name()).map(|f| f.save()).transpose())
             .collect::<Result<Option<Vec<_>>>>()?;
-        let Some(states) = states else { return Ok(None) };
-        let v = self.validate(panel)?;
-        for (m, state) in self.members.iter_mut().zip(states) {
-            m.load(&state)?;
+        if states.is_none() && reuse.ensemble.is_none() {
+            return Ok(None);
         }
-        self.learn(&v);
+        let learned = match reuse.ensemble {
+            Some(l) if l.weights.global.len() == self.members.len() => {
+                info!(windows = l.card.windows, "ensemble weights from this run's backtest windows");
+                l.clone()
+            }
+            _ => {
+                let v = self.validate(panel)?;
+                let (weights, card) = learn(&v, &self.config, self.members.len());
+                Learned { weights, card }
+            }
+        };
+        match states {
+            Some(states) => {
+                for (m, state) in self.members.iter_mut().zip(states) {
+                    m.load(&state)?;
+                }
+            }
+            None => {
+                for m in &mut self.members {
+                    m.fit(panel)?;
+                }
+            }
+        }
+        self.set(learned);
         Ok(Some(FitReport::new(self.name(), panel)))
     }
 

@@ -266,6 +266,7 @@ pub fn train(
     let mut stale = 0;
     let mut step = 0;
     let (mut seen, started) = (0usize, Instant::now());
+    let task = crate::progress::Task::start(format!("{name} epochs"), cfg.epochs as u64);
     for epoch in 1..=cfg.epochs {
         let t0 = Instant::now();
         let samples = sampler.draw(&mut rng, per_epoch);
@@ -286,6 +287,7 @@ pub fn train(
         let train_loss = sum / samples.len().max(1) as f64;
         report.train_loss.push(train_loss);
         report.epochs = epoch;
+        task.inc(1);
         let rate = samples.len() as f64 / t0.elapsed().as_secs_f64().max(1e-9);
         // Without validation windows the last epoch's weights are kept.
         let val = evaluate(net, windows, validation, cfg, &levels)?;
