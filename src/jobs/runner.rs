@@ -39,7 +39,7 @@ use crate::features::{self, FeatureParams, queries};
 use crate::lake::lease::{Acquired, Lease, LeaseState};
 use crate::lake::{Lake, dataset, layout};
 use crate::models::baseline::classify::classify;
-use crate::models::{self, Forecast, Forecaster, store};
+use crate::models::{self, Forecast, Forecaster, store, warm};
 use crate::panel::{Covariates, Panel};
 use crate::plan::replenish;
 use crate::publish::notify;
@@ -510,24 +510,44 @@ async fn run_step(
                 // than fitting each again.
                 let p = Arc::clone(&panel);
                 let learned = state.ensemble_weights.clone();
-                let (m, fit, back) = tokio::task::spawn_blocking(move || {
+                // A deep model continues its newest stored version when it can (a warm start).
+                let start = match model.warm_starts() {
+                    true => Some(warm::choose(&env.lake, model.name(), params.cutoff, &s.train).await?),
+                    false => None,
+                };
+                let (epochs, cutoff) = (s.train.fine_tune_epochs, params.cutoff);
+                let (m, fit, back, lineage) = tokio::task::spawn_blocking(move || {
                     let mut model = model;
                     let refs: Vec<&dyn Forecaster> = fitted.iter().map(|m| m.as_ref()).collect();
                     let reuse = crate::models::Reuse { fitted: &refs, ensemble: learned.as_ref() };
-                    let fit = match model.fit_reusing(&p, &reuse) {
-                        Ok(Some(fit)) => {
-                            info!(model = model.name(), "members fitted above reused");
-                            Ok(fit)
-                        }
-                        Ok(None) => model.fit(&p),
-                        Err(e) => Err(e),
+                    let (fit, lineage) = match start {
+                        Some(start) => match fit_started(model.as_mut(), &p, start, epochs, cutoff) {
+                            Ok((fit, lineage)) => (Ok(fit), Some(lineage)),
+                            Err(e) => (Err(e), None),
+                        },
+                        None => match model.fit_reusing(&p, &reuse) {
+                            Ok(Some(fit)) => {
+                                info!(model = model.name(), "members fitted above reused");
+                                (Ok(fit), None)
+                            }
+                            Ok(None) => (model.fit(&p), None),
+                            Err(e) => (Err(e), None),
+                        },
                     };
-                    (model, fit, fitted)
+                    (model, fit, fitted, lineage)
                 })
                 .await?;
                 let model = m;
                 fitted = back;
                 let fit = fit?;
+                if let Some(l) = &lineage {
+                    let note = match &l.parent {
+                        Some(parent) => format!("{}: warm start from {parent} ({})", model.name(), l.reason),
+                        None => format!("{}: full retrain ({})", model.name(), l.reason),
+                    };
+                    info!(model = model.name(), mode = %l.mode, reason = %l.reason, "train");
+                    report.summary.notes.push(note);
+                }
                 let card = store::ModelCard {
                     model: model.name().to_string(),
                     version: run_id.to_string(),
@@ -541,6 +561,7 @@ async fn run_step(
                     details: model.card().unwrap_or_else(
                         || serde_json::json!({ "horizon": s.horizon, "season_length": s.season_length }),
                     ),
+                    lineage,
                 };
                 store::save(&env.lake, model.as_ref(), &card).await?;
                 use_model(report, model.name(), run_id);
@@ -821,6 +842,38 @@ fn needs_covariates(models: &[Box<dyn Forecaster>]) -> bool {
 }
 
 /// The panel of the `target` feature table at the cutoff.
+/// Fits `model` as `start` says: continuing the parent for at most `epochs` epochs, or from
+/// scratch (also when the model finds the parent incompatible); with the lineage for its card.
+fn fit_started(
+    model: &mut dyn Forecaster,
+    panel: &Panel,
+    start: warm::Start,
+    epochs: usize,
+    cutoff: chrono::NaiveDate,
+) -> Result<(crate::models::FitReport, warm::Lineage)> {
+    match start {
+        warm::Start::Full(reason) => Ok((model.fit(panel)?, warm::Lineage::full(cutoff, reason))),
+        warm::Start::Warm { card, state, full_retrain_cutoff } => match model.fit_warm(panel, &state, epochs)? {
+            crate::models::Warm::Continued(fit) => {
+                let lineage = warm::Lineage {
+                    mode: "warm".into(),
+                    reason: format!("fine-tuned at most {epochs} epochs from cutoff {}", card.cutoff),
+                    parent: Some(card.version.clone()),
+                    full_retrain_cutoff,
+                };
+                Ok((fit, lineage))
+            }
+            crate::models::Warm::Incompatible(why) => Ok((
+                model.fit(panel)?,
+                warm::Lineage::full(cutoff, format!("the stored {} does not fit: {why}", card.version)),
+            )),
+            crate::models::Warm::Unsupported => {
+                Ok((model.fit(panel)?, warm::Lineage::full(cutoff, "the model has no warm start")))
+            }
+        },
+    }
+}
+
 /// The learned ensemble's weights as last stored, when `ensemble` is configured and its stored
 /// members are the configured ones; their selection card says where they were kept from.
 async fn stored_ensemble_weights(env: &RunEnv) -> Option<crate::models::ensemble::Learned> {

@@ -5,7 +5,7 @@
 
 use std::borrow::Cow;
 
-use super::{FitReport, Forecast, Forecaster, Reuse};
+use super::{FitReport, Forecast, Forecaster, Reuse, Warm};
 use crate::error::Result;
 use crate::panel::Panel;
 use crate::panel::closures::{FULLY_CLOSED, impute};
@@ -72,6 +72,14 @@ impl Forecaster for Closed {
 
     fn fit_reusing(&mut self, panel: &Panel, reuse: &Reuse<'_>) -> Result<Option<FitReport>> {
         self.inner.fit_reusing(&prepared(panel), reuse)
+    }
+
+    fn warm_starts(&self) -> bool {
+        self.inner.warm_starts()
+    }
+
+    fn fit_warm(&mut self, panel: &Panel, parent: &[u8], epochs: usize) -> Result<Warm> {
+        self.inner.fit_warm(&prepared(panel), parent, epochs)
     }
 
     fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast> {

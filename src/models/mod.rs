@@ -13,6 +13,7 @@ pub mod median;
 pub mod nn;
 pub mod params;
 pub mod store;
+pub mod warm;
 
 use serde::Serialize;
 
@@ -99,6 +100,17 @@ impl Forecast {
     }
 }
 
+/// What a warm start did.
+#[derive(Debug)]
+pub enum Warm {
+    /// The model has no warm start: fit it from scratch.
+    Unsupported,
+    /// The parent does not fit this panel or configuration (why): fit from scratch.
+    Incompatible(String),
+    /// Continued from the parent.
+    Continued(FitReport),
+}
+
 /// What a fit can take from work already done in the same run.
 #[derive(Clone, Copy, Default)]
 pub struct Reuse<'a> {
@@ -145,6 +157,19 @@ pub trait Forecaster: std::fmt::Debug + Send {
     fn fit_reusing(&mut self, panel: &Panel, reuse: &Reuse<'_>) -> Result<Option<FitReport>> {
         let _ = (panel, reuse);
         Ok(None)
+    }
+
+    /// Continues `parent` (a state this model saved after fitting at an earlier cutoff) on
+    /// `panel` for at most `epochs` epochs instead of fitting from scratch (a warm start). Models
+    /// that fit cheaply from scratch leave it [`Warm::Unsupported`].
+    fn fit_warm(&mut self, panel: &Panel, parent: &[u8], epochs: usize) -> Result<Warm> {
+        let _ = (panel, parent, epochs);
+        Ok(Warm::Unsupported)
+    }
+
+    /// Whether [`Forecaster::fit_warm`] can continue a stored version (the deep models).
+    fn warm_starts(&self) -> bool {
+        false
     }
 
     /// Whether the model reads the panel's covariates (callers load them before fitting).

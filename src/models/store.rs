@@ -4,7 +4,7 @@
 //! The state is written first, the card second and the pointer last, so a reader following
 //! `latest.json` always finds a complete checkpoint.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
@@ -35,6 +35,9 @@ pub struct ModelCard {
     pub state_bytes: usize,
     /// Anything else the trainer wants recorded (configuration, scaling, validation loss, …).
     pub details: serde_json::Value,
+    /// Trained from scratch or continued from a parent version, and why.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lineage: Option<super::warm::Lineage>,
 }
 
 #[derive(Debug, Serialize, Deserialize)]
@@ -71,6 +74,31 @@ async fn write_checkpoint(lake: &Lake, state: Vec<u8>, mut card: ModelCard) -> R
     let latest = serde_json::to_vec(&Latest { version: card.version.clone() })?;
     lake.put(&layout::model_latest(&card.model), latest.into()).await?;
     Ok(())
+}
+
+/// The newest stored version of `name` trained at a cutoff before `cutoff` (the latest written
+/// among those of the same cutoff), with its state; `None` when there is none.
+pub async fn newest_before(lake: &Lake, name: &str, cutoff: NaiveDate) -> Result<Option<(ModelCard, bytes::Bytes)>> {
+    let mut best: Option<ModelCard> = None;
+    for meta in lake.list(&Path::from_iter(["models", name])).await? {
+        if meta.location.filename() != Some("card.json") {
+            continue;
+        }
+        let Ok(card) = serde_json::from_slice::<ModelCard>(&lake.get(&meta.location).await?) else { continue };
+        let Ok(at) = NaiveDate::parse_from_str(&card.cutoff, "%Y-%m-%d") else { continue };
+        let newer =
+            best.as_ref().is_none_or(|b| (card.cutoff.as_str(), card.created_at) > (b.cutoff.as_str(), b.created_at));
+        if at < cutoff && newer {
+            best = Some(card);
+        }
+    }
+    match best {
+        Some(card) => {
+            let state = lake.get(&state_path(&card.model, &card.version)).await?;
+            Ok(Some((card, state)))
+        }
+        None => Ok(None),
+    }
 }
 
 /// Loads the latest checkpoint of `model` into it (a model built by the registry under the same name).

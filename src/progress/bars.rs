@@ -53,11 +53,17 @@ impl Observer for Bars {
 
     fn started(&self, task: &Snapshot) {
         let pb = self.multi.add(ProgressBar::new(task.total));
-        pb.set_style(
-            ProgressStyle::with_template("  {prefix:<22} [{bar:24}] {pos}/{len} {elapsed:>4} ETA {eta}")
+        // A task of unknown length (one model's fit) shows a spinner and the time so far.
+        let style = match task.total {
+            0 => ProgressStyle::with_template("  {prefix:<22} {spinner} {elapsed:>4}").expect("valid template"),
+            _ => ProgressStyle::with_template("  {prefix:<22} [{bar:24}] {pos}/{len} {elapsed:>4} ETA {eta}")
                 .expect("valid template")
                 .progress_chars("=> "),
-        );
+        };
+        pb.set_style(style);
+        if task.total == 0 {
+            pb.enable_steady_tick(Duration::from_millis(200));
+        }
         pb.set_prefix(task.label.clone());
         self.tasks.lock().unwrap_or_else(|e| e.into_inner()).insert(task.id, pb);
     }

@@ -53,9 +53,11 @@ impl Lines {
             line.push_str(&format!(" {}", st.step));
         }
         for t in &st.running {
-            line.push_str(&format!(" · {} {}", t.label, t.done));
-            if t.total > 0 {
-                line.push_str(&format!("/{}", t.total));
+            line.push_str(&format!(" · {}", t.label));
+            match (t.done, t.total) {
+                (0, 0) => {}
+                (done, 0) => line.push_str(&format!(" {done}")),
+                (done, total) => line.push_str(&format!(" {done}/{total}")),
             }
             if let Some(eta) = t.eta(now) {
                 line.push_str(&format!(" (ETA {})", short(eta)));

@@ -100,6 +100,8 @@ pub struct SettingsFile {
     pub ensemble_members: Option<Vec<String>>,
     /// Champion selection.
     pub champion: Option<crate::evaluate::champion::ChampionSettings>,
+    /// The train step's warm starts.
+    pub train: Option<crate::models::warm::TrainSettings>,
     /// Hyperparameters per model name (`[model.lstm]`, …).
     pub model: Option<crate::models::params::ModelParams>,
     /// Forecast publication: CSV copy, stability threshold.
@@ -199,6 +201,8 @@ pub struct Settings {
     pub ensemble_members: Vec<String>,
     /// Champion selection.
     pub champion: crate::evaluate::champion::ChampionSettings,
+    /// The train step's warm starts.
+    pub train: crate::models::warm::TrainSettings,
     /// Hyperparameters per model name.
     pub model: crate::models::params::ModelParams,
     /// Forecast publication.
@@ -353,6 +357,7 @@ impl Settings {
             quality,
             ensemble_members: file.ensemble_members.unwrap_or_default(),
             champion: file.champion.unwrap_or_default(),
+            train: file.train.unwrap_or_default(),
             model,
             publish,
             plan,

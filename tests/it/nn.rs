@@ -215,3 +215,101 @@ async fn covariates_load_from_the_feature_tables_and_the_nightly_runs_a_torchscr
     loaded.load(&m.save().unwrap()).unwrap();
     assert_eq!(loaded.predict(&panel, 28, &[0.1, 0.5, 0.9]).unwrap(), f);
 }
+
+/// A warm start continues the stored weights: its first fine-tuning epoch starts from a far lower
+/// loss than training from scratch does, it still beats seasonal naive, it is deterministic, and
+/// a parent of another configuration is refused with the reason.
+#[test]
+fn a_warm_start_continues_the_parent_and_an_incompatible_parent_is_refused() {
+    let (panel, test) = promo_panel(16, 3);
+    let mut parent = nn::Lstm::new(learning_config());
+    parent.fit(&panel).unwrap();
+    let scratch_first: f64 =
+        serde_json::from_value(parent.card().unwrap()["training"]["train_loss"][0].clone()).unwrap();
+    let state = parent.save().unwrap();
+
+    let warm = || {
+        let mut m = nn::Lstm::new(learning_config());
+        match m.fit_warm(&panel, &state, 3).unwrap() {
+            models::Warm::Continued(_) => m,
+            other => panic!("expected a warm start, got {other:?}"),
+        }
+    };
+    let m = warm();
+    let card = m.card().unwrap();
+    assert_eq!(card["warm_start"]["epochs"], 3, "{}", card["warm_start"]);
+    let losses: Vec<f64> = serde_json::from_value(card["training"]["train_loss"].clone()).unwrap();
+    assert!(losses.len() <= 3);
+    assert!(losses[0] < 0.7 * scratch_first, "fine-tuning starts at {} vs {scratch_first} from scratch", losses[0]);
+    let snaive = models::build("seasonal_naive", &crate::models::settings()).unwrap();
+    let (deep, naive) = (mae(&m, &panel, &test), mae(snaive.as_ref(), &panel, &test));
+    assert!(deep < 0.8 * naive, "warm-started MAE {deep:.3} vs seasonal naive {naive:.3}");
+    let levels = [0.1, 0.5, 0.9];
+    assert_eq!(m.predict(&panel, HORIZON, &levels).unwrap(), warm().predict(&panel, HORIZON, &levels).unwrap());
+
+    let mut other = nn::Lstm::new(NnConfig { hidden: 16, ..learning_config() });
+    match other.fit_warm(&panel, &state, 3).unwrap() {
+        models::Warm::Incompatible(why) => assert!(why.contains("configuration"), "{why}"),
+        w => panic!("a parent of another width must be refused, got {w:?}"),
+    }
+    let mut transformer = nn::Transformer::new(learning_config());
+    assert!(matches!(transformer.fit_warm(&panel, &state, 3).unwrap(), models::Warm::Incompatible(_)));
+}
+
+/// The nightly's train step continues the deep model's previous version, records the lineage in
+/// the card and the run record, retrains in full on schedule, and a rerun of a date continues
+/// from the same parent (never from a model that saw that date's data).
+#[tokio::test]
+async fn the_nightly_warm_starts_the_deep_models_and_retrains_them_in_full_on_schedule() {
+    use shelfcast::evaluate::champion::ChampionSettings;
+    use shelfcast::models::params::{ModelParams, NnParams};
+    use shelfcast::models::store;
+    use shelfcast::models::warm::TrainSettings;
+    let lake = shelfcast::lake::Lake::in_memory();
+    demo_lake(&lake, 6).await;
+    let dir = tempfile::tempdir().unwrap();
+    let tiny = NnParams {
+        window: Some(28),
+        history_extra: Some(120),
+        hidden: Some(16),
+        layers: Some(1),
+        epochs: Some(3),
+        samples_per_epoch: Some(512),
+        batch_size: Some(64),
+        ..Default::default()
+    };
+    let file = SettingsFile {
+        models: Some(vec!["seasonal_naive".into(), "lstm".into()]),
+        horizon: Some(7),
+        champion: Some(ChampionSettings { windows: 0, ..Default::default() }),
+        train: Some(TrainSettings { retrain_every: std::time::Duration::from_secs(2 * 86_400), ..Default::default() }),
+        model: Some(ModelParams { lstm: tiny, ..Default::default() }),
+        ..Default::default()
+    };
+    let s = settings("memory:///", dir.path(), file);
+    let env = env(s.clone(), &lake, &clock());
+    let night = |day: &'static str| {
+        let env = &env;
+        let lake = lake.clone();
+        let s = s.clone();
+        async move {
+            let run = nightly(env, date(day)).await.unwrap();
+            let mut m = models::build("lstm", &s).unwrap();
+            let card = store::load_latest(&lake, m.as_mut()).await.unwrap();
+            (run, card.lineage.expect("a deep model's card has its lineage"))
+        }
+    };
+    let (first, l1) = night("2026-03-30").await;
+    assert_eq!((l1.mode.as_str(), l1.parent.as_deref()), ("full", None), "{l1:?}");
+    assert!(l1.reason.contains("no stored version"), "{l1:?}");
+    let (second, l2) = night("2026-03-31").await;
+    assert_eq!((l2.mode.as_str(), l2.parent.as_deref()), ("warm", Some(first.run_id.as_str())), "{l2:?}");
+    assert!(second.summary.notes.iter().any(|n| n.starts_with("lstm: warm start from")), "{:?}", second.summary.notes);
+    // Two days after the last full retrain: in full again.
+    let (_, l3) = night("2026-04-01").await;
+    assert_eq!(l3.mode, "full", "{l3:?}");
+    assert!(l3.reason.contains("scheduled full retrain"), "{l3:?}");
+    // A rerun of the second date continues from the first night's version again.
+    let (_, again) = night("2026-03-31").await;
+    assert_eq!(again.parent.as_deref(), Some(first.run_id.as_str()), "{again:?}");
+}

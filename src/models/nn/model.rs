@@ -87,6 +87,35 @@ pub struct Card {
     pub training: TrainReport,
     /// Device trained on.
     pub device: String,
+    /// Set when the fit continued a model trained at an earlier cutoff.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warm_start: Option<WarmStart>,
+}
+
+/// A fit that continued a model trained at an earlier cutoff.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct WarmStart {
+    /// The last period the parent was trained on.
+    pub parent_end: chrono::NaiveDate,
+    /// Most epochs of fine-tuning (early stopping may end sooner).
+    pub epochs: usize,
+}
+
+/// What training on a panel reads.
+struct Inputs {
+    layout: Layout,
+    vocabularies: Vocabularies,
+    ids: Vec<Vec<i64>>,
+    sampler: Sampler,
+    validation: Vec<(usize, usize)>,
+    known: Vec<String>,
+    past: Vec<String>,
+}
+
+impl Inputs {
+    fn feature_names(&self) -> (Vec<String>, Vec<String>) {
+        feature_names(&self.layout, &self.known, &self.past)
+    }
 }
 
 struct Fitted {
@@ -170,6 +199,59 @@ impl DeepModel {
 
     /// Trains on every series of `panel` (and its covariates, when loaded and configured).
     pub fn fit(&mut self, panel: &Panel) -> Result<FitReport> {
+        let inputs = self.inputs(panel)?;
+        // libtorch's generator is process-wide: hold it from seeding to the end of training.
+        let _guard = torch_lock();
+        super::set_threads(self.cfg.threads);
+        tch::manual_seed(self.cfg.seed as i64);
+        let vs = nn::VarStore::new(super::device());
+        let net = build_net(self.architecture, &vs, &inputs.layout, &inputs.vocabularies.sizes(), &self.cfg);
+        let windows = Windows::new(panel, inputs.layout, &inputs.ids, self.cfg.volume_weighting)?;
+        let training = train(self.name(), net.as_ref(), &vs, &windows, &inputs.sampler, &inputs.validation, &self.cfg)?;
+        self.fitted = Some(self.fitted_from(panel, inputs, vs, net, training, None));
+        Ok(FitReport::new(self.name(), panel))
+    }
+
+    /// Continues training `parent` (a state [`DeepModel::save`] wrote, trained at an earlier
+    /// cutoff) on `panel` for `epochs` epochs instead of training from scratch: a warm start.
+    /// `Ok(Err(reason))` when the parent does not fit this panel and configuration (another
+    /// architecture or configuration, other covariate columns, new items, locations or
+    /// attribute values): the caller then trains from scratch.
+    pub fn fit_warm(
+        &mut self,
+        panel: &Panel,
+        parent: &[u8],
+        epochs: usize,
+    ) -> Result<std::result::Result<FitReport, String>> {
+        let mut prev = DeepModel::new(self.architecture, self.cfg.clone());
+        if let Err(e) = prev.load(parent) {
+            return Ok(Err(format!("the stored model cannot be read: {e}")));
+        }
+        let Some(Fitted { vs, net, card }) = prev.fitted else { return Ok(Err("nothing stored".into())) };
+        if (NnConfig { threads: self.cfg.threads, ..card.config.clone() }) != self.cfg {
+            return Ok(Err("its configuration differs from the current one".into()));
+        }
+        let inputs = self.inputs(panel)?;
+        let (encoder, decoder) = inputs.feature_names();
+        if card.layout != inputs.layout || card.encoder_features != encoder || card.decoder_features != decoder {
+            return Ok(Err("its input features (covariate columns) differ from this panel's".into()));
+        }
+        if card.vocabularies != inputs.vocabularies {
+            return Ok(Err("the panel has items, locations or attribute values it has no embedding for".into()));
+        }
+        let cfg = NnConfig { epochs: epochs.max(1), warmup_steps: 0, ..self.cfg.clone() };
+        let _guard = torch_lock();
+        super::set_threads(cfg.threads);
+        tch::manual_seed(cfg.seed as i64);
+        let windows = Windows::new(panel, inputs.layout, &inputs.ids, cfg.volume_weighting)?;
+        let training = train(self.name(), net.as_ref(), &vs, &windows, &inputs.sampler, &inputs.validation, &cfg)?;
+        let warm = WarmStart { parent_end: card.data.end, epochs: cfg.epochs };
+        self.fitted = Some(self.fitted_from(panel, inputs, vs, net, training, Some(warm)));
+        Ok(Ok(FitReport::new(self.name(), panel)))
+    }
+
+    /// What training on `panel` reads: the layout, vocabularies, windows and their split.
+    fn inputs(&self, panel: &Panel) -> Result<Inputs> {
         let cfg = &self.cfg;
         if cfg.quantiles.is_empty() || cfg.horizon == 0 || cfg.window == 0 {
             return Err(Error::data(format!("{}: window, horizon and quantiles must not be empty", self.name())));
@@ -186,7 +268,6 @@ impl DeepModel {
         };
         let history = covariates.map_or(cfg.history, |c| c.history.min(cfg.history));
         let ids = vocabularies.ids(panel);
-        let windows = Windows::new(panel, layout, &ids, cfg.volume_weighting)?;
         let (sampler, mut validation) = Sampler::split(panel, layout, history);
         if sampler.is_empty() {
             return Err(Error::data(format!(
@@ -199,25 +280,28 @@ impl DeepModel {
             let every = validation.len().div_ceil(MAX_VALIDATION);
             validation = validation.into_iter().step_by(every).collect();
         }
-
-        // libtorch's generator is process-wide: hold it from seeding to the end of training.
-        let _guard = torch_lock();
-        super::set_threads(cfg.threads);
-        tch::manual_seed(cfg.seed as i64);
-        let vs = nn::VarStore::new(super::device());
-        let net = build_net(self.architecture, &vs, &layout, &vocabularies.sizes(), cfg);
-        let training = train(self.name(), net.as_ref(), &vs, &windows, &sampler, &validation, cfg)?;
-
         let (known, past) = covariates.map_or((vec![], vec![]), |c| (c.known_names(), c.past.names.clone()));
-        let (encoder_features, decoder_features) = feature_names(&layout, &known, &past);
+        Ok(Inputs { layout, vocabularies, ids, sampler, validation, known, past })
+    }
+
+    fn fitted_from(
+        &self,
+        panel: &Panel,
+        inputs: Inputs,
+        vs: nn::VarStore,
+        net: Box<dyn Net>,
+        training: TrainReport,
+        warm_start: Option<WarmStart>,
+    ) -> Fitted {
+        let (encoder_features, decoder_features) = inputs.feature_names();
         let card = Card {
             model: self.name().to_string(),
             architecture: self.architecture,
-            config: cfg.clone(),
-            layout,
+            config: self.cfg.clone(),
+            layout: inputs.layout,
             encoder_features,
             decoder_features,
-            vocabularies,
+            vocabularies: inputs.vocabularies,
             scaling: SCALING.to_string(),
             data: DataRange {
                 series: panel.len(),
@@ -227,9 +311,9 @@ impl DeepModel {
             },
             training,
             device: super::device_name(),
+            warm_start,
         };
-        self.fitted = Some(Fitted { vs, net, card });
-        Ok(FitReport::new(self.name(), panel))
+        Fitted { vs, net, card }
     }
 
     /// Forecasts `horizon` periods (at most the trained horizon) after the panel's end.
@@ -348,6 +432,22 @@ macro_rules! delegate_forecaster {
 
             fn fit(&mut self, panel: &crate::panel::Panel) -> crate::error::Result<crate::models::FitReport> {
                 self.0.fit(panel)
+            }
+
+            fn warm_starts(&self) -> bool {
+                true
+            }
+
+            fn fit_warm(
+                &mut self,
+                panel: &crate::panel::Panel,
+                parent: &[u8],
+                epochs: usize,
+            ) -> crate::error::Result<crate::models::Warm> {
+                Ok(match self.0.fit_warm(panel, parent, epochs)? {
+                    Ok(fit) => crate::models::Warm::Continued(fit),
+                    Err(reason) => crate::models::Warm::Incompatible(reason),
+                })
             }
 
             fn predict(
