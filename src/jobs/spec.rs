@@ -541,8 +541,8 @@ mod tests {
             [
                 StepKind::Checks,
                 StepKind::Features,
-                StepKind::Train,
                 StepKind::Backtest,
+                StepKind::Train,
                 StepKind::Predict,
                 StepKind::Publish,
                 StepKind::Plan,
