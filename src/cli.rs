@@ -966,7 +966,8 @@ async fn backtest_cmd(
         full.len()
     ));
     let full = Arc::new(full);
-    let report = backtest::run_in_lake(&ctx, lake, Arc::clone(&full), settings, &opts, &run_id, clock).await;
+    let report =
+        backtest::run_in_lake(&ctx, lake, Arc::clone(&full), settings, &opts, &run_id, clock).await.map(|(r, _)| r);
     progress::set_step("");
     let report = report?;
     let mut extra = serde_json::Map::new();

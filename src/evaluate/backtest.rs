@@ -458,22 +458,9 @@ pub async fn item_categories(ctx: &datafusion::prelude::SessionContext) -> Resul
 
 /// Runs a backtest in the lake: when a model reads covariates, the feature tables of each
 /// window's cutoff are materialised (point in time) and attached to that window's panel.
-/// `torchscript` is left out (a user module has nothing to refit).
+/// `torchscript` is left out (a user module has nothing to refit). Also gives the member
+/// forecasts it kept for the learned ensemble (see [`Pool::weights_at_end`]).
 pub async fn run_in_lake(
-    ctx: &datafusion::prelude::SessionContext,
-    lake: &crate::lake::Lake,
-    full: std::sync::Arc<Panel>,
-    settings: &Settings,
-    opts: &BacktestOptions,
-    token: &str,
-    clock: &dyn crate::clock::Clock,
-) -> Result<BacktestReport> {
-    Ok(run_in_lake_pooled(ctx, lake, full, settings, opts, token, clock).await?.0)
-}
-
-/// [`run_in_lake`], also giving the member forecasts it kept for the learned ensemble (see
-/// [`Pool::weights_at_end`]).
-pub async fn run_in_lake_pooled(
     ctx: &datafusion::prelude::SessionContext,
     lake: &crate::lake::Lake,
     full: std::sync::Arc<Panel>,

@@ -635,16 +635,13 @@ async fn run_step(
             let opts =
                 BacktestOptions { windows: c.windows, horizon: s.horizon, step: s.horizon, models: s.models.clone() };
             let bt =
-                backtest::run_in_lake_pooled(ctx, &env.lake, Arc::clone(&panel), s, &opts, run_id, env.clock.as_ref())
-                    .await;
+                backtest::run_in_lake(ctx, &env.lake, Arc::clone(&panel), s, &opts, run_id, env.clock.as_ref()).await;
             let bt = match bt {
                 Ok((bt, pool)) => {
                     if s.models.iter().any(|m| m == "ensemble") {
-                        let members = crate::models::ensemble_members(s);
-                        let config = crate::models::ensemble::EnsembleConfig {
-                            horizon: s.horizon,
-                            ..crate::models::ensemble_config(s)
-                        };
+                        let members = models::ensemble_members(s);
+                        let config =
+                            models::ensemble::EnsembleConfig { horizon: s.horizon, ..models::ensemble_config(s) };
                         state.ensemble_weights = pool.weights_at_end(&panel, &members, &config);
                     }
                     bt

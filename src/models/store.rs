@@ -84,8 +84,17 @@ pub async fn newest_before(lake: &Lake, name: &str, cutoff: NaiveDate) -> Result
         if meta.location.filename() != Some("card.json") {
             continue;
         }
-        let Ok(card) = serde_json::from_slice::<ModelCard>(&lake.get(&meta.location).await?) else { continue };
-        let Ok(at) = NaiveDate::parse_from_str(&card.cutoff, "%Y-%m-%d") else { continue };
+        let card = match serde_json::from_slice::<ModelCard>(&lake.get(&meta.location).await?) {
+            Ok(card) => card,
+            Err(e) => {
+                tracing::warn!(card = %lake.display(&meta.location), error = %e, "unreadable model card left out of warm starts");
+                continue;
+            }
+        };
+        let Ok(at) = NaiveDate::parse_from_str(&card.cutoff, "%Y-%m-%d") else {
+            tracing::warn!(card = %lake.display(&meta.location), cutoff = %card.cutoff, "model card without a date cutoff left out of warm starts");
+            continue;
+        };
         let newer =
             best.as_ref().is_none_or(|b| (card.cutoff.as_str(), card.created_at) > (b.cutoff.as_str(), b.created_at));
         if at < cutoff && newer {

@@ -203,7 +203,7 @@ async fn gbt_mase(lake: &Lake, dir: &std::path::Path, url: &str) -> f64 {
     let (full, cutoff) = backtest::full_panel(&ctx, &s).await.unwrap();
     features::materialize_all(&ctx, lake, FeatureParams::from_settings(cutoff, &s), "t", &clock()).await.unwrap();
     let opts = BacktestOptions { windows: 2, horizon: 14, step: 14, models: vec!["gbt".into()] };
-    let r = backtest::run_in_lake(&ctx, lake, Arc::new(full), &s, &opts, "t", &clock()).await.unwrap();
+    let r = backtest::run_in_lake(&ctx, lake, Arc::new(full), &s, &opts, "t", &clock()).await.unwrap().0;
     r.models[0].overall.mase.unwrap()
 }
 

@@ -199,27 +199,31 @@ async fn the_nightly_backtest_crowns_champions_and_publishes_their_forecasts() {
     }
 }
 
-/// The train step's ensemble takes the members fitted before it (no second fit), and forecasts
-/// what an ensemble fitted on its own on the same panel does.
-#[tokio::test]
-async fn the_trained_ensemble_reuses_its_fitted_members() {
-    use shelfcast::jobs::{JobSpec, StepKind, Trigger, run_job};
+/// Runs a job of `steps` on 2026-04-01 over a six-series demo lake with `ets`, `tsb` and the
+/// learned `ensemble` (horizon 14); the run, the ensemble it stored, an ensemble fitted on its own
+/// on the same cutoff's panel, and that panel.
+async fn trained_ensemble(
+    steps: &[shelfcast::jobs::StepKind],
+) -> (
+    shelfcast::jobs::RunReport,
+    Box<dyn shelfcast::models::Forecaster>,
+    Box<dyn shelfcast::models::Forecaster>,
+    shelfcast::panel::Panel,
+) {
+    use shelfcast::jobs::{JobSpec, Trigger, run_job};
     use shelfcast::models::{self, store};
     let lake = Lake::in_memory();
     demo_lake(&lake, 6).await;
     let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
     let file = SettingsFile {
         models: Some(vec!["ets".into(), "tsb".into(), "ensemble".into()]),
         horizon: Some(14),
         ..Default::default()
     };
     let s = settings("memory:///", dir.path(), file);
-    let env = env(s.clone(), &lake, &clock);
-    let day = date("2026-04-01");
-    let train = JobSpec::adhoc("train", &[StepKind::Checks, StepKind::Features, StepKind::Train]);
-    let run = run_job(&env, &train, Some(day), Trigger::Manual, &|_| {}).await.unwrap();
-    assert_eq!(run.summary.fits.len(), 3);
+    let env = env(s.clone(), &lake, &clock());
+    let job = JobSpec::adhoc("nightly", steps);
+    let run = run_job(&env, &job, Some(date("2026-04-01")), Trigger::Manual, &|_| {}).await.unwrap();
 
     let cutoff = date("2026-03-31");
     let (_, batches) = shelfcast::lake::dataset::read(&lake, &layout::features("target", cutoff)).await.unwrap();
@@ -228,6 +232,16 @@ async fn the_trained_ensemble_reuses_its_fitted_members() {
     store::load_latest(&lake, stored.as_mut()).await.unwrap();
     let mut fresh = models::build("ensemble", &s).unwrap();
     fresh.fit(&panel).unwrap();
+    (run, stored, fresh, panel)
+}
+
+/// The train step's ensemble takes the members fitted before it (no second fit), and forecasts
+/// what an ensemble fitted on its own on the same panel does.
+#[tokio::test]
+async fn the_trained_ensemble_reuses_its_fitted_members() {
+    use shelfcast::jobs::StepKind;
+    let (run, stored, fresh, panel) = trained_ensemble(&[StepKind::Checks, StepKind::Features, StepKind::Train]).await;
+    assert_eq!(run.summary.fits.len(), 3);
     let levels = [0.1, 0.5, 0.9];
     let (a, b) = (stored.predict(&panel, 14, &levels).unwrap(), fresh.predict(&panel, 14, &levels).unwrap());
     assert_eq!(format!("{a:?}"), format!("{b:?}"));
@@ -244,31 +258,11 @@ async fn the_trained_ensemble_reuses_its_fitted_members() {
 /// cutoff, and forecasts exactly what fitting it on its own gives.
 #[tokio::test]
 async fn the_trained_ensemble_takes_its_weights_from_the_backtest_run_before_it() {
-    use shelfcast::jobs::{JobSpec, StepKind, Trigger, run_job};
-    use shelfcast::models::{self, store};
-    let lake = Lake::in_memory();
-    demo_lake(&lake, 6).await;
-    let dir = tempfile::tempdir().unwrap();
-    let clock = clock();
-    let file = SettingsFile {
-        models: Some(vec!["ets".into(), "tsb".into(), "ensemble".into()]),
-        horizon: Some(14),
-        ..Default::default()
-    };
-    let s = settings("memory:///", dir.path(), file);
-    let env = env(s.clone(), &lake, &clock);
-    let job = JobSpec::adhoc("nightly", &[StepKind::Checks, StepKind::Features, StepKind::Backtest, StepKind::Train]);
-    run_job(&env, &job, Some(date("2026-04-01")), Trigger::Manual, &|_| {}).await.unwrap();
-
-    let cutoff = date("2026-03-31");
-    let (_, batches) = shelfcast::lake::dataset::read(&lake, &layout::features("target", cutoff)).await.unwrap();
-    let panel = shelfcast::panel::Panel::from_batches(&batches, Frequency::Daily, cutoff).unwrap();
-    let mut stored = models::build("ensemble", &s).unwrap();
-    store::load_latest(&lake, stored.as_mut()).await.unwrap();
+    use shelfcast::jobs::StepKind;
+    let steps = [StepKind::Checks, StepKind::Features, StepKind::Backtest, StepKind::Train];
+    let (_, stored, fresh, panel) = trained_ensemble(&steps).await;
     let card = stored.card().unwrap();
     assert_eq!(card["validation"]["source"], "backtest", "{card}");
-    let mut fresh = models::build("ensemble", &s).unwrap();
-    fresh.fit(&panel).unwrap();
     assert_eq!(fresh.card().unwrap()["validation"]["source"], "inner split");
     assert_eq!(card["weights"], fresh.card().unwrap()["weights"]);
     let levels = [0.1, 0.5, 0.9];
