@@ -6,12 +6,13 @@
 //! plan is checked again with DataFusion's own `SQLOptions` as a second guard.
 
 use std::io::Write;
+use std::ops::ControlFlow;
 
 use arrow::record_batch::RecordBatch;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
-use datafusion::sql::sqlparser::ast::Statement;
+use datafusion::sql::sqlparser::ast::{Statement, visit_statements};
 
 use crate::error::{Error, Result};
 
@@ -28,35 +29,53 @@ pub enum Format {
     Parquet,
 }
 
-/// Refuses any statement that is not a read.
+/// Refuses any statement that is not a read, including a write nested in a read's clothes
+/// (`WITH … INSERT`, `EXPLAIN UPDATE …`).
 pub fn ensure_read_only(sql: &str) -> Result<()> {
     let statements = DFParser::parse_sql(sql)?;
     if statements.is_empty() {
         return Err(Error::data("no SQL statement given"));
     }
     for st in &statements {
-        if !is_read(st) {
-            return Err(Error::ReadOnly { statement: first_keyword(&st.to_string()) });
+        if let Some(statement) = refused(st) {
+            return Err(Error::ReadOnly { statement });
         }
     }
     Ok(())
 }
 
-fn is_read(st: &DFStatement) -> bool {
+/// The keyword of the first statement in `st` that is not a read (`None` when all are).
+fn refused(st: &DFStatement) -> Option<String> {
     match st {
-        DFStatement::Statement(s) => is_read_sql(s),
-        DFStatement::Explain(e) => is_read(&e.statement),
-        DFStatement::CreateExternalTable(_) | DFStatement::CopyTo(_) | DFStatement::Reset(_) => false,
+        DFStatement::Statement(s) => refused_sql(s),
+        DFStatement::Explain(e) => refused(&e.statement),
+        DFStatement::CreateExternalTable(_) | DFStatement::CopyTo(_) | DFStatement::Reset(_) => {
+            Some(first_keyword(&st.to_string()))
+        }
     }
 }
 
-fn is_read_sql(s: &Statement) -> bool {
-    match s {
-        Statement::Query(_) => true,
-        Statement::Explain { statement, analyze, .. } => !*analyze || is_read_sql(statement),
-        Statement::ExplainTable { .. } | Statement::ShowTables { .. } | Statement::ShowColumns { .. } => true,
-        _ => false,
-    }
+/// Walks every statement nested in `s` (a CTE's body, a `WITH`'s main statement, what an
+/// `EXPLAIN` explains): each must be a read.
+fn refused_sql(s: &Statement) -> Option<String> {
+    let mut found = None;
+    let _ = visit_statements(s, |st| {
+        let read = matches!(
+            st,
+            Statement::Query(_)
+                | Statement::Explain { .. }
+                | Statement::ExplainTable { .. }
+                | Statement::ShowTables { .. }
+                | Statement::ShowColumns { .. }
+        );
+        if read {
+            ControlFlow::Continue(())
+        } else {
+            found = Some(first_keyword(&st.to_string()));
+            ControlFlow::Break(())
+        }
+    });
+    found
 }
 
 fn first_keyword(sql: &str) -> String {
@@ -118,7 +137,13 @@ mod tests {
             ("COPY sales TO '/tmp/x.csv'", "COPY"),
             ("CREATE TABLE t AS SELECT 1", "CREATE"),
             ("SELECT 1; DELETE FROM sales", "DELETE"),
-            ("EXPLAIN ANALYZE INSERT INTO sales VALUES (1)", "EXPLAIN"),
+            ("EXPLAIN ANALYZE INSERT INTO sales VALUES (1)", "INSERT"),
+            ("WITH a AS (SELECT 1 AS x) INSERT INTO sales SELECT x FROM a", "INSERT"),
+            ("WITH a AS (SELECT 1 AS x) UPDATE sales SET units = 0", "UPDATE"),
+            ("WITH a AS (SELECT 1 AS x) DELETE FROM sales", "DELETE"),
+            ("EXPLAIN INSERT INTO sales VALUES (1)", "INSERT"),
+            ("EXPLAIN WITH a AS (SELECT 1 AS x) INSERT INTO sales SELECT x FROM a", "INSERT"),
+            ("EXPLAIN DELETE FROM sales", "DELETE"),
         ] {
             let err = ensure_read_only(bad).unwrap_err();
             assert!(matches!(err, Error::ReadOnly { .. }), "{bad}: {err}");

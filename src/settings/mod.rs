@@ -224,7 +224,7 @@ pub const DEFAULT_MODELS: &[&str] =
 
 /// Storage option keys that carry secrets: refused in the file.
 const SECRET_MARKERS: &[&str] =
-    &["secret", "access_key", "token", "password", "sas", "credential", "service_account_key"];
+    &["secret", "access_key", "account_key", "master_key", "token", "password", "sas", "credential", "service_account_key"];
 
 impl Settings {
     /// Loads settings: `config` if given (it must exist), else `./shelfcast.toml` if present,
@@ -463,6 +463,15 @@ mod tests {
         let file = SettingsFile::parse("[storage]\naws_secret_access_key = \"x\"\n", Path::new("s.toml")).unwrap();
         let err = Settings::resolve(file, Overrides::default(), PathBuf::from("/a"), None).unwrap_err();
         assert!(err.to_string().contains("storage.aws_secret_access_key"));
+    }
+
+    #[test]
+    fn azure_account_keys_in_the_file_are_refused() {
+        for key in ["azure_storage_account_key", "account_key", "master_key", "AZURE_STORAGE_MASTER_KEY"] {
+            let file = SettingsFile::parse(&format!("[storage]\n{key} = \"x\"\n"), Path::new("s.toml")).unwrap();
+            let err = Settings::resolve(file, Overrides::default(), PathBuf::from("/a"), None).unwrap_err();
+            assert!(err.to_string().contains(&format!("storage.{key}")), "{key}: {err}");
+        }
     }
 
     #[test]

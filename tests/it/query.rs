@@ -26,6 +26,30 @@ async fn reads_work_and_drop_insert_copy_are_refused_leaving_the_lake_unchanged(
 }
 
 #[tokio::test]
+async fn writes_inside_with_or_explain_are_refused_leaving_the_lake_unchanged() {
+    let lake = Lake::in_memory();
+    demo_lake(&lake, 4).await;
+    let before = listing(&lake).await;
+    let (ctx, _) = shelfcast::engine::open(&lake, 1).await.unwrap();
+    for (sql, keyword) in [
+        ("WITH s AS (SELECT * FROM sales) INSERT INTO sales SELECT * FROM s", "INSERT"),
+        ("WITH s AS (SELECT 1 AS x) UPDATE sales SET units = 0", "UPDATE"),
+        ("WITH s AS (SELECT 1 AS x) DELETE FROM sales", "DELETE"),
+        ("EXPLAIN INSERT INTO sales SELECT * FROM sales", "INSERT"),
+        ("EXPLAIN ANALYZE WITH s AS (SELECT * FROM sales) INSERT INTO sales SELECT * FROM s", "INSERT"),
+        ("EXPLAIN DELETE FROM sales", "DELETE"),
+    ] {
+        let err = query::run(&ctx, sql).await.unwrap_err();
+        assert!(matches!(err, Error::ReadOnly { .. }), "{sql}: {err}");
+        assert!(err.to_string().contains(keyword), "{sql}: {err}");
+    }
+    assert_eq!(listing(&lake).await, before);
+    // Reads in the same shapes still run.
+    query::run(&ctx, "WITH s AS (SELECT * FROM sales) SELECT COUNT(*) FROM s").await.unwrap();
+    query::run(&ctx, "EXPLAIN SELECT COUNT(*) FROM sales").await.unwrap();
+}
+
+#[tokio::test]
 async fn output_formats_write_the_rows() {
     let lake = Lake::in_memory();
     demo_lake(&lake, 4).await;
