@@ -3,9 +3,11 @@
 //! - [`import`]: a file or a known public dataset, mapped by hand (`shelfcast import`).
 //! - [`source`]: the sources declared in settings (`[sources.NAME]`), over HTTP(S) or from files.
 //! - [`records`]: their records checked against the raw table's columns.
+//! - [`watermark`]: the typed values a source's position is remembered by.
 //! - [`pull`]: one ingestion of a source (`shelfcast ingest SOURCE`, the `ingest` step).
 
 pub mod import;
 pub mod pull;
 pub mod records;
 pub mod source;
+pub mod watermark;

@@ -6,18 +6,22 @@
 //!    that cannot be fetched after its retries, or a body that cannot be read, stops the
 //!    ingestion with nothing written.
 //! 3. Records at or before the watermark are skipped (the server may ignore the parameter).
+//!    Values compare typed ([`super::watermark`]): a record whose watermark value does not read
+//!    as the field's kind (or has none) is quarantined.
 //! 4. Bad records go to `quarantine/source=<name>/ingest=<id>/` (page, record, reason; manifest
 //!    last); the others are appended to `raw/<table>/` as one new Parquet file, written with a
 //!    single atomic put, so readers see all of it or none.
-//! 5. Only then is the watermark moved to the newest value read. A crash between 4 and 5 fetches
+//! 5. Only then is the watermark moved to the newest value of a record that was appended
+//!    (never over a quarantined one). A crash between 4 and 5 fetches
 //!    the same records again next time (the `duplicate_keys` check finds such repeats in sales).
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tracing::{info, instrument};
 
-use super::records::{self, beyond, watermark_of};
+use super::records;
 use super::source::{self, SourceSettings};
+use super::watermark::{self as mark, Mark, MarkKind};
 use crate::catalog::schema;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -34,6 +38,9 @@ pub struct Watermark {
     pub field: String,
     /// The newest value delivered so far.
     pub value: String,
+    /// The kind its values compare as (absent in watermarks written before kinds were kept).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<MarkKind>,
     /// When it was recorded.
     pub updated_at: DateTime<Utc>,
     /// The ingestion that recorded it.
@@ -91,26 +98,77 @@ pub async fn ingest(
         .ok_or_else(|| Error::Source { name: name.to_string(), message: format!("no raw table `{}`", s.table) })?;
     let before = watermark(lake, name).await?.filter(|w| Some(&w.field) == s.watermark.as_ref());
     let since = before.as_ref().map(|w| w.value.clone());
-    let (fetched, pages) = source::fetch(name, s, since.as_deref(), secrets, clock).await?;
+    let (mut fetched, pages) = source::fetch(name, s, since.as_deref(), secrets, clock).await?;
     let rows_read = fetched.len() as u64;
-    let mut newest = since.clone();
+    // Each kept record's watermark value, read as the field's kind.
+    let mut marks: Vec<Option<(Mark, String)>> = Vec::with_capacity(fetched.len());
+    let mut kind = None;
+    let mut last = None;
+    if let Some(field) = &s.watermark {
+        let k = mark::kind_of(
+            spec,
+            s,
+            field,
+            before.as_ref().and_then(|w| w.kind),
+            fetched.iter().filter_map(|r| r.get(field)),
+        );
+        if let Some(w) = &before {
+            last = Some(mark::read_text(k, &w.value).ok_or_else(|| Error::Source {
+                name: name.to_string(),
+                message: format!(
+                    "the remembered watermark `{}` in {} is not {k}; delete the file to ingest from the start",
+                    w.value,
+                    lake.display(&layout::watermark(name))
+                ),
+            })?);
+        }
+        kind = Some(k);
+    }
     let mut kept = Vec::with_capacity(fetched.len());
-    for r in fetched {
-        let mark = s.watermark.as_ref().and_then(|f| r.get(f)).and_then(watermark_of);
-        if let (Some(m), Some(last)) = (&mark, &since)
-            && !beyond(m, last)
+    for mut r in fetched.drain(..) {
+        let (Some(field), Some(k)) = (&s.watermark, kind) else {
+            kept.push(r);
+            marks.push(None);
+            continue;
+        };
+        let value = r.get(field).cloned();
+        let read = value.as_ref().and_then(|v| mark::read(k, v));
+        let problem = match (&value, &read) {
+            _ if r.problem.is_some() || r.fields.is_none() => None,
+            (None, _) => Some(format!("watermark field `{field}` is empty")),
+            (Some(v), None) => Some(format!("watermark field `{field}`: cannot read {v} as {k}")),
+            _ => None,
+        };
+        if let (Some(m), Some(l)) = (&read, &last)
+            && problem.is_none()
+            && r.problem.is_none()
+            && !m.beyond(l)
         {
             continue;
         }
-        if let Some(m) = mark
-            && newest.as_ref().is_none_or(|n| beyond(&m, n))
-        {
-            newest = Some(m);
+        if problem.is_some() {
+            r.problem = problem;
         }
+        let text = value.as_ref().and_then(|v| match v {
+            serde_json::Value::String(t) => Some(t.trim().to_string()),
+            other => Some(other.to_string()),
+        });
+        marks.push(read.zip(text));
         kept.push(r);
     }
     let rows_skipped = rows_read - kept.len() as u64;
     let checked = records::check(spec, s, &kept)?;
+    // The watermark moves only over records that were appended.
+    let mut newest: Option<(Mark, String)> = None;
+    for (m, ok) in marks.into_iter().zip(&checked.accepted) {
+        if let (Some((m, text)), true) = (m, *ok)
+            && last.as_ref().is_none_or(|l| m.beyond(l))
+            && newest.as_ref().is_none_or(|(n, _)| m.beyond(n))
+        {
+            newest = Some((m, text));
+        }
+    }
+    let newest = newest.map(|(_, text)| text).or_else(|| since.clone());
     let id = format!("{}-{}", name, clock.now().format("%Y%m%dT%H%M%S%3fZ"));
     let mut report = IngestReport {
         source: name.to_string(),
@@ -150,6 +208,7 @@ pub async fn ingest(
             source: name.to_string(),
             field: field.clone(),
             value: value.clone(),
+            kind,
             updated_at: clock.now(),
             ingest_id: id.clone(),
         };

@@ -213,3 +213,35 @@ async fn an_ingest_step_feeds_the_steps_after_it_from_a_local_csv() {
         .unwrap_err();
     assert!(err.to_string().contains("needs `source`"), "{err}");
 }
+
+#[tokio::test]
+async fn a_bad_record_neither_moves_the_watermark_nor_hides_later_rows() {
+    // Run 1: one good row, a date that is text, a five-digit year, and a row without units whose
+    // corrected copy arrives later. Run 2: the corrected row and a new day.
+    let rows = std::sync::Arc::new(std::sync::Mutex::new(vec![
+        record("2026-04-01", "A", 1.0),
+        serde_json::json!({ "day": "soon", "sku": "B", "store": "S1", "qty": 1 }),
+        serde_json::json!({ "day": "20260-04-01", "sku": "C", "store": "S1", "qty": 1 }),
+        serde_json::json!({ "day": "2026-04-05", "sku": "D", "store": "S1" }),
+    ]));
+    let data = std::sync::Arc::clone(&rows);
+    let server = Server::start(move |_, _| {
+        Reply::With(200, serde_json::json!({ "data": data.lock().unwrap().clone() }).to_string())
+    })
+    .await;
+    let mut s = orders(server.url("/api/sales"));
+    s.watermark = Some("day".into());
+    let lake = Lake::in_memory();
+    let clock = clock();
+    let r = ingest(&lake, "orders", &s, &Secrets::default(), &clock).await.unwrap();
+    assert_eq!((r.rows_written, r.rows_quarantined), (1, 3));
+    assert_eq!(r.watermark_after.as_deref(), Some("2026-04-01"), "only the accepted row moves it");
+
+    *rows.lock().unwrap() =
+        vec![record("2026-04-01", "A", 1.0), record("2026-04-02", "E", 2.0), record("2026-04-05", "D", 4.0)];
+    clock.advance(chrono::Duration::days(1));
+    let r = ingest(&lake, "orders", &s, &Secrets::default(), &clock).await.unwrap();
+    assert_eq!((r.rows_skipped, r.rows_written, r.rows_quarantined), (1, 2, 0));
+    assert_eq!(r.watermark_after.as_deref(), Some("2026-04-05"));
+    assert_eq!(units(&lake, "sales").await, 7.0);
+}
