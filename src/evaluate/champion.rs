@@ -7,6 +7,9 @@
 //! that loses to seasonal naive on its segment is replaced by the best model whatever the margin,
 //! so no segment keeps a model a naive forecast beats. Every decision is kept in the registry's
 //! history.
+//!
+//! The registry only moves forward: a backtest at an earlier cutoff than the one the stored
+//! registry comes from (a backfill of an old date) does not replace it.
 
 use std::collections::BTreeMap;
 
@@ -15,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use super::backtest::{BacktestReport, Scores};
 use crate::error::Result;
-use crate::lake::{Lake, layout};
+use crate::lake::{Lake, layout, pointer};
 
 /// The metric champions are chosen on (lower is better).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -205,9 +208,14 @@ impl Registry {
         }
     }
 
-    /// Writes the registry.
-    pub async fn write(&self, lake: &Lake) -> Result<()> {
-        lake.put(&layout::champions(), serde_json::to_vec_pretty(self)?.into()).await
+    /// Writes the registry unless the stored one comes from a backtest at a later cutoff; `true`
+    /// when it was written.
+    pub async fn write(&self, lake: &Lake) -> Result<bool> {
+        let rank = self.last_backtest.as_ref().map(|b| b.cutoff);
+        let rank_of = |b: bytes::Bytes| async move {
+            Ok(serde_json::from_slice::<Registry>(&b).ok().map(|r| r.last_backtest.map(|s| s.cutoff)))
+        };
+        pointer::advance(lake, &layout::champions(), serde_json::to_vec_pretty(self)?.into(), &rank, rank_of).await
     }
 
     /// The champion model of a segment, falling back to the whole-lake champion.

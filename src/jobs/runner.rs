@@ -663,7 +663,12 @@ async fn run_step(
                 horizon: s.horizon,
                 windows: c.windows,
             });
-            registry.write(&env.lake).await?;
+            if !registry.write(&env.lake).await? {
+                let note =
+                    format!("champions kept: the registry comes from a backtest at a cutoff after {}", params.cutoff);
+                info!(reason = %note, "champions not replaced");
+                report.summary.notes.push(note);
+            }
             report.champions = decisions;
             Ok((Some(panel.observations() as u64), Some(n)))
         }

@@ -20,6 +20,7 @@ pub mod faults;
 pub mod layout;
 pub mod lease;
 pub mod parquet;
+pub mod pointer;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -29,10 +30,21 @@ use bytes::Bytes;
 use futures::TryStreamExt;
 use object_store::path::Path;
 use object_store::{BackoffConfig, RetryConfig};
-use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload};
+use object_store::{ObjectMeta, ObjectStore, ObjectStoreExt, PutMode, PutOptions, PutPayload, UpdateVersion};
 use url::Url;
 
 use crate::error::{Error, Result};
+
+/// The outcome of [`Lake::put_if_unchanged`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Swap {
+    /// The object was replaced.
+    Done,
+    /// Someone changed (or deleted) the object since it was read; nothing was written.
+    Changed,
+    /// The store cannot update conditionally; nothing was written.
+    Unsupported,
+}
 
 /// A handle on the lake: the store, the URL it was opened from, and the lake's prefix in the store.
 #[derive(Clone)]
@@ -213,6 +225,32 @@ impl Lake {
         match self.store.put_opts(&self.path(rel), PutPayload::from_bytes(bytes), opts).await {
             Ok(_) => Ok(true),
             Err(object_store::Error::AlreadyExists { .. }) => Ok(false),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Reads a whole object with its version (ETag, and the store's version id where it keeps
+    /// one), or `None` when it does not exist; hand the version to [`Lake::put_if_unchanged`].
+    pub async fn get_versioned(&self, rel: &Path) -> Result<Option<(Bytes, UpdateVersion)>> {
+        match self.store.get(&self.path(rel)).await {
+            Ok(r) => {
+                let version = UpdateVersion { e_tag: r.meta.e_tag.clone(), version: r.meta.version.clone() };
+                Ok(Some((r.bytes().await?, version)))
+            }
+            Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Replaces an object only if it is still the version read (a compare-and-swap).
+    /// [`Swap::Unsupported`] where the store has no conditional update (local folders; S3
+    /// without a conditional-put setting): the caller then decides whether a plain put will do.
+    pub async fn put_if_unchanged(&self, rel: &Path, bytes: Bytes, read: UpdateVersion) -> Result<Swap> {
+        let opts = PutOptions { mode: PutMode::Update(read), ..Default::default() };
+        match self.store.put_opts(&self.path(rel), PutPayload::from_bytes(bytes), opts).await {
+            Ok(_) => Ok(Swap::Done),
+            Err(object_store::Error::Precondition { .. } | object_store::Error::NotFound { .. }) => Ok(Swap::Changed),
+            Err(object_store::Error::NotImplemented { .. }) => Ok(Swap::Unsupported),
             Err(e) => Err(e.into()),
         }
     }

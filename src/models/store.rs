@@ -2,7 +2,9 @@
 //! JSON card, and `models/<name>/latest.json` pointing at the newest version.
 //!
 //! The state is written first, the card second and the pointer last, so a reader following
-//! `latest.json` always finds a complete checkpoint.
+//! `latest.json` always finds a complete checkpoint. The pointer only moves forward: a version
+//! trained at an earlier cutoff than the one it names (a backfill of an old date) is stored but
+//! does not become the latest (see [`crate::lake::pointer`]).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use object_store::path::Path;
@@ -10,7 +12,7 @@ use serde::{Deserialize, Serialize};
 
 use super::Forecaster;
 use crate::error::{Error, Result};
-use crate::lake::{Lake, layout};
+use crate::lake::{Lake, layout, pointer};
 
 /// What a checkpoint says about itself.
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -43,6 +45,27 @@ pub struct ModelCard {
 #[derive(Debug, Serialize, Deserialize)]
 struct Latest {
     version: String,
+    /// The version's training cutoff and creation time: what the pointer is ranked by.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    cutoff: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    created_at: Option<DateTime<Utc>>,
+}
+
+/// How far a version goes: later cutoffs first, then later trainings of the same cutoff.
+type Rank = (String, DateTime<Utc>);
+
+/// The rank of a stored pointer: from the pointer, or (written before it carried one) from the
+/// card it names; `None` when neither says.
+async fn rank_of(lake: &Lake, name: &str, pointer: &[u8]) -> Result<Option<Rank>> {
+    let Ok(latest) = serde_json::from_slice::<Latest>(pointer) else { return Ok(None) };
+    if let (Some(cutoff), Some(at)) = (latest.cutoff, latest.created_at) {
+        return Ok(Some((cutoff, at)));
+    }
+    Ok(match lake.get_opt(&card_path(name, &latest.version)).await? {
+        Some(card) => serde_json::from_slice::<ModelCard>(&card).ok().map(|c| (c.cutoff, c.created_at)),
+        None => None,
+    })
 }
 
 fn state_path(name: &str, version: &str) -> Path {
@@ -71,8 +94,21 @@ async fn write_checkpoint(lake: &Lake, state: Vec<u8>, mut card: ModelCard) -> R
     card.state_bytes = state.len();
     lake.put(&state_path(&card.model, &card.version), state.into()).await?;
     lake.put(&card_path(&card.model, &card.version), serde_json::to_vec_pretty(&card)?.into()).await?;
-    let latest = serde_json::to_vec(&Latest { version: card.version.clone() })?;
-    lake.put(&layout::model_latest(&card.model), latest.into()).await?;
+    let latest =
+        Latest { version: card.version.clone(), cutoff: Some(card.cutoff.clone()), created_at: Some(card.created_at) };
+    let rank: Rank = (card.cutoff.clone(), card.created_at);
+    let name = card.model.as_str();
+    let moved = pointer::advance(
+        lake,
+        &layout::model_latest(name),
+        serde_json::to_vec(&latest)?.into(),
+        &rank,
+        |b| async move { rank_of(lake, name, &b).await },
+    )
+    .await?;
+    if !moved {
+        tracing::info!(model = name, version = %card.version, cutoff = %card.cutoff, "stored; the latest version stays on a later cutoff");
+    }
     Ok(())
 }
 

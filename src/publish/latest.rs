@@ -3,15 +3,14 @@
 //!
 //! It is written only after that run date's manifest, so a reader that follows it always finds
 //! a complete dataset. It only moves forward: publishing an older date (a backfill, a rerun of
-//! last week) leaves it on the newer one. Two runs of different dates publishing at the same
-//! moment may both read the old pointer; the later write wins, which at worst leaves the pointer
-//! one date behind until the next run.
+//! last week) leaves it on the newer one, with a compare-and-swap where the store has one (see
+//! [`crate::lake::pointer`]).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::lake::{Lake, layout};
+use crate::lake::{Lake, layout, pointer};
 
 /// The pointer's content.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -44,13 +43,9 @@ pub async fn read(lake: &Lake, dataset: &str) -> Result<Option<Latest>> {
 /// Points the dataset at `latest` unless it already points at a newer run date; `true` when
 /// the pointer was written. Call only after the run date's manifest is written.
 pub async fn advance(lake: &Lake, latest: &Latest) -> Result<bool> {
-    if let Some(current) = read(lake, &latest.dataset).await?
-        && current.run_date > latest.run_date
-    {
-        return Ok(false);
-    }
-    lake.put(&layout::latest(&latest.dataset), serde_json::to_vec_pretty(latest)?.into()).await?;
-    Ok(true)
+    let rank_of = |b: bytes::Bytes| async move { Ok(serde_json::from_slice::<Latest>(&b).ok().map(|l| l.run_date)) };
+    let bytes = serde_json::to_vec_pretty(latest)?.into();
+    pointer::advance(lake, &layout::latest(&latest.dataset), bytes, &latest.run_date, rank_of).await
 }
 
 /// Registers the newest run date of each published dataset (`forecasts`, `replenishment`) in

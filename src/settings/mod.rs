@@ -223,8 +223,17 @@ pub const DEFAULT_MODELS: &[&str] =
     &["seasonal_naive", "ets", "theta", "tsb", "gbt", "lstm", "transformer", "ensemble"];
 
 /// Storage option keys that carry secrets: refused in the file.
-const SECRET_MARKERS: &[&str] =
-    &["secret", "access_key", "account_key", "master_key", "token", "password", "sas", "credential", "service_account_key"];
+const SECRET_MARKERS: &[&str] = &[
+    "secret",
+    "access_key",
+    "account_key",
+    "master_key",
+    "token",
+    "password",
+    "sas",
+    "credential",
+    "service_account_key",
+];
 
 impl Settings {
     /// Loads settings: `config` if given (it must exist), else `./shelfcast.toml` if present,

@@ -317,3 +317,37 @@ async fn the_nightly_backtests_on_its_schedule_and_keeps_champions_and_weights_b
     assert_eq!(learned.card.source, "backtest");
     assert_eq!(registry.last_backtest.unwrap().run_id, second.run_id);
 }
+
+#[tokio::test]
+async fn a_backfill_of_an_old_date_leaves_the_model_and_champion_pointers_on_the_newest() {
+    use shelfcast::evaluate::champion::Registry;
+    let lake = Lake::in_memory();
+    demo_lake(&lake, 6).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let file = SettingsFile {
+        models: Some(vec!["seasonal_naive".into(), "moving_average".into()]),
+        horizon: Some(7),
+        ..Default::default()
+    };
+    let env = env(settings("memory:///", dir.path(), file), &lake, &clock);
+    let newest = nightly(&env, date("2026-04-01")).await.unwrap();
+    let pointer = |b: bytes::Bytes| serde_json::from_slice::<serde_json::Value>(&b).unwrap()["version"].clone();
+    let latest = layout::model_latest("seasonal_naive");
+    assert_eq!(pointer(lake.get(&latest).await.unwrap()), newest.run_id.as_str());
+    let champions = Registry::read(&lake).await.unwrap();
+    assert_eq!(champions.last_backtest.as_ref().unwrap().cutoff, date("2026-03-31"));
+
+    // A backfill of an earlier date, run afterwards.
+    clock.advance(Duration::minutes(10));
+    let old = nightly(&env, date("2026-03-15")).await.unwrap();
+    assert_eq!(old.cutoff, Some(date("2026-03-14")));
+    assert!(lake.get_opt(&layout::model("seasonal_naive", &old.run_id).join("card.json")).await.unwrap().is_some());
+    assert_eq!(pointer(lake.get(&latest).await.unwrap()), newest.run_id.as_str(), "latest.json moved back");
+    assert_eq!(Registry::read(&lake).await.unwrap(), champions, "champions.json moved back");
+
+    // A later run moves the model pointer forward again.
+    clock.advance(Duration::days(1));
+    let next = nightly(&env, date("2026-04-02")).await.unwrap();
+    assert_eq!(pointer(lake.get(&latest).await.unwrap()), next.run_id.as_str());
+}
