@@ -3,19 +3,23 @@
 //!
 //! A mapping names, for each column of the target table, the source column it comes from
 //! (`--map units=Weekly_Sales`, or a TOML file of `column = "source"` lines). Every value is read
-//! with a checked cast; rows whose required columns are missing or unreadable are quarantined with
-//! the reason (`quarantine/import=<id>/`), the rest are appended to `raw/<table>/` as one new file
-//! written atomically. The import reports how many rows went where.
+//! with a checked cast; rows whose required columns are missing or unreadable, whose mapped
+//! optional columns hold a value that does not read, whose numbers are not finite (`NaN`, `inf`),
+//! whose dates do not read with `--date-format`, or whose line is not valid UTF-8 or has the wrong
+//! number of fields ([`super::text_file`]), are quarantined with the reason
+//! (`quarantine/import=<id>/`), the rest are appended to `raw/<table>/` as one new file written
+//! atomically. The import reports how many rows went where.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use arrow::datatypes::DataType;
-use datafusion::prelude::{CsvReadOptions, ParquetReadOptions, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::Serialize;
 use tracing::{info, instrument};
 
+use super::text_file::{self, FileKind, LINE_REASON};
 use crate::catalog::schema::{self, Kind, TableSpec};
 use crate::clock::Clock;
 use crate::error::{Error, Result};
@@ -77,21 +81,42 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// Registers a CSV or Parquet file as `name`.
-async fn register_file(ctx: &SessionContext, name: &str, path: &Path) -> Result<()> {
+/// A session for imports: two threads, and the date function of `--date-format`.
+fn context() -> SessionContext {
+    let ctx = crate::engine::local_context(2);
+    ctx.register_udf(super::date_format::udf());
+    ctx
+}
+
+/// Registers a CSV or Parquet file as `name`; text files are read with every column as text and
+/// a [`LINE_REASON`] column. `strict`: a bad line fails the import instead (naming the file and line).
+async fn register_file(ctx: &SessionContext, name: &str, path: &Path, strict: bool) -> Result<()> {
     let p = path.to_str().ok_or_else(|| Error::data(format!("{} is not valid UTF-8", path.display())))?;
+    let kind = FileKind::of(path)?;
     if !path.is_file() {
         return Err(Error::data(format!("{}: no such file", path.display())));
     }
-    let lower = p.to_ascii_lowercase();
-    if lower.ends_with(".parquet") || lower.ends_with(".pq") {
-        ctx.register_parquet(name, p, ParquetReadOptions::default()).await?;
-    } else if lower.ends_with(".csv") || lower.ends_with(".csv.gz") || lower.ends_with(".txt") {
-        ctx.register_csv(name, p, CsvReadOptions::new().has_header(true).schema_infer_max_records(100_000)).await?;
-    } else {
-        return Err(Error::data(format!("{}: expected a .csv or .parquet file", path.display())));
+    match kind {
+        FileKind::Parquet => {
+            // The listing selects files by extension: give it this file's own, in its own case.
+            let ext = p.rfind('.').map_or("", |i| &p[i..]);
+            let options = ParquetReadOptions { file_extension: ext, ..Default::default() };
+            ctx.register_parquet(name, p, options)
+                .await
+                .map_err(|e| Error::data(format!("{}: {e}", path.display())))?;
+        }
+        FileKind::Text => {
+            let (schema, batches) = text_file::read(path, strict)?;
+            let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+            ctx.register_table(name, Arc::new(table))?;
+        }
     }
     Ok(())
+}
+
+/// The reason column a registered source carries for its unreadable lines, if any.
+async fn line_reason(ctx: &SessionContext, source: &str) -> Result<Option<&'static str>> {
+    Ok(ctx.table(source).await?.schema().field_with_unqualified_name(LINE_REASON).is_ok().then_some(LINE_REASON))
 }
 
 /// The statement that reads `source` into `spec`'s columns with checked casts, plus a `reason`
@@ -121,18 +146,33 @@ fn mapping_sql(
             Some(src) => {
                 let raw = format!("CAST({} AS VARCHAR)", quote(src));
                 let value = match (c.kind, date_format) {
-                    (Kind::Date, Some(fmt)) => format!("to_date({raw}, '{}')", fmt.replace('\'', "''")),
+                    (Kind::Date, Some(fmt)) => {
+                        format!("{}({raw}, '{}')", super::date_format::NAME, fmt.replace('\'', "''"))
+                    }
                     _ => format!("TRY_CAST({} AS {})", quote(src), sql_type(c.kind)),
                 };
                 select.push(format!("{value} AS {}", c.name));
-                if !c.nullable {
-                    reasons.push(format!(
-                        "CASE WHEN {raw} IS NULL OR trim({raw}) = '' THEN '{col} is empty' \
-                         WHEN {value} IS NULL THEN '{col}: cannot read ''' || {raw} || ''' as {ty}' END",
-                        col = c.name,
-                        ty = sql_type(c.kind).to_lowercase()
-                    ));
-                }
+                let ty = sql_type(c.kind).to_lowercase();
+                let empty = if c.nullable {
+                    String::new()
+                } else {
+                    format!("WHEN {raw} IS NULL OR trim({raw}) = '' THEN '{col} is empty' ", col = c.name)
+                };
+                // NaN and ±inf read as doubles; like the sources, they are not numbers a table keeps.
+                let finite = if c.kind == Kind::Number {
+                    format!(
+                        "WHEN NOT (abs({value}) <= 1.7976931348623157e308) \
+                         THEN '{col}: ''' || {raw} || ''' is not a finite number' ",
+                        col = c.name
+                    )
+                } else {
+                    String::new()
+                };
+                reasons.push(format!(
+                    "CASE {empty}WHEN {value} IS NULL AND trim({raw}) <> '' \
+                     THEN '{col}: cannot read ''' || {raw} || ''' as {ty}' {finite}END",
+                    col = c.name,
+                ));
             }
             None if c.nullable => select.push(format!("CAST(NULL AS {}) AS {}", sql_type(c.kind), c.name)),
             None => {
@@ -168,9 +208,9 @@ pub async fn import_file(
         let names: Vec<_> = schema::TABLES.iter().map(|t| t.name).collect();
         Error::data(format!("no raw table `{table}` (tables: {})", names.join(", ")))
     })?;
-    let ctx = crate::engine::local_context(2);
-    register_file(&ctx, "source", path).await?;
-    let sql = mapping_sql(spec, "source", map, date_format, None)?;
+    let ctx = context();
+    register_file(&ctx, "source", path, false).await?;
+    let sql = mapping_sql(spec, "source", map, date_format, line_reason(&ctx, "source").await?)?;
     let token = format!("import-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
     write(lake, &ctx, spec, &sql, &token, &path.display().to_string(), clock).await
 }
@@ -207,12 +247,13 @@ pub async fn import_wide(
     if columns.is_empty() {
         return Err(Error::data("--wide needs at least one covariate column"));
     }
-    let ctx = crate::engine::local_context(2);
-    register_file(&ctx, "source", path).await?;
+    let ctx = context();
+    register_file(&ctx, "source", path, false).await?;
     let found = ctx.table("source").await?.schema().clone();
+    let lines = line_reason(&ctx, "source").await?;
     for c in columns.iter().chain(map.values()) {
-        if found.field_with_unqualified_name(c).is_err() {
-            let names: Vec<_> = found.fields().iter().map(|f| f.name().clone()).collect();
+        if c == LINE_REASON || found.field_with_unqualified_name(c).is_err() {
+            let names: Vec<_> = found.fields().iter().map(|f| f.name().clone()).filter(|n| n != LINE_REASON).collect();
             return Err(Error::data(format!("{}: no column `{c}` (columns: {})", path.display(), names.join(", "))));
         }
     }
@@ -229,11 +270,22 @@ pub async fn import_wide(
              CASE WHEN {value} IS NULL THEN '{name}: cannot read ''' || {raw} || ''' as a number' \
                   WHEN isnan({value}) OR abs({value}) >= 1e300 THEN '{name}: ''' || {raw} || ''' is not a finite number' \
              END AS wide_reason \
-             FROM source WHERE {raw} IS NOT NULL AND {raw} <> '' AND upper({raw}) NOT IN ('NA', 'NULL')",
+             FROM source WHERE {raw} IS NOT NULL AND {raw} <> '' AND upper({raw}) NOT IN ('NA', 'NULL'){good_line}",
+            good_line = lines.map_or(String::new(), |l| format!(" AND {} IS NULL", quote(l))),
             date = key("date"),
             item = key("item_id"),
             loc = key("location_id"),
             known_at = key("known_at"),
+        ));
+    }
+    if let Some(l) = lines {
+        // An unreadable line is one quarantined row, whatever its columns.
+        parts.push(format!(
+            "SELECT CAST(NULL AS VARCHAR) AS date, CAST(NULL AS VARCHAR) AS item_id, \
+             CAST(NULL AS VARCHAR) AS location_id, CAST(NULL AS VARCHAR) AS name, CAST(NULL AS DOUBLE) AS value, \
+             CAST(NULL AS VARCHAR) AS label, CAST(NULL AS VARCHAR) AS known_at, {l} AS wide_reason \
+             FROM source WHERE {l} IS NOT NULL",
+            l = quote(l)
         ));
     }
     let rows =
@@ -256,9 +308,9 @@ pub async fn import_preset(lake: &Lake, name: &str, dir: &Path, clock: &dyn Cloc
         let names: Vec<_> = PRESETS.iter().map(|p| p.name).collect();
         Error::data(format!("no import preset `{name}` (presets: {})", names.join(", ")))
     })?;
-    let ctx = crate::engine::local_context(2);
+    let ctx = context();
     for (table, file) in preset.sources {
-        register_file(&ctx, table, &dir.join(file)).await?;
+        register_file(&ctx, table, &dir.join(file), true).await?;
     }
     let token = format!("import-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
     let mut out = Vec::new();

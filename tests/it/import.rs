@@ -205,3 +205,66 @@ async fn a_wide_file_becomes_one_covariate_per_column_and_bad_cells_are_quaranti
     let err = import::import_wide(&lake, "sales", &csv, &map, &columns, None, &clock()).await.unwrap_err();
     assert!(err.to_string().contains("known_covariates or observed_covariates"), "{err}");
 }
+
+fn sales_map() -> BTreeMap<String, String> {
+    [("date", "Week"), ("item_id", "Dept"), ("location_id", "Store"), ("units", "Sales")]
+        .into_iter()
+        .map(|(a, b)| (a.to_string(), b.to_string()))
+        .collect()
+}
+
+#[tokio::test]
+async fn non_finite_undecodable_and_late_bad_values_quarantine_their_row_alone() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+
+    // NaN and inf are not units, as they are not from a source.
+    let csv = dir.path().join("finite.csv");
+    std::fs::write(&csv, "Store,Dept,Week,Sales\n1,7,2026-01-02,NaN\n1,7,2026-01-09,inf\n1,7,2026-01-16,3\n").unwrap();
+    let lake = Lake::in_memory();
+    let r = import::import_file(&lake, "sales", &csv, &sales_map(), None, &clock).await.unwrap();
+    assert_eq!((r.rows_written, r.rows_quarantined), (1, 2));
+    let text = quarantined(&lake, "").await;
+    assert!(text.contains("units: 'NaN' is not a finite number"), "{text}");
+    assert!(text.contains("units: 'inf' is not a finite number"), "{text}");
+
+    // With --date-format, one date that does not read is that row's problem only.
+    let csv = dir.path().join("us.csv");
+    std::fs::write(&csv, "Store,Dept,Week,Sales\n1,7,01/02/2026,4\n1,7,soon,5\n").unwrap();
+    let lake = Lake::in_memory();
+    let r = import::import_file(&lake, "sales", &csv, &sales_map(), Some("%m/%d/%Y"), &clock).await.unwrap();
+    assert_eq!((r.rows_written, r.rows_quarantined), (1, 1));
+    assert!(quarantined(&lake, "").await.contains("date: cannot read 'soon' as date"));
+
+    // A bad value after the first 100,000 rows, and a line that is not UTF-8.
+    let csv = dir.path().join("long.csv");
+    let mut body = b"Store,Dept,Week,Sales\n".to_vec();
+    for _ in 0..100_010 {
+        body.extend_from_slice(b"1,7,2026-01-02,1\n");
+    }
+    body.extend_from_slice(b"1,7,2026-01-02,lots\n1,caf\xe9,2026-01-02,1\n");
+    std::fs::write(&csv, body).unwrap();
+    let lake = Lake::in_memory();
+    let r = import::import_file(&lake, "sales", &csv, &sales_map(), None, &clock).await.unwrap();
+    assert_eq!((r.rows_read, r.rows_written, r.rows_quarantined), (100_012, 100_010, 2));
+    let text = quarantined(&lake, "").await;
+    assert!(text.contains("units: cannot read 'lots' as double"), "{text}");
+    assert!(text.contains("line 100013: field 2 is not valid UTF-8"), "{text}");
+}
+
+#[tokio::test]
+async fn file_names_are_read_or_refused_alike_whatever_their_case() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    for name in ["UPPER.CSV", "plain.txt"] {
+        let csv = dir.path().join(name);
+        std::fs::write(&csv, "Store,Dept,Week,Sales\n1,7,2026-01-02,2\n").unwrap();
+        let r = import::import_file(&Lake::in_memory(), "sales", &csv, &sales_map(), None, &clock).await.unwrap();
+        assert_eq!(r.rows_written, 1, "{name}");
+    }
+    let gz = dir.path().join("sales.csv.gz");
+    std::fs::write(&gz, b"\x1f\x8b\x08\x00").unwrap();
+    let err = import::import_file(&Lake::in_memory(), "sales", &gz, &sales_map(), None, &clock).await.unwrap_err();
+    let err = err.to_string();
+    assert!(err.contains("sales.csv.gz") && err.contains("compressed"), "{err}");
+}
