@@ -3,7 +3,8 @@
 //! An attempt that times out, cannot connect, or gets a 5xx or 429 answer is retried after a
 //! backoff that doubles each time; any other 4xx is final (retrying would get the same answer).
 //! Waits go through the injected [`Clock`], so tests of several retries take no time. Each
-//! attempt, body included, is bounded by the policy's timeout.
+//! attempt, body included, is bounded by the policy's timeout. Redirects and addresses are
+//! guarded as [`crate::reach`] says.
 
 use std::time::Duration;
 
@@ -13,6 +14,7 @@ use tracing::warn;
 
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::reach::Reach;
 
 /// How hard to try.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,27 +56,51 @@ pub struct Answer {
     pub attempts: u32,
 }
 
-/// A client whose every request is bounded by `timeout`.
+/// A client whose every request is bounded by `timeout`, following redirects within one origin
+/// only and refusing link-local and metadata addresses.
 pub fn client(timeout: Duration) -> Result<reqwest::Client> {
+    client_with(timeout, &Reach::default())
+}
+
+/// A client like [`client`], with what `reach` allows.
+pub fn client_with(timeout: Duration, reach: &Reach) -> Result<reqwest::Client> {
     reqwest::Client::builder()
         .timeout(timeout)
         .user_agent(concat!("shelfcast/", env!("CARGO_PKG_VERSION")))
+        .redirect(crate::reach::redirect_policy(reach.clone()))
+        .dns_resolver(crate::reach::GuardedResolver::new(reach.clone()))
         .build()
         .map_err(|e| Error::Http { target: "(client)".into(), attempts: 0, message: e.to_string() })
 }
 
+/// The most bytes of an answer body read when the caller sets no cap of its own.
+pub const DEFAULT_MAX_BODY: u64 = 16 * 1024 * 1024;
+
 /// Sends the request `build` makes (once per attempt) until it gets a 2xx answer or the policy
-/// gives up; `target` names it in errors and logs (a URL without credentials).
+/// gives up; `target` names it in errors and logs (a URL without credentials). Answers longer
+/// than [`DEFAULT_MAX_BODY`] fail.
 pub async fn send(
     build: impl Fn() -> reqwest::RequestBuilder,
     policy: &RetryPolicy,
     clock: &dyn Clock,
     target: &str,
 ) -> Result<Answer> {
+    send_capped(build, policy, DEFAULT_MAX_BODY, clock, target).await
+}
+
+/// [`send`], reading at most `max_body` bytes of an answer: a longer one fails (without retries),
+/// its body never held whole.
+pub async fn send_capped(
+    build: impl Fn() -> reqwest::RequestBuilder,
+    policy: &RetryPolicy,
+    max_body: u64,
+    clock: &dyn Clock,
+    target: &str,
+) -> Result<Answer> {
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (message, retryable) = match attempt_once(build()).await {
+        let (message, retryable) = match attempt_once(build(), max_body).await {
             Ok(mut answer) => {
                 answer.attempts = attempt;
                 return Ok(answer);
@@ -92,11 +118,22 @@ pub async fn send(
 }
 
 /// One attempt: the answer, or why it failed and whether another attempt may help.
-async fn attempt_once(req: reqwest::RequestBuilder) -> std::result::Result<Answer, (String, bool)> {
-    let resp = req.send().await.map_err(|e| (describe(&e), true))?;
+async fn attempt_once(req: reqwest::RequestBuilder, max_body: u64) -> std::result::Result<Answer, (String, bool)> {
+    let mut resp = req.send().await.map_err(|e| (describe(&e), !e.is_redirect()))?;
     let status = resp.status();
     let headers = resp.headers().clone();
-    let body = resp.bytes().await.map_err(|e| (describe(&e), true))?;
+    let too_long = || (format!("the answer is longer than {max_body} bytes (the cap on its body)"), false);
+    if resp.content_length().is_some_and(|n| n > max_body) {
+        return Err(too_long());
+    }
+    let mut body = bytes::BytesMut::new();
+    while let Some(chunk) = resp.chunk().await.map_err(|e| (describe(&e), true))? {
+        if (body.len() + chunk.len()) as u64 > max_body {
+            return Err(too_long());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    let body = body.freeze();
     if status.is_success() {
         return Ok(Answer { status: status.as_u16(), headers, body, attempts: 0 });
     }

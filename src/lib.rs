@@ -11,6 +11,7 @@
 //! - [`ingest`]: outside data into raw tables (`import` of files, `ingest` of configured sources).
 //! - [`secrets`]: values of the environment variables settings name (signing keys, tokens).
 //! - [`http`]: requests with a timeout, retries and backoff (webhooks, sources).
+//! - [`reach`]: where those requests may go (origins, redirects, link-local addresses).
 //! - [`demo`]: the seeded demo-lake generator, with the true effects it used.
 //! - [`quality`]: data-quality checks in `sql/checks/`, quarantine, cleaned tables.
 //! - [`features`]: the feature SQL in `sql/features/`, run for a cutoff and materialised.
@@ -47,6 +48,7 @@ pub mod progress;
 pub mod publish;
 pub mod quality;
 pub mod query;
+pub mod reach;
 pub mod report;
 pub mod secrets;
 pub mod settings;

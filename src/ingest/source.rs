@@ -20,7 +20,14 @@
 //! timeout = "30s"
 //! retries = 3
 //! backoff = "2s"
+//! max-body-mb = 64                            # longest answer body read; a longer one fails
+//! allow-origins = []                          # other origins next-url may go to (no credential)
+//! allow-link-local = false                    # link-local / metadata addresses (see crate::reach)
 //! ```
+//!
+//! The credential goes only to the source's own origin (scheme, host, port): redirects stay on
+//! the origin of the request, a next page elsewhere is refused unless its origin is in
+//! `allow-origins`, and then fetched without the credential; https never leads to http.
 //!
 //! A body that is not valid JSON (or not an array of records where `records` points) fails the
 //! ingestion before anything is written; single bad rows are quarantined by [`super::records`].
@@ -37,6 +44,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::http::{self, RetryPolicy};
 use crate::publish::notify::{valid_env_name, valid_name};
+use crate::reach::{self, Reach};
 use crate::secrets::Secrets;
 
 /// The body's format.
@@ -120,6 +128,15 @@ pub struct SourceSettings {
     /// Wait before the first retry; doubles each time.
     #[serde(default = "default_backoff", with = "crate::settings::duration")]
     pub backoff: Duration,
+    /// Longest answer body read, in MiB; a longer answer fails the ingestion.
+    #[serde(default = "default_max_body_mb")]
+    pub max_body_mb: u64,
+    /// Other origins (`https://cdn.example.com`) next-url pagination may go to, without the credential.
+    #[serde(default)]
+    pub allow_origins: Vec<String>,
+    /// Whether link-local and cloud metadata addresses may be reached.
+    #[serde(default)]
+    pub allow_link_local: bool,
 }
 
 fn default_auth_header() -> String {
@@ -145,6 +162,9 @@ fn default_retries() -> u32 {
 }
 fn default_backoff() -> Duration {
     RetryPolicy::default().backoff
+}
+fn default_max_body_mb() -> u64 {
+    64
 }
 
 impl SourceSettings {
@@ -172,7 +192,16 @@ impl SourceSettings {
             timeout: default_timeout(),
             retries: default_retries(),
             backoff: default_backoff(),
+            max_body_mb: default_max_body_mb(),
+            allow_origins: Vec::new(),
+            allow_link_local: false,
         }
+    }
+
+    /// What its requests may reach besides its own origin.
+    pub fn reach(&self) -> Reach {
+        let origins = self.allow_origins.iter().filter_map(|o| url::Url::parse(o).ok()).map(|u| u.origin()).collect();
+        Reach { origins, link_local: self.allow_link_local }
     }
 
     /// The retry policy of its requests.
@@ -193,6 +222,15 @@ impl SourceSettings {
                 let url = url::Url::parse(u).map_err(|e| format!("url `{u}`: {e}"))?;
                 if !matches!(url.scheme(), "http" | "https") {
                     return Err(format!("url `{u}` must be http or https (use `path` for files)"));
+                }
+                crate::reach::check_url(&url, &self.reach()).map_err(|m| format!("url {m}"))?;
+                for o in &self.allow_origins {
+                    let ok = url::Url::parse(o).is_ok_and(|x| matches!(x.scheme(), "http" | "https") && x.has_host());
+                    if !ok {
+                        return Err(format!(
+                            "allow-origins: `{o}` is not an http(s) origin such as https://cdn.example.com"
+                        ));
+                    }
                 }
             }
             (None, Some(p)) => {
@@ -223,8 +261,8 @@ impl SourceSettings {
         if self.pagination == Pagination::NextUrl && self.format != Format::Json {
             return Err("next-url pagination reads the next URL from a JSON body; use page for csv".into());
         }
-        if self.page_size == Some(0) || self.max_pages == 0 {
-            return Err("page-size and max-pages must be at least 1".into());
+        if self.page_size == Some(0) || self.max_pages == 0 || self.max_body_mb == 0 {
+            return Err("page-size, max-pages and max-body-mb must be at least 1".into());
         }
         Ok(())
     }
@@ -259,7 +297,11 @@ pub async fn fetch(
         None => None,
         Some(var) => Some(secrets.get(var).ok_or_else(|| err(format!("the credential variable {var} is not set")))?),
     };
-    let client = http::client(s.timeout)?;
+    let reach = s.reach();
+    let start = url::Url::parse(&base).map_err(|e| err(format!("url `{base}`: {e}")))?;
+    reach::check_url(&start, &reach).map_err(err)?;
+    let client = http::client_with(s.timeout, &reach)?;
+    let max_body = s.max_body_mb.saturating_mul(1024 * 1024);
     let mut out = Vec::new();
     let mut page_no = s.first_page;
     let mut next_url: Option<String> = None;
@@ -280,14 +322,17 @@ pub async fn fetch(
                 }
             }
         }
+        // The credential goes to the source's own origin only.
+        let own = url::Url::parse(&url).is_ok_and(|u| reach::same_origin(&start, &u));
         let build = || {
             let mut r = client.get(&url).query(&query);
-            if let Some(a) = &auth {
+            if let (Some(a), true) = (&auth, own) {
                 r = r.header(s.auth_header.as_str(), a.as_str());
             }
             r
         };
-        let answer = http::send(build, &s.policy(), clock, &format!("source `{name}` page {page}")).await?;
+        let target = format!("source `{name}` page {page}");
+        let answer = http::send_capped(build, &s.policy(), max_body, clock, &target).await?;
         let records = super::records::parse(s, &answer.body, page).map_err(|m| err(format!("page {page}: {m}")))?;
         let n = records.len();
         out.extend(records);
@@ -309,6 +354,8 @@ pub async fn fetch(
                         let joined = url::Url::parse(&url)
                             .and_then(|u| u.join(n))
                             .map_err(|e| err(format!("page {page}: next URL `{n}`: {e}")))?;
+                        reach::may_follow(&start, &joined, &reach.origins, &reach)
+                            .map_err(|why| err(format!("page {page}: next URL refused: {why}; nothing was written")))?;
                         next_url = Some(joined.to_string());
                     }
                 }

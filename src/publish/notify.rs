@@ -62,6 +62,9 @@ pub struct WebhookSettings {
     /// Wait before the first retry; doubles for each further one.
     #[serde(default = "default_backoff", with = "crate::settings::duration")]
     pub backoff: Duration,
+    /// Whether a link-local or cloud metadata address may be reached (see [`crate::reach`]).
+    #[serde(default)]
+    pub allow_link_local: bool,
 }
 
 fn default_timeout() -> Duration {
@@ -80,6 +83,11 @@ impl WebhookSettings {
         RetryPolicy { timeout: self.timeout, retries: self.retries, backoff: self.backoff }
     }
 
+    /// What its deliveries may reach: its own origin; link-local addresses when allowed.
+    pub fn reach(&self) -> crate::reach::Reach {
+        crate::reach::Reach { origins: Vec::new(), link_local: self.allow_link_local }
+    }
+
     /// Checks the URL and the variable name; `name` is the table's.
     pub fn validate(&self, name: &str) -> std::result::Result<(), String> {
         valid_name(name).map_err(|m| format!("webhook name {m}"))?;
@@ -87,6 +95,7 @@ impl WebhookSettings {
         if !matches!(url.scheme(), "http" | "https") {
             return Err(format!("url `{}` must be http or https", self.url));
         }
+        crate::reach::check_url(&url, &self.reach()).map_err(|m| format!("url {m}"))?;
         valid_env_name(&self.secret_env)?;
         Ok(())
     }
@@ -233,7 +242,7 @@ pub async fn notify(
     }
     let body = serde_json::to_string(body)?;
     for (name, hook) in webhooks {
-        let client = http::client(hook.timeout)?;
+        let client = http::client_with(hook.timeout, &hook.reach())?;
         let mut queue = pending(lake, name).await?;
         let new = Pending {
             delivery_id: run_id.to_string(),
@@ -355,6 +364,7 @@ mod tests {
             timeout: default_timeout(),
             retries: 1,
             backoff: default_backoff(),
+            allow_link_local: false,
         };
         h.validate("planning").unwrap();
         h.secret_env = "s3cr3t-value".into();
@@ -362,5 +372,9 @@ mod tests {
         h.secret_env = "HOOK_KEY".into();
         h.url = "ftp://example.com".into();
         assert!(h.validate("planning").is_err());
+        h.url = "http://169.254.169.254/latest/meta-data".into();
+        assert!(h.validate("planning").unwrap_err().contains("allow-link-local"));
+        h.allow_link_local = true;
+        h.validate("planning").unwrap();
     }
 }

@@ -245,3 +245,21 @@ async fn a_bad_record_neither_moves_the_watermark_nor_hides_later_rows() {
     assert_eq!(r.watermark_after.as_deref(), Some("2026-04-05"));
     assert_eq!(units(&lake, "sales").await, 7.0);
 }
+
+#[tokio::test]
+async fn an_answer_longer_than_the_sources_cap_fails_and_writes_nothing() {
+    let big = serde_json::json!({ "data": [record("2026-04-01", &"A".repeat(3 << 20), 1.0)] }).to_string();
+    let server = Server::start(move |_, _| Reply::With(200, big.clone())).await;
+    let mut s = orders(server.url("/api/sales"));
+    s.max_body_mb = 2;
+    s.retries = 2;
+    let lake = Lake::in_memory();
+    let err = ingest(&lake, "orders", &s, &Secrets::default(), &clock()).await.unwrap_err();
+    assert!(
+        matches!(&err, Error::Http { attempts: 1, message, .. } if message.contains("longer than 2097152 bytes")),
+        "{err}"
+    );
+    assert!(listing(&lake).await.is_empty());
+    s.max_body_mb = 4;
+    assert_eq!(ingest(&lake, "orders", &s, &Secrets::default(), &clock()).await.unwrap().rows_written, 1);
+}

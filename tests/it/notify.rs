@@ -19,6 +19,7 @@ fn hook(url: String, timeout_ms: u64, retries: u32) -> WebhookSettings {
         timeout: Duration::from_millis(timeout_ms),
         retries,
         backoff: Duration::from_secs(5),
+        allow_link_local: false,
     }
 }
 

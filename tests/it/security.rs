@@ -147,3 +147,81 @@ async fn secrets_in_the_environment_never_reach_the_logs() {
     assert!(log.contains("DEBUG") || log.contains("debug"), "the logs were verbose: {log}");
     run_without_leaks(d, &["query", "SELECT COUNT(*) AS n FROM sales"], &[]);
 }
+
+/// A sales source on `url` whose credential goes in `X-Api-Key`, read from the secrets below.
+fn keyed_source(url: String) -> shelfcast::ingest::source::SourceSettings {
+    use shelfcast::ingest::source::{Format, Pagination, SourceSettings};
+    let mut s = SourceSettings::http(&url, Format::Json, "sales");
+    s.records = "/data".into();
+    s.pagination = Pagination::NextUrl;
+    s.auth_env = Some("ERP_KEY".into());
+    s.auth_header = "X-Api-Key".into();
+    s.retries = 0;
+    s.timeout = std::time::Duration::from_secs(5);
+    s
+}
+
+#[tokio::test]
+async fn a_sources_credential_never_reaches_a_server_an_answer_names() {
+    use crate::server::{Reply, Server};
+    use shelfcast::ingest::pull::ingest;
+    use shelfcast::secrets::Secrets;
+
+    let secrets = Secrets::from_pairs([("ERP_KEY", "k-0123456789")]);
+    let row = serde_json::json!({ "date": "2026-03-30", "item_id": "A", "location_id": "S1", "units": 1 });
+    // The second server: whatever asks it, it answers an empty last page.
+    let other = Server::start(|_, _| Reply::With(200, r#"{"data": [], "next": null}"#.into())).await;
+    let elsewhere = other.url("/collect");
+
+    // A next page on another origin is refused before it is asked.
+    let (to, page) = (elsewhere.clone(), row.clone());
+    let source = Server::start(move |_, _| {
+        Reply::With(200, serde_json::json!({ "data": [page.clone()], "next": to.clone() }).to_string())
+    })
+    .await;
+    let lake = shelfcast::lake::Lake::in_memory();
+    let s = keyed_source(source.url("/api"));
+    let err = ingest(&lake, "erp", &s, &secrets, &clock()).await.unwrap_err().to_string();
+    assert!(err.contains("next URL refused") && err.contains("another origin"), "{err}");
+    assert!(other.requests().is_empty(), "the other server was never asked");
+    assert!(listing(&lake).await.is_empty(), "nothing written");
+
+    // A redirect to another origin fails the request; the other server is never asked.
+    let to = elsewhere.clone();
+    let redirecting = Server::start(move |_, _| Reply::Redirect(302, to.clone())).await;
+    let err = ingest(&lake, "erp", &keyed_source(redirecting.url("/api")), &secrets, &clock()).await.unwrap_err();
+    assert!(err.to_string().contains("redirect refused"), "{err}");
+    assert!(other.requests().is_empty(), "the other server was never asked");
+
+    // An origin the source allows gets the next page's request, without the credential.
+    let mut s = keyed_source(source.url("/api"));
+    s.allow_origins = vec![format!("http://{}", other.addr)];
+    let r = ingest(&lake, "erp", &s, &secrets, &clock()).await.unwrap();
+    assert_eq!((r.pages, r.rows_written), (2, 1));
+    assert_eq!(source.requests().last().unwrap().header("x-api-key"), Some("k-0123456789"));
+    let asked = other.requests();
+    assert_eq!(asked.len(), 1);
+    assert_eq!(asked[0].header("x-api-key"), None, "{:?}", asked[0].headers);
+
+    // Metadata addresses are refused for sources and webhooks, unless allowed; loopback is not.
+    let err = ingest(&lake, "erp", &keyed_source("http://169.254.169.254/latest".into()), &secrets, &clock())
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("allow-link-local"), "{err}");
+    for table in [
+        "[sources.meta]\nurl = \"http://169.254.169.254/x\"\nformat = \"json\"\ntable = \"sales\"\n",
+        "[webhooks.meta]\nurl = \"http://[fd00:ec2::254]/x\"\nsecret-env = \"K\"\n",
+    ] {
+        let err = SettingsFile::parse(table, Path::new("s.toml"))
+            .and_then(|f| shelfcast::settings::Settings::resolve(f, Default::default(), "/tmp".into(), None))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("allow-link-local"), "{err}");
+        let allowed = table
+            .replace("[sources.meta]\n", "[sources.meta]\nallow-link-local = true\n")
+            .replace("[webhooks.meta]\n", "[webhooks.meta]\nallow-link-local = true\n");
+        SettingsFile::parse(&allowed, Path::new("s.toml"))
+            .and_then(|f| shelfcast::settings::Settings::resolve(f, Default::default(), "/tmp".into(), None))
+            .unwrap();
+    }
+}

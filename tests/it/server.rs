@@ -36,6 +36,8 @@ pub enum Reply {
     With(u16, String),
     /// Say nothing for this long, then close.
     Hang(Duration),
+    /// A redirect: the status (301, 302, 307, …) and the `Location`.
+    Redirect(u16, String),
 }
 
 type Handler = dyn Fn(&Request, usize) -> Reply + Send + Sync;
@@ -109,6 +111,13 @@ async fn serve(mut stream: TcpStream, seen: Arc<Mutex<Vec<Request>>>, handler: A
     };
     match handler(&req, n) {
         Reply::Hang(d) => tokio::time::sleep(d).await,
+        Reply::Redirect(status, location) => {
+            let out = format!(
+                "HTTP/1.1 {status} X\r\nLocation: {location}\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(out.as_bytes()).await;
+            let _ = stream.shutdown().await;
+        }
         Reply::With(status, text) => {
             let out = format!(
                 "HTTP/1.1 {status} X\r\nContent-Type: application/json\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{text}",
