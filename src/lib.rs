@@ -10,6 +10,7 @@
 //! - [`query`]: read-only ad hoc SQL and its output formats.
 //! - [`ingest`]: outside data into raw tables (`import` of files, `ingest` of configured sources).
 //! - [`secrets`]: values of the environment variables settings name (signing keys, tokens).
+//! - [`days`]: Arrow's day numbers as dates, an error (never a panic) beyond chrono's range.
 //! - [`http`]: requests with a timeout, retries and backoff (webhooks, sources).
 //! - [`reach`]: where those requests may go (origins, redirects, link-local addresses).
 //! - [`demo`]: the seeded demo-lake generator, with the true effects it used.
@@ -31,6 +32,7 @@
 
 pub mod catalog;
 pub mod clock;
+pub mod days;
 pub mod demo;
 pub mod engine;
 pub mod error;

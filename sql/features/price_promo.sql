@@ -18,6 +18,8 @@
 --             days_into_promo  on the period's first day: days since the promotion started, from 1
 --             post_promo       some day of the period is within 7 days after a promotion ended
 --                              and under no promotion
+-- Promotions are clipped to the span from the first sale to the end of the horizon before they
+-- expand to days, so an open-ended promotion (end_date 9999-12-31) costs that span at most.
 --             price_rel_own_28 price / the shelf price's average over the previous 28 days
 --             price_rel_category  price / the average price of the item's category in the period
 WITH params AS (
@@ -72,12 +74,26 @@ promo_spans AS (
         COALESCE(CAST(discount AS DOUBLE), 0.0) AS discount
     FROM promotions
 ),
+-- Each promotion expands only over the days it can touch: from the first sale of any series to
+-- the end of the horizon. An open-ended one (end_date 9999-12-31) or one from the year 1 expands to
+-- at most that span; start_day and end_day stay the promotion's own (days_into_promo, post_promo).
+-- A promotion ending before it starts expands to nothing.
+promo_clipped AS (
+    SELECT ps.item_id, ps.location_id, ps.discount, ps.kind, ps.start_day, ps.end_day,
+           greatest(ps.start_day, b.first_day) AS from_day,
+           least(ps.end_day, b.end_day - 1) AS to_day
+    FROM (
+        SELECT MIN(s.first_day) AS first_day, MIN(sp.end_day) AS end_day FROM span sp CROSS JOIN series s
+    ) b CROSS JOIN promo_spans ps
+    WHERE ps.end_day >= ps.start_day
+),
 promo_days AS (
     SELECT item_id, location_id, day, MAX(discount) AS discount, MIN(kind) AS kind,
            MIN(start_day) AS start_day, MAX(end_day) AS end_day
     FROM (
-        SELECT item_id, location_id, unnest(range(start_day, end_day + 1)) AS day, discount, kind, start_day, end_day
-        FROM promo_spans
+        SELECT item_id, location_id, unnest(range(from_day, to_day + 1)) AS day, discount, kind, start_day, end_day
+        FROM promo_clipped
+        WHERE to_day >= from_day
     ) x
     GROUP BY item_id, location_id, day
 ),

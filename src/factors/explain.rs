@@ -8,7 +8,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{Duration, NaiveDate};
+use chrono::NaiveDate;
 use serde::Serialize;
 
 use super::data::Observations;
@@ -45,7 +45,6 @@ pub fn decompose(
             model.category
         ))
     })?;
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
     let base: f64 = model.beta.iter().zip(&terms.means).map(|(b, m)| b * m).sum();
     let mut out = Vec::new();
     for i in 0..h.len() {
@@ -67,7 +66,8 @@ pub fn decompose(
         let level = level * logs.remove(LEVEL).unwrap_or(0.0).exp();
         let multipliers: BTreeMap<String, f64> = logs.into_iter().map(|(k, v)| (k, v.exp())).collect();
         let forecast = level * multipliers.values().product::<f64>();
-        out.push(ExplainRow { date: epoch + Duration::days(h.day[i]), level, multipliers, forecast });
+        let date = crate::days::date(h.day[i], &format!("explain: a horizon day of {item} at {location}"))?;
+        out.push(ExplainRow { date, level, multipliers, forecast });
     }
     Ok(out)
 }

@@ -70,10 +70,6 @@ fn unique_id(item: &str, location: &str) -> String {
     format!("{item}/{location}")
 }
 
-fn epoch() -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch")
-}
-
 fn column(b: &RecordBatch, name: &str, to: &DataType) -> Result<arrow::array::ArrayRef> {
     let c = b.column_by_name(name).ok_or_else(|| Error::data(format!("rows have no column `{name}`")))?;
     Ok(cast(c, to)?)
@@ -422,7 +418,7 @@ async fn read_published(
                 None => (None, None),
             };
             for r in 0..b.num_rows() {
-                let d = epoch() + Duration::days(date.value(r) as i64);
+                let d = crate::days::date(date.value(r) as i64, "forecasts.target_date")?;
                 let e = series
                     .entry(unique_id(item.value(r), loc.value(r)))
                     .or_insert_with(|| (model.value(r).to_string(), Vec::new()));
@@ -491,8 +487,8 @@ async fn each_backtest_row(lake: &Lake, dir: &object_store::path::Path, mut f: i
             for r in 0..b.num_rows() {
                 f(BtRow {
                     uid: uid.value(r),
-                    ds: epoch() + Duration::days(ds.value(r) as i64),
-                    cutoff: epoch() + Duration::days(cutoff.value(r) as i64),
+                    ds: crate::days::date(ds.value(r) as i64, "backtest.ds")?,
+                    cutoff: crate::days::date(cutoff.value(r) as i64, "backtest.cutoff")?,
                     y_hat: y_hat.value(r),
                     y_lo: opt(y_lo, r),
                     y_hi: opt(y_hi, r),

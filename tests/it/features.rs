@@ -240,3 +240,43 @@ async fn cross_joins_hold_only_the_parameter_row() {
         }
     }
 }
+
+#[tokio::test]
+async fn an_open_ended_promotion_expands_over_the_horizon_not_to_the_year_9999() {
+    use arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
+    use datafusion::physical_plan::{ExecutionPlan, collect};
+    use std::sync::Arc;
+    let lake = Lake::in_memory();
+    demo_lake(&lake, 2).await;
+    let (ctx, _) = shelfcast::engine::open(&lake, 2).await.unwrap();
+    let item = ctx.sql("SELECT item_id, location_id FROM sales LIMIT 1").await.unwrap().collect().await.unwrap();
+    let fmt = |c: usize| {
+        ArrayFormatter::try_new(item[0].column(c).as_ref(), &FormatOptions::default()).unwrap().value(0).to_string()
+    };
+    let spec = TABLES.iter().find(|t| t.name == "promotions").unwrap();
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(StringArray::from(vec![fmt(0)])),
+        Arc::new(StringArray::from(vec![fmt(1)])),
+        Arc::new(Date32Array::from(vec![20_500])),
+        Arc::new(Date32Array::from(vec![2_932_896])), // 9999-12-31
+        Arc::new(StringArray::from(vec!["open_ended"])),
+        Arc::new(Float64Array::from(vec![0.1])),
+    ];
+    let batch = RecordBatch::try_new(spec.canonical_schema(), cols).unwrap();
+    let bytes = shelfcast::lake::parquet::encode(&spec.canonical_schema(), &[batch]).unwrap();
+    lake.put(&layout::raw_file("promotions", "open-ended.parquet"), bytes).await.unwrap();
+
+    let (ctx, _) = shelfcast::engine::open(&lake, 2).await.unwrap();
+    let params = FeatureParams::new(end(), Frequency::Daily, 14);
+    features::register_views(&ctx, params).await.unwrap();
+    let df =
+        features::dataframe(&ctx, queries::by_name("price_promo", Frequency::Daily).unwrap(), params).await.unwrap();
+    let plan = df.create_physical_plan().await.unwrap();
+    let rows: usize = collect(Arc::clone(&plan), ctx.task_ctx()).await.unwrap().iter().map(|b| b.num_rows()).sum();
+    fn unnested(p: &Arc<dyn ExecutionPlan>) -> usize {
+        let own = if p.name() == "UnnestExec" { p.metrics().and_then(|m| m.output_rows()).unwrap_or(0) } else { 0 };
+        p.children().into_iter().map(unnested).max().unwrap_or(0).max(own)
+    }
+    let most = unnested(&plan);
+    assert!(rows > 0 && most < 10_000, "an unnest produced {most} rows for {rows} output rows");
+}
