@@ -149,9 +149,9 @@ pub async fn ingest(
         if problem.is_some() {
             r.problem = problem;
         }
-        let text = value.as_ref().and_then(|v| match v {
-            serde_json::Value::String(t) => Some(t.trim().to_string()),
-            other => Some(other.to_string()),
+        let text = value.as_ref().map(|v| match v {
+            serde_json::Value::String(t) => t.trim().to_string(),
+            other => other.to_string(),
         });
         marks.push(read.zip(text));
         kept.push(r);
