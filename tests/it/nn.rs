@@ -291,11 +291,11 @@ async fn the_nightly_warm_starts_the_deep_models_and_retrains_them_in_full_on_sc
     let night = |day: &'static str| {
         let env = &env;
         let lake = lake.clone();
-        let s = s.clone();
         async move {
             let run = nightly(env, date(day)).await.unwrap();
-            let mut m = models::build("lstm", &s).unwrap();
-            let card = store::load_latest(&lake, m.as_mut()).await.unwrap();
+            // This run's own version: a rerun of an older date does not become the latest.
+            let card = lake.get(&layout::model("lstm", &run.run_id).join("card.json")).await.unwrap();
+            let card: store::ModelCard = serde_json::from_slice(&card).unwrap();
             (run, card.lineage.expect("a deep model's card has its lineage"))
         }
     };
