@@ -275,6 +275,10 @@ enum Command {
         #[arg(long, short = 'o')]
         output: Option<PathBuf>,
     },
+    /// Delete the dataset files that newer versions replaced more than `superseded-grace` ago,
+    /// and files no manifest names (a crashed writer's) older than that. Safe while runs read
+    /// and write: nothing a manifest names, or retired within the grace period, is touched.
+    Vacuum,
     /// Check and list job files.
     Jobs {
         #[command(subcommand)]
@@ -347,7 +351,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         threads: cli.threads,
     };
     let settings = Settings::load(cli.config.as_deref(), &cwd, overrides)?;
-    let lake = Lake::open(&settings.lake, &settings.storage)?;
+    let lake = Lake::open(&settings.lake, &settings.storage)?.with_grace(settings.superseded_grace);
     let clock: Arc<dyn Clock> = Arc::new(SystemClock);
     let show_progress = !cli.quiet && std::io::stderr().is_terminal();
     if !cli.quiet {
@@ -460,6 +464,17 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backfill { job, from, to } => backfill_cmd(settings, lake, clock, &job, from, to).await,
         Command::Schedule { jobs, grace } => schedule_cmd(settings, lake, clock, &jobs, grace).await,
         Command::Runs { job, last } => runs_cmd(&lake, job.as_deref(), last).await,
+        Command::Vacuum => {
+            let r = shelfcast::lake::vacuum::vacuum(&lake, clock.now()).await?;
+            println!(
+                "deleted {} file(s), {} bytes, from {} dataset(s) in {lake} (grace {})",
+                r.deleted.len(),
+                r.bytes,
+                r.datasets,
+                humantime::format_duration(lake.grace())
+            );
+            Ok(())
+        }
         Command::Report { run, output } => report_cmd(&settings, &lake, clock.as_ref(), run, output).await,
         Command::Jobs { command: JobsCommand::Validate { files } } => validate_cmd(&settings, &files, clock.as_ref()),
         Command::Jobs { command: JobsCommand::List } => list_cmd(&settings, &lake, clock.as_ref()).await,

@@ -18,6 +18,7 @@
 
 #[cfg(feature = "ballista")]
 mod ballista;
+pub mod inputs;
 mod rolling;
 
 use std::sync::Arc;

@@ -186,10 +186,10 @@ pub async fn write(
 /// Reads the analysis written for a run date, if any.
 pub async fn read(lake: &Lake, run_date: NaiveDate) -> Result<Option<Analysis>> {
     let dir = layout::factors(run_date);
-    if dataset::read_manifest(lake, &dir).await?.is_none() {
-        return Ok(None);
-    }
-    let path = dir.join(ANALYSIS_FILE);
+    let Some(manifest) = dataset::read_manifest(lake, &dir).await? else { return Ok(None) };
+    // The copy's file carries its writer's token; older datasets used the plain name.
+    let file = manifest.copy(ANALYSIS_FILE).map_or_else(|| ANALYSIS_FILE.to_string(), |c| c.path);
+    let path = dir.join(file.as_str());
     let bytes = lake.get(&path).await?;
     let a = serde_json::from_slice(&bytes)
         .map_err(|e| Error::Dataset { path: lake.display(&path), message: e.to_string() })?;

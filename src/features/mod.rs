@@ -220,7 +220,9 @@ pub async fn materialize(
     let schema = std::sync::Arc::new(df.schema().as_arrow().clone());
     let dir = layout::features(q.name, params.cutoff);
     let mut writer = DatasetWriter::new(lake, dir.clone(), format!("features/{}", q.name), token, schema);
+    let plan = df.logical_plan().clone();
     writer.write_stream(crate::engine::execute_stream(ctx, df).await?).await?;
+    crate::engine::inputs::ensure_inputs_exist(ctx, &plan).await?;
     let mut meta = serde_json::Map::new();
     meta.insert("cutoff".into(), params.cutoff.to_string().into());
     meta.insert("frequency".into(), params.frequency.as_str().into());

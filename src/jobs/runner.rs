@@ -84,11 +84,11 @@ pub struct RunEnv {
 
 impl RunEnv {
     /// An environment with a fresh holder id, no stop requests, no test delays, and secrets
-    /// from the process environment.
+    /// from the process environment; the lake keeps replaced files for the settings' grace.
     pub fn new(settings: Settings, lake: Lake, clock: Arc<dyn Clock>) -> Self {
         Self {
+            lake: lake.with_grace(settings.superseded_grace),
             settings,
-            lake,
             clock,
             holder: holder_id(),
             shutdown: Shutdown::default(),

@@ -1,11 +1,29 @@
-//! Atomic datasets: data files first, manifest last, stale files removed after.
+//! Atomic datasets: data files first, manifest last, replaced files kept for a grace period.
 //!
-//! A dataset is a folder of `part-<token>-<n>.parquet` files and one
-//! `_manifest.json` naming exactly the files that belong to it, with row counts
-//! and SHA-256 checksums. Readers follow the manifest, never a folder listing,
-//! so the previous version stays complete and readable until the new manifest
-//! replaces it in one atomic `put`; only then are files of older versions (or
-//! of a crashed writer) deleted.
+//! A dataset is a folder of `part-<token>-<n>.parquet` files and one `_manifest.json` naming
+//! exactly the files that belong to it, with row counts and SHA-256 checksums. Readers follow
+//! the manifest, never a folder listing, so the previous version stays complete and readable
+//! until the new manifest replaces it in one atomic `put`.
+//!
+//! Several writers of one folder (two runs of one date, `features` started twice) cannot break
+//! each other, because a writer deletes nothing that another may still need:
+//!
+//! - **Names unique per writer.** Every file a writer puts (parts, and copies such as
+//!   `forecasts-<token>.csv`) carries its token, so no writer overwrites another's file; the
+//!   manifest is the only object two writers both replace, and whichever lands last is the
+//!   dataset.
+//! - **Superseded files stay for the grace period** ([`Lake::grace`], setting
+//!   `superseded-grace`, 1 h by default). The new manifest lists the files of the one it
+//!   replaced under `retired`, with the time; a later commit to the folder, or `shelfcast
+//!   vacuum`, deletes them once the grace period has passed. A reader that followed the old
+//!   manifest (or `_latest.json`) a moment before the swap reads it whole.
+//! - **Files no manifest names** (a crashed writer's, or one still writing) are deleted only
+//!   when older than the grace period by the store's clock. A writer that needs longer than
+//!   the grace period between its first file and its commit may find its files gone: it then
+//!   fails naming the missing file, and commits nothing.
+//! - **Compare-and-swap.** Where the store updates conditionally, the manifest is replaced only
+//!   if it is still the one the writer read, so the files of a manifest that landed in between
+//!   are retired, not orphaned (on other stores they are orphaned, which the age rule covers).
 
 use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
@@ -15,7 +33,7 @@ use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::{Lake, layout};
+use super::{Lake, Swap, layout};
 use crate::error::{Error, Result};
 
 /// Version of the manifest format.
@@ -35,6 +53,18 @@ pub struct FileEntry {
     pub bytes: u64,
     /// Hex SHA-256 of the file's bytes.
     pub sha256: String,
+    /// What a copy is (`forecasts.csv`), when its file name carries the writer's token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+}
+
+/// A file of an earlier version, kept for readers until the grace period after `retired_at`.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Retired {
+    /// File name, relative to the dataset folder.
+    pub path: String,
+    /// When a newer manifest stopped naming it (the commit's time).
+    pub retired_at: DateTime<Utc>,
 }
 
 /// One column of a dataset's schema.
@@ -63,10 +93,41 @@ pub struct Manifest {
     pub files: Vec<FileEntry>,
     /// Columns of every file.
     pub schema: Vec<ColumnEntry>,
+    /// Files of earlier versions still kept for readers that followed an earlier manifest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retired: Vec<Retired>,
     /// Dataset-specific fields (run id, inputs, model, …).
     #[serde(flatten)]
     pub meta: serde_json::Map<String, serde_json::Value>,
 }
+
+impl Manifest {
+    /// The copies written beside the data files (`copies` in the manifest).
+    pub fn copies(&self) -> Vec<FileEntry> {
+        self.meta.get("copies").and_then(|c| serde_json::from_value(c.clone()).ok()).unwrap_or_default()
+    }
+
+    /// The copy `name` (`forecasts.csv`): its entry, whose `path` is the file to read.
+    pub fn copy(&self, name: &str) -> Option<FileEntry> {
+        self.copies().into_iter().find(|c| c.name.as_deref().unwrap_or(&c.path) == name)
+    }
+
+    /// Every file this version names: data files and copies.
+    pub(crate) fn live(&self) -> Vec<String> {
+        self.files.iter().map(|f| f.path.clone()).chain(self.copies().into_iter().map(|c| c.path)).collect()
+    }
+}
+
+/// A copy's file name for a writer: `forecasts.csv` → `forecasts-<token>.csv`.
+fn versioned(name: &str, token: &str) -> String {
+    match name.rsplit_once('.') {
+        Some((stem, ext)) if !stem.is_empty() => format!("{stem}-{token}.{ext}"),
+        _ => format!("{name}-{token}"),
+    }
+}
+
+/// Attempts at replacing a manifest that other writers keep replacing first.
+const ATTEMPTS: usize = 8;
 
 /// Writes one version of a dataset folder.
 #[derive(Debug)]
@@ -84,7 +145,8 @@ pub struct DatasetWriter {
 }
 
 impl DatasetWriter {
-    /// A writer for `dir`; `token` makes this version's file names unique (e.g. the run id).
+    /// A writer for `dir`; `token` (e.g. the run id) starts this version's file names, which a
+    /// random part makes unique to the writer.
     pub fn new(
         lake: &Lake,
         dir: Path,
@@ -96,7 +158,9 @@ impl DatasetWriter {
             lake: lake.clone(),
             dir,
             dataset: dataset.into(),
-            token: token.into(),
+            // The run's token plus a part of the writer's own: a step retried within one run
+            // never overwrites a file the earlier attempt may have committed.
+            token: format!("{}-{:08x}", token.into(), rand::random::<u32>()),
             schema,
             files: Vec::new(),
             pending: Vec::new(),
@@ -153,23 +217,28 @@ impl DatasetWriter {
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let size = bytes.len() as u64;
         self.lake.put(&self.dir.clone().join(name.as_str()), bytes).await?;
-        self.files.push(FileEntry { path: name, rows, bytes: size, sha256 });
+        self.files.push(FileEntry { path: name, rows, bytes: size, sha256, name: None });
         Ok(())
     }
 
-    /// Writes another rendering of the rows (a CSV copy) into the folder. It is listed in the
-    /// manifest under `copies` (name, rows, bytes, SHA-256), not under `files`, and kept when the
-    /// commit clears out files of older versions.
+    /// Writes another rendering of the rows (a CSV copy) into the folder, as `name` with the
+    /// writer's token in it (`forecasts.csv` → `forecasts-<token>.csv`), so a failed or
+    /// concurrent writer never changes the copy a published manifest names. It is listed in the
+    /// manifest under `copies` (file, name, rows, bytes, SHA-256), not under `files`; find it
+    /// with [`Manifest::copy`].
     pub async fn attach(&mut self, name: &str, rows: u64, bytes: bytes::Bytes) -> Result<()> {
         let sha256 = hex::encode(Sha256::digest(&bytes));
         let size = bytes.len() as u64;
-        self.lake.put(&self.dir.clone().join(name), bytes).await?;
-        self.copies.retain(|c| c.path != name);
-        self.copies.push(FileEntry { path: name.to_string(), rows, bytes: size, sha256 });
+        let path = versioned(name, &self.token);
+        self.lake.put(&self.dir.clone().join(path.as_str()), bytes).await?;
+        self.copies.retain(|c| c.name.as_deref() != Some(name));
+        self.copies.push(FileEntry { path, rows, bytes: size, sha256, name: Some(name.to_string()) });
         Ok(())
     }
 
-    /// Writes the remaining rows, then the manifest, then deletes files no manifest names.
+    /// Writes the remaining rows, then the manifest (retiring the files of the version it
+    /// replaces), then deletes what is past the grace period.
+    #[tracing::instrument(skip_all, fields(dataset = %self.dir))]
     pub async fn commit(
         mut self,
         created_at: DateTime<Utc>,
@@ -180,7 +249,7 @@ impl DatasetWriter {
         if !self.copies.is_empty() {
             meta.insert("copies".into(), serde_json::to_value(&self.copies)?);
         }
-        let manifest = Manifest {
+        let mut manifest = Manifest {
             schema_version: MANIFEST_VERSION,
             dataset: self.dataset.clone(),
             created_at,
@@ -196,20 +265,107 @@ impl DatasetWriter {
                     nullable: f.is_nullable(),
                 })
                 .collect(),
+            retired: Vec::new(),
             meta,
         };
-        let json = serde_json::to_vec_pretty(&manifest)?;
-        self.lake.put(&layout::manifest(&self.dir), json.into()).await?;
-        // The new version is visible; files of older versions are now garbage.
-        for obj in self.lake.list(&self.dir).await? {
-            let name = obj.location.filename().unwrap_or_default();
-            let named = manifest.files.iter().chain(&self.copies).any(|f| f.path == name);
-            if name != layout::MANIFEST && !named {
-                self.lake.delete(&obj.location).await?;
+        // Every file about to be named must still be there: a writer slower than the grace
+        // period may have had its files removed as a crashed writer's.
+        for f in manifest.files.iter().chain(&self.copies) {
+            let path = self.dir.clone().join(f.path.as_str());
+            if !self.lake.exists(&path).await? {
+                return Err(Error::Dataset {
+                    path: self.lake.display(&path),
+                    message: format!(
+                        "written by this commit but gone before its manifest (removed as an unnamed file after the \
+                         grace period of {}?); nothing was committed",
+                        humantime::format_duration(self.lake.grace())
+                    ),
+                });
             }
         }
+        let path = layout::manifest(&self.dir);
+        let grace = chrono::Duration::from_std(self.lake.grace()).unwrap_or(chrono::Duration::MAX);
+        let mut expired = Vec::new();
+        for attempt in 1..=ATTEMPTS {
+            let previous = self.lake.get_versioned(&path).await?;
+            let before = previous.as_ref().and_then(|(b, _)| serde_json::from_slice::<Manifest>(b).ok());
+            (manifest.retired, expired) = retire(before.as_ref(), &manifest, created_at, grace);
+            let json: bytes::Bytes = serde_json::to_vec_pretty(&manifest)?.into();
+            let swapped = match previous {
+                None => self.lake.put_if_absent(&path, json).await?,
+                Some((_, version)) => match self.lake.put_if_unchanged(&path, json.clone(), version).await? {
+                    Swap::Done => true,
+                    Swap::Changed => false,
+                    Swap::Unsupported => {
+                        self.lake.put(&path, json).await?;
+                        true
+                    }
+                },
+            };
+            if swapped {
+                break;
+            }
+            if attempt == ATTEMPTS {
+                return Err(Error::Dataset {
+                    path: self.lake.display(&path),
+                    message: format!("replaced by other writers under each of {ATTEMPTS} attempts to commit"),
+                });
+            }
+            tracing::debug!(attempt, "the manifest changed since it was read; retiring the newer one's files");
+        }
+        clean(&self.lake, &self.dir, &manifest, &expired).await?;
         Ok(manifest)
     }
+}
+
+/// The files `new` retires when it replaces `before`, and those whose grace period is over:
+/// `before`'s files that `new` does not name are retired now; files `before` had retired stay
+/// retired until `grace` after they were.
+fn retire(
+    before: Option<&Manifest>,
+    new: &Manifest,
+    now: DateTime<Utc>,
+    grace: chrono::Duration,
+) -> (Vec<Retired>, Vec<String>) {
+    let Some(before) = before else { return (Vec::new(), Vec::new()) };
+    let live = new.live();
+    let (mut kept, mut expired) = (Vec::<Retired>::new(), Vec::new());
+    let retired_now = before.live().into_iter().map(|path| Retired { path, retired_at: now });
+    for r in before.retired.iter().cloned().chain(retired_now) {
+        if live.contains(&r.path) || kept.iter().any(|k| k.path == r.path) {
+            continue;
+        }
+        if now.signed_duration_since(r.retired_at) >= grace {
+            expired.push(r.path);
+        } else {
+            kept.push(r);
+        }
+    }
+    (kept, expired)
+}
+
+/// Deletes in `dir` the files whose grace period is over: `expired` (retired long enough ago)
+/// and files no manifest names that are older than the grace period by the store's clock (the
+/// new manifest's modification time).
+async fn clean(lake: &Lake, dir: &Path, manifest: &Manifest, expired: &[String]) -> Result<()> {
+    let listing = lake.list(dir).await?;
+    let depth = dir.parts().count() + 1;
+    let store_now = listing.iter().find(|o| o.location.filename() == Some(layout::MANIFEST)).map(|o| o.last_modified);
+    let grace = chrono::Duration::from_std(lake.grace()).unwrap_or(chrono::Duration::MAX);
+    let mut named = manifest.live();
+    named.extend(manifest.retired.iter().map(|r| r.path.clone()));
+    for obj in listing.iter().filter(|o| o.location.parts().count() == depth) {
+        let name = obj.location.filename().unwrap_or_default();
+        if name == layout::MANIFEST || named.iter().any(|n| n == name) {
+            continue;
+        }
+        let old = store_now.is_some_and(|now| now.signed_duration_since(obj.last_modified) >= grace);
+        if expired.iter().any(|e| e == name) || old {
+            tracing::debug!(file = %obj.location, "deleted: past the grace period");
+            lake.delete(&obj.location).await?;
+        }
+    }
+    Ok(())
 }
 
 /// Reads a dataset's manifest, or `None` if the dataset was never committed.

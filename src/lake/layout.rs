@@ -3,7 +3,7 @@
 //! ```text
 //! raw/<table>/…parquet                         raw tables (sales, items, prices, …)
 //! features/<name>/cutoff=YYYY-MM-DD/           feature tables, one folder per cutoff
-//! forecasts/run_date=YYYY-MM-DD/part-*.parquet + _manifest.json (+ forecasts.csv when asked for)
+//! forecasts/run_date=YYYY-MM-DD/part-*.parquet + _manifest.json (+ forecasts-*.csv when asked for)
 //! forecasts/_latest.json                       the newest published run date, written after its manifest
 //! replenishment/run_date=YYYY-MM-DD/           planner outputs (reorder points, orders); replenishment/_latest.json
 //! factors/run_date=YYYY-MM-DD/                 influence-factor estimates (+ analysis.json: the fitted models)

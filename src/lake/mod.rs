@@ -21,6 +21,7 @@ pub mod layout;
 pub mod lease;
 pub mod parquet;
 pub mod pointer;
+pub mod vacuum;
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -53,7 +54,11 @@ pub struct Lake {
     root: Url,
     store_url: Url,
     prefix: Path,
+    grace: std::time::Duration,
 }
+
+/// How long files a newer dataset version replaced stay readable, unless set otherwise.
+pub const DEFAULT_GRACE: std::time::Duration = std::time::Duration::from_secs(3600);
 
 impl fmt::Debug for Lake {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -164,7 +169,7 @@ impl Lake {
         let prefix = Path::from_url_path(root.path())?;
         let store_url = Url::parse(&format!("{}://{}", root.scheme(), root.host_str().unwrap_or("")))
             .map_err(|e| Error::LakeUrl { url: url.to_string(), message: e.to_string() })?;
-        Ok(Self { store, root, store_url, prefix })
+        Ok(Self { store, root, store_url, prefix, grace: DEFAULT_GRACE })
     }
 
     /// An in-memory lake; for tests and dry runs.
@@ -175,6 +180,17 @@ impl Lake {
     /// The same lake over a store wrapped by `wrap` (a [`faults::FaultyStore`], a throttle, …).
     pub fn map_store(&self, wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>) -> Self {
         Self { store: wrap(self.store()), ..self.clone() }
+    }
+
+    /// The same lake, keeping the files a newer dataset version replaced (and files no manifest
+    /// names) for `grace` before they may be deleted; see [`dataset`].
+    pub fn with_grace(&self, grace: std::time::Duration) -> Self {
+        Self { grace, ..self.clone() }
+    }
+
+    /// How long replaced and unnamed files are kept.
+    pub fn grace(&self) -> std::time::Duration {
+        self.grace
     }
 
     /// The underlying store (the whole bucket or file system, not just the lake prefix).
@@ -265,6 +281,15 @@ impl Lake {
         match self.store.get(&self.path(rel)).await {
             Ok(r) => Ok(Some(r.bytes().await?)),
             Err(object_store::Error::NotFound { .. }) => Ok(None),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Whether an object exists.
+    pub async fn exists(&self, rel: &Path) -> Result<bool> {
+        match self.store.head(&self.path(rel)).await {
+            Ok(_) => Ok(true),
+            Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
     }

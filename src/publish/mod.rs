@@ -4,8 +4,8 @@
 //! - [`stability`]: how far each series' forecast moved since the previous run.
 //! - [`notify`]: webhook deliveries of the manifests, signed, retried, never blocking.
 //!
-//! `forecasts/run_date=YYYY-MM-DD/part-<run>-*.parquet` (and `forecasts.csv`, with
-//! `[publish] csv = true`), then `_manifest.json` (run id, row count, schema, checksums,
+//! `forecasts/run_date=YYYY-MM-DD/part-<run>-*.parquet` (and `forecasts-<run>-*.csv`, with
+//! `[publish] csv = true`, named in the manifest's `copies` as `forecasts.csv`), then `_manifest.json` (run id, row count, schema, checksums,
 //! inputs, model, stability), written last, then `forecasts/_latest.json`. Rows
 //! are one per item × location × target date:
 //!
@@ -20,7 +20,8 @@
 //! | model, model_version | Utf8 | what produced the row |
 //!
 //! Re-running a date replaces its output: the new manifest is swapped in
-//! atomically and only then are the older files deleted. The contract is versioned
+//! atomically; the older files stay for readers of the previous manifest for the lake's grace
+//! period (see [`crate::lake::dataset`]). The contract is versioned
 //! ([`CONTRACT_VERSION`], in every manifest and pointer): a column is never renamed,
 //! retyped or removed without a new version.
 
@@ -53,14 +54,14 @@ const BATCH_ROWS: usize = 64 * 1024;
 /// The dataset name of the forecasts (its root folder, and its `latest` pointer's name).
 pub const DATASET: &str = "forecasts";
 
-/// The CSV copy's file name in a run date's folder.
+/// The CSV copy's name in the manifest's `copies`; its file carries the writer's token.
 pub const CSV_FILE: &str = "forecasts.csv";
 
 /// The `[publish]` settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct PublishSettings {
-    /// Also write `forecasts.csv` (same columns, ISO dates) beside the Parquet files.
+    /// Also write a CSV copy (same columns, ISO dates) beside the Parquet files.
     #[serde(default)]
     pub csv: bool,
     /// `|change|` of a series' forecast against the previous run that counts as a jump.

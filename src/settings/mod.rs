@@ -64,6 +64,8 @@ impl Frequency {
 pub struct SettingsFile {
     /// Lake location: a path relative to the file, or a URL.
     pub lake: Option<String>,
+    /// How long replaced dataset files stay readable (`"1h"`).
+    pub superseded_grace: Option<String>,
     /// `daily` or `weekly`.
     pub frequency: Option<Frequency>,
     /// Periods to forecast.
@@ -163,6 +165,10 @@ pub struct Settings {
     pub base_dir: PathBuf,
     /// Lake URL, absolute (`file:///…` for local folders).
     pub lake: String,
+    /// How long files a newer dataset version replaced (and files no manifest names) are kept
+    /// before a commit or `vacuum` deletes them.
+    #[serde(with = "duration")]
+    pub superseded_grace: std::time::Duration,
     /// Forecast grain.
     pub frequency: Frequency,
     /// The last day of a week (weekly grain).
@@ -260,6 +266,11 @@ impl Settings {
     pub fn resolve(file: SettingsFile, o: Overrides, base_dir: PathBuf, config_path: Option<PathBuf>) -> Result<Self> {
         let lake_raw = o.lake.or(file.lake).unwrap_or_else(|| "lake".to_string());
         let lake = resolve_lake_url(&lake_raw, &base_dir)?;
+        let superseded_grace = match &file.superseded_grace {
+            None => crate::lake::DEFAULT_GRACE,
+            Some(g) => humantime::parse_duration(g)
+                .map_err(|_| invalid("superseded-grace", format!("`{g}` is not a duration like 30m, 1h or 2h 30m")))?,
+        };
         let frequency = o.frequency.or(file.frequency).unwrap_or(Frequency::Daily);
         let week_ends_on = match o.week_ends_on.or(file.week_ends_on) {
             None => chrono::Weekday::Sun,
@@ -348,6 +359,7 @@ impl Settings {
             config_path,
             base_dir,
             lake,
+            superseded_grace,
             frequency,
             week_ends_on,
             horizon,
@@ -432,6 +444,8 @@ mod tests {
         assert_eq!(s.quantiles, d.quantiles);
         assert_eq!(s.models, d.models);
         assert_eq!(s.season_length, 7);
+        assert_eq!(s.superseded_grace, d.superseded_grace);
+        assert_eq!(s.superseded_grace, std::time::Duration::from_secs(3600));
     }
 
     #[test]

@@ -8,8 +8,9 @@ use object_store::ObjectStore;
 use object_store::path::Path;
 use shelfcast::Error;
 use shelfcast::catalog::CorruptFiles;
+use shelfcast::clock::Clock;
 use shelfcast::jobs::{JobSpec, Status, Trigger, history, run_job};
-use shelfcast::lake::dataset::read_manifest;
+use shelfcast::lake::dataset::{self, DatasetWriter, read_manifest};
 use shelfcast::lake::faults::{Fault, FaultyStore, Op};
 use shelfcast::lake::{Lake, layout};
 use shelfcast::publish;
@@ -102,8 +103,10 @@ async fn a_full_disk_mid_publish_leaves_the_previous_forecasts_and_a_rerun_compl
     assert_eq!(parts(&lake).await, m.files.len() + 1);
     forecasts_are_from(&lake, &first).await;
 
-    // Space again: the rerun publishes whole and clears the orphan.
-    let good = env(settings(&url, dir.path(), SettingsFile::default()), &lake, &clock());
+    // Space again: the rerun publishes whole and, with no grace period, clears the orphan and the
+    // replaced version at once.
+    let file = SettingsFile { superseded_grace: Some("0s".into()), ..Default::default() };
+    let good = env(settings(&url, dir.path(), file), &lake, &clock());
     let report = nightly(&good, date("2026-04-01")).await.unwrap();
     forecasts_are_from(&lake, &report.run_id).await;
     let m = read_manifest(&lake, &folder).await.unwrap().unwrap();
@@ -234,3 +237,161 @@ async fn schema_drift_an_extra_column_is_kept_and_a_type_change_is_refused_by_na
         other => panic!("expected a column type error, got {other}"),
     }
 }
+
+/// A one-column batch of these values.
+fn ints(values: &[i64]) -> RecordBatch {
+    RecordBatch::try_from_iter(vec![("v", Arc::new(arrow::array::Int64Array::from(values.to_vec())) as ArrayRef)])
+        .unwrap()
+}
+
+/// A local lake and an in-memory one (which, unlike local folders, replaces a manifest with a
+/// compare-and-swap).
+fn two_lakes(dir: &std::path::Path) -> [Lake; 2] {
+    [local_lake(dir).1, Lake::in_memory()]
+}
+
+#[tokio::test]
+async fn two_writers_of_one_dataset_never_delete_each_others_files() {
+    let tmp = tempfile::tempdir().unwrap();
+    for lake in two_lakes(tmp.path()) {
+        let folder = layout::features("target", end());
+        let t0 = clock().now();
+        // A writes, B writes, B commits, A commits.
+        let mut a =
+            DatasetWriter::new(&lake, folder.clone(), "features/target", "a", ints(&[]).schema()).with_rows_per_file(1);
+        let mut b =
+            DatasetWriter::new(&lake, folder.clone(), "features/target", "b", ints(&[]).schema()).with_rows_per_file(1);
+        a.write(ints(&[1, 2, 3])).await.unwrap();
+        b.write(ints(&[4, 5])).await.unwrap();
+        let by_b = b.commit(t0, Default::default()).await.unwrap();
+        let by_a = a.commit(t0 + chrono::Duration::seconds(1), Default::default()).await.unwrap();
+        // The dataset is A's, whole.
+        let (m, batches) = dataset::read(&lake, &folder).await.unwrap();
+        assert_eq!(m.files, by_a.files);
+        assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 3);
+        // A reader that followed B's manifest a moment before still reads B's files.
+        for f in &by_b.files {
+            assert!(lake.get_opt(&folder.clone().join(f.path.as_str())).await.unwrap().is_some(), "{lake}: {f:?}");
+        }
+    }
+}
+
+#[tokio::test]
+async fn a_feature_query_whose_input_dataset_vanished_fails_and_commits_nothing() {
+    use shelfcast::features::{self, FeatureParams, queries};
+    use shelfcast::settings::Frequency;
+    let lake = Lake::in_memory();
+    demo_lake(&lake, 4).await;
+    let (ctx, _) = shelfcast::engine::open(&lake, 1).await.unwrap();
+    let params = FeatureParams::new(end(), Frequency::Daily, 7);
+    let c = clock();
+    let target = queries::by_name("target", Frequency::Daily).unwrap();
+    let history = queries::by_name("history", Frequency::Daily).unwrap();
+    features::materialize(&ctx, &lake, target, params, "a", &c).await.unwrap();
+    // A newer version of `target` replaced this one and its files were deleted, before the
+    // query that reads it ran.
+    let input = read_manifest(&lake, &layout::features("target", end())).await.unwrap().unwrap();
+    for f in &input.files {
+        lake.delete(&layout::features("target", end()).join(f.path.as_str())).await.unwrap();
+    }
+    let err = features::materialize(&ctx, &lake, history, params, "a", &c).await.unwrap_err();
+    assert!(err.to_string().contains(&input.files[0].path), "{err}");
+    assert!(read_manifest(&lake, &layout::features("history", end())).await.unwrap().is_none(), "nothing committed");
+}
+
+#[tokio::test]
+async fn replaced_files_stay_readable_for_the_grace_period_then_a_commit_or_vacuum_deletes_them() {
+    use shelfcast::lake::vacuum::vacuum;
+    let tmp = tempfile::tempdir().unwrap();
+    for lake in two_lakes(tmp.path()) {
+        assert_eq!(lake.grace(), Duration::from_secs(3600), "one hour unless set");
+        let folder = layout::forecasts(date("2026-04-01"));
+        let t0 = clock().now();
+        let minutes = |m: i64| t0 + chrono::Duration::minutes(m);
+        let commit = |token: &'static str, values: &'static [i64], at| {
+            let (lake, folder) = (lake.clone(), folder.clone());
+            async move {
+                let mut w = DatasetWriter::new(&lake, folder, "forecasts", token, ints(values).schema());
+                w.write(ints(values)).await.unwrap();
+                w.commit(at, Default::default()).await.unwrap()
+            }
+        };
+        let exists = |m: &dataset::Manifest| {
+            let (lake, folder, m) = (lake.clone(), folder.clone(), m.clone());
+            async move {
+                let mut all = true;
+                for f in &m.files {
+                    all &= lake.get_opt(&folder.clone().join(f.path.as_str())).await.unwrap().is_some();
+                }
+                all
+            }
+        };
+        let v1 = commit("v1", &[1], t0).await;
+        // A reader follows v1's manifest; v2 replaces it.
+        let v2 = commit("v2", &[2, 2], minutes(1)).await;
+        assert_eq!(dataset::read(&lake, &folder).await.unwrap().0.row_count, 2, "readers of the folder get v2");
+        assert!(exists(&v1).await, "v1's files stay for the reader that followed its manifest");
+        assert_eq!(v2.retired.iter().map(|r| r.path.clone()).collect::<Vec<_>>(), [v1.files[0].path.clone()]);
+        // Within the grace period of v1's retirement, neither a commit nor vacuum deletes them.
+        let v3 = commit("v3", &[3, 3, 3], minutes(50)).await;
+        assert!(exists(&v1).await && exists(&v2).await);
+        assert!(vacuum(&lake, minutes(55)).await.unwrap().deleted.is_empty());
+        // After it, the next commit deletes v1's; v2's, retired at 50 min, wait for vacuum.
+        let v4 = commit("v4", &[4], minutes(62)).await;
+        assert!(!exists(&v1).await && exists(&v2).await && exists(&v3).await);
+        let report = vacuum(&lake, minutes(111)).await.unwrap();
+        assert_eq!(report.deleted, [folder.clone().join(v2.files[0].path.as_str()).to_string()]);
+        assert!(!exists(&v2).await && exists(&v3).await && exists(&v4).await);
+        let (m, _) = dataset::read(&lake, &folder).await.unwrap();
+        assert_eq!(m.files, v4.files);
+    }
+}
+
+#[tokio::test]
+async fn shelfcast_vacuum_deletes_what_the_grace_period_no_longer_protects() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_, lake) = local_lake(dir.path());
+    let folder = layout::forecasts(date("2026-04-01"));
+    let t0 = clock().now();
+    let mut old = DatasetWriter::new(&lake, folder.clone(), "forecasts", "old", ints(&[1]).schema());
+    old.write(ints(&[1])).await.unwrap();
+    let old = old.commit(t0, Default::default()).await.unwrap();
+    let mut new = DatasetWriter::new(&lake, folder.clone(), "forecasts", "new", ints(&[2]).schema());
+    new.write(ints(&[2])).await.unwrap();
+    let new = new.commit(t0 + chrono::Duration::minutes(1), Default::default()).await.unwrap();
+    // The old version was retired at t0 + 1 min by the fixed clock, long before the system's now.
+    let out = ok(shelfcast(dir.path()).arg("vacuum"));
+    assert!(out.contains("deleted 1 file(s)"), "{out}");
+    assert!(lake.get_opt(&folder.clone().join(old.files[0].path.as_str())).await.unwrap().is_none());
+    assert_eq!(dataset::read(&lake, &folder).await.unwrap().0.files, new.files);
+}
+
+#[tokio::test]
+async fn a_failed_rerun_leaves_the_published_csv_matching_its_manifest() {
+    use sha2::{Digest, Sha256};
+    let dir = tempfile::tempdir().unwrap();
+    let (url, lake) = local_lake(dir.path());
+    demo_lake(&lake, 4).await;
+    let csv = || SettingsFile {
+        publish: Some(publish::PublishSettings { csv: true, ..Default::default() }),
+        ..Default::default()
+    };
+    let first = nightly(&env(settings(&url, dir.path(), csv()), &lake, &clock()), date("2026-04-01")).await.unwrap();
+    // A rerun writes its parts and its CSV copy, then fails to write the manifest.
+    let folder = layout::forecasts(date("2026-04-01"));
+    let (bad, store) = faulty(&lake, |s| {
+        FaultyStore::new(s, Fault::reset()).on(&[Op::Put]).matching("forecasts/run_date=2026-04-01/_manifest.json")
+    });
+    let rerun = clock();
+    rerun.advance(chrono::Duration::minutes(5));
+    nightly(&env(settings(&url, dir.path(), csv()), &bad, &rerun), date("2026-04-01")).await.unwrap_err();
+    assert!(store.injected() >= 1);
+    // The published manifest is the first run's, and so is the CSV copy it names, byte for byte.
+    let (m, _) = publish::read_forecasts(&lake, date("2026-04-01")).await.unwrap();
+    assert_eq!(m.meta["run_id"], first.run_id.as_str());
+    let copy = m.copy(publish::CSV_FILE).expect("the CSV copy is in the manifest");
+    let bytes = lake.get(&folder.clone().join(copy.path.as_str())).await.unwrap();
+    assert_eq!(hex::encode(Sha256::digest(&bytes)), copy.sha256, "the CSV matches the manifest's checksum");
+    assert!(String::from_utf8(bytes.to_vec()).unwrap().lines().skip(1).all(|l| l.starts_with(&first.run_id)));
+}
+

@@ -146,13 +146,12 @@ async fn the_nightly_writes_the_importance_and_the_report_shows_it() {
     assert_eq!(step.status, Status::Succeeded, "{:?}", step.error);
     let dir = layout::factors(run_date);
     let manifest = dataset::read_manifest(&lake, &dir).await.unwrap().unwrap();
-    let copies = manifest.meta["copies"].as_array().unwrap();
-    assert!(copies.iter().any(|c| c["path"] == factors::IMPORTANCE_FILE), "{copies:?}");
+    let copy = manifest.copy(factors::IMPORTANCE_FILE).unwrap();
     let imp = factors::read(&lake, run_date).await.unwrap().unwrap().importance.unwrap();
     assert_eq!(imp.models, ["seasonal_naive"]);
     let r = imp.get("seasonal_naive", "promotion", "all", "wape").unwrap();
     assert_eq!((r.method.as_str(), r.increase), ("not_read", Some(0.0)));
-    let bytes = lake.get(&dir.join(factors::IMPORTANCE_FILE)).await.unwrap();
+    let bytes = lake.get(&dir.join(copy.path.as_str())).await.unwrap();
     let rows: usize = parquet::arrow::arrow_reader::ParquetRecordBatchReader::try_new(bytes, 1024)
         .unwrap()
         .map(|b| b.unwrap().num_rows())

@@ -326,13 +326,25 @@ async fn kill_9_during_a_step_then_a_restart_completes_the_run() {
         let b: Vec<_> = want.iter().map(|b| b.column_by_name(col).unwrap().to_data()).collect();
         assert_eq!(a, b, "column {col}");
     }
-    // Every feature dataset holds only the files of its last manifest.
+    // Every feature dataset holds exactly the files of its last manifest and those it retired:
+    // the killed run's, kept for the grace period.
     for f in &report.summary.features {
         let dir = layout::features(&f.name, f.cutoff);
         let m = read_manifest(&lake, &dir).await.unwrap().unwrap();
-        let parts =
-            lake.list(&dir).await.unwrap().into_iter().filter(|o| o.location.as_ref().ends_with(".parquet")).count();
-        assert_eq!(parts, m.files.len(), "{}", f.name);
+        let mut parts: Vec<String> = lake
+            .list(&dir)
+            .await
+            .unwrap()
+            .into_iter()
+            .filter(|o| o.location.as_ref().ends_with(".parquet"))
+            .map(|o| o.location.filename().unwrap().to_string())
+            .collect();
+        let mut named: Vec<String> =
+            m.files.iter().map(|f| f.path.clone()).chain(m.retired.iter().map(|r| r.path.clone())).collect();
+        parts.sort();
+        named.sort();
+        assert_eq!(parts, named, "{}", f.name);
+        assert!(m.retired.iter().all(|r| r.path.contains(&dying.run_id)), "{}", f.name);
     }
 }
 
@@ -437,7 +449,8 @@ async fn kill_9_during_publish_keeps_the_previous_forecasts_visible_and_a_rerun_
     let m = read_manifest(&lake, &folder).await.unwrap().unwrap();
     let parts =
         lake.list(&folder).await.unwrap().into_iter().filter(|o| o.location.as_ref().ends_with(".parquet")).count();
-    assert_eq!(parts, m.files.len(), "only the new run's files remain");
+    assert!(m.retired.iter().all(|r| r.path.contains(&first.run_id)), "the first run's files are retired");
+    assert!(parts >= m.files.len() + m.retired.len(), "the new run's files and, for the grace period, the old");
     let latest = lake.get(&layout::latest("forecasts")).await.unwrap();
     assert!(String::from_utf8_lossy(&latest).contains(&report.run_id), "{}", String::from_utf8_lossy(&latest));
 }

@@ -80,11 +80,12 @@ async fn rerunning_a_date_replaces_its_output_and_forecasts_are_deterministic() 
 
     let (manifest, after) = publish::read_forecasts(&lake, run_date).await.unwrap();
     assert_eq!(manifest.meta["run_id"], second.run_id.as_str());
-    // Only the new version's files remain in the folder.
+    // The new version's files, and the old one's, retired and kept for the grace period.
     let files = lake.list(&layout::forecasts(run_date)).await.unwrap();
     let parquet: Vec<_> = files.iter().filter(|m| m.location.as_ref().ends_with(".parquet")).collect();
-    assert_eq!(parquet.len(), manifest.files.len());
-    assert!(parquet.iter().all(|m| m.location.as_ref().contains(&second.run_id)));
+    assert_eq!(parquet.len(), manifest.files.len() + manifest.retired.len());
+    assert!(manifest.files.iter().all(|f| f.path.contains(&second.run_id)));
+    assert!(manifest.retired.iter().all(|r| r.path.contains(&first.run_id)));
     // Same data, same forecasts.
     for col in ["item_id", "target_date", "mean", "q10", "q50", "q90"] {
         let a: Vec<_> = before.iter().map(|b| b.column_by_name(col).unwrap().to_data()).collect();

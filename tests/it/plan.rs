@@ -165,17 +165,23 @@ async fn supply_terms_override_the_settings_and_the_csv_copy_survives_reruns() {
     assert_eq!((lt[a], rp[a], sl[a], oo[a]), (14.0, 0.0, 0.99, 40.0));
     assert_eq!((lt[b], rp[b], sl[b], oo[b]), (5.0, 7.0, 0.9, 3.0), "nulls and bad values fall back to [plan]");
 
-    // The CSV copy is in the folder and in the manifest; a rerun replaces it, never deletes it.
+    // The CSV copy is in the folder and in the manifest, under a name of its run's; a rerun
+    // writes its own beside it and names that one.
     let dir = layout::forecasts(date("2026-04-01"));
-    let csv = String::from_utf8(lake.get(&dir.clone().join("forecasts.csv")).await.unwrap().to_vec()).unwrap();
+    let (m, _) = publish::read_forecasts(&lake, date("2026-04-01")).await.unwrap();
+    let first = m.copy(publish::CSV_FILE).unwrap();
+    assert!(first.path.starts_with("forecasts-") && first.path.ends_with(".csv"), "{first:?}");
+    let csv = String::from_utf8(lake.get(&dir.clone().join(first.path.as_str())).await.unwrap().to_vec()).unwrap();
     assert!(csv.starts_with("run_id,item_id,location_id,target_date,horizon,mean,q10,q50,q90,model,model_version"));
     assert_eq!(csv.lines().count(), 1 + 3 * 28);
     clock.advance(chrono::Duration::minutes(1));
     nightly(&env, date("2026-04-01")).await.unwrap();
     let (m, _) = publish::read_forecasts(&lake, date("2026-04-01")).await.unwrap();
-    assert_eq!(m.meta["copies"][0]["path"], "forecasts.csv");
-    assert_eq!(m.meta["copies"][0]["rows"], 3 * 28);
-    assert!(lake.get_opt(&dir.join("forecasts.csv")).await.unwrap().is_some());
+    let second = m.copy(publish::CSV_FILE).unwrap();
+    assert_ne!(second.path, first.path);
+    assert_eq!((second.name.as_deref(), second.rows), (Some(publish::CSV_FILE), 3 * 28));
+    assert!(lake.get_opt(&dir.clone().join(second.path.as_str())).await.unwrap().is_some());
+    assert!(lake.get_opt(&dir.join(first.path.as_str())).await.unwrap().is_some(), "kept for the grace period");
 }
 
 /// Generated demand with known dispersion: each series is negative binomial (a Poisson whose
