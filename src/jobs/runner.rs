@@ -228,9 +228,12 @@ pub async fn run(env: &RunEnv, job: &JobSpec, req: RunRequest, progress: &(dyn F
             warn!(previous_holder = %old.holder, previous_run = %old.purpose, expired_at = %old.expires_at,
                 "took over an expired lease");
         }
+        // Every dataset commit and pointer move of the run checks first that the lease is
+        // still held (its generation is the fencing token).
+        let fenced = RunEnv { lake: env.lake.with_fence(lease.fence(Arc::clone(&env.clock))), ..env.clone() };
         let keeper = lease.keep(Arc::clone(&env.clock));
         let lost = keeper.lost();
-        let result = leased(env, job, req, run_date, &run_id, started_at, lost, progress).await;
+        let result = leased(&fenced, job, req, run_date, &run_id, started_at, lost, progress).await;
         if let Err(e) = keeper.release().await {
             warn!(cause = %e, "could not release the lease; it lapses by itself");
         }

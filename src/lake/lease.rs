@@ -13,7 +13,19 @@
 //! - **Renew**: the holder creates `g + 1` again, with a later expiry. If someone created it
 //!   first (they saw our lease expired and took it over), the holder has lost the lease and must
 //!   stop. A holder never renews a lease it already lets expire by its own clock.
-//! - **Release**: the holder deletes its generations, so the next acquirer starts afresh.
+//! - **Release**: the holder creates `g + 1` marked `released`, then deletes its older
+//!   generations. The lease is free, and the next acquirer goes on from `g + 2`: generations
+//!   never restart, so a generation names one holder's tenure for good.
+//! - **Fencing**: a generation is a fencing token. Writes made under a lease ([`Fence`], set on
+//!   the lake with [`Lake::with_fence`]) check before they commit a manifest or move a pointer
+//!   that the holder's lease has not expired by its own clock and that no higher generation
+//!   exists; a holder that lost the lease (a pause longer than the TTL, a renewal that hung)
+//!   fails instead of overwriting the new holder's results.
+//! - **Expiry by the holder's clock**: the background renewal ([`Lease::keep`]) gives up, and
+//!   signals the work to stop, when a renewal has not succeeded by the current `expires_at`,
+//!   even if the renewal is still waiting on the store. A renewal that fails with a store error
+//!   is retried at the next tick while the lease is still valid; a failed delete of an older
+//!   generation is only logged (it is deleted later).
 //!
 //! Why generations instead of one object updated with `PutMode::Update` (compare-and-swap on the
 //! ETag): the local file system store of `object_store` 0.13 does not implement `Update`, while
@@ -29,7 +41,7 @@
 //! Expiry is judged with each process's own clock: keep the TTL well above the clock skew
 //! between machines and the renewal interval (a third of the TTL) well below the TTL.
 
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -45,6 +57,10 @@ use crate::error::{Error, Result};
 /// One generation of a lease, as stored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LeaseState {
+    /// The holder gave the lease up: the lease is free (the generation stays, so the next one
+    /// follows it).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub released: bool,
     /// Who holds it (host, process and a random part).
     pub holder: String,
     /// What the holder does under it (e.g. the run id).
@@ -91,6 +107,37 @@ pub struct Lease {
     state: LeaseState,
     /// Generations this holder wrote and has not deleted yet.
     mine: Vec<u64>,
+    /// The state last written, shared with the lease's fences; `None` once lost.
+    held: Arc<Mutex<Option<LeaseState>>>,
+}
+
+/// What writes made under a lease check before they commit: that the lease is still held.
+#[derive(Debug, Clone)]
+pub struct Fence {
+    lake: Lake,
+    dir: Path,
+    clock: Arc<dyn Clock>,
+    held: Arc<Mutex<Option<LeaseState>>>,
+}
+
+impl Fence {
+    /// An error when the holder's lease has expired by its clock, was lost, or a higher
+    /// generation exists (another process took it over).
+    pub async fn check(&self) -> Result<()> {
+        let lost = |message: String| Error::LeaseLost { lease: self.lake.display(&self.dir), message };
+        let held = self.held.lock().unwrap_or_else(|e| e.into_inner()).clone();
+        let Some(state) = held else { return Err(lost("its renewal failed; nothing more is committed".into())) };
+        let now = self.clock.now();
+        if state.expired(now) {
+            return Err(lost(format!("generation {} expired at {} (now {now})", state.generation, state.expires_at)));
+        }
+        if let Some(&g) = generations(&self.lake, &self.dir).await?.last()
+            && g > state.generation
+        {
+            return Err(lost(format!("generation {g} follows this holder's {}", state.generation)));
+        }
+        Ok(())
+    }
 }
 
 fn object(dir: &Path, generation: u64) -> Path {
@@ -112,8 +159,14 @@ async fn generations(lake: &Lake, dir: &Path) -> Result<Vec<u64>> {
     Ok(g)
 }
 
-/// The current state of the lease at `dir`: its highest generation, or `None` when free.
+/// The current holder's state of the lease at `dir`, or `None` when free (never taken, or
+/// released).
 pub async fn current(lake: &Lake, dir: &Path) -> Result<Option<LeaseState>> {
+    Ok(newest(lake, dir).await?.filter(|s| !s.released))
+}
+
+/// The highest generation of the lease at `dir`, released or not.
+async fn newest(lake: &Lake, dir: &Path) -> Result<Option<LeaseState>> {
     // A generation may vanish between the listing and the read (its holder released it):
     // then list again.
     for _ in 0..5 {
@@ -139,13 +192,15 @@ impl Lease {
         ttl: Duration,
         now: DateTime<Utc>,
     ) -> Result<Acquired> {
-        let before = current(lake, dir).await?;
+        let before = newest(lake, dir).await?;
         let taken_over = match &before {
-            Some(s) if !s.expired(now) => return Ok(Acquired::Busy(s.clone())),
-            other => other.clone(),
+            Some(s) if !s.released && !s.expired(now) => return Ok(Acquired::Busy(s.clone())),
+            Some(s) if !s.released => Some(s.clone()),
+            _ => None,
         };
         let generation = before.as_ref().map_or(1, |s| s.generation + 1);
         let state = LeaseState {
+            released: false,
             holder: holder.to_string(),
             purpose: purpose.to_string(),
             generation,
@@ -161,10 +216,13 @@ impl Lease {
             };
         }
         for g in generations(lake, dir).await?.into_iter().filter(|&g| g < generation) {
-            lake.delete(&object(dir, g)).await?;
+            if let Err(e) = lake.delete(&object(dir, g)).await {
+                debug!(lease = %dir, generation = g, cause = %e, "older generation not deleted; the next writer tries again");
+            }
         }
         debug!(lease = %dir, generation, "acquired");
-        let lease = Lease { lake: lake.clone(), dir: dir.clone(), ttl, state, mine: vec![generation] };
+        let held = Arc::new(Mutex::new(Some(state.clone())));
+        let lease = Lease { lake: lake.clone(), dir: dir.clone(), ttl, state, mine: vec![generation], held };
         Ok(Acquired::Held { lease, taken_over })
     }
 
@@ -174,7 +232,29 @@ impl Lease {
     }
 
     fn lost(&self, message: impl Into<String>) -> Error {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = None;
         Error::LeaseLost { lease: self.lake.display(&self.dir), message: message.into() }
+    }
+
+    /// A fence for writes made under this lease, judging expiry by `clock`; it follows the
+    /// lease's renewals.
+    pub fn fence(&self, clock: Arc<dyn Clock>) -> Fence {
+        Fence { lake: self.lake.clone(), dir: self.dir.clone(), clock, held: Arc::clone(&self.held) }
+    }
+
+    /// Deletes generations of this holder's below the current one; a failure is left for later.
+    async fn tidy(&mut self) {
+        let current = self.state.generation;
+        let mut kept = Vec::new();
+        for g in std::mem::take(&mut self.mine) {
+            if g >= current {
+                kept.push(g);
+            } else if let Err(e) = self.lake.delete(&object(&self.dir, g)).await {
+                warn!(lease = %self.dir, generation = g, cause = %e, "older lease generation not deleted; tried again later");
+                kept.push(g);
+            }
+        }
+        self.mine = kept;
     }
 
     /// Extends the lease to `now + ttl`; an error when it was lost.
@@ -199,18 +279,23 @@ impl Lease {
         if generations(&self.lake, &self.dir).await?.last().is_some_and(|&g| g > next.generation) {
             return Err(self.lost("another process took it over"));
         }
-        let previous = std::mem::replace(&mut self.state, next);
-        self.lake.delete(&object(&self.dir, previous.generation)).await?;
-        self.mine.retain(|&g| g != previous.generation);
+        self.state = next;
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = Some(self.state.clone());
+        self.tidy().await;
         Ok(())
     }
 
-    /// Gives the lease up.
-    pub async fn release(self) -> Result<()> {
-        for g in &self.mine {
-            self.lake.delete(&object(&self.dir, *g)).await?;
+    /// Gives the lease up: writes the next generation marked released (unless someone took the
+    /// lease over meanwhile), then deletes this holder's older generations.
+    pub async fn release(mut self) -> Result<()> {
+        *self.held.lock().unwrap_or_else(|e| e.into_inner()) = None;
+        let released = LeaseState { released: true, generation: self.state.generation + 1, ..self.state.clone() };
+        let path = object(&self.dir, released.generation);
+        if self.lake.put_if_absent(&path, serde_json::to_vec_pretty(&released)?.into()).await? {
+            self.state = released;
         }
-        debug!(lease = %self.dir, "released");
+        self.tidy().await;
+        debug!(lease = %self.dir, generation = self.state.generation, "released");
         Ok(())
     }
 
@@ -246,11 +331,23 @@ impl Lease {
                     tokio::select! {
                         _ = stop2.cancelled() => return Some(lease),
                         _ = tick.tick() => {
-                            if let Err(e) = lease.renew(clock.now()).await {
-                                warn!(lease = %lease.dir, cause = %e, "lease lost");
-                                lost2.cancel();
-                                return None;
-                            }
+                            // The renewal must succeed before the lease expires by this
+                            // holder's clock, however long the store takes to answer.
+                            let expires_at = lease.state.expires_at;
+                            let left = (expires_at - clock.now()).to_std().unwrap_or(Duration::ZERO);
+                            let cause = match tokio::time::timeout(left, lease.renew(clock.now())).await {
+                                Ok(Ok(())) => continue,
+                                Ok(Err(e @ Error::LeaseLost { .. })) => e.to_string(),
+                                Ok(Err(e)) => {
+                                    warn!(lease = %lease.dir, cause = %e, %expires_at, "lease renewal failed; tried again at the next tick");
+                                    continue;
+                                }
+                                Err(_) => format!("no renewal succeeded before it expired at {expires_at}"),
+                            };
+                            *lease.held.lock().unwrap_or_else(|e| e.into_inner()) = None;
+                            warn!(lease = %lease.dir, cause = %cause, "lease lost");
+                            lost2.cancel();
+                            return None;
                         }
                     }
                 }
@@ -373,6 +470,19 @@ mod tests {
         assert!(matches!(take(&lake, "b", t(1)).await, Acquired::Busy(_)));
         a.renew(t(2)).await.unwrap();
         a.release().await.unwrap();
-        assert!(lake.list(&dir()).await.unwrap().is_empty());
+        assert!(current(&lake, &dir()).await.unwrap().is_none());
+        assert_eq!(lake.list(&dir()).await.unwrap().len(), 1, "only the released generation stays");
+    }
+
+    #[tokio::test]
+    async fn generations_go_on_after_a_release_and_a_release_is_no_takeover() {
+        let lake = Lake::in_memory();
+        let Acquired::Held { lease: mut a, .. } = take(&lake, "a", t(0)).await else { panic!() };
+        a.renew(t(10)).await.unwrap();
+        let last = a.state().generation;
+        a.release().await.unwrap();
+        let Acquired::Held { lease: b, taken_over } = take(&lake, "b", t(11)).await else { panic!() };
+        assert!(taken_over.is_none(), "a released lease is free, not abandoned");
+        assert!(b.state().generation > last, "generation {} after {last}", b.state().generation);
     }
 }

@@ -55,6 +55,7 @@ pub struct Lake {
     store_url: Url,
     prefix: Path,
     grace: std::time::Duration,
+    fence: Option<Arc<lease::Fence>>,
 }
 
 /// How long files a newer dataset version replaced stay readable, unless set otherwise.
@@ -169,7 +170,7 @@ impl Lake {
         let prefix = Path::from_url_path(root.path())?;
         let store_url = Url::parse(&format!("{}://{}", root.scheme(), root.host_str().unwrap_or("")))
             .map_err(|e| Error::LakeUrl { url: url.to_string(), message: e.to_string() })?;
-        Ok(Self { store, root, store_url, prefix, grace: DEFAULT_GRACE })
+        Ok(Self { store, root, store_url, prefix, grace: DEFAULT_GRACE, fence: None })
     }
 
     /// An in-memory lake; for tests and dry runs.
@@ -191,6 +192,20 @@ impl Lake {
     /// How long replaced and unnamed files are kept.
     pub fn grace(&self) -> std::time::Duration {
         self.grace
+    }
+
+    /// The same lake, whose dataset commits and pointer moves first check `fence` (the lease
+    /// the writes are made under) and fail with [`Error::LeaseLost`] once it is lost.
+    pub fn with_fence(&self, fence: lease::Fence) -> Self {
+        Self { fence: Some(Arc::new(fence)), ..self.clone() }
+    }
+
+    /// Checks the lake's fence, if it has one: an error when the lease it stands for is lost.
+    pub async fn check_fence(&self) -> Result<()> {
+        match &self.fence {
+            Some(f) => f.check().await,
+            None => Ok(()),
+        }
     }
 
     /// The underlying store (the whole bucket or file system, not just the lake prefix).

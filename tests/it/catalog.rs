@@ -17,7 +17,7 @@ async fn a_lake_without_sales_fails_naming_the_table_and_writes_nothing() {
     let err = nightly(&env, date("2026-04-01")).await.unwrap_err();
     assert!(matches!(&err, Error::MissingTable { table, .. } if table == "sales"), "{err}");
     assert!(err.to_string().contains("raw/sales"), "{err}");
-    assert!(listing(&lake).await.is_empty());
+    assert!(data_listing(&lake).await.is_empty());
 }
 
 async fn write_bad_sales(lake: &Lake) {
@@ -52,7 +52,7 @@ async fn a_mistyped_column_names_table_column_and_types_and_writes_nothing() {
         }
         other => panic!("expected a column type error, got {other}"),
     }
-    assert_eq!(listing(&lake).await, before, "nothing may be written");
+    assert_eq!(data_listing(&lake).await, before, "nothing may be written");
 }
 
 #[tokio::test]

@@ -94,6 +94,12 @@ pub async fn listing(lake: &Lake) -> Vec<String> {
     lake.list(&object_store::path::Path::from("")).await.unwrap().into_iter().map(|m| m.location.to_string()).collect()
 }
 
+/// Every object in the lake but the leases' (a run that failed leaves its lease's released
+/// generation, so the next holder's generation follows it).
+pub async fn data_listing(lake: &Lake) -> Vec<String> {
+    listing(lake).await.into_iter().filter(|p| !p.starts_with("leases/")).collect()
+}
+
 /// The binary, run in `dir` with settings from there only: the lake and config variables of the
 /// caller's environment removed, two threads, and baseline models (the default models include
 /// the deep ones, slow in a debug build).

@@ -201,7 +201,7 @@ async fn a_truncated_raw_file_is_named_and_stops_the_run_or_is_quarantined() {
         other => panic!("expected a corrupt file error, got {other}"),
     }
     assert!(err.to_string().contains("corrupt-files"), "{err}");
-    assert_eq!(listing(&lake).await, before);
+    assert_eq!(data_listing(&lake).await, before);
 
     // Quarantine: both files are moved aside and the run goes on without them.
     let file = SettingsFile { corrupt_files: Some(CorruptFiles::Quarantine), ..Default::default() };
@@ -395,3 +395,102 @@ async fn a_failed_rerun_leaves_the_published_csv_matching_its_manifest() {
     assert!(String::from_utf8(bytes.to_vec()).unwrap().lines().skip(1).all(|l| l.starts_with(&first.run_id)));
 }
 
+mod leases {
+    use std::sync::Arc;
+    use std::time::Duration;
+
+    use chrono::{DateTime, Utc};
+    use shelfcast::Error;
+    use shelfcast::clock::{Clock, FixedClock, SystemClock};
+    use shelfcast::lake::dataset::{DatasetWriter, read_manifest};
+    use shelfcast::lake::faults::{Fault, FaultyStore, Op};
+    use shelfcast::lake::lease::{self, Acquired, Lease};
+    use shelfcast::lake::{Lake, layout};
+
+    use super::{faulty, ints};
+    use crate::common::*;
+
+    const TTL: Duration = Duration::from_secs(60);
+
+    fn dir() -> object_store::path::Path {
+        layout::lease("nightly", date("2026-04-01"))
+    }
+
+    async fn take(lake: &Lake, holder: &str, now: DateTime<Utc>) -> Lease {
+        match Lease::acquire(lake, &dir(), holder, "test", TTL, now).await.unwrap() {
+            Acquired::Held { lease, .. } => lease,
+            Acquired::Busy(s) => panic!("busy: {s:?}"),
+        }
+    }
+
+    #[tokio::test]
+    async fn a_failed_delete_of_an_old_generation_is_not_a_lost_lease() {
+        let (lake, store) =
+            faulty(&Lake::in_memory(), |s| FaultyStore::new(s, Fault::reset()).on(&[Op::Delete]).matching("leases/"));
+        let t0 = clock().now();
+        let mut a = take(&lake, "a", t0).await;
+        a.renew(t0 + chrono::Duration::seconds(20)).await.unwrap();
+        a.renew(t0 + chrono::Duration::seconds(40)).await.unwrap();
+        assert!(store.injected() >= 2, "the deletes of the older generations failed");
+        let held = lease::current(&lake, &dir()).await.unwrap().unwrap();
+        assert_eq!((held.holder.as_str(), held.generation), ("a", 3));
+        assert!(matches!(
+            Lease::acquire(&lake, &dir(), "b", "test", TTL, t0 + chrono::Duration::seconds(90)).await.unwrap(),
+            Acquired::Busy(_)
+        ));
+    }
+
+    #[tokio::test]
+    async fn a_renewal_stuck_longer_than_the_ttl_stops_the_work_and_its_commits() {
+        // The second lease write (the first renewal) hangs far longer than the TTL.
+        let (lake, _) = faulty(&Lake::in_memory(), |s| {
+            FaultyStore::new(s, Fault::Delay(Duration::from_secs(30))).on(&[Op::Put]).matching("leases/").every(2)
+        });
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        let ttl = Duration::from_millis(300);
+        let Acquired::Held { lease, .. } = Lease::acquire(&lake, &dir(), "a", "test", ttl, clock.now()).await.unwrap()
+        else {
+            panic!()
+        };
+        let fenced = lake.with_fence(lease.fence(Arc::clone(&clock)));
+        let keeper = lease.keep(Arc::clone(&clock));
+        // The holder learns it must stop by its own expiry, not when the store answers.
+        tokio::time::timeout(Duration::from_secs(10), keeper.lost().cancelled())
+            .await
+            .expect("the work is told to stop once the lease expired unrenewed");
+        let folder = layout::forecasts(date("2026-04-01"));
+        let mut w = DatasetWriter::new(&fenced, folder.clone(), "forecasts", "a", ints(&[1]).schema());
+        w.write(ints(&[1])).await.unwrap();
+        let err = w.commit(clock.now(), Default::default()).await.unwrap_err();
+        assert!(matches!(err, Error::LeaseLost { .. }), "{err}");
+        assert!(read_manifest(&lake, &folder).await.unwrap().is_none(), "nothing committed");
+        drop(keeper);
+    }
+
+    #[tokio::test]
+    async fn a_holder_that_lost_its_lease_commits_nothing_over_the_new_holders_results() {
+        let lake = Lake::in_memory();
+        let clock = clock();
+        let a = take(&lake, "a", clock.now()).await;
+        let a_lake = lake.with_fence(a.fence(Arc::new(clock.clone())));
+        // a stalls past its TTL; b takes the lease over and publishes.
+        let b_clock = FixedClock::new(clock.now() + chrono::Duration::seconds(61));
+        let b = take(&lake, "b", b_clock.now()).await;
+        let b_lake = lake.with_fence(b.fence(Arc::new(b_clock.clone())));
+        let folder = layout::forecasts(date("2026-04-01"));
+        let mut w = DatasetWriter::new(&b_lake, folder.clone(), "forecasts", "b", ints(&[2]).schema());
+        w.write(ints(&[2])).await.unwrap();
+        let by_b = w.commit(b_clock.now(), Default::default()).await.unwrap();
+        // a wakes up, its clock still within its TTL: the higher generation fences it off.
+        let mut w = DatasetWriter::new(&a_lake, folder.clone(), "forecasts", "a", ints(&[1]).schema());
+        w.write(ints(&[1])).await.unwrap();
+        let err = w.commit(clock.now() + chrono::Duration::seconds(30), Default::default()).await.unwrap_err();
+        assert!(matches!(err, Error::LeaseLost { .. }), "{err}");
+        assert_eq!(read_manifest(&lake, &folder).await.unwrap().unwrap().files, by_b.files);
+        // Generations do not restart after a release: b's successor follows b.
+        let last = b.state().generation;
+        b.release().await.unwrap();
+        let c = take(&lake, "c", b_clock.now()).await;
+        assert!(c.state().generation > last);
+    }
+}

@@ -142,7 +142,8 @@ async fn two_schedulers_on_one_lake_run_a_slot_once() {
     let manifest = read_manifest(&lake, &layout::job_output("item_units", date("2026-04-01"))).await.unwrap().unwrap();
     assert_eq!(manifest.meta["run_id"], r.run_id.as_str());
     assert_eq!(manifest.row_count, 3, "one row per item");
-    assert!(lake.list(&layout::lease("count", date("2026-04-01"))).await.unwrap().is_empty(), "lease released");
+    let lease = shelfcast::lake::lease::current(&lake, &layout::lease("count", date("2026-04-01"))).await.unwrap();
+    assert!(lease.is_none(), "lease released");
 }
 
 #[tokio::test]
@@ -242,7 +243,8 @@ async fn shutdown_lets_the_scheduler_record_the_cancelled_step_and_a_restart_rer
     assert_eq!(r.status, Status::Cancelled);
     assert_eq!(r.steps[0].status, Status::Cancelled);
     assert!(r.error.as_deref().unwrap().contains("shutting down"), "{:?}", r.error);
-    assert!(lake.list(&layout::lease("count", date("2026-04-02"))).await.unwrap().is_empty(), "lease released");
+    let lease = shelfcast::lake::lease::current(&lake, &layout::lease("count", date("2026-04-02"))).await.unwrap();
+    assert!(lease.is_none(), "lease released");
 
     // The next start runs the cancelled slot again.
     env.step_delays.clear();
