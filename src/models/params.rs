@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ensemble::EnsembleConfig;
-use super::gbt::GbtConfig;
+use super::gbt::{GbtConfig, Target};
 use super::nn::{NnConfig, PointLoss};
 use crate::error::{Error, Result};
 
@@ -79,6 +79,8 @@ pub struct GbtParams {
     pub trees: Option<usize>,
     /// Choose the number of trees on the held-out periods.
     pub auto_trees: Option<bool>,
+    /// What the trees learn: `ratio`, `log`, or `auto` (the better on the held-out periods).
+    pub target: Option<Target>,
     /// Shrinkage per tree.
     pub learning_rate: Option<f32>,
     /// Depth per tree.
@@ -115,6 +117,7 @@ impl GbtParams {
     pub fn apply(&self, mut c: GbtConfig) -> GbtConfig {
         c.trees = self.trees.unwrap_or(c.trees);
         c.auto_trees = self.auto_trees.unwrap_or(c.auto_trees);
+        c.target = self.target.unwrap_or(c.target);
         c.learning_rate = self.learning_rate.unwrap_or(c.learning_rate);
         c.max_depth = self.max_depth.unwrap_or(c.max_depth);
         c.max_rows = self.max_rows.unwrap_or(c.max_rows);

@@ -5,7 +5,10 @@
 //! Training rows are (series, origin, step) triples over the recent history, most recent origins
 //! first, up to `max-rows`. The target is the value at origin + step divided by the series' scale
 //! at the origin (see [`features`]); squared loss, optionally weighted by the scale so large series
-//! count for their volume. Trees come from the `forust-ml` crate (histogram gradient boosting,
+//! count for their volume. The trees learn that ratio as it is or its logarithm (`log(1 + ratio)`,
+//! a multiplicative model whose forecast leans to the typical value rather than the mean, which
+//! suits counts with spikes and many zeros); with `target = "auto"` the one with the lower error on
+//! the held-out periods is kept, and the card says which and by how much. Trees come from the `forust-ml` crate (histogram gradient boosting,
 //! depth-wise trees); categorical attributes enter as their codes.
 //!
 //! Quantiles are conformal: the model is first fitted without the last `horizon` periods, its
@@ -33,6 +36,47 @@ const TARGET_RANGE: (f64, f64) = (-2.0, 10.0);
 /// Least total weight (rows, weights averaging 1) in a leaf.
 const MIN_LEAF_WEIGHT: f32 = 20.0;
 
+/// What the trees learn to predict from the series' scaled value (the ratio of the value to the
+/// series' scale at the origin).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Target {
+    /// The one with the lower error on the held-out periods (both are fitted there).
+    #[default]
+    Auto,
+    /// The ratio itself: the forecast estimates the mean.
+    Ratio,
+    /// `ln(1 + ratio)` (negative ratios count as 0): the forecast, `exp(prediction) - 1`, leans to
+    /// the typical value, and spikes weigh less.
+    Log,
+}
+
+impl Target {
+    /// What the trees are fitted to for a scaled value.
+    fn forward(self, ratio: f64) -> f64 {
+        match self {
+            Target::Log => ratio.max(0.0).ln_1p(),
+            Target::Auto | Target::Ratio => ratio,
+        }
+    }
+
+    /// The scaled value a prediction of the trees stands for.
+    fn back(self, predicted: f64) -> f64 {
+        match self {
+            Target::Log => predicted.exp_m1(),
+            Target::Auto | Target::Ratio => predicted,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Target::Auto => "auto",
+            Target::Ratio => "ratio",
+            Target::Log => "log",
+        }
+    }
+}
+
 /// Hyperparameters of the trees model.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct GbtConfig {
@@ -46,6 +90,10 @@ pub struct GbtConfig {
     /// steps of 10); the final fit on everything uses that many.
     #[serde(default)]
     pub auto_trees: bool,
+    /// What the trees learn: the scaled value or its logarithm, or the better of the two on the
+    /// held-out periods.
+    #[serde(default)]
+    pub target: Target,
     /// Shrinkage of each tree.
     pub learning_rate: f32,
     /// Depth of each tree.
@@ -72,6 +120,7 @@ impl GbtConfig {
             season: season.max(1),
             trees: 300,
             auto_trees: true,
+            target: Target::Auto,
             learning_rate: 0.1,
             max_depth: 6,
             max_rows: 1_000_000,
@@ -107,8 +156,19 @@ struct Fitted {
     /// The number of trees chosen on the held-out periods and their error there.
     #[serde(default)]
     trees: Option<serde_json::Value>,
+    /// What the trees predict (never `Auto` once fitted; models saved before the choice existed
+    /// predicted the ratio).
+    #[serde(default = "ratio")]
+    target: Target,
+    /// The held-out errors that chose the target, when it was chosen.
+    #[serde(default)]
+    target_choice: Option<serde_json::Value>,
     #[serde(skip)]
     model: Option<GradientBooster>,
+}
+
+fn ratio() -> Target {
+    Target::Ratio
 }
 
 impl std::fmt::Debug for Fitted {
@@ -217,8 +277,8 @@ impl Gbt {
     /// A model trained on `train` and scored on the rows `calib`: the weighted mean absolute
     /// scaled error, the predictions and the number of trees they use (with `auto-trees`, the
     /// count, in steps of 10, whose error is lowest; otherwise all).
-    fn held_out(&self, rows: &Rows, train: &[usize], calib: &[usize]) -> Result<HeldOut> {
-        let model = self.train(rows, train, self.config.trees)?;
+    fn held_out(&self, rows: &Rows, train: &[usize], calib: &[usize], target: Target) -> Result<HeldOut> {
+        let model = self.train(rows, train, self.config.trees, target)?;
         let data = rows.matrix(calib);
         let matrix = Matrix::new(&data, calib.len(), rows.width);
         let error = |predicted: &[f64]| {
@@ -230,15 +290,20 @@ impl Gbt {
             sum / weight.max(f64::MIN_POSITIVE)
         };
         if !self.config.auto_trees {
-            let predicted = model.predict(&matrix, self.config.threads != 1);
+            let predicted: Vec<f64> =
+                model.predict(&matrix, self.config.threads != 1).into_iter().map(|p| target.back(p)).collect();
             return Ok(HeldOut { error: error(&predicted), predicted, trees: model.trees.len() });
         }
-        let mut predicted = vec![model.base_score; calib.len()];
+        let mut raw = vec![model.base_score; calib.len()];
+        let mut predicted = vec![target.back(model.base_score); calib.len()];
         let mut best = HeldOut { error: f64::INFINITY, predicted: Vec::new(), trees: 0 };
         let n = model.trees.len();
         for (i, tree) in model.trees.iter().enumerate() {
-            for (p, v) in predicted.iter_mut().zip(tree.predict(&matrix, self.config.threads != 1, &model.missing)) {
+            for (p, v) in raw.iter_mut().zip(tree.predict(&matrix, self.config.threads != 1, &model.missing)) {
                 *p += v;
+            }
+            for (p, r) in predicted.iter_mut().zip(&raw) {
+                *p = target.back(*r);
             }
             if (i + 1) % 10 == 0 || i + 1 == n {
                 let e = error(&predicted);
@@ -253,9 +318,9 @@ impl Gbt {
         Ok(best)
     }
 
-    fn train(&self, rows: &Rows, keep: &[usize], trees: usize) -> Result<GradientBooster> {
+    fn train(&self, rows: &Rows, keep: &[usize], trees: usize, target: Target) -> Result<GradientBooster> {
         let data = rows.matrix(keep);
-        let target: Vec<f64> = keep.iter().map(|&r| rows.target[r]).collect();
+        let target: Vec<f64> = keep.iter().map(|&r| target.forward(rows.target[r])).collect();
         // Weights averaging 1, so the least leaf weight counts rows.
         let total: f64 = keep.iter().map(|&r| rows.weight[r]).sum();
         let norm = keep.len() as f64 / total.max(f64::MIN_POSITIVE);
@@ -293,18 +358,40 @@ impl Forecaster for Gbt {
         let mut rows = self.rows(panel, &layout, &cats);
         let h_max = self.config.horizon;
         let held = |&(s, o, h): &(usize, usize, usize)| o + h + h_max >= panel.values[s].len();
-        // The user's covariates are kept only when they help on the held-out periods.
         let mut selection = None;
-        // Held-out predictions of the layout chosen, when the choice made them.
+        // The target, when it is to be chosen, is chosen first (with every input), then the user's
+        // covariates are kept only when they help on the held-out periods with that target.
+        let mut target = self.config.target;
+        let mut target_choice = None;
+        // Held-out predictions of the target and layout chosen, when the choices made them.
         let mut chosen: Option<HeldOut> = None;
-        if layout.has_user() {
+        {
             let (calib, train): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|&r| held(&rows.index[r]));
-            if !calib.is_empty() && train.len() >= 10 {
-                let with_user = self.held_out(&rows, &train, &calib)?;
+            let enough = !calib.is_empty() && train.len() >= 10;
+            if target == Target::Auto {
+                target = Target::Ratio;
+                if enough {
+                    let ratio = self.held_out(&rows, &train, &calib, Target::Ratio)?;
+                    let log = self.held_out(&rows, &train, &calib, Target::Log)?;
+                    let (r, l) = (ratio.error, log.error);
+                    debug!(ratio = r, log = l, "gbt: the targets on the held-out periods");
+                    target_choice = Some(serde_json::json!({
+                        "rule": "lower held-out error",
+                        "held_out_mae_ratio": r,
+                        "held_out_mae_log": l,
+                    }));
+                    (target, chosen) = if l < r { (Target::Log, Some(log)) } else { (Target::Ratio, Some(ratio)) };
+                }
+            }
+            if layout.has_user() && enough {
+                let with_user = match chosen.take() {
+                    Some(h) => h,
+                    None => self.held_out(&rows, &train, &calib, target)?,
+                };
                 let mut off = layout.clone();
                 off.user_off = true;
                 let rows_off = self.rows(panel, &off, &cats);
-                let without_user = self.held_out(&rows_off, &train, &calib)?;
+                let without_user = self.held_out(&rows_off, &train, &calib, target)?;
                 let (with, without) = (with_user.error, without_user.error);
                 let keep = with <= without;
                 chosen = Some(if keep { with_user } else { without_user });
@@ -333,7 +420,7 @@ impl Forecaster for Gbt {
         if !calib.is_empty() && train.len() >= 10 {
             let held_out = match chosen.take() {
                 Some(h) => h,
-                None => self.held_out(&rows, &train, &calib)?,
+                None => self.held_out(&rows, &train, &calib, target)?,
             };
             trees = held_out.trees;
             trees_card = Some(serde_json::json!({
@@ -358,11 +445,20 @@ impl Forecaster for Gbt {
             errors[h] = thin(&errors[h]);
         }
         let all: Vec<usize> = (0..rows.len()).collect();
-        let booster = self.train(&rows, &all, trees)?;
+        let booster = self.train(&rows, &all, trees, target)?;
         debug!(rows = rows.len(), held_out = calib.len(), "gbt fitted");
         let json = booster.json_dump().map_err(|e| Error::data(format!("gbt: cannot serialise the trees: {e}")))?;
-        self.fitted =
-            Some(Fitted { layout, vocab, booster: json, errors, selection, trees: trees_card, model: Some(booster) });
+        self.fitted = Some(Fitted {
+            layout,
+            vocab,
+            booster: json,
+            errors,
+            selection,
+            trees: trees_card,
+            target,
+            target_choice,
+            model: Some(booster),
+        });
         Ok(FitReport::new(self.name(), panel))
     }
 
@@ -404,7 +500,7 @@ impl Forecaster for Gbt {
         let predicted = if rows > 0 { model.predict(&Matrix::new(&columns, rows, width), true) } else { Vec::new() };
         let mut qs = vec![0.0f32; levels.len()];
         for ((&(s, h), p), sc) in which.iter().zip(predicted).zip(scales) {
-            let mean = (p * sc) as f32;
+            let mean = (fitted.target.back(p) * sc) as f32;
             let errs = &fitted.errors[h.min(h_max - 1)];
             for (q, level) in qs.iter_mut().zip(levels) {
                 *q = mean + quantile_sorted(errs, *level) * sc as f32;
@@ -448,6 +544,7 @@ impl Forecaster for Gbt {
             "user_covariates": fitted.selection,
             "trees": fitted.model.as_ref().map(|m| m.trees.len()),
             "tree_count": fitted.trees,
+            "target": { "chosen": fitted.target.name(), "choice": fitted.target_choice },
         }))
     }
 
@@ -674,6 +771,35 @@ mod tests {
         let mut fixed = Gbt::new(GbtConfig { trees: 60, auto_trees: false, ..GbtConfig::new(horizon, 7) });
         fixed.fit(&panel).unwrap();
         assert_eq!(fixed.card().unwrap()["trees"], 60);
+    }
+
+    /// Both targets learn; with `auto` the one kept is the one with the lower held-out error, the
+    /// card says so, and a stored log-target model forecasts as it did.
+    #[test]
+    fn the_target_is_chosen_on_the_held_out_periods_and_either_learns() {
+        let horizon = 14;
+        let (panel, actuals) = panel(24, 300, horizon);
+        let levels = [0.1, 0.5, 0.9];
+        let naive = mae(&SeasonalNaive::new(7).predict(&panel, horizon, &levels).unwrap(), &actuals);
+        let mut auto = Gbt::new(GbtConfig { trees: 100, ..GbtConfig::new(horizon, 7) });
+        auto.fit(&panel).unwrap();
+        let card = auto.card().unwrap();
+        let choice = &card["target"]["choice"];
+        let (r, l) = (choice["held_out_mae_ratio"].as_f64().unwrap(), choice["held_out_mae_log"].as_f64().unwrap());
+        assert_eq!(card["target"]["chosen"], if l < r { "log" } else { "ratio" }, "{card}");
+        for target in [Target::Ratio, Target::Log] {
+            let mut gbt = Gbt::new(GbtConfig { trees: 100, target, ..GbtConfig::new(horizon, 7) });
+            gbt.fit(&panel).unwrap();
+            let card = gbt.card().unwrap();
+            assert_eq!(card["target"]["chosen"], target.name());
+            assert!(card["target"]["choice"].is_null(), "a fixed target is not chosen: {card}");
+            let forecast = gbt.predict(&panel, horizon, &levels).unwrap();
+            let ours = mae(&forecast, &actuals);
+            assert!(ours < 0.7 * naive, "{target:?}: MAE {ours:.3} against seasonal naive's {naive:.3}");
+            let mut restored = Gbt::new(GbtConfig::new(1, 1));
+            restored.load(&gbt.save().unwrap()).unwrap();
+            assert_eq!(restored.predict(&panel, horizon, &levels).unwrap(), forecast, "{target:?}");
+        }
     }
 
     #[test]
