@@ -97,7 +97,10 @@ pub async fn run(
             let schema = Arc::new(df.schema().as_arrow().clone());
             let dir = layout::job_output(name, run_date);
             let mut writer = DatasetWriter::new(lake, dir.clone(), format!("outputs/{name}"), run_id, schema);
+            let plan = df.logical_plan().clone();
             writer.write_stream(df.execute_stream().await?).await?;
+            // A feature table the query read that was replaced and deleted under it fails the step.
+            crate::engine::inputs::ensure_inputs_exist(ctx, &plan).await?;
             let mut meta = serde_json::Map::new();
             meta.insert("run_id".into(), run_id.into());
             meta.insert("run_date".into(), run_date.to_string().into());

@@ -262,18 +262,21 @@ impl Lease {
         if self.state.expired(now) {
             return Err(self.lost(format!("it expired at {} before it was renewed", self.state.expires_at)));
         }
-        let next = LeaseState {
+        let mut next = LeaseState {
             generation: self.state.generation + 1,
             renewed_at: now,
             expires_at: now + ttl_delta(self.ttl),
             ..self.state.clone()
         };
-        if !self
-            .lake
-            .put_if_absent(&object(&self.dir, next.generation), serde_json::to_vec_pretty(&next)?.into())
-            .await?
-        {
-            return Err(self.lost("another process took it over"));
+        let path = object(&self.dir, next.generation);
+        if !self.lake.put_if_absent(&path, serde_json::to_vec_pretty(&next)?.into()).await? {
+            // An earlier renewal whose answer was lost (a reset connection, a failed listing
+            // after the write) may have written it: then it is this holder's.
+            let found = self.lake.get_opt(&path).await?.and_then(|b| serde_json::from_slice::<LeaseState>(&b).ok());
+            match found {
+                Some(s) if !s.released && s.holder == next.holder && s.acquired_at == next.acquired_at => next = s,
+                _ => return Err(self.lost("another process took it over")),
+            }
         }
         self.mine.push(next.generation);
         if generations(&self.lake, &self.dir).await?.last().is_some_and(|&g| g > next.generation) {
@@ -459,6 +462,19 @@ mod tests {
         // a's clock says its lease is still valid, but a newer generation exists.
         assert!(matches!(a.renew(t(50)).await, Err(Error::LeaseLost { .. })));
         assert_eq!(current(&lake, &dir()).await.unwrap().unwrap().holder, "b");
+    }
+
+    #[tokio::test]
+    async fn a_renewal_finds_the_generation_an_earlier_attempt_wrote_is_its_own() {
+        let lake = Lake::in_memory();
+        let Acquired::Held { lease: mut a, .. } = take(&lake, "a", t(0)).await else { panic!() };
+        // A renewal wrote generation 2, then failed before it knew (its listing was refused).
+        let written = LeaseState { generation: 2, renewed_at: t(20), expires_at: t(80), ..a.state().clone() };
+        lake.put(&object(&dir(), 2), serde_json::to_vec(&written).unwrap().into()).await.unwrap();
+        a.renew(t(40)).await.unwrap();
+        assert_eq!(a.state().generation, 2);
+        a.renew(t(50)).await.unwrap();
+        assert_eq!(current(&lake, &dir()).await.unwrap().unwrap().generation, 3);
     }
 
     #[tokio::test]
