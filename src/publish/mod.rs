@@ -3,6 +3,7 @@
 //! - [`latest`]: the `_latest.json` pointer to a dataset's newest run date.
 //! - [`stability`]: how far each series' forecast moved since the previous run.
 //! - [`notify`]: webhook deliveries of the manifests, signed, retried, never blocking.
+//! - [`signature`]: how a delivery is signed, and the receiver's check.
 //!
 //! `forecasts/run_date=YYYY-MM-DD/part-<run>-*.parquet` (and `forecasts-<run>-*.csv`, with
 //! `[publish] csv = true`, named in the manifest's `copies` as `forecasts.csv`), then `_manifest.json` (run id, row count, schema, checksums,
@@ -27,6 +28,7 @@
 
 pub mod latest;
 pub mod notify;
+pub mod signature;
 pub mod stability;
 
 use std::sync::Arc;
