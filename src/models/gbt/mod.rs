@@ -7,8 +7,9 @@
 //! at the origin (see [`features`]); squared loss, optionally weighted by the scale so large series
 //! count for their volume. The trees learn that ratio as it is or its logarithm (`log(1 + ratio)`,
 //! a multiplicative model whose forecast leans to the typical value rather than the mean, which
-//! suits counts with spikes and many zeros); with `target = "auto"` the one with the lower error on
-//! the held-out periods is kept, and the card says which and by how much. Trees come from the `forust-ml` crate (histogram gradient boosting,
+//! suits counts with spikes and many zeros), or both, averaging their forecasts (`blend`); with
+//! `target = "auto"` the one of the three with the lowest error on the held-out periods is kept, and
+//! the card says which and by how much. Trees come from the `forust-ml` crate (histogram gradient boosting,
 //! depth-wise trees); categorical attributes enter as their codes.
 //!
 //! Quantiles are conformal: the model is first fitted without the last `horizon` periods, its
@@ -41,7 +42,8 @@ const MIN_LEAF_WEIGHT: f32 = 20.0;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Target {
-    /// The one with the lower error on the held-out periods (both are fitted there).
+    /// The one of the other three with the lowest error on the held-out periods (the ratio and
+    /// the logarithm are fitted there; the blend averages their predictions).
     #[default]
     Auto,
     /// The ratio itself: the forecast estimates the mean.
@@ -49,6 +51,8 @@ pub enum Target {
     /// `ln(1 + ratio)` (negative ratios count as 0): the forecast, `exp(prediction) - 1`, leans to
     /// the typical value, and spikes weigh less.
     Log,
+    /// Both fitted, their forecasts averaged: the mean between the mean and the typical value.
+    Blend,
 }
 
 impl Target {
@@ -56,7 +60,7 @@ impl Target {
     fn forward(self, ratio: f64) -> f64 {
         match self {
             Target::Log => ratio.max(0.0).ln_1p(),
-            Target::Auto | Target::Ratio => ratio,
+            Target::Auto | Target::Ratio | Target::Blend => ratio,
         }
     }
 
@@ -64,7 +68,16 @@ impl Target {
     fn back(self, predicted: f64) -> f64 {
         match self {
             Target::Log => predicted.exp_m1(),
-            Target::Auto | Target::Ratio => predicted,
+            Target::Auto | Target::Ratio | Target::Blend => predicted,
+        }
+    }
+
+    /// The tree ensembles fitted for this target, each learning one transform.
+    fn parts(self) -> &'static [Target] {
+        match self {
+            Target::Log => &[Target::Log],
+            Target::Blend => &[Target::Ratio, Target::Log],
+            Target::Auto | Target::Ratio => &[Target::Ratio],
         }
     }
 
@@ -73,6 +86,7 @@ impl Target {
             Target::Auto => "auto",
             Target::Ratio => "ratio",
             Target::Log => "log",
+            Target::Blend => "blend",
         }
     }
 }
@@ -146,8 +160,11 @@ pub struct Gbt {
 struct Fitted {
     layout: Layout,
     vocab: Vec<Vec<String>>,
-    /// The booster as `forust-ml` writes it (JSON).
+    /// The booster as `forust-ml` writes it (JSON); with the `blend` target, the ratio's.
     booster: String,
+    /// With the `blend` target, the logarithm's booster.
+    #[serde(default)]
+    log_booster: Option<String>,
     /// Sorted scaled errors per step ahead, from the held-out periods.
     errors: Vec<Vec<f32>>,
     /// Whether the user's covariates were kept, with the held-out errors that decided it.
@@ -165,6 +182,8 @@ struct Fitted {
     target_choice: Option<serde_json::Value>,
     #[serde(skip)]
     model: Option<GradientBooster>,
+    #[serde(skip)]
+    log_model: Option<GradientBooster>,
 }
 
 fn ratio() -> Target {
@@ -277,26 +296,25 @@ impl Gbt {
     /// A model trained on `train` and scored on the rows `calib`: the weighted mean absolute
     /// scaled error, the predictions and the number of trees they use (with `auto-trees`, the
     /// count, in steps of 10, whose error is lowest; otherwise all).
+    /// With the `blend` target, both parts are fitted and their predictions averaged.
     fn held_out(&self, rows: &Rows, train: &[usize], calib: &[usize], target: Target) -> Result<HeldOut> {
+        if target == Target::Blend {
+            let ratio = self.held_out(rows, train, calib, Target::Ratio)?;
+            let log = self.held_out(rows, train, calib, Target::Log)?;
+            return Ok(HeldOut::blend(rows, calib, &ratio, &log));
+        }
         let model = self.train(rows, train, self.config.trees, target)?;
         let data = rows.matrix(calib);
         let matrix = Matrix::new(&data, calib.len(), rows.width);
-        let error = |predicted: &[f64]| {
-            let (mut sum, mut weight) = (0.0, 0.0);
-            for (&r, p) in calib.iter().zip(predicted) {
-                sum += rows.weight[r] * (rows.target[r] - p).abs();
-                weight += rows.weight[r];
-            }
-            sum / weight.max(f64::MIN_POSITIVE)
-        };
+        let error = |predicted: &[f64]| held_out_error(rows, calib, predicted);
         if !self.config.auto_trees {
             let predicted: Vec<f64> =
                 model.predict(&matrix, self.config.threads != 1).into_iter().map(|p| target.back(p)).collect();
-            return Ok(HeldOut { error: error(&predicted), predicted, trees: model.trees.len() });
+            return Ok(HeldOut { error: error(&predicted), predicted, trees: vec![model.trees.len()] });
         }
         let mut raw = vec![model.base_score; calib.len()];
         let mut predicted = vec![target.back(model.base_score); calib.len()];
-        let mut best = HeldOut { error: f64::INFINITY, predicted: Vec::new(), trees: 0 };
+        let mut best = HeldOut { error: f64::INFINITY, predicted: Vec::new(), trees: vec![0] };
         let n = model.trees.len();
         for (i, tree) in model.trees.iter().enumerate() {
             for (p, v) in raw.iter_mut().zip(tree.predict(&matrix, self.config.threads != 1, &model.missing)) {
@@ -308,12 +326,12 @@ impl Gbt {
             if (i + 1) % 10 == 0 || i + 1 == n {
                 let e = error(&predicted);
                 if e < best.error {
-                    best = HeldOut { error: e, predicted: predicted.clone(), trees: i + 1 };
+                    best = HeldOut { error: e, predicted: predicted.clone(), trees: vec![i + 1] };
                 }
             }
         }
-        if best.trees == 0 {
-            best = HeldOut { error: error(&predicted), predicted, trees: n.max(1) };
+        if best.trees == [0] {
+            best = HeldOut { error: error(&predicted), predicted, trees: vec![n.max(1)] };
         }
         Ok(best)
     }
@@ -338,8 +356,27 @@ struct HeldOut {
     error: f64,
     /// Its predictions of the held-out rows.
     predicted: Vec<f64>,
-    /// Trees they use.
-    trees: usize,
+    /// Trees they use, per part of the target.
+    trees: Vec<usize>,
+}
+
+impl HeldOut {
+    /// The average of the ratio's and the logarithm's predictions.
+    fn blend(rows: &Rows, calib: &[usize], ratio: &HeldOut, log: &HeldOut) -> HeldOut {
+        let predicted: Vec<f64> = ratio.predicted.iter().zip(&log.predicted).map(|(a, b)| 0.5 * (a + b)).collect();
+        let trees = ratio.trees.iter().chain(&log.trees).copied().collect();
+        HeldOut { error: held_out_error(rows, calib, &predicted), predicted, trees }
+    }
+}
+
+/// The weighted mean absolute error of predictions of the rows `calib` (scaled values).
+fn held_out_error(rows: &Rows, calib: &[usize], predicted: &[f64]) -> f64 {
+    let (mut sum, mut weight) = (0.0, 0.0);
+    for (&r, p) in calib.iter().zip(predicted) {
+        sum += rows.weight[r] * (rows.target[r] - p).abs();
+        weight += rows.weight[r];
+    }
+    sum / weight.max(f64::MIN_POSITIVE)
 }
 
 impl Forecaster for Gbt {
@@ -373,14 +410,22 @@ impl Forecaster for Gbt {
                 if enough {
                     let ratio = self.held_out(&rows, &train, &calib, Target::Ratio)?;
                     let log = self.held_out(&rows, &train, &calib, Target::Log)?;
-                    let (r, l) = (ratio.error, log.error);
-                    debug!(ratio = r, log = l, "gbt: the targets on the held-out periods");
+                    let blend = HeldOut::blend(&rows, &calib, &ratio, &log);
+                    let (r, l, b) = (ratio.error, log.error, blend.error);
+                    debug!(ratio = r, log = l, blend = b, "gbt: the targets on the held-out periods");
                     target_choice = Some(serde_json::json!({
-                        "rule": "lower held-out error",
+                        "rule": "lowest held-out error",
                         "held_out_mae_ratio": r,
                         "held_out_mae_log": l,
+                        "held_out_mae_blend": b,
                     }));
-                    (target, chosen) = if l < r { (Target::Log, Some(log)) } else { (Target::Ratio, Some(ratio)) };
+                    (target, chosen) = if b < r.min(l) {
+                        (Target::Blend, Some(blend))
+                    } else if l < r {
+                        (Target::Log, Some(log))
+                    } else {
+                        (Target::Ratio, Some(ratio))
+                    };
                 }
             }
             if layout.has_user() && enough {
@@ -415,7 +460,7 @@ impl Forecaster for Gbt {
         // Held out: rows whose target falls in the last `horizon` periods of its series.
         let (calib, train): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|&r| held(&rows.index[r]));
         let mut errors = vec![Vec::new(); h_max];
-        let mut trees = self.config.trees;
+        let mut trees = vec![self.config.trees; target.parts().len()];
         let mut trees_card = None;
         if !calib.is_empty() && train.len() >= 10 {
             let held_out = match chosen.take() {
@@ -423,9 +468,13 @@ impl Forecaster for Gbt {
                 None => self.held_out(&rows, &train, &calib, target)?,
             };
             trees = held_out.trees;
+            let chosen = match trees.as_slice() {
+                [one] => serde_json::json!(one),
+                parts => serde_json::json!(parts),
+            };
             trees_card = Some(serde_json::json!({
                 "most": self.config.trees,
-                "chosen": held_out.trees,
+                "chosen": chosen,
                 "rule": if self.config.auto_trees { "lowest held-out error, in steps of 10" } else { "fixed" },
                 "held_out_mae": held_out.error,
             }));
@@ -445,19 +494,30 @@ impl Forecaster for Gbt {
             errors[h] = thin(&errors[h]);
         }
         let all: Vec<usize> = (0..rows.len()).collect();
-        let booster = self.train(&rows, &all, trees, target)?;
+        let mut boosters = Vec::new();
+        for (part, &count) in target.parts().iter().zip(&trees) {
+            boosters.push(self.train(&rows, &all, count, *part)?);
+        }
         debug!(rows = rows.len(), held_out = calib.len(), "gbt fitted");
-        let json = booster.json_dump().map_err(|e| Error::data(format!("gbt: cannot serialise the trees: {e}")))?;
+        let dump = |b: &GradientBooster| {
+            b.json_dump().map_err(|e| Error::data(format!("gbt: cannot serialise the trees: {e}")))
+        };
+        let json = dump(&boosters[0])?;
+        let log_booster = boosters.get(1).map(dump).transpose()?;
+        let log_model = (boosters.len() > 1).then(|| boosters.pop()).flatten();
+        let booster = boosters.pop().expect("a target has at least one part");
         self.fitted = Some(Fitted {
             layout,
             vocab,
             booster: json,
+            log_booster,
             errors,
             selection,
             trees: trees_card,
             target,
             target_choice,
             model: Some(booster),
+            log_model,
         });
         Ok(FitReport::new(self.name(), panel))
     }
@@ -497,10 +557,24 @@ impl Forecaster for Gbt {
         for c in 0..width {
             columns.extend((0..rows).map(|r| data[r * width + c]));
         }
-        let predicted = if rows > 0 { model.predict(&Matrix::new(&columns, rows, width), true) } else { Vec::new() };
+        let matrix = Matrix::new(&columns, rows, width);
+        let mut predicted: Vec<f64> = if rows > 0 {
+            model.predict(&matrix, true).into_iter().map(|p| fitted.target.parts()[0].back(p)).collect()
+        } else {
+            Vec::new()
+        };
+        if fitted.target == Target::Blend && rows > 0 {
+            let log = fitted
+                .log_model
+                .as_ref()
+                .ok_or_else(|| Error::data("gbt: the blend's second trees were not loaded"))?;
+            for (p, l) in predicted.iter_mut().zip(log.predict(&matrix, true)) {
+                *p = 0.5 * (*p + Target::Log.back(l));
+            }
+        }
         let mut qs = vec![0.0f32; levels.len()];
         for ((&(s, h), p), sc) in which.iter().zip(predicted).zip(scales) {
-            let mean = (fitted.target.back(p) * sc) as f32;
+            let mean = (p * sc) as f32;
             let errs = &fitted.errors[h.min(h_max - 1)];
             for (q, level) in qs.iter_mut().zip(levels) {
                 *q = mean + quantile_sorted(errs, *level) * sc as f32;
@@ -529,6 +603,12 @@ impl Forecaster for Gbt {
         let booster = GradientBooster::from_json(&fitted.booster)
             .map_err(|e| Error::data(format!("gbt: cannot read the stored trees: {e}")))?;
         fitted.model = Some(booster);
+        if let Some(json) = &fitted.log_booster {
+            fitted.log_model = Some(
+                GradientBooster::from_json(json)
+                    .map_err(|e| Error::data(format!("gbt: cannot read the stored trees: {e}")))?,
+            );
+        }
         self.config = config;
         self.fitted = Some(fitted);
         Ok(())
@@ -543,6 +623,7 @@ impl Forecaster for Gbt {
             "inputs": { "known": fitted.layout.known_names, "observed": fitted.layout.observed },
             "user_covariates": fitted.selection,
             "trees": fitted.model.as_ref().map(|m| m.trees.len()),
+            "log_trees": fitted.log_model.as_ref().map(|m| m.trees.len()),
             "tree_count": fitted.trees,
             "target": { "chosen": fitted.target.name(), "choice": fitted.target_choice },
         }))
@@ -762,19 +843,20 @@ mod tests {
     fn the_tree_count_is_chosen_on_the_held_out_periods_and_written_in_the_card() {
         let horizon = 7;
         let (panel, _) = panel(8, 120, horizon);
-        let mut auto = Gbt::new(GbtConfig { trees: 60, ..GbtConfig::new(horizon, 7) });
+        let mut auto = Gbt::new(GbtConfig { trees: 60, target: Target::Ratio, ..GbtConfig::new(horizon, 7) });
         auto.fit(&panel).unwrap();
         let card = auto.card().unwrap();
         let chosen = card["tree_count"]["chosen"].as_u64().unwrap() as usize;
         assert!(chosen <= 60 && chosen.is_multiple_of(10) && chosen > 0, "{card}");
         assert_eq!(card["trees"].as_u64().unwrap() as usize, chosen, "the final fit uses the count chosen");
-        let mut fixed = Gbt::new(GbtConfig { trees: 60, auto_trees: false, ..GbtConfig::new(horizon, 7) });
+        let mut fixed =
+            Gbt::new(GbtConfig { trees: 60, auto_trees: false, target: Target::Ratio, ..GbtConfig::new(horizon, 7) });
         fixed.fit(&panel).unwrap();
         assert_eq!(fixed.card().unwrap()["trees"], 60);
     }
 
-    /// Both targets learn; with `auto` the one kept is the one with the lower held-out error, the
-    /// card says so, and a stored log-target model forecasts as it did.
+    /// Every target learns; with `auto` the one kept is the one with the lowest held-out error,
+    /// the card says so, and a stored model of each target forecasts as it did.
     #[test]
     fn the_target_is_chosen_on_the_held_out_periods_and_either_learns() {
         let horizon = 14;
@@ -785,9 +867,10 @@ mod tests {
         auto.fit(&panel).unwrap();
         let card = auto.card().unwrap();
         let choice = &card["target"]["choice"];
-        let (r, l) = (choice["held_out_mae_ratio"].as_f64().unwrap(), choice["held_out_mae_log"].as_f64().unwrap());
-        assert_eq!(card["target"]["chosen"], if l < r { "log" } else { "ratio" }, "{card}");
-        for target in [Target::Ratio, Target::Log] {
+        let error = |name: &str| choice[format!("held_out_mae_{name}")].as_f64().unwrap();
+        let best = ["ratio", "log", "blend"].into_iter().min_by(|a, b| error(a).total_cmp(&error(b))).unwrap();
+        assert_eq!(card["target"]["chosen"], best, "{card}");
+        for target in [Target::Ratio, Target::Log, Target::Blend] {
             let mut gbt = Gbt::new(GbtConfig { trees: 100, target, ..GbtConfig::new(horizon, 7) });
             gbt.fit(&panel).unwrap();
             let card = gbt.card().unwrap();
