@@ -146,13 +146,13 @@ enum Command {
         /// Write to this file instead of stdout (required for parquet).
         #[arg(long, short = 'o')]
         output: Option<PathBuf>,
-        /// Cutoff of the feature views (default: the last day with sales).
+        /// Cutoff of the feature views (default: the last day with sales before today).
         #[arg(long)]
         cutoff: Option<NaiveDate>,
     },
     /// Materialise the feature tables for a cutoff.
     Features {
-        /// Last day of data to use (default: the last day with sales).
+        /// Last day of data to use (default: the last day with sales before today).
         #[arg(long)]
         cutoff: Option<NaiveDate>,
     },
@@ -160,7 +160,7 @@ enum Command {
     /// post-promotion dip, weekly and yearly profiles, driver shares (against the demo truth when
     /// the lake has one).
     Factors {
-        /// Last day of history to use (default: the last day with sales).
+        /// Last day of history to use (default: the last day with sales before today).
         #[arg(long)]
         cutoff: Option<NaiveDate>,
         /// Also write factors/run_date=<cutoff + 1>/ to the lake.
@@ -189,7 +189,7 @@ enum Command {
         /// The location (default: every location of the item).
         #[arg(long)]
         location: Option<String>,
-        /// Last day of history to use (default: the last day with sales).
+        /// Last day of history to use (default: the last day with sales before today).
         #[arg(long)]
         cutoff: Option<NaiveDate>,
     },
@@ -377,7 +377,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
                 }
                 (None, None) => bail!("give the SQL text or --file"),
             };
-            query_cmd(&settings, &lake, &sql, format, output, cutoff).await
+            query_cmd(&settings, &lake, clock.as_ref(), &sql, format, output, cutoff).await
         }
         Command::Import { source, table, map, mapping, date_format, preset, wide } => {
             let reports = match preset {
@@ -459,7 +459,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             });
             factors_cmd(&settings, &lake, clock.as_ref(), cutoff, write, importance).await
         }
-        Command::Explain { item, location, cutoff } => explain_cmd(&settings, &lake, &item, location, cutoff).await,
+        Command::Explain { item, location, cutoff } => {
+            explain_cmd(&settings, &lake, clock.as_ref(), &item, location, cutoff).await
+        }
         Command::Run { job, date } => run_cmd(settings, lake, clock, &job, date).await,
         Command::Backfill { job, from, to } => backfill_cmd(settings, lake, clock, &job, from, to).await,
         Command::Schedule { jobs, grace } => schedule_cmd(settings, lake, clock, &jobs, grace).await,
@@ -570,14 +572,16 @@ async fn demo_cmd(
     Ok(())
 }
 
+/// The parameters of `cutoff`, by default the nightly's cutoff for today.
 async fn default_params(
     ctx: &datafusion::prelude::SessionContext,
     settings: &Settings,
+    clock: &dyn Clock,
     cutoff: Option<NaiveDate>,
 ) -> anyhow::Result<FeatureParams> {
     let cutoff = match cutoff {
         Some(c) => c,
-        None => features::last_sales_date(ctx).await?.context("the sales table has no rows")?,
+        None => features::default_cutoff(ctx, clock.today()).await?,
     };
     Ok(FeatureParams::from_settings(cutoff, settings))
 }
@@ -585,6 +589,7 @@ async fn default_params(
 async fn query_cmd(
     settings: &Settings,
     lake: &Lake,
+    clock: &dyn Clock,
     sql: &str,
     format: Format,
     output: Option<PathBuf>,
@@ -595,7 +600,7 @@ async fn query_cmd(
         bail!("--format parquet needs --output FILE");
     }
     let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
-    let params = default_params(&ctx, settings, cutoff).await?;
+    let params = default_params(&ctx, settings, clock, cutoff).await?;
     features::register_views(&ctx, params).await?;
     shelfcast::publish::latest::register(
         &ctx,
@@ -628,7 +633,7 @@ async fn features_cmd(
     cutoff: Option<NaiveDate>,
 ) -> anyhow::Result<()> {
     let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
-    let params = default_params(&ctx, settings, cutoff).await?;
+    let params = default_params(&ctx, settings, clock, cutoff).await?;
     let token = format!("features-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
     let q = shelfcast::quality::run(&ctx, lake, &settings.quality, clock.today(), params.cutoff, &token, clock).await?;
     for c in q.checks.iter().filter(|c| c.rows > 0) {
@@ -655,7 +660,7 @@ async fn factors_cmd(
     importance: Option<factors::importance::ImportanceOptions>,
 ) -> anyhow::Result<()> {
     let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
-    let params = default_params(&ctx, settings, cutoff).await?;
+    let params = default_params(&ctx, settings, clock, cutoff).await?;
     let token = format!("factors-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
     let (mut analysis, observations) = factors::analyze_counted(&ctx, None, params, &settings.factors).await?;
     if let Some(opts) = importance {
@@ -699,12 +704,13 @@ fn print_imports(reports: &[shelfcast::ingest::import::ImportReport]) {
 async fn explain_cmd(
     settings: &Settings,
     lake: &Lake,
+    clock: &dyn Clock,
     item: &str,
     location: Option<String>,
     cutoff: Option<NaiveDate>,
 ) -> anyhow::Result<()> {
     let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
-    let params = default_params(&ctx, settings, cutoff).await?;
+    let params = default_params(&ctx, settings, clock, cutoff).await?;
     let analysis = factors::analyze(&ctx, params, &settings.factors, Some(item)).await?;
     let mut found = false;
     for model in &analysis.models {

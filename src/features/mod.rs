@@ -194,13 +194,38 @@ fn manifest_schema(m: &crate::lake::dataset::Manifest) -> Result<arrow::datatype
 
 /// The last day with sales in the lake, if any.
 pub async fn last_sales_date(ctx: &SessionContext) -> Result<Option<NaiveDate>> {
-    let batches = ctx.sql("SELECT MAX(CAST(date AS DATE)) AS d FROM sales").await?.collect().await?;
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    max_sales_date(ctx, None).await
+}
+
+/// The cutoff of a run on `today` when none is asked for: the last day with sales on or before
+/// the day before `today`. Sales dated later (today's, still arriving, or a row years ahead from a
+/// load error) never move it, so no series stretches to them. The nightly and the commands that
+/// default their cutoff (`features`, `query`, `factors`, `explain`) all take it from here.
+#[instrument(skip_all, fields(today = %today))]
+pub async fn default_cutoff(ctx: &SessionContext, today: NaiveDate) -> Result<NaiveDate> {
+    let latest = today.pred_opt().unwrap_or(today);
+    max_sales_date(ctx, Some(latest))
+        .await?
+        .ok_or_else(|| Error::data(format!("the sales table has no rows on or before {latest}")))
+}
+
+/// The last day with sales, on or before `until` when given.
+async fn max_sales_date(ctx: &SessionContext, until: Option<NaiveDate>) -> Result<Option<NaiveDate>> {
+    let batches = match until {
+        None => ctx.sql("SELECT MAX(CAST(date AS DATE)) AS d FROM sales").await?.collect().await?,
+        Some(until) => {
+            ctx.sql("SELECT MAX(CAST(date AS DATE)) AS d FROM sales WHERE CAST(date AS DATE) <= CAST($1 AS DATE)")
+                .await?
+                .with_param_values(vec![ScalarValue::Utf8(Some(until.to_string()))])?
+                .collect()
+                .await?
+        }
+    };
     for b in batches {
         let arr =
             b.column(0).as_any().downcast_ref::<Date32Array>().ok_or_else(|| Error::data("MAX(date) is not a date"))?;
         if !arr.is_empty() && arr.is_valid(0) {
-            return Ok(Some(epoch + Duration::days(arr.value(0) as i64)));
+            return Ok(Some(crate::days::date(arr.value(0) as i64, "sales.date")?));
         }
     }
     Ok(None)
@@ -243,6 +268,41 @@ pub async fn materialize(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A session whose `sales` table holds one row per day number.
+    fn sales(days: Vec<i32>) -> SessionContext {
+        let batch = arrow::record_batch::RecordBatch::try_from_iter(vec![(
+            "date",
+            std::sync::Arc::new(Date32Array::from(days)) as _,
+        )])
+        .unwrap();
+        let ctx = SessionContext::new();
+        ctx.register_batch("sales", batch).unwrap();
+        ctx
+    }
+
+    fn day(s: &str) -> i32 {
+        (s.parse::<NaiveDate>().unwrap() - crate::days::epoch()).num_days() as i32
+    }
+
+    #[tokio::test]
+    async fn a_date_beyond_chronos_range_is_an_error_naming_the_column() {
+        let err = last_sales_date(&sales(vec![day("2026-03-31"), i32::MAX])).await.unwrap_err();
+        assert!(err.to_string().contains("sales.date"), "{err}");
+        let err = default_cutoff(&sales(vec![i32::MIN]), "2026-04-01".parse().unwrap()).await.unwrap_err();
+        assert!(err.to_string().contains("sales.date"), "{err}");
+    }
+
+    #[tokio::test]
+    async fn the_default_cutoff_is_the_last_day_with_sales_before_today() {
+        let today: NaiveDate = "2026-04-01".parse().unwrap();
+        let ctx = sales(vec![day("2026-03-30"), day("2099-01-01"), i32::MAX]);
+        assert_eq!(default_cutoff(&ctx, today).await.unwrap(), "2026-03-30".parse::<NaiveDate>().unwrap());
+        let ctx = sales(vec![day("2026-03-30"), day("2026-03-31"), day("2026-04-01")]);
+        assert_eq!(default_cutoff(&ctx, today).await.unwrap(), "2026-03-31".parse::<NaiveDate>().unwrap());
+        let err = default_cutoff(&sales(vec![day("2026-04-01")]), today).await.unwrap_err();
+        assert!(err.to_string().contains("no rows on or before 2026-03-31"), "{err}");
+    }
 
     #[test]
     fn weekly_cutoff_is_a_sunday() {

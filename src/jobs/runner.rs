@@ -17,8 +17,8 @@
 //! Outputs are datasets that swap atomically (manifest last), so a rerun of a date, or the run
 //! that retries a crashed one, replaces them whole; until then the last good ones stay visible.
 //!
-//! The run date's cutoff is the day before it, or the last day with sales if the lake is older
-//! than that.
+//! The run date's cutoff is the last day with sales on or before the day before it
+//! ([`features::default_cutoff`]): sales dated later never move it.
 
 use std::future::Future;
 use std::sync::Arc;
@@ -275,13 +275,10 @@ async fn leased(
     }
     let retry_of = before.iter().find(|r| r.status.is_unfinished()).map(|r| r.run_id.clone());
     let wanted = run_date - Duration::days(1);
-    let last = features::last_sales_date(&ctx).await?.ok_or_else(|| Error::data("the sales table has no rows"))?;
-    let cutoff = if last < wanted {
-        warn!(last_sales = %last, wanted = %wanted, "sales end before the day before the run date; using the last day with sales");
-        last
-    } else {
-        wanted
-    };
+    let cutoff = features::default_cutoff(&ctx, run_date).await?;
+    if cutoff < wanted {
+        warn!(last_sales = %cutoff, wanted = %wanted, "no sales on the day before the run date; using the last day with sales before it");
+    }
     let params = FeatureParams::from_settings(cutoff, s);
     let mut record_params: serde_json::Map<String, serde_json::Value> =
         job.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();

@@ -287,3 +287,46 @@ async fn an_open_ended_promotion_expands_over_the_horizon_not_to_the_year_9999()
     let most = unnested(&plan);
     assert!(rows > 0 && most < 10_000, "an unnest produced {most} rows for {rows} output rows");
 }
+
+#[test]
+fn a_sale_dated_far_ahead_does_not_move_the_default_cutoff_of_features() {
+    use arrow::array::{ArrayRef, Date32Array, Float64Array, RecordBatch, StringArray};
+    use std::sync::Arc;
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    ok(shelfcast(d).args(["demo", "--series", "4", "--days", "60", "--end", "2026-03-31"]));
+    let (_, lake) = local_lake(d);
+    // One row of a load error, dated 2099-01-01, beside sales that end 2026-03-31.
+    let far = (date("2099-01-01") - date("1970-01-01")).num_days() as i32;
+    let spec = TABLES.iter().find(|t| t.name == "sales").unwrap();
+    let cols: Vec<ArrayRef> = vec![
+        Arc::new(Date32Array::from(vec![far])),
+        Arc::new(StringArray::from(vec!["item_00000"])),
+        Arc::new(StringArray::from(vec!["store_01"])),
+        Arc::new(Float64Array::from(vec![3.0])),
+        Arc::new(Float64Array::from(vec![6.0])),
+        Arc::new(Float64Array::from(vec![2.0])),
+    ];
+    let batch = RecordBatch::try_new(spec.canonical_schema(), cols).unwrap();
+    let bytes = shelfcast::lake::parquet::encode(&spec.canonical_schema(), &[batch]).unwrap();
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    rt.block_on(lake.put(&layout::raw_file("sales", "far-ahead.parquet"), bytes)).unwrap();
+
+    let out = ok(shelfcast(d).args(["features", "--horizon", "7"]));
+    assert!(out.contains("cutoff 2026-03-31") && !out.contains("cutoff 2099"), "{out}");
+    let stored = rt.block_on(listing(&lake));
+    assert!(stored.iter().all(|p| !p.contains("cutoff=2099")), "{stored:?}");
+    // No feature table reaches past the horizon of the cutoff.
+    let last = (date("2026-04-07") - date("1970-01-01")).num_days() as i32;
+    for q in queries::for_frequency(Frequency::Daily) {
+        let (_, batches) = rt.block_on(dataset::read(&lake, &layout::features(q.name, end()))).unwrap();
+        for b in &batches {
+            for (field, col) in b.schema().fields().iter().zip(b.columns()) {
+                if field.data_type() == &DataType::Date32 {
+                    let most = col.as_primitive::<Date32Type>().iter().flatten().max();
+                    assert!(most.is_none_or(|m| m <= last), "{}.{} reaches day {most:?}", q.name, field.name());
+                }
+            }
+        }
+    }
+}
