@@ -1,7 +1,7 @@
 //! The command line: one subcommand per verb. The only place that reads the
 //! wall clock, the environment and the terminal, and the only user of `anyhow`.
 
-use std::io::{IsTerminal, Write};
+use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -608,19 +608,22 @@ async fn query_cmd(
         &[shelfcast::publish::DATASET, shelfcast::plan::replenish::DATASET],
     )
     .await?;
-    let batches = query::run(&ctx, sql).await?;
+    // Written batch by batch as the query produces them: the result is never held whole.
+    let stream = query::stream(&ctx, sql).await?;
     match output {
         Some(path) => {
-            let mut f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
-            query::write(&batches, format, &mut f)?;
-            let rows: usize = batches.iter().map(|b| b.num_rows()).sum();
-            eprintln!("wrote {rows} rows to {}", path.display());
+            let f = std::fs::File::create(&path).with_context(|| format!("cannot create {}", path.display()))?;
+            match query::write_stream(stream, format, std::io::BufWriter::new(f)).await {
+                Ok(rows) => eprintln!("wrote {rows} rows to {}", path.display()),
+                Err(e) => {
+                    // No half-written result is left behind.
+                    let _ = std::fs::remove_file(&path);
+                    return Err(e.into());
+                }
+            }
         }
         None => {
-            let stdout = std::io::stdout();
-            let mut lock = stdout.lock();
-            query::write(&batches, format, &mut lock)?;
-            lock.flush()?;
+            query::write_stream(stream, format, std::io::BufWriter::new(std::io::stdout())).await?;
         }
     }
     Ok(())

@@ -1,20 +1,26 @@
-//! Ad hoc, read-only SQL over the lake's tables, and the output formats `query` writes.
+//! Ad hoc, read-only SQL over the lake's tables, and the output formats `query` writes
+//! ([`output`]: a result is written batch by batch as it arrives, never collected whole).
 //!
 //! Only reading statements run: `SELECT`/`WITH`/`VALUES`, `EXPLAIN` of those,
 //! `SHOW` and `DESCRIBE`. Anything else (`DROP`, `INSERT`, `COPY`,
 //! `CREATE`, `SET`, …) is refused before planning with [`Error::ReadOnly`], and the
 //! plan is checked again with DataFusion's own `SQLOptions` as a second guard.
 
+pub mod output;
+
 use std::io::Write;
 use std::ops::ControlFlow;
 
 use arrow::record_batch::RecordBatch;
+use datafusion::dataframe::DataFrame;
+use datafusion::execution::SendableRecordBatchStream;
 use datafusion::execution::context::SQLOptions;
 use datafusion::prelude::SessionContext;
 use datafusion::sql::parser::{DFParser, Statement as DFStatement};
 use datafusion::sql::sqlparser::ast::{Statement, visit_statements};
 
 use crate::error::{Error, Result};
+pub use output::{Output, write_stream};
 
 /// How `query` prints results.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -82,43 +88,37 @@ fn first_keyword(sql: &str) -> String {
     sql.split_whitespace().next().unwrap_or("this").to_ascii_uppercase()
 }
 
-/// Runs one read-only query and collects its result.
-pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+/// Plans one read-only query.
+async fn plan(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
     ensure_read_only(sql)?;
     let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
-    let df = ctx.sql_with_options(sql, options).await?;
-    Ok(df.collect().await?)
+    Ok(ctx.sql_with_options(sql, options).await?)
 }
 
-/// Writes batches in `format` to `out`.
-pub fn write(batches: &[RecordBatch], format: Format, out: &mut dyn Write) -> Result<()> {
-    match format {
-        Format::Table => {
-            let table = arrow::util::pretty::pretty_format_batches(batches)?;
-            writeln!(out, "{table}")?;
+/// Runs one read-only query and collects its result.
+pub async fn run(ctx: &SessionContext, sql: &str) -> Result<Vec<RecordBatch>> {
+    Ok(plan(ctx, sql).await?.collect().await?)
+}
+
+/// Runs one read-only query; its result as a stream of batches, for [`write_stream`].
+pub async fn stream(ctx: &SessionContext, sql: &str) -> Result<SendableRecordBatchStream> {
+    Ok(plan(ctx, sql).await?.execute_stream().await?)
+}
+
+/// Writes collected batches in `format` to `out`, as [`write_stream`] writes a stream of them.
+pub fn write<W: Write + Send>(batches: &[RecordBatch], format: Format, out: W) -> Result<()> {
+    let schema = match batches.first() {
+        Some(b) => b.schema(),
+        None if format == Format::Parquet => {
+            return Err(Error::data("the query returned no batches; nothing to write as Parquet"));
         }
-        Format::Csv => {
-            let mut w = arrow::csv::WriterBuilder::new().with_header(true).build(out);
-            for b in batches {
-                w.write(b)?;
-            }
-        }
-        Format::Json => {
-            let mut w = arrow::json::ArrayWriter::new(out);
-            for b in batches {
-                w.write(b)?;
-            }
-            w.finish()?;
-        }
-        Format::Parquet => {
-            let schema = match batches.first() {
-                Some(b) => b.schema(),
-                None => return Err(Error::data("the query returned no batches; nothing to write as Parquet")),
-            };
-            let bytes = crate::lake::parquet::encode(&schema, batches)?;
-            out.write_all(&bytes)?;
-        }
+        None => std::sync::Arc::new(arrow::datatypes::Schema::empty()),
+    };
+    let mut output = Output::new(format, schema, out);
+    for b in batches {
+        output.write(b)?;
     }
+    output.finish()?;
     Ok(())
 }
 
