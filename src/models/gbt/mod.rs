@@ -8,8 +8,9 @@
 //! count for their volume. The trees learn that ratio as it is or its logarithm (`log(1 + ratio)`,
 //! a multiplicative model whose forecast leans to the typical value rather than the mean, which
 //! suits counts with spikes and many zeros), or both, averaging their forecasts (`blend`); with
-//! `target = "auto"` the one of the three with the lowest error on the held-out periods is kept, and
-//! the card says which and by how much. Trees come from the `forust-ml` crate (histogram gradient boosting,
+//! `target = "auto"` the single target with the lower error on the held-out periods is kept, or the
+//! blend when it beats that by 1% (it costs a second ensemble), and the card says which and by how
+//! much. Trees come from the `forust-ml` crate (histogram gradient boosting,
 //! depth-wise trees); categorical attributes enter as their codes.
 //!
 //! Quantiles are conformal: the model is first fitted without the last `horizon` periods, its
@@ -34,6 +35,10 @@ use crate::panel::Panel;
 /// to absurd values.
 const TARGET_RANGE: (f64, f64) = (-2.0, 10.0);
 
+/// Least relative gain in held-out error over the better single target for `auto` to keep the
+/// blend, which costs a second tree ensemble.
+const BLEND_GAIN: f64 = 0.01;
+
 /// Least total weight (rows, weights averaging 1) in a leaf.
 const MIN_LEAF_WEIGHT: f32 = 20.0;
 
@@ -42,8 +47,8 @@ const MIN_LEAF_WEIGHT: f32 = 20.0;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Target {
-    /// The one of the other three with the lowest error on the held-out periods (the ratio and
-    /// the logarithm are fitted there; the blend averages their predictions).
+    /// The ratio or the logarithm, whichever has the lower error on the held-out periods, or the
+    /// blend of the two when its error there is lower still by [`BLEND_GAIN`].
     #[default]
     Auto,
     /// The ratio itself: the forecast estimates the mean.
@@ -414,12 +419,13 @@ impl Forecaster for Gbt {
                     let (r, l, b) = (ratio.error, log.error, blend.error);
                     debug!(ratio = r, log = l, blend = b, "gbt: the targets on the held-out periods");
                     target_choice = Some(serde_json::json!({
-                        "rule": "lowest held-out error",
+                        "rule": "lowest held-out error; the blend only when it beats the better single target by 1%",
                         "held_out_mae_ratio": r,
                         "held_out_mae_log": l,
                         "held_out_mae_blend": b,
                     }));
-                    (target, chosen) = if b < r.min(l) {
+                    // The blend fits two tree ensembles: it has to earn its cost.
+                    (target, chosen) = if b < (1.0 - BLEND_GAIN) * r.min(l) {
                         (Target::Blend, Some(blend))
                     } else if l < r {
                         (Target::Log, Some(log))
@@ -868,7 +874,8 @@ mod tests {
         let card = auto.card().unwrap();
         let choice = &card["target"]["choice"];
         let error = |name: &str| choice[format!("held_out_mae_{name}")].as_f64().unwrap();
-        let best = ["ratio", "log", "blend"].into_iter().min_by(|a, b| error(a).total_cmp(&error(b))).unwrap();
+        let single = if error("log") < error("ratio") { "log" } else { "ratio" };
+        let best = if error("blend") < (1.0 - BLEND_GAIN) * error(single) { "blend" } else { single };
         assert_eq!(card["target"]["chosen"], best, "{card}");
         for target in [Target::Ratio, Target::Log, Target::Blend] {
             let mut gbt = Gbt::new(GbtConfig { trees: 100, target, ..GbtConfig::new(horizon, 7) });
