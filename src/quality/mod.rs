@@ -80,6 +80,7 @@ pub const CHECKS: &[Check] = &[
     check!("missing_periods", CheckKind::Findings),
     check!("level_breaks", CheckKind::Findings),
     check!("bad_covariates", CheckKind::Findings, &["closures", "known_covariates", "observed_covariates"]),
+    check!("bad_promotions", CheckKind::Findings, &["promotions"]),
 ];
 
 const DEDUP_SALES: &str = include_str!("../../sql/checks/dedup_sales.sql");

@@ -143,3 +143,45 @@ async fn a_blocking_check_stops_the_run_and_the_last_good_output_stays() {
     assert_eq!(after.files, before.files);
     assert!(!quarantined(&lake, "unknown_items").await.is_empty(), "the offending rows are in quarantine");
 }
+
+/// Promotions dated as no plan can mean (ending before they start, starting centuries ahead, or
+/// open-ended) are recorded by `bad_promotions` with their reasons; the run goes on.
+#[tokio::test]
+async fn promotions_with_dates_that_cannot_be_meant_are_recorded_with_their_reasons() {
+    let lake = Lake::in_memory();
+    demo_lake(&lake, 4).await;
+    let rows: Vec<(&str, &str, &str)> = vec![
+        ("2026-04-10", "2026-04-05", "backwards"),
+        ("2207-04-10", "2207-04-20", "typo"),
+        ("2026-04-10", "9999-12-31", "open"),
+        ("2026-04-10", "2026-04-20", "fine"),
+    ];
+    let batch = RecordBatch::try_new(
+        shelfcast::catalog::schema::table("promotions").unwrap().canonical_schema(),
+        vec![
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "item_00000"))) as ArrayRef,
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|_| "store_01"))),
+            Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| day(r.0)))),
+            Arc::new(Date32Array::from_iter_values(rows.iter().map(|r| day(r.1)))),
+            Arc::new(StringArray::from_iter_values(rows.iter().map(|r| r.2))),
+            Arc::new(Float64Array::from_iter_values(rows.iter().map(|_| 0.2))),
+        ],
+    )
+    .unwrap();
+    let bytes = shelfcast::lake::parquet::encode(&batch.schema(), &[batch]).unwrap();
+    lake.put(&layout::raw_table("promotions").join("part-plans.parquet"), bytes).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let env = env(settings("memory:///", dir.path(), SettingsFile::default()), &lake, &clock);
+    let report = nightly(&env, date("2026-04-01")).await.unwrap();
+
+    let q = report.quality.as_ref().unwrap();
+    let check = q.checks.iter().find(|c| c.name == "bad_promotions").unwrap();
+    assert_eq!(check.rows, 3, "{check:?}");
+    assert!(!check.excluded, "findings are recorded, not left out");
+    let mut reasons = quarantined(&lake, "bad_promotions").await;
+    reasons.sort();
+    assert!(reasons[0].contains("end_date 2026-04-05 precedes start_date 2026-04-10"), "{reasons:?}");
+    assert!(reasons[1].contains("end_date 9999-12-31") && reasons[1].contains("open-ended"), "{reasons:?}");
+    assert!(reasons[2].contains("start_date 2207-04-10 is more than a year after the run date"), "{reasons:?}");
+}
