@@ -9,15 +9,32 @@
 //! number of fields ([`super::text_file`]), are quarantined with the reason
 //! (`quarantine/import=<id>/`), the rest are appended to `raw/<table>/` as one new file written
 //! atomically. The import reports how many rows went where.
+//!
+//! Rows flow in bounded batches ([`BATCH_ROWS`]): a file is read a batch at a time, each batch
+//! is mapped and checked, and its rows go to the new raw file a row group at a time (uploaded as
+//! they fill, and visible only once the upload completes, so a failed import leaves no file) and
+//! to the quarantine's part files. A preset's files are read whole first, so that a bad line
+//! fails it before any of its tables is written.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use arrow::datatypes::DataType;
+use arrow::datatypes::{DataType, SchemaRef};
+use arrow::record_batch::RecordBatch;
+use datafusion::catalog::streaming::StreamingTable;
+use datafusion::error::DataFusionError;
+use datafusion::execution::TaskContext;
+use datafusion::physical_plan::SendableRecordBatchStream;
+use datafusion::physical_plan::stream::RecordBatchStreamAdapter;
+use datafusion::physical_plan::streaming::PartitionStream;
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use futures::StreamExt;
+use object_store::buffered::BufWriter;
+use object_store::path::Path as ObjectPath;
+use parquet::arrow::AsyncArrowWriter;
 use serde::Serialize;
-use tracing::{info, instrument};
+use tracing::{debug, info, instrument};
 
 use super::text_file::{self, FileKind, LINE_REASON};
 use crate::catalog::schema::{self, Kind, TableSpec};
@@ -81,11 +98,57 @@ fn quote(ident: &str) -> String {
     format!("\"{}\"", ident.replace('"', "\"\""))
 }
 
-/// A session for imports: two threads, and the date function of `--date-format`.
-fn context() -> SessionContext {
-    let ctx = crate::engine::local_context(2);
+/// Rows per batch an import reads, checks and writes (and per row group of the new raw file).
+pub const BATCH_ROWS: usize = 64 * 1024;
+
+/// A session for imports: two threads, batches of `batch_rows`, and the date function of
+/// `--date-format`.
+fn context(batch_rows: usize) -> SessionContext {
+    let opts = crate::engine::EngineOptions {
+        sql_options: vec![("datafusion.execution.batch_size".into(), batch_rows.max(1).to_string())],
+        ..crate::engine::EngineOptions::threads(2)
+    };
+    let ctx = crate::engine::context(opts);
     ctx.register_udf(super::date_format::udf());
     ctx
+}
+
+/// A text file as a table read a batch at a time, each time it is scanned.
+#[derive(Debug)]
+struct TextSource {
+    path: PathBuf,
+    schema: SchemaRef,
+    batch_rows: usize,
+}
+
+impl PartitionStream for TextSource {
+    fn schema(&self) -> &SchemaRef {
+        &self.schema
+    }
+
+    fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
+        // The file is read off the async threads, at most two batches ahead of the query.
+        let (tx, rx) = tokio::sync::mpsc::channel::<datafusion::error::Result<RecordBatch>>(2);
+        let (path, batch_rows) = (self.path.clone(), self.batch_rows);
+        tokio::task::spawn_blocking(move || {
+            let lines = match text_file::Lines::open(&path, false, batch_rows) {
+                Ok(l) => l,
+                Err(e) => {
+                    let _ = tx.blocking_send(Err(DataFusionError::External(Box::new(e))));
+                    return;
+                }
+            };
+            for batch in lines {
+                let failed = batch.is_err();
+                // A closed channel: the query stopped reading.
+                if tx.blocking_send(batch.map_err(|e| DataFusionError::External(Box::new(e)))).is_err() || failed {
+                    return;
+                }
+            }
+        });
+        let batches = futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|b| (b, rx)) });
+        Box::pin(RecordBatchStreamAdapter::new(Arc::clone(&self.schema), batches))
+    }
 }
 
 /// Registers a CSV or Parquet file as `name`; text files are read with every column as text and
@@ -105,9 +168,18 @@ async fn register_file(ctx: &SessionContext, name: &str, path: &Path, strict: bo
                 .await
                 .map_err(|e| Error::data(format!("{}: {e}", path.display())))?;
         }
-        FileKind::Text => {
+        // Strict (a preset's files): read whole first, so a bad line fails before anything is written.
+        FileKind::Text if strict => {
             let (schema, batches) = text_file::read(path, strict)?;
             let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
+            ctx.register_table(name, Arc::new(table))?;
+        }
+        FileKind::Text => {
+            // The header is read now, so its errors come before anything else.
+            let batch_rows = ctx.copied_config().batch_size();
+            let schema = text_file::Lines::open(path, strict, batch_rows)?.schema();
+            let source = TextSource { path: path.to_path_buf(), schema: Arc::clone(&schema), batch_rows };
+            let table = StreamingTable::try_new(schema, vec![Arc::new(source)])?;
             ctx.register_table(name, Arc::new(table))?;
         }
     }
@@ -204,11 +276,24 @@ pub async fn import_file(
     date_format: Option<&str>,
     clock: &dyn Clock,
 ) -> Result<ImportReport> {
+    import_file_in_batches(lake, table, path, map, date_format, clock, BATCH_ROWS).await
+}
+
+/// [`import_file`] in batches of `batch_rows` rows.
+async fn import_file_in_batches(
+    lake: &Lake,
+    table: &str,
+    path: &Path,
+    map: &BTreeMap<String, String>,
+    date_format: Option<&str>,
+    clock: &dyn Clock,
+    batch_rows: usize,
+) -> Result<ImportReport> {
     let spec = schema::table(table).ok_or_else(|| {
         let names: Vec<_> = schema::TABLES.iter().map(|t| t.name).collect();
         Error::data(format!("no raw table `{table}` (tables: {})", names.join(", ")))
     })?;
-    let ctx = context();
+    let ctx = context(batch_rows);
     register_file(&ctx, "source", path, false).await?;
     let sql = mapping_sql(spec, "source", map, date_format, line_reason(&ctx, "source").await?)?;
     let token = format!("import-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
@@ -247,7 +332,7 @@ pub async fn import_wide(
     if columns.is_empty() {
         return Err(Error::data("--wide needs at least one covariate column"));
     }
-    let ctx = context();
+    let ctx = context(BATCH_ROWS);
     register_file(&ctx, "source", path, false).await?;
     let found = ctx.table("source").await?.schema().clone();
     let lines = line_reason(&ctx, "source").await?;
@@ -308,7 +393,7 @@ pub async fn import_preset(lake: &Lake, name: &str, dir: &Path, clock: &dyn Cloc
         let names: Vec<_> = PRESETS.iter().map(|p| p.name).collect();
         Error::data(format!("no import preset `{name}` (presets: {})", names.join(", ")))
     })?;
-    let ctx = context();
+    let ctx = context(BATCH_ROWS);
     for (table, file) in preset.sources {
         register_file(&ctx, table, &dir.join(file), true).await?;
     }
@@ -336,6 +421,51 @@ pub async fn import_preset(lake: &Lake, name: &str, dir: &Path, clock: &dyn Cloc
     Ok(out)
 }
 
+/// An error of the import's query: an error of the import's own (a line that does not read) as
+/// it is, anything else naming what was being read.
+fn reading(origin: &str, e: DataFusionError) -> Error {
+    match e.find_root() {
+        DataFusionError::External(own) if own.downcast_ref::<Error>().is_some() => Error::data(own.to_string()),
+        _ => Error::data(format!("reading {origin}: {e}")),
+    }
+}
+
+/// The new raw file: row groups uploaded as they fill, the object visible only once closed.
+struct RawFile {
+    writer: AsyncArrowWriter<BufWriter>,
+    location: String,
+}
+
+impl RawFile {
+    fn create(lake: &Lake, rel: &ObjectPath, schema: &SchemaRef, row_group_rows: usize) -> Result<Self> {
+        let location = lake.display(rel);
+        let out = BufWriter::new(lake.store(), lake.path(rel));
+        let props = crate::lake::parquet::properties(row_group_rows);
+        let writer = AsyncArrowWriter::try_new(out, Arc::clone(schema), Some(props))
+            .map_err(|e| Error::data(format!("writing {location}: {e}")))?;
+        Ok(RawFile { writer, location })
+    }
+
+    async fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        self.writer.write(batch).await.map_err(|e| Error::data(format!("writing {}: {e}", self.location)))
+    }
+
+    /// Completes the file: it appears whole.
+    async fn close(self) -> Result<()> {
+        self.writer.close().await.map_err(|e| Error::data(format!("writing {}: {e}", self.location)))?;
+        Ok(())
+    }
+
+    /// Abandons the file: nothing of it appears.
+    async fn abort(self) {
+        let mut out = self.writer.into_inner();
+        if let Err(e) = out.abort().await {
+            debug!(file = %self.location, cause = %e, "abandoned upload not aborted");
+        }
+    }
+}
+
+#[instrument(skip_all, fields(table = spec.name, batch_rows = ctx.copied_config().batch_size()))]
 async fn write(
     lake: &Lake,
     ctx: &SessionContext,
@@ -345,12 +475,64 @@ async fn write(
     origin: &str,
     clock: &dyn Clock,
 ) -> Result<ImportReport> {
-    let batches = ctx.sql(sql).await?.collect().await.map_err(|e| Error::data(format!("reading {origin}: {e}")))?;
+    let stream = ctx.sql(sql).await?.execute_stream().await.map_err(|e| reading(origin, e))?;
     let schema = spec.canonical_schema();
-    let mut good = Vec::new();
-    let mut bad = Vec::new();
+    let path = layout::raw_table(spec.name).join(format!("{token}.parquet").as_str());
+    let mut raw = RawFile::create(lake, &path, &schema, ctx.copied_config().batch_size())?;
+    let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
+    fields.push(arrow::datatypes::Field::new("reason", DataType::Utf8, true));
+    let qschema = Arc::new(arrow::datatypes::Schema::new(fields));
+    let dir = layout::import_quarantine(token, spec.name);
+    let mut bad =
+        DatasetWriter::new(lake, dir.clone(), format!("quarantine/{}", spec.name), token, Arc::clone(&qschema));
+    let counts = match split(stream, &schema, &qschema, &mut raw, &mut bad, origin).await {
+        Ok(c) => c,
+        Err(e) => {
+            raw.abort().await;
+            return Err(e);
+        }
+    };
+    let (read, written, quarantined) = counts;
+    let mut report = ImportReport {
+        table: spec.name.to_string(),
+        rows_read: read,
+        rows_written: written,
+        rows_quarantined: quarantined,
+        file: None,
+        quarantine: None,
+    };
+    if quarantined > 0 {
+        let mut meta = serde_json::Map::new();
+        meta.insert("source".into(), origin.into());
+        if let Err(e) = bad.commit(clock.now(), meta).await {
+            raw.abort().await;
+            return Err(e);
+        }
+        report.quarantine = Some(lake.display(&dir));
+    }
+    if written > 0 {
+        raw.close().await?;
+        report.file = Some(lake.display(&path));
+    } else {
+        raw.abort().await;
+    }
+    info!(table = spec.name, read, written, quarantined, "imported");
+    Ok(report)
+}
+
+/// Splits the query's batches as they come: kept rows to the raw file, the others (with their
+/// reason) to the quarantine. Rows read, written and quarantined.
+async fn split(
+    mut stream: SendableRecordBatchStream,
+    schema: &SchemaRef,
+    qschema: &SchemaRef,
+    raw: &mut RawFile,
+    bad: &mut DatasetWriter,
+    origin: &str,
+) -> Result<(u64, u64, u64)> {
     let (mut read, mut written, mut quarantined) = (0u64, 0u64, 0u64);
-    for b in &batches {
+    while let Some(b) = stream.next().await {
+        let b = b.map_err(|e| reading(origin, e))?;
         read += b.num_rows() as u64;
         let reason = b.column_by_name("reason").ok_or_else(|| Error::data("import query has no reason column"))?;
         let keep = arrow::compute::is_null(reason)?;
@@ -366,53 +548,94 @@ async fn write(
             })
             .collect::<Result<Vec<_>>>()?;
         let kept_cols = cols.iter().map(|c| Ok(arrow::compute::filter(c, &keep)?)).collect::<Result<Vec<_>>>()?;
-        let kept = arrow::record_batch::RecordBatch::try_new(Arc::clone(&schema), kept_cols)
-            .map_err(|e| Error::data(format!("{origin}: {e}")))?;
-        written += kept.num_rows() as u64;
-        good.push(kept);
+        let kept = RecordBatch::try_new(Arc::clone(schema), kept_cols)
+            .map_err(|e| Error::data(format!("{origin}: rows {}..{}: {e}", read - b.num_rows() as u64 + 1, read)))?;
+        if kept.num_rows() > 0 {
+            written += kept.num_rows() as u64;
+            raw.write(&kept).await?;
+        }
         let mut qcols = cols;
         qcols.push(arrow::compute::cast(reason, &DataType::Utf8)?);
-        let mut fields: Vec<_> = schema.fields().iter().map(|f| f.as_ref().clone().with_nullable(true)).collect();
-        fields.push(arrow::datatypes::Field::new("reason", DataType::Utf8, true));
-        let qschema = Arc::new(arrow::datatypes::Schema::new(fields));
-        let qbatch = arrow::record_batch::RecordBatch::try_new(Arc::clone(&qschema), qcols)?;
+        let qbatch = RecordBatch::try_new(Arc::clone(qschema), qcols)?;
         let rejected = arrow::compute::filter_record_batch(&qbatch, &drop)?;
         quarantined += rejected.num_rows() as u64;
-        bad.push(rejected);
+        bad.write(rejected).await?;
+        debug!(read, written, quarantined, "batch imported");
     }
-    let mut report = ImportReport {
-        table: spec.name.to_string(),
-        rows_read: read,
-        rows_written: written,
-        rows_quarantined: quarantined,
-        file: None,
-        quarantine: None,
-    };
-    if quarantined > 0 {
-        let dir = layout::import_quarantine(token, spec.name);
-        let qschema = bad[0].schema();
-        let mut w = DatasetWriter::new(lake, dir.clone(), format!("quarantine/{}", spec.name), token, qschema);
-        for b in bad.into_iter().filter(|b| b.num_rows() > 0) {
-            w.write(b).await?;
-        }
-        let mut meta = serde_json::Map::new();
-        meta.insert("source".into(), origin.into());
-        w.commit(clock.now(), meta).await?;
-        report.quarantine = Some(lake.display(&dir));
-    }
-    if written > 0 {
-        // One object, written with a single atomic put: readers see all of it or none.
-        let bytes = crate::lake::parquet::encode(&schema, &good)?;
-        let path = layout::raw_table(spec.name).join(format!("{token}.parquet").as_str());
-        lake.put(&path, bytes).await?;
-        report.file = Some(lake.display(&path));
-    }
-    info!(table = spec.name, read, written, quarantined, "imported");
-    Ok(report)
+    Ok((read, written, quarantined))
 }
 
 /// Reads a TOML mapping file: `column = "source column"` lines.
 pub fn read_mapping(path: &PathBuf) -> Result<BTreeMap<String, String>> {
     let text = std::fs::read_to_string(path).map_err(|source| Error::SettingsRead { path: path.clone(), source })?;
     toml::from_str(&text).map_err(|e| Error::SettingsParse { path: path.clone(), message: e.to_string() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::clock::FixedClock;
+    use parquet::file::reader::{FileReader, SerializedFileReader};
+
+    /// The rows of a lake's raw `sales` file, its row groups, and the quarantined rows, sorted.
+    async fn outcome(lake: &Lake, r: &ImportReport) -> (Vec<String>, usize, Vec<String>) {
+        let files = lake.list(&layout::raw_table("sales")).await.unwrap();
+        assert_eq!(files.len(), 1, "{files:?}");
+        let bytes = lake.get(&files[0].location).await.unwrap();
+        let groups = SerializedFileReader::new(bytes.clone()).unwrap().metadata().num_row_groups();
+        let lines = |batches: &[RecordBatch]| {
+            let text = arrow::util::pretty::pretty_format_batches(batches).unwrap().to_string();
+            let mut lines: Vec<String> = text.lines().map(str::to_string).collect();
+            lines.sort();
+            lines
+        };
+        let rows = lines(&crate::lake::parquet::decode(bytes).unwrap());
+        assert!(r.quarantine.is_some());
+        let token = files[0].location.filename().unwrap().trim_end_matches(".parquet").to_string();
+        let (_, bad) = crate::lake::dataset::read(lake, &layout::import_quarantine(&token, "sales")).await.unwrap();
+        (rows, groups, lines(&bad))
+    }
+
+    #[tokio::test]
+    async fn a_file_of_several_batches_is_written_a_row_group_per_batch_with_the_same_rows_and_quarantine() {
+        let dir = tempfile::tempdir().unwrap();
+        let csv = dir.path().join("weekly.csv");
+        let mut body = b"Store,Dept,Week,Sales\n".to_vec();
+        for i in 0..1_000 {
+            let line = match i % 97 {
+                13 => format!("{i},7,2026-01-02,abc\n"),
+                29 => format!("{i},7\n"),
+                41 => format!("{i},7,,5\n"),
+                _ => format!("{i},7,2026-01-02,{i}.5\n"),
+            };
+            body.extend_from_slice(line.as_bytes());
+        }
+        body.extend_from_slice(b"1,caf\xe9,2026-01-02,1\n");
+        std::fs::write(&csv, body).unwrap();
+        let map: BTreeMap<String, String> =
+            [("date", "Week"), ("item_id", "Dept"), ("location_id", "Store"), ("units", "Sales")]
+                .into_iter()
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+                .collect();
+        let clock = FixedClock::new(chrono::DateTime::from_timestamp(1_767_000_000, 0).unwrap());
+
+        let batched = Lake::in_memory();
+        let small = import_file_in_batches(&batched, "sales", &csv, &map, None, &clock, 100).await.unwrap();
+        let whole = Lake::in_memory();
+        let one = import_file_in_batches(&whole, "sales", &csv, &map, None, &clock, 1 << 20).await.unwrap();
+
+        let counts = |r: &ImportReport| (r.rows_read, r.rows_written, r.rows_quarantined);
+        assert_eq!(counts(&small), (1_001, 968, 33));
+        assert_eq!(counts(&small), counts(&one));
+        let (rows, groups, bad) = outcome(&batched, &small).await;
+        let (all_rows, one_group, all_bad) = outcome(&whole, &one).await;
+        assert_eq!(one_group, 1);
+        assert!(groups >= 10, "{groups} row groups");
+        assert_eq!(rows, all_rows);
+        assert_eq!(bad, all_bad);
+        let text = bad.join("\n");
+        assert!(text.contains("units: cannot read 'abc' as double"), "{text}");
+        assert!(text.contains("line 31: expected 4 fields, found 2: 29,7"), "{text}");
+        assert!(text.contains("line 1002: field 2 is not valid UTF-8"), "{text}");
+    }
 }

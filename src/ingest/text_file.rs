@@ -10,6 +10,7 @@
 //! valid UTF-8, or has the wrong number of fields, becomes a row whose fields are NULL and whose
 //! [`LINE_REASON`] column says why (with the line's text, lossily decoded), so the import
 //! quarantines that row alone; with `strict` it fails the read, naming the file and the line.
+//! [`Lines`] reads a file a bounded batch at a time; [`read`] collects them.
 
 use std::path::Path;
 use std::sync::Arc;
@@ -55,80 +56,146 @@ impl FileKind {
 
 /// Reads a text file into batches of text columns named by its header, plus [`LINE_REASON`].
 pub fn read(path: &Path, strict: bool) -> Result<(SchemaRef, Vec<RecordBatch>)> {
-    let at = |m: String| Error::data(format!("{}: {m}", path.display()));
-    let file = std::fs::File::open(path).map_err(|e| at(e.to_string()))?;
-    let mut rdr = csv::ReaderBuilder::new().flexible(true).has_headers(true).from_reader(std::io::BufReader::new(file));
-    let header = rdr.byte_headers().map_err(|e| at(format!("unreadable header: {e}")))?.clone();
-    let mut names = Vec::with_capacity(header.len());
-    for (i, h) in header.iter().enumerate() {
-        let h = std::str::from_utf8(h).map_err(|_| at(format!("header field {} is not valid UTF-8", i + 1)))?;
-        if names.iter().any(|n| n == h) {
-            return Err(at(format!("the header names column `{h}` twice")));
-        }
-        names.push(h.to_string());
-    }
-    if names.is_empty() || (names.len() == 1 && names[0].trim().is_empty()) {
-        return Err(at("no header line".into()));
-    }
-    let mut fields: Vec<Field> = names.iter().map(|n| Field::new(n, DataType::Utf8, true)).collect();
-    fields.push(Field::new(LINE_REASON, DataType::Utf8, true));
-    let schema: SchemaRef = Arc::new(Schema::new(fields));
-    let new_builders = || (0..=names.len()).map(|_| StringBuilder::new()).collect::<Vec<_>>();
-    let mut builders = new_builders();
-    let mut rows = 0usize;
-    let mut batches = Vec::new();
-    let mut rec = csv::ByteRecord::new();
-    loop {
-        match rdr.read_byte_record(&mut rec) {
-            Ok(false) => break,
-            Ok(true) => {}
-            Err(e) => return Err(at(format!("unreadable CSV: {e}"))),
-        }
-        let line = rec.position().map_or(0, |p| p.line());
-        let texts: std::result::Result<Vec<&str>, usize> =
-            rec.iter().enumerate().map(|(i, f)| std::str::from_utf8(f).map_err(|_| i + 1)).collect();
-        let problem = match &texts {
-            Err(field) => Some(format!("field {field} is not valid UTF-8")),
-            Ok(t) if t.len() != names.len() => Some(format!("expected {} fields, found {}", names.len(), t.len())),
-            Ok(_) => None,
-        };
-        match (problem, texts) {
-            (None, Ok(values)) => {
-                for (b, v) in builders.iter_mut().zip(&values) {
-                    if v.is_empty() { b.append_null() } else { b.append_value(v) }
-                }
-                builders[names.len()].append_null();
-            }
-            (Some(why), _) => {
-                if strict {
-                    return Err(at(format!("line {line}: {why}")));
-                }
-                let text: String = rec
-                    .iter()
-                    .map(|f| String::from_utf8_lossy(f).into_owned())
-                    .collect::<Vec<_>>()
-                    .join(",")
-                    .chars()
-                    .take(200)
-                    .collect();
-                for b in builders.iter_mut().take(names.len()) {
-                    b.append_null();
-                }
-                builders[names.len()].append_value(format!("line {line}: {why}: {text}"));
-            }
-            (None, Err(_)) => unreachable!("a field that is not UTF-8 is a problem"),
-        }
-        rows += 1;
-        if rows == BATCH_ROWS {
-            batches.push(finish(&schema, &mut builders)?);
-            builders = new_builders();
-            rows = 0;
-        }
-    }
-    if rows > 0 || batches.is_empty() {
-        batches.push(finish(&schema, &mut builders)?);
+    let lines = Lines::open(path, strict, BATCH_ROWS)?;
+    let schema = lines.schema();
+    let mut batches = lines.collect::<Result<Vec<_>>>()?;
+    if batches.is_empty() {
+        batches.push(RecordBatch::new_empty(Arc::clone(&schema)));
     }
     Ok((schema, batches))
+}
+
+/// A text file read a batch at a time: the header when opened, then at most `batch_rows`
+/// lines per batch, so only one batch of the file is in memory at once.
+pub struct Lines {
+    path: std::path::PathBuf,
+    strict: bool,
+    batch_rows: usize,
+    names: usize,
+    schema: SchemaRef,
+    rdr: csv::Reader<std::io::BufReader<std::fs::File>>,
+    rec: csv::ByteRecord,
+    done: bool,
+}
+
+impl std::fmt::Debug for Lines {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Lines").field("path", &self.path).field("batch_rows", &self.batch_rows).finish()
+    }
+}
+
+impl Lines {
+    /// Opens `path` and reads its header; errors name the file. `strict`: a bad line is an
+    /// error naming the file and the line instead of a row with a reason.
+    pub fn open(path: &Path, strict: bool, batch_rows: usize) -> Result<Lines> {
+        let at = |m: String| Error::data(format!("{}: {m}", path.display()));
+        let file = std::fs::File::open(path).map_err(|e| at(e.to_string()))?;
+        let mut rdr =
+            csv::ReaderBuilder::new().flexible(true).has_headers(true).from_reader(std::io::BufReader::new(file));
+        let header = rdr.byte_headers().map_err(|e| at(format!("unreadable header: {e}")))?.clone();
+        let mut names = Vec::with_capacity(header.len());
+        for (i, h) in header.iter().enumerate() {
+            let h = std::str::from_utf8(h).map_err(|_| at(format!("header field {} is not valid UTF-8", i + 1)))?;
+            if names.iter().any(|n| n == h) {
+                return Err(at(format!("the header names column `{h}` twice")));
+            }
+            names.push(h.to_string());
+        }
+        if names.is_empty() || (names.len() == 1 && names[0].trim().is_empty()) {
+            return Err(at("no header line".into()));
+        }
+        let mut fields: Vec<Field> = names.iter().map(|n| Field::new(n, DataType::Utf8, true)).collect();
+        fields.push(Field::new(LINE_REASON, DataType::Utf8, true));
+        Ok(Lines {
+            path: path.to_path_buf(),
+            strict,
+            batch_rows: batch_rows.max(1),
+            names: names.len(),
+            schema: Arc::new(Schema::new(fields)),
+            rdr,
+            rec: csv::ByteRecord::new(),
+            done: false,
+        })
+    }
+
+    /// The columns: the header's, as text, then [`LINE_REASON`].
+    pub fn schema(&self) -> SchemaRef {
+        Arc::clone(&self.schema)
+    }
+
+    /// The next batch, `None` at the end of the file.
+    fn next_batch(&mut self) -> Result<Option<RecordBatch>> {
+        let path = self.path.display();
+        let at = |m: String| Error::data(format!("{path}: {m}"));
+        let names = self.names;
+        let mut builders = (0..=names).map(|_| StringBuilder::new()).collect::<Vec<_>>();
+        let mut rows = 0usize;
+        let rec = &mut self.rec;
+        while rows < self.batch_rows {
+            match self.rdr.read_byte_record(rec) {
+                Ok(false) => {
+                    self.done = true;
+                    break;
+                }
+                Ok(true) => {}
+                Err(e) => return Err(at(format!("unreadable CSV: {e}"))),
+            }
+            let line = rec.position().map_or(0, |p| p.line());
+            let texts: std::result::Result<Vec<&str>, usize> =
+                rec.iter().enumerate().map(|(i, f)| std::str::from_utf8(f).map_err(|_| i + 1)).collect();
+            let problem = match &texts {
+                Err(field) => Some(format!("field {field} is not valid UTF-8")),
+                Ok(t) if t.len() != names => Some(format!("expected {} fields, found {}", names, t.len())),
+                Ok(_) => None,
+            };
+            match (problem, texts) {
+                (None, Ok(values)) => {
+                    for (b, v) in builders.iter_mut().zip(&values) {
+                        if v.is_empty() { b.append_null() } else { b.append_value(v) }
+                    }
+                    builders[names].append_null();
+                }
+                (Some(why), _) => {
+                    if self.strict {
+                        return Err(at(format!("line {line}: {why}")));
+                    }
+                    let text: String = rec
+                        .iter()
+                        .map(|f| String::from_utf8_lossy(f).into_owned())
+                        .collect::<Vec<_>>()
+                        .join(",")
+                        .chars()
+                        .take(200)
+                        .collect();
+                    for b in builders.iter_mut().take(names) {
+                        b.append_null();
+                    }
+                    builders[names].append_value(format!("line {line}: {why}: {text}"));
+                }
+                (None, Err(_)) => unreachable!("a field that is not UTF-8 is a problem"),
+            }
+            rows += 1;
+        }
+        if rows == 0 {
+            return Ok(None);
+        }
+        finish(&self.schema, &mut builders).map(Some)
+    }
+}
+
+impl Iterator for Lines {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        if self.done {
+            return None;
+        }
+        let next = self.next_batch();
+        if next.is_err() {
+            self.done = true;
+        }
+        next.transpose()
+    }
 }
 
 fn finish(schema: &SchemaRef, builders: &mut [StringBuilder]) -> Result<RecordBatch> {

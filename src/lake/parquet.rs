@@ -18,13 +18,19 @@ use parquet::file::properties::WriterProperties;
 use super::Lake;
 use crate::error::{Error, Result};
 
+/// How lake Parquet files are written (Snappy; readable by DuckDB, pandas, Spark), with row
+/// groups of at most `row_group_rows` rows.
+pub fn properties(row_group_rows: usize) -> WriterProperties {
+    WriterProperties::builder()
+        .set_compression(Compression::SNAPPY)
+        .set_max_row_group_row_count(Some(row_group_rows.max(1)))
+        .set_created_by(format!("shelfcast {}", env!("CARGO_PKG_VERSION")))
+        .build()
+}
+
 /// Encodes batches as one Parquet file (Snappy; readable by DuckDB, pandas, Spark).
 pub fn encode(schema: &SchemaRef, batches: &[RecordBatch]) -> Result<Bytes> {
-    let props = WriterProperties::builder()
-        .set_compression(Compression::SNAPPY)
-        .set_max_row_group_row_count(Some(1 << 20))
-        .set_created_by(format!("shelfcast {}", env!("CARGO_PKG_VERSION")))
-        .build();
+    let props = properties(1 << 20);
     let mut buf = Vec::new();
     let mut writer = ArrowWriter::try_new(&mut buf, Arc::clone(schema), Some(props))?;
     for b in batches {
