@@ -209,6 +209,8 @@ pub enum Error {
         attempts: u32,
         /// The last failure: a status with the start of its body, a timeout, a connection error.
         message: String,
+        /// The status of the last answer, when the server answered (not a 2xx).
+        status: Option<u16>,
     },
 
     /// An ingestion source is misconfigured or sent something that cannot be read.

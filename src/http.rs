@@ -70,7 +70,7 @@ pub fn client_with(timeout: Duration, reach: &Reach) -> Result<reqwest::Client> 
         .redirect(crate::reach::redirect_policy(reach.clone()))
         .dns_resolver(crate::reach::GuardedResolver::new(reach.clone()))
         .build()
-        .map_err(|e| Error::Http { target: "(client)".into(), attempts: 0, message: e.to_string() })
+        .map_err(|e| Error::Http { target: "(client)".into(), attempts: 0, message: e.to_string(), status: None })
 }
 
 /// The most bytes of an answer body read when the caller sets no cap of its own.
@@ -100,7 +100,7 @@ pub async fn send_capped(
     let mut attempt = 0;
     loop {
         attempt += 1;
-        let (message, retryable) = match attempt_once(build(), max_body).await {
+        let Failed { message, retryable, status } = match attempt_once(build(), max_body).await {
             Ok(mut answer) => {
                 answer.attempts = attempt;
                 return Ok(answer);
@@ -108,7 +108,7 @@ pub async fn send_capped(
             Err(failure) => failure,
         };
         if !retryable || attempt > policy.retries {
-            return Err(Error::Http { target: target.to_string(), attempts: attempt, message });
+            return Err(Error::Http { target: target.to_string(), attempts: attempt, message, status });
         }
         let wait = policy.backoff_before(attempt);
         warn!(target = %target, attempt, retry_in = %humantime::format_duration(wait), cause = %message,
@@ -117,17 +117,27 @@ pub async fn send_capped(
     }
 }
 
-/// One attempt: the answer, or why it failed and whether another attempt may help.
-async fn attempt_once(req: reqwest::RequestBuilder, max_body: u64) -> std::result::Result<Answer, (String, bool)> {
-    let mut resp = req.send().await.map_err(|e| (describe(&e), !e.is_redirect()))?;
+/// Why one attempt failed.
+struct Failed {
+    message: String,
+    /// Whether another attempt may help.
+    retryable: bool,
+    /// The answer's status, when there was an answer.
+    status: Option<u16>,
+}
+
+/// One attempt: the answer, or why it failed.
+async fn attempt_once(req: reqwest::RequestBuilder, max_body: u64) -> std::result::Result<Answer, Failed> {
+    let failed = |message: String, retryable: bool| Failed { message, retryable, status: None };
+    let mut resp = req.send().await.map_err(|e| failed(describe(&e), !e.is_redirect()))?;
     let status = resp.status();
     let headers = resp.headers().clone();
-    let too_long = || (format!("the answer is longer than {max_body} bytes (the cap on its body)"), false);
+    let too_long = || failed(format!("the answer is longer than {max_body} bytes (the cap on its body)"), false);
     if resp.content_length().is_some_and(|n| n > max_body) {
         return Err(too_long());
     }
     let mut body = bytes::BytesMut::new();
-    while let Some(chunk) = resp.chunk().await.map_err(|e| (describe(&e), true))? {
+    while let Some(chunk) = resp.chunk().await.map_err(|e| failed(describe(&e), true))? {
         if (body.len() + chunk.len()) as u64 > max_body {
             return Err(too_long());
         }
@@ -139,7 +149,11 @@ async fn attempt_once(req: reqwest::RequestBuilder, max_body: u64) -> std::resul
     }
     let retryable = status.is_server_error() || status == reqwest::StatusCode::TOO_MANY_REQUESTS;
     let text = String::from_utf8_lossy(&body[..body.len().min(200)]).trim().to_string();
-    Err((format!("HTTP {status}{}", if text.is_empty() { String::new() } else { format!(": {text}") }), retryable))
+    Err(Failed {
+        message: format!("HTTP {status}{}", if text.is_empty() { String::new() } else { format!(": {text}") }),
+        retryable,
+        status: Some(status.as_u16()),
+    })
 }
 
 /// A reqwest error with its kind first (`timed out`, `connection failed`).
