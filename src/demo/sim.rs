@@ -177,7 +177,7 @@ struct Item {
 impl World {
     pub(super) fn new(truth: &Truth, seed: u64, n_loc: usize, days: usize, local: bool) -> Self {
         let start = truth.start;
-        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+        let epoch = crate::days::epoch();
         let start_day = (start - epoch).num_days() as i32;
         let dates: Vec<NaiveDate> = (0..days).map(|d| start + chrono::Duration::days(d as i64)).collect();
         let events = super::events::events(start, truth.end);
@@ -616,7 +616,7 @@ impl ItemRows {
     }
 
     pub(super) fn batch(&self) -> Result<RecordBatch> {
-        let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+        let epoch = crate::days::epoch();
         let mut t = TableBuilder::new("items");
         for (id, cat, brand, launch, price) in &self.rows {
             t.text(0, id);

@@ -631,7 +631,7 @@ fn summarise(name: &str, rows: Vec<ScoredRow>, levels: &[f64]) -> ModelBacktest 
 pub fn canonical_batch(report: &BacktestReport) -> Result<arrow::record_batch::RecordBatch> {
     use arrow::array::{ArrayRef, Date32Builder, Float64Builder, StringBuilder};
     use std::sync::Arc;
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let epoch = crate::days::epoch();
     let lo = report.levels.iter().position(|l| (l - 0.1).abs() < 1e-9);
     let hi = report.levels.iter().position(|l| (l - 0.9).abs() < 1e-9);
     let (mut id, mut ds, mut cutoff, mut yhat, mut ylo, mut yhi, mut method) = (
@@ -669,7 +669,7 @@ pub fn canonical_batch(report: &BacktestReport) -> Result<arrow::record_batch::R
 pub fn actuals_batch(full: &Panel) -> Result<arrow::record_batch::RecordBatch> {
     use arrow::array::{ArrayRef, Date32Builder, Float64Builder, StringBuilder};
     use std::sync::Arc;
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let epoch = crate::days::epoch();
     let (mut id, mut ds, mut y) = (StringBuilder::new(), Date32Builder::new(), Float64Builder::new());
     let step = full.frequency.days();
     for (k, v) in full.keys.iter().zip(&full.values) {

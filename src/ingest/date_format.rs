@@ -22,7 +22,7 @@ fn eval(args: &[ColumnarValue]) -> datafusion::error::Result<ColumnarValue> {
     let text = arrow::compute::cast(&arrays[0], &DataType::Utf8)?;
     let format = arrow::compute::cast(&arrays[1], &DataType::Utf8)?;
     let (text, format) = (as_strings(&text)?, as_strings(&format)?);
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let epoch = crate::days::epoch();
     let mut out = Date32Builder::with_capacity(text.len());
     for i in 0..text.len() {
         let day = (text.is_valid(i) && format.is_valid(i))

@@ -121,7 +121,7 @@ enum Cell {
 
 /// Reads records into `spec`'s canonical columns.
 pub fn check(spec: &TableSpec, s: &SourceSettings, records: &[RawRecord]) -> Result<Checked> {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let epoch = crate::days::epoch();
     let mut cols: Vec<Vec<Cell>> = spec.columns.iter().map(|_| Vec::new()).collect();
     let (mut page, mut text, mut reason) = (Int64Builder::new(), StringBuilder::new(), StringBuilder::new());
     let mut accepted = Vec::with_capacity(records.len());

@@ -173,7 +173,7 @@ pub async fn plan(
     let mut writer = DatasetWriter::new(lake, dir.clone(), DATASET, run_id, Arc::clone(&schema));
     let mut rows = Rows::default();
     let mut m = PlanMetrics::default();
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let epoch = crate::days::epoch();
     let cutoff_day = (cutoff - epoch).num_days() as i32;
     let mut keys: Vec<&(String, String)> = series.keys().collect();
     keys.sort();
@@ -303,7 +303,7 @@ fn read_series(batches: &[RecordBatch], levels: &[f64]) -> Result<HashMap<(Strin
 }
 
 fn date_param(d: NaiveDate) -> ScalarValue {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let epoch = crate::days::epoch();
     ScalarValue::Date32(Some((d - epoch).num_days() as i32))
 }
 

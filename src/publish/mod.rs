@@ -159,7 +159,7 @@ pub async fn publish_forecasts(lake: &Lake, r: &ForecastRelease<'_>, clock: &dyn
     let mut writer = DatasetWriter::new(lake, dir.clone(), DATASET, r.run_id, Arc::clone(&schema));
     let mut csv = r.settings.csv.then(|| arrow::csv::WriterBuilder::new().with_header(true).build(Vec::new()));
     let mut means = stability::SeriesMeans::new();
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let epoch = crate::days::epoch();
     let mut b = Builders::new(f.levels.len());
     for (s, key) in r.panel.keys.iter().enumerate() {
         let series = means.entry((key.item_id.clone(), key.location_id.clone())).or_default();

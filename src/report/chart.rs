@@ -130,12 +130,12 @@ pub fn tick_label(v: f64, step: f64) -> String {
 
 /// Day number of a date (days since 1970-01-01), the x value of date axes.
 pub fn day_number(d: NaiveDate) -> f64 {
-    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch");
+    let epoch = crate::days::epoch();
     (d - epoch).num_days() as f64
 }
 
 fn from_day_number(v: f64) -> NaiveDate {
-    NaiveDate::from_ymd_opt(1970, 1, 1).expect("epoch") + Duration::days(v.round() as i64)
+    crate::days::epoch() + Duration::days(v.round() as i64)
 }
 
 /// Ticks of a date axis over day numbers `[lo, hi]`, with labels: every day, every other day,
