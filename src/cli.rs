@@ -255,6 +255,21 @@ enum Command {
         #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
         grace: Duration,
     },
+    /// A read-only SQL endpoint over the lake, speaking the PostgreSQL wire protocol (psql,
+    /// psycopg, JDBC/DBeaver, BI tools), until SIGTERM or SIGINT.
+    ///
+    /// The catalog is `query`'s, reopened when the lake changes. Settings: `[serve]` (listen
+    /// address, password variable, TLS, query timeout, memory and concurrency limits). The first
+    /// signal refuses new queries and lets running ones finish within `shutdown-grace`.
+    Serve {
+        /// Address to listen on (default: `[serve] listen`, 127.0.0.1:5433); port 0 takes a free one.
+        #[arg(long)]
+        listen: Option<String>,
+        /// Cutoff of the feature views (default: the last day with sales before today, moving
+        /// forward as sales arrive).
+        #[arg(long)]
+        cutoff: Option<NaiveDate>,
+    },
     /// Show the run history from the lake (newest first). Exits with an error when the latest run
     /// of a job shown failed, was cancelled or abandoned.
     Runs {
@@ -308,7 +323,7 @@ fn parse_mapping(s: &str) -> Result<(String, String), String> {
 pub fn init_tracing(verbose: u8, quiet: bool) {
     let default = match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn",
+        (false, 0) => "warn,shelfcast::serve=info",
         (false, 1) => "warn,shelfcast=info",
         (false, _) => "info,shelfcast=debug",
     };
@@ -466,6 +481,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backfill { job, from, to } => backfill_cmd(settings, lake, clock, &job, from, to).await,
         Command::Schedule { jobs, grace } => schedule_cmd(settings, lake, clock, &jobs, grace).await,
         Command::Runs { job, last } => runs_cmd(&lake, job.as_deref(), last).await,
+        Command::Serve { listen, cutoff } => serve_cmd(settings, lake, clock, listen, cutoff).await,
         Command::Vacuum => {
             let r = shelfcast::lake::vacuum::vacuum(&lake, clock.now()).await?;
             println!(
@@ -599,13 +615,12 @@ async fn query_cmd(
     if format == Format::Parquet && output.is_none() {
         bail!("--format parquet needs --output FILE");
     }
-    let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
-    let params = default_params(&ctx, settings, clock, cutoff).await?;
-    features::register_views(&ctx, params).await?;
-    shelfcast::publish::latest::register(
-        &ctx,
+    let ctx = query::catalog::open(
         lake,
-        &[shelfcast::publish::DATASET, shelfcast::plan::replenish::DATASET],
+        engine::EngineOptions::from_settings(settings),
+        |cutoff| FeatureParams::from_settings(cutoff, settings),
+        clock.today(),
+        cutoff,
     )
     .await?;
     // Written batch by batch as the query produces them: the result is never held whole.
@@ -1118,6 +1133,39 @@ fn step_summary(r: &RunReport) -> String {
 
 fn label<T: serde::Serialize>(v: T) -> String {
     serde_json::to_value(v).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
+}
+
+async fn serve_cmd(
+    settings: Settings,
+    lake: Lake,
+    clock: Arc<dyn Clock>,
+    listen: Option<String>,
+    cutoff: Option<NaiveDate>,
+) -> anyhow::Result<()> {
+    use shelfcast::serve::{self, Live, ServeOptions};
+    let mut s = settings.serve.clone();
+    if let Some(l) = listen {
+        s.listen = l;
+    }
+    let engine = engine::EngineOptions::from_settings(&settings);
+    let opts = ServeOptions::resolve(&s, |k| std::env::var(k).ok(), engine.memory_limit)?;
+    let tls = opts.tls_acceptor()?;
+    let listener = serve::bind(&opts, &s.password_env).await?;
+    let addr = serve::local_addr(&listener)?;
+    let source = serve::LakeSource::new(lake.clone(), settings, clock, cutoff);
+    let live = Arc::new(Live::open(Arc::new(source), serve::session::hooks()).await?);
+    eprintln!(
+        "shelfcast serve: listening on {addr} (PostgreSQL wire protocol; {}, {}); lake {lake}; SIGINT/SIGTERM to stop",
+        if opts.tls.is_some() { "TLS available" } else { "no TLS" },
+        if opts.login.is_some() { "password required" } else { "no password" },
+    );
+    let shutdown = Shutdown::default();
+    on_stop_signals(shutdown.clone());
+    tokio::select! {
+        r = serve::serve(listener, live, opts, tls, shutdown.drain.clone()) => r?,
+        _ = shutdown.abort.cancelled() => {}
+    }
+    Ok(())
 }
 
 async fn runs_cmd(lake: &Lake, job: Option<&str>, last: usize) -> anyhow::Result<()> {

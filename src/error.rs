@@ -105,7 +105,9 @@ pub enum Error {
     },
 
     /// A statement that would change the lake was passed to `query`.
-    #[error("`query` is read-only: {statement} statements are refused (use SELECT, WITH, EXPLAIN, SHOW or DESCRIBE)")]
+    #[error(
+        "shelfcast SQL is read-only: {statement} statements are refused (use SELECT, WITH, EXPLAIN, SHOW or DESCRIBE)"
+    )]
     ReadOnly {
         /// The kind of statement refused, e.g. `DROP`.
         statement: String,

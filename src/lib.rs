@@ -53,6 +53,7 @@ pub mod query;
 pub mod reach;
 pub mod report;
 pub mod secrets;
+pub mod serve;
 pub mod settings;
 
 pub use error::{Error, Result};

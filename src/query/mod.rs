@@ -6,6 +6,7 @@
 //! `CREATE`, `SET`, …) is refused before planning with [`Error::ReadOnly`], and the
 //! plan is checked again with DataFusion's own `SQLOptions` as a second guard.
 
+pub mod catalog;
 pub mod output;
 
 use std::io::Write;
@@ -53,7 +54,7 @@ pub fn ensure_read_only(sql: &str) -> Result<()> {
 /// The keyword of the first statement in `st` that is not a read (`None` when all are).
 fn refused(st: &DFStatement) -> Option<String> {
     match st {
-        DFStatement::Statement(s) => refused_sql(s),
+        DFStatement::Statement(s) => refused_statement(s),
         DFStatement::Explain(e) => refused(&e.statement),
         DFStatement::CreateExternalTable(_) | DFStatement::CopyTo(_) | DFStatement::Reset(_) => {
             Some(first_keyword(&st.to_string()))
@@ -61,9 +62,10 @@ fn refused(st: &DFStatement) -> Option<String> {
     }
 }
 
-/// Walks every statement nested in `s` (a CTE's body, a `WITH`'s main statement, what an
-/// `EXPLAIN` explains): each must be a read.
-fn refused_sql(s: &Statement) -> Option<String> {
+/// The keyword of the first statement in `s`, or nested in it (a CTE's body, a `WITH`'s main
+/// statement, what an `EXPLAIN` explains), that is not a read; `None` when all are. The one
+/// check of every SQL entry point (`query`, `serve`).
+pub fn refused_statement(s: &Statement) -> Option<String> {
     let mut found = None;
     let _ = visit_statements(s, |st| {
         let read = matches!(

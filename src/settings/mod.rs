@@ -116,6 +116,8 @@ pub struct SettingsFile {
     pub webhooks: Option<BTreeMap<String, crate::publish::notify::WebhookSettings>>,
     /// Ingestion sources, by name.
     pub sources: Option<BTreeMap<String, crate::ingest::source::SourceSettings>>,
+    /// The SQL endpoint of `shelfcast serve`.
+    pub serve: Option<crate::serve::ServeSettings>,
 }
 
 impl SettingsFile {
@@ -221,6 +223,8 @@ pub struct Settings {
     pub webhooks: BTreeMap<String, crate::publish::notify::WebhookSettings>,
     /// Ingestion sources, by name (local paths resolved against the settings folder).
     pub sources: BTreeMap<String, crate::ingest::source::SourceSettings>,
+    /// The SQL endpoint of `shelfcast serve` (certificate paths resolved against the settings folder).
+    pub serve: crate::serve::ServeSettings,
 }
 
 /// Models fitted when settings name none: the baselines, the global trees and the two global deep
@@ -355,6 +359,10 @@ impl Settings {
         for (name, source) in sources.iter_mut() {
             source.resolve(name, &base_dir).map_err(|m| invalid(&format!("sources.{name}"), m))?;
         }
+        let mut serve = file.serve.unwrap_or_default();
+        for path in [&mut serve.tls_cert, &mut serve.tls_key].into_iter().flatten() {
+            *path = base_dir.join(&*path);
+        }
         Ok(Self {
             config_path,
             base_dir,
@@ -385,6 +393,7 @@ impl Settings {
             factors,
             webhooks,
             sources,
+            serve,
         })
     }
 }

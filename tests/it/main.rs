@@ -61,6 +61,9 @@ mod score;
 /// Security: secrets stay out of the logs, names and ids cannot leave the lake, ad hoc SQL
 /// cannot touch files outside it.
 mod security;
+/// `shelfcast serve` queried by real PostgreSQL clients: psycopg and psql get what `query` gives;
+/// writes and wrong passwords refused; timeouts, limits, publications and SIGTERM.
+mod serve;
 /// The feature queries' business rules, from tests/sql/*.slt.
 mod sql;
 /// libtorch on the CPU.

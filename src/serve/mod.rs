@@ -1,0 +1,330 @@
+//! `shelfcast serve`: a long-running, read-only SQL endpoint over the lake, speaking the
+//! PostgreSQL wire protocol, so psql, psycopg, JDBC (DBeaver, DataGrip), ADBC's PostgreSQL
+//! driver and BI tools query the same catalog as `shelfcast query`.
+//!
+//! The protocol (startup, simple and extended query, cancel, TLS) is `pgwire`'s; Arrow batches
+//! become PostgreSQL rows through `datafusion-postgres`, which also brings `pg_catalog`, so a
+//! client's schema browser works. What this module adds is the policy of a shared, read-only
+//! server:
+//!
+//! - [`live`]: the catalog as a snapshot, reopened when the lake changes (a new raw file, a
+//!   publication, a run record); a query keeps the snapshot it started on.
+//! - [`session`]: every statement checked as `query` checks it, each query on its own memory
+//!   budget, under a timeout and a limit on concurrent queries, its rows streamed, one log
+//!   line when it ends.
+//! - [`auth`]: no password on loopback unless one is set; SCRAM-SHA-256 with the password from
+//!   the environment otherwise (binding elsewhere without one is refused); TLS when a
+//!   certificate is configured.
+//!
+//! A shutdown (SIGTERM) stops accepting connections and new queries, lets running queries
+//! finish for a grace period, then closes every connection.
+
+pub mod auth;
+pub mod live;
+pub mod session;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+use tokio::net::TcpListener;
+use tokio::sync::Semaphore;
+use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use crate::error::{Error, Result};
+pub use live::{Live, Source};
+
+/// The `[serve]` settings.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct ServeSettings {
+    /// Address to listen on (`host:port`); loopback by default.
+    #[serde(default = "default_listen")]
+    pub listen: String,
+    /// The user name clients log in as when a password is set.
+    #[serde(default = "default_user")]
+    pub user: String,
+    /// The environment variable holding the password (never the file). Unset or empty: no
+    /// password, allowed on loopback only.
+    #[serde(default = "default_password_env")]
+    pub password_env: String,
+    /// PEM certificate chain; with `tls-key`, connections may (and clients can insist on) TLS.
+    #[serde(default)]
+    pub tls_cert: Option<PathBuf>,
+    /// PEM private key of `tls-cert`.
+    #[serde(default)]
+    pub tls_key: Option<PathBuf>,
+    /// Longest a query may run, rows streamed included; a client's `statement_timeout` may
+    /// only shorten it.
+    #[serde(default = "default_query_timeout", with = "crate::settings::duration")]
+    pub query_timeout: Duration,
+    /// Memory budget of one query in MiB (sorts and aggregations spill beyond it, others fail
+    /// with a clear error); 0: the session's `memory-limit-mb`.
+    #[serde(default = "default_query_memory")]
+    pub query_memory_mb: usize,
+    /// Queries running at once, over all connections.
+    #[serde(default = "default_max_queries")]
+    pub max_queries: usize,
+    /// How long a query waits for a free slot before it is refused.
+    #[serde(default = "default_queue_wait", with = "crate::settings::duration")]
+    pub queue_wait: Duration,
+    /// Connections open at once; more are closed at once.
+    #[serde(default = "default_max_connections")]
+    pub max_connections: usize,
+    /// How often the lake is checked for a change that reopens the catalog.
+    #[serde(default = "default_refresh", with = "crate::settings::duration")]
+    pub refresh: Duration,
+    /// How long running queries may go on after a shutdown request.
+    #[serde(default = "default_grace", with = "crate::settings::duration")]
+    pub shutdown_grace: Duration,
+}
+
+fn default_listen() -> String {
+    "127.0.0.1:5433".into()
+}
+fn default_user() -> String {
+    "shelfcast".into()
+}
+fn default_password_env() -> String {
+    "SHELFCAST_SERVE_PASSWORD".into()
+}
+fn default_query_timeout() -> Duration {
+    Duration::from_secs(300)
+}
+fn default_query_memory() -> usize {
+    1024
+}
+fn default_max_queries() -> usize {
+    4
+}
+fn default_queue_wait() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_max_connections() -> usize {
+    64
+}
+fn default_refresh() -> Duration {
+    Duration::from_secs(10)
+}
+fn default_grace() -> Duration {
+    Duration::from_secs(30)
+}
+
+impl Default for ServeSettings {
+    fn default() -> Self {
+        Self {
+            listen: default_listen(),
+            user: default_user(),
+            password_env: default_password_env(),
+            tls_cert: None,
+            tls_key: None,
+            query_timeout: default_query_timeout(),
+            query_memory_mb: default_query_memory(),
+            max_queries: default_max_queries(),
+            queue_wait: default_queue_wait(),
+            max_connections: default_max_connections(),
+            refresh: default_refresh(),
+            shutdown_grace: default_grace(),
+        }
+    }
+}
+
+/// What the server runs with, resolved from [`ServeSettings`] and the environment.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on.
+    pub listen: String,
+    /// User name and password clients must give; `None`: no authentication.
+    pub login: Option<auth::Login>,
+    /// Certificate and key files for TLS.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// Per-query limits.
+    pub limits: session::Limits,
+    /// Connections open at once.
+    pub max_connections: usize,
+    /// How often the lake is checked for changes.
+    pub refresh: Duration,
+    /// How long running queries may go on after a shutdown request.
+    pub shutdown_grace: Duration,
+}
+
+impl ServeOptions {
+    /// Resolves `s`: the password is read from the variable `s.password_env` names through
+    /// `env`; `session_memory` is the session budget used when `query-memory-mb` is 0.
+    pub fn resolve(
+        s: &ServeSettings,
+        env: impl Fn(&str) -> Option<String>,
+        session_memory: Option<usize>,
+    ) -> Result<Self> {
+        let invalid = |key: &str, message: String| Error::InvalidSetting { key: format!("serve.{key}"), message };
+        if s.max_queries == 0 {
+            return Err(invalid("max-queries", "must be at least 1".into()));
+        }
+        if s.max_connections == 0 {
+            return Err(invalid("max-connections", "must be at least 1".into()));
+        }
+        if s.query_timeout.is_zero() {
+            return Err(invalid("query-timeout", "must be longer than 0".into()));
+        }
+        let login = env(&s.password_env)
+            .filter(|p| !p.is_empty())
+            .map(|password| auth::Login { user: s.user.clone(), password });
+        let tls = match (&s.tls_cert, &s.tls_key) {
+            (Some(c), Some(k)) => Some((c.clone(), k.clone())),
+            (None, None) => None,
+            _ => return Err(invalid("tls-cert", "give both tls-cert and tls-key, or neither".into())),
+        };
+        let memory = match s.query_memory_mb {
+            0 => session_memory,
+            mb => Some(mb * 1024 * 1024),
+        };
+        Ok(Self {
+            listen: s.listen.clone(),
+            login,
+            tls,
+            limits: session::Limits {
+                timeout: s.query_timeout,
+                memory,
+                max_queries: s.max_queries,
+                queue_wait: s.queue_wait,
+            },
+            max_connections: s.max_connections,
+            refresh: s.refresh,
+            shutdown_grace: s.shutdown_grace,
+        })
+    }
+}
+
+impl ServeOptions {
+    /// TLS from the configured certificate and key, checked (an error names the file).
+    pub fn tls_acceptor(&self) -> Result<Option<TlsAcceptor>> {
+        self.tls.as_ref().map(|(cert, key)| auth::tls_acceptor(cert, key)).transpose()
+    }
+}
+
+/// Binds `opts.listen`; refuses an address other than loopback when no password is set.
+pub async fn bind(opts: &ServeOptions, password_env: &str) -> Result<TcpListener> {
+    let listener = TcpListener::bind(&opts.listen).await.map_err(|e| Error::InvalidSetting {
+        key: "serve.listen".into(),
+        message: format!("cannot listen on {}: {e}", opts.listen),
+    })?;
+    let addr = listener.local_addr()?;
+    if opts.login.is_none() && !addr.ip().is_loopback() {
+        return Err(Error::InvalidSetting {
+            key: "serve.listen".into(),
+            message: format!(
+                "{addr} is reachable from other machines: set a password in the environment variable \
+                 {password_env} (or listen on 127.0.0.1)"
+            ),
+        });
+    }
+    Ok(listener)
+}
+
+/// Serves `live` on `listener` until `shutdown` is cancelled; then stops accepting, lets the
+/// running queries finish within the grace period, and closes every connection. `tls` is
+/// [`ServeOptions::tls_acceptor`]'s.
+pub async fn serve(
+    listener: TcpListener,
+    live: Arc<Live>,
+    opts: ServeOptions,
+    tls: Option<TlsAcceptor>,
+    shutdown: CancellationToken,
+) -> Result<()> {
+    let addr = listener.local_addr()?;
+    let service = Arc::new(session::Service::new(Arc::clone(&live), opts.limits.clone()));
+    let handlers = Arc::new(auth::Handlers::new(Arc::clone(&service), opts.login.clone()));
+    let refresher = tokio::spawn(live::refresh_every(Arc::clone(&live), opts.refresh, shutdown.clone()));
+    let connections = Arc::new(Semaphore::new(opts.max_connections));
+    let mut open = JoinSet::new();
+    info!(%addr, tls = tls.is_some(), password = opts.login.is_some(), "serving SQL");
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => break,
+            accepted = listener.accept() => {
+                let (socket, peer) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        warn!(cause = %e, "cannot accept a connection");
+                        continue;
+                    }
+                };
+                let Ok(permit) = Arc::clone(&connections).try_acquire_owned() else {
+                    warn!(%peer, max = opts.max_connections, "connection refused: max-connections reached");
+                    drop(socket);
+                    continue;
+                };
+                let (handlers, tls) = (Arc::clone(&handlers), tls.clone());
+                open.spawn(async move {
+                    if let Err(e) = datafusion_postgres::pgwire::tokio::process_socket(socket, tls, handlers).await {
+                        tracing::debug!(%peer, cause = %e, "connection ended with an error");
+                    }
+                    drop(permit);
+                });
+                while open.try_join_next().is_some() {}
+            }
+        }
+    }
+    drop(listener);
+    service.draining.store(true, Ordering::SeqCst);
+    let running = service.running();
+    info!(running, grace = %humantime::format_duration(opts.shutdown_grace), "shutting down: no new queries");
+    if tokio::time::timeout(opts.shutdown_grace, service.idle()).await.is_err() {
+        warn!(running = service.running(), "grace period over: closing connections with queries still running");
+    }
+    open.abort_all();
+    while open.join_next().await.is_some() {}
+    refresher.abort();
+    info!("stopped");
+    Ok(())
+}
+
+/// The lake's catalog as `query` opens it (see [`crate::query::catalog`]), feature views at a
+/// fixed cutoff or, by default, at the nightly's cutoff for the clock's today.
+pub struct LakeSource {
+    lake: crate::lake::Lake,
+    settings: crate::settings::Settings,
+    clock: Arc<dyn crate::clock::Clock>,
+    cutoff: Option<chrono::NaiveDate>,
+}
+
+impl LakeSource {
+    /// The catalog of `lake` under `settings`.
+    pub fn new(
+        lake: crate::lake::Lake,
+        settings: crate::settings::Settings,
+        clock: Arc<dyn crate::clock::Clock>,
+        cutoff: Option<chrono::NaiveDate>,
+    ) -> Self {
+        Self { lake, settings, clock, cutoff }
+    }
+}
+
+#[async_trait::async_trait]
+impl Source for LakeSource {
+    async fn version(&self) -> Result<String> {
+        crate::query::catalog::version(&self.lake).await
+    }
+
+    async fn open(&self) -> Result<datafusion::prelude::SessionContext> {
+        crate::query::catalog::open(
+            &self.lake,
+            crate::engine::EngineOptions::from_settings(&self.settings),
+            |cutoff| crate::features::FeatureParams::from_settings(cutoff, &self.settings),
+            self.clock.today(),
+            self.cutoff,
+        )
+        .await
+    }
+}
+
+/// The address a listener is bound to, for the banner.
+pub fn local_addr(listener: &TcpListener) -> Result<SocketAddr> {
+    Ok(listener.local_addr()?)
+}
