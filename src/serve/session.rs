@@ -77,6 +77,8 @@ const CANCELED: &str = "57014";
 const BUSY: &str = "53300";
 /// SQLSTATE of a query refused during shutdown: `admin_shutdown`.
 const SHUTDOWN: &str = "57P01";
+/// SQLSTATE of a query past its memory pool: `out_of_memory`.
+const OUT_OF_MEMORY: &str = "53200";
 
 fn error(code: &str, message: impl Into<String>) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), message.into())))
@@ -234,13 +236,13 @@ impl Service {
     async fn admit<C: ClientInfo + ?Sized>(&self, client: &C, sql: &str) -> PgWireResult<Admitted> {
         let log = QueryLog::new(client, sql);
         if self.draining.load(Ordering::SeqCst) {
-            log.fail("refused: shutting down");
+            log.fail("57P01 shutting down");
             return Err(error(SHUTDOWN, "the server is shutting down; reconnect later"));
         }
         let permit = match tokio::time::timeout(self.limits.queue_wait, Arc::clone(&self.slots).acquire_owned()).await {
             Ok(Ok(p)) => p,
             _ => {
-                log.fail("refused: busy");
+                log.fail("53300 no free slot");
                 return Err(error(
                     BUSY,
                     format!(
@@ -262,13 +264,21 @@ impl Service {
         let snapshot = self.live.current();
         let session = snapshot.query_session(self.limits.memory).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
         let service = DfSessionService::new_with_hooks(Arc::new(session), self.live.hooks().to_vec());
-        Ok(Admitted { service, deadline: Instant::now() + limit, limit, log: Arc::new(log), permit: Arc::new(permit) })
+        Ok(Admitted {
+            service,
+            memory: self.limits.memory,
+            deadline: Instant::now() + limit,
+            limit,
+            log: Arc::new(log),
+            permit: Arc::new(permit),
+        })
     }
 }
 
 /// A query let in: its session, deadline, log line and slot.
 struct Admitted {
     service: DfSessionService,
+    memory: Option<usize>,
     deadline: Instant,
     limit: Duration,
     log: Arc<QueryLog>,
@@ -276,8 +286,15 @@ struct Admitted {
 }
 
 impl Admitted {
+    /// `e`, told in the server's terms where a limit caused it; logged as the failure.
+    fn failed(&self, e: PgWireError) -> PgWireError {
+        let e = over_budget(e, self.memory);
+        self.log.fail(&describe(&e));
+        e
+    }
+
     fn timed_out(&self) -> PgWireError {
-        self.log.fail("timed out");
+        self.log.fail("57014 timed out");
         timeout_error(self.limit)
     }
 
@@ -291,6 +308,7 @@ impl Admitted {
                     rows,
                     sleep: Box::pin(tokio::time::sleep_until(self.deadline)),
                     limit: self.limit,
+                    memory: self.memory,
                     log: Arc::clone(&self.log),
                     _permit: Arc::clone(&self.permit),
                     done: false,
@@ -299,6 +317,30 @@ impl Admitted {
             }
             other => other,
         }
+    }
+}
+
+/// An error's message as a client reads it.
+fn describe(e: &PgWireError) -> String {
+    match e {
+        PgWireError::UserError(info) => format!("{} {}", info.code, info.message),
+        other => other.to_string(),
+    }
+}
+
+/// DataFusion's "Resources exhausted" as PostgreSQL's `out_of_memory`, naming the setting.
+fn over_budget(e: PgWireError, memory: Option<usize>) -> PgWireError {
+    let text = e.to_string();
+    match (text.contains("Resources exhausted"), memory) {
+        (true, Some(bytes)) => error(
+            OUT_OF_MEMORY,
+            format!(
+                "the query needs more than its memory budget of {} MiB (serve.query-memory-mb): {}",
+                bytes / (1024 * 1024),
+                text.trim_start_matches("SQL error: ")
+            ),
+        ),
+        _ => e,
     }
 }
 
@@ -325,10 +367,7 @@ impl SimpleQueryHandler for Service {
         let out = tokio::time::timeout_at(q.deadline, SimpleQueryHandler::do_query(&q.service, client, query)).await;
         match out {
             Err(_) => Err(q.timed_out()),
-            Ok(Err(e)) => {
-                q.log.fail(&e.to_string());
-                Err(e)
-            }
+            Ok(Err(e)) => Err(q.failed(e)),
             Ok(Ok(responses)) => Ok(responses.into_iter().map(|r| q.guard(r)).collect()),
         }
     }
@@ -361,10 +400,7 @@ impl ExtendedQueryHandler for Service {
                 .await;
         match out {
             Err(_) => Err(q.timed_out()),
-            Ok(Err(e)) => {
-                q.log.fail(&e.to_string());
-                Err(e)
-            }
+            Ok(Err(e)) => Err(q.failed(e)),
             Ok(Ok(r)) => Ok(q.guard(r)),
         }
     }
@@ -401,6 +437,7 @@ struct Guarded {
     rows: Pin<Box<dyn Stream<Item = PgWireResult<DataRow>> + Send>>,
     sleep: Pin<Box<Sleep>>,
     limit: Duration,
+    memory: Option<usize>,
     log: Arc<QueryLog>,
     _permit: Arc<OwnedSemaphorePermit>,
     done: bool,
@@ -416,7 +453,7 @@ impl Stream for Guarded {
         // A result that streams without pause is still stopped at the deadline.
         if self.sleep.as_mut().poll(cx).is_ready() {
             self.done = true;
-            self.log.fail("timed out");
+            self.log.fail("57014 timed out");
             return Poll::Ready(Some(Err(timeout_error(self.limit))));
         }
         match self.rows.as_mut().poll_next(cx) {
@@ -426,7 +463,8 @@ impl Stream for Guarded {
             }
             Poll::Ready(Some(Err(e))) => {
                 self.done = true;
-                self.log.fail(&e.to_string());
+                let e = over_budget(e, self.memory);
+                self.log.fail(&describe(&e));
                 Poll::Ready(Some(Err(e)))
             }
             Poll::Ready(None) => {

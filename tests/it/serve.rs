@@ -269,7 +269,7 @@ async fn timeouts_cancel_and_concurrent_queries_are_limited() {
     let Some(py) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
     published_lake(dir.path()).await;
-    write_settings(dir.path(), "query-timeout = \"3s\"\nmax-queries = 2\nqueue-wait = \"0s\"");
+    write_settings(dir.path(), "query-timeout = \"3s\"\nmax-queries = 2\nqueue-wait = \"0s\"\nquery-memory-mb = 4");
     let server = Server::start(dir.path(), &[]);
     // Ten billion rows: far longer than any timeout here.
     let slow = "SELECT SUM(value % 7) AS s FROM range(0, 10000000000)";
@@ -290,6 +290,20 @@ async fn timeouts_cancel_and_concurrent_queries_are_limited() {
     assert_eq!(got[0]["rows"], serde_json::json!([[1]]));
     assert_eq!(got[2]["sqlstate"], "57014", "{}", got[2]);
     assert!(got[2]["seconds"].as_f64().unwrap() < 2.9, "{}", got[2]);
+    // A query past its memory budget fails with out_of_memory, naming the setting; a sort
+    // spills and finishes.
+    let got = psycopg(
+        &py,
+        server.port,
+        &[],
+        &[
+            "SELECT cardinality(array_agg(value)) AS n FROM range(0, 3000000)",
+            "SELECT value FROM range(0, 2000000) ORDER BY value DESC LIMIT 1",
+        ],
+    );
+    assert_eq!(got[0]["sqlstate"], "53200", "{}", got[0]);
+    assert!(got[0]["message"].as_str().unwrap().contains("query-memory-mb"), "{}", got[0]);
+    assert_eq!(got[1]["rows"], serde_json::json!([[1999999]]), "{}", got[1]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
