@@ -73,6 +73,10 @@ bench-local: build ## The demo's local layer before/after: gbt and seasonal naiv
 bench-demo: build ## The models on the demo lake: MASE, WAPE, 80% coverage and seconds per model, scored by score.py (BENCH_DEMO_ARGS=--models … --series …)
 	python3 benches/bench_demo.py $(BENCH_DEMO_ARGS)
 
+.PHONY: bench-serve
+bench-serve: build ## `shelfcast serve`: a 10M-row result streamed to psycopg, rows/s next to DuckDB reading the same Parquet (BENCH_SERVE_ARGS=--rows …)
+	python3 benches/bench_serve.py $(BENCH_SERVE_ARGS)
+
 .PHONY: bench-scale
 bench-scale: build ## Memory at scale: the nightly job on a 30,000 series × 1,900 days demo lake under memory-limit-mb (time and peak RSS per step; BENCH_SCALE_ARGS=--series 5000 …)
 	python3 benches/bench_scale.py $(BENCH_SCALE_ARGS)
