@@ -328,3 +328,51 @@ impl Source for LakeSource {
 pub fn local_addr(listener: &TcpListener) -> Result<SocketAddr> {
     Ok(listener.local_addr()?)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn resolve(toml_text: &str, password: Option<&str>) -> Result<ServeOptions> {
+        let s: ServeSettings = toml::from_str(toml_text).unwrap();
+        let pw = password.map(str::to_string);
+        ServeOptions::resolve(&s, |k| (k == "SHELFCAST_SERVE_PASSWORD").then(|| pw.clone()).flatten(), Some(1 << 30))
+    }
+
+    #[test]
+    fn settings_resolve_with_the_password_from_the_environment_only() {
+        let o = resolve("", None).unwrap();
+        assert_eq!(o.listen, "127.0.0.1:5433");
+        assert!(o.login.is_none());
+        assert_eq!(o.limits.memory, Some(1024 * 1024 * 1024));
+        let o = resolve("user = \"bi\"\nquery-memory-mb = 0", Some("pw")).unwrap();
+        assert_eq!(o.login.as_ref().map(|l| (l.user.as_str(), l.password.as_str())), Some(("bi", "pw")));
+        assert_eq!(o.limits.memory, Some(1 << 30), "0: the session's budget");
+        assert!(!format!("{o:?}").contains("pw\""), "the password is not in Debug output");
+        assert!(resolve("", Some("")).unwrap().login.is_none(), "an empty variable is no password");
+        // A password in the file is not a setting.
+        assert!(toml::from_str::<ServeSettings>("password = \"x\"").is_err());
+    }
+
+    #[test]
+    fn bad_limits_and_half_a_tls_pair_are_refused_by_name() {
+        for (text, key) in [
+            ("max-queries = 0", "serve.max-queries"),
+            ("max-connections = 0", "serve.max-connections"),
+            ("query-timeout = \"0s\"", "serve.query-timeout"),
+            ("tls-cert = \"c.pem\"", "serve.tls-cert"),
+        ] {
+            let e = resolve(text, None).unwrap_err();
+            assert!(e.to_string().contains(key), "{text}: {e}");
+        }
+    }
+
+    #[tokio::test]
+    async fn binding_off_loopback_needs_a_password() {
+        let mut o = resolve("listen = \"0.0.0.0:0\"", None).unwrap();
+        let e = bind(&o, "SHELFCAST_SERVE_PASSWORD").await.unwrap_err();
+        assert!(e.to_string().contains("SHELFCAST_SERVE_PASSWORD"), "{e}");
+        o.listen = "127.0.0.1:0".into();
+        assert!(bind(&o, "SHELFCAST_SERVE_PASSWORD").await.is_ok());
+    }
+}

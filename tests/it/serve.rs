@@ -399,3 +399,42 @@ async fn tls_with_a_configured_certificate() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("key.pem"), "{}", String::from_utf8_lossy(&out.stderr));
 }
+
+/// Debian's PostgreSQL JDBC driver (`libpostgresql-jdbc-java`), when it and a JDK are installed.
+const JDBC_JAR: &str = "/usr/share/java/postgresql.jar";
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jdbc_reads_the_metadata_and_runs_prepared_statements() {
+    let dir = tempfile::tempdir().unwrap();
+    let source = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/ServeProbe.java");
+    let compiled = Path::new(JDBC_JAR).is_file()
+        && Command::new("javac").arg("-d").arg(dir.path()).arg(&source).status().is_ok_and(|s| s.success());
+    if !compiled {
+        eprintln!("skipped: no JDK or no {JDBC_JAR} (apt-get install default-jdk-headless libpostgresql-jdbc-java)");
+        return;
+    }
+    published_lake(dir.path()).await;
+    let server = Server::start(dir.path(), &[]);
+    let out = Command::new("java")
+        .arg("-cp")
+        .arg(format!("{}:{JDBC_JAR}", dir.path().display()))
+        .arg("ServeProbe")
+        .arg(server.port.to_string())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}{}", String::from_utf8_lossy(&out.stderr));
+    let want = query_json(
+        dir.path(),
+        "SELECT item_id, SUM(units) AS u FROM sales WHERE location_id = 'store_01' GROUP BY item_id ORDER BY item_id",
+    );
+    let rows: Vec<&str> = text.lines().filter(|l| l.starts_with("row ")).collect();
+    assert_eq!(rows.len(), want.len(), "{text}");
+    for (line, w) in rows.iter().zip(&want) {
+        let parts: Vec<&str> = line.split(' ').collect();
+        assert_eq!(parts[1], w["item_id"].as_str().unwrap(), "{text}");
+        assert!(same(&serde_json::json!(parts[2].parse::<f64>().unwrap()), &w["u"]), "{line} vs {w:?}");
+    }
+    assert!(text.contains("sales_columns ") && !text.contains("sales_columns 0"), "{text}");
+    assert!(text.contains("insert_refused 25006"), "{text}");
+}
