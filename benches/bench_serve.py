@@ -65,7 +65,7 @@ elif mode == "duckdb-arrow":
     import duckdb
     con = duckdb.connect()
     con.execute(f"CREATE VIEW sales AS SELECT * FROM read_parquet('{arg}/*.parquet', union_by_name=true)")
-    reader = con.execute(sql).fetch_record_batch(100_000)
+    reader = con.execute(sql).to_arrow_reader(100_000)
     for b in reader:
         n += b.num_rows
 print(json.dumps({"rows": n, "seconds": time.time() - t}))
@@ -123,7 +123,7 @@ def run(py: str, mode: str, arg: str, rows: int) -> dict:
     out = subprocess.run([py, "-c", WORKER, mode, arg, str(rows)], capture_output=True, text=True)
     if out.returncode != 0:
         sys.exit(f"{mode} failed: {out.stderr}")
-    r = json.loads(out.stdout)
+    r = json.loads(out.stdout.strip().splitlines()[-1])
     if r["rows"] < rows:
         sys.exit(f"{mode} read {r['rows']} rows, expected at least {rows}")
     r["rows_per_s"] = r["rows"] / r["seconds"]
@@ -145,16 +145,17 @@ def main() -> None:
     lake = work / "lake"
     sales = make_lake(py, lake, args.rows)
     port = free_port()
+    log = work / "serve.log"
     server = subprocess.Popen(
         [str(BIN), "--lake", str(lake), "serve", "--listen", f"127.0.0.1:{port}"],
-        stderr=subprocess.PIPE, text=True, env=dict(os.environ, SHELFCAST_SERVE_PASSWORD=""),
+        stderr=log.open("w"), env=dict(os.environ, SHELFCAST_SERVE_PASSWORD=""),
     )
     try:
-        for line in server.stderr:
-            if "listening on" in line:
-                break
-        else:
-            sys.exit("shelfcast serve did not start")
+        deadline = time.time() + 120
+        while "listening on" not in log.read_text():
+            if server.poll() is not None or time.time() > deadline:
+                sys.exit(f"shelfcast serve did not start: {log.read_text()}")
+            time.sleep(0.2)
         results = {}
         for mode, arg in [
             ("psycopg-stream", str(port)),
