@@ -30,6 +30,7 @@
 
 #![warn(missing_docs)]
 
+pub mod blocking;
 pub mod catalog;
 pub mod clock;
 pub mod days;

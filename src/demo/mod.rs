@@ -147,7 +147,7 @@ pub async fn generate(lake: &Lake, opts: &DemoOptions, progress: &(dyn Fn(u64, u
         let last = (first + items_per_chunk).min(n_items);
         let w = Arc::clone(&world);
         let total_series = opts.series;
-        let out = tokio::task::spawn_blocking(move || w.simulate_items(first..last, total_series)).await?;
+        let out = crate::blocking::run(move || w.simulate_items(first..last, total_series)).await?;
         acc.merge(&out.acc);
         let (batches, chunk_items) = out.finish()?;
         items.extend(chunk_items);

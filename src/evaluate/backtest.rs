@@ -177,7 +177,7 @@ pub fn plan(full: &Panel, opts: &BacktestOptions) -> Result<Vec<Window>> {
         .map(|w| {
             let from_end = (opts.windows - w - 1) * opts.step + opts.horizon;
             let (panel, index) = panel_at(full, from_end);
-            let cutoff = panel.end + Duration::days(full.frequency.days() - 1);
+            let cutoff = full.frequency.period_end(panel.end);
             Window { panel, index, cutoff, from_end, scored: true }
         })
         .collect())
@@ -207,7 +207,7 @@ pub fn warmup(full: &Panel, settings: &Settings, opts: &BacktestOptions) -> Vec<
         .filter(|&from_end| longest > from_end)
         .map(|from_end| {
             let (panel, index) = panel_at(full, from_end);
-            let cutoff = panel.end + Duration::days(full.frequency.days() - 1);
+            let cutoff = full.frequency.period_end(panel.end);
             Window { panel, index, cutoff, from_end, scored: false }
         })
         .collect()
@@ -494,7 +494,7 @@ pub async fn run_in_lake(
             w.panel = w.panel.with_covariates(cov);
         }
         let (f, s, o) = (std::sync::Arc::clone(&full), settings.clone(), opts.clone());
-        let (rows, p) = tokio::task::spawn_blocking(move || {
+        let (rows, p) = crate::blocking::run(move || {
             let rows = evaluate(&f, &w, &s, &o, &mut pool);
             (rows, pool)
         })
@@ -694,7 +694,7 @@ pub async fn full_panel(ctx: &datafusion::prelude::SessionContext, settings: &Se
     let last = features::last_sales_date(ctx).await?.ok_or_else(|| Error::data("the sales table has no rows"))?;
     let params = FeatureParams::from_settings(last, settings);
     let rows = features::dataframe(ctx, &queries::TARGET, params).await?.execute_stream().await?;
-    let end = params.cutoff - Duration::days(settings.frequency.days() - 1);
+    let end = settings.frequency.period_start(params.cutoff);
     let closures = crate::panel::Closures::query(ctx, params).await?;
     Ok((Panel::from_stream(rows, settings.frequency, end).await?.with_closures(closures), params.cutoff))
 }

@@ -734,7 +734,7 @@ pub async fn run(
     }
     let params = FeatureParams::from_settings(cutoff, settings);
     let rows = features::dataframe(ctx, &features::queries::TARGET, params).await?.execute_stream().await?;
-    let end = params.cutoff - chrono::Duration::days(settings.frequency.days() - 1);
+    let end = settings.frequency.period_start(params.cutoff);
     let closures = crate::panel::Closures::query(ctx, params).await?;
     let full = Arc::new(Panel::from_stream(rows, settings.frequency, end).await?.with_closures(closures));
     let categories = backtest::item_categories(ctx).await?;
@@ -765,7 +765,7 @@ pub async fn run(
         }
     }
     let (s, f) = (settings.clone(), settings.factors.clone());
-    let out = tokio::task::spawn_blocking(move || measure(&full, &windows, &s, &f, &opts, &categories)).await??;
+    let out = crate::blocking::run(move || measure(&full, &windows, &s, &f, &opts, &categories)).await??;
     info!(rows = out.rows.len(), "importance measured");
     Ok(out)
 }

@@ -126,7 +126,7 @@ async fn analyze_from(
     let daily = params.frequency == Frequency::Daily;
     let groups = groups.clone();
     let series = obs.series;
-    let mut analysis = tokio::task::spawn_blocking(move || estimates::analyze(&obs, daily, &groups)).await?;
+    let mut analysis = crate::blocking::run(move || estimates::analyze(&obs, daily, &groups)).await?;
     analysis.series = series;
     Ok((analysis, observations))
 }

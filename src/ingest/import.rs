@@ -130,7 +130,7 @@ impl PartitionStream for TextSource {
         // The file is read off the async threads, at most two batches ahead of the query.
         let (tx, rx) = tokio::sync::mpsc::channel::<datafusion::error::Result<RecordBatch>>(2);
         let (path, batch_rows) = (self.path.clone(), self.batch_rows);
-        tokio::task::spawn_blocking(move || {
+        crate::blocking::spawn(move || {
             let lines = match text_file::Lines::open(&path, false, batch_rows) {
                 Ok(l) => l,
                 Err(e) => {

@@ -516,7 +516,7 @@ async fn run_step(
                     false => None,
                 };
                 let (epochs, cutoff) = (s.train.fine_tune_epochs, params.cutoff);
-                let (m, fit, back, lineage) = tokio::task::spawn_blocking(move || {
+                let (m, fit, back, lineage) = crate::blocking::run(move || {
                     let mut model = model;
                     let refs: Vec<&dyn Forecaster> = fitted.iter().map(|m| m.as_ref()).collect();
                     let reuse = crate::models::Reuse { fitted: &refs, ensemble: learned.as_ref() };
@@ -600,7 +600,7 @@ async fn run_step(
             for model in std::mem::take(&mut state.models) {
                 let p = Arc::clone(&panel);
                 let (h, levels) = (s.horizon, s.quantiles.clone());
-                let (model, f) = tokio::task::spawn_blocking(move || {
+                let (model, f) = crate::blocking::run(move || {
                     let f = model.predict(&p, h, &levels);
                     (model, f)
                 })
@@ -897,7 +897,7 @@ async fn stored_ensemble_weights(env: &RunEnv) -> Option<crate::models::ensemble
 
 async fn panel_for(env: &RunEnv, params: FeatureParams) -> Result<Panel> {
     let dir = layout::features(queries::TARGET.name, params.cutoff);
-    let end = params.cutoff - Duration::days(params.frequency.days() - 1);
+    let end = params.frequency.period_start(params.cutoff);
     let closures = crate::panel::Closures::read(&env.lake, params.cutoff).await?;
     let panel = Panel::read(&env.lake, &dir, params.frequency, end).await?.with_closures(closures);
     if panel.is_empty() {

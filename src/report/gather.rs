@@ -128,7 +128,7 @@ impl Actuals {
     /// In-sample seasonal-naive MAE of series `uid` up to `cutoff` (the backtest's MASE scale).
     fn scale(&self, uid: &str, cutoff: NaiveDate, season: usize) -> Option<f64> {
         let i = *self.index.get(uid)?;
-        let last = self.pos(i, cutoff - Duration::days(self.panel.frequency.days() - 1))?;
+        let last = self.pos(i, self.panel.frequency.period_start(cutoff))?;
         let history: Vec<f64> = self.panel.values[i][..=last].iter().map(|v| *v as f64).collect();
         metrics::seasonal_naive_scale(&history, season)
     }
@@ -197,7 +197,7 @@ pub async fn gather(lake: &Lake, settings: &Settings, source: &Source, clock: &d
             let dir = layout::features(queries::TARGET.name, cutoff);
             match dataset::read_manifest(lake, &dir).await? {
                 Some(_) => {
-                    let end = cutoff - Duration::days(settings.frequency.days() - 1);
+                    let end = settings.frequency.period_start(cutoff);
                     Some(Actuals::new(Panel::read(lake, &dir, settings.frequency, end).await?))
                 }
                 None => {

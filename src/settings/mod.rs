@@ -41,6 +41,17 @@ impl Frequency {
         }
     }
 
+    /// The first day of the period whose last day is `last` (a week ending on a cutoff starts
+    /// six days before it).
+    pub fn period_start(self, last: chrono::NaiveDate) -> chrono::NaiveDate {
+        last - chrono::Duration::days(self.days() - 1)
+    }
+
+    /// The last day of the period starting on `first`.
+    pub fn period_end(self, first: chrono::NaiveDate) -> chrono::NaiveDate {
+        first + chrono::Duration::days(self.days() - 1)
+    }
+
     /// The default seasonal cycle in periods (a week of days, a year of weeks).
     pub fn default_season(self) -> usize {
         match self {
