@@ -43,6 +43,8 @@ impl Snapshot {
     fn new(ctx: SessionContext, version: String, hooks: &[Arc<dyn QueryHook>]) -> Result<Self> {
         setup_pg_catalog(&ctx, &default_catalog(&ctx), EmptyContextProvider)
             .map_err(|e| Error::Data(format!("cannot add pg_catalog to the SQL catalog: {e}")))?;
+        ctx.register_udf(version_udf());
+        ctx.register_udf(to_regtype_udf());
         let parser = Arc::new(DfSessionService::new_with_hooks(Arc::new(ctx.clone()), hooks.to_vec()));
         Ok(Self { ctx, version, parser })
     }
@@ -58,6 +60,44 @@ impl Snapshot {
         let state = SessionStateBuilder::new_from_existing(state).with_runtime_env(runtime).build();
         Ok(SessionContext::new_with_state(state))
     }
+}
+
+/// `version()` as PostgreSQL words it (`PostgreSQL 16.6 …`): drivers and BI tools (SQLAlchemy,
+/// Metabase) read the server's version from it and refuse text that does not start so.
+fn version_udf() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    use datafusion::scalar::ScalarValue;
+    let text = format!(
+        "PostgreSQL 16.6 on {}-{}, shelfcast {} (Apache DataFusion {})",
+        std::env::consts::ARCH,
+        std::env::consts::OS,
+        env!("CARGO_PKG_VERSION"),
+        datafusion::DATAFUSION_VERSION
+    );
+    create_udf(
+        "version",
+        vec![],
+        DataType::Utf8,
+        Volatility::Immutable,
+        Arc::new(move |_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Utf8(Some(text.clone()))))),
+    )
+}
+
+/// `to_regtype(name)`: the type's oid, NULL for every name, as PostgreSQL answers for a type it
+/// lacks. Drivers ask it for extension types (psycopg's `TypeInfo`, SQLAlchemy's hstore check);
+/// shelfcast has none.
+fn to_regtype_udf() -> datafusion::logical_expr::ScalarUDF {
+    use datafusion::arrow::datatypes::DataType;
+    use datafusion::logical_expr::{ColumnarValue, Volatility, create_udf};
+    use datafusion::scalar::ScalarValue;
+    create_udf(
+        "to_regtype",
+        vec![DataType::Utf8],
+        DataType::Int32,
+        Volatility::Immutable,
+        Arc::new(|_: &[ColumnarValue]| Ok(ColumnarValue::Scalar(ScalarValue::Int32(None)))),
+    )
 }
 
 fn default_catalog(ctx: &SessionContext) -> String {

@@ -91,6 +91,9 @@ enum Verdict {
     Pass,
     /// Answer `SET` without doing anything (a client's setting this server has no use for).
     Ignore,
+    /// Answer with this command tag without doing anything (savepoints: reads have nothing to
+    /// roll back).
+    Acknowledge(&'static str),
     /// Refuse it, naming the statement's keyword.
     Refuse(String),
 }
@@ -118,6 +121,8 @@ fn verdict(st: &Statement) -> Verdict {
         | Statement::Fetch { .. }
         | Statement::Close { .. } => Verdict::Pass,
         Statement::Discard { .. } => Verdict::Ignore,
+        Statement::Savepoint { .. } => Verdict::Acknowledge("SAVEPOINT"),
+        Statement::ReleaseSavepoint { .. } => Verdict::Acknowledge("RELEASE"),
         Statement::Declare { stmts } => {
             for d in stmts {
                 if let Some(q) = &d.for_query
@@ -163,10 +168,12 @@ impl QueryHook for ReadOnly {
         match verdict(statement) {
             Verdict::Refuse(kw) => Some(Err(refusal(kw))),
             // An ignored SET is planned as an empty relation and answered at execution.
-            Verdict::Ignore => Some(Ok(LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
-                produce_one_row: false,
-                schema: Arc::new(datafusion::common::DFSchema::empty()),
-            }))),
+            Verdict::Ignore | Verdict::Acknowledge(_) => {
+                Some(Ok(LogicalPlan::EmptyRelation(datafusion::logical_expr::EmptyRelation {
+                    produce_one_row: false,
+                    schema: Arc::new(datafusion::common::DFSchema::empty()),
+                })))
+            }
             Verdict::Pass => None,
         }
     }
@@ -188,6 +195,7 @@ fn answer(statement: &Statement) -> Option<PgWireResult<Response>> {
     match verdict(statement) {
         Verdict::Pass => None,
         Verdict::Ignore => Some(Ok(Response::Execution(Tag::new("SET")))),
+        Verdict::Acknowledge(tag) => Some(Ok(Response::Execution(Tag::new(tag)))),
         Verdict::Refuse(kw) => Some(Err(refusal(kw))),
     }
 }
@@ -559,6 +567,8 @@ mod tests {
             assert_eq!(judge(ok), Verdict::Pass, "{ok}");
         }
         assert_eq!(judge("SET client_min_messages = warning"), Verdict::Ignore);
+        assert_eq!(judge("SAVEPOINT sa_1"), Verdict::Acknowledge("SAVEPOINT"));
+        assert_eq!(judge("RELEASE SAVEPOINT sa_1"), Verdict::Acknowledge("RELEASE"));
         for (bad, kw) in [
             ("SET datafusion.runtime.memory_limit = '100G'", "SET"),
             ("INSERT INTO sales VALUES (1)", "INSERT"),

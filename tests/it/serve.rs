@@ -1,12 +1,13 @@
-//! `shelfcast serve` queried by real clients: psycopg (PyPI, through `serve_client.py`) and
-//! `psql`/`pg_isready` (Debian's PostgreSQL client). Results equal `shelfcast query`'s; writes,
+//! `shelfcast serve` queried by real clients: psycopg and pandas through SQLAlchemy (PyPI,
+//! through `serve_client.py`), `psql`/`pg_isready` (Debian's PostgreSQL client) and Debian's
+//! JDBC driver. Results equal `shelfcast query`'s; writes,
 //! engine settings and wrong passwords are refused; timeouts, the limit on concurrent queries,
 //! a publication during a query, the catalog reopened on a new publication and SIGTERM with a
 //! query running.
 //!
-//! Needs a Python with psycopg: `SHELFCAST_PYTHON`, or `python3` when it has it. `.ci/run`
-//! provides one; elsewhere a test says it skipped unless `CI` is set, when a missing client
-//! fails it.
+//! Needs a Python with psycopg, pandas and SQLAlchemy: `SHELFCAST_PYTHON`, or `python3` when
+//! it has them. `.ci/run` provides one; elsewhere a test says it skipped unless `CI` is set,
+//! when a missing client fails it.
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
@@ -23,13 +24,19 @@ use crate::common::*;
 fn python() -> Option<String> {
     let candidates = std::env::var("SHELFCAST_PYTHON").into_iter().chain(["python3".to_string()]);
     for py in candidates {
-        let ok = Command::new(&py).args(["-c", "import psycopg"]).output().is_ok_and(|o| o.status.success());
+        let ok = Command::new(&py)
+            .args(["-c", "import psycopg, pandas, sqlalchemy"])
+            .output()
+            .is_ok_and(|o| o.status.success());
         if ok {
             return Some(py);
         }
     }
-    assert!(std::env::var_os("CI").is_none(), "CI must provide a Python with psycopg (SHELFCAST_PYTHON)");
-    eprintln!("skipped: no Python with psycopg (set SHELFCAST_PYTHON)");
+    assert!(
+        std::env::var_os("CI").is_none(),
+        "CI must provide a Python with psycopg, pandas and SQLAlchemy (SHELFCAST_PYTHON)"
+    );
+    eprintln!("skipped: no Python with psycopg, pandas and SQLAlchemy (set SHELFCAST_PYTHON)");
     None
 }
 
@@ -154,6 +161,20 @@ async fn psycopg_and_psql_get_what_query_gives() {
         // An empty result.
         "SELECT item_id, units FROM sales WHERE units < 0",
     ];
+    // pandas through SQLAlchemy's psycopg dialect, as notebooks read.
+    let sql = "SELECT item_id, location_id, units FROM sales ORDER BY date, item_id, location_id LIMIT 20";
+    let via = psycopg(&py, server.port, &["--sqlalchemy"], &[sql]);
+    let want = query_json(dir.path(), sql);
+    let rows = via[0]["rows"].as_array().unwrap_or_else(|| panic!("{}", via[0]));
+    assert_eq!(rows.len(), want.len());
+    for (row, w) in rows.iter().zip(&want) {
+        for (c, name) in ["item_id", "location_id", "units"].iter().enumerate() {
+            assert!(same(&row[c], &w[*name]), "SQLAlchemy {row} vs query {w:?}");
+        }
+    }
+    // Drivers read the server's version as PostgreSQL words it.
+    let version = psycopg(&py, server.port, &[], &["SELECT version()"]);
+    assert!(version[0]["rows"][0][0].as_str().unwrap().starts_with("PostgreSQL 16"), "{}", version[0]);
     let got = psycopg(&py, server.port, &[], &queries);
     for (sql, got) in queries.iter().zip(&got) {
         let want = query_json(dir.path(), sql);

@@ -1,13 +1,15 @@
 """A real PostgreSQL client (psycopg 3, from PyPI) for the `shelfcast serve` tests (serve.rs).
 
-Usage: serve_client.py PORT [--user U] [--password P] [--sslmode M] [--parallel] [--summary] SQL...
+Usage: serve_client.py PORT [--user U] [--password P] [--sslmode M] [--parallel] [--summary]
+                         [--sqlalchemy] SQL...
 
 Runs each SQL statement and prints one JSON object per statement, in the order given:
   {"columns": [...], "rows": [[...], ...], "seconds": s}     rows as JSON (dates ISO, decimals as numbers)
   {"columns": [...], "count": n, "sum": x, "seconds": s}     with --summary: row count, sum of column 1
   {"sqlstate": "57014", "message": "...", "seconds": s}      when the statement failed
   {"connect_error": "..."}                                    when the connection was refused
-Statements run one after another on one connection, or with --parallel each on a connection of
+With --sqlalchemy each statement is read by pandas.read_sql through a SQLAlchemy engine (the
+psycopg dialect), as notebooks do. Statements run one after another on one connection, or with --parallel each on a connection of
 its own, all at once. With --summary the rows are read one at a time as they stream (psycopg's
 single-row mode), never held whole.
 """
@@ -62,6 +64,23 @@ def run(conn, sql, summary):
         return {"sqlstate": e.sqlstate, "message": str(e).strip(), "seconds": time.time() - started}
 
 
+def through_sqlalchemy(args, sqls):
+    import pandas as pd
+    import sqlalchemy
+
+    engine = sqlalchemy.create_engine(f"postgresql+psycopg://{args.user}@127.0.0.1:{args.port}/shelfcast")
+    out = []
+    for sql in sqls:
+        started = time.time()
+        df = pd.read_sql(sqlalchemy.text(sql), engine)
+        rows = [[None if pd.isna(v) else value(v.to_pydatetime() if hasattr(v, "to_pydatetime") else v)
+                 for v in r] for r in df.itertuples(index=False)]
+        rows = [[v.item() if hasattr(v, "item") else v for v in r] for r in rows]
+        out.append({"columns": list(df.columns), "rows": rows, "seconds": time.time() - started})
+    engine.dispose()
+    return out
+
+
 def on_own_connection(args, sql, out, i):
     try:
         with connect(args) as conn:
@@ -78,10 +97,13 @@ def main():
     p.add_argument("--sslmode")
     p.add_argument("--parallel", action="store_true")
     p.add_argument("--summary", action="store_true")
+    p.add_argument("--sqlalchemy", action="store_true")
     p.add_argument("sql", nargs="+")
     args = p.parse_args()
     out = [None] * len(args.sql)
-    if args.parallel:
+    if args.sqlalchemy:
+        out = through_sqlalchemy(args, args.sql)
+    elif args.parallel:
         threads = [threading.Thread(target=on_own_connection, args=(args, s, out, i)) for i, s in enumerate(args.sql)]
         for t in threads:
             t.start()
