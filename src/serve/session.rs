@@ -29,7 +29,7 @@ use datafusion_postgres::QueryHook;
 use datafusion_postgres::hooks::HookClient;
 use datafusion_postgres::pgwire::api::portal::{Format, Portal};
 use datafusion_postgres::pgwire::api::query::{ExtendedQueryHandler, SimpleQueryHandler};
-use datafusion_postgres::pgwire::api::results::{FieldInfo, Response, Tag};
+use datafusion_postgres::pgwire::api::results::{DescribePortalResponse, FieldInfo, Response, Tag};
 use datafusion_postgres::pgwire::api::stmt::QueryParser;
 use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, METADATA_USER, Type};
@@ -388,6 +388,30 @@ impl ExtendedQueryHandler for Service {
 
     fn query_parser(&self) -> Arc<Self::QueryParser> {
         Arc::clone(&self.parser)
+    }
+
+    /// A cursor opened by `DECLARE` keeps its query as text only (no plan), so it is planned
+    /// here to describe its columns: psycopg's named cursors describe the portal before fetching.
+    async fn do_describe_portal<C>(
+        &self,
+        client: &mut C,
+        target: &Portal<Self::Statement>,
+    ) -> PgWireResult<DescribePortalResponse>
+    where
+        C: ClientInfo + ClientPortalStore + Sink<PgWireBackendMessage> + Unpin + Send + Sync,
+        C::PortalStore: PortalStore<Statement = Self::Statement>,
+        C::Error: Debug,
+        PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
+    {
+        let stmt = &target.statement.statement;
+        let format = Some(&target.result_column_format);
+        if stmt.1.is_none()
+            && !stmt.0.trim().is_empty()
+            && let Some(planned) = self.parser.parse_sql(client, &stmt.0, &[]).await?
+        {
+            return Ok(DescribePortalResponse::new(self.parser.get_result_schema(&planned, format)?));
+        }
+        Ok(DescribePortalResponse::new(self.parser.get_result_schema(stmt, format)?))
     }
 
     async fn do_query<C>(

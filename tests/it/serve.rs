@@ -198,6 +198,14 @@ async fn psycopg_and_psql_get_what_query_gives() {
     let big = psycopg(&py, server.port, &["--summary"], &["SELECT value FROM range(0, 500000)"]);
     assert_eq!(big[0]["count"], 500_000, "{}", big[0]);
     assert_eq!(big[0]["sum"].as_f64().unwrap(), 499_999.0 * 500_000.0 / 2.0);
+    // Through a named (server-side) cursor: DECLARE, FETCH 10,000 at a time, CLOSE.
+    let named = psycopg(&py, server.port, &["--summary", "--named"], &["SELECT value FROM range(0, 25000)"]);
+    assert_eq!(
+        (named[0]["count"].as_i64(), named[0]["sum"].as_f64()),
+        (Some(25_000), Some(24_999.0 * 12_500.0)),
+        "{}",
+        named[0]
+    );
     // psql (and pg_isready, a health check) where Debian's client is installed.
     let port = server.port.to_string();
     match Command::new("psql")

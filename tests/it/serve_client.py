@@ -1,7 +1,7 @@
 """A real PostgreSQL client (psycopg 3, from PyPI) for the `shelfcast serve` tests (serve.rs).
 
 Usage: serve_client.py PORT [--user U] [--password P] [--sslmode M] [--parallel] [--summary]
-                         [--sqlalchemy] SQL...
+                         [--named] [--sqlalchemy] SQL...
 
 Runs each SQL statement and prints one JSON object per statement, in the order given:
   {"columns": [...], "rows": [[...], ...], "seconds": s}     rows as JSON (dates ISO, decimals as numbers)
@@ -11,7 +11,8 @@ Runs each SQL statement and prints one JSON object per statement, in the order g
 With --sqlalchemy each statement is read by pandas.read_sql through a SQLAlchemy engine (the
 psycopg dialect), as notebooks do. Statements run one after another on one connection, or with --parallel each on a connection of
 its own, all at once. With --summary the rows are read one at a time as they stream (psycopg's
-single-row mode), never held whole.
+single-row mode, or with --named a server-side cursor fetching 10,000 rows at a time), never
+held whole.
 """
 
 import argparse
@@ -44,13 +45,27 @@ def connect(args):
     return psycopg.connect(**kw)
 
 
-def run(conn, sql, summary):
+def rows_of(conn, sql, named):
+    """The rows of `sql`, read as they stream: single-row mode, or a named (server-side) cursor."""
+    if not named:
+        cur = conn.cursor()
+        for row in cur.stream(sql):
+            yield cur, row
+        return
+    with conn.transaction():
+        with conn.cursor(name="shelfcast_test") as cur:
+            cur.itersize = 10_000
+            cur.execute(sql)
+            for row in cur:
+                yield cur, row
+
+
+def run(conn, sql, summary, named=False):
     started = time.time()
     try:
         if summary:
             count, total, columns = 0, 0.0, None
-            cur = conn.cursor()
-            for row in cur.stream(sql):
+            for cur, row in rows_of(conn, sql, named):
                 if columns is None:
                     columns = [d.name for d in cur.description]
                 count += 1
@@ -98,6 +113,7 @@ def main():
     p.add_argument("--parallel", action="store_true")
     p.add_argument("--summary", action="store_true")
     p.add_argument("--sqlalchemy", action="store_true")
+    p.add_argument("--named", action="store_true")
     p.add_argument("sql", nargs="+")
     args = p.parse_args()
     out = [None] * len(args.sql)
@@ -113,7 +129,7 @@ def main():
         try:
             with connect(args) as conn:
                 for i, s in enumerate(args.sql):
-                    out[i] = run(conn, s, args.summary)
+                    out[i] = run(conn, s, args.summary, args.named)
         except psycopg.OperationalError as e:
             out = [{"connect_error": str(e).strip()}]
     for o in out:
