@@ -1151,7 +1151,7 @@ async fn serve_cmd(
     let opts = ServeOptions::resolve(&s, |k| std::env::var(k).ok(), engine.memory_limit)?;
     let tls = opts.tls_acceptor()?;
     let listener = serve::bind(&opts, &s.password_env).await?;
-    let addr = serve::local_addr(&listener)?;
+    let addr = listener.local_addr()?;
     let source = serve::LakeSource::new(lake.clone(), settings, clock, cutoff);
     let live = Arc::new(Live::open(Arc::new(source), serve::session::hooks()).await?);
     eprintln!(

@@ -23,7 +23,6 @@ pub mod auth;
 pub mod live;
 pub mod session;
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -199,9 +198,7 @@ impl ServeOptions {
             shutdown_grace: s.shutdown_grace,
         })
     }
-}
 
-impl ServeOptions {
     /// TLS from the configured certificate and key, checked (an error names the file).
     pub fn tls_acceptor(&self) -> Result<Option<TlsAcceptor>> {
         self.tls.as_ref().map(|(cert, key)| auth::tls_acceptor(cert, key)).transpose()
@@ -322,11 +319,6 @@ impl Source for LakeSource {
         )
         .await
     }
-}
-
-/// The address a listener is bound to, for the banner.
-pub fn local_addr(listener: &TcpListener) -> Result<SocketAddr> {
-    Ok(listener.local_addr()?)
 }
 
 #[cfg(test)]

@@ -301,6 +301,14 @@ impl Admitted {
         e
     }
 
+    /// Runs `work` (planning, and the start of execution) until the deadline.
+    async fn within<T>(&self, work: impl std::future::Future<Output = PgWireResult<T>>) -> PgWireResult<T> {
+        match tokio::time::timeout_at(self.deadline, work).await {
+            Err(_) => Err(self.timed_out()),
+            Ok(r) => r.map_err(|e| self.failed(e)),
+        }
+    }
+
     fn timed_out(&self) -> PgWireError {
         self.log.fail("57014 timed out");
         timeout_error(self.limit)
@@ -372,12 +380,8 @@ impl SimpleQueryHandler for Service {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let q = self.admit(client, query).await?;
-        let out = tokio::time::timeout_at(q.deadline, SimpleQueryHandler::do_query(&q.service, client, query)).await;
-        match out {
-            Err(_) => Err(q.timed_out()),
-            Ok(Err(e)) => Err(q.failed(e)),
-            Ok(Ok(responses)) => Ok(responses.into_iter().map(|r| q.guard(r)).collect()),
-        }
+        let responses = q.within(SimpleQueryHandler::do_query(&q.service, client, query)).await?;
+        Ok(responses.into_iter().map(|r| q.guard(r)).collect())
     }
 }
 
@@ -427,14 +431,8 @@ impl ExtendedQueryHandler for Service {
         PgWireError: From<<C as Sink<PgWireBackendMessage>>::Error>,
     {
         let q = self.admit(client, &portal.statement.statement.0).await?;
-        let out =
-            tokio::time::timeout_at(q.deadline, ExtendedQueryHandler::do_query(&q.service, client, portal, max_rows))
-                .await;
-        match out {
-            Err(_) => Err(q.timed_out()),
-            Ok(Err(e)) => Err(q.failed(e)),
-            Ok(Ok(r)) => Ok(q.guard(r)),
-        }
+        let response = q.within(ExtendedQueryHandler::do_query(&q.service, client, portal, max_rows)).await?;
+        Ok(q.guard(response))
     }
 }
 
