@@ -1,19 +1,21 @@
-"""`shelfcast serve` throughput: a 10M-row result streamed to psycopg, next to DuckDB reading the
-same Parquet files directly, in the same run on the same machine.
+"""`shelfcast serve` throughput: a 10M-row result streamed to psycopg (PostgreSQL wire) and to ADBC
+(Flight SQL), next to DuckDB reading the same Parquet files directly, in the same run on the same
+machine.
 
 Makes a small demo lake, adds one Parquet file of `--rows` sales rows (the `sales` schema, random
-values, seeded), starts the release `shelfcast serve` on a free loopback port, then times:
+values, seeded), starts the release `shelfcast serve` on free loopback ports, then times:
 
   serve → psycopg   SELECT * FROM sales, rows read one at a time as they stream (single-row mode)
   serve → psycopg   the same through psql-style text batches (fetchmany of 100,000 rows)
+  serve → ADBC      the same over Flight SQL with ADBC's driver, read as Arrow batches as they stream
   DuckDB → Python   the same query over the same files, fetchmany of 100,000 rows (the peer)
   DuckDB → Arrow    the same, fetched as Arrow batches (columnar; no per-row conversion)
 
-and prints rows/s and shelfcast's ratio to each peer. Results go to benches/results/serve.{json,md}.
+and prints rows/s and the ratio of each shelfcast path to each peer. Results go to benches/results/serve.{json,md}.
 
 Usage: python3 benches/bench_serve.py [--rows 10000000] [--dir DIR] [--python PY]
-PY needs duckdb, pyarrow and psycopg (default: the peers' venv from ../shared/bench/setup.sh,
-given psycopg here when it lacks it).
+PY needs duckdb, pyarrow, psycopg and adbc-driver-flightsql (default: the peers' venv from
+../shared/bench/setup.sh, given psycopg and the ADBC driver here when it lacks them).
 """
 from __future__ import annotations
 
@@ -51,6 +53,13 @@ elif mode == "psycopg-batches":
             if not b:
                 break
             n += len(b)
+elif mode == "adbc-flight":
+    import adbc_driver_flightsql.dbapi as flight_sql
+    with flight_sql.connect(arg, autocommit=True) as c:
+        cur = c.cursor()
+        cur.execute(sql)
+        for b in cur.fetch_record_batch():
+            n += b.num_rows
 elif mode == "duckdb-rows":
     import duckdb
     con = duckdb.connect()
@@ -76,8 +85,10 @@ def peers_python(given: str | None) -> str:
     py = given or subprocess.run(
         ["bash", str(SHARED / "bench" / "setup.sh")], capture_output=True, text=True, check=True
     ).stdout.strip().splitlines()[-1]
-    if subprocess.run([py, "-c", "import psycopg"], capture_output=True).returncode != 0:
-        subprocess.run([py, "-m", "pip", "install", "-q", "psycopg[binary]>=3.1,<4"], check=True)
+    if subprocess.run([py, "-c", "import psycopg, adbc_driver_flightsql"], capture_output=True).returncode != 0:
+        subprocess.run(
+            [py, "-m", "pip", "install", "-q", "psycopg[binary]>=3.1,<4", "adbc-driver-flightsql>=1.1,<2"], check=True
+        )
     return py
 
 
@@ -144,15 +155,16 @@ def main() -> None:
     work.mkdir(parents=True)
     lake = work / "lake"
     sales = make_lake(py, lake, args.rows)
-    port = free_port()
+    port, flight = free_port(), free_port()
     log = work / "serve.log"
     server = subprocess.Popen(
-        [str(BIN), "--lake", str(lake), "serve", "--listen", f"127.0.0.1:{port}"],
+        [str(BIN), "--lake", str(lake), "serve", "--listen", f"127.0.0.1:{port}",
+         "--flight-listen", f"127.0.0.1:{flight}"],
         stderr=log.open("w"), env=dict(os.environ, SHELFCAST_SERVE_PASSWORD=""),
     )
     try:
         deadline = time.time() + 120
-        while "listening on" not in log.read_text():
+        while "Flight SQL on" not in log.read_text():
             if server.poll() is not None or time.time() > deadline:
                 sys.exit(f"shelfcast serve did not start: {log.read_text()}")
             time.sleep(0.2)
@@ -160,6 +172,7 @@ def main() -> None:
         for mode, arg in [
             ("psycopg-stream", str(port)),
             ("psycopg-batches", str(port)),
+            ("adbc-flight", f"grpc://127.0.0.1:{flight}"),
             ("duckdb-rows", str(sales)),
             ("duckdb-arrow", str(sales)),
         ]:
@@ -169,10 +182,17 @@ def main() -> None:
     finally:
         server.terminate()
         server.wait(timeout=60)
-    best = max(results["psycopg-stream"]["rows_per_s"], results["psycopg-batches"]["rows_per_s"])
-    ratios = {peer: best / results[peer]["rows_per_s"] for peer in ["duckdb-rows", "duckdb-arrow"]}
-    for peer, r in ratios.items():
-        print(f"shelfcast serve → psycopg / {peer}: {r:.2f}× the rows per second")
+    paths = {
+        "psycopg (best path)": max(results["psycopg-stream"]["rows_per_s"], results["psycopg-batches"]["rows_per_s"]),
+        "ADBC Flight SQL": results["adbc-flight"]["rows_per_s"],
+    }
+    ratios = {
+        f"{path} / {peer}": speed / results[peer]["rows_per_s"]
+        for path, speed in paths.items()
+        for peer in ["duckdb-rows", "duckdb-arrow"]
+    }
+    for name, r in ratios.items():
+        print(f"shelfcast serve → {name}: {r:.2f}× the rows per second")
     out = ROOT / "benches" / "results"
     out.mkdir(parents=True, exist_ok=True)
     report = {"rows": args.rows, "results": results, "ratios": ratios, "cores": os.cpu_count()}
@@ -180,7 +200,7 @@ def main() -> None:
     lines = ["| path | rows | seconds | rows/s |", "|---|---:|---:|---:|"]
     for mode, r in results.items():
         lines.append(f"| {mode} | {r['rows']:,} | {r['seconds']:.2f} | {r['rows_per_s']:,.0f} |")
-    lines += ["", *(f"shelfcast serve → psycopg (best path) / {p}: **{r:.2f}×**" for p, r in ratios.items())]
+    lines += ["", *(f"shelfcast serve → {name}: **{r:.2f}×**" for name, r in ratios.items())]
     (out / "serve.md").write_text("\n".join(lines) + "\n")
 
 

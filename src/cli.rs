@@ -256,7 +256,8 @@ enum Command {
         grace: Duration,
     },
     /// A read-only SQL endpoint over the lake, speaking the PostgreSQL wire protocol (psql,
-    /// psycopg, JDBC/DBeaver, BI tools), until SIGTERM or SIGINT.
+    /// psycopg, JDBC/DBeaver, BI tools) and Arrow Flight SQL (ADBC, Arrow clients), until
+    /// SIGTERM or SIGINT.
     ///
     /// The catalog is `query`'s, reopened when the lake changes. Settings: `[serve]` (listen
     /// address, password variable, TLS, query timeout, memory and concurrency limits). The first
@@ -265,6 +266,10 @@ enum Command {
         /// Address to listen on (default: `[serve] listen`, 127.0.0.1:5433); port 0 takes a free one.
         #[arg(long)]
         listen: Option<String>,
+        /// Address of the Flight SQL endpoint (default: `[serve] flight-listen`,
+        /// 127.0.0.1:50051); port 0 takes a free one, "" turns it off.
+        #[arg(long)]
+        flight_listen: Option<String>,
         /// Cutoff of the feature views (default: the last day with sales before today, moving
         /// forward as sales arrive).
         #[arg(long)]
@@ -481,7 +486,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Backfill { job, from, to } => backfill_cmd(settings, lake, clock, &job, from, to).await,
         Command::Schedule { jobs, grace } => schedule_cmd(settings, lake, clock, &jobs, grace).await,
         Command::Runs { job, last } => runs_cmd(&lake, job.as_deref(), last).await,
-        Command::Serve { listen, cutoff } => serve_cmd(settings, lake, clock, listen, cutoff).await,
+        Command::Serve { listen, flight_listen, cutoff } => {
+            serve_cmd(settings, lake, clock, listen, flight_listen, cutoff).await
+        }
         Command::Vacuum => {
             let r = shelfcast::lake::vacuum::vacuum(&lake, clock.now()).await?;
             println!(
@@ -1140,6 +1147,7 @@ async fn serve_cmd(
     lake: Lake,
     clock: Arc<dyn Clock>,
     listen: Option<String>,
+    flight_listen: Option<String>,
     cutoff: Option<NaiveDate>,
 ) -> anyhow::Result<()> {
     use shelfcast::serve::{self, Live, ServeOptions};
@@ -1147,22 +1155,32 @@ async fn serve_cmd(
     if let Some(l) = listen {
         s.listen = l;
     }
+    if let Some(l) = flight_listen {
+        s.flight_listen = l;
+    }
     let engine = engine::EngineOptions::from_settings(&settings);
     let opts = ServeOptions::resolve(&s, |k| std::env::var(k).ok(), engine.memory_limit)?;
     let tls = opts.tls_acceptor()?;
-    let listener = serve::bind(&opts, &s.password_env).await?;
-    let addr = listener.local_addr()?;
+    let endpoints = serve::bind(&opts, &s.password_env).await?;
+    let addr = endpoints.pg.local_addr()?;
+    let flight_addr = endpoints.flight.as_ref().map(|l| l.local_addr()).transpose()?;
     let source = serve::LakeSource::new(lake.clone(), settings, clock, cutoff);
     let live = Arc::new(Live::open(Arc::new(source), serve::session::hooks()).await?);
-    eprintln!(
-        "shelfcast serve: listening on {addr} (PostgreSQL wire protocol; {}, {}); lake {lake}; SIGINT/SIGTERM to stop",
+    let security = format!(
+        "{}, {}",
         if opts.tls.is_some() { "TLS available" } else { "no TLS" },
         if opts.login.is_some() { "password required" } else { "no password" },
     );
+    eprintln!("shelfcast serve: listening on {addr} (PostgreSQL wire protocol; {security}); lake {lake}");
+    if let Some(f) = flight_addr {
+        let scheme = if opts.tls.is_some() { "grpc+tls" } else { "grpc" };
+        eprintln!("shelfcast serve: Flight SQL on {scheme}://{f} (Arrow Flight SQL; {security})");
+    }
+    eprintln!("shelfcast serve: SIGINT/SIGTERM to stop");
     let shutdown = Shutdown::default();
     on_stop_signals(shutdown.clone());
     tokio::select! {
-        r = serve::serve(listener, live, opts, tls, shutdown.drain.clone()) => r?,
+        r = serve::serve(endpoints, live, opts, tls, shutdown.drain.clone()) => r?,
         _ = shutdown.abort.cancelled() => {}
     }
     Ok(())

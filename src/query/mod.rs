@@ -90,8 +90,8 @@ fn first_keyword(sql: &str) -> String {
     sql.split_whitespace().next().unwrap_or("this").to_ascii_uppercase()
 }
 
-/// Plans one read-only query.
-async fn plan(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
+/// Plans one read-only query: refused unless it reads (see [`ensure_read_only`]).
+pub async fn plan(ctx: &SessionContext, sql: &str) -> Result<DataFrame> {
     ensure_read_only(sql)?;
     let options = SQLOptions::new().with_allow_ddl(false).with_allow_dml(false).with_allow_statements(false);
     Ok(ctx.sql_with_options(sql, options).await?)

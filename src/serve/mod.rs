@@ -1,31 +1,35 @@
-//! `shelfcast serve`: a long-running, read-only SQL endpoint over the lake, speaking the
-//! PostgreSQL wire protocol, so psql, psycopg, JDBC (DBeaver, DataGrip), ADBC's PostgreSQL
-//! driver and BI tools query the same catalog as `shelfcast query`.
+//! `shelfcast serve`: a long-running, read-only SQL endpoint over the lake, so psql, psycopg,
+//! JDBC (DBeaver, DataGrip), BI tools and Arrow clients (ADBC) query the same catalog as
+//! `shelfcast query`. It speaks two protocols on two ports:
 //!
-//! The protocol (startup, simple and extended query, cancel, TLS) is `pgwire`'s; Arrow batches
-//! become PostgreSQL rows through `datafusion-postgres`, which also brings `pg_catalog`, so a
-//! client's schema browser works. What this module adds is the policy of a shared, read-only
-//! server:
+//! - the PostgreSQL wire protocol ([`session`], [`auth`]): startup, simple and extended query,
+//!   cancel and TLS are `pgwire`'s; Arrow batches become PostgreSQL rows through
+//!   `datafusion-postgres`, which also brings `pg_catalog`, so a client's schema browser works;
+//! - Arrow Flight SQL ([`flight`]), `arrow-flight`'s on gRPC: results travel as Arrow batches,
+//!   with no conversion to rows (ADBC's Flight SQL driver, the Flight SQL JDBC driver).
+//!
+//! What this module adds is the policy of a shared, read-only server:
 //!
 //! - [`live`]: the catalog as a snapshot, reopened when the lake changes (a new raw file, a
 //!   publication, a run record); a query keeps the snapshot it started on.
-//! - [`session`]: every statement checked as `query` checks it, each query on its own memory
-//!   budget, under a timeout and a limit on concurrent queries, its rows streamed, one log
-//!   line when it ends.
-//! - [`auth`]: no password on loopback unless one is set; SCRAM-SHA-256 with the password from
-//!   the environment otherwise (binding elsewhere without one is refused); TLS when a
-//!   certificate is configured.
+//! - [`gate`]: each query of either protocol on its own memory budget, under a timeout and one
+//!   limit on concurrent queries, its results streamed, one log line when it ends.
+//! - every statement checked as `query` checks it ([`session::ReadOnly`], [`crate::query::plan`]).
+//! - no password on loopback unless one is set; with one (from the environment), SCRAM-SHA-256
+//!   on the PostgreSQL wire and basic authentication or a handshake token on Flight SQL
+//!   (binding elsewhere without one is refused); TLS on both when a certificate is configured.
 //!
 //! A shutdown (SIGTERM) stops accepting connections and new queries, lets running queries
 //! finish for a grace period, then closes every connection.
 
 pub mod auth;
+pub mod flight;
+pub mod gate;
 pub mod live;
 pub mod session;
 
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
@@ -46,6 +50,9 @@ pub struct ServeSettings {
     /// Address to listen on (`host:port`); loopback by default.
     #[serde(default = "default_listen")]
     pub listen: String,
+    /// Address of the Arrow Flight SQL endpoint (`host:port`), loopback by default; empty: off.
+    #[serde(default = "default_flight_listen")]
+    pub flight_listen: String,
     /// The user name clients log in as when a password is set.
     #[serde(default = "default_user")]
     pub user: String,
@@ -87,6 +94,9 @@ pub struct ServeSettings {
 fn default_listen() -> String {
     "127.0.0.1:5433".into()
 }
+fn default_flight_listen() -> String {
+    "127.0.0.1:50051".into()
+}
 fn default_user() -> String {
     "shelfcast".into()
 }
@@ -119,6 +129,7 @@ impl Default for ServeSettings {
     fn default() -> Self {
         Self {
             listen: default_listen(),
+            flight_listen: default_flight_listen(),
             user: default_user(),
             password_env: default_password_env(),
             tls_cert: None,
@@ -137,14 +148,16 @@ impl Default for ServeSettings {
 /// What the server runs with, resolved from [`ServeSettings`] and the environment.
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
-    /// Address to listen on.
+    /// Address of the PostgreSQL wire endpoint.
     pub listen: String,
+    /// Address of the Flight SQL endpoint; `None`: off.
+    pub flight_listen: Option<String>,
     /// User name and password clients must give; `None`: no authentication.
     pub login: Option<auth::Login>,
     /// Certificate and key files for TLS.
     pub tls: Option<(PathBuf, PathBuf)>,
     /// Per-query limits.
-    pub limits: session::Limits,
+    pub limits: gate::Limits,
     /// Connections open at once.
     pub max_connections: usize,
     /// How often the lake is checked for changes.
@@ -185,9 +198,10 @@ impl ServeOptions {
         };
         Ok(Self {
             listen: s.listen.clone(),
+            flight_listen: Some(s.flight_listen.trim().to_string()).filter(|l| !l.is_empty()),
             login,
             tls,
-            limits: session::Limits {
+            limits: gate::Limits {
                 timeout: s.query_timeout,
                 memory,
                 max_queries: s.max_queries,
@@ -205,18 +219,35 @@ impl ServeOptions {
     }
 }
 
-/// Binds `opts.listen`; refuses an address other than loopback when no password is set.
-pub async fn bind(opts: &ServeOptions, password_env: &str) -> Result<TcpListener> {
-    let listener = TcpListener::bind(&opts.listen).await.map_err(|e| Error::InvalidSetting {
-        key: "serve.listen".into(),
-        message: format!("cannot listen on {}: {e}", opts.listen),
-    })?;
-    let addr = listener.local_addr()?;
-    if opts.login.is_none() && !addr.ip().is_loopback() {
+/// The listening sockets of both endpoints.
+#[derive(Debug)]
+pub struct Endpoints {
+    /// The PostgreSQL wire endpoint.
+    pub pg: TcpListener,
+    /// The Flight SQL endpoint, when on.
+    pub flight: Option<TcpListener>,
+}
+
+/// Binds both endpoints; refuses an address other than loopback when no password is set.
+pub async fn bind(opts: &ServeOptions, password_env: &str) -> Result<Endpoints> {
+    let pg = listen_on(&opts.listen, "serve.listen", opts, password_env).await?;
+    let flight = match &opts.flight_listen {
+        Some(addr) => Some(listen_on(addr, "serve.flight-listen", opts, password_env).await?),
+        None => None,
+    };
+    Ok(Endpoints { pg, flight })
+}
+
+async fn listen_on(addr: &str, key: &str, opts: &ServeOptions, password_env: &str) -> Result<TcpListener> {
+    let listener = TcpListener::bind(addr)
+        .await
+        .map_err(|e| Error::InvalidSetting { key: key.into(), message: format!("cannot listen on {addr}: {e}") })?;
+    let bound = listener.local_addr()?;
+    if opts.login.is_none() && !bound.ip().is_loopback() {
         return Err(Error::InvalidSetting {
-            key: "serve.listen".into(),
+            key: key.into(),
             message: format!(
-                "{addr} is reachable from other machines: set a password in the environment variable \
+                "{bound} is reachable from other machines: set a password in the environment variable \
                  {password_env} (or listen on 127.0.0.1)"
             ),
         });
@@ -224,23 +255,29 @@ pub async fn bind(opts: &ServeOptions, password_env: &str) -> Result<TcpListener
     Ok(listener)
 }
 
-/// Serves `live` on `listener` until `shutdown` is cancelled; then stops accepting, lets the
-/// running queries finish within the grace period, and closes every connection. `tls` is
+/// Serves `live` on both endpoints until `shutdown` is cancelled; then stops accepting, lets
+/// the running queries finish within the grace period, and closes every connection. `tls` is
 /// [`ServeOptions::tls_acceptor`]'s.
 pub async fn serve(
-    listener: TcpListener,
+    endpoints: Endpoints,
     live: Arc<Live>,
     opts: ServeOptions,
     tls: Option<TlsAcceptor>,
     shutdown: CancellationToken,
 ) -> Result<()> {
+    let Endpoints { pg: listener, flight } = endpoints;
     let addr = listener.local_addr()?;
-    let service = Arc::new(session::Service::new(Arc::clone(&live), opts.limits.clone()));
+    let gate = Arc::new(gate::Gate::new(Arc::clone(&live), opts.limits.clone()));
+    let service = Arc::new(session::Service::new(Arc::clone(&gate)));
     let handlers = Arc::new(auth::Handlers::new(Arc::clone(&service), opts.login.clone()));
     let refresher = tokio::spawn(live::refresh_every(Arc::clone(&live), opts.refresh, shutdown.clone()));
+    let flight = match flight {
+        Some(l) => Some(spawn_flight(l, &gate, &opts, shutdown.clone())?),
+        None => None,
+    };
     let connections = Arc::new(Semaphore::new(opts.max_connections));
     let mut open = JoinSet::new();
-    info!(%addr, tls = tls.is_some(), password = opts.login.is_some(), "serving SQL");
+    info!(%addr, tls = tls.is_some(), password = opts.login.is_some(), "serving SQL (PostgreSQL wire)");
     loop {
         tokio::select! {
             _ = shutdown.cancelled() => break,
@@ -269,17 +306,55 @@ pub async fn serve(
         }
     }
     drop(listener);
-    service.draining.store(true, Ordering::SeqCst);
-    let running = service.running();
+    gate.drain();
+    let running = gate.running();
     info!(running, grace = %humantime::format_duration(opts.shutdown_grace), "shutting down: no new queries");
-    if tokio::time::timeout(opts.shutdown_grace, service.idle()).await.is_err() {
-        warn!(running = service.running(), "grace period over: closing connections with queries still running");
+    if tokio::time::timeout(opts.shutdown_grace, gate.idle()).await.is_err() {
+        warn!(running = gate.running(), "grace period over: closing connections with queries still running");
     }
     open.abort_all();
     while open.join_next().await.is_some() {}
+    if let Some(task) = flight {
+        task.abort();
+        let _ = task.await;
+    }
     refresher.abort();
     info!("stopped");
     Ok(())
+}
+
+/// Starts the Flight SQL endpoint on `listener`: it stops accepting when `shutdown` is
+/// cancelled; [`serve`] ends it after the grace period.
+fn spawn_flight(
+    listener: TcpListener,
+    gate: &Arc<gate::Gate>,
+    opts: &ServeOptions,
+    shutdown: CancellationToken,
+) -> Result<tokio::task::JoinHandle<()>> {
+    let addr = listener.local_addr()?;
+    let mut server = tonic::transport::Server::builder();
+    if let Some((cert, key)) = &opts.tls {
+        let read = |path: &std::path::Path, key: &str| {
+            std::fs::read(path).map_err(|e| Error::InvalidSetting {
+                key: format!("serve.{key}"),
+                message: format!("cannot read {}: {e}", path.display()),
+            })
+        };
+        let identity = tonic::transport::Identity::from_pem(read(cert, "tls-cert")?, read(key, "tls-key")?);
+        server = server.tls_config(tonic::transport::ServerTlsConfig::new().identity(identity)).map_err(|e| {
+            Error::InvalidSetting { key: "serve.tls-cert".into(), message: format!("TLS for Flight SQL: {e}") }
+        })?;
+    }
+    let service = flight::service(flight::FlightSql::new(Arc::clone(gate), opts.login.clone()));
+    info!(%addr, tls = opts.tls.is_some(), password = opts.login.is_some(), "serving SQL (Arrow Flight SQL)");
+    let incoming = tonic::transport::server::TcpIncoming::from(listener);
+    Ok(tokio::spawn(async move {
+        if let Err(e) =
+            server.add_service(service).serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned()).await
+        {
+            warn!(cause = %e, "the Flight SQL endpoint stopped with an error");
+        }
+    }))
 }
 
 /// The lake's catalog as `query` opens it (see [`crate::query::catalog`]), feature views at a
@@ -335,6 +410,8 @@ mod tests {
     fn settings_resolve_with_the_password_from_the_environment_only() {
         let o = resolve("", None).unwrap();
         assert_eq!(o.listen, "127.0.0.1:5433");
+        assert_eq!(o.flight_listen.as_deref(), Some("127.0.0.1:50051"));
+        assert!(resolve("flight-listen = \"\"", None).unwrap().flight_listen.is_none(), "empty: off");
         assert!(o.login.is_none());
         assert_eq!(o.limits.memory, Some(1024 * 1024 * 1024));
         let o = resolve("user = \"bi\"\nquery-memory-mb = 0", Some("pw")).unwrap();
@@ -362,9 +439,15 @@ mod tests {
     #[tokio::test]
     async fn binding_off_loopback_needs_a_password() {
         let mut o = resolve("listen = \"0.0.0.0:0\"", None).unwrap();
+        o.flight_listen = None;
         let e = bind(&o, "SHELFCAST_SERVE_PASSWORD").await.unwrap_err();
         assert!(e.to_string().contains("SHELFCAST_SERVE_PASSWORD"), "{e}");
         o.listen = "127.0.0.1:0".into();
-        assert!(bind(&o, "SHELFCAST_SERVE_PASSWORD").await.is_ok());
+        assert!(bind(&o, "SHELFCAST_SERVE_PASSWORD").await.unwrap().flight.is_none());
+        o.flight_listen = Some("0.0.0.0:0".into());
+        let e = bind(&o, "SHELFCAST_SERVE_PASSWORD").await.unwrap_err();
+        assert!(e.to_string().contains("serve.flight-listen"), "{e}");
+        o.flight_listen = Some("127.0.0.1:0".into());
+        assert!(bind(&o, "SHELFCAST_SERVE_PASSWORD").await.unwrap().flight.is_some());
     }
 }

@@ -1,22 +1,19 @@
-//! Queries from clients: the statement check, the limits, the streamed rows and the log line.
+//! Queries over the PostgreSQL wire protocol: the statement check, and the gate's limits told
+//! in PostgreSQL's terms (SQLSTATEs).
 //!
 //! Every statement goes through [`ReadOnly`] first: reads pass exactly where `shelfcast query`
 //! lets them pass (the same check), a client's session settings (`SET application_name`,
 //! `statement_timeout`, `TimeZone`, …) and transaction brackets are answered without touching
 //! the shared catalog, `SET datafusion.…` and every write are refused.
 //!
-//! A query then takes one of `max-queries` slots (waiting at most `queue-wait`), runs on its
-//! own session over the current snapshot with its own memory pool, and streams its rows; the
-//! slot is held until the last row is sent. Past `query-timeout` (or the client's shorter
+//! A query then goes through the [`Gate`] shared with Flight SQL: one of `max-queries` slots
+//! (waiting at most `queue-wait`), its own session over the current snapshot with its own
+//! memory pool, and its rows streamed; the slot is held until the last row is sent. Past `query-timeout` (or the client's shorter
 //! `statement_timeout`) the query is stopped with SQLSTATE 57014, whether it is still planning
 //! or already streaming.
 
 use std::fmt::Debug;
-use std::future::Future as _;
-use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
@@ -35,28 +32,13 @@ use datafusion_postgres::pgwire::api::store::PortalStore;
 use datafusion_postgres::pgwire::api::{ClientInfo, ClientPortalStore, METADATA_USER, Type};
 use datafusion_postgres::pgwire::error::{ErrorInfo, PgWireError, PgWireResult};
 use datafusion_postgres::pgwire::messages::PgWireBackendMessage;
-use datafusion_postgres::pgwire::messages::data::DataRow;
-use futures::{Sink, Stream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
-use tokio::time::{Instant, Sleep};
+use futures::{Sink, StreamExt};
 
+use super::gate::{self, Gate, Guarded, Pass, Refusal, Stop};
 use super::live::Live;
 
 /// A parsed statement: its text and, unless empty, the statement and its plan.
 pub type DfStatement = (String, Option<(Statement, LogicalPlan)>);
-
-/// Limits on each query.
-#[derive(Debug, Clone)]
-pub struct Limits {
-    /// Longest a query may run, rows streamed included.
-    pub timeout: Duration,
-    /// Memory pool of one query in bytes; `None`: the session's.
-    pub memory: Option<usize>,
-    /// Queries running at once.
-    pub max_queries: usize,
-    /// How long a query waits for a slot.
-    pub queue_wait: Duration,
-}
 
 /// Session settings a client may change; they are kept per connection, never in the catalog.
 const CLIENT_SETTINGS: [&str; 7] = [
@@ -79,6 +61,8 @@ const BUSY: &str = "53300";
 const SHUTDOWN: &str = "57P01";
 /// SQLSTATE of a query past its memory pool: `out_of_memory`.
 const OUT_OF_MEMORY: &str = "53200";
+/// SQLSTATE of a failure of the server's own: `internal_error`.
+const INTERNAL: &str = "XX000";
 
 fn error(code: &str, message: impl Into<String>) -> PgWireError {
     PgWireError::UserError(Box::new(ErrorInfo::new("ERROR".into(), code.into(), message.into())))
@@ -214,104 +198,67 @@ pub fn hooks() -> Vec<Arc<dyn QueryHook>> {
 
 /// Answers the queries of every connection.
 pub struct Service {
-    live: Arc<Live>,
-    limits: Limits,
-    slots: Arc<Semaphore>,
-    /// Set at shutdown: new queries are refused.
-    pub(crate) draining: AtomicBool,
+    gate: Arc<Gate>,
     parser: Arc<LiveParser>,
 }
 
 impl Service {
-    /// A service over `live` with `limits`.
-    pub fn new(live: Arc<Live>, limits: Limits) -> Self {
-        let slots = Arc::new(Semaphore::new(limits.max_queries));
-        let parser = Arc::new(LiveParser { live: Arc::clone(&live) });
-        Self { live, limits, slots, draining: AtomicBool::new(false), parser }
+    /// A service letting queries in through `gate`.
+    pub fn new(gate: Arc<Gate>) -> Self {
+        let parser = Arc::new(LiveParser { live: Arc::clone(gate.live()) });
+        Self { gate, parser }
     }
 
-    /// Queries running now.
-    pub fn running(&self) -> usize {
-        self.limits.max_queries - self.slots.available_permits()
-    }
-
-    /// Returns once no query is running.
-    pub async fn idle(&self) {
-        let _all = self.slots.acquire_many(self.limits.max_queries as u32).await;
-    }
-
-    /// Admits one query: a slot within `queue-wait`, a deadline, a session of its own.
+    /// Admits one query through the gate, with the client's `statement_timeout`; a refusal in
+    /// PostgreSQL's terms.
     async fn admit<C: ClientInfo + ?Sized>(&self, client: &C, sql: &str) -> PgWireResult<Admitted> {
-        let log = QueryLog::new(client, sql);
-        if self.draining.load(Ordering::SeqCst) {
-            log.fail("57P01 shutting down");
-            return Err(error(SHUTDOWN, "the server is shutting down; reconnect later"));
-        }
-        let permit = match tokio::time::timeout(self.limits.queue_wait, Arc::clone(&self.slots).acquire_owned()).await {
-            Ok(Ok(p)) => p,
-            _ => {
-                log.fail("53300 no free slot");
-                return Err(error(
-                    BUSY,
-                    format!(
-                        "too many queries: {} are running (serve.max-queries); none finished within {} \
-                         (serve.queue-wait), try again",
-                        self.limits.max_queries,
-                        humantime::format_duration(self.limits.queue_wait)
-                    ),
-                ));
-            }
+        let who = gate::Client {
+            user: client.metadata().get(METADATA_USER).cloned().unwrap_or_default(),
+            peer: client.socket_addr().to_string(),
+            protocol: "pg",
         };
         let client_limit = client
             .metadata()
             .get("statement_timeout_ms")
             .and_then(|s| s.parse::<u64>().ok())
-            .filter(|ms| *ms > 0)
             .map(Duration::from_millis);
-        let limit = client_limit.map_or(self.limits.timeout, |c| c.min(self.limits.timeout));
-        let snapshot = self.live.current();
-        let session = snapshot.query_session(self.limits.memory).map_err(|e| PgWireError::ApiError(Box::new(e)))?;
-        let service = DfSessionService::new_with_hooks(Arc::new(session), self.live.hooks().to_vec());
-        Ok(Admitted {
-            service,
-            memory: self.limits.memory,
-            deadline: Instant::now() + limit,
-            limit,
-            log: Arc::new(log),
-            permit: Arc::new(permit),
-        })
+        let pass = self.gate.admit(who, sql, client_limit).await.map_err(|r| {
+            let code = match r {
+                Refusal::ShuttingDown => SHUTDOWN,
+                Refusal::Busy { .. } => BUSY,
+                Refusal::Session(_) => INTERNAL,
+            };
+            error(code, r.to_string())
+        })?;
+        let service =
+            DfSessionService::new_with_hooks(Arc::new(pass.session.clone()), self.gate.live().hooks().to_vec());
+        Ok(Admitted { service, pass })
     }
 }
 
-/// A query let in: its session, deadline, log line and slot.
+/// A query let in: its session service and its pass.
 struct Admitted {
     service: DfSessionService,
-    memory: Option<usize>,
-    deadline: Instant,
-    limit: Duration,
-    log: Arc<QueryLog>,
-    permit: Arc<OwnedSemaphorePermit>,
+    pass: Pass,
 }
 
 impl Admitted {
     /// `e`, told in the server's terms where a limit caused it; logged as the failure.
     fn failed(&self, e: PgWireError) -> PgWireError {
-        let e = over_budget(e, self.memory);
-        self.log.fail(&describe(&e));
+        let e = told(e, &self.pass);
+        self.pass.log.fail(&describe(&e));
         e
     }
 
     /// Runs `work` (planning, and the start of execution) until the deadline.
     async fn within<T>(&self, work: impl std::future::Future<Output = PgWireResult<T>>) -> PgWireResult<T> {
-        match tokio::time::timeout_at(self.deadline, work).await {
-            Err(_) => Err(self.timed_out()),
+        match tokio::time::timeout_at(self.pass.deadline, work).await {
+            Err(_) => {
+                self.pass.log.fail("57014 timed out");
+                Err(error(CANCELED, self.pass.timeout_message()))
+            }
             Ok(r) => r.map_err(|e| self.failed(e)),
         }
-    }
-
-    fn timed_out(&self) -> PgWireError {
-        self.log.fail("57014 timed out");
-        timeout_error(self.limit)
     }
 
     /// Wraps the rows of a query response so they stop at the deadline and are counted, and
@@ -320,15 +267,13 @@ impl Admitted {
         match response {
             Response::Query(mut q) => {
                 let rows = std::mem::replace(&mut q.data_rows, Box::pin(futures::stream::empty()));
-                q.data_rows = Box::pin(Guarded {
-                    rows,
-                    sleep: Box::pin(tokio::time::sleep_until(self.deadline)),
-                    limit: self.limit,
-                    memory: self.memory,
-                    log: Arc::clone(&self.log),
-                    _permit: Arc::clone(&self.permit),
-                    done: false,
-                });
+                let pass = self.pass.clone();
+                q.data_rows = Box::pin(Guarded::new(rows, self.pass.clone(), |_| 1).map(move |r| {
+                    r.map_err(|stop| match stop {
+                        Stop::Timeout => error(CANCELED, pass.timeout_message()),
+                        Stop::Failed(e) => told(e, &pass),
+                    })
+                }));
                 Response::Query(q)
             }
             other => other,
@@ -345,29 +290,11 @@ fn describe(e: &PgWireError) -> String {
 }
 
 /// DataFusion's "Resources exhausted" as PostgreSQL's `out_of_memory`, naming the setting.
-fn over_budget(e: PgWireError, memory: Option<usize>) -> PgWireError {
-    let text = e.to_string();
-    match (text.contains("Resources exhausted"), memory) {
-        (true, Some(bytes)) => error(
-            OUT_OF_MEMORY,
-            format!(
-                "the query needs more than its memory budget of {} MiB (serve.query-memory-mb): {}",
-                bytes / (1024 * 1024),
-                text.trim_start_matches("SQL error: ")
-            ),
-        ),
-        _ => e,
+fn told(e: PgWireError, pass: &Pass) -> PgWireError {
+    match pass.over_budget(&e.to_string()) {
+        Some(message) => error(OUT_OF_MEMORY, message),
+        None => e,
     }
-}
-
-fn timeout_error(limit: Duration) -> PgWireError {
-    error(
-        CANCELED,
-        format!(
-            "canceling statement due to statement timeout ({}; serve.query-timeout or the client's statement_timeout)",
-            humantime::format_duration(limit)
-        ),
-    )
 }
 
 #[async_trait]
@@ -459,106 +386,6 @@ impl QueryParser for LiveParser {
 
     fn get_result_schema(&self, stmt: &DfStatement, format: Option<&Format>) -> PgWireResult<Vec<FieldInfo>> {
         self.live.current().parser.query_parser().get_result_schema(stmt, format)
-    }
-}
-
-/// Rows of one response: stopped at the deadline, counted into the query's log line.
-struct Guarded {
-    rows: Pin<Box<dyn Stream<Item = PgWireResult<DataRow>> + Send>>,
-    sleep: Pin<Box<Sleep>>,
-    limit: Duration,
-    memory: Option<usize>,
-    log: Arc<QueryLog>,
-    _permit: Arc<OwnedSemaphorePermit>,
-    done: bool,
-}
-
-impl Stream for Guarded {
-    type Item = PgWireResult<DataRow>;
-
-    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
-        if self.done {
-            return Poll::Ready(None);
-        }
-        // A result that streams without pause is still stopped at the deadline.
-        if self.sleep.as_mut().poll(cx).is_ready() {
-            self.done = true;
-            self.log.fail("57014 timed out");
-            return Poll::Ready(Some(Err(timeout_error(self.limit))));
-        }
-        match self.rows.as_mut().poll_next(cx) {
-            Poll::Ready(Some(Ok(row))) => {
-                self.log.rows.fetch_add(1, Ordering::Relaxed);
-                Poll::Ready(Some(Ok(row)))
-            }
-            Poll::Ready(Some(Err(e))) => {
-                self.done = true;
-                let e = over_budget(e, self.memory);
-                self.log.fail(&describe(&e));
-                Poll::Ready(Some(Err(e)))
-            }
-            Poll::Ready(None) => {
-                self.done = true;
-                Poll::Ready(None)
-            }
-            Poll::Pending => Poll::Pending,
-        }
-    }
-}
-
-/// The log line of one query, written when the query is over (its last rows sent, or failed).
-struct QueryLog {
-    user: String,
-    peer: String,
-    sql: String,
-    started: Instant,
-    rows: AtomicU64,
-    failure: std::sync::Mutex<Option<String>>,
-}
-
-/// Longest statement text a log line carries.
-const LOGGED_SQL: usize = 300;
-
-impl QueryLog {
-    fn new<C: ClientInfo + ?Sized>(client: &C, sql: &str) -> Self {
-        let mut text: String = sql.split_whitespace().collect::<Vec<_>>().join(" ");
-        if text.len() > LOGGED_SQL {
-            let mut end = LOGGED_SQL;
-            while !text.is_char_boundary(end) {
-                end -= 1;
-            }
-            text.truncate(end);
-            text.push('…');
-        }
-        Self {
-            user: client.metadata().get(METADATA_USER).cloned().unwrap_or_default(),
-            peer: client.socket_addr().to_string(),
-            sql: text,
-            started: Instant::now(),
-            rows: AtomicU64::new(0),
-            failure: std::sync::Mutex::new(None),
-        }
-    }
-
-    fn fail(&self, why: &str) {
-        let mut f = self.failure.lock().unwrap_or_else(|e| e.into_inner());
-        if f.is_none() {
-            *f = Some(why.to_string());
-        }
-    }
-}
-
-impl Drop for QueryLog {
-    fn drop(&mut self) {
-        let ms = self.started.elapsed().as_millis() as u64;
-        let rows = self.rows.load(Ordering::Relaxed);
-        let failure = self.failure.lock().unwrap_or_else(|e| e.into_inner()).take();
-        match failure {
-            None => tracing::info!(user = %self.user, peer = %self.peer, ms, rows, sql = %self.sql, "query"),
-            Some(error) => {
-                tracing::info!(user = %self.user, peer = %self.peer, ms, rows, sql = %self.sql, %error, "query failed")
-            }
-        }
     }
 }
 

@@ -1,12 +1,12 @@
-//! `shelfcast serve` queried by real clients: psycopg and pandas through SQLAlchemy (PyPI,
-//! through `serve_client.py`), `psql`/`pg_isready` (Debian's PostgreSQL client) and Debian's
-//! JDBC driver. Results equal `shelfcast query`'s; writes,
-//! engine settings and wrong passwords are refused; timeouts, the limit on concurrent queries,
-//! a publication during a query, the catalog reopened on a new publication and SIGTERM with a
-//! query running.
+//! `shelfcast serve` queried by real clients: on the PostgreSQL wire psycopg and pandas through
+//! SQLAlchemy (PyPI, through `serve_client.py`), `psql`/`pg_isready` (Debian's PostgreSQL
+//! client) and Debian's JDBC driver; on Arrow Flight SQL ADBC's Flight SQL driver (PyPI,
+//! through `flight_client.py`). Results equal `shelfcast query`'s; writes, engine settings and
+//! wrong passwords are refused; timeouts, the limit on concurrent queries, a publication during
+//! a query, the catalog reopened on a new publication and SIGTERM with a query running.
 //!
-//! Needs a Python with psycopg, pandas and SQLAlchemy: `SHELFCAST_PYTHON`, or `python3` when
-//! it has them. `.ci/run` provides one; elsewhere a test says it skipped unless `CI` is set,
+//! Needs a Python with psycopg, pandas, SQLAlchemy and adbc-driver-flightsql:
+//! `SHELFCAST_PYTHON`, or `python3` when it has them. `.ci/run` provides one; elsewhere a test says it skipped unless `CI` is set,
 //! when a missing client fails it.
 
 use std::io::{BufRead, BufReader};
@@ -20,12 +20,12 @@ use shelfcast::settings::SettingsFile;
 
 use crate::common::*;
 
-/// A Python that has psycopg, or `None` (a failure in CI).
+/// A Python that has the clients, or `None` (a failure in CI).
 fn python() -> Option<String> {
     let candidates = std::env::var("SHELFCAST_PYTHON").into_iter().chain(["python3".to_string()]);
     for py in candidates {
         let ok = Command::new(&py)
-            .args(["-c", "import psycopg, pandas, sqlalchemy"])
+            .args(["-c", "import psycopg, pandas, sqlalchemy, adbc_driver_flightsql.dbapi"])
             .output()
             .is_ok_and(|o| o.status.success());
         if ok {
@@ -34,9 +34,9 @@ fn python() -> Option<String> {
     }
     assert!(
         std::env::var_os("CI").is_none(),
-        "CI must provide a Python with psycopg, pandas and SQLAlchemy (SHELFCAST_PYTHON)"
+        "CI must provide a Python with psycopg, pandas, SQLAlchemy and adbc-driver-flightsql (SHELFCAST_PYTHON)"
     );
-    eprintln!("skipped: no Python with psycopg, pandas and SQLAlchemy (set SHELFCAST_PYTHON)");
+    eprintln!("skipped: no Python with psycopg, pandas, SQLAlchemy and adbc-driver-flightsql (set SHELFCAST_PYTHON)");
     None
 }
 
@@ -51,16 +51,20 @@ async fn published_lake(dir: &Path) {
 /// A running `shelfcast serve`, killed when dropped.
 struct Server {
     child: Child,
+    /// The PostgreSQL wire endpoint's port.
     port: u16,
+    /// The Flight SQL endpoint's URI (`grpc://…` or `grpc+tls://…`).
+    flight: String,
     log: mpsc::Receiver<String>,
 }
 
 impl Server {
-    /// Starts `shelfcast serve --listen 127.0.0.1:0` in `dir` (settings from `dir/shelfcast.toml`)
-    /// and waits for its banner.
+    /// Starts `shelfcast serve` on free loopback ports in `dir` (settings from
+    /// `dir/shelfcast.toml`) and waits for its banner.
     fn start(dir: &Path, env: &[(&str, &str)]) -> Server {
         let mut cmd = shelfcast(dir);
-        cmd.args(["serve", "--listen", "127.0.0.1:0"]).stderr(Stdio::piped()).stdout(Stdio::null());
+        cmd.args(["serve", "--listen", "127.0.0.1:0", "--flight-listen", "127.0.0.1:0"]);
+        cmd.stderr(Stdio::piped()).stdout(Stdio::null());
         cmd.env_remove("SHELFCAST_SERVE_PASSWORD").env("RUST_LOG", "warn,shelfcast::serve=info");
         for (k, v) in env {
             cmd.env(k, v);
@@ -76,13 +80,19 @@ impl Server {
             }
         });
         let deadline = Instant::now() + Duration::from_secs(120);
+        let (mut port, mut flight) = (None, None);
         loop {
             let line = log
                 .recv_timeout(deadline.saturating_duration_since(Instant::now()))
                 .unwrap_or_else(|_| panic!("shelfcast serve did not start: {:?}", child.try_wait()));
             if let Some(rest) = line.split("listening on 127.0.0.1:").nth(1) {
-                let port = rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().unwrap();
-                return Server { child, port, log };
+                port = rest.split(|c: char| !c.is_ascii_digit()).next().unwrap().parse().ok();
+            }
+            if let Some(rest) = line.split("Flight SQL on ").nth(1) {
+                flight = rest.split_whitespace().next().map(str::to_string);
+            }
+            if let (Some(port), Some(flight)) = (port, &flight) {
+                return Server { child, port, flight: flight.clone(), log };
             }
         }
     }
@@ -109,6 +119,36 @@ fn psycopg(py: &str, port: u16, flags: &[&str], sqls: &[&str]) -> Vec<Value> {
     let out = Command::new(py).arg(client_script()).arg(port.to_string()).args(flags).args(sqls).output().unwrap();
     assert!(out.status.success(), "serve_client.py failed: {}", String::from_utf8_lossy(&out.stderr));
     String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+fn flight_script() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/it/flight_client.py")
+}
+
+/// Runs `sqls` through ADBC's Flight SQL driver on `uri`; one JSON object per statement.
+fn adbc(py: &str, uri: &str, flags: &[&str], sqls: &[&str]) -> Vec<Value> {
+    let out = Command::new(py).arg(flight_script()).arg(uri).args(flags).args(sqls).output().unwrap();
+    assert!(out.status.success(), "flight_client.py failed: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(|l| serde_json::from_str(l).unwrap()).collect()
+}
+
+/// Asserts that `got` (a client's result of `sql`) holds the rows `shelfcast query` gives.
+fn assert_same_rows(dir: &Path, sql: &str, got: &Value, client: &str) {
+    let want = query_json(dir, sql);
+    let columns: Vec<&str> = got["columns"]
+        .as_array()
+        .unwrap_or_else(|| panic!("{client}: {sql}: {got}"))
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    let rows = got["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), want.len(), "{client}: {sql}: row count");
+    for (r, (row, expected)) in rows.iter().zip(&want).enumerate() {
+        for (c, name) in columns.iter().enumerate() {
+            let (a, b) = (&row[c], expected.get(*name).unwrap_or(&Value::Null));
+            assert!(same(a, b), "{client}: {sql}: row {r} column {name}: {a} vs query's {b}");
+        }
+    }
 }
 
 /// `shelfcast query --format json` of `sql` in `dir`: one object per row.
@@ -139,7 +179,7 @@ fn write_settings(dir: &Path, serve: &str) {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn psycopg_and_psql_get_what_query_gives() {
+async fn psycopg_psql_and_adbc_get_what_query_gives() {
     let Some(py) = python() else { return };
     let dir = tempfile::tempdir().unwrap();
     published_lake(dir.path()).await;
@@ -177,23 +217,22 @@ async fn psycopg_and_psql_get_what_query_gives() {
     assert!(version[0]["rows"][0][0].as_str().unwrap().starts_with("PostgreSQL 16"), "{}", version[0]);
     let got = psycopg(&py, server.port, &[], &queries);
     for (sql, got) in queries.iter().zip(&got) {
-        let want = query_json(dir.path(), sql);
-        let columns: Vec<&str> = got["columns"]
-            .as_array()
-            .unwrap_or_else(|| panic!("{sql}: {got}"))
-            .iter()
-            .map(|c| c.as_str().unwrap())
-            .collect();
-        let rows = got["rows"].as_array().unwrap();
-        assert_eq!(rows.len(), want.len(), "{sql}: row count");
-        for (r, (row, expected)) in rows.iter().zip(&want).enumerate() {
-            for (c, name) in columns.iter().enumerate() {
-                let (a, b) = (&row[c], expected.get(*name).unwrap_or(&Value::Null));
-                assert!(same(a, b), "{sql}: row {r} column {name}: psycopg {a} vs query {b}");
-            }
-        }
+        assert_same_rows(dir.path(), sql, got, "psycopg");
     }
     assert!(got[2]["rows"].as_array().unwrap().len() > 10, "forecasts are served");
+    // The same through Flight SQL (ADBC), the catalog listed by GetObjects.
+    let got = adbc(&py, &server.flight, &["--objects"], &queries);
+    let tables = got[0]["tables"].as_array().unwrap_or_else(|| panic!("{}", got[0]));
+    for t in ["sales", "forecasts", "runs", "calendar_features"] {
+        assert!(tables.contains(&Value::from(t)), "GetObjects lacks {t}: {tables:?}");
+    }
+    for (sql, got) in queries.iter().zip(&got[1..]) {
+        assert_same_rows(dir.path(), sql, got, "ADBC Flight SQL");
+    }
+    let big = adbc(&py, &server.flight, &["--summary"], &["SELECT value FROM range(0, 500000)"]);
+    assert_eq!(big[0]["count"], 500_000, "{}", big[0]);
+    assert_eq!(big[0]["sum"].as_f64().unwrap(), 499_999.0 * 500_000.0 / 2.0);
+    assert!(big[0]["batches"].as_i64().unwrap() > 1, "the result came as one batch: {}", big[0]);
     // A large result, streamed through a server-side cursor.
     let big = psycopg(&py, server.port, &["--summary"], &["SELECT value FROM range(0, 500000)"]);
     assert_eq!(big[0]["count"], 500_000, "{}", big[0]);
@@ -228,6 +267,7 @@ async fn psycopg_and_psql_get_what_query_gives() {
         lines.iter().any(|l| l.contains("query") && l.contains("user=analyst") && l.contains("rows=500000")),
         "{lines:#?}"
     );
+    assert!(lines.iter().any(|l| l.contains("protocol=\"flight\"") && l.contains("rows=500000")), "{lines:#?}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -251,6 +291,14 @@ async fn writes_and_engine_settings_are_refused_and_the_lake_is_unchanged() {
         assert_eq!(got["sqlstate"], "25006", "{sql}: {got}");
         assert!(got["message"].as_str().unwrap().contains("read-only"), "{sql}: {got}");
     }
+    // Flight SQL refuses the same, with the same words (gRPC's PERMISSION_DENIED).
+    let got = adbc(&py, &server.flight, &[], &refused);
+    for (sql, got) in refused.iter().zip(&got) {
+        assert_eq!(got["status"], "UNAUTHORIZED", "{sql}: {got}");
+        assert!(got["message"].as_str().unwrap().contains("read-only"), "{sql}: {got}");
+    }
+    let got = adbc(&py, &server.flight, &[], &["SELECT * FROM '/etc/passwd'"]);
+    assert!(got[0].get("status").is_some(), "a file path read as a table over Flight SQL: {}", got[0]);
     // A client's own session settings are accepted; a file path is not a table.
     let got = psycopg(
         &py,
@@ -289,6 +337,16 @@ async fn a_password_is_checked_and_required_off_loopback() {
         let e = got[0]["connect_error"].as_str().unwrap_or_else(|| panic!("{flags:?} let in: {}", got[0]));
         assert!(e.contains("password") || e.contains("authentication"), "{flags:?}: {e}");
     }
+    // Flight SQL: the same user and password (basic authentication, then a token).
+    let right = adbc(&py, &server.flight, &["--password", "s3cret-pw"], &["SELECT 1 AS one"]);
+    assert_eq!(right[0]["rows"], serde_json::json!([[1]]), "{}", right[0]);
+    for flags in [vec!["--password", "wrong"], vec!["--password", "s3cret-pw", "--user", "someone"]] {
+        let got = adbc(&py, &server.flight, &flags, &["SELECT 1"]);
+        let e = got[0]["connect_error"].as_str().unwrap_or_else(|| panic!("{flags:?} let in: {}", got[0]));
+        assert!(e.contains("UNAUTHENTICATED"), "{flags:?}: {e}");
+    }
+    let anonymous = adbc(&py, &server.flight, &[], &["SELECT 1"]);
+    assert_eq!(anonymous[0]["status"], "UNAUTHENTICATED", "{}", anonymous[0]);
     let lines = server.lines().join("\n");
     assert!(!lines.contains("s3cret-pw"), "the password was logged");
 }
@@ -333,6 +391,18 @@ async fn timeouts_cancel_and_concurrent_queries_are_limited() {
     assert_eq!(got[0]["sqlstate"], "53200", "{}", got[0]);
     assert!(got[0]["message"].as_str().unwrap().contains("query-memory-mb"), "{}", got[0]);
     assert_eq!(got[1]["rows"], serde_json::json!([[1999999]]), "{}", got[1]);
+    // Flight SQL goes through the same gate: two run into the timeout, the third is refused.
+    let got = adbc(&py, &server.flight, &["--parallel"], &[slow, slow, slow]);
+    let refused: Vec<&Value> =
+        got.iter().filter(|g| g["message"].as_str().is_some_and(|m| m.contains("max-queries"))).collect();
+    let cancelled: Vec<&Value> = got.iter().filter(|g| g["status"] == "TIMEOUT").collect();
+    assert_eq!((refused.len(), cancelled.len()), (1, 2), "{got:#?}");
+    for c in &cancelled {
+        assert!((2.5..20.0).contains(&c["seconds"].as_f64().unwrap()), "{c}");
+        assert!(c["message"].as_str().unwrap().contains("query-timeout"), "{c}");
+    }
+    let got = adbc(&py, &server.flight, &[], &["SELECT cardinality(array_agg(value)) AS n FROM range(0, 3000000)"]);
+    assert!(got[0]["message"].as_str().is_some_and(|m| m.contains("query-memory-mb")), "{}", got[0]);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -401,6 +471,7 @@ async fn tls_with_a_configured_certificate() {
     published_lake(dir.path()).await;
     let made = Command::new("openssl")
         .args(["req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=localhost"])
+        .args(["-addext", "subjectAltName=DNS:localhost,IP:127.0.0.1"])
         .args(["-keyout", "key.pem", "-out", "cert.pem"])
         .current_dir(dir.path())
         .output();
@@ -417,6 +488,15 @@ async fn tls_with_a_configured_certificate() {
     let flags = ["--sslmode", "require", "--password", "over-tls", "--user", "shelfcast"];
     let got = psycopg(&py, server.port, &flags, &["SELECT COUNT(*) AS n FROM sales"]);
     assert!(got[0].get("rows").is_some(), "{}", got[0]);
+    // Flight SQL over TLS, the client trusting the test certificate; plain gRPC gets nothing.
+    assert!(server.flight.starts_with("grpc+tls://"), "{}", server.flight);
+    let cert = dir.path().join("cert.pem");
+    let flags = ["--password", "over-tls", "--user", "shelfcast", "--root-cert", cert.to_str().unwrap()];
+    let got = adbc(&py, &server.flight, &flags, &["SELECT COUNT(*) AS n FROM sales"]);
+    assert!(got[0].get("rows").is_some(), "{}", got[0]);
+    let plain = server.flight.replace("grpc+tls://", "grpc://");
+    let got = adbc(&py, &plain, &["--password", "over-tls", "--user", "shelfcast"], &["SELECT 1"]);
+    assert!(got[0].get("connect_error").is_some(), "plain gRPC reached a TLS endpoint: {}", got[0]);
     // A key that does not go with the certificate is refused at start, naming the file.
     std::fs::write(dir.path().join("key.pem"), "-----BEGIN PRIVATE KEY-----\nAAAA\n-----END PRIVATE KEY-----\n")
         .unwrap();
