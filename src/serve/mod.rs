@@ -19,8 +19,9 @@
 //!   on the PostgreSQL wire and basic authentication or a handshake token on Flight SQL
 //!   (binding elsewhere without one is refused); TLS on both when a certificate is configured.
 //!
-//! A shutdown (SIGTERM) stops accepting connections and new queries, lets running queries
-//! finish for a grace period, then closes every connection.
+//! A shutdown (SIGTERM) refuses new queries and PostgreSQL connections, lets running queries
+//! finish for a grace period, then closes every connection (the Flight SQL port stays open
+//! until then, so a client can still close its statement).
 
 pub mod auth;
 pub mod flight;
@@ -271,8 +272,11 @@ pub async fn serve(
     let service = Arc::new(session::Service::new(Arc::clone(&gate)));
     let handlers = Arc::new(auth::Handlers::new(Arc::clone(&service), opts.login.clone()));
     let refresher = tokio::spawn(live::refresh_every(Arc::clone(&live), opts.refresh, shutdown.clone()));
+    // The Flight SQL endpoint stays up through the grace period (the gate refuses new queries),
+    // so clients of running queries can still close their statements.
+    let flight_stop = CancellationToken::new();
     let flight = match flight {
-        Some(l) => Some(spawn_flight(l, &gate, &opts, shutdown.clone())?),
+        Some(l) => Some(spawn_flight(l, &gate, &opts, flight_stop.clone())?),
         None => None,
     };
     let connections = Arc::new(Semaphore::new(opts.max_connections));
@@ -314,22 +318,31 @@ pub async fn serve(
     }
     open.abort_all();
     while open.join_next().await.is_some() {}
-    if let Some(task) = flight {
-        task.abort();
-        let _ = task.await;
+    if let Some(mut task) = flight {
+        if running > 0 {
+            // A Flight SQL client closes its statement after the last batch: let that land.
+            tokio::time::sleep(FLIGHT_LINGER).await;
+        }
+        flight_stop.cancel();
+        if tokio::time::timeout(Duration::from_secs(2), &mut task).await.is_err() {
+            task.abort();
+        }
     }
     refresher.abort();
     info!("stopped");
     Ok(())
 }
 
-/// Starts the Flight SQL endpoint on `listener`: it stops accepting when `shutdown` is
-/// cancelled; [`serve`] ends it after the grace period.
+/// How long the Flight SQL endpoint stays up after the last query of a shutdown ended.
+const FLIGHT_LINGER: Duration = Duration::from_secs(1);
+
+/// Starts the Flight SQL endpoint on `listener`, until `stop` is cancelled (then calls in
+/// flight finish; [`serve`] waits for them briefly).
 fn spawn_flight(
     listener: TcpListener,
     gate: &Arc<gate::Gate>,
     opts: &ServeOptions,
-    shutdown: CancellationToken,
+    stop: CancellationToken,
 ) -> Result<tokio::task::JoinHandle<()>> {
     let addr = listener.local_addr()?;
     let mut server = tonic::transport::Server::builder();
@@ -349,8 +362,7 @@ fn spawn_flight(
     info!(%addr, tls = opts.tls.is_some(), password = opts.login.is_some(), "serving SQL (Arrow Flight SQL)");
     let incoming = tonic::transport::server::TcpIncoming::from(listener);
     Ok(tokio::spawn(async move {
-        if let Err(e) =
-            server.add_service(service).serve_with_incoming_shutdown(incoming, shutdown.cancelled_owned()).await
+        if let Err(e) = server.add_service(service).serve_with_incoming_shutdown(incoming, stop.cancelled_owned()).await
         {
             warn!(cause = %e, "the Flight SQL endpoint stopped with an error");
         }

@@ -2,7 +2,7 @@
 tests (serve.rs).
 
 Usage: flight_client.py URI [--user U] [--password P] [--root-cert FILE] [--parallel] [--summary]
-                        [--prepared] [--objects] SQL...
+                        [--prepared] [--objects] [--ready FILE] SQL...
 
 Runs each SQL statement through ADBC's DB-API and prints one JSON object per statement, in order:
   {"columns": [...], "rows": [[...], ...], "seconds": s}     rows as JSON (dates ISO, decimals as numbers)
@@ -12,6 +12,7 @@ Runs each SQL statement through ADBC's DB-API and prints one JSON object per sta
   {"status": "TIMEOUT", "message": "...", "seconds": s}     when the statement failed (ADBC's status)
   {"connect_error": "..."}                                    when the connection was refused
 With --objects one more object comes first: {"tables": [...]}, the tables ADBC's GetObjects lists.
+With --ready the file is written once the connection is made (before the first statement).
 With --prepared each statement is prepared first (ADBC's `adbc_prepare`), as JDBC clients do.
 Statements run one after another on one connection, or with --parallel each on its own, all at
 once (without --objects).
@@ -104,6 +105,7 @@ def main():
     p.add_argument("--summary", action="store_true")
     p.add_argument("--prepared", action="store_true")
     p.add_argument("--objects", action="store_true")
+    p.add_argument("--ready")
     p.add_argument("sql", nargs="*")
     args = p.parse_intermixed_args()
 
@@ -126,6 +128,8 @@ def main():
         head = []
         try:
             conn = connect(args)
+            if args.ready:
+                open(args.ready, "w").close()
             if args.objects:
                 head.append({"tables": tables(conn)})
             for i, sql in enumerate(args.sql):

@@ -443,6 +443,16 @@ async fn sigterm_lets_the_running_query_finish_then_stops() {
     let dir = tempfile::tempdir().unwrap();
     published_lake(dir.path()).await;
     let mut server = Server::start(dir.path(), &[]);
+    // A Flight SQL query too, started once its client has connected.
+    let ready = dir.path().join("flight-ready");
+    let (py3, uri, flag) = (py.clone(), server.flight.clone(), ready.to_str().unwrap().to_string());
+    let flight_query = "SELECT SUM(value % 7) AS s FROM range(0, 60000000)";
+    let flight_running = std::thread::spawn(move || adbc(&py3, &uri, &["--ready", &flag], &[flight_query]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !ready.exists() {
+        assert!(Instant::now() < deadline, "the Flight SQL client never connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     let (py2, port) = (py.clone(), server.port);
     let query = "SELECT SUM(value % 7) AS s FROM range(0, 30000000)";
     let running = std::thread::spawn(move || psycopg(&py2, port, &[], &[query]));
@@ -451,6 +461,8 @@ async fn sigterm_lets_the_running_query_finish_then_stops() {
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());
     let got = running.join().unwrap();
     assert_eq!(got[0]["rows"][0][0].as_f64(), Some(89_999_995.0), "the running query did not finish: {}", got[0]);
+    let got = flight_running.join().unwrap();
+    assert_eq!(got[0]["rows"][0][0].as_f64(), Some(179_999_994.0), "the Flight SQL query did not finish: {}", got[0]);
     let deadline = Instant::now() + Duration::from_secs(60);
     let status = loop {
         if let Some(s) = server.child.try_wait().unwrap() {
