@@ -10,8 +10,9 @@ DEMO_SERIES ?= 200
 DEMO_DAYS ?= 1095
 BIN := target/release/shelfcast
 # Cargo features of `make test` and `make check`: `ballista` adds the Ballista engine and its tests
-# (a long first build). One feature set for every test command, so the tests build once.
-TEST_FEATURES ?= ballista
+# (a long first build), `faults` the fault-injecting store and the fault tests. One feature set for
+# every test command, so the tests build once.
+TEST_FEATURES ?= ballista,faults
 FEATURES_FLAG := $(if $(TEST_FEATURES),--features $(TEST_FEATURES))
 
 .PHONY: help libtorch build run test test-s3 check fmt clean-lake

@@ -16,6 +16,7 @@
 //! `retry_init_backoff`, `retry_max_backoff`), which [`Lake::open`] turns into a `RetryConfig`.
 
 pub mod dataset;
+#[cfg(any(test, feature = "faults"))]
 pub mod faults;
 pub mod layout;
 pub mod lease;
@@ -178,7 +179,7 @@ impl Lake {
         Self::open("memory:///", &BTreeMap::new()).expect("memory:/// is a valid lake URL")
     }
 
-    /// The same lake over a store wrapped by `wrap` (a [`faults::FaultyStore`], a throttle, …).
+    /// The same lake over a store wrapped by `wrap` (the fault tests' `FaultyStore`, a throttle, …).
     pub fn map_store(&self, wrap: impl FnOnce(Arc<dyn ObjectStore>) -> Arc<dyn ObjectStore>) -> Self {
         Self { store: wrap(self.store()), ..self.clone() }
     }

@@ -17,7 +17,8 @@ mod cli;
 /// lake's truth; the factors step and dataset; `explain`.
 mod factors;
 /// Faults: a store that fails or stalls, a full disk, corrupt raw files, schema drift, store
-/// retries and timeouts; the previous output stays readable throughout.
+/// retries and timeouts; the previous output stays readable throughout (`--features faults`).
+#[cfg(feature = "faults")]
 mod faults;
 /// Feature tables: point-in-time correctness and materialisation.
 mod features;
