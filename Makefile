@@ -75,7 +75,7 @@ bench-demo: build ## The models on the demo lake: MASE, WAPE, 80% coverage and s
 	python3 benches/bench_demo.py $(BENCH_DEMO_ARGS)
 
 .PHONY: bench-serve
-bench-serve: build ## `shelfcast serve`: a 10M-row result streamed to psycopg, rows/s next to DuckDB reading the same Parquet (BENCH_SERVE_ARGS=--rows …)
+bench-serve: build ## `shelfcast serve`: a 10M-row result streamed to psycopg and to ADBC (Flight SQL), rows/s next to DuckDB reading the same Parquet (BENCH_SERVE_ARGS=--rows …)
 	python3 benches/bench_serve.py $(BENCH_SERVE_ARGS)
 
 .PHONY: bench-scale
