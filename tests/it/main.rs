@@ -65,7 +65,8 @@ mod security;
 /// `shelfcast serve` queried by real PostgreSQL clients: psycopg and psql get what `query` gives;
 /// writes and wrong passwords refused; timeouts, limits, publications and SIGTERM.
 mod serve;
-/// The feature queries' business rules, from tests/sql/*.slt.
+/// The business rules of every query in `sql/` (features, checks, plan inputs, factors), from
+/// tests/sql/*.slt.
 mod sql;
 /// libtorch on the CPU.
 mod torch;

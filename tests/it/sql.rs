@@ -1,8 +1,10 @@
-//! Runs `tests/sql/*.slt`: the business rules of each feature query on tiny hand-checked inputs.
+//! Runs `tests/sql/*.slt`: the business rules of each query in `sql/` on tiny hand-checked inputs.
 //!
 //! Every raw table starts empty (canonical schema) and files fill them with `INSERT`. A
 //! `FEATURES cutoff=YYYY-MM-DD [frequency=daily|weekly] [horizon=N]` statement registers every
-//! feature query as a view with those parameters, exactly as `shelfcast query` does. Floats print
+//! feature query as a view with those parameters, exactly as `shelfcast query` does. A query
+//! `RUN <file under sql/> [PARAM ...]` runs that file with positional parameters `$1`, `$2`, …,
+//! bound as the code binds them: `date:YYYY-MM-DD` a date, anything else text. Floats print
 //! rounded to 6 decimals with trailing zeros trimmed; NULL prints as `NULL`.
 
 use std::path::PathBuf;
@@ -11,6 +13,7 @@ use arrow::array::{Array, ArrayRef, AsArray};
 use arrow::datatypes::{DataType, Float32Type, Float64Type};
 use arrow::util::display::{ArrayFormatter, FormatOptions};
 use datafusion::prelude::SessionContext;
+use datafusion::scalar::ScalarValue;
 use shelfcast::features::{self, FeatureParams};
 use shelfcast::settings::Frequency;
 use sqllogictest::{DBOutput, DefaultColumnType};
@@ -50,6 +53,17 @@ fn parse_features(args: &str) -> Result<FeatureParams, DbError> {
     Ok(FeatureParams::new(cutoff, frequency, horizon))
 }
 
+/// A `RUN` parameter: `date:YYYY-MM-DD` a date, anything else text.
+fn param(word: &str) -> Result<ScalarValue, DbError> {
+    match word.strip_prefix("date:") {
+        Some(d) => {
+            let d: chrono::NaiveDate = d.parse().map_err(|e| DbError(format!("{word}: {e}")))?;
+            Ok(ScalarValue::Date32(Some((d - shelfcast::days::epoch()).num_days() as i32)))
+        }
+        None => Ok(ScalarValue::Utf8(Some(word.to_string()))),
+    }
+}
+
 fn cell(col: &ArrayRef, row: usize) -> Result<String, DbError> {
     if col.is_null(row) {
         return Ok("NULL".into());
@@ -83,9 +97,20 @@ impl sqllogictest::AsyncDB for FeatureDb {
             features::register_views(&self.ctx, parse_features(args)?).await?;
             return Ok(DBOutput::StatementComplete(0));
         }
-        let batches = self.ctx.sql(trimmed).await?.collect().await?;
         let first = trimmed.split_whitespace().next().unwrap_or("").to_ascii_uppercase();
-        if !matches!(first.as_str(), "SELECT" | "WITH" | "VALUES" | "EXPLAIN") {
+        let batches = if let Some(rest) = trimmed.strip_prefix("RUN ") {
+            let mut words = rest.split_whitespace();
+            let file = words.next().ok_or_else(|| DbError("RUN needs a file under sql/".into()))?;
+            let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sql").join(file);
+            let sql = std::fs::read_to_string(&path).map_err(|e| DbError(format!("{}: {e}", path.display())))?;
+            let params: Vec<ScalarValue> = words.map(param).collect::<Result<_, _>>()?;
+            let df = self.ctx.sql(&sql).await?;
+            let df = if params.is_empty() { df } else { df.with_param_values(params)? };
+            df.collect().await?
+        } else {
+            self.ctx.sql(trimmed).await?.collect().await?
+        };
+        if !matches!(first.as_str(), "SELECT" | "WITH" | "VALUES" | "EXPLAIN" | "RUN") {
             return Ok(DBOutput::StatementComplete(0));
         }
         let mut rows = Vec::new();
@@ -129,8 +154,11 @@ fn slt_files() -> Vec<PathBuf> {
     files
 }
 
+/// The folders under `sql/` whose every file a `.slt` file runs with `RUN`.
+const RUN_FOLDERS: &[&str] = &["checks", "plan", "factors"];
+
 #[tokio::test]
-async fn every_feature_query_has_its_rules_checked() {
+async fn every_sql_file_has_its_rules_checked() {
     let files = slt_files();
     for q in features::queries::ALL {
         let stem = q.file.trim_end_matches(".sql");
@@ -139,6 +167,15 @@ async fn every_feature_query_has_its_rules_checked() {
             "no tests/sql/{stem}*.slt for sql/features/{}",
             q.file
         );
+    }
+    let texts: Vec<String> = files.iter().map(|f| std::fs::read_to_string(f).unwrap()).collect();
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("sql");
+    for folder in RUN_FOLDERS {
+        for entry in std::fs::read_dir(root.join(folder)).unwrap() {
+            let name = entry.unwrap().file_name().to_string_lossy().to_string();
+            let run = format!("RUN {folder}/{name}");
+            assert!(texts.iter().any(|t| t.contains(&run)), "no tests/sql/*.slt runs sql/{folder}/{name} (`{run}`)");
+        }
     }
     let mut failures = Vec::new();
     for file in files {
