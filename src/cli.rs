@@ -606,7 +606,7 @@ async fn default_params(
         Some(c) => c,
         None => features::default_cutoff(ctx, clock.today()).await?,
     };
-    Ok(FeatureParams::from_settings(cutoff, settings))
+    Ok(settings.feature_params(cutoff))
 }
 
 async fn query_cmd(
@@ -624,8 +624,8 @@ async fn query_cmd(
     }
     let ctx = query::catalog::open(
         lake,
-        engine::EngineOptions::from_settings(settings),
-        |cutoff| FeatureParams::from_settings(cutoff, settings),
+        settings.engine_options(),
+        |cutoff| settings.feature_params(cutoff),
         clock.today(),
         cutoff,
     )
@@ -657,7 +657,7 @@ async fn features_cmd(
     clock: &dyn Clock,
     cutoff: Option<NaiveDate>,
 ) -> anyhow::Result<()> {
-    let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
+    let (ctx, _) = engine::open_with(lake, settings.engine_options()).await?;
     let params = default_params(&ctx, settings, clock, cutoff).await?;
     let token = format!("features-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
     let q = shelfcast::quality::run(&ctx, lake, &settings.quality, clock.today(), params.cutoff, &token, clock).await?;
@@ -684,7 +684,7 @@ async fn factors_cmd(
     write: bool,
     importance: Option<factors::importance::ImportanceOptions>,
 ) -> anyhow::Result<()> {
-    let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
+    let (ctx, _) = engine::open_with(lake, settings.engine_options()).await?;
     let params = default_params(&ctx, settings, clock, cutoff).await?;
     let token = format!("factors-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
     let (mut analysis, observations) = factors::analyze_counted(&ctx, None, params, &settings.factors).await?;
@@ -734,7 +734,7 @@ async fn explain_cmd(
     location: Option<String>,
     cutoff: Option<NaiveDate>,
 ) -> anyhow::Result<()> {
-    let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
+    let (ctx, _) = engine::open_with(lake, settings.engine_options()).await?;
     let params = default_params(&ctx, settings, clock, cutoff).await?;
     let analysis = factors::analyze(&ctx, params, &settings.factors, Some(item)).await?;
     let mut found = false;
@@ -1001,7 +1001,7 @@ async fn backtest_cmd(
     let opts = BacktestOptions { windows, horizon, step: step.unwrap_or(horizon), models: settings.models.clone() };
     let started = Instant::now();
     progress::set_step("backtest: reading the lake");
-    let (ctx, _) = engine::open_with(lake, engine::EngineOptions::from_settings(settings)).await?;
+    let (ctx, _) = engine::open_with(lake, settings.engine_options()).await?;
     let run_id = format!("backtest-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
     shelfcast::quality::run(&ctx, lake, &settings.quality, clock.today(), clock.today(), &run_id, clock).await?;
     let (full, last) = backtest::full_panel(&ctx, settings).await?;
@@ -1158,13 +1158,17 @@ async fn serve_cmd(
     if let Some(l) = flight_listen {
         s.flight_listen = l;
     }
-    let engine = engine::EngineOptions::from_settings(&settings);
+    let engine = settings.engine_options();
     let opts = ServeOptions::resolve(&s, |k| std::env::var(k).ok(), engine.memory_limit)?;
     let tls = opts.tls_acceptor()?;
     let endpoints = serve::bind(&opts, &s.password_env).await?;
     let addr = endpoints.pg.local_addr()?;
     let flight_addr = endpoints.flight.as_ref().map(|l| l.local_addr()).transpose()?;
-    let source = serve::LakeSource::new(lake.clone(), settings, clock, cutoff);
+    let params: serve::FeatureParamsAt = {
+        let settings = settings.clone();
+        Arc::new(move |c| settings.feature_params(c))
+    };
+    let source = serve::LakeSource::new(lake.clone(), settings.engine_options(), params, clock, cutoff);
     let live = Arc::new(Live::open(Arc::new(source), serve::session::hooks()).await?);
     let security = format!(
         "{}, {}",

@@ -20,12 +20,12 @@ use crate::reach::Reach;
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RetryPolicy {
     /// Longest one attempt may take, answer body included.
-    #[serde(with = "crate::settings::duration")]
+    #[serde(with = "crate::period::duration")]
     pub timeout: Duration,
     /// Attempts after the first.
     pub retries: u32,
     /// Wait before the first retry; doubles for each further one.
-    #[serde(with = "crate::settings::duration")]
+    #[serde(with = "crate::period::duration")]
     pub backoff: Duration,
 }
 

@@ -2,6 +2,8 @@
 //!
 //! # Layout
 //!
+//! - [`period`]: the forecast grain ([`period::Frequency`]), its day arithmetic, durations in
+//!   settings; a leaf the lower layers read instead of the settings.
 //! - [`settings`]: `shelfcast.toml` + `SHELFCAST_*` + flags → one validated [`settings::Settings`].
 //! - [`clock`]: injected time; only the binary reads the wall clock.
 //! - [`lake`]: the object store behind a URL, THE path layout, Parquet I/O, atomic datasets.
@@ -46,6 +48,7 @@ pub mod jobs;
 pub mod lake;
 pub mod models;
 pub mod panel;
+pub mod period;
 pub mod plan;
 pub mod progress;
 pub mod publish;

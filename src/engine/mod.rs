@@ -128,21 +128,6 @@ impl EngineOptions {
         }
     }
 
-    /// From settings: threads, `memory-limit-mb` (0: half of the machine's memory), and `engine`.
-    pub fn from_settings(s: &crate::settings::Settings) -> Self {
-        let limit = match s.memory_limit_mb {
-            0 => total_memory().map(|m| m / 2),
-            mb => Some(mb * 1024 * 1024),
-        };
-        Self {
-            threads: s.threads,
-            memory_limit: limit,
-            corrupt_files: s.corrupt_files,
-            engine: s.engine.clone(),
-            sql_options: s.sql_options.clone(),
-        }
-    }
-
     /// The same sizing on the engine `engine`.
     pub fn with_engine(self, engine: EngineKind) -> Self {
         Self { engine, ..self }
@@ -170,7 +155,7 @@ pub fn sql_options(
 }
 
 /// Physical memory in bytes (Linux), if known.
-fn total_memory() -> Option<usize> {
+pub fn total_memory() -> Option<usize> {
     let info = std::fs::read_to_string("/proc/meminfo").ok()?;
     let kb: usize = info.lines().find(|l| l.starts_with("MemTotal:"))?.split_whitespace().nth(1)?.parse().ok()?;
     Some(kb * 1024)

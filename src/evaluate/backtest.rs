@@ -487,7 +487,7 @@ pub async fn run_in_lake(
             cutoffs.push(w.cutoff);
         }
         if needs.iter().any(|n| *n) {
-            let params = crate::features::FeatureParams::from_settings(w.cutoff, settings);
+            let params = settings.feature_params(w.cutoff);
             crate::features::materialize_all(ctx, lake, params, token, clock).await?;
             let history = models::covariate_history(settings);
             let cov = crate::panel::Covariates::load(lake, w.cutoff, &w.panel, opts.horizon, history).await?;
@@ -690,9 +690,9 @@ pub fn actuals_batch(full: &Panel) -> Result<arrow::record_batch::RecordBatch> {
 /// The zero-filled panel up to the last day with sales, read through the (cleaned) `sales` table of
 /// `ctx`, and that day.
 pub async fn full_panel(ctx: &datafusion::prelude::SessionContext, settings: &Settings) -> Result<(Panel, NaiveDate)> {
-    use crate::features::{self, FeatureParams, queries};
+    use crate::features::{self, queries};
     let last = features::last_sales_date(ctx).await?.ok_or_else(|| Error::data("the sales table has no rows"))?;
-    let params = FeatureParams::from_settings(last, settings);
+    let params = settings.feature_params(last);
     let rows = features::dataframe(ctx, &queries::TARGET, params).await?.execute_stream().await?;
     let end = settings.frequency.period_start(params.cutoff);
     let closures = crate::panel::Closures::query(ctx, params).await?;
@@ -723,7 +723,8 @@ pub async fn store(
 mod tests {
     use super::*;
     use crate::panel::SeriesKey;
-    use crate::settings::{Frequency, Overrides, SettingsFile};
+    use crate::period::Frequency;
+    use crate::settings::{Overrides, SettingsFile};
 
     fn settings() -> Settings {
         let o = Overrides { threads: Some(1), ..Default::default() };

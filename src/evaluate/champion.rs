@@ -85,7 +85,7 @@ pub struct ChampionSettings {
     /// How often a job's backtest step runs: when the last backtest (same models, horizon and
     /// windows) is younger than this at the run's cutoff, the step keeps its champions and the
     /// learned ensemble keeps its weights. `0s`: every run.
-    #[serde(default = "default_backtest_every", with = "crate::settings::duration")]
+    #[serde(default = "default_backtest_every", with = "crate::period::duration")]
     pub backtest_every: std::time::Duration,
 }
 

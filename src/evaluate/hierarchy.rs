@@ -125,7 +125,7 @@ mod tests {
     use super::*;
     use crate::models::baseline::classify::DemandClass;
     use crate::panel::SeriesKey;
-    use crate::settings::Frequency;
+    use crate::period::Frequency;
 
     fn row(item: &str, loc: &str, step: usize, y: f64, y_hat: f64) -> ScoredRow {
         let cutoff = NaiveDate::from_ymd_opt(2026, 1, 4).unwrap();

@@ -50,7 +50,7 @@ use super::groups::FactorSettings;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::evaluate::backtest::{self, BacktestOptions, Window};
-use crate::features::{self, FeatureParams};
+use crate::features;
 use crate::lake::Lake;
 use crate::models::{self, Forecast, Forecaster};
 use crate::panel::{Covariates, Panel};
@@ -621,7 +621,7 @@ pub fn measure(
         .unwrap_or_default();
     let columns = factors.covariate_groups_with(&user);
     let groups: Vec<(String, Vec<String>)> = columns.clone().into_iter().collect();
-    let calendar = factors.calendar_parts(settings.frequency == crate::settings::Frequency::Daily);
+    let calendar = factors.calendar_parts(settings.frequency == crate::period::Frequency::Daily);
     let scopes = Scopes::new(full, categories);
     let mut errors: Vec<Option<Errors>> = vec![None; opts.models.len()];
     for (wi, w) in windows.iter().enumerate() {
@@ -732,7 +732,7 @@ pub async fn run(
             opts.repeats, opts.windows
         )));
     }
-    let params = FeatureParams::from_settings(cutoff, settings);
+    let params = settings.feature_params(cutoff);
     let rows = features::dataframe(ctx, &features::queries::TARGET, params).await?.execute_stream().await?;
     let end = settings.frequency.period_start(params.cutoff);
     let closures = crate::panel::Closures::query(ctx, params).await?;
@@ -758,7 +758,7 @@ pub async fn run(
     if needs {
         let history = models::covariate_history(settings);
         for w in &mut windows {
-            let p = FeatureParams::from_settings(w.cutoff, settings);
+            let p = settings.feature_params(w.cutoff);
             features::materialize_all(ctx, lake, p, token, clock).await?;
             let cov = Covariates::load(lake, w.cutoff, &w.panel, opts.horizon, history).await?;
             w.panel.covariates = Some(Arc::new(cov));

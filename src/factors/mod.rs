@@ -38,7 +38,7 @@ use crate::error::{Error, Result};
 use crate::features::FeatureParams;
 use crate::lake::dataset::{self, DatasetWriter};
 use crate::lake::{Lake, layout};
-use crate::settings::Frequency;
+use crate::period::Frequency;
 pub use estimates::{Analysis, Estimate};
 pub use groups::FactorSettings;
 pub use importance::ImportanceSettings;

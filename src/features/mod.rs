@@ -20,7 +20,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::lake::dataset::DatasetWriter;
 use crate::lake::{Lake, layout};
-use crate::settings::Frequency;
+use crate::period::Frequency;
 pub use queries::FeatureQuery;
 
 /// The parameters every feature query is run with.
@@ -54,11 +54,6 @@ impl FeatureParams {
             }
         };
         Self { cutoff, frequency, horizon, week_end }
-    }
-
-    /// Parameters of the grain and week of `settings`.
-    pub fn from_settings(cutoff: NaiveDate, settings: &crate::settings::Settings) -> Self {
-        Self::with_week_end(cutoff, settings.frequency, settings.horizon, settings.week_ends_on)
     }
 
     /// A day (days since 1970-01-01) on which a period starts: the day after a week's end.

@@ -7,7 +7,7 @@
 
 use serde::Serialize;
 
-use crate::settings::Frequency;
+use crate::period::Frequency;
 
 /// What a feature table's columns may be used for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]

@@ -120,13 +120,13 @@ pub struct SourceSettings {
     /// Format of date fields when not ISO (`%m/%d/%Y`).
     pub date_format: Option<String>,
     /// Longest one request may take.
-    #[serde(default = "default_timeout", with = "crate::settings::duration")]
+    #[serde(default = "default_timeout", with = "crate::period::duration")]
     pub timeout: Duration,
     /// Attempts after the first for a page.
     #[serde(default = "default_retries")]
     pub retries: u32,
     /// Wait before the first retry; doubles each time.
-    #[serde(default = "default_backoff", with = "crate::settings::duration")]
+    #[serde(default = "default_backoff", with = "crate::period::duration")]
     pub backoff: Duration,
     /// Longest answer body read, in MiB; a longer answer fails the ingestion.
     #[serde(default = "default_max_body_mb")]

@@ -268,7 +268,7 @@ async fn leased(
     let s = &env.settings;
     progress("checking the lake");
     // Nothing is written before the catalog is known good.
-    let (ctx, catalog) = engine::open_with(&env.lake, engine::EngineOptions::from_settings(s)).await?;
+    let (ctx, catalog) = engine::open_with(&env.lake, s.engine_options()).await?;
     let abandoned = history::mark_abandoned(&env.lake, &job.name, run_date, run_id).await?;
     for id in &abandoned {
         warn!(abandoned = %id, "a run of this date was left running by a process that died");
@@ -279,7 +279,7 @@ async fn leased(
     if cutoff < wanted {
         warn!(last_sales = %cutoff, wanted = %wanted, "no sales on the day before the run date; using the last day with sales before it");
     }
-    let params = FeatureParams::from_settings(cutoff, s);
+    let params = s.feature_params(cutoff);
     let mut record_params: serde_json::Map<String, serde_json::Value> =
         job.params.iter().map(|(k, v)| (k.clone(), v.to_json())).collect();
     record_params.insert("run_date".into(), run_date.to_string().into());

@@ -9,7 +9,7 @@ use super::{FitReport, Forecast, Forecaster, Reuse, Warm};
 use crate::error::Result;
 use crate::panel::Panel;
 use crate::panel::closures::{FULLY_CLOSED, impute};
-use crate::settings::Frequency;
+use crate::period::Frequency;
 
 /// A model that knows about closures.
 #[derive(Debug)]

@@ -256,7 +256,7 @@ pub fn build(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
 
 /// Builds a model by its settings name, as it is (no closure handling).
 fn build_bare(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
-    use crate::settings::Frequency;
+    use crate::period::Frequency;
     let window = match settings.frequency {
         Frequency::Daily => 28,
         Frequency::Weekly => 13,

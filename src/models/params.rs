@@ -295,7 +295,7 @@ fn invalid(key: &str, message: impl Into<String>) -> Error {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::Frequency;
+    use crate::period::Frequency;
 
     #[test]
     fn values_set_override_defaults_and_others_stay() {

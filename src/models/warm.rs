@@ -25,7 +25,7 @@ pub struct TrainSettings {
     #[serde(default = "yes")]
     pub warm_start: bool,
     /// A full retrain at least this often (at the cutoff's pace).
-    #[serde(default = "default_retrain_every", with = "crate::settings::duration")]
+    #[serde(default = "default_retrain_every", with = "crate::period::duration")]
     pub retrain_every: Duration,
     /// Most epochs of a warm start.
     #[serde(default = "default_fine_tune_epochs")]

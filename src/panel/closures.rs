@@ -212,7 +212,7 @@ pub fn impute(y: &[f32], shares: &[f32], phase: usize) -> Vec<f32> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::Frequency;
+    use crate::period::Frequency;
     use arrow::array::{ArrayRef, Date32Array, Float64Array, StringArray};
     use std::sync::Arc;
 

@@ -22,7 +22,7 @@ use chrono::{Duration, NaiveDate};
 use serde::Serialize;
 
 use crate::error::{Error, Result};
-use crate::settings::Frequency;
+use crate::period::Frequency;
 pub use closures::Closures;
 pub use covariates::Covariates;
 

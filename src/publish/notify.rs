@@ -66,13 +66,13 @@ pub struct WebhookSettings {
     /// The environment variable holding the HMAC key (never the key itself).
     pub secret_env: String,
     /// Longest one attempt may take.
-    #[serde(default = "default_timeout", with = "crate::settings::duration")]
+    #[serde(default = "default_timeout", with = "crate::period::duration")]
     pub timeout: Duration,
     /// Attempts after the first, within one run.
     #[serde(default = "default_retries")]
     pub retries: u32,
     /// Wait before the first retry; doubles for each further one.
-    #[serde(default = "default_backoff", with = "crate::settings::duration")]
+    #[serde(default = "default_backoff", with = "crate::period::duration")]
     pub backoff: Duration,
     /// Whether a link-local or cloud metadata address may be reached (see [`crate::reach`]).
     #[serde(default)]
@@ -82,7 +82,7 @@ pub struct WebhookSettings {
     pub max_attempts: u32,
     /// How long a delivery may wait in `notifications/pending/` before it is dropped (with a
     /// record) instead of sent again.
-    #[serde(default = "default_max_pending_age", with = "crate::settings::duration")]
+    #[serde(default = "default_max_pending_age", with = "crate::period::duration")]
     pub max_pending_age: Duration,
 }
 

@@ -48,7 +48,8 @@ use crate::error::Result;
 use crate::evaluate::backtest::ModelBacktest;
 use crate::evaluate::champion::{Champion, Decision, Metric};
 use crate::lake::Lake;
-use crate::settings::{Frequency, Settings};
+use crate::period::Frequency;
+use crate::settings::Settings;
 
 pub use gather::{Source, gather};
 pub use store::{ReportFiles, write, write_local};

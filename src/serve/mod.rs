@@ -69,7 +69,7 @@ pub struct ServeSettings {
     pub tls_key: Option<PathBuf>,
     /// Longest a query may run, rows streamed included; a client's `statement_timeout` may
     /// only shorten it.
-    #[serde(default = "default_query_timeout", with = "crate::settings::duration")]
+    #[serde(default = "default_query_timeout", with = "crate::period::duration")]
     pub query_timeout: Duration,
     /// Memory budget of one query in MiB (sorts and aggregations spill beyond it, others fail
     /// with a clear error); 0: the session's `memory-limit-mb`.
@@ -79,16 +79,16 @@ pub struct ServeSettings {
     #[serde(default = "default_max_queries")]
     pub max_queries: usize,
     /// How long a query waits for a free slot before it is refused.
-    #[serde(default = "default_queue_wait", with = "crate::settings::duration")]
+    #[serde(default = "default_queue_wait", with = "crate::period::duration")]
     pub queue_wait: Duration,
     /// Connections open at once; more are closed at once.
     #[serde(default = "default_max_connections")]
     pub max_connections: usize,
     /// How often the lake is checked for a change that reopens the catalog.
-    #[serde(default = "default_refresh", with = "crate::settings::duration")]
+    #[serde(default = "default_refresh", with = "crate::period::duration")]
     pub refresh: Duration,
     /// How long running queries may go on after a shutdown request.
-    #[serde(default = "default_grace", with = "crate::settings::duration")]
+    #[serde(default = "default_grace", with = "crate::period::duration")]
     pub shutdown_grace: Duration,
 }
 
@@ -369,24 +369,29 @@ fn spawn_flight(
     }))
 }
 
+/// The parameters of the feature views at a cutoff.
+pub type FeatureParamsAt = Arc<dyn Fn(chrono::NaiveDate) -> crate::features::FeatureParams + Send + Sync>;
+
 /// The lake's catalog as `query` opens it (see [`crate::query::catalog`]), feature views at a
 /// fixed cutoff or, by default, at the nightly's cutoff for the clock's today.
 pub struct LakeSource {
     lake: crate::lake::Lake,
-    settings: crate::settings::Settings,
+    engine: crate::engine::EngineOptions,
+    params: FeatureParamsAt,
     clock: Arc<dyn crate::clock::Clock>,
     cutoff: Option<chrono::NaiveDate>,
 }
 
 impl LakeSource {
-    /// The catalog of `lake` under `settings`.
+    /// The catalog of `lake`, its SQL run with `engine`, its feature views with `params`.
     pub fn new(
         lake: crate::lake::Lake,
-        settings: crate::settings::Settings,
+        engine: crate::engine::EngineOptions,
+        params: FeatureParamsAt,
         clock: Arc<dyn crate::clock::Clock>,
         cutoff: Option<chrono::NaiveDate>,
     ) -> Self {
-        Self { lake, settings, clock, cutoff }
+        Self { lake, engine, params, clock, cutoff }
     }
 }
 
@@ -399,8 +404,8 @@ impl Source for LakeSource {
     async fn open(&self) -> Result<datafusion::prelude::SessionContext> {
         crate::query::catalog::open(
             &self.lake,
-            crate::engine::EngineOptions::from_settings(&self.settings),
-            |cutoff| crate::features::FeatureParams::from_settings(cutoff, &self.settings),
+            self.engine.clone(),
+            |c| (self.params)(c),
             self.clock.today(),
             self.cutoff,
         )

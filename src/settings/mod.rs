@@ -10,7 +10,7 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-pub mod duration;
+pub use crate::period::{Frequency, duration};
 
 use serde::{Deserialize, Serialize};
 
@@ -21,53 +21,6 @@ pub const DEFAULT_FILE: &str = include_str!("shelfcast.toml");
 
 /// The file name looked for in the working directory when no `--config` is given.
 pub const FILE_NAME: &str = "shelfcast.toml";
-
-/// The forecast grain.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "kebab-case")]
-pub enum Frequency {
-    /// One value per calendar day.
-    Daily,
-    /// One value per ISO week, keyed by its Monday.
-    Weekly,
-}
-
-impl Frequency {
-    /// Days in one period.
-    pub fn days(self) -> i64 {
-        match self {
-            Frequency::Daily => 1,
-            Frequency::Weekly => 7,
-        }
-    }
-
-    /// The first day of the period whose last day is `last` (a week ending on a cutoff starts
-    /// six days before it).
-    pub fn period_start(self, last: chrono::NaiveDate) -> chrono::NaiveDate {
-        last - chrono::Duration::days(self.days() - 1)
-    }
-
-    /// The last day of the period starting on `first`.
-    pub fn period_end(self, first: chrono::NaiveDate) -> chrono::NaiveDate {
-        first + chrono::Duration::days(self.days() - 1)
-    }
-
-    /// The default seasonal cycle in periods (a week of days, a year of weeks).
-    pub fn default_season(self) -> usize {
-        match self {
-            Frequency::Daily => 7,
-            Frequency::Weekly => 52,
-        }
-    }
-
-    /// The lowercase name used in files and manifests.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Frequency::Daily => "daily",
-            Frequency::Weekly => "weekly",
-        }
-    }
-}
 
 /// The settings file as written: every key optional, unknown keys refused.
 #[derive(Debug, Default, Clone, Deserialize)]
@@ -257,6 +210,27 @@ const SECRET_MARKERS: &[&str] = &[
 ];
 
 impl Settings {
+    /// Where and how the SQL runs: threads, `memory-limit-mb` (0: half of the machine's
+    /// memory), what to do with corrupt files, the engine and `[sql-options]`.
+    pub fn engine_options(&self) -> crate::engine::EngineOptions {
+        let memory_limit = match self.memory_limit_mb {
+            0 => crate::engine::total_memory().map(|m| m / 2),
+            mb => Some(mb * 1024 * 1024),
+        };
+        crate::engine::EngineOptions {
+            threads: self.threads,
+            memory_limit,
+            corrupt_files: self.corrupt_files,
+            engine: self.engine.clone(),
+            sql_options: self.sql_options.clone(),
+        }
+    }
+
+    /// The feature queries' parameters at `cutoff`: the grain, horizon and week of these settings.
+    pub fn feature_params(&self, cutoff: chrono::NaiveDate) -> crate::features::FeatureParams {
+        crate::features::FeatureParams::with_week_end(cutoff, self.frequency, self.horizon, self.week_ends_on)
+    }
+
     /// Loads settings: `config` if given (it must exist), else `./shelfcast.toml` if present,
     /// else defaults relative to `cwd`; then applies `overrides`.
     pub fn load(config: Option<&Path>, cwd: &Path, overrides: Overrides) -> Result<Self> {
@@ -558,7 +532,7 @@ mod tests {
                 ("datafusion.optimizer.prefer_hash_join".to_string(), "false".to_string()),
             ]
         );
-        let ctx = crate::engine::context(crate::engine::EngineOptions::from_settings(&s));
+        let ctx = crate::engine::context(s.engine_options());
         let state = ctx.state();
         assert!(!state.config().options().optimizer.prefer_hash_join);
         assert!(!state.config().options().optimizer.repartition_joins);

@@ -203,7 +203,7 @@ async fn gbt_mase(lake: &Lake, dir: &std::path::Path, url: &str, target: Option<
     let s = settings(url, dir, file);
     let (ctx, _) = shelfcast::engine::open(lake, 2).await.unwrap();
     let (full, cutoff) = backtest::full_panel(&ctx, &s).await.unwrap();
-    features::materialize_all(&ctx, lake, FeatureParams::from_settings(cutoff, &s), "t", &clock()).await.unwrap();
+    features::materialize_all(&ctx, lake, s.feature_params(cutoff), "t", &clock()).await.unwrap();
     let opts = BacktestOptions { windows: 2, horizon: 14, step: 14, models: vec!["gbt".into()] };
     let r = backtest::run_in_lake(&ctx, lake, Arc::new(full), &s, &opts, "t", &clock()).await.unwrap().0;
     r.models[0].overall.mase.unwrap()

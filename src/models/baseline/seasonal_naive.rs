@@ -73,7 +73,7 @@ impl Forecaster for SeasonalNaive {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::Frequency;
+    use crate::period::Frequency;
     use chrono::NaiveDate;
 
     fn panel(values: Vec<Vec<f32>>) -> Panel {

@@ -98,7 +98,7 @@ mod tests {
     use super::*;
     use crate::models::Forecast;
     use crate::panel::{Panel, SeriesKey};
-    use crate::settings::Frequency;
+    use crate::period::Frequency;
     use chrono::NaiveDate;
 
     #[test]

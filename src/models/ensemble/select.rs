@@ -325,7 +325,7 @@ pub fn class_name(class: DemandClass) -> String {
 mod tests {
     use super::*;
     use crate::panel::SeriesKey;
-    use crate::settings::Frequency;
+    use crate::period::Frequency;
     use chrono::NaiveDate;
 
     /// Series with a weekly cycle and a trend; the last `h` periods are the validation actuals.

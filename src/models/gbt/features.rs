@@ -12,7 +12,7 @@
 use chrono::{Duration, NaiveDate};
 
 use crate::panel::Panel;
-use crate::settings::Frequency;
+use crate::period::Frequency;
 
 /// Missing values (a lag before the series starts) are NaN: the trees learn where they go.
 const MISSING: f64 = f64::NAN;

@@ -667,7 +667,7 @@ mod tests {
     use super::*;
     use crate::models::baseline::SeasonalNaive;
     use crate::panel::{Covariates, SeriesKey};
-    use crate::settings::Frequency;
+    use crate::period::Frequency;
 
     /// Daily series of different sizes with a weekly pattern, noise, and promotions known in
     /// advance that lift sales by 80%; the last `horizon` days are held back as actuals.

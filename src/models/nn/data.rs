@@ -298,7 +298,7 @@ impl Sampler {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::settings::Frequency;
+    use crate::period::Frequency;
     use chrono::NaiveDate;
     use rand::SeedableRng;
 

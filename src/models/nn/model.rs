@@ -22,7 +22,7 @@ use super::{TempFile, interpolate_level, torch_lock};
 use crate::error::{Error, Result};
 use crate::models::{FitReport, Forecast};
 use crate::panel::Panel;
-use crate::settings::Frequency;
+use crate::period::Frequency;
 
 const MAGIC: &[u8] = b"SHELFCAST-NN 1\n";
 

@@ -22,7 +22,8 @@ use tracing::info;
 
 use super::data::{Batch, Sampler, Windows};
 use crate::error::Result;
-use crate::settings::{Frequency, Settings};
+use crate::period::Frequency;
+use crate::settings::Settings;
 
 /// The point loss for the mean output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]

@@ -87,7 +87,7 @@ fn attributes(panel: &Panel, use_covariates: bool) -> (Vec<String>, Vec<Vec<Opti
 mod tests {
     use super::*;
     use crate::panel::SeriesKey;
-    use crate::settings::Frequency;
+    use crate::period::Frequency;
 
     #[test]
     fn unseen_values_map_to_unknown() {

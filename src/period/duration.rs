@@ -1,6 +1,6 @@
 //! Durations in settings, written as people write them: `"10s"`, `"500ms"`, `"2m"`, `"1h 30m"`.
 //!
-//! Use as `#[serde(with = "crate::settings::duration")]` on a `std::time::Duration` field.
+//! Use as `#[serde(with = "crate::period::duration")]` on a `std::time::Duration` field.
 
 use std::time::Duration;
 
