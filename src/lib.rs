@@ -11,6 +11,7 @@
 //! - [`engine`]: where SQL runs (a local `SessionContext`).
 //! - [`query`]: read-only ad hoc SQL and its output formats.
 //! - [`ingest`]: outside data into raw tables (`import` of files, `ingest` of configured sources).
+//! - [`names`]: the names settings give (webhooks, sources, environment variables), checked.
 //! - [`secrets`]: values of the environment variables settings name (signing keys, tokens).
 //! - [`days`]: Arrow's day numbers as dates, an error (never a panic) beyond chrono's range.
 //! - [`http`]: requests with a timeout, retries and backoff (webhooks, sources).
@@ -20,7 +21,8 @@
 //! - [`features`]: the feature SQL in `sql/features/`, run for a cutoff and materialised.
 //! - [`panel`]: feature rows → per-series arrays (and tensors, in [`models::nn`]).
 //! - [`models`]: the `Forecaster` trait and its implementations.
-//! - [`evaluate`]: accuracy metrics, backtests, champions.
+//! - [`metrics`]: accuracy metrics (MASE, WAPE, pinball, WRMSSE, …), pure functions.
+//! - [`evaluate`]: backtests, champions.
 //! - [`factors`]: what moves demand: elasticities, promotion uplift, seasonal profile, driver
 //!   shares, from a regression on the feature tables; `factors/` in the lake; `explain`.
 //! - [`publish`]: forecast datasets with their manifest, written last; `latest` pointers,
@@ -46,7 +48,9 @@ pub mod http;
 pub mod ingest;
 pub mod jobs;
 pub mod lake;
+pub mod metrics;
 pub mod models;
+pub mod names;
 pub mod panel;
 pub mod period;
 pub mod plan;

@@ -14,8 +14,8 @@ use chrono::{Duration, NaiveDate};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info, instrument};
 
-use super::metrics;
 use crate::error::{Error, Result};
+use crate::metrics;
 use crate::models::baseline::classify::{DemandClass, classify};
 use crate::models::{self, Forecast};
 use crate::panel::Panel;

@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 use chrono::NaiveDate;
 
 use super::backtest::ScoredRow;
-use super::metrics::{self, WrmsseSeries};
+use crate::metrics::{self, WrmsseSeries};
 use crate::panel::Panel;
 
 /// The levels scored, bottom-up; `category` only when categories are known.

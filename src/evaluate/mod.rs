@@ -1,6 +1,7 @@
-//! Evaluation: accuracy metrics, rolling-origin backtests, and the champion of each segment.
+//! Evaluation: rolling-origin backtests, the champion of each segment, hierarchical scores; the
+//! accuracy metrics themselves are [`crate::metrics`] (re-exported here), which models read too.
 
 pub mod backtest;
 pub mod champion;
 pub mod hierarchy;
-pub mod metrics;
+pub use crate::metrics;

@@ -43,7 +43,7 @@ use crate::catalog::schema;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::http::{self, RetryPolicy};
-use crate::publish::notify::{valid_env_name, valid_name};
+use crate::names::{valid_env_name, valid_name};
 use crate::reach::{self, Reach};
 use crate::secrets::Secrets;
 

@@ -44,6 +44,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::http::{self, RetryPolicy};
 use crate::lake::{Lake, layout};
+use crate::names::{valid_env_name, valid_name};
 use crate::secrets::Secrets;
 
 /// The header carrying the signature.
@@ -134,24 +135,6 @@ impl WebhookSettings {
         }
         Ok(())
     }
-}
-
-/// Whether `s` is a usable name (letters, digits, `_`, `-`).
-pub fn valid_name(s: &str) -> std::result::Result<(), String> {
-    if s.is_empty() || !s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-') {
-        return Err(format!("`{s}` may only hold letters, digits, `_` and `-`"));
-    }
-    Ok(())
-}
-
-/// Whether `s` looks like an environment variable's name (so a key pasted there is refused).
-pub fn valid_env_name(s: &str) -> std::result::Result<(), String> {
-    let ok = s.chars().next().is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
-        && s.chars().all(|c| c.is_ascii_uppercase() || c.is_ascii_digit() || c == '_');
-    if !ok {
-        return Err(format!("`{s}` is not the name of an environment variable (A–Z, 0–9, _)"));
-    }
-    Ok(())
 }
 
 /// The notification body after a run published: the event, the run, and each dataset's

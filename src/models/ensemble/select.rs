@@ -19,7 +19,7 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::evaluate::metrics::seasonal_naive_scale;
+use crate::metrics::seasonal_naive_scale;
 use crate::models::Forecast;
 use crate::models::baseline::classify::{DemandClass, classify};
 use crate::panel::Panel;
