@@ -133,7 +133,7 @@ pub struct BacktestReport {
 
 /// The quantile levels a backtest scores: the configured ones plus 0.1, 0.5 and 0.9.
 pub fn levels(settings: &Settings) -> Vec<f64> {
-    models::scored_levels(settings)
+    models::scored_levels(&settings.models_config())
 }
 
 /// The panel as of `cutoff`: every series cut after it; series without history by then dropped.
@@ -189,7 +189,7 @@ pub fn plan(full: &Panel, opts: &BacktestOptions) -> Result<Vec<Window>> {
 pub fn ensemble_reuses_windows(settings: &Settings, opts: &BacktestOptions) -> bool {
     opts.models.iter().any(|m| m == "ensemble")
         && opts.step == opts.horizon
-        && models::ensemble_members(settings).iter().all(|m| opts.models.contains(m))
+        && models::ensemble_members(&settings.models_config()).iter().all(|m| opts.models.contains(m))
 }
 
 /// The unscored windows before the first of `plan` whose member forecasts the learned ensemble
@@ -201,7 +201,7 @@ pub fn warmup(full: &Panel, settings: &Settings, opts: &BacktestOptions) -> Vec<
     }
     let first = (opts.windows - 1) * opts.step + opts.horizon;
     let longest = full.values.iter().map(Vec::len).max().unwrap_or(0);
-    (1..=models::ensemble_config(settings).windows)
+    (1..=models::ensemble_config(&settings.models_config()).windows)
         .rev()
         .map(|k| first + k * opts.step)
         .filter(|&from_end| longest > from_end)
@@ -310,12 +310,15 @@ pub fn evaluate(
 ) -> Result<Vec<(Vec<ScoredRow>, f64)>> {
     let levels = levels(settings);
     info!(cutoff = %window.cutoff, series = window.panel.len(), scored = window.scored, "backtest window");
-    let members = models::ensemble_members(settings);
+    let members = models::ensemble_members(&settings.models_config());
     let reuse = ensemble_reuses_windows(settings, opts);
-    let config = models::ensemble::EnsembleConfig { horizon: opts.horizon, ..models::ensemble_config(settings) };
+    let config = models::ensemble::EnsembleConfig {
+        horizon: opts.horizon,
+        ..models::ensemble_config(&settings.models_config())
+    };
     let fit = |name: &str| -> Result<Forecast> {
         let _fitting = crate::progress::Task::start(format!("fit {name}"), 0);
-        let mut model = models::build(name, settings)?;
+        let mut model = models::build(name, &settings.models_config())?;
         model.fit(&window.panel)?;
         model.predict(&window.panel, opts.horizon, &levels)
     };
@@ -474,7 +477,7 @@ pub async fn run_in_lake(
     let needs = opts
         .models
         .iter()
-        .map(|m| models::build(m, settings).map(|b| b.needs_covariates()))
+        .map(|m| models::build(m, &settings.models_config()).map(|b| b.needs_covariates()))
         .collect::<Result<Vec<_>>>()?;
     let windows = plan(&full, &opts)?;
     let mut per_model: Vec<(Vec<ScoredRow>, f64)> = vec![(Vec::new(), 0.0); opts.models.len()];
@@ -489,7 +492,7 @@ pub async fn run_in_lake(
         if needs.iter().any(|n| *n) {
             let params = settings.feature_params(w.cutoff);
             crate::features::materialize_all(ctx, lake, params, token, clock).await?;
-            let history = models::covariate_history(settings);
+            let history = models::covariate_history(&settings.models_config());
             let cov = crate::panel::Covariates::load(lake, w.cutoff, &w.panel, opts.horizon, history).await?;
             w.panel = w.panel.with_covariates(cov);
         }

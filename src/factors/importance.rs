@@ -480,7 +480,7 @@ fn measure_window(
     info!(cutoff = %w.cutoff, series = w.panel.len(), "importance window");
     let levels = backtest::levels(settings);
     let (n, h) = (w.panel.len(), opts.horizon);
-    let members = models::ensemble_members(settings);
+    let members = models::ensemble_members(&settings.models_config());
     let mut leaves: Vec<String> = Vec::new();
     for m in &opts.models {
         let names = if models::is_ensemble(m) { members.clone() } else { vec![m.clone()] };
@@ -493,7 +493,7 @@ fn measure_window(
     let mut fitted = Vec::new();
     for name in leaves {
         let _span = info_span!("importance fit", model = %name, window = wi).entered();
-        let mut model = models::build(&name, settings)?;
+        let mut model = models::build(&name, &settings.models_config())?;
         let reads = model.needs_covariates() && w.panel.covariates.is_some();
         let calendar = model.reads_calendar();
         model.fit(&w.panel)?;
@@ -501,7 +501,7 @@ fn measure_window(
         fitted.push(Fitted { name, model, reads, calendar, base });
     }
     let learned: Option<Learned> = if opts.models.iter().any(|m| m == "ensemble") {
-        let mut e = models::learned_ensemble(settings)?;
+        let mut e = models::learned_ensemble(&settings.models_config())?;
         let refs: Vec<&dyn Forecaster> = fitted.iter().map(|f| f.model.as_ref()).collect();
         e.fit_reusing(&w.panel, &models::Reuse::fitted(&refs))?;
         let weights = e.weights().cloned().unwrap_or_else(|| models::ensemble::Weights::equal(members.len()));
@@ -574,7 +574,7 @@ fn measure_window(
                     Ok(Some(match opts.method {
                         Method::Permute => f.model.predict(&panel, h, &levels)?,
                         Method::Refit => {
-                            let mut model = models::build(&f.name, settings)?;
+                            let mut model = models::build(&f.name, &settings.models_config())?;
                             model.fit(&panel)?;
                             model.predict(&panel, h, &levels)?
                         }
@@ -738,12 +738,12 @@ pub async fn run(
     let closures = crate::panel::Closures::query(ctx, params).await?;
     let full = Arc::new(Panel::from_stream(rows, settings.frequency, end).await?.with_closures(closures));
     let categories = backtest::item_categories(ctx).await?;
-    let reads = |m: &str| models::build(m, settings).map(|b| b.needs_covariates());
+    let reads = |m: &str| models::build(m, &settings.models_config()).map(|b| b.needs_covariates());
     let mut needs = false;
     for m in &opts.models {
         needs |= reads(m)?;
         if models::is_ensemble(m) {
-            for member in models::ensemble_members(settings) {
+            for member in models::ensemble_members(&settings.models_config()) {
                 needs |= reads(&member)?;
             }
         }
@@ -756,7 +756,7 @@ pub async fn run(
     };
     let mut windows = backtest::plan(&full, &bt)?;
     if needs {
-        let history = models::covariate_history(settings);
+        let history = models::covariate_history(&settings.models_config());
         for w in &mut windows {
             let p = settings.feature_params(w.cutoff);
             features::materialize_all(ctx, lake, p, token, clock).await?;

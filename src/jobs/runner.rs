@@ -639,9 +639,11 @@ async fn run_step(
             let bt = match bt {
                 Ok((bt, pool)) => {
                     if s.models.iter().any(|m| m == "ensemble") {
-                        let members = models::ensemble_members(s);
-                        let config =
-                            models::ensemble::EnsembleConfig { horizon: s.horizon, ..models::ensemble_config(s) };
+                        let members = models::ensemble_members(&s.models_config());
+                        let config = models::ensemble::EnsembleConfig {
+                            horizon: s.horizon,
+                            ..models::ensemble_config(&s.models_config())
+                        };
                         state.ensemble_weights = pool.weights_at_end(&panel, &members, &config);
                     }
                     bt
@@ -819,13 +821,13 @@ fn use_model(report: &mut RunReport, name: &str, version: &str) {
 async fn build_model(env: &RunEnv, name: &str) -> Result<Box<dyn Forecaster>> {
     let s = &env.settings;
     if name != "torchscript" {
-        return models::build(name, s);
+        return models::build(name, &s.models_config());
     }
     let path = layout::torchscript_model(&s.torchscript_file);
     let bytes = env.lake.get_opt(&path).await?.ok_or_else(|| {
         Error::data(format!("the torchscript model needs a TorchScript module at {}", env.lake.display(&path)))
     })?;
-    models::build_torchscript(s, &bytes)
+    models::build_torchscript(&s.models_config(), &bytes)
 }
 
 /// The panel with the covariates of the cutoff when a model reads them.
@@ -833,7 +835,7 @@ async fn attach_covariates(env: &RunEnv, params: FeatureParams, panel: Panel, ne
     if !needed {
         return Ok(panel);
     }
-    let history = models::covariate_history(&env.settings);
+    let history = models::covariate_history(&env.settings.models_config());
     let covariates = Covariates::load(&env.lake, params.cutoff, &panel, env.settings.horizon, history).await?;
     Ok(panel.with_covariates(covariates))
 }
@@ -882,7 +884,7 @@ async fn stored_ensemble_weights(env: &RunEnv) -> Option<crate::models::ensemble
     if !env.settings.models.iter().any(|m| m == "ensemble") {
         return None;
     }
-    let mut e = crate::models::learned_ensemble(&env.settings).ok()?;
+    let mut e = crate::models::learned_ensemble(&env.settings.models_config()).ok()?;
     match store::load_latest(&env.lake, &mut e).await {
         Ok(card) => e.learned().map(|mut l| {
             l.card.source = format!("kept from version {} (cutoff {})", card.version, card.cutoff);

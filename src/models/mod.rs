@@ -7,6 +7,7 @@
 
 pub mod baseline;
 pub mod closed;
+pub mod config;
 pub mod ensemble;
 pub mod gbt;
 pub mod median;
@@ -15,11 +16,12 @@ pub mod params;
 pub mod store;
 pub mod warm;
 
+pub use config::ModelsConfig;
+
 use serde::Serialize;
 
 use crate::error::{Error, Result};
 use crate::panel::Panel;
-use crate::settings::Settings;
 
 /// What fitting did.
 #[derive(Debug, Clone, Serialize)]
@@ -211,7 +213,7 @@ pub fn is_ensemble(name: &str) -> bool {
 
 /// The members of the `ensemble` and `median` models: `ensemble-members`, else the other
 /// configured models, else the default baselines.
-pub fn ensemble_members(settings: &Settings) -> Vec<String> {
+pub fn ensemble_members(settings: &ModelsConfig) -> Vec<String> {
     let mut names: Vec<String> = settings.ensemble_members.clone();
     if names.is_empty() {
         names = settings.models.iter().filter(|m| !is_ensemble(m)).cloned().collect();
@@ -225,7 +227,7 @@ pub fn ensemble_members(settings: &Settings) -> Vec<String> {
 
 /// The quantile levels forecasts are scored at: the configured ones plus 0.1, 0.5 and 0.9 (the
 /// 80% interval and the median).
-pub fn scored_levels(settings: &Settings) -> Vec<f64> {
+pub fn scored_levels(settings: &ModelsConfig) -> Vec<f64> {
     let mut l = settings.quantiles.clone();
     l.extend([0.1, 0.5, 0.9]);
     l.sort_by(f64::total_cmp);
@@ -234,7 +236,7 @@ pub fn scored_levels(settings: &Settings) -> Vec<f64> {
 }
 
 /// How the learned ensemble learns, from settings (`[model.ensemble]`).
-pub fn ensemble_config(settings: &Settings) -> ensemble::EnsembleConfig {
+pub fn ensemble_config(settings: &ModelsConfig) -> ensemble::EnsembleConfig {
     let base = ensemble::EnsembleConfig {
         levels: scored_levels(settings),
         ..ensemble::EnsembleConfig::new(settings.horizon, settings.season_length)
@@ -243,19 +245,19 @@ pub fn ensemble_config(settings: &Settings) -> ensemble::EnsembleConfig {
 }
 
 /// Periods of covariates before a cutoff the configured deep models read (their training history).
-pub fn covariate_history(settings: &Settings) -> usize {
+pub fn covariate_history(settings: &ModelsConfig) -> usize {
     let base = nn::NnConfig::for_settings(settings);
     let p = &settings.model;
     p.lstm.apply(base.clone()).history.max(p.transformer.apply(base.clone()).history).max(base.history)
 }
 
 /// Builds a model by its settings name, closure-aware (see [`closed`]).
-pub fn build(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
+pub fn build(name: &str, settings: &ModelsConfig) -> Result<Box<dyn Forecaster>> {
     Ok(Box::new(closed::Closed::new(build_bare(name, settings)?)))
 }
 
 /// Builds a model by its settings name, as it is (no closure handling).
-fn build_bare(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
+fn build_bare(name: &str, settings: &ModelsConfig) -> Result<Box<dyn Forecaster>> {
     use crate::period::Frequency;
     let window = match settings.frequency {
         Frequency::Daily => 28,
@@ -293,7 +295,7 @@ fn build_bare(name: &str, settings: &Settings) -> Result<Box<dyn Forecaster>> {
 }
 
 /// The learned ensemble of the configured members, unwrapped (its members handle closures).
-pub fn learned_ensemble(settings: &Settings) -> Result<ensemble::Ensemble> {
+pub fn learned_ensemble(settings: &ModelsConfig) -> Result<ensemble::Ensemble> {
     let (names, s) = (ensemble_members(settings), settings.clone());
     let members: ensemble::MemberBuilder =
         std::sync::Arc::new(move || names.iter().map(|n| build(n, &s)).collect::<Result<Vec<_>>>());
@@ -302,7 +304,7 @@ pub fn learned_ensemble(settings: &Settings) -> Result<ensemble::Ensemble> {
 
 /// The `torchscript` model running the serialised module `bytes` (the caller reads them from the
 /// lake at `models/torchscript/<torchscript-file>`).
-pub fn build_torchscript(settings: &Settings, bytes: &[u8]) -> Result<Box<dyn Forecaster>> {
+pub fn build_torchscript(settings: &ModelsConfig, bytes: &[u8]) -> Result<Box<dyn Forecaster>> {
     let window = nn::NnConfig::for_settings(settings).window;
     Ok(Box::new(closed::Closed::new(Box::new(nn::TorchScript::from_module(bytes, window, &settings.quantiles)?))))
 }

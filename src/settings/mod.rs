@@ -210,6 +210,22 @@ const SECRET_MARKERS: &[&str] = &[
 ];
 
 impl Settings {
+    /// What the model registry reads: grain, horizon, quantiles, seed, threads, the configured
+    /// models and their `[model.*]` parameters.
+    pub fn models_config(&self) -> crate::models::ModelsConfig {
+        crate::models::ModelsConfig {
+            frequency: self.frequency,
+            horizon: self.horizon,
+            season_length: self.season_length,
+            seed: self.seed,
+            threads: self.threads,
+            quantiles: self.quantiles.clone(),
+            models: self.models.clone(),
+            ensemble_members: self.ensemble_members.clone(),
+            model: self.model.clone(),
+        }
+    }
+
     /// Where and how the SQL runs: threads, `memory-limit-mb` (0: half of the machine's
     /// memory), what to do with corrupt files, the engine and `[sql-options]`.
     pub fn engine_options(&self) -> crate::engine::EngineOptions {

@@ -38,7 +38,7 @@ fn build(name: &str) -> Box<dyn Forecaster> {
     match name {
         "lstm" => Box::new(nn::Lstm::new(tiny())),
         "transformer" => Box::new(nn::Transformer::new(tiny())),
-        _ => models::build(name, &s).unwrap(),
+        _ => models::build(name, &s.models_config()).unwrap(),
     }
 }
 
@@ -72,7 +72,7 @@ pub fn contract(name: &str, make: &dyn Fn() -> Box<dyn Forecaster>) {
 
     // Save, load into a fresh model from the registry, same forecast.
     let bytes = m.save().unwrap();
-    let mut loaded = models::build(name, &s).unwrap();
+    let mut loaded = models::build(name, &s.models_config()).unwrap();
     loaded.load(&bytes).unwrap();
     assert_eq!(loaded.predict(&p, horizon, &levels).unwrap(), f, "{name}: save/load changed the forecast");
 }
@@ -109,7 +109,7 @@ contract_tests! {
 #[test]
 fn every_model_of_the_registry_has_a_contract_test() {
     for name in models::KNOWN {
-        assert_eq!(models::build(name, &settings()).unwrap().name(), *name);
+        assert_eq!(models::build(name, &settings().models_config()).unwrap().name(), *name);
         // A TorchScript model needs a module to run: see `nn::torchscript_meets_the_contract`.
         if *name != "torchscript" {
             assert!(COVERED.contains(name), "{name} has no contract test: add it to contract_tests!");
@@ -118,7 +118,7 @@ fn every_model_of_the_registry_has_a_contract_test() {
 }
 
 fn mae(name: &str, train: &Panel, test: &[Vec<f32>], horizon: usize) -> f64 {
-    let mut m = models::build(name, &settings()).unwrap();
+    let mut m = models::build(name, &settings().models_config()).unwrap();
     m.fit(train).unwrap();
     let f = m.predict(train, horizon, &[0.5]).unwrap();
     let mut err = 0.0;
@@ -189,7 +189,7 @@ fn the_learned_ensemble_keeps_up_with_its_best_member_where_the_median_does_not(
     };
     let s = Settings::resolve(SettingsFile::default(), o, std::path::PathBuf::from("/tmp"), None).unwrap();
     let mae = |name: &str| {
-        let mut m = models::build(name, &s).unwrap();
+        let mut m = models::build(name, &s.models_config()).unwrap();
         m.fit(&train).unwrap();
         let f = m.predict(&train, horizon, &[0.1, 0.5, 0.9]).unwrap();
         let err: f64 = test

@@ -96,7 +96,7 @@ fn learns_the_promotions(mut model: Box<dyn Forecaster>) {
     let known = covariates::CALENDAR.len() + covariates::PRICE_PROMO.len() + covariates::LOCAL.len();
     assert_eq!(card["layout"]["known"], known, "calendar, price, closure and local-event covariates are read");
 
-    let snaive = models::build("seasonal_naive", &crate::models::settings()).unwrap();
+    let snaive = models::build("seasonal_naive", &crate::models::settings().models_config()).unwrap();
     let (deep, naive) = (mae(model.as_ref(), &panel, &test), mae(snaive.as_ref(), &panel, &test));
     assert!(deep < 0.8 * naive, "{}: MAE {deep:.3} vs seasonal naive {naive:.3}", model.name());
 }
@@ -157,11 +157,11 @@ fn traced_module() -> Vec<u8> {
 fn torchscript_meets_the_contract() {
     let bytes = traced_module();
     let s = crate::models::settings();
-    crate::models::contract("torchscript", &|| models::build_torchscript(&s, &bytes).unwrap());
+    crate::models::contract("torchscript", &|| models::build_torchscript(&s.models_config(), &bytes).unwrap());
 
     // The module's scale is the series': a flat series of 10 (as long as the 56-day window)
     // forecasts 10 on weekdays, 15 on weekends.
-    let m = models::build_torchscript(&s, &bytes).unwrap();
+    let m = models::build_torchscript(&s.models_config(), &bytes).unwrap();
     let f = m.predict(&Panel::single(&[10.0; 56]), 7, &[0.1, 0.5, 0.9]).unwrap();
     let means: Vec<f32> = (0..7).map(|h| f.mean_at(0, h)).collect();
     // Panel::single ends on Thursday 2026-01-01: steps 2 and 3 are the weekend.
@@ -241,7 +241,7 @@ fn a_warm_start_continues_the_parent_and_an_incompatible_parent_is_refused() {
     let losses: Vec<f64> = serde_json::from_value(card["training"]["train_loss"].clone()).unwrap();
     assert!(losses.len() <= 3);
     assert!(losses[0] < 0.7 * scratch_first, "fine-tuning starts at {} vs {scratch_first} from scratch", losses[0]);
-    let snaive = models::build("seasonal_naive", &crate::models::settings()).unwrap();
+    let snaive = models::build("seasonal_naive", &crate::models::settings().models_config()).unwrap();
     let (deep, naive) = (mae(&m, &panel, &test), mae(snaive.as_ref(), &panel, &test));
     assert!(deep < 0.8 * naive, "warm-started MAE {deep:.3} vs seasonal naive {naive:.3}");
     let levels = [0.1, 0.5, 0.9];

@@ -229,9 +229,9 @@ async fn trained_ensemble(
     let cutoff = date("2026-03-31");
     let (_, batches) = shelfcast::lake::dataset::read(&lake, &layout::features("target", cutoff)).await.unwrap();
     let panel = shelfcast::panel::Panel::from_batches(&batches, Frequency::Daily, cutoff).unwrap();
-    let mut stored = models::build("ensemble", &s).unwrap();
+    let mut stored = models::build("ensemble", &s.models_config()).unwrap();
     store::load_latest(&lake, stored.as_mut()).await.unwrap();
-    let mut fresh = models::build("ensemble", &s).unwrap();
+    let mut fresh = models::build("ensemble", &s.models_config()).unwrap();
     fresh.fit(&panel).unwrap();
     (run, stored, fresh, panel)
 }
@@ -291,11 +291,11 @@ async fn the_nightly_backtests_on_its_schedule_and_keeps_champions_and_weights_b
         let s = settings("memory:///", dir.path(), file);
         let env = env(s.clone(), &lake, &clock());
         let first = nightly(&env, date("2026-03-31")).await.unwrap();
-        let mut e = models::learned_ensemble(&s).unwrap();
+        let mut e = models::learned_ensemble(&s.models_config()).unwrap();
         store::load_latest(&lake, &mut e).await.unwrap();
         let first_weights = e.learned().unwrap().weights;
         let second = nightly(&env, date("2026-04-01")).await.unwrap();
-        let mut e = models::learned_ensemble(&s).unwrap();
+        let mut e = models::learned_ensemble(&s.models_config()).unwrap();
         store::load_latest(&lake, &mut e).await.unwrap();
         let registry = Registry::read(&lake).await.unwrap();
         (first, second, first_weights, e.learned().unwrap(), registry)

@@ -22,8 +22,8 @@ use tracing::info;
 
 use super::data::{Batch, Sampler, Windows};
 use crate::error::Result;
+use crate::models::ModelsConfig;
 use crate::period::Frequency;
-use crate::settings::Settings;
 
 /// The point loss for the mean output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -122,7 +122,7 @@ impl NnConfig {
     }
 
     /// Defaults for the settings: their grain, horizon, quantiles (with the median), seed and threads.
-    pub fn for_settings(s: &Settings) -> Self {
+    pub fn for_settings(s: &ModelsConfig) -> Self {
         let mut quantiles = s.quantiles.clone();
         quantiles.push(0.5);
         quantiles.sort_by(f64::total_cmp);
