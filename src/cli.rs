@@ -628,6 +628,7 @@ async fn query_cmd(
         |cutoff| settings.feature_params(cutoff),
         clock.today(),
         cutoff,
+        &[Arc::new(history::RunsTable)],
     )
     .await?;
     // Written batch by batch as the query produces them: the result is never held whole.
@@ -1168,7 +1169,8 @@ async fn serve_cmd(
         let settings = settings.clone();
         Arc::new(move |c| settings.feature_params(c))
     };
-    let source = serve::LakeSource::new(lake.clone(), settings.engine_options(), params, clock, cutoff);
+    let runs: Arc<dyn query::catalog::Extra> = Arc::new(history::RunsTable);
+    let source = serve::LakeSource::new(lake.clone(), settings.engine_options(), params, clock, cutoff, vec![runs]);
     let live = Arc::new(Live::open(Arc::new(source), serve::session::hooks()).await?);
     let security = format!(
         "{}, {}",

@@ -6,7 +6,14 @@
 //! lease for that date. Records are only read back for what the scheduler and `shelfcast runs`
 //! need; the heavy parts (catalog, quality, champions, summary) are skipped when reading.
 
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Date32Builder, StringBuilder, TimestampMillisecondBuilder};
+use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use arrow::record_batch::RecordBatch;
 use chrono::{DateTime, NaiveDate, Utc};
+use datafusion::datasource::MemTable;
+use datafusion::prelude::SessionContext;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
 
@@ -296,6 +303,81 @@ pub async fn cursor(lake: &Lake, job: &str) -> Result<Cursor> {
     // The newest record of that slot decides (runs are newest first).
     let newest = runs.iter().find(|r| r.scheduled_for == Some(last_slot));
     Ok(Cursor { last_slot: Some(last_slot), unfinished: newest.is_some_and(|r| r.status.is_unfinished()) })
+}
+
+/// The name of the run-history table analysts query.
+pub const RUNS: &str = "runs";
+
+/// Run records read into `runs`, newest first.
+const RUNS_KEPT: usize = 10_000;
+
+/// The `runs` table of the query catalog ([`crate::query::catalog::open`]).
+#[derive(Debug, Clone, Copy, Default)]
+pub struct RunsTable;
+
+#[async_trait::async_trait]
+impl crate::query::catalog::Extra for RunsTable {
+    async fn register(&self, ctx: &SessionContext, lake: &Lake) -> Result<()> {
+        register_runs(ctx, lake).await
+    }
+}
+
+/// Registers `runs`: job, run_date, run_id, status, trigger, cutoff, started_at, ended_at,
+/// seconds and error (the first failed step's message), newest first.
+async fn register_runs(ctx: &SessionContext, lake: &Lake) -> Result<()> {
+    let reports = recent(lake, None, Some(RUNS_KEPT)).await?;
+    let utc = Some(Arc::from("UTC"));
+    let schema = Arc::new(Schema::new(vec![
+        Field::new("job", DataType::Utf8, false),
+        Field::new("run_date", DataType::Date32, false),
+        Field::new("run_id", DataType::Utf8, false),
+        Field::new("status", DataType::Utf8, false),
+        Field::new("trigger", DataType::Utf8, false),
+        Field::new("cutoff", DataType::Date32, true),
+        Field::new("started_at", DataType::Timestamp(TimeUnit::Millisecond, utc.clone()), false),
+        Field::new("ended_at", DataType::Timestamp(TimeUnit::Millisecond, utc.clone()), false),
+        Field::new("error", DataType::Utf8, true),
+    ]));
+    let (mut job, mut run_date, mut run_id, mut status) =
+        (StringBuilder::new(), Date32Builder::new(), StringBuilder::new(), StringBuilder::new());
+    let (mut trigger, mut cutoff, mut error) = (StringBuilder::new(), Date32Builder::new(), StringBuilder::new());
+    let mut started = TimestampMillisecondBuilder::new().with_timezone_opt(utc.clone());
+    let mut ended = TimestampMillisecondBuilder::new().with_timezone_opt(utc);
+    let day = |d: NaiveDate| (d - crate::days::epoch()).num_days() as i32;
+    for r in &reports {
+        job.append_value(&r.job);
+        run_date.append_value(day(r.run_date));
+        run_id.append_value(&r.run_id);
+        status.append_value(enum_text(&r.status));
+        trigger.append_value(enum_text(&r.trigger));
+        cutoff.append_option(r.cutoff.map(day));
+        started.append_value(r.started_at.timestamp_millis());
+        ended.append_value(r.ended_at.timestamp_millis());
+        error.append_option(r.steps.iter().find_map(|s| s.error.clone()));
+    }
+    let columns: Vec<ArrayRef> = vec![
+        Arc::new(job.finish()),
+        Arc::new(run_date.finish()),
+        Arc::new(run_id.finish()),
+        Arc::new(status.finish()),
+        Arc::new(trigger.finish()),
+        Arc::new(cutoff.finish()),
+        Arc::new(started.finish()),
+        Arc::new(ended.finish()),
+        Arc::new(error.finish()),
+    ];
+    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
+    ctx.deregister_table(RUNS)?;
+    ctx.register_table(RUNS, Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
+    Ok(())
+}
+
+/// The snake_case name serde gives a unit variant.
+fn enum_text<T: serde::Serialize>(v: &T) -> String {
+    match serde_json::to_value(v) {
+        Ok(serde_json::Value::String(s)) => s,
+        other => format!("{other:?}"),
+    }
 }
 
 #[cfg(test)]

@@ -1,6 +1,7 @@
 //! The catalog analysts query, the same for `shelfcast query` and `shelfcast serve`: the raw
 //! tables, the feature views at a cutoff, the newest published `forecasts` and `replenishment`,
-//! and `runs`, the run history (one row per run record).
+//! and the tables a caller adds ([`Extra`]: the binary adds `runs`, the run history that
+//! [`crate::jobs::history`] keeps).
 //!
 //! [`version`] names what the catalog would be opened on (the raw files, the publication
 //! pointers and the run records, listed): a long-running server opens a new catalog when it
@@ -9,35 +10,33 @@
 
 use std::sync::Arc;
 
-use arrow::array::{ArrayRef, Date32Builder, StringBuilder, TimestampMillisecondBuilder};
-use arrow::datatypes::{DataType, Field, Schema, TimeUnit};
-use arrow::record_batch::RecordBatch;
 use chrono::NaiveDate;
-use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use sha2::{Digest, Sha256};
 
 use crate::engine::{self, EngineOptions};
 use crate::error::Result;
 use crate::features::{self, FeatureParams};
-use crate::jobs::history;
 use crate::lake::{Lake, layout};
 
-/// The name of the run-history table.
-pub const RUNS: &str = "runs";
-
-/// Run records read into `runs`, newest first.
-const RUNS_KEPT: usize = 10_000;
+/// Tables a layer above `query` adds to the catalog, read from the lake each time the catalog
+/// opens (the run history).
+#[async_trait::async_trait]
+pub trait Extra: Send + Sync {
+    /// Registers its tables in `ctx`.
+    async fn register(&self, ctx: &SessionContext, lake: &Lake) -> Result<()>;
+}
 
 /// Opens the catalog on `lake`: raw tables, feature views at `cutoff` (default: the last day
-/// with sales before `today`), the latest publications and the run history. `params` turns the
-/// cutoff into the feature parameters.
+/// with sales before `today`), the latest publications and the `extra` tables. `params` turns
+/// the cutoff into the feature parameters.
 pub async fn open(
     lake: &Lake,
     engine: EngineOptions,
     params: impl FnOnce(NaiveDate) -> FeatureParams,
     today: NaiveDate,
     cutoff: Option<NaiveDate>,
+    extra: &[Arc<dyn Extra>],
 ) -> Result<SessionContext> {
     let (ctx, _) = engine::open_with(lake, engine).await?;
     let cutoff = match cutoff {
@@ -46,7 +45,9 @@ pub async fn open(
     };
     features::register_views(&ctx, params(cutoff)).await?;
     crate::publish::latest::register(&ctx, lake, &[crate::publish::DATASET, crate::plan::replenish::DATASET]).await?;
-    register_runs(&ctx, lake).await?;
+    for e in extra {
+        e.register(&ctx, lake).await?;
+    }
     Ok(ctx)
 }
 
@@ -70,62 +71,4 @@ pub async fn version(lake: &Lake) -> Result<String> {
         }
     }
     Ok(hex::encode(h.finalize()))
-}
-
-/// Registers `runs`: job, run_date, run_id, status, trigger, cutoff, started_at, ended_at,
-/// seconds and error (the first failed step's message), newest first.
-async fn register_runs(ctx: &SessionContext, lake: &Lake) -> Result<()> {
-    let reports = history::recent(lake, None, Some(RUNS_KEPT)).await?;
-    let utc = Some(Arc::from("UTC"));
-    let schema = Arc::new(Schema::new(vec![
-        Field::new("job", DataType::Utf8, false),
-        Field::new("run_date", DataType::Date32, false),
-        Field::new("run_id", DataType::Utf8, false),
-        Field::new("status", DataType::Utf8, false),
-        Field::new("trigger", DataType::Utf8, false),
-        Field::new("cutoff", DataType::Date32, true),
-        Field::new("started_at", DataType::Timestamp(TimeUnit::Millisecond, utc.clone()), false),
-        Field::new("ended_at", DataType::Timestamp(TimeUnit::Millisecond, utc.clone()), false),
-        Field::new("error", DataType::Utf8, true),
-    ]));
-    let (mut job, mut run_date, mut run_id, mut status) =
-        (StringBuilder::new(), Date32Builder::new(), StringBuilder::new(), StringBuilder::new());
-    let (mut trigger, mut cutoff, mut error) = (StringBuilder::new(), Date32Builder::new(), StringBuilder::new());
-    let mut started = TimestampMillisecondBuilder::new().with_timezone_opt(utc.clone());
-    let mut ended = TimestampMillisecondBuilder::new().with_timezone_opt(utc);
-    let day = |d: NaiveDate| (d - crate::days::epoch()).num_days() as i32;
-    for r in &reports {
-        job.append_value(&r.job);
-        run_date.append_value(day(r.run_date));
-        run_id.append_value(&r.run_id);
-        status.append_value(enum_text(&r.status));
-        trigger.append_value(enum_text(&r.trigger));
-        cutoff.append_option(r.cutoff.map(day));
-        started.append_value(r.started_at.timestamp_millis());
-        ended.append_value(r.ended_at.timestamp_millis());
-        error.append_option(r.steps.iter().find_map(|s| s.error.clone()));
-    }
-    let columns: Vec<ArrayRef> = vec![
-        Arc::new(job.finish()),
-        Arc::new(run_date.finish()),
-        Arc::new(run_id.finish()),
-        Arc::new(status.finish()),
-        Arc::new(trigger.finish()),
-        Arc::new(cutoff.finish()),
-        Arc::new(started.finish()),
-        Arc::new(ended.finish()),
-        Arc::new(error.finish()),
-    ];
-    let batch = RecordBatch::try_new(Arc::clone(&schema), columns)?;
-    ctx.deregister_table(RUNS)?;
-    ctx.register_table(RUNS, Arc::new(MemTable::try_new(schema, vec![vec![batch]])?))?;
-    Ok(())
-}
-
-/// The snake_case name serde gives a unit variant.
-fn enum_text<T: serde::Serialize>(v: &T) -> String {
-    match serde_json::to_value(v) {
-        Ok(serde_json::Value::String(s)) => s,
-        other => format!("{other:?}"),
-    }
 }

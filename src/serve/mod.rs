@@ -380,18 +380,21 @@ pub struct LakeSource {
     params: FeatureParamsAt,
     clock: Arc<dyn crate::clock::Clock>,
     cutoff: Option<chrono::NaiveDate>,
+    extra: Vec<Arc<dyn crate::query::catalog::Extra>>,
 }
 
 impl LakeSource {
-    /// The catalog of `lake`, its SQL run with `engine`, its feature views with `params`.
+    /// The catalog of `lake`, its SQL run with `engine`, its feature views with `params`, with
+    /// the `extra` tables (the run history).
     pub fn new(
         lake: crate::lake::Lake,
         engine: crate::engine::EngineOptions,
         params: FeatureParamsAt,
         clock: Arc<dyn crate::clock::Clock>,
         cutoff: Option<chrono::NaiveDate>,
+        extra: Vec<Arc<dyn crate::query::catalog::Extra>>,
     ) -> Self {
-        Self { lake, engine, params, clock, cutoff }
+        Self { lake, engine, params, clock, cutoff, extra }
     }
 }
 
@@ -408,6 +411,7 @@ impl Source for LakeSource {
             |c| (self.params)(c),
             self.clock.today(),
             self.cutoff,
+            &self.extra,
         )
         .await
     }
