@@ -41,9 +41,10 @@ test: libtorch ## Run every test (Ballista's too: TEST_FEATURES=ballista), then 
 test-s3: libtorch ## Only the S3 tests, against moto on loopback
 	CARGO="$(CARGO)" scripts/s3_test.sh $(FEATURES_FLAG)
 
-check: libtorch ## Formatting and lints
+check: libtorch ## Formatting, lints and the module layering (no import cycle between top-level modules)
 	$(CARGO) fmt --check
 	$(CARGO) clippy --locked --all-targets $(FEATURES_FLAG) -- -D warnings
+	python3 scripts/module_cycles.py
 
 fmt: ## Format the code
 	$(CARGO) fmt

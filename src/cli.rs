@@ -468,7 +468,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Features { cutoff } => features_cmd(&settings, &lake, clock.as_ref(), cutoff).await,
         Command::Factors { cutoff, write, importance, repeats, method, windows } => {
             let importance = importance.then(|| {
-                let mut o = factors::importance::ImportanceOptions::from_settings(&settings);
+                let mut o = settings.importance_options();
                 if settings.factors.importance.models.is_empty() || models_given {
                     o.models = settings.models.clone();
                 }
@@ -691,7 +691,9 @@ async fn factors_cmd(
     let (mut analysis, observations) = factors::analyze_counted(&ctx, None, params, &settings.factors).await?;
     if let Some(opts) = importance {
         let started = Instant::now();
-        let imp = factors::importance::run(&ctx, lake, settings, &opts, params.cutoff, &token, clock).await?;
+        let imp =
+            factors::importance::run(&ctx, lake, &settings.backtest_config(), &opts, params.cutoff, &token, clock)
+                .await?;
         eprintln!("importance measured in {:.1} s", started.elapsed().as_secs_f64());
         analysis.importance = Some(imp);
     }
@@ -1005,7 +1007,7 @@ async fn backtest_cmd(
     let (ctx, _) = engine::open_with(lake, settings.engine_options()).await?;
     let run_id = format!("backtest-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
     shelfcast::quality::run(&ctx, lake, &settings.quality, clock.today(), clock.today(), &run_id, clock).await?;
-    let (full, last) = backtest::full_panel(&ctx, settings).await?;
+    let (full, last) = backtest::full_panel(&ctx, &settings.backtest_config()).await?;
     progress::set_step(&format!(
         "backtest: {} windows × {} models over {} series",
         windows,
@@ -1014,7 +1016,9 @@ async fn backtest_cmd(
     ));
     let full = Arc::new(full);
     let report =
-        backtest::run_in_lake(&ctx, lake, Arc::clone(&full), settings, &opts, &run_id, clock).await.map(|(r, _)| r);
+        backtest::run_in_lake(&ctx, lake, Arc::clone(&full), &settings.backtest_config(), &opts, &run_id, clock)
+            .await
+            .map(|(r, _)| r);
     progress::set_step("");
     let report = report?;
     let mut extra = serde_json::Map::new();

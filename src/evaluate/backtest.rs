@@ -15,11 +15,12 @@ use serde::{Deserialize, Serialize};
 use tracing::{debug, info, instrument};
 
 use crate::error::{Error, Result};
+use crate::features::FeatureParams;
 use crate::metrics;
+use crate::models::ModelsConfig;
 use crate::models::baseline::classify::{DemandClass, classify};
 use crate::models::{self, Forecast};
 use crate::panel::Panel;
-use crate::settings::Settings;
 
 /// What to backtest.
 #[derive(Debug, Clone)]
@@ -131,9 +132,27 @@ pub struct BacktestReport {
     pub models: Vec<ModelBacktest>,
 }
 
+/// What a backtest reads from the settings: the model registry's configuration and the grain of
+/// the feature views (built by [`crate::settings::Settings::backtest_config`]).
+#[derive(Debug, Clone)]
+pub struct BacktestConfig {
+    /// The models' configuration.
+    pub models: ModelsConfig,
+    /// The feature views' grain, horizon and week; the cutoff is each window's.
+    pub features: FeatureParams,
+}
+
+impl BacktestConfig {
+    /// The feature parameters at `cutoff`.
+    pub fn feature_params(&self, cutoff: NaiveDate) -> FeatureParams {
+        let f = &self.features;
+        FeatureParams::with_week_end(cutoff, f.frequency, f.horizon, f.week_end)
+    }
+}
+
 /// The quantile levels a backtest scores: the configured ones plus 0.1, 0.5 and 0.9.
-pub fn levels(settings: &Settings) -> Vec<f64> {
-    models::scored_levels(&settings.models_config())
+pub fn levels(config: &BacktestConfig) -> Vec<f64> {
+    models::scored_levels(&config.models)
 }
 
 /// The panel as of `cutoff`: every series cut after it; series without history by then dropped.
@@ -186,22 +205,22 @@ pub fn plan(full: &Panel, opts: &BacktestOptions) -> Result<Vec<Window>> {
 /// Whether the learned ensemble of this backtest combines the member forecasts made at the
 /// earlier windows (all its members are backtested too, and windows are one horizon apart, so
 /// the earlier windows are the validation cutoffs fitting it would use) instead of being fitted.
-pub fn ensemble_reuses_windows(settings: &Settings, opts: &BacktestOptions) -> bool {
+pub fn ensemble_reuses_windows(config: &BacktestConfig, opts: &BacktestOptions) -> bool {
     opts.models.iter().any(|m| m == "ensemble")
         && opts.step == opts.horizon
-        && models::ensemble_members(&settings.models_config()).iter().all(|m| opts.models.contains(m))
+        && models::ensemble_members(&config.models).iter().all(|m| opts.models.contains(m))
 }
 
 /// The unscored windows before the first of `plan` whose member forecasts the learned ensemble
 /// validates on at the first windows (none unless [`ensemble_reuses_windows`]); oldest first,
 /// only those with some history.
-pub fn warmup(full: &Panel, settings: &Settings, opts: &BacktestOptions) -> Vec<Window> {
-    if !ensemble_reuses_windows(settings, opts) || opts.windows == 0 {
+pub fn warmup(full: &Panel, config: &BacktestConfig, opts: &BacktestOptions) -> Vec<Window> {
+    if !ensemble_reuses_windows(config, opts) || opts.windows == 0 {
         return Vec::new();
     }
     let first = (opts.windows - 1) * opts.step + opts.horizon;
     let longest = full.values.iter().map(Vec::len).max().unwrap_or(0);
-    (1..=models::ensemble_config(&settings.models_config()).windows)
+    (1..=models::ensemble_config(&config.models).windows)
         .rev()
         .map(|k| first + k * opts.step)
         .filter(|&from_end| longest > from_end)
@@ -304,21 +323,19 @@ impl Pool {
 pub fn evaluate(
     full: &Panel,
     window: &Window,
-    settings: &Settings,
+    config: &BacktestConfig,
     opts: &BacktestOptions,
     pool: &mut Pool,
 ) -> Result<Vec<(Vec<ScoredRow>, f64)>> {
-    let levels = levels(settings);
+    let levels = levels(config);
     info!(cutoff = %window.cutoff, series = window.panel.len(), scored = window.scored, "backtest window");
-    let members = models::ensemble_members(&settings.models_config());
-    let reuse = ensemble_reuses_windows(settings, opts);
-    let config = models::ensemble::EnsembleConfig {
-        horizon: opts.horizon,
-        ..models::ensemble_config(&settings.models_config())
-    };
+    let members = models::ensemble_members(&config.models);
+    let reuse = ensemble_reuses_windows(config, opts);
+    let ensemble =
+        models::ensemble::EnsembleConfig { horizon: opts.horizon, ..models::ensemble_config(&config.models) };
     let fit = |name: &str| -> Result<Forecast> {
         let _fitting = crate::progress::Task::start(format!("fit {name}"), 0);
-        let mut model = models::build(name, &settings.models_config())?;
+        let mut model = models::build(name, &config.models)?;
         model.fit(&window.panel)?;
         model.predict(&window.panel, opts.horizon, &levels)
     };
@@ -337,7 +354,7 @@ pub fn evaluate(
                 }
             }
         }
-        pool.keep(window, fs, config.windows);
+        pool.keep(window, fs, ensemble.windows);
         return Ok(Vec::new());
     }
     let mut done: Vec<(String, Forecast)> = Vec::new();
@@ -357,9 +374,9 @@ pub fn evaluate(
         let f = match (name.as_str(), fitted) {
             ("median", Some(fs)) => models::median::combine(&fs, series, h, &levels),
             ("ensemble", Some(fs)) if reuse => {
-                let weights = pool.weights(full, window, &members, &config);
+                let weights = pool.weights(full, window, &members, &ensemble);
                 debug!(cutoff = %window.cutoff, weights = ?weights.global, "ensemble weights from earlier windows");
-                let classes = models::ensemble::classes(&window.panel, &weights, config.season);
+                let classes = models::ensemble::classes(&window.panel, &weights, ensemble.season);
                 models::ensemble::combine(&fs, &weights, classes.as_deref(), series, h, &levels)
             }
             _ => fit(name)?,
@@ -370,7 +387,7 @@ pub fn evaluate(
     }
     if reuse {
         let fs = done.iter().filter(|(n, _)| members.contains(n)).cloned().collect();
-        pool.keep(window, fs, config.windows);
+        pool.keep(window, fs, ensemble.windows);
     }
     let mut out = Vec::new();
     for name in &opts.models {
@@ -384,7 +401,7 @@ pub fn evaluate(
             window.cutoff,
             window.from_end,
             &levels,
-            settings.season_length,
+            config.models.season_length,
             &mut rows,
         );
         let secs = seconds.iter().find(|(n, _)| n == name).map_or(0.0, |(_, t)| *t);
@@ -395,38 +412,38 @@ pub fn evaluate(
 
 /// The report of a backtest from its windows' rows.
 pub fn report(
-    settings: &Settings,
+    config: &BacktestConfig,
     opts: &BacktestOptions,
     cutoffs: Vec<NaiveDate>,
     per_model: Vec<(Vec<ScoredRow>, f64)>,
 ) -> BacktestReport {
-    let levels = levels(settings);
+    let levels = levels(config);
     let models = opts
         .models
         .iter()
         .zip(per_model)
         .map(|(name, (rows, seconds))| ModelBacktest { seconds, ..summarise(name, rows, &levels) })
         .collect();
-    BacktestReport { cutoffs, horizon: opts.horizon, levels, season: settings.season_length, models }
+    BacktestReport { cutoffs, horizon: opts.horizon, levels, season: config.models.season_length, models }
 }
 
 /// Runs a backtest on `full`, the zero-filled panel up to the last period with sales, without
 /// covariates (see [`run_in_lake`] for models that read them).
 #[instrument(skip_all, fields(windows = opts.windows, horizon = opts.horizon, step = opts.step))]
-pub fn run(full: &Panel, settings: &Settings, opts: &BacktestOptions) -> Result<BacktestReport> {
+pub fn run(full: &Panel, config: &BacktestConfig, opts: &BacktestOptions) -> Result<BacktestReport> {
     let windows = plan(full, opts)?;
     let mut per_model: Vec<(Vec<ScoredRow>, f64)> = vec![(Vec::new(), 0.0); opts.models.len()];
     let mut pool = Pool::default();
-    let warm = warmup(full, settings, opts);
+    let warm = warmup(full, config, opts);
     let task = crate::progress::Task::start("backtest windows", (warm.len() + windows.len()) as u64);
     for w in warm.iter().chain(&windows) {
-        for (acc, (rows, secs)) in per_model.iter_mut().zip(evaluate(full, w, settings, opts, &mut pool)?) {
+        for (acc, (rows, secs)) in per_model.iter_mut().zip(evaluate(full, w, config, opts, &mut pool)?) {
             acc.0.extend(rows);
             acc.1 += secs;
         }
         task.inc(1);
     }
-    let mut r = report(settings, opts, windows.iter().map(|w| w.cutoff).collect(), per_model);
+    let mut r = report(config, opts, windows.iter().map(|w| w.cutoff).collect(), per_model);
     add_hierarchy(&mut r, full, &HashMap::new());
     Ok(r)
 }
@@ -467,7 +484,7 @@ pub async fn run_in_lake(
     ctx: &datafusion::prelude::SessionContext,
     lake: &crate::lake::Lake,
     full: std::sync::Arc<Panel>,
-    settings: &Settings,
+    config: &BacktestConfig,
     opts: &BacktestOptions,
     token: &str,
     clock: &dyn crate::clock::Clock,
@@ -477,26 +494,26 @@ pub async fn run_in_lake(
     let needs = opts
         .models
         .iter()
-        .map(|m| models::build(m, &settings.models_config()).map(|b| b.needs_covariates()))
+        .map(|m| models::build(m, &config.models).map(|b| b.needs_covariates()))
         .collect::<Result<Vec<_>>>()?;
     let windows = plan(&full, &opts)?;
     let mut per_model: Vec<(Vec<ScoredRow>, f64)> = vec![(Vec::new(), 0.0); opts.models.len()];
     let mut cutoffs = Vec::new();
     let mut pool = Pool::default();
-    let warm = warmup(&full, settings, &opts);
+    let warm = warmup(&full, config, &opts);
     let task = crate::progress::Task::start("backtest windows", (warm.len() + windows.len()) as u64);
     for mut w in warm.into_iter().chain(windows) {
         if w.scored {
             cutoffs.push(w.cutoff);
         }
         if needs.iter().any(|n| *n) {
-            let params = settings.feature_params(w.cutoff);
+            let params = config.feature_params(w.cutoff);
             crate::features::materialize_all(ctx, lake, params, token, clock).await?;
-            let history = models::covariate_history(&settings.models_config());
+            let history = models::covariate_history(&config.models);
             let cov = crate::panel::Covariates::load(lake, w.cutoff, &w.panel, opts.horizon, history).await?;
             w.panel = w.panel.with_covariates(cov);
         }
-        let (f, s, o) = (std::sync::Arc::clone(&full), settings.clone(), opts.clone());
+        let (f, s, o) = (std::sync::Arc::clone(&full), config.clone(), opts.clone());
         let (rows, p) = crate::blocking::run(move || {
             let rows = evaluate(&f, &w, &s, &o, &mut pool);
             (rows, pool)
@@ -510,7 +527,7 @@ pub async fn run_in_lake(
         }
         task.inc(1);
     }
-    let mut r = report(settings, &opts, cutoffs, per_model);
+    let mut r = report(config, &opts, cutoffs, per_model);
     add_hierarchy(&mut r, &full, &item_categories(ctx).await?);
     Ok((r, pool))
 }
@@ -692,14 +709,17 @@ pub fn actuals_batch(full: &Panel) -> Result<arrow::record_batch::RecordBatch> {
 
 /// The zero-filled panel up to the last day with sales, read through the (cleaned) `sales` table of
 /// `ctx`, and that day.
-pub async fn full_panel(ctx: &datafusion::prelude::SessionContext, settings: &Settings) -> Result<(Panel, NaiveDate)> {
+pub async fn full_panel(
+    ctx: &datafusion::prelude::SessionContext,
+    config: &BacktestConfig,
+) -> Result<(Panel, NaiveDate)> {
     use crate::features::{self, queries};
     let last = features::last_sales_date(ctx).await?.ok_or_else(|| Error::data("the sales table has no rows"))?;
-    let params = settings.feature_params(last);
+    let params = config.feature_params(last);
     let rows = features::dataframe(ctx, &queries::TARGET, params).await?.execute_stream().await?;
-    let end = settings.frequency.period_start(params.cutoff);
+    let end = config.models.frequency.period_start(params.cutoff);
     let closures = crate::panel::Closures::query(ctx, params).await?;
-    Ok((Panel::from_stream(rows, settings.frequency, end).await?.with_closures(closures), params.cutoff))
+    Ok((Panel::from_stream(rows, config.models.frequency, end).await?.with_closures(closures), params.cutoff))
 }
 
 /// Writes a backtest to `metrics/backtest/run_id=…/`: its forecasts in the canonical format,
@@ -727,11 +747,11 @@ mod tests {
     use super::*;
     use crate::panel::SeriesKey;
     use crate::period::Frequency;
-    use crate::settings::{Overrides, SettingsFile};
+    use crate::settings::{Overrides, Settings, SettingsFile};
 
-    fn settings() -> Settings {
+    fn settings() -> BacktestConfig {
         let o = Overrides { threads: Some(1), ..Default::default() };
-        Settings::resolve(SettingsFile::default(), o, std::path::PathBuf::from("/tmp"), None).unwrap()
+        Settings::resolve(SettingsFile::default(), o, std::path::PathBuf::from("/tmp"), None).unwrap().backtest_config()
     }
 
     #[test]
@@ -764,10 +784,10 @@ mod tests {
     }
 
     /// Settings with these models and a horizon of 7 (a fitted ensemble validates on the horizon).
-    fn with_models(models: &[&str]) -> Settings {
+    fn with_models(models: &[&str]) -> BacktestConfig {
         let models: Vec<String> = models.iter().map(|m| m.to_string()).collect();
         let o = Overrides { threads: Some(1), models: Some(models), horizon: Some(7), ..Default::default() };
-        Settings::resolve(SettingsFile::default(), o, std::path::PathBuf::from("/tmp"), None).unwrap()
+        Settings::resolve(SettingsFile::default(), o, std::path::PathBuf::from("/tmp"), None).unwrap().backtest_config()
     }
 
     fn y_hat(m: &ModelBacktest) -> Vec<f64> {
@@ -778,7 +798,7 @@ mod tests {
     fn the_median_combines_the_members_backtested_before_it() {
         let full = two_series(40);
         let s = with_models(&["naive", "seasonal_naive", "median"]);
-        let both = BacktestOptions { windows: 2, horizon: 7, step: 7, models: s.models.clone() };
+        let both = BacktestOptions { windows: 2, horizon: 7, step: 7, models: s.models.models.clone() };
         let alone = BacktestOptions { models: vec!["median".into()], ..both.clone() };
         let (a, b) = (run(&full, &s, &both).unwrap(), run(&full, &s, &alone).unwrap());
         // Combining the members' forecasts gives what fitting the median on its own gives: with
@@ -807,7 +827,7 @@ mod tests {
     fn the_learned_ensemble_in_a_backtest_is_what_fitting_it_at_each_cutoff_gives() {
         let full = seasonal(120);
         let s = with_models(&["naive", "seasonal_naive", "moving_average", "ensemble"]);
-        let both = BacktestOptions { windows: 3, horizon: 7, step: 7, models: s.models.clone() };
+        let both = BacktestOptions { windows: 3, horizon: 7, step: 7, models: s.models.models.clone() };
         assert!(ensemble_reuses_windows(&s, &both));
         let alone = BacktestOptions { models: vec!["ensemble".into()], ..both.clone() };
         assert!(!ensemble_reuses_windows(&s, &alone));
@@ -834,7 +854,7 @@ mod tests {
             y[n - h..].fill(last);
         }
         let s = with_models(&["naive", "seasonal_naive", "ensemble"]);
-        let opts = BacktestOptions { windows: 2, horizon: h, step: h, models: s.models.clone() };
+        let opts = BacktestOptions { windows: 2, horizon: h, step: h, models: s.models.models.clone() };
         let alone = BacktestOptions { models: vec!["ensemble".into()], ..opts.clone() };
         for o in [&opts, &alone] {
             let (a, b) = (run(&full, &s, o).unwrap(), run(&flat, &s, o).unwrap());

@@ -49,12 +49,12 @@ use tracing::{info, info_span, instrument};
 use super::groups::FactorSettings;
 use crate::clock::Clock;
 use crate::error::{Error, Result};
+use crate::evaluate::backtest::BacktestConfig;
 use crate::evaluate::backtest::{self, BacktestOptions, Window};
 use crate::features;
 use crate::lake::Lake;
 use crate::models::{self, Forecast, Forecaster};
 use crate::panel::{Covariates, Panel};
-use crate::settings::Settings;
 
 /// How a group is taken away.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -220,22 +220,8 @@ pub struct ImportanceOptions {
     pub horizon: usize,
     /// Seed of the permutations.
     pub seed: u64,
-}
-
-impl ImportanceOptions {
-    /// The options of `[factors.importance]` (models: the configured ones when it names none).
-    pub fn from_settings(settings: &Settings) -> Self {
-        let i = &settings.factors.importance;
-        let models = if i.models.is_empty() { settings.models.clone() } else { i.models.clone() };
-        Self {
-            models,
-            repeats: i.repeats,
-            method: i.method,
-            windows: i.windows,
-            horizon: settings.horizon,
-            seed: settings.seed,
-        }
-    }
+    /// The groups measured (`[factors]`: the covariate groups and the calendar's parts).
+    pub factors: FactorSettings,
 }
 
 /// Which covariate block a column is in, and its index there.
@@ -470,7 +456,7 @@ fn measure_window(
     full: &Panel,
     w: &Window,
     wi: usize,
-    settings: &Settings,
+    config: &BacktestConfig,
     opts: &ImportanceOptions,
     groups: &[(String, Vec<String>)],
     calendar: &[(String, bool, bool)],
@@ -478,9 +464,9 @@ fn measure_window(
     errors: &mut [Option<Errors>],
 ) -> Result<()> {
     info!(cutoff = %w.cutoff, series = w.panel.len(), "importance window");
-    let levels = backtest::levels(settings);
+    let levels = backtest::levels(config);
     let (n, h) = (w.panel.len(), opts.horizon);
-    let members = models::ensemble_members(&settings.models_config());
+    let members = models::ensemble_members(&config.models);
     let mut leaves: Vec<String> = Vec::new();
     for m in &opts.models {
         let names = if models::is_ensemble(m) { members.clone() } else { vec![m.clone()] };
@@ -493,7 +479,7 @@ fn measure_window(
     let mut fitted = Vec::new();
     for name in leaves {
         let _span = info_span!("importance fit", model = %name, window = wi).entered();
-        let mut model = models::build(&name, &settings.models_config())?;
+        let mut model = models::build(&name, &config.models)?;
         let reads = model.needs_covariates() && w.panel.covariates.is_some();
         let calendar = model.reads_calendar();
         model.fit(&w.panel)?;
@@ -501,11 +487,11 @@ fn measure_window(
         fitted.push(Fitted { name, model, reads, calendar, base });
     }
     let learned: Option<Learned> = if opts.models.iter().any(|m| m == "ensemble") {
-        let mut e = models::learned_ensemble(&settings.models_config())?;
+        let mut e = models::learned_ensemble(&config.models)?;
         let refs: Vec<&dyn Forecaster> = fitted.iter().map(|f| f.model.as_ref()).collect();
         e.fit_reusing(&w.panel, &models::Reuse::fitted(&refs))?;
         let weights = e.weights().cloned().unwrap_or_else(|| models::ensemble::Weights::equal(members.len()));
-        let classes = models::ensemble::classes(&w.panel, &weights, settings.season_length);
+        let classes = models::ensemble::classes(&w.panel, &weights, config.models.season_length);
         Some((weights, classes))
     } else {
         None
@@ -574,7 +560,7 @@ fn measure_window(
                     Ok(Some(match opts.method {
                         Method::Permute => f.model.predict(&panel, h, &levels)?,
                         Method::Refit => {
-                            let mut model = models::build(&f.name, &settings.models_config())?;
+                            let mut model = models::build(&f.name, &config.models)?;
                             model.fit(&panel)?;
                             model.predict(&panel, h, &levels)?
                         }
@@ -602,7 +588,7 @@ fn measure_window(
 pub fn measure(
     full: &Panel,
     windows: &[Window],
-    settings: &Settings,
+    config: &BacktestConfig,
     factors: &FactorSettings,
     opts: &ImportanceOptions,
     categories: &HashMap<String, String>,
@@ -621,11 +607,11 @@ pub fn measure(
         .unwrap_or_default();
     let columns = factors.covariate_groups_with(&user);
     let groups: Vec<(String, Vec<String>)> = columns.clone().into_iter().collect();
-    let calendar = factors.calendar_parts(settings.frequency == crate::period::Frequency::Daily);
+    let calendar = factors.calendar_parts(config.models.frequency == crate::period::Frequency::Daily);
     let scopes = Scopes::new(full, categories);
     let mut errors: Vec<Option<Errors>> = vec![None; opts.models.len()];
     for (wi, w) in windows.iter().enumerate() {
-        measure_window(full, w, wi, settings, opts, &groups, &calendar, &scopes, &mut errors)?;
+        measure_window(full, w, wi, config, opts, &groups, &calendar, &scopes, &mut errors)?;
     }
     let mut rows = Vec::new();
     for (name, e) in opts.models.iter().zip(errors) {
@@ -715,7 +701,7 @@ fn std(xs: &[f64]) -> Option<f64> {
 pub async fn run(
     ctx: &SessionContext,
     lake: &Lake,
-    settings: &Settings,
+    config: &BacktestConfig,
     opts: &ImportanceOptions,
     cutoff: NaiveDate,
     token: &str,
@@ -732,18 +718,18 @@ pub async fn run(
             opts.repeats, opts.windows
         )));
     }
-    let params = settings.feature_params(cutoff);
+    let params = config.feature_params(cutoff);
     let rows = features::dataframe(ctx, &features::queries::TARGET, params).await?.execute_stream().await?;
-    let end = settings.frequency.period_start(params.cutoff);
+    let end = config.models.frequency.period_start(params.cutoff);
     let closures = crate::panel::Closures::query(ctx, params).await?;
-    let full = Arc::new(Panel::from_stream(rows, settings.frequency, end).await?.with_closures(closures));
+    let full = Arc::new(Panel::from_stream(rows, config.models.frequency, end).await?.with_closures(closures));
     let categories = backtest::item_categories(ctx).await?;
-    let reads = |m: &str| models::build(m, &settings.models_config()).map(|b| b.needs_covariates());
+    let reads = |m: &str| models::build(m, &config.models).map(|b| b.needs_covariates());
     let mut needs = false;
     for m in &opts.models {
         needs |= reads(m)?;
         if models::is_ensemble(m) {
-            for member in models::ensemble_members(&settings.models_config()) {
+            for member in models::ensemble_members(&config.models) {
                 needs |= reads(&member)?;
             }
         }
@@ -756,15 +742,15 @@ pub async fn run(
     };
     let mut windows = backtest::plan(&full, &bt)?;
     if needs {
-        let history = models::covariate_history(&settings.models_config());
+        let history = models::covariate_history(&config.models);
         for w in &mut windows {
-            let p = settings.feature_params(w.cutoff);
+            let p = config.feature_params(w.cutoff);
             features::materialize_all(ctx, lake, p, token, clock).await?;
             let cov = Covariates::load(lake, w.cutoff, &w.panel, opts.horizon, history).await?;
             w.panel.covariates = Some(Arc::new(cov));
         }
     }
-    let (s, f) = (settings.clone(), settings.factors.clone());
+    let (s, f) = (config.clone(), opts.factors.clone());
     let out = crate::blocking::run(move || measure(&full, &windows, &s, &f, &opts, &categories)).await??;
     info!(rows = out.rows.len(), "importance measured");
     Ok(out)

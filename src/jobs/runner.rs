@@ -634,8 +634,16 @@ async fn run_step(
             };
             let opts =
                 BacktestOptions { windows: c.windows, horizon: s.horizon, step: s.horizon, models: s.models.clone() };
-            let bt =
-                backtest::run_in_lake(ctx, &env.lake, Arc::clone(&panel), s, &opts, run_id, env.clock.as_ref()).await;
+            let bt = backtest::run_in_lake(
+                ctx,
+                &env.lake,
+                Arc::clone(&panel),
+                &s.backtest_config(),
+                &opts,
+                run_id,
+                env.clock.as_ref(),
+            )
+            .await;
             let bt = match bt {
                 Ok((bt, pool)) => {
                     if s.models.iter().any(|m| m == "ensemble") {
@@ -780,9 +788,17 @@ async fn run_step(
                 crate::factors::analyze_counted(ctx, Some(&env.lake), params, &s.factors).await?;
             if s.factors.importance.enabled {
                 // After the analysis: measuring materialises the features of earlier cutoffs.
-                let opts = crate::factors::importance::ImportanceOptions::from_settings(s);
-                let imp =
-                    crate::factors::importance::run(ctx, &env.lake, s, &opts, params.cutoff, run_id, clock).await?;
+                let opts = s.importance_options();
+                let imp = crate::factors::importance::run(
+                    ctx,
+                    &env.lake,
+                    &s.backtest_config(),
+                    &opts,
+                    params.cutoff,
+                    run_id,
+                    clock,
+                )
+                .await?;
                 analysis.importance = Some(imp);
             }
             let m = crate::factors::write(&env.lake, &analysis, observations, params, run_date, run_id, clock).await?;

@@ -226,6 +226,29 @@ impl Settings {
         }
     }
 
+    /// What a backtest reads: the models' configuration and the grain of the feature views.
+    pub fn backtest_config(&self) -> crate::evaluate::backtest::BacktestConfig {
+        crate::evaluate::backtest::BacktestConfig {
+            models: self.models_config(),
+            features: self.feature_params(crate::days::epoch()),
+        }
+    }
+
+    /// The options of `[factors.importance]` (models: the configured ones when it names none).
+    pub fn importance_options(&self) -> crate::factors::importance::ImportanceOptions {
+        let i = &self.factors.importance;
+        let models = if i.models.is_empty() { self.models.clone() } else { i.models.clone() };
+        crate::factors::importance::ImportanceOptions {
+            models,
+            repeats: i.repeats,
+            method: i.method,
+            windows: i.windows,
+            horizon: self.horizon,
+            seed: self.seed,
+            factors: self.factors.clone(),
+        }
+    }
+
     /// Where and how the SQL runs: threads, `memory-limit-mb` (0: half of the machine's
     /// memory), what to do with corrupt files, the engine and `[sql-options]`.
     pub fn engine_options(&self) -> crate::engine::EngineOptions {

@@ -49,8 +49,16 @@ async fn measured(lake: &Lake, dir: &std::path::Path, method: Method) -> Importa
     };
     let s = settings("memory:///", dir, file);
     let (ctx, _) = engine::open_with(lake, engine::EngineOptions::threads(2)).await.unwrap();
-    let opts = ImportanceOptions { models, repeats: 3, method, windows: 1, horizon: HORIZON, seed: 7 };
-    importance::run(&ctx, lake, &s, &opts, end(), "importance-test", &clock()).await.unwrap()
+    let opts = ImportanceOptions {
+        models,
+        repeats: 3,
+        method,
+        windows: 1,
+        horizon: HORIZON,
+        seed: 7,
+        factors: s.factors.clone(),
+    };
+    importance::run(&ctx, lake, &s.backtest_config(), &opts, end(), "importance-test", &clock()).await.unwrap()
 }
 
 #[tokio::test]

@@ -202,10 +202,11 @@ async fn gbt_mase(lake: &Lake, dir: &std::path::Path, url: &str, target: Option<
     };
     let s = settings(url, dir, file);
     let (ctx, _) = shelfcast::engine::open(lake, 2).await.unwrap();
-    let (full, cutoff) = backtest::full_panel(&ctx, &s).await.unwrap();
+    let (full, cutoff) = backtest::full_panel(&ctx, &s.backtest_config()).await.unwrap();
     features::materialize_all(&ctx, lake, s.feature_params(cutoff), "t", &clock()).await.unwrap();
     let opts = BacktestOptions { windows: 2, horizon: 14, step: 14, models: vec!["gbt".into()] };
-    let r = backtest::run_in_lake(&ctx, lake, Arc::new(full), &s, &opts, "t", &clock()).await.unwrap().0;
+    let r =
+        backtest::run_in_lake(&ctx, lake, Arc::new(full), &s.backtest_config(), &opts, "t", &clock()).await.unwrap().0;
     r.models[0].overall.mase.unwrap()
 }
 
@@ -267,8 +268,9 @@ async fn the_planned_covariate_and_the_closures_matter_to_gbt_in_the_group_impor
         windows: 1,
         horizon: 14,
         seed: 7,
+        factors: s.factors.clone(),
     };
-    let imp = importance::run(&ctx, &lake, &s, &opts, end(), "t", &clock()).await.unwrap();
+    let imp = importance::run(&ctx, &lake, &s.backtest_config(), &opts, end(), "t", &clock()).await.unwrap();
     eprintln!("{}", importance::render(&imp));
     let wape = |group: &str| imp.get("gbt", group, "all", "wape").unwrap().clone();
     let covariate = wape("user:local_marketing");

@@ -53,14 +53,14 @@ async fn metrics_equal_score_py_on_the_same_forecasts() {
     let o = Overrides { threads: Some(2), ..Default::default() };
     let settings = Settings::resolve(SettingsFile::default(), o, PathBuf::from("/tmp"), None).unwrap();
     let (ctx, _) = shelfcast::engine::open(&lake, 2).await.unwrap();
-    let (full, _) = backtest::full_panel(&ctx, &settings).await.unwrap();
+    let (full, _) = backtest::full_panel(&ctx, &settings.backtest_config()).await.unwrap();
     let opts = BacktestOptions {
         windows: 2,
         horizon: 14,
         step: 14,
         models: vec!["seasonal_naive".into(), "ets".into(), "tsb".into()],
     };
-    let report = backtest::run(&full, &settings, &opts).unwrap();
+    let report = backtest::run(&full, &settings.backtest_config(), &opts).unwrap();
 
     let dir = tempfile::tempdir().unwrap();
     let write = |name: &str, b: arrow::record_batch::RecordBatch| {
