@@ -237,6 +237,15 @@ fn info(schema: &Schema, ticket: Vec<u8>) -> Result<FlightInfo, Status> {
         .with_endpoint(FlightEndpoint::new().with_ticket(Ticket::new(ticket))))
 }
 
+/// The `FlightInfo` of a catalog command: its result's schema and a ticket that is the command.
+fn command_info(
+    schema: &Schema,
+    command: Vec<u8>,
+    request: Request<FlightDescriptor>,
+) -> Result<Response<FlightInfo>, Status> {
+    Ok(Response::new(info(schema, command)?.with_descriptor(request.into_inner())))
+}
+
 /// One batch as a `DoGet` stream.
 fn one_batch(batch: Result<RecordBatch, FlightError>) -> Result<Response<DoGetStream>, Status> {
     let batch = batch.map_err(Status::from)?;
@@ -354,7 +363,7 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.caller(&request)?;
         let schema = query.into_builder().schema();
-        Ok(Response::new(info(&schema, query.as_any().encode_to_vec())?.with_descriptor(request.into_inner())))
+        command_info(&schema, query.as_any().encode_to_vec(), request)
     }
 
     async fn do_get_catalogs(
@@ -379,7 +388,7 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.caller(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info(&schema, query.as_any().encode_to_vec())?.with_descriptor(request.into_inner())))
+        command_info(&schema, query.as_any().encode_to_vec(), request)
     }
 
     async fn do_get_schemas(
@@ -407,7 +416,7 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.caller(&request)?;
         let schema = query.clone().into_builder().schema();
-        Ok(Response::new(info(&schema, query.as_any().encode_to_vec())?.with_descriptor(request.into_inner())))
+        command_info(&schema, query.as_any().encode_to_vec(), request)
     }
 
     async fn do_get_tables(
@@ -431,7 +440,7 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.caller(&request)?;
         let schema = query.into_builder().schema();
-        Ok(Response::new(info(&schema, query.as_any().encode_to_vec())?.with_descriptor(request.into_inner())))
+        command_info(&schema, query.as_any().encode_to_vec(), request)
     }
 
     async fn do_get_table_types(
@@ -454,7 +463,7 @@ impl FlightSqlService for FlightSql {
     ) -> Result<Response<FlightInfo>, Status> {
         self.caller(&request)?;
         let schema = query.clone().into_builder(&self.info).schema();
-        Ok(Response::new(info(&schema, query.as_any().encode_to_vec())?.with_descriptor(request.into_inner())))
+        command_info(&schema, query.as_any().encode_to_vec(), request)
     }
 
     async fn do_get_sql_info(
