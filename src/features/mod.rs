@@ -136,6 +136,7 @@ pub async fn materialize_all(
     token: &str,
     clock: &dyn Clock,
 ) -> Result<Vec<FeatureMetrics>> {
+    ensure_sales_by(ctx, params.cutoff).await?;
     let mut out = Vec::new();
     for q in queries::for_frequency(params.frequency) {
         out.push(materialize(ctx, lake, q, params, token, clock).await?);
@@ -202,6 +203,25 @@ pub async fn default_cutoff(ctx: &SessionContext, today: NaiveDate) -> Result<Na
     max_sales_date(ctx, Some(latest))
         .await?
         .ok_or_else(|| Error::data(format!("the sales table has no rows on or before {latest}")))
+}
+
+/// An error unless the sales table has rows on or before `cutoff`: features at a cutoff before
+/// the first sale (a mistyped date) would be empty tables that look like a success.
+pub async fn ensure_sales_by(ctx: &SessionContext, cutoff: NaiveDate) -> Result<()> {
+    if max_sales_date(ctx, Some(cutoff)).await?.is_some() {
+        return Ok(());
+    }
+    let first = ctx.sql("SELECT MIN(CAST(date AS DATE)) AS d FROM sales").await?.collect().await?;
+    let first = first
+        .iter()
+        .filter_map(|b| b.column(0).as_any().downcast_ref::<Date32Array>().filter(|a| !a.is_empty() && a.is_valid(0)))
+        .map(|a| crate::days::date(a.value(0) as i64, "sales.date"))
+        .next()
+        .transpose()?;
+    Err(Error::data(match first {
+        Some(first) => format!("the cutoff {cutoff} is before the first day of the sales table ({first})"),
+        None => "the sales table has no rows".to_string(),
+    }))
 }
 
 /// The last day with sales, on or before `until` when given.

@@ -2,7 +2,9 @@
 //! through its preset SQL in `sql/import/`.
 //!
 //! A mapping names, for each column of the target table, the source column it comes from
-//! (`--map units=Weekly_Sales`, or a TOML file of `column = "source"` lines). Every value is read
+//! (`--map units=Weekly_Sales`, or a TOML file of `column = "source"` lines); a column it leaves
+//! out is read from the file's column of the same name (in any case), so a file already in the
+//! table's shape imports with no mapping at all. Every value is read
 //! with a checked cast; rows whose required columns are missing or unreadable, whose mapped
 //! optional columns hold a value that does not read, whose numbers are not finite (`NaN`, `inf`),
 //! whose dates do not read with `--date-format`, or whose line is not valid UTF-8 or has the wrong
@@ -13,8 +15,8 @@
 //! Rows flow in bounded batches ([`BATCH_ROWS`]): a file is read a batch at a time, each batch
 //! is mapped and checked, and its rows go to the new raw file a row group at a time (uploaded as
 //! they fill, and visible only once the upload completes, so a failed import leaves no file) and
-//! to the quarantine's part files. A preset's files are read whole first, so that a bad line
-//! fails it before any of its tables is written.
+//! to the quarantine's part files. A preset's files are read through once first (a batch at a
+//! time too), so that a bad line fails it before any of its tables is written.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -119,6 +121,7 @@ struct TextSource {
     path: PathBuf,
     schema: SchemaRef,
     batch_rows: usize,
+    strict: bool,
 }
 
 impl PartitionStream for TextSource {
@@ -129,9 +132,9 @@ impl PartitionStream for TextSource {
     fn execute(&self, _ctx: Arc<TaskContext>) -> SendableRecordBatchStream {
         // The file is read off the async threads, at most two batches ahead of the query.
         let (tx, rx) = tokio::sync::mpsc::channel::<datafusion::error::Result<RecordBatch>>(2);
-        let (path, batch_rows) = (self.path.clone(), self.batch_rows);
+        let (path, batch_rows, strict) = (self.path.clone(), self.batch_rows, self.strict);
         crate::blocking::spawn(move || {
-            let lines = match text_file::Lines::open(&path, false, batch_rows) {
+            let lines = match text_file::Lines::open(&path, strict, batch_rows) {
                 Ok(l) => l,
                 Err(e) => {
                     let _ = tx.blocking_send(Err(DataFusionError::External(Box::new(e))));
@@ -168,17 +171,17 @@ async fn register_file(ctx: &SessionContext, name: &str, path: &Path, strict: bo
                 .await
                 .map_err(|e| Error::data(format!("{}: {e}", path.display())))?;
         }
-        // Strict (a preset's files): read whole first, so a bad line fails before anything is written.
-        FileKind::Text if strict => {
-            let (schema, batches) = text_file::read(path, strict)?;
-            let table = datafusion::datasource::MemTable::try_new(schema, vec![batches])?;
-            ctx.register_table(name, Arc::new(table))?;
-        }
         FileKind::Text => {
             // The header is read now, so its errors come before anything else.
             let batch_rows = ctx.copied_config().batch_size();
-            let schema = text_file::Lines::open(path, strict, batch_rows)?.schema();
-            let source = TextSource { path: path.to_path_buf(), schema: Arc::clone(&schema), batch_rows };
+            let lines = text_file::Lines::open(path, strict, batch_rows)?;
+            let schema = lines.schema();
+            if strict {
+                // A preset's file is read through once first, a batch at a time, so a bad line
+                // fails the import before any of its tables is written.
+                crate::blocking::run(move || lines.map(|b| b.map(|_| ())).collect::<Result<()>>()).await??;
+            }
+            let source = TextSource { path: path.to_path_buf(), schema: Arc::clone(&schema), batch_rows, strict };
             let table = StreamingTable::try_new(schema, vec![Arc::new(source)])?;
             ctx.register_table(name, Arc::new(table))?;
         }
@@ -266,6 +269,44 @@ fn mapping_sql(
     Ok(format!("SELECT {}, {reason} AS reason FROM {source}", select.join(", ")))
 }
 
+/// The mapping an import uses: `map` as given, each mapped source column checked to exist in the
+/// file, and every table column it leaves out read from the file's column of the same name (the
+/// same letters in any case, when only one column matches), so a file already in the table's
+/// shape needs no `--map`.
+fn complete_mapping(
+    spec: &TableSpec,
+    map: &BTreeMap<String, String>,
+    found: &arrow::datatypes::Schema,
+    path: &Path,
+) -> Result<BTreeMap<String, String>> {
+    let names: Vec<&str> = found.fields().iter().map(|f| f.name().as_str()).filter(|n| *n != LINE_REASON).collect();
+    for (column, source) in map {
+        if !names.contains(&source.as_str()) {
+            return Err(Error::data(format!(
+                "{}: no column `{source}` to map to `{column}` (columns: {})",
+                path.display(),
+                names.join(", ")
+            )));
+        }
+    }
+    let mut out = map.clone();
+    for c in spec.columns {
+        if out.contains_key(c.name) {
+            continue;
+        }
+        let same = if names.contains(&c.name) {
+            Some(c.name)
+        } else {
+            let folded: Vec<&str> = names.iter().copied().filter(|n| n.eq_ignore_ascii_case(c.name)).collect();
+            (folded.len() == 1).then(|| folded[0])
+        };
+        if let Some(source) = same {
+            out.insert(c.name.to_string(), source.to_string());
+        }
+    }
+    Ok(out)
+}
+
 /// Imports one file into `table` with a column mapping.
 #[instrument(skip_all, fields(table = table, source = %path.display()))]
 pub async fn import_file(
@@ -295,14 +336,17 @@ async fn import_file_in_batches(
     })?;
     let ctx = context(batch_rows);
     register_file(&ctx, "source", path, false).await?;
-    let sql = mapping_sql(spec, "source", map, date_format, line_reason(&ctx, "source").await?)?;
+    let found = ctx.table("source").await?.schema().as_arrow().clone();
+    let map = complete_mapping(spec, map, &found, path)?;
+    let sql = mapping_sql(spec, "source", &map, date_format, line_reason(&ctx, "source").await?)?;
     let token = format!("import-{}", clock.now().format("%Y%m%dT%H%M%S%3fZ"));
     write(lake, &ctx, spec, &sql, &token, &path.display().to_string(), clock).await
 }
 
 /// Imports a wide file into a covariate table (`known_covariates` or `observed_covariates`): each
 /// of `columns` is one covariate, named as the column, and becomes one row per source row with a
-/// value. `map` maps the keys (`date`, and optionally `item_id`, `location_id`, `known_at`); an
+/// value. `map` maps the keys (`date`, and optionally `item_id`, `location_id`, `known_at`; a key
+/// it leaves out is read from the file's column of that name, in any case, if there is one); an
 /// empty cell (or `NA`) is no row, and a cell that is not a number is quarantined with the column
 /// and the value in the reason.
 #[instrument(skip_all, fields(table = table, source = %path.display(), columns = columns.len()))]
@@ -340,6 +384,17 @@ pub async fn import_wide(
         if c == LINE_REASON || found.field_with_unqualified_name(c).is_err() {
             let names: Vec<_> = found.fields().iter().map(|f| f.name().clone()).filter(|n| n != LINE_REASON).collect();
             return Err(Error::data(format!("{}: no column `{c}` (columns: {})", path.display(), names.join(", "))));
+        }
+    }
+    // Keys the mapping leaves out are read from the file's column of the same name, if any.
+    let mut map = map.clone();
+    for k in ["date", "item_id", "location_id", "known_at"] {
+        let taken = map.contains_key(k) || (k == "known_at" && !known);
+        let same = found.fields().iter().map(|f| f.name()).find(|n| n.eq_ignore_ascii_case(k));
+        if let (false, Some(n)) = (taken, same)
+            && !columns.contains(n)
+        {
+            map.insert(k.to_string(), n.clone());
         }
     }
     let key =

@@ -314,6 +314,10 @@ fn a_sale_dated_far_ahead_does_not_move_the_default_cutoff_of_features() {
 
     let out = ok(shelfcast(d).args(["features", "--horizon", "7"]));
     assert!(out.contains("cutoff 2026-03-31") && !out.contains("cutoff 2099"), "{out}");
+    // A cutoff before the first sale (a mistyped year) is an error, not empty feature tables.
+    let typo = shelfcast(d).args(["features", "--horizon", "7", "--cutoff", "2025-03-31"]).output().unwrap();
+    let err = String::from_utf8_lossy(&typo.stderr);
+    assert!(!typo.status.success() && err.contains("before the first day of the sales table (2026-"), "{err}");
     let stored = rt.block_on(listing(&lake));
     assert!(stored.iter().all(|p| !p.contains("cutoff=2099")), "{stored:?}");
     // No feature table reaches past the horizon of the cutoff.

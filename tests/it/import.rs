@@ -268,3 +268,45 @@ async fn file_names_are_read_or_refused_alike_whatever_their_case() {
     let err = err.to_string();
     assert!(err.contains("sales.csv.gz") && err.contains("compressed"), "{err}");
 }
+
+#[tokio::test]
+async fn a_file_in_the_tables_shape_needs_no_mapping() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("sales.csv");
+    // The table's own column names, one in another case, plus a column the table does not have.
+    std::fs::write(&csv, "date,item_id,location_id,Units,note\n2026-01-02,A,L1,3,x\n2026-01-03,A,L1,4,y\n").unwrap();
+    let lake = Lake::in_memory();
+    let r = import::import_file(&lake, "sales", &csv, &BTreeMap::new(), None, &clock()).await.unwrap();
+    assert_eq!((r.rows_written, r.rows_quarantined), (2, 0));
+    let (ctx, _) = shelfcast::engine::open(&lake, 1).await.unwrap();
+    let (lines, all) =
+        table_lines(&ctx, "SELECT item_id, location_id, SUM(units) AS u FROM sales GROUP BY 1, 2", "L1").await;
+    assert_eq!(lines, ["| A | L1 | 7.0 |"], "{all}");
+
+    // An explicit mapping still wins over a same-named column.
+    let map: BTreeMap<String, String> = [("units".to_string(), "date".to_string())].into();
+    let lake = Lake::in_memory();
+    let r = import::import_file(&lake, "sales", &csv, &map, None, &clock()).await.unwrap();
+    assert_eq!((r.rows_written, r.rows_quarantined), (0, 2), "dates are not units");
+
+    // A mapping to a column the file lacks names the file and its columns.
+    let map: BTreeMap<String, String> = [("units".to_string(), "Qty".to_string())].into();
+    let err = import::import_file(&Lake::in_memory(), "sales", &csv, &map, None, &clock()).await.unwrap_err();
+    let err = err.to_string();
+    assert!(err.contains("sales.csv") && err.contains("no column `Qty`") && err.contains("Units"), "{err}");
+}
+
+#[tokio::test]
+async fn a_bad_line_in_a_presets_file_stops_it_before_any_table_is_written() {
+    let dir = tempfile::tempdir().unwrap();
+    walmart_fixture(dir.path());
+    // The last file the preset reads has a line with a missing field, long after its first batch.
+    let mut features = std::fs::read_to_string(dir.path().join("features.csv")).unwrap();
+    features.push_str("2,2012-01-27,53.0\n");
+    std::fs::write(dir.path().join("features.csv"), features).unwrap();
+    let lake = Lake::in_memory();
+    let err = import::import_preset(&lake, "walmart", dir.path(), &clock()).await.unwrap_err();
+    let err = err.to_string();
+    assert!(err.contains("features.csv") && err.contains("line 10"), "{err}");
+    assert!(lake.list(&layout::raw_table("sales")).await.unwrap().is_empty(), "no table written");
+}
