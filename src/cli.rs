@@ -888,6 +888,17 @@ async fn run_spec(
             None => println!("  notify      {} delivered, {} pending (retried next run)", n.delivered, n.pending),
         }
     }
+    if let Some(t) = &s.tracking {
+        let mase: Vec<String> =
+            t.mase.iter().map(|(m, v)| format!("{m} {}", v.map_or("-".to_string(), |v| format!("{v:.3}")))).collect();
+        println!(
+            "  tracked     {} earlier run date(s), {} rows: MASE {} ({})",
+            t.origins.len(),
+            t.scored_rows,
+            mase.join(", "),
+            t.location
+        );
+    }
     for r in &s.ingested {
         println!(
             "  ingest      {} → {}: {} written, {} quarantined",

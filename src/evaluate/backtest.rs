@@ -606,7 +606,8 @@ pub fn scores(rows: &[&ScoredRow], levels: &[f64]) -> Scores {
     }
 }
 
-fn summarise(name: &str, rows: Vec<ScoredRow>, levels: &[f64]) -> ModelBacktest {
+/// One model's scores from its rows: overall, per window (cutoff), per step and per demand class.
+pub(crate) fn summarise(name: &str, rows: Vec<ScoredRow>, levels: &[f64]) -> ModelBacktest {
     let all: Vec<&ScoredRow> = rows.iter().collect();
     let group = |key: &dyn Fn(&ScoredRow) -> String| {
         let mut g: BTreeMap<String, Vec<&ScoredRow>> = BTreeMap::new();

@@ -4,4 +4,5 @@
 pub mod backtest;
 pub mod champion;
 pub mod hierarchy;
+pub mod tracking;
 pub use crate::metrics;

@@ -179,7 +179,7 @@ async fn register_file(ctx: &SessionContext, name: &str, path: &Path, strict: bo
             if strict {
                 // A preset's file is read through once first, a batch at a time, so a bad line
                 // fails the import before any of its tables is written.
-                crate::blocking::run(move || lines.map(|b| b.map(|_| ())).collect::<Result<()>>()).await??;
+                crate::blocking::run(move || lines.into_iter().try_for_each(|b| b.map(|_| ()))).await??;
             }
             let source = TextSource { path: path.to_path_buf(), schema: Arc::clone(&schema), batch_rows, strict };
             let table = StreamingTable::try_new(schema, vec![Arc::new(source)])?;

@@ -151,6 +151,10 @@ pub struct RunSummary {
     pub report: Option<String>,
     /// How far the published forecasts moved against the previous run.
     pub stability: Option<crate::publish::stability::StabilitySummary>,
+    /// The shadow forecasts the `publish` step kept (every model's).
+    pub shadow: Option<crate::publish::shadow::ShadowMetrics>,
+    /// What the `track` step scored: earlier run dates' forecasts against the actuals since.
+    pub tracking: Option<crate::evaluate::tracking::TrackingMetrics>,
     /// What the `plan` step wrote.
     pub replenishment: Option<crate::plan::replenish::PlanMetrics>,
     /// What the `factors` step estimated and wrote.

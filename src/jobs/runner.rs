@@ -35,6 +35,7 @@ use crate::engine;
 use crate::error::{Error, Result};
 use crate::evaluate::backtest::{self, BacktestOptions};
 use crate::evaluate::champion::{self, Registry, SegmentBy};
+use crate::evaluate::tracking;
 use crate::features::{self, FeatureParams, queries};
 use crate::lake::lease::{Acquired, Lease, LeaseState};
 use crate::lake::{Lake, dataset, layout};
@@ -728,6 +729,14 @@ async fn run_step(
                 settings: &s.publish,
             };
             let m: PublishMetrics = publish::publish_forecasts(&env.lake, &release, env.clock.as_ref()).await?;
+            if s.tracking.shadow {
+                // Every model's forecast, so challengers are tracked on the same actuals.
+                let clock = env.clock.as_ref();
+                let kept =
+                    publish::shadow::write(&env.lake, run_id, run_date, params.cutoff, &panel, &state.forecasts, clock)
+                        .await?;
+                report.summary.shadow = Some(kept);
+            }
             report.summary.forecast_rows = m.rows;
             let mut used: Vec<&str> = series_models.iter().map(String::as_str).collect();
             used.sort_unstable();
@@ -737,6 +746,27 @@ async fn run_step(
             report.summary.manifest = Some(m.manifest.clone());
             report.summary.stability = Some(m.stability);
             Ok((Some(forecast.mean.len() as u64), Some(m.rows)))
+        }
+        StepKind::Track => {
+            let panel = match state.panel.clone() {
+                Some(p) => p,
+                None => Arc::new(panel_for(env, params).await?),
+            };
+            let t = &s.tracking;
+            match tracking::measure(&env.lake, &panel, run_date, t, &s.quantiles, s.season_length).await? {
+                None => {
+                    let note = "tracked accuracy: no forecast of an earlier run date has actuals yet".to_string();
+                    info!(reason = %note, "nothing tracked");
+                    report.summary.notes.push(note);
+                    Ok((Some(panel.observations() as u64), None))
+                }
+                Some(tracked) => {
+                    let m = tracking::store(&env.lake, run_id, run_date, &tracked, env.clock.as_ref()).await?;
+                    let rows = m.scored_rows as u64;
+                    report.summary.tracking = Some(m);
+                    Ok((Some(rows), Some(rows)))
+                }
+            }
         }
         StepKind::Plan => {
             let clock = env.clock.as_ref();

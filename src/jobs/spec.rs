@@ -74,8 +74,11 @@ pub enum StepKind {
     Backtest,
     /// Forecast the horizon with every fitted model.
     Predict,
-    /// Write the forecasts dataset and its manifest.
+    /// Write the forecasts dataset and its manifest (and every model's forecast to `shadow/`).
     Publish,
+    /// Score the forecasts of earlier run dates against the actuals that arrived since
+    /// (`metrics/accuracy/`).
+    Track,
     /// Run a read-only SQL file; optionally write its result as a dataset.
     Sql,
     /// Compute reorder points and orders from the published forecasts (`replenishment/`).
@@ -101,6 +104,7 @@ impl StepKind {
             StepKind::Backtest => "backtest",
             StepKind::Predict => "predict",
             StepKind::Publish => "publish",
+            StepKind::Track => "track",
             StepKind::Sql => "sql",
             StepKind::Plan => "plan",
             StepKind::Notify => "notify",
@@ -547,12 +551,14 @@ mod tests {
                 StepKind::Publish,
                 StepKind::Plan,
                 StepKind::Notify,
+                StepKind::Track,
                 StepKind::Factors,
                 StepKind::Report
             ]
         );
         assert_eq!(j.steps[1].after, ["checks"]);
-        assert!(j.steps[9].after.is_empty(), "the report runs whatever happened before it");
+        assert_eq!(j.steps[8].after, ["features"], "tracking does not wait for a fit");
+        assert!(j.steps[10].after.is_empty(), "the report runs whatever happened before it");
         assert!(j.schedule.is_some());
     }
 

@@ -50,6 +50,18 @@ pub fn forecasts(run_date: NaiveDate) -> Path {
     Path::from_iter(["forecasts".to_string(), format!("run_date={run_date}")])
 }
 
+/// Folder of every configured model's forecast for one run date (the shadow forecasts, beside
+/// the published one, so challengers are tracked like the champion).
+pub fn shadow(run_date: NaiveDate) -> Path {
+    Path::from_iter(["shadow".to_string(), format!("run_date={run_date}")])
+}
+
+/// Folder of the tracked accuracy a run measured: earlier run dates' forecasts against the
+/// actuals that arrived since.
+pub fn accuracy(run_date: NaiveDate) -> Path {
+    Path::from_iter(["metrics".to_string(), "accuracy".to_string(), format!("run_date={run_date}")])
+}
+
 /// The root folder of a published dataset (`forecasts`, `replenishment`).
 pub fn dataset_root(dataset: &str) -> Path {
     Path::from(dataset)

@@ -28,6 +28,7 @@
 
 pub mod latest;
 pub mod notify;
+pub mod shadow;
 pub mod signature;
 pub mod stability;
 
@@ -160,38 +161,20 @@ pub async fn publish_forecasts(lake: &Lake, r: &ForecastRelease<'_>, clock: &dyn
     let mut csv = r.settings.csv.then(|| arrow::csv::WriterBuilder::new().with_header(true).build(Vec::new()));
     let mut means = stability::SeriesMeans::new();
     let epoch = crate::days::epoch();
-    let mut b = Builders::new(f.levels.len());
     for (s, key) in r.panel.keys.iter().enumerate() {
         let series = means.entry((key.item_id.clone(), key.location_id.clone())).or_default();
         for h in 0..f.horizon {
             let target = (r.panel.target_date(h + 1) - epoch).num_days() as i32;
-            b.run_id.append_value(r.run_id);
-            b.item.append_value(&key.item_id);
-            b.location.append_value(&key.location_id);
-            b.target.append_value(target);
-            b.horizon.append_value(h as i32 + 1);
-            b.mean.append_value(f.mean_at(s, h) as f64);
             series.insert(target, f.mean_at(s, h) as f64);
-            for (q, col) in b.quantiles.iter_mut().enumerate() {
-                col.append_value(f.quantile_at(s, h, q) as f64);
-            }
-            b.model.append_value(r.series_models.get(s).unwrap_or(&f.model));
-            b.version.append_value(r.model_version);
-            b.rows += 1;
-            if b.rows == BATCH_ROWS {
-                let batch = b.finish(&schema)?;
-                if let Some(w) = csv.as_mut() {
-                    w.write(&batch)?;
-                }
-                writer.write(batch).await?;
-            }
         }
     }
-    let batch = b.finish(&schema)?;
-    if let Some(w) = csv.as_mut() {
-        w.write(&batch)?;
+    for batch in ContractRows::new(r.panel, f, r.series_models, r.run_id, r.model_version) {
+        let batch = batch?;
+        if let Some(w) = csv.as_mut() {
+            w.write(&batch)?;
+        }
+        writer.write(batch).await?;
     }
-    writer.write(batch).await?;
     let rows = (r.panel.len() * f.horizon) as u64;
     if let Some(w) = csv {
         writer.attach(CSV_FILE, rows, w.into_inner().into()).await?;
@@ -237,8 +220,65 @@ pub async fn read_forecasts(lake: &Lake, run_date: NaiveDate) -> Result<(Manifes
     crate::lake::dataset::read(lake, &layout::forecasts(run_date)).await
 }
 
+/// The rows of one forecast in the contract's schema ([`schema`]), at most `BATCH_ROWS` per batch:
+/// one per series × horizon step, in the panel's series order.
+pub(crate) struct ContractRows<'a> {
+    panel: &'a Panel,
+    forecast: &'a Forecast,
+    series_models: &'a [String],
+    run_id: &'a str,
+    version: &'a str,
+    schema: SchemaRef,
+    next: usize,
+}
+
+impl<'a> ContractRows<'a> {
+    /// The rows of `forecast` over `panel`'s series; `series_models`: the model of each series
+    /// when they differ (empty: `forecast.model` for every row).
+    pub(crate) fn new(
+        panel: &'a Panel,
+        forecast: &'a Forecast,
+        series_models: &'a [String],
+        run_id: &'a str,
+        version: &'a str,
+    ) -> Self {
+        Self { panel, forecast, series_models, run_id, version, schema: schema(&forecast.levels), next: 0 }
+    }
+}
+
+impl Iterator for ContractRows<'_> {
+    type Item = Result<RecordBatch>;
+
+    fn next(&mut self) -> Option<Self::Item> {
+        let f = self.forecast;
+        let total = self.panel.len() * f.horizon;
+        if self.next >= total || f.horizon == 0 {
+            return None;
+        }
+        let epoch = crate::days::epoch();
+        let mut b = Builders::new(f.levels.len());
+        let end = (self.next + BATCH_ROWS).min(total);
+        for row in self.next..end {
+            let (s, h) = (row / f.horizon, row % f.horizon);
+            let key = &self.panel.keys[s];
+            b.run_id.append_value(self.run_id);
+            b.item.append_value(&key.item_id);
+            b.location.append_value(&key.location_id);
+            b.target.append_value((self.panel.target_date(h + 1) - epoch).num_days() as i32);
+            b.horizon.append_value(h as i32 + 1);
+            b.mean.append_value(f.mean_at(s, h) as f64);
+            for (q, col) in b.quantiles.iter_mut().enumerate() {
+                col.append_value(f.quantile_at(s, h, q) as f64);
+            }
+            b.model.append_value(self.series_models.get(s).unwrap_or(&f.model));
+            b.version.append_value(self.version);
+        }
+        self.next = end;
+        Some(b.finish(&self.schema))
+    }
+}
+
 struct Builders {
-    rows: usize,
     run_id: StringBuilder,
     item: StringBuilder,
     location: StringBuilder,
@@ -253,7 +293,6 @@ struct Builders {
 impl Builders {
     fn new(levels: usize) -> Self {
         Self {
-            rows: 0,
             run_id: StringBuilder::new(),
             item: StringBuilder::new(),
             location: StringBuilder::new(),
@@ -267,7 +306,6 @@ impl Builders {
     }
 
     fn finish(&mut self, schema: &SchemaRef) -> Result<RecordBatch> {
-        self.rows = 0;
         let mut cols: Vec<ArrayRef> = vec![
             Arc::new(self.run_id.finish()),
             Arc::new(self.item.finish()),

@@ -85,18 +85,22 @@ pub struct Stability {
 
 /// The newest run date before `run_date` with a committed dataset under `dataset`.
 pub async fn previous_run_date(lake: &Lake, dataset: &str, run_date: NaiveDate) -> Result<Option<NaiveDate>> {
-    let mut best = None;
+    Ok(run_dates(lake, dataset).await?.into_iter().rfind(|d| *d < run_date))
+}
+
+/// The run dates with a committed dataset under `dataset` (`forecasts`, `shadow`), oldest first.
+pub async fn run_dates(lake: &Lake, dataset: &str) -> Result<Vec<NaiveDate>> {
+    let mut dates = Vec::new();
     for obj in lake.list(&layout::dataset_root(dataset)).await? {
         let parts: Vec<_> = obj.location.parts().map(|p| p.as_ref().to_string()).collect();
         if parts.len() != 3 || parts[2] != layout::MANIFEST {
             continue;
         }
-        let date = parts[1].strip_prefix("run_date=").and_then(|d| d.parse::<NaiveDate>().ok());
-        if let Some(d) = date.filter(|d| *d < run_date) {
-            best = best.max(Some(d));
-        }
+        dates.extend(parts[1].strip_prefix("run_date=").and_then(|d| d.parse::<NaiveDate>().ok()));
     }
-    Ok(best)
+    dates.sort_unstable();
+    dates.dedup();
+    Ok(dates)
 }
 
 /// Means per series from forecast rows (`item_id`, `location_id`, `target_date`, `mean`).

@@ -1,6 +1,6 @@
 //! The catalog analysts query, the same for `shelfcast query` and `shelfcast serve`: the raw
 //! tables, the feature views at a cutoff, the newest published `forecasts` and `replenishment`,
-//! and the tables a caller adds ([`Extra`]: the binary adds `runs`, the run history that
+//! the newest tracked `accuracy` ([`crate::evaluate::tracking`]), and the tables a caller adds ([`Extra`]: the binary adds `runs`, the run history that
 //! [`crate::jobs::history`] keeps).
 //!
 //! [`version`] names what the catalog would be opened on (the raw files, the publication
@@ -45,6 +45,7 @@ pub async fn open(
     };
     features::register_views(&ctx, params(cutoff)).await?;
     crate::publish::latest::register(&ctx, lake, &[crate::publish::DATASET, crate::plan::replenish::DATASET]).await?;
+    crate::evaluate::tracking::register_latest(&ctx, lake).await?;
     for e in extra {
         e.register(&ctx, lake).await?;
     }
@@ -56,7 +57,8 @@ pub async fn open(
 /// [`open`] would register the same tables.
 pub async fn version(lake: &Lake) -> Result<String> {
     let mut h = Sha256::new();
-    for prefix in [object_store::path::Path::from("raw"), layout::runs()] {
+    let accuracy: object_store::path::Path = layout::accuracy(NaiveDate::MIN).parts().take(2).collect();
+    for prefix in [object_store::path::Path::from("raw"), layout::runs(), accuracy] {
         for m in lake.list(&prefix).await? {
             h.update(m.location.as_ref().as_bytes());
             h.update(m.size.to_le_bytes());

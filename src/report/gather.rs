@@ -271,32 +271,23 @@ pub async fn gather(lake: &Lake, settings: &Settings, source: &Source, clock: &d
     }
 
     let backtest = stored.map(|b| {
-        let snaive = b.models.iter().find(|m| m.model == "seasonal_naive").map(|m| m.overall.clone());
-        let fva = |m: Option<f64>, s: Option<f64>| match (m, s) {
-            (Some(m), Some(s)) if s > 0.0 => Some(100.0 * (1.0 - m / s)),
-            _ => None,
-        };
-        let value_added = b
-            .models
-            .iter()
-            .map(|m| ValueAdded {
-                model: m.model.clone(),
-                mase_pct: fva(m.overall.mase, snaive.as_ref().and_then(|s| s.mase)),
-                wape_pct: fva(m.overall.wape, snaive.as_ref().and_then(|s| s.wape)),
-            })
-            .collect();
-        if snaive.is_none() {
+        let (section, snaive) = section(b);
+        if !snaive {
             notes.push("No forecast value added: seasonal_naive was not among the backtested models.".to_string());
         }
-        BacktestSection {
-            cutoffs: b.cutoffs,
-            horizon: b.horizon,
-            season: b.season,
-            levels: b.levels,
-            models: b.models,
-            value_added,
-        }
+        section
     });
+    let tracked = match run.run_date {
+        Some(d) => match crate::evaluate::tracking::read(lake, d).await? {
+            Some((by, t)) if by == source.run_id => Some(section(t).0),
+            Some(_) => {
+                notes.push(format!("The tracked accuracy of {d} was measured by another run: it is not shown."));
+                None
+            }
+            None => None,
+        },
+        None => None,
+    };
 
     Ok(Report {
         schema_version: SCHEMA_VERSION,
@@ -306,6 +297,7 @@ pub async fn gather(lake: &Lake, settings: &Settings, source: &Source, clock: &d
         frequency: settings.frequency,
         metric,
         backtest,
+        tracked,
         champions,
         published: published.map(|p| p.summary),
         series,
@@ -313,6 +305,31 @@ pub async fn gather(lake: &Lake, settings: &Settings, source: &Source, clock: &d
         local,
         notes,
     })
+}
+
+/// The report section of a backtest (or of tracked accuracy), with each model's value added over
+/// seasonal naive; whether seasonal naive was among the models.
+fn section(b: crate::evaluate::backtest::BacktestReport) -> (BacktestSection, bool) {
+    use crate::evaluate::tracking::value_added as fva;
+    let snaive = b.models.iter().find(|m| m.model == "seasonal_naive").map(|m| m.overall.clone());
+    let value_added = b
+        .models
+        .iter()
+        .map(|m| ValueAdded {
+            model: m.model.clone(),
+            mase_pct: fva(m.overall.mase, snaive.as_ref().and_then(|s| s.mase)),
+            wape_pct: fva(m.overall.wape, snaive.as_ref().and_then(|s| s.wape)),
+        })
+        .collect();
+    let section = BacktestSection {
+        cutoffs: b.cutoffs,
+        horizon: b.horizon,
+        season: b.season,
+        levels: b.levels,
+        models: b.models,
+        value_added,
+    };
+    (section, snaive.is_some())
 }
 
 /// The influence factors written for `run_date`, when `run_id` wrote them.

@@ -440,6 +440,14 @@ pub fn render(r: &Report) -> String {
         out.push_str("</section>");
     }
 
+    if r.tracked.is_some() {
+        out.push_str(r#"<section id="tracked"><h2>Tracked accuracy</h2><p class="note">The forecasts made on earlier run dates (the published one and every model's shadow forecast) against the actuals that arrived since.</p>"#);
+        for t in [tables::tracked(r), tables::tracked_trend(r), tables::tracked_by_step(r)].into_iter().flatten() {
+            table(&mut out, &t, &colors);
+        }
+        out.push_str("</section>");
+    }
+
     if !r.series.is_empty() {
         out.push_str(r#"<section id="series"><h2>Series</h2><p class="note">Actuals, the backtest forecasts of the model serving each series with their 10–90% band, and the published forecast after the cutoff. The largest series by units over the backtest periods, then the one with the highest MASE.</p><div class="grid">"#);
         for s in &r.series {

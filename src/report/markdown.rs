@@ -66,6 +66,12 @@ pub fn render(r: &Report) -> String {
             table(&mut out, &t);
         }
     }
+    if r.tracked.is_some() {
+        let _ = writeln!(out, "## Tracked accuracy\n");
+        for t in [tables::tracked(r), tables::tracked_trend(r), tables::tracked_by_step(r)].into_iter().flatten() {
+            table(&mut out, &t);
+        }
+    }
     if !r.series.is_empty() {
         let _ = writeln!(out, "## Series\n");
         table(&mut out, &tables::series(r));

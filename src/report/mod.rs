@@ -14,6 +14,8 @@
 //! - the champion registry (`models/champions.json`): this run's decisions, the champion of
 //!   each segment, and who held each segment run after run;
 //! - the published forecast of the run's date, when that run wrote it;
+//! - the tracked accuracy the run measured (`metrics/accuracy/run_date=…/`): the forecasts of
+//!   earlier run dates, published and shadow, against the actuals since, as a trend by run date;
 //! - the influence factors of the run's date (`factors/run_date=…/`, when that run wrote them):
 //!   price elasticities, promotion uplift per kind, driver shares, as bar charts and tables.
 //!
@@ -74,6 +76,10 @@ pub struct Report {
     pub metric: Metric,
     /// The backtest of the run, when it made one.
     pub backtest: Option<BacktestSection>,
+    /// The accuracy of earlier run dates' forecasts against the actuals since (live tracking),
+    /// when the run measured it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracked: Option<BacktestSection>,
     /// The champion registry.
     pub champions: ChampionSection,
     /// The run's published forecast, when it is still the one published for its date.

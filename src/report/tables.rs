@@ -194,14 +194,13 @@ pub fn value_added(r: &Report) -> Option<Table> {
 
 /// A metric per key (step, class, window) and model.
 fn by_key<K: ToString>(
-    r: &Report,
+    b: &super::BacktestSection,
     id: &'static str,
     caption: String,
     key: &str,
     keys: Vec<K>,
     get: impl Fn(&crate::evaluate::backtest::ModelBacktest, &K) -> Option<f64>,
 ) -> Option<Table> {
-    let b = r.backtest.as_ref()?;
     let mut header = vec![key.to_string()];
     header.extend(b.models.iter().map(|m| m.model.clone()));
     let rows = keys
@@ -220,7 +219,7 @@ pub fn by_step(r: &Report) -> Option<Table> {
     let b = r.backtest.as_ref()?;
     let steps: Vec<usize> = (1..=b.horizon).collect();
     let metric = r.metric;
-    by_key(r, "by-step", format!("{} by horizon step", metric_name(metric)), "step", steps, |m, k| {
+    by_key(b, "by-step", format!("{} by horizon step", metric_name(metric)), "step", steps, |m, k| {
         m.per_step.get(k).and_then(|s| metric.of(s))
     })
 }
@@ -232,7 +231,7 @@ pub fn by_class(r: &Report) -> Option<Table> {
     classes.sort();
     classes.dedup();
     let metric = r.metric;
-    by_key(r, "by-class", format!("{} by demand class", metric_name(metric)), "class", classes, |m, k| {
+    by_key(b, "by-class", format!("{} by demand class", metric_name(metric)), "class", classes, |m, k| {
         m.per_class.get(k).and_then(|s| metric.of(s))
     })
 }
@@ -242,13 +241,65 @@ pub fn by_window(r: &Report) -> Option<Table> {
     let b = r.backtest.as_ref()?;
     let metric = r.metric;
     by_key(
-        r,
+        b,
         "by-window",
         format!("{} by window (cutoff)", metric_name(metric)),
         "cutoff",
         b.cutoffs.clone(),
         |m, k| m.per_window.get(k).and_then(|s| metric.of(s)),
     )
+}
+
+/// The tracked accuracy of earlier forecasts, per model, over every tracked run date.
+pub fn tracked(r: &Report) -> Option<Table> {
+    let t = r.tracked.as_ref()?;
+    let rows = t
+        .models
+        .iter()
+        .zip(&t.value_added)
+        .map(|(m, v)| {
+            let s = &m.overall;
+            vec![
+                Cell::model(&m.model),
+                Cell::num(s.n.to_string()),
+                Cell::num(score(s.mase)),
+                Cell::num(score(s.wape)),
+                Cell::num(score(s.bias)),
+                Cell::num(score(s.coverage_80)),
+                Cell::num(score(v.mase_pct)),
+            ]
+        })
+        .collect();
+    Some(Table {
+        id: "tracked",
+        caption: format!(
+            "Tracked accuracy: the forecasts of {} earlier run date(s) against the actuals since",
+            t.cutoffs.len()
+        ),
+        header: ["model", "n", "MASE", "WAPE %", "bias", "coverage 80", "FVA on MASE %"].map(String::from).to_vec(),
+        rows,
+    })
+}
+
+/// The champion metric of earlier forecasts per forecast cutoff and model: the trend.
+pub fn tracked_trend(r: &Report) -> Option<Table> {
+    let t = r.tracked.as_ref()?;
+    let metric = r.metric;
+    let caption = format!("Tracked {} by forecast cutoff (the trend)", metric_name(metric));
+    by_key(t, "tracked-trend", caption, "cutoff", t.cutoffs.clone(), |m, k| {
+        m.per_window.get(k).and_then(|s| metric.of(s))
+    })
+}
+
+/// The champion metric of earlier forecasts per horizon step and model.
+pub fn tracked_by_step(r: &Report) -> Option<Table> {
+    let t = r.tracked.as_ref()?;
+    let metric = r.metric;
+    let mut steps: Vec<usize> = t.models.iter().flat_map(|m| m.per_step.keys().copied()).collect();
+    steps.sort_unstable();
+    steps.dedup();
+    let caption = format!("Tracked {} by horizon step", metric_name(metric));
+    by_key(t, "tracked-by-step", caption, "step", steps, |m, k| m.per_step.get(k).and_then(|s| metric.of(s)))
 }
 
 /// This run's champion decisions.

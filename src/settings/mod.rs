@@ -72,6 +72,8 @@ pub struct SettingsFile {
     pub model: Option<crate::models::params::ModelParams>,
     /// Forecast publication: CSV copy, stability threshold.
     pub publish: Option<crate::publish::PublishSettings>,
+    /// Live accuracy tracking and shadow forecasts.
+    pub tracking: Option<crate::evaluate::tracking::TrackingSettings>,
     /// Planner defaults.
     pub plan: Option<crate::plan::PlanSettings>,
     /// Influence-factor groups.
@@ -179,6 +181,8 @@ pub struct Settings {
     pub model: crate::models::params::ModelParams,
     /// Forecast publication.
     pub publish: crate::publish::PublishSettings,
+    /// Live accuracy tracking and shadow forecasts.
+    pub tracking: crate::evaluate::tracking::TrackingSettings,
     /// Planner defaults.
     pub plan: crate::plan::PlanSettings,
     /// Influence-factor groups (`[factors.groups]`).
@@ -413,6 +417,7 @@ impl Settings {
             train: file.train.unwrap_or_default(),
             model,
             publish,
+            tracking: file.tracking.unwrap_or_default(),
             plan,
             factors,
             webhooks,

@@ -70,3 +70,6 @@ mod serve;
 mod sql;
 /// libtorch on the CPU.
 mod torch;
+/// Live accuracy tracking: shadow forecasts of every model, earlier run dates scored as their
+/// actuals arrive (equal to score.py), the trend in the report and the `accuracy` table.
+mod tracking;

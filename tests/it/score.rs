@@ -14,7 +14,7 @@ use shelfcast::settings::{Overrides, Settings, SettingsFile};
 
 use crate::common::*;
 
-fn python() -> Option<String> {
+pub fn python() -> Option<String> {
     let candidates = std::env::var("SHELFCAST_PYTHON").into_iter().chain(["python3".to_string()]);
     for py in candidates {
         let ok = Command::new(&py).args(["-c", "import pandas, pyarrow"]).output().is_ok_and(|o| o.status.success());
@@ -25,7 +25,7 @@ fn python() -> Option<String> {
     None
 }
 
-fn close(ours: Option<f64>, theirs: &serde_json::Value, what: &str) {
+pub fn close(ours: Option<f64>, theirs: &serde_json::Value, what: &str) {
     match (ours, theirs.as_f64()) {
         (Some(a), Some(b)) => {
             assert!((a - b).abs() <= 1e-9 * b.abs().max(1e-12), "{what}: shelfcast {a} vs score.py {b}")

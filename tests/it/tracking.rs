@@ -1,0 +1,198 @@
+use std::collections::BTreeSet;
+use std::path::PathBuf;
+use std::process::Command;
+use std::sync::Arc;
+
+use arrow::array::{Array, ArrayRef, AsArray, Date32Builder, Float64Builder, RecordBatch, StringArray, StringBuilder};
+use arrow::datatypes::{Date32Type, Float64Type};
+use chrono::NaiveDate;
+use shelfcast::evaluate::{backtest, tracking};
+use shelfcast::lake::{Lake, dataset, layout};
+use shelfcast::settings::SettingsFile;
+
+use crate::common::*;
+use crate::score::{close, python};
+
+const RUNS: [&str; 3] = ["2026-03-11", "2026-03-18", "2026-04-01"];
+
+/// The published and shadow forecasts of `run_date` in score.py's canonical format, every row
+/// (score.py drops those without an actual).
+async fn canonical(lake: &Lake, run_date: NaiveDate, out: &mut Vec<RecordBatch>) {
+    for (dir, fixed) in [(layout::forecasts(run_date), Some("published")), (layout::shadow(run_date), None)] {
+        let (m, batches) = dataset::read(lake, &dir).await.unwrap();
+        let cutoff = m.meta["cutoff"].as_str().unwrap().parse::<NaiveDate>().unwrap();
+        let cutoff = (cutoff - date("1970-01-01")).num_days() as i32;
+        for b in batches {
+            let s = |n: &str| b.column_by_name(n).unwrap().as_string::<i32>().clone();
+            let f = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Float64Type>().clone();
+            let (item, loc, model) = (s("item_id"), s("location_id"), s("model"));
+            let target = b.column_by_name("target_date").unwrap().as_primitive::<Date32Type>().clone();
+            let (mut id, mut ds, mut cut, mut method) =
+                (StringBuilder::new(), Date32Builder::new(), Date32Builder::new(), StringBuilder::new());
+            for r in 0..b.num_rows() {
+                id.append_value(format!("{}/{}", item.value(r), loc.value(r)));
+                ds.append_value(target.value(r));
+                cut.append_value(cutoff);
+                method.append_value(fixed.unwrap_or(model.value(r)));
+            }
+            let mut yhat = Float64Builder::new();
+            yhat.append_slice(f("mean").values());
+            out.push(
+                RecordBatch::try_from_iter(vec![
+                    ("unique_id", Arc::new(id.finish()) as ArrayRef),
+                    ("ds", Arc::new(ds.finish())),
+                    ("cutoff", Arc::new(cut.finish())),
+                    ("y_hat", Arc::new(yhat.finish())),
+                    ("y_lo", Arc::new(f("q10")) as ArrayRef),
+                    ("y_hi", Arc::new(f("q90")) as ArrayRef),
+                    ("method", Arc::new(method.finish())),
+                ])
+                .unwrap(),
+            );
+        }
+    }
+}
+
+#[tokio::test]
+async fn earlier_forecasts_are_scored_as_their_actuals_arrive_like_score_py_and_shown_in_the_report() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, lake) = local_lake(dir.path());
+    demo_lake(&lake, 6).await;
+    let file = || SettingsFile {
+        models: Some(vec!["seasonal_naive".into(), "ets".into()]),
+        horizon: Some(14),
+        ..Default::default()
+    };
+    let s = settings(&url, dir.path(), file());
+    let mut runs = Vec::new();
+    for d in RUNS {
+        runs.push(nightly(&env(settings(&url, dir.path(), file()), &lake, &clock()), date(d)).await.unwrap());
+    }
+
+    // Every run keeps every model's forecast beside the published one.
+    for d in RUNS {
+        let (m, batches) = dataset::read(&lake, &layout::shadow(date(d))).await.unwrap();
+        assert_eq!(m.row_count, 2 * 6 * 14, "{d}: two models × six series × fourteen days");
+        let models: BTreeSet<String> = batches
+            .iter()
+            .flat_map(|b| {
+                let c = b.column_by_name("model").unwrap().as_any().downcast_ref::<StringArray>().unwrap().clone();
+                (0..c.len()).map(move |i| c.value(i).to_string())
+            })
+            .collect();
+        assert_eq!(models, BTreeSet::from(["ets".to_string(), "seasonal_naive".to_string()]));
+    }
+
+    // The first run has nothing to score, and says so.
+    assert!(runs[0].summary.tracking.is_none());
+    assert!(runs[0].summary.notes.iter().any(|n| n.contains("tracked accuracy")), "{:?}", runs[0].summary.notes);
+    // The third scores both earlier run dates: every day of their horizons has arrived.
+    let t = runs[2].summary.tracking.as_ref().expect("the third run tracks");
+    assert_eq!(t.origins, [date("2026-03-10"), date("2026-03-17")]);
+    assert_eq!(t.scored_rows, 3 * 2 * 6 * 14, "published, seasonal_naive, ets × two run dates × 6 × 14");
+    let (by, stored) = tracking::read(&lake, date("2026-04-01")).await.unwrap().unwrap();
+    assert_eq!(by, runs[2].run_id);
+    let names: Vec<&str> = stored.models.iter().map(|m| m.model.as_str()).collect();
+    assert_eq!(names, ["published", "ets", "seasonal_naive"]);
+
+    // The same forecasts and actuals through score.py give the same numbers.
+    let Some(py) = python() else {
+        assert!(std::env::var_os("CI").is_none(), "CI must provide a Python with pandas and pyarrow");
+        eprintln!("skipped the score.py comparison: no Python with pandas and pyarrow (set SHELFCAST_PYTHON)");
+        return;
+    };
+    let mut rows = Vec::new();
+    for d in &RUNS[..2] {
+        canonical(&lake, date(d), &mut rows).await;
+    }
+    let (ctx, _) = shelfcast::engine::open(&lake, 2).await.unwrap();
+    let (full, _) = backtest::full_panel(&ctx, &s.backtest_config()).await.unwrap();
+    let out = tempfile::tempdir().unwrap();
+    let write = |name: &str, b: &[RecordBatch]| {
+        let p = out.path().join(name);
+        std::fs::write(&p, shelfcast::lake::parquet::encode(&b[0].schema(), b).unwrap()).unwrap();
+        p
+    };
+    let fc = write("fc.parquet", &rows);
+    let act = write("actuals.parquet", &[backtest::actuals_batch(&full).unwrap()]);
+    let json = out.path().join("score.json");
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/score.py");
+    let run = Command::new(&py)
+        .arg(&script)
+        .args(["--forecasts".as_ref(), fc.as_os_str(), "--actuals".as_ref(), act.as_os_str()])
+        .args(["--season", &s.season_length.to_string(), "--json"])
+        .arg(&json)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "score.py failed: {}", String::from_utf8_lossy(&run.stderr));
+    let theirs: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    for m in &stored.models {
+        let (t, o) = (&theirs["methods"][&m.model]["overall"], &m.overall);
+        assert_eq!(t["n"].as_u64(), Some(o.n as u64), "{}", m.model);
+        close(o.mase, &t["MASE"], "MASE");
+        close(o.wape, &t["WAPE"], "WAPE");
+        close(o.bias, &t["bias"], "bias");
+        close(o.coverage_80, &t["coverage"], "coverage");
+        let windows = theirs["methods"][&m.model]["per_window"].as_array().unwrap();
+        assert_eq!(windows.len(), m.per_window.len());
+        for (cutoff, w) in &m.per_window {
+            let tw = windows.iter().find(|x| x["cutoff"] == cutoff.to_string().as_str()).unwrap();
+            close(w.mase, &tw["MASE"], "MASE per run date");
+        }
+    }
+
+    // The dataset's pooled rows are the report's, with the value added over seasonal naive.
+    let (_, batches) = dataset::read(&lake, &layout::accuracy(date("2026-04-01"))).await.unwrap();
+    let b = arrow::compute::concat_batches(&batches[0].schema(), &batches).unwrap();
+    let col = |n: &str| b.column_by_name(n).unwrap().clone();
+    let (model, origin, step, segment) = (col("model"), col("origin"), col("step"), col("segment"));
+    let (mase, fva) = (col("mase"), col("fva_mase_pct"));
+    let snaive = stored.models.iter().find(|m| m.model == "seasonal_naive").unwrap().overall.mase.unwrap();
+    for m in &stored.models {
+        let i = (0..b.num_rows())
+            .find(|&i| {
+                model.as_string::<i32>().value(i) == m.model
+                    && origin.is_null(i)
+                    && step.is_null(i)
+                    && segment.as_string::<i32>().value(i) == "all"
+            })
+            .unwrap();
+        let v = mase.as_primitive::<Float64Type>().value(i);
+        assert!((v - m.overall.mase.unwrap()).abs() < 1e-12);
+        let f = fva.as_primitive::<Float64Type>().value(i);
+        assert!((f - 100.0 * (1.0 - v / snaive)).abs() < 1e-9, "{}: {f}", m.model);
+    }
+
+    // The report shows it, and the run before it had none to show.
+    let md = |run_id: &str| {
+        let (lake, run_id) = (lake.clone(), run_id.to_string());
+        async move {
+            String::from_utf8(lake.get(&layout::report(&run_id).join("report.md")).await.unwrap().to_vec()).unwrap()
+        }
+    };
+    let last = md(&runs[2].run_id).await;
+    assert!(last.contains("## Tracked accuracy") && last.contains("| published |"), "{last}");
+    assert!(last.contains("2026-03-10") && last.contains("2026-03-17"), "the trend by forecast cutoff: {last}");
+    assert!(!md(&runs[0].run_id).await.contains("## Tracked accuracy"));
+}
+
+#[tokio::test]
+async fn without_shadows_only_the_published_forecast_is_tracked() {
+    let dir = tempfile::tempdir().unwrap();
+    let (url, lake) = local_lake(dir.path());
+    demo_lake(&lake, 4).await;
+    let file = || SettingsFile {
+        models: Some(vec!["seasonal_naive".into(), "ets".into()]),
+        horizon: Some(14),
+        tracking: Some(tracking::TrackingSettings { shadow: false, runs: 1 }),
+        ..Default::default()
+    };
+    let mut last = None;
+    for d in RUNS {
+        last = Some(nightly(&env(settings(&url, dir.path(), file()), &lake, &clock()), date(d)).await.unwrap());
+    }
+    assert!(lake.list(&object_store::path::Path::from("shadow")).await.unwrap().is_empty(), "no shadows kept");
+    let t = last.unwrap().summary.tracking.unwrap();
+    assert_eq!(t.origins, [date("2026-03-17")], "`runs = 1`: the latest earlier run date only");
+    assert_eq!(t.mase.keys().collect::<Vec<_>>(), ["published"]);
+}
