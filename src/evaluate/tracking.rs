@@ -285,10 +285,8 @@ pub async fn read(lake: &Lake, run_date: NaiveDate) -> Result<Option<(String, Ba
 
 /// The newest run date with tracked accuracy in the lake.
 pub async fn latest_run_date(lake: &Lake) -> Result<Option<NaiveDate>> {
-    let root = layout::accuracy(NaiveDate::MIN);
-    let root: object_store::path::Path = root.parts().take(2).collect();
     let mut newest = None;
-    for obj in lake.list(&root).await? {
+    for obj in lake.list(&layout::accuracies()).await? {
         let parts: Vec<_> = obj.location.parts().map(|p| p.as_ref().to_string()).collect();
         if parts.len() == 4 && parts[3] == layout::MANIFEST {
             let date = parts[2].strip_prefix("run_date=").and_then(|d| d.parse::<NaiveDate>().ok());

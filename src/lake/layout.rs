@@ -59,7 +59,12 @@ pub fn shadow(run_date: NaiveDate) -> Path {
 /// Folder of the tracked accuracy a run measured: earlier run dates' forecasts against the
 /// actuals that arrived since.
 pub fn accuracy(run_date: NaiveDate) -> Path {
-    Path::from_iter(["metrics".to_string(), "accuracy".to_string(), format!("run_date={run_date}")])
+    accuracies().join(format!("run_date={run_date}").as_str())
+}
+
+/// Every run date's tracked accuracy.
+pub fn accuracies() -> Path {
+    Path::from_iter(["metrics", "accuracy"])
 }
 
 /// The root folder of a published dataset (`forecasts`, `replenishment`).

@@ -57,8 +57,7 @@ pub async fn open(
 /// [`open`] would register the same tables.
 pub async fn version(lake: &Lake) -> Result<String> {
     let mut h = Sha256::new();
-    let accuracy: object_store::path::Path = layout::accuracy(NaiveDate::MIN).parts().take(2).collect();
-    for prefix in [object_store::path::Path::from("raw"), layout::runs(), accuracy] {
+    for prefix in [object_store::path::Path::from("raw"), layout::runs(), layout::accuracies()] {
         for m in lake.list(&prefix).await? {
             h.update(m.location.as_ref().as_bytes());
             h.update(m.size.to_le_bytes());

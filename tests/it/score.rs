@@ -35,6 +35,35 @@ pub fn close(ours: Option<f64>, theirs: &serde_json::Value, what: &str) {
     }
 }
 
+/// `score.py`'s JSON for these forecasts (its canonical columns) and actuals, run with `py`.
+pub fn score_py(
+    py: &str,
+    forecasts: &[arrow::record_batch::RecordBatch],
+    actuals: &arrow::record_batch::RecordBatch,
+    season: usize,
+) -> serde_json::Value {
+    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/score.py");
+    assert!(script.is_file(), "score.py not found at {}", script.display());
+    let dir = tempfile::tempdir().unwrap();
+    let write = |name: &str, b: &[arrow::record_batch::RecordBatch]| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, shelfcast::lake::parquet::encode(&b[0].schema(), b).unwrap()).unwrap();
+        p
+    };
+    let fc = write("fc.parquet", forecasts);
+    let act = write("actuals.parquet", std::slice::from_ref(actuals));
+    let out = dir.path().join("score.json");
+    let run = Command::new(py)
+        .arg(&script)
+        .args(["--forecasts".as_ref(), fc.as_os_str(), "--actuals".as_ref(), act.as_os_str()])
+        .args(["--season", &season.to_string(), "--json"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(run.status.success(), "score.py failed: {}", String::from_utf8_lossy(&run.stderr));
+    serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap()
+}
+
 #[tokio::test]
 async fn metrics_equal_score_py_on_the_same_forecasts() {
     let Some(py) = python() else {
@@ -45,9 +74,6 @@ async fn metrics_equal_score_py_on_the_same_forecasts() {
         eprintln!("skipped: no Python with pandas and pyarrow (set SHELFCAST_PYTHON)");
         return;
     };
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/score.py");
-    assert!(script.is_file(), "score.py not found at {}", script.display());
-
     let lake = Lake::in_memory();
     demo_lake(&lake, 8).await;
     let o = Overrides { threads: Some(2), ..Default::default() };
@@ -62,24 +88,8 @@ async fn metrics_equal_score_py_on_the_same_forecasts() {
     };
     let report = backtest::run(&full, &settings.backtest_config(), &opts).unwrap();
 
-    let dir = tempfile::tempdir().unwrap();
-    let write = |name: &str, b: arrow::record_batch::RecordBatch| {
-        let p = dir.path().join(name);
-        std::fs::write(&p, shelfcast::lake::parquet::encode(&b.schema(), &[b]).unwrap()).unwrap();
-        p
-    };
-    let fc = write("fc.parquet", backtest::canonical_batch(&report).unwrap());
-    let act = write("actuals.parquet", backtest::actuals_batch(&full).unwrap());
-    let out = dir.path().join("score.json");
-    let run = Command::new(&py)
-        .arg(&script)
-        .args(["--forecasts".as_ref(), fc.as_os_str(), "--actuals".as_ref(), act.as_os_str()])
-        .args(["--season", &settings.season_length.to_string(), "--json"])
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "score.py failed: {}", String::from_utf8_lossy(&run.stderr));
-    let theirs: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    let fc = backtest::canonical_batch(&report).unwrap();
+    let theirs = score_py(&py, &[fc], &backtest::actuals_batch(&full).unwrap(), settings.season_length);
     for m in &report.models {
         let t = &theirs["methods"][&m.model]["overall"];
         let o = &m.overall;

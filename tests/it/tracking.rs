@@ -1,6 +1,4 @@
 use std::collections::BTreeSet;
-use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 
 use arrow::array::{Array, ArrayRef, AsArray, Date32Builder, Float64Builder, RecordBatch, StringArray, StringBuilder};
@@ -11,7 +9,7 @@ use shelfcast::lake::{Lake, dataset, layout};
 use shelfcast::settings::SettingsFile;
 
 use crate::common::*;
-use crate::score::{close, python};
+use crate::score::{close, python, score_py};
 
 const RUNS: [&str; 3] = ["2026-03-11", "2026-03-18", "2026-04-01"];
 
@@ -107,25 +105,7 @@ async fn earlier_forecasts_are_scored_as_their_actuals_arrive_like_score_py_and_
     }
     let (ctx, _) = shelfcast::engine::open(&lake, 2).await.unwrap();
     let (full, _) = backtest::full_panel(&ctx, &s.backtest_config()).await.unwrap();
-    let out = tempfile::tempdir().unwrap();
-    let write = |name: &str, b: &[RecordBatch]| {
-        let p = out.path().join(name);
-        std::fs::write(&p, shelfcast::lake::parquet::encode(&b[0].schema(), b).unwrap()).unwrap();
-        p
-    };
-    let fc = write("fc.parquet", &rows);
-    let act = write("actuals.parquet", &[backtest::actuals_batch(&full).unwrap()]);
-    let json = out.path().join("score.json");
-    let script = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/bench/score.py");
-    let run = Command::new(&py)
-        .arg(&script)
-        .args(["--forecasts".as_ref(), fc.as_os_str(), "--actuals".as_ref(), act.as_os_str()])
-        .args(["--season", &s.season_length.to_string(), "--json"])
-        .arg(&json)
-        .output()
-        .unwrap();
-    assert!(run.status.success(), "score.py failed: {}", String::from_utf8_lossy(&run.stderr));
-    let theirs: serde_json::Value = serde_json::from_slice(&std::fs::read(&json).unwrap()).unwrap();
+    let theirs = score_py(&py, &rows, &backtest::actuals_batch(&full).unwrap(), s.season_length);
     for m in &stored.models {
         let (t, o) = (&theirs["methods"][&m.model]["overall"], &m.overall);
         assert_eq!(t["n"].as_u64(), Some(o.n as u64), "{}", m.model);
