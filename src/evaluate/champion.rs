@@ -8,7 +8,13 @@
 //! so no segment keeps a model a naive forecast beats. Every decision is kept in the registry's
 //! history.
 //!
-//! The registry only moves forward: a backtest at an earlier cutoff than the one the stored
+//! The evidence is either a backtest (forecasts re-created at earlier cutoffs) or the tracked
+//! accuracy of the forecasts the nightly actually made ([`super::tracking`]): with
+//! [`Evidence::Tracked`], a run decides on tracked accuracy once every configured model has been
+//! scored on as many forecasts as the backtest would score, on the same rows
+//! ([`super::tracking::common_ground`]), and backtests only until then (first runs, a new model).
+//!
+//! The registry only moves forward: evidence at an earlier cutoff than the one the stored
 //! registry comes from (a backfill of an old date) does not replace it.
 
 use std::collections::BTreeMap;
@@ -66,6 +72,28 @@ pub enum SegmentBy {
     DemandClass,
 }
 
+/// What champion decisions are made on.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Evidence {
+    /// The tracked accuracy of the forecasts made on recent run dates, when every configured
+    /// model has enough of it; a backtest otherwise.
+    #[default]
+    Tracked,
+    /// A rolling-origin backtest.
+    Backtest,
+}
+
+impl Evidence {
+    /// The name written in settings and records.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evidence::Tracked => "tracked",
+            Evidence::Backtest => "backtest",
+        }
+    }
+}
+
 /// The `[champion]` settings.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
@@ -87,6 +115,10 @@ pub struct ChampionSettings {
     /// learned ensemble keeps its weights. `0s`: every run.
     #[serde(default = "default_backtest_every", with = "crate::period::duration")]
     pub backtest_every: std::time::Duration,
+    /// What a backtest step decides on: `tracked` (tracked accuracy once there is enough of it
+    /// for every model, a backtest until then) or `backtest`.
+    #[serde(default)]
+    pub decide_on: Evidence,
 }
 
 fn default_backtest_every() -> std::time::Duration {
@@ -109,6 +141,7 @@ impl Default for ChampionSettings {
             segment_by: SegmentBy::default(),
             windows: default_windows(),
             backtest_every: default_backtest_every(),
+            decide_on: Evidence::default(),
         }
     }
 }
@@ -143,6 +176,13 @@ pub struct Decision {
     pub promoted: bool,
     /// Forecast value added by the winner over seasonal naive, % of seasonal naive's metric.
     pub value_added_pct: Option<f64>,
+    /// What the scores come from.
+    #[serde(default = "backtest_evidence")]
+    pub evidence: Evidence,
+}
+
+fn backtest_evidence() -> Evidence {
+    Evidence::Backtest
 }
 
 /// The champion registry.
@@ -154,9 +194,25 @@ pub struct Registry {
     pub segments: BTreeMap<String, Champion>,
     /// Every decision, oldest first.
     pub history: Vec<Decision>,
-    /// The backtest the champions come from.
+    /// The last backtest that decided (or was kept for its freshness).
     #[serde(default)]
     pub last_backtest: Option<BacktestStamp>,
+    /// The last decision on tracked accuracy.
+    #[serde(default)]
+    pub last_tracked: Option<TrackedStamp>,
+}
+
+/// Which tracked accuracy decided: when, and over how much.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TrackedStamp {
+    /// The run that decided.
+    pub run_id: String,
+    /// Its cutoff.
+    pub cutoff: NaiveDate,
+    /// Forecast cutoffs (earlier run dates) the scores come from.
+    pub origins: usize,
+    /// Rows scored for every model.
+    pub rows: usize,
 }
 
 /// Which backtest decided: when, of which models, over what.
@@ -176,8 +232,8 @@ pub struct BacktestStamp {
 
 impl BacktestStamp {
     /// Why a backtest at `cutoff` of `models` need not run again (`None`: it must): the stamp's is
-    /// of the same models, horizon and windows, at a cutoff no later than `cutoff` and less than
-    /// `every` before it.
+    /// of the same models and horizon, over at least as many windows, at a cutoff no later than
+    /// `cutoff` and less than `every` before it.
     pub fn still_fresh(
         &self,
         cutoff: NaiveDate,
@@ -187,7 +243,7 @@ impl BacktestStamp {
         every: std::time::Duration,
     ) -> Option<String> {
         let age = (cutoff - self.cutoff).num_days();
-        let same = self.models == models && self.horizon == horizon && self.windows == windows;
+        let same = self.models == models && self.horizon == horizon && self.windows >= windows;
         (same && age >= 0 && (age as u64) * 86_400 < every.as_secs()).then(|| {
             format!(
                 "backtest kept: run {} at cutoff {} ({age} day(s) before this cutoff; backtest-every = {})",
@@ -208,13 +264,18 @@ impl Registry {
         }
     }
 
-    /// Writes the registry unless the stored one comes from a backtest at a later cutoff; `true`
+    /// The cutoff of the newest evidence the champions come from.
+    pub fn decided_at(&self) -> Option<NaiveDate> {
+        let backtest = self.last_backtest.as_ref().map(|b| b.cutoff);
+        backtest.max(self.last_tracked.as_ref().map(|t| t.cutoff))
+    }
+
+    /// Writes the registry unless the stored one comes from evidence at a later cutoff; `true`
     /// when it was written.
     pub async fn write(&self, lake: &Lake) -> Result<bool> {
-        let rank = self.last_backtest.as_ref().map(|b| b.cutoff);
-        let rank_of = |b: bytes::Bytes| async move {
-            Ok(serde_json::from_slice::<Registry>(&b).ok().map(|r| r.last_backtest.map(|s| s.cutoff)))
-        };
+        let rank = self.decided_at();
+        let rank_of =
+            |b: bytes::Bytes| async move { Ok(serde_json::from_slice::<Registry>(&b).ok().map(|r| r.decided_at())) };
         pointer::advance(lake, &layout::champions(), serde_json::to_vec_pretty(self)?.into(), &rank, rank_of).await
     }
 
@@ -223,8 +284,15 @@ impl Registry {
         self.segments.get(segment).or_else(|| self.segments.get(ALL)).map(|c| c.model.as_str())
     }
 
-    /// Applies a backtest: per segment, promote the best challenger when it wins by the margin.
-    pub fn decide(&mut self, report: &BacktestReport, settings: &ChampionSettings, run_id: &str) -> Vec<Decision> {
+    /// Applies a backtest or tracked accuracy (`evidence`): per segment, promote the best
+    /// challenger when it wins by the margin.
+    pub fn decide(
+        &mut self,
+        report: &BacktestReport,
+        settings: &ChampionSettings,
+        run_id: &str,
+        evidence: Evidence,
+    ) -> Vec<Decision> {
         if self.metric != settings.metric {
             // Scores on another metric are not comparable: start over.
             self.segments.clear();
@@ -277,6 +345,7 @@ impl Registry {
                 challenger_score: best_score,
                 promoted,
                 value_added_pct,
+                evidence,
             });
         }
         self.history.extend(decisions.iter().cloned());
@@ -318,15 +387,16 @@ mod tests {
     fn a_challenger_needs_the_margin_to_take_over() {
         let s = ChampionSettings { segment_by: SegmentBy::None, ..Default::default() };
         let mut r = Registry::default();
-        r.decide(&report(&[("seasonal_naive", 1.0), ("ets", 0.8)]), &s, "run1");
+        r.decide(&report(&[("seasonal_naive", 1.0), ("ets", 0.8)]), &s, "run1", Evidence::Backtest);
         assert_eq!(r.champion_of("all"), Some("ets"), "the first backtest crowns the best");
         // tsb is better, but by less than 2%: ets stays.
-        let d = r.decide(&report(&[("seasonal_naive", 1.0), ("ets", 0.8), ("tsb", 0.79)]), &s, "run2");
+        let d =
+            r.decide(&report(&[("seasonal_naive", 1.0), ("ets", 0.8), ("tsb", 0.79)]), &s, "run2", Evidence::Backtest);
         assert_eq!(r.champion_of("all"), Some("ets"));
         assert!(!d[0].promoted);
         assert!((d[0].value_added_pct.unwrap() - 20.0).abs() < 1e-9);
         // By more than the margin: promoted.
-        r.decide(&report(&[("seasonal_naive", 1.0), ("ets", 0.8), ("tsb", 0.7)]), &s, "run3");
+        r.decide(&report(&[("seasonal_naive", 1.0), ("ets", 0.8), ("tsb", 0.7)]), &s, "run3", Evidence::Backtest);
         assert_eq!(r.champion_of("all"), Some("tsb"));
         assert_eq!(r.segments["all"].since, "run3");
         assert_eq!(r.history.len(), 3);
@@ -336,15 +406,15 @@ mod tests {
     fn a_champion_that_loses_to_seasonal_naive_goes_whatever_the_margin() {
         let s = ChampionSettings { segment_by: SegmentBy::None, ..Default::default() };
         let mut r = Registry::default();
-        r.decide(&report(&[("seasonal_naive", 1.0), ("tsb", 0.9)]), &s, "run1");
+        r.decide(&report(&[("seasonal_naive", 1.0), ("tsb", 0.9)]), &s, "run1", Evidence::Backtest);
         assert_eq!(r.champion_of("all"), Some("tsb"));
         // tsb now does worse than seasonal naive, by less than the margin: it still goes.
-        let d = r.decide(&report(&[("seasonal_naive", 1.0), ("tsb", 1.01)]), &s, "run2");
+        let d = r.decide(&report(&[("seasonal_naive", 1.0), ("tsb", 1.01)]), &s, "run2", Evidence::Backtest);
         assert_eq!(r.champion_of("all"), Some("seasonal_naive"));
         assert!(d[0].promoted);
         // Within the margin of a better challenger but ahead of seasonal naive: it stays.
-        r.decide(&report(&[("seasonal_naive", 1.0), ("tsb", 0.9)]), &s, "run3");
-        r.decide(&report(&[("seasonal_naive", 1.0), ("tsb", 0.9), ("ets", 0.89)]), &s, "run4");
+        r.decide(&report(&[("seasonal_naive", 1.0), ("tsb", 0.9)]), &s, "run3", Evidence::Backtest);
+        r.decide(&report(&[("seasonal_naive", 1.0), ("tsb", 0.9), ("ets", 0.89)]), &s, "run4", Evidence::Backtest);
         assert_eq!(r.champion_of("all"), Some("tsb"));
     }
 }

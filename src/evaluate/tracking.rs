@@ -226,6 +226,59 @@ fn score_batch(
     Ok(scored)
 }
 
+/// The tracked accuracy of `models` on common ground, for champion decisions: each model's rows
+/// cut to the forecasts every one of them made (same series, origin and target period), so a
+/// model added later or missing a night is not compared on other rows. `Err` says why it is not
+/// enough to decide on: a model not tracked yet, or fewer common rows than `needed` (what the
+/// backtest it replaces would score: windows × horizon × series).
+pub fn common_ground(
+    report: &BacktestReport,
+    models: &[String],
+    needed: usize,
+) -> std::result::Result<BacktestReport, String> {
+    type Key<'a> = (&'a str, &'a str, NaiveDate, NaiveDate);
+    let key = |r: &ScoredRow| -> (String, String, NaiveDate, NaiveDate) {
+        (r.item_id.clone(), r.location_id.clone(), r.cutoff, r.target_date)
+    };
+    let mut tracked = Vec::with_capacity(models.len());
+    for name in models {
+        match report.models.iter().find(|m| &m.model == name) {
+            Some(m) if !m.rows.is_empty() => tracked.push(m),
+            _ => return Err(format!("`{name}` has no tracked forecasts yet")),
+        }
+    }
+    let Some((first, rest)) = tracked.split_first() else { return Err("no models to decide among".into()) };
+    let mut common: std::collections::HashSet<Key<'_>> =
+        first.rows.iter().map(|r| (r.item_id.as_str(), r.location_id.as_str(), r.cutoff, r.target_date)).collect();
+    for m in rest {
+        let own: std::collections::HashSet<Key<'_>> =
+            m.rows.iter().map(|r| (r.item_id.as_str(), r.location_id.as_str(), r.cutoff, r.target_date)).collect();
+        common.retain(|k| own.contains(k));
+    }
+    if common.len() < needed {
+        return Err(format!("{} forecast(s) tracked for every model, a backtest would score {needed}", common.len()));
+    }
+    let owned: std::collections::HashSet<_> =
+        common.iter().map(|(i, l, c, t)| (i.to_string(), l.to_string(), *c, *t)).collect();
+    let summarised: Vec<_> = tracked
+        .iter()
+        .map(|m| {
+            let rows: Vec<ScoredRow> = m.rows.iter().filter(|r| owned.contains(&key(r))).cloned().collect();
+            summarise(&m.model, rows, &report.levels)
+        })
+        .collect();
+    let mut cutoffs: Vec<NaiveDate> = owned.iter().map(|k| k.2).collect();
+    cutoffs.sort_unstable();
+    cutoffs.dedup();
+    Ok(BacktestReport {
+        cutoffs,
+        horizon: report.horizon,
+        levels: report.levels.clone(),
+        season: report.season,
+        models: summarised,
+    })
+}
+
 /// Forecast value added over seasonal naive on a metric: `100 · (1 − model / seasonal naive)`.
 pub fn value_added(model: Option<f64>, seasonal_naive: Option<f64>) -> Option<f64> {
     match (model, seasonal_naive) {
@@ -361,6 +414,50 @@ fn rows(report: &BacktestReport) -> Result<RecordBatch> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::models::baseline::classify::DemandClass;
+
+    fn row(item: &str, cutoff: u32, target: u32, y_hat: f64) -> ScoredRow {
+        let day = |d: u32| NaiveDate::from_ymd_opt(2026, 3, d).unwrap();
+        ScoredRow {
+            item_id: item.into(),
+            location_id: "L1".into(),
+            cutoff: day(cutoff),
+            target_date: day(target),
+            step: (target - cutoff) as usize,
+            y: 10.0,
+            y_hat,
+            quantiles: vec![y_hat],
+            class: DemandClass::Smooth,
+            scale: Some(1.0),
+        }
+    }
+
+    #[test]
+    fn models_are_compared_only_on_the_forecasts_all_of_them_made() {
+        // ets was tracked from the first origin on; gbt was added one night later and misses
+        // the first origin, where ets did badly.
+        let ets = vec![row("A", 1, 2, 0.0), row("A", 1, 3, 0.0), row("A", 2, 3, 9.0), row("B", 2, 3, 9.0)];
+        let gbt = vec![row("A", 2, 3, 8.0), row("B", 2, 3, 8.0)];
+        let levels = [0.5];
+        let report = BacktestReport {
+            cutoffs: vec![],
+            horizon: 2,
+            levels: levels.to_vec(),
+            season: 7,
+            models: vec![summarise("ets", ets, &levels), summarise("gbt", gbt, &levels)],
+        };
+        assert!(report.models[0].overall.mase > report.models[1].overall.mase, "ets loses on all its rows");
+        let models = vec!["ets".to_string(), "gbt".to_string()];
+        let common = common_ground(&report, &models, 2).unwrap();
+        assert!(common.models.iter().all(|m| m.overall.n == 2));
+        assert!(common.models[0].overall.mase < common.models[1].overall.mase, "on common rows ets wins");
+        assert_eq!(common.cutoffs.len(), 1);
+        // Not enough: fewer common rows than needed, or a model never tracked.
+        let why = common_ground(&report, &models, 3).unwrap_err();
+        assert!(why.contains("2 forecast(s)") && why.contains("would score 3"), "{why}");
+        let why = common_ground(&report, &["ets".to_string(), "lstm".to_string()], 1).unwrap_err();
+        assert!(why.contains("`lstm`"), "{why}");
+    }
 
     #[test]
     fn value_added_is_the_share_of_seasonal_naives_error_removed() {

@@ -34,7 +34,7 @@ use crate::clock::Clock;
 use crate::engine;
 use crate::error::{Error, Result};
 use crate::evaluate::backtest::{self, BacktestOptions};
-use crate::evaluate::champion::{self, Registry, SegmentBy};
+use crate::evaluate::champion::{self, Evidence, Registry, SegmentBy};
 use crate::evaluate::tracking;
 use crate::features::{self, FeatureParams, queries};
 use crate::lake::lease::{Acquired, Lease, LeaseState};
@@ -176,6 +176,10 @@ struct State {
     /// The learned ensemble's weights at the cutoff, from the member forecasts of a backtest
     /// step that ran before the train step (its windows are the validation fitting would redo).
     ensemble_weights: Option<crate::models::ensemble::Learned>,
+    /// The panel of actuals at the cutoff, without covariates (what tracking and backtests read).
+    actuals: Option<Arc<Panel>>,
+    /// This run's tracked accuracy, for the backtest step's decisions.
+    tracked: Option<crate::evaluate::backtest::BacktestReport>,
 }
 
 /// Rows a step read and wrote.
@@ -615,26 +619,60 @@ async fn run_step(
         }
         StepKind::Backtest => {
             let c = &s.champion;
-            if c.windows == 0 {
+            let windows = step.windows.unwrap_or(c.windows);
+            if windows == 0 {
                 return Ok((None, None));
             }
+            let panel = actuals(env, params, state).await?;
             let mut registry = Registry::read(&env.lake).await?;
-            let kept = registry
-                .last_backtest
-                .as_ref()
-                .and_then(|st| st.still_fresh(params.cutoff, &s.models, s.horizon, c.windows, c.backtest_every));
+            if !step.always && c.decide_on == Evidence::Tracked {
+                // As many forecasts per model as the backtest would score, on common ground.
+                let needed = windows * s.horizon * panel.len();
+                let ground = match &state.tracked {
+                    Some(t) => tracking::common_ground(t, &s.models, needed),
+                    None => Err("no tracked accuracy in this run".to_string()),
+                };
+                match ground {
+                    Ok(common) => {
+                        let decisions = registry.decide(&common, c, run_id, Evidence::Tracked);
+                        let rows = common.models.first().map_or(0, |m| m.overall.n);
+                        registry.last_tracked = Some(crate::evaluate::champion::TrackedStamp {
+                            run_id: run_id.to_string(),
+                            cutoff: params.cutoff,
+                            origins: common.cutoffs.len(),
+                            rows,
+                        });
+                        let note = format!(
+                            "champions decided on tracked accuracy: {rows} forecast(s) per model from {} earlier run date(s), no backtest",
+                            common.cutoffs.len()
+                        );
+                        info!(reason = %note, "backtest not needed");
+                        report.summary.notes.push(note);
+                        state.ensemble_weights = stored_ensemble_weights(env).await;
+                        write_registry(env, &registry, params.cutoff, report).await?;
+                        report.champions = decisions;
+                        return Ok((Some(panel.observations() as u64), None));
+                    }
+                    Err(why) => {
+                        info!(reason = %why, "not decided on tracked accuracy");
+                        report.summary.notes.push(format!("champions not decided on tracked accuracy: {why}"));
+                    }
+                }
+            }
+            let kept = match step.always {
+                true => None,
+                false => registry
+                    .last_backtest
+                    .as_ref()
+                    .and_then(|st| st.still_fresh(params.cutoff, &s.models, s.horizon, windows, c.backtest_every)),
+            };
             if let Some(note) = kept {
                 info!(reason = %note, "backtest skipped");
                 state.ensemble_weights = stored_ensemble_weights(env).await;
                 report.summary.notes.push(note);
                 return Ok((None, None));
             }
-            let panel = match state.panel.clone() {
-                Some(p) => p,
-                None => Arc::new(panel_for(env, params).await?),
-            };
-            let opts =
-                BacktestOptions { windows: c.windows, horizon: s.horizon, step: s.horizon, models: s.models.clone() };
+            let opts = BacktestOptions { windows, horizon: s.horizon, step: s.horizon, models: s.models.clone() };
             let bt = backtest::run_in_lake(
                 ctx,
                 &env.lake,
@@ -654,6 +692,12 @@ async fn run_step(
                             ..models::ensemble_config(&s.models_config())
                         };
                         state.ensemble_weights = pool.weights_at_end(&panel, &members, &config);
+                        if let Some(learned) = &state.ensemble_weights {
+                            // For the runs that keep them (a job without a train step, the
+                            // nights that decide on tracked accuracy).
+                            let lake = &env.lake;
+                            models::ensemble::kept::store(lake, run_id, params.cutoff, &members, learned).await?;
+                        }
                     }
                     bt
                 }
@@ -666,20 +710,15 @@ async fn run_step(
             };
             let rows = backtest::store(&env.lake, run_id, &bt, serde_json::Map::new(), env.clock.as_ref()).await?;
             let n = rows.num_rows() as u64;
-            let decisions = registry.decide(&bt, c, run_id);
+            let decisions = registry.decide(&bt, c, run_id, Evidence::Backtest);
             registry.last_backtest = Some(crate::evaluate::champion::BacktestStamp {
                 run_id: run_id.to_string(),
                 cutoff: params.cutoff,
                 models: s.models.clone(),
                 horizon: s.horizon,
-                windows: c.windows,
+                windows,
             });
-            if !registry.write(&env.lake).await? {
-                let note =
-                    format!("champions kept: the registry comes from a backtest at a cutoff after {}", params.cutoff);
-                info!(reason = %note, "champions not replaced");
-                report.summary.notes.push(note);
-            }
+            write_registry(env, &registry, params.cutoff, report).await?;
             report.champions = decisions;
             Ok((Some(panel.observations() as u64), Some(n)))
         }
@@ -748,10 +787,7 @@ async fn run_step(
             Ok((Some(forecast.mean.len() as u64), Some(m.rows)))
         }
         StepKind::Track => {
-            let panel = match state.panel.clone() {
-                Some(p) => p,
-                None => Arc::new(panel_for(env, params).await?),
-            };
+            let panel = actuals(env, params, state).await?;
             let t = &s.tracking;
             match tracking::measure(&env.lake, &panel, run_date, t, &s.quantiles, s.season_length).await? {
                 None => {
@@ -764,6 +800,7 @@ async fn run_step(
                     let m = tracking::store(&env.lake, run_id, run_date, &tracked, env.clock.as_ref()).await?;
                     let rows = m.scored_rows as u64;
                     report.summary.tracking = Some(m);
+                    state.tracked = Some(tracked);
                     Ok((Some(rows), Some(rows)))
                 }
             }
@@ -925,10 +962,17 @@ fn fit_started(
 }
 
 /// The learned ensemble's weights as last stored, when `ensemble` is configured and its stored
-/// members are the configured ones; their selection card says where they were kept from.
+/// members are the configured ones: those the newest backtest left, or else the latest stored
+/// version's; their selection card says where they were kept from.
 async fn stored_ensemble_weights(env: &RunEnv) -> Option<crate::models::ensemble::Learned> {
     if !env.settings.models.iter().any(|m| m == "ensemble") {
         return None;
+    }
+    let members = models::ensemble_members(&env.settings.models_config());
+    match models::ensemble::kept::read(&env.lake, &members).await {
+        Ok(Some(learned)) => return Some(learned),
+        Ok(None) => {}
+        Err(err) => info!(error = %err, "stored backtest weights unreadable"),
     }
     let mut e = crate::models::learned_ensemble(&env.settings.models_config()).ok()?;
     match store::load_latest(&env.lake, &mut e).await {
@@ -941,6 +985,26 @@ async fn stored_ensemble_weights(env: &RunEnv) -> Option<crate::models::ensemble
             None
         }
     }
+}
+
+/// Writes the champion registry; a note when a registry from later evidence is kept instead.
+async fn write_registry(env: &RunEnv, registry: &Registry, cutoff: NaiveDate, report: &mut RunReport) -> Result<()> {
+    if !registry.write(&env.lake).await? {
+        let note = format!("champions kept: the registry comes from evidence at a cutoff after {cutoff}");
+        info!(reason = %note, "champions not replaced");
+        report.summary.notes.push(note);
+    }
+    Ok(())
+}
+
+/// The run's panel of actuals at the cutoff (no covariates), read once.
+async fn actuals(env: &RunEnv, params: FeatureParams, state: &mut State) -> Result<Arc<Panel>> {
+    if let Some(p) = &state.actuals {
+        return Ok(Arc::clone(p));
+    }
+    let p = Arc::new(panel_for(env, params).await?);
+    state.actuals = Some(Arc::clone(&p));
+    Ok(p)
 }
 
 async fn panel_for(env: &RunEnv, params: FeatureParams) -> Result<Panel> {

@@ -21,6 +21,12 @@
 //! timeout = "30m"
 //!
 //! [[steps]]
+//! name = "backtest"
+//! kind = "backtest"
+//! always = true                 # backtest even when tracked accuracy or a fresh backtest could decide
+//! windows = 4                   # windows of this step (default: [champion] windows)
+//!
+//! [[steps]]
 //! name = "orders"
 //! kind = "ingest"
 //! source = "orders"                         # a [sources.orders] table in settings
@@ -50,6 +56,12 @@ use crate::error::{Error, Result};
 
 /// The nightly job, embedded so `run nightly` works without a `jobs/` folder.
 pub const NIGHTLY: &str = include_str!("../../jobs/nightly.toml");
+
+/// The weekly full backtest, embedded like the nightly.
+pub const WEEKLY: &str = include_str!("../../jobs/weekly.toml");
+
+/// The jobs that need no file: name and text.
+const EMBEDDED: [(&str, &str); 2] = [("nightly", NIGHTLY), ("weekly", WEEKLY)];
 
 /// Lease time-to-live when a job file does not set `lease-ttl`.
 pub const DEFAULT_LEASE_TTL: Duration = Duration::from_secs(120);
@@ -146,6 +158,11 @@ pub struct StepSpec {
     pub sql: Option<SqlStep>,
     /// The source of an `ingest` step (`[sources.NAME]` in settings).
     pub source: Option<String>,
+    /// A `backtest` step that backtests every time, whatever tracked accuracy or the last
+    /// backtest's freshness would allow.
+    pub always: bool,
+    /// The windows of a `backtest` step; `None`: `[champion] windows`.
+    pub windows: Option<usize>,
 }
 
 impl StepSpec {
@@ -160,6 +177,8 @@ impl StepSpec {
             backoff: DEFAULT_BACKOFF,
             sql: None,
             source: None,
+            always: false,
+            windows: None,
         }
     }
 
@@ -262,6 +281,8 @@ struct StepFile {
     file: Option<Spanned<String>>,
     output: Option<Spanned<String>>,
     source: Option<Spanned<String>>,
+    always: Option<Spanned<bool>>,
+    windows: Option<Spanned<usize>>,
 }
 
 /// Builds errors that name the file and the line of a span.
@@ -395,6 +416,17 @@ impl JobSpec {
                 (_, Some(src)) => return Err(at.err(src.span(), "`source` is only for ingest steps")),
                 (_, None) => None,
             };
+            let backtest_only = s.always.as_ref().map(|a| a.span()).or_else(|| s.windows.as_ref().map(|w| w.span()));
+            if s.kind != StepKind::Backtest
+                && let Some(span) = backtest_only
+            {
+                return Err(at.err(span, "`always` and `windows` are only for backtest steps"));
+            }
+            if let Some(w) = &s.windows
+                && *w.get_ref() == 0
+            {
+                return Err(at.err(w.span(), "a backtest step needs at least one window"));
+            }
             steps.push(StepSpec {
                 name: step_name,
                 kind: s.kind,
@@ -410,6 +442,8 @@ impl JobSpec {
                     .unwrap_or(DEFAULT_BACKOFF),
                 sql,
                 source,
+                always: s.always.as_ref().is_some_and(|a| *a.get_ref()),
+                windows: s.windows.as_ref().map(|w| *w.get_ref()),
             });
         }
         // `after` names must exist.
@@ -439,13 +473,15 @@ impl JobSpec {
         })
     }
 
-    /// Loads job `name` from `dir/<name>.toml`; the embedded nightly job when that file does not exist.
+    /// Loads job `name` from `dir/<name>.toml`; the embedded nightly or weekly job when that file
+    /// does not exist.
     pub fn load(dir: &Path, name: &str) -> Result<Self> {
         let path = dir.join(format!("{name}.toml"));
         match std::fs::read_to_string(&path) {
             Ok(text) => Self::parse(&text, &path.display().to_string()),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound && name == "nightly" => {
-                Self::parse(NIGHTLY, "(embedded nightly.toml)")
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound && EMBEDDED.iter().any(|(n, _)| *n == name) => {
+                let (_, text) = EMBEDDED.iter().find(|(n, _)| *n == name).expect("checked above");
+                Self::parse(text, &format!("(embedded {name}.toml)"))
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                 Err(Error::UnknownJob { name: name.to_string(), searched: dir.display().to_string() })
@@ -454,13 +490,13 @@ impl JobSpec {
         }
     }
 
-    /// Every `*.toml` in `dir`, by file name; the embedded nightly job when `dir` does not exist.
-    /// Two files naming the same job are refused.
+    /// Every `*.toml` in `dir`, by file name; the embedded nightly and weekly jobs when `dir` does
+    /// not exist. Two files naming the same job are refused.
     pub fn load_dir(dir: &Path) -> Result<Vec<Self>> {
         let entries = match std::fs::read_dir(dir) {
             Ok(e) => e,
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                return Ok(vec![Self::parse(NIGHTLY, "(embedded nightly.toml)")?]);
+                return EMBEDDED.iter().map(|(n, t)| Self::parse(t, &format!("(embedded {n}.toml)"))).collect();
             }
             Err(e) => return Err(Error::JobSpec { path: dir.display().to_string(), message: e.to_string() }),
         };
@@ -537,6 +573,31 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_weekly_job_backtests_every_time_over_more_windows() {
+        let j = JobSpec::parse(WEEKLY, "weekly.toml").unwrap();
+        assert_eq!(j.name, "weekly");
+        let bt = j.steps.iter().find(|s| s.kind == StepKind::Backtest).unwrap();
+        assert!(bt.always);
+        assert_eq!(bt.windows, Some(4));
+        assert!(j.schedule.is_some());
+        let dir = tempfile::tempdir().unwrap();
+        assert_eq!(JobSpec::load(dir.path(), "weekly").unwrap().name, "weekly", "embedded without a jobs folder");
+        let names: Vec<String> =
+            JobSpec::load_dir(&dir.path().join("none")).unwrap().into_iter().map(|j| j.name).collect();
+        assert_eq!(names, ["nightly", "weekly"]);
+    }
+
+    #[test]
+    fn always_and_windows_belong_to_backtest_steps() {
+        let bad = "name = \"j\"\n[[steps]]\nname = \"t\"\nkind = \"train\"\nalways = true\n";
+        let e = JobSpec::parse(bad, "j.toml").unwrap_err().to_string();
+        assert!(e.contains("j.toml") && e.contains("line 5") && e.contains("only for backtest steps"), "{e}");
+        let zero = "name = \"j\"\n[[steps]]\nname = \"b\"\nkind = \"backtest\"\nwindows = 0\n";
+        let e = JobSpec::parse(zero, "j.toml").unwrap_err().to_string();
+        assert!(e.contains("at least one window"), "{e}");
+    }
+
+    #[test]
     fn the_nightly_job_parses() {
         let j = JobSpec::parse(NIGHTLY, "nightly.toml").unwrap();
         assert_eq!(j.name, "nightly");
@@ -545,19 +606,21 @@ mod tests {
             [
                 StepKind::Checks,
                 StepKind::Features,
+                StepKind::Track,
                 StepKind::Backtest,
                 StepKind::Train,
                 StepKind::Predict,
                 StepKind::Publish,
                 StepKind::Plan,
                 StepKind::Notify,
-                StepKind::Track,
                 StepKind::Factors,
                 StepKind::Report
             ]
         );
         assert_eq!(j.steps[1].after, ["checks"]);
-        assert_eq!(j.steps[8].after, ["features"], "tracking does not wait for a fit");
+        assert_eq!(j.steps[2].after, ["features"], "tracking does not wait for a fit");
+        assert_eq!(j.steps[3].after, ["features"], "a failed tracking does not stop the champions' decision");
+        assert!(!j.steps[3].always, "the nightly decides on tracked accuracy when it can");
         assert!(j.steps[10].after.is_empty(), "the report runs whatever happened before it");
         assert!(j.schedule.is_some());
     }

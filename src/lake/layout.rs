@@ -162,6 +162,11 @@ pub fn champions() -> Path {
     Path::from_iter(["models", "champions.json"])
 }
 
+/// The learned ensemble's weights as the newest backtest left them.
+pub fn ensemble_weights() -> Path {
+    Path::from_iter(["models", "ensemble", "weights.json"])
+}
+
 /// The pointer to a model's latest version.
 pub fn model_latest(name: &str) -> Path {
     Path::from_iter(["models", name, "latest.json"])

@@ -664,6 +664,7 @@ mod tests {
             challenger_score: 0.9,
             promoted,
             value_added_pct: None,
+            evidence: crate::evaluate::champion::Evidence::Backtest,
         }
     }
 
@@ -679,6 +680,7 @@ mod tests {
                 decision("r3", "all", Some("ets"), "tsb", true),
             ],
             last_backtest: None,
+            last_tracked: None,
         };
         let s = champion_section(&registry, "r2");
         assert_eq!(s.decisions.len(), 1);

@@ -35,6 +35,9 @@ pub fn model_colors(r: &Report) -> BTreeMap<String, &'static str> {
     if let Some(p) = &r.published {
         p.models.keys().for_each(|m| add(m));
     }
+    if let Some(t) = &r.tracked {
+        t.models.iter().for_each(|m| add(&m.model));
+    }
     r.series.iter().for_each(|s| add(&s.model));
     names.into_iter().enumerate().map(|(i, n)| (n, chart::color(i))).collect()
 }
@@ -249,6 +252,26 @@ fn step_chart(r: &Report, colors: &BTreeMap<String, &'static str>) -> Option<Str
     (!c.is_empty()).then(|| c.render())
 }
 
+/// The tracked champion metric by forecast cutoff (the earlier run dates), a line per model: how
+/// the accuracy of what was forecast moves from one run to the next.
+fn tracked_chart(r: &Report, colors: &BTreeMap<String, &'static str>) -> Option<String> {
+    let t = r.tracked.as_ref()?;
+    let name = tables::metric_name(r.metric);
+    let mut c = LineChart::new(format!("Tracked {name} by forecast cutoff"), XAxis::Date);
+    c.y_label = name.to_string();
+    c.width = 1040.0;
+    c.height = 320.0;
+    for m in &t.models {
+        let pts: Vec<(f64, f64)> =
+            m.per_window.iter().filter_map(|(d, sc)| r.metric.of(sc).map(|v| (day_number(*d), v))).collect();
+        let mut l = Line::new(&m.model, colors.get(&m.model).copied().unwrap_or("#999"), vec![pts]);
+        l.dots = true;
+        l.dashed = m.model != crate::evaluate::tracking::PUBLISHED;
+        c.lines.push(l);
+    }
+    (!c.is_empty()).then(|| c.render())
+}
+
 /// The champion metric per demand class, a bar per model.
 fn class_chart(r: &Report, colors: &BTreeMap<String, &'static str>) -> Option<String> {
     let t = tables::by_class(r)?;
@@ -442,6 +465,12 @@ pub fn render(r: &Report) -> String {
 
     if r.tracked.is_some() {
         out.push_str(r#"<section id="tracked"><h2>Tracked accuracy</h2><p class="note">The forecasts made on earlier run dates (the published one and every model's shadow forecast) against the actuals that arrived since.</p>"#);
+        if let Some(svg) = tracked_chart(r, &colors) {
+            let caption = "Each point scores the forecast made at that cutoff on the periods whose actuals have \
+                           arrived since (the latest cutoffs on the fewest). Solid: the published forecast; dashed: \
+                           each model's shadow forecast.";
+            figure(&mut out, &svg, caption);
+        }
         for t in [tables::tracked(r), tables::tracked_trend(r), tables::tracked_by_step(r)].into_iter().flatten() {
             table(&mut out, &t, &colors);
         }

@@ -308,9 +308,18 @@ pub fn decisions(r: &Report) -> Table {
     Table {
         id: "decisions",
         caption: format!("Champion decisions of this run ({})", metric_name(c.metric)),
-        header: ["segment", "champion before", "its score", "best challenger", "its score", "promoted", "FVA %"]
-            .map(String::from)
-            .to_vec(),
+        header: [
+            "segment",
+            "champion before",
+            "its score",
+            "best challenger",
+            "its score",
+            "promoted",
+            "FVA %",
+            "decided on",
+        ]
+        .map(String::from)
+        .to_vec(),
         rows: c
             .decisions
             .iter()
@@ -323,6 +332,7 @@ pub fn decisions(r: &Report) -> Table {
                     Cell::num(score(Some(d.challenger_score))),
                     Cell::text(if d.promoted { "yes" } else { "no" }),
                     Cell::num(score(d.value_added_pct)),
+                    Cell::text(d.evidence.as_str()),
                 ]
             })
             .collect(),

@@ -311,7 +311,8 @@ async fn the_nightly_backtests_on_its_schedule_and_keeps_champions_and_weights_b
     assert_eq!(backtest_notes(&second).len(), 1, "{:?}", second.summary.notes);
     let note = &backtest_notes(&second)[0];
     assert!(note.starts_with("backtest kept") && note.contains(&first.run_id), "{note}");
-    assert!(kept.card.source.starts_with("kept from version"), "{}", kept.card.source);
+    assert!(kept.card.source.starts_with("kept from the backtest of run"), "{}", kept.card.source);
+    assert!(kept.card.source.contains(&first.run_id), "{}", kept.card.source);
     assert_eq!(kept.weights.global, weights.global);
     assert_eq!(registry.last_backtest.unwrap().run_id, first.run_id);
     // Published all the same, by the champions of the first night.

@@ -154,6 +154,13 @@ async fn earlier_forecasts_are_scored_as_their_actuals_arrive_like_score_py_and_
     assert!(last.contains("## Tracked accuracy") && last.contains("| published |"), "{last}");
     assert!(last.contains("2026-03-10") && last.contains("2026-03-17"), "the trend by forecast cutoff: {last}");
     assert!(!md(&runs[0].run_id).await.contains("## Tracked accuracy"));
+    // The HTML draws the trend: a line per model over the two forecast cutoffs.
+    let html =
+        String::from_utf8(lake.get(&layout::report(&runs[2].run_id).join("report.html")).await.unwrap().to_vec())
+            .unwrap();
+    let at = html.find("Tracked MASE by forecast cutoff").expect("the trend chart");
+    let svg = &html[at..at + html[at..].find("</svg>").unwrap()];
+    assert_eq!(svg.matches("<polyline").count(), 3, "published, ets and seasonal_naive: {svg}");
 }
 
 #[tokio::test]
@@ -175,4 +182,99 @@ async fn without_shadows_only_the_published_forecast_is_tracked() {
     let t = last.unwrap().summary.tracking.unwrap();
     assert_eq!(t.origins, [date("2026-03-17")], "`runs = 1`: the latest earlier run date only");
     assert_eq!(t.mase.keys().collect::<Vec<_>>(), ["published"]);
+}
+
+/// With `decide-on = "tracked"` (the default), the nightly backtests until every configured model
+/// has been tracked on as many forecasts as a backtest would score, then decides the champions on
+/// the tracked accuracy (no backtest), and the learned ensemble keeps the weights the last backtest
+/// learnt. The weekly job backtests whatever the tracking says; `decide-on = "backtest"` always
+/// backtests.
+#[tokio::test]
+async fn the_nightly_decides_champions_on_tracked_accuracy_once_there_is_enough_and_backtests_until_then() {
+    use shelfcast::evaluate::champion::{ChampionSettings, Evidence, Registry};
+    use shelfcast::jobs::spec::{JobSpec, WEEKLY};
+    use shelfcast::jobs::{Trigger, run_job};
+    use shelfcast::models::{self, store};
+
+    let nights = ["2026-03-28", "2026-03-29", "2026-03-30", "2026-03-31", "2026-04-01"];
+    let run = |decide_on: Evidence| async move {
+        let dir = tempfile::tempdir().unwrap();
+        let lake = Lake::in_memory();
+        demo_lake(&lake, 6).await;
+        let champion =
+            ChampionSettings { windows: 1, backtest_every: std::time::Duration::ZERO, decide_on, ..Default::default() };
+        let file = SettingsFile {
+            models: Some(vec!["seasonal_naive".into(), "ets".into(), "ensemble".into()]),
+            horizon: Some(7),
+            champion: Some(champion),
+            ..Default::default()
+        };
+        let s = settings("memory:///", dir.path(), file);
+        let env = env(s.clone(), &lake, &clock());
+        let mut reports = Vec::new();
+        for d in nights {
+            reports.push(nightly(&env, date(d)).await.unwrap());
+        }
+        (lake, env, s, reports)
+    };
+    let evidence =
+        |r: &shelfcast::jobs::RunReport| -> BTreeSet<Evidence> { r.champions.iter().map(|d| d.evidence).collect() };
+    let note =
+        |r: &shelfcast::jobs::RunReport, start: &str| r.summary.notes.iter().find(|n| n.starts_with(start)).cloned();
+
+    let (lake, env, s, reports) = run(Evidence::Tracked).await;
+    // Four nights of backtests: the forecasts tracked for every model grow (per series 0, 1, 3,
+    // 6), short of the 7 a one-window backtest of horizon 7 scores.
+    for r in &reports[..4] {
+        assert_eq!(evidence(r), BTreeSet::from([Evidence::Backtest]), "{}: {:?}", r.run_id, r.summary.notes);
+        let why = note(r, "champions not decided on tracked accuracy").unwrap();
+        assert!(why.contains("no tracked accuracy") || why.contains("would score 42"), "{why}");
+    }
+    // The fifth has 10 per series: it decides on them.
+    let last = &reports[4];
+    assert_eq!(evidence(last), BTreeSet::from([Evidence::Tracked]), "{:?}", last.summary.notes);
+    let decided = note(last, "champions decided on tracked accuracy").unwrap();
+    assert!(decided.contains("60 forecast(s) per model from 4 earlier run date(s)"), "{decided}");
+    assert!(lake.list(&layout::backtest(&last.run_id)).await.unwrap().is_empty(), "no backtest that night");
+    let registry = Registry::read(&lake).await.unwrap();
+    assert_eq!(registry.last_tracked.as_ref().unwrap().run_id, last.run_id);
+    assert_eq!(registry.last_backtest.as_ref().unwrap().run_id, reports[3].run_id);
+    // Every model forecast every night, so the common ground is all the tracked rows: the scores
+    // decided on are the tracked accuracy the run stored.
+    let (_, tracked) = tracking::read(&lake, date("2026-04-01")).await.unwrap().unwrap();
+    let all = last.champions.iter().find(|d| d.segment == "all").unwrap();
+    let stored = tracked.models.iter().find(|m| m.model == all.challenger).unwrap();
+    assert_eq!(stored.overall.n, 60);
+    assert!((stored.overall.mase.unwrap() - all.challenger_score).abs() < 1e-12);
+    let best = tracked
+        .models
+        .iter()
+        .filter(|m| m.model != tracking::PUBLISHED)
+        .filter_map(|m| m.overall.mase)
+        .fold(f64::MAX, f64::min);
+    assert!((all.challenger_score - best).abs() < 1e-12, "the best tracked model is the challenger");
+    // The ensemble fitted that night kept the last backtest's weights.
+    let mut e = models::learned_ensemble(&s.models_config()).unwrap();
+    store::load_latest(&lake, &mut e).await.unwrap();
+    let source = e.learned().unwrap().card.source;
+    assert!(source.starts_with("kept from the backtest of run") && source.contains(&reports[3].run_id), "{source}");
+
+    // The weekly job backtests although tracked accuracy could decide, over its own 4 windows.
+    let weekly = JobSpec::parse(WEEKLY, "weekly.toml").unwrap();
+    let w = run_job(&env, &weekly, Some(date("2026-04-01")), Trigger::Manual, &|_| {}).await.unwrap();
+    assert_eq!(evidence(&w), BTreeSet::from([Evidence::Backtest]), "{:?}", w.summary.notes);
+    let registry = Registry::read(&lake).await.unwrap();
+    let stamp = registry.last_backtest.unwrap();
+    assert_eq!((stamp.run_id.as_str(), stamp.windows), (w.run_id.as_str(), 4));
+    let m = dataset::read_manifest(&lake, &layout::backtest(&w.run_id)).await.unwrap().unwrap();
+    assert_eq!(m.meta["report"]["cutoffs"].as_array().unwrap().len(), 4);
+    // Its ensemble weights wait for the next night's train step.
+    let stored = lake.get(&layout::ensemble_weights()).await.unwrap();
+    let stored: serde_json::Value = serde_json::from_slice(&stored).unwrap();
+    assert_eq!(stored["run_id"], w.run_id.as_str());
+
+    // decide-on = "backtest": the fifth night backtests like the others.
+    let (_, _, _, reports) = run(Evidence::Backtest).await;
+    assert!(reports.iter().all(|r| evidence(r) == BTreeSet::from([Evidence::Backtest])));
+    assert!(reports.iter().all(|r| note(r, "champions").is_none()), "{:?}", reports[4].summary.notes);
 }

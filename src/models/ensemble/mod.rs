@@ -17,6 +17,7 @@
 //! `median` model ([`super::median`]).
 
 pub mod calibrate;
+pub mod kept;
 pub mod select;
 
 use std::sync::Arc;
@@ -178,7 +179,7 @@ impl Ensemble {
 }
 
 /// Weights learnt on a validation, with what the selection saw.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Learned {
     /// The weights.
     pub weights: Weights,
