@@ -10,7 +10,7 @@ use anyhow::{Context, bail};
 use chrono::NaiveDate;
 use clap::{Parser, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use shelfcast::clock::{Clock, SystemClock};
+use shelfcast::clock::{Clock, ShiftedClock, SystemClock};
 use shelfcast::demo::{self, DemoOptions};
 use shelfcast::factors;
 use shelfcast::features::{self, FeatureParams};
@@ -372,7 +372,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     };
     let settings = Settings::load(cli.config.as_deref(), &cwd, overrides)?;
     let lake = Lake::open(&settings.lake, &settings.storage)?.with_grace(settings.superseded_grace);
-    let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+    let clock = clock_from_env()?;
     let show_progress = !cli.quiet && std::io::stderr().is_terminal();
     if !cli.quiet {
         let observer: Arc<dyn progress::Observer> = if show_progress {
@@ -527,6 +527,18 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
     }
 }
 
+/// The wall clock, or with `SHELFCAST_NOW` set the wall clock's pace from that instant: what
+/// every command takes as "now" and "today" (the default run date and cutoff, run records,
+/// leases, schedules).
+fn clock_from_env() -> anyhow::Result<Arc<dyn Clock>> {
+    match std::env::var("SHELFCAST_NOW") {
+        Ok(v) if !v.trim().is_empty() => {
+            let start = ShiftedClock::parse_start(&v).map_err(|m| anyhow::anyhow!("SHELFCAST_NOW: {m}"))?;
+            Ok(Arc::new(ShiftedClock::starting_at(start)))
+        }
+        _ => Ok(Arc::new(SystemClock)),
+    }
+}
 fn init(path: &PathBuf, force: bool) -> anyhow::Result<()> {
     if path.exists() && !force {
         bail!("{} already exists; pass --force to replace it", path.display());

@@ -42,6 +42,43 @@ impl Clock for SystemClock {
     }
 }
 
+/// The wall clock's pace from a chosen start: `now()` is `start` plus the time elapsed since
+/// the clock was made. The binary uses it when `SHELFCAST_NOW` pins the start (a rerun of a
+/// past night as it ran then, a reproducible test), so sleeps, timeouts and leases still run
+/// in real time.
+#[derive(Debug, Clone, Copy)]
+pub struct ShiftedClock {
+    start: DateTime<Utc>,
+    made: std::time::Instant,
+}
+
+impl ShiftedClock {
+    /// A clock reading `start` now and moving on at the wall clock's pace.
+    pub fn starting_at(start: DateTime<Utc>) -> Self {
+        Self { start, made: std::time::Instant::now() }
+    }
+
+    /// Reads `SHELFCAST_NOW`'s value: an RFC 3339 instant (`2026-04-02T06:00:00Z`) or a date
+    /// (`2026-04-02`, read as midnight UTC).
+    pub fn parse_start(value: &str) -> Result<DateTime<Utc>, String> {
+        let v = value.trim();
+        if let Ok(t) = DateTime::parse_from_rfc3339(v) {
+            return Ok(t.with_timezone(&Utc));
+        }
+        NaiveDate::parse_from_str(v, "%Y-%m-%d")
+            .ok()
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .map(|t| t.and_utc())
+            .ok_or_else(|| format!("`{v}` is neither an RFC 3339 time (2026-04-02T06:00:00Z) nor a date (2026-04-02)"))
+    }
+}
+
+impl Clock for ShiftedClock {
+    fn now(&self) -> DateTime<Utc> {
+        self.start + chrono::Duration::from_std(self.made.elapsed()).unwrap_or_default()
+    }
+}
+
 /// A clock that only moves when told to; for tests.
 #[derive(Debug, Clone)]
 pub struct FixedClock {

@@ -16,6 +16,7 @@ use datafusion::datasource::MemTable;
 use datafusion::prelude::SessionContext;
 use object_store::path::Path;
 use serde::{Deserialize, Serialize};
+use tracing::warn;
 
 use super::schedule::Cursor;
 use super::spec::StepKind;
@@ -222,9 +223,28 @@ pub struct RunReport {
 }
 
 /// Writes (or rewrites) a run's record.
+///
+/// Under a lease (a fenced lake), a holder that lost its lease still records how its run
+/// ended, since no other process will; but once the run that took the lease over has marked
+/// the record abandoned (see [`mark_abandoned`]), that word stands and the old holder's
+/// later writes are dropped.
 pub async fn write(lake: &Lake, report: &RunReport) -> Result<()> {
     let path = layout::run_record(&report.job, report.run_date, &report.run_id);
-    lake.put(&path, serde_json::to_vec_pretty(report)?.into()).await
+    let bytes: bytes::Bytes = serde_json::to_vec_pretty(report)?.into();
+    match lake.check_fence().await {
+        Ok(()) => lake.put(&path, bytes).await,
+        Err(lost @ Error::LeaseLost { .. }) => {
+            let own = lake.unfenced();
+            if let Some(stored) = read_one(&own, &path).await?
+                && stored.status == Status::Abandoned
+            {
+                warn!(run_id = %report.run_id, cause = %lost, "run record left as the run that took over marked it");
+                return Ok(());
+            }
+            own.put(&path, bytes).await
+        }
+        Err(e) => Err(e),
+    }
 }
 
 async fn read_one(lake: &Lake, path: &Path) -> Result<Option<RunReport>> {

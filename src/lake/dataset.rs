@@ -291,8 +291,8 @@ impl DatasetWriter {
             let before = previous.as_ref().and_then(|(b, _)| serde_json::from_slice::<Manifest>(b).ok());
             (manifest.retired, expired) = retire(before.as_ref(), &manifest, created_at, grace);
             let json: bytes::Bytes = serde_json::to_vec_pretty(&manifest)?.into();
-            // A writer whose lease was lost (see `lease::Fence`) commits nothing.
-            self.lake.check_fence().await?;
+            // A writer whose lease was lost (see `lease::Fence`) commits nothing: the conditional
+            // puts below check the lake's fence first.
             let swapped = match previous {
                 None => self.lake.put_if_absent(&path, json).await?,
                 Some((_, version)) => match self.lake.put_if_unchanged(&path, json.clone(), version).await? {

@@ -195,10 +195,18 @@ impl Lake {
         self.grace
     }
 
-    /// The same lake, whose dataset commits and pointer moves first check `fence` (the lease
-    /// the writes are made under) and fail with [`Error::LeaseLost`] once it is lost.
+    /// The same lake, every write of which (puts, conditional puts, deletes, renames: dataset
+    /// parts and manifests, pointers, run records, watermarks, pending webhooks, reports) first
+    /// checks `fence`, the lease the writes are made under, and fails with
+    /// [`Error::LeaseLost`] once it is lost. Reads are not fenced.
     pub fn with_fence(&self, fence: lease::Fence) -> Self {
         Self { fence: Some(Arc::new(fence)), ..self.clone() }
+    }
+
+    /// The same lake without its fence: for the one write a holder that lost its lease still
+    /// makes, its own run record saying how the run ended (see `jobs::history::write`).
+    pub fn unfenced(&self) -> Self {
+        Self { fence: None, ..self.clone() }
     }
 
     /// Checks the lake's fence, if it has one: an error when the lease it stands for is lost.
@@ -245,6 +253,7 @@ impl Lake {
 
     /// Writes an object atomically.
     pub async fn put(&self, rel: &Path, bytes: Bytes) -> Result<()> {
+        self.check_fence().await?;
         self.store.put(&self.path(rel), PutPayload::from_bytes(bytes)).await?;
         Ok(())
     }
@@ -253,6 +262,7 @@ impl Lake {
     /// already did. Atomic on every store shelfcast supports (local files by a hard link,
     /// memory, S3 with `If-None-Match`), so of two writers racing for a path exactly one wins.
     pub async fn put_if_absent(&self, rel: &Path, bytes: Bytes) -> Result<bool> {
+        self.check_fence().await?;
         let opts = PutOptions { mode: PutMode::Create, ..Default::default() };
         match self.store.put_opts(&self.path(rel), PutPayload::from_bytes(bytes), opts).await {
             Ok(_) => Ok(true),
@@ -278,6 +288,7 @@ impl Lake {
     /// [`Swap::Unsupported`] where the store has no conditional update (local folders; S3
     /// without a conditional-put setting): the caller then decides whether a plain put will do.
     pub async fn put_if_unchanged(&self, rel: &Path, bytes: Bytes, read: UpdateVersion) -> Result<Swap> {
+        self.check_fence().await?;
         let opts = PutOptions { mode: PutMode::Update(read), ..Default::default() };
         match self.store.put_opts(&self.path(rel), PutPayload::from_bytes(bytes), opts).await {
             Ok(_) => Ok(Swap::Done),
@@ -312,6 +323,7 @@ impl Lake {
 
     /// Deletes an object; a missing object is not an error.
     pub async fn delete(&self, rel: &Path) -> Result<()> {
+        self.check_fence().await?;
         match self.store.delete(&self.path(rel)).await {
             Ok(()) | Err(object_store::Error::NotFound { .. }) => Ok(()),
             Err(e) => Err(e.into()),
@@ -320,6 +332,7 @@ impl Lake {
 
     /// Moves an object (a copy then a delete where the store cannot rename).
     pub async fn rename(&self, from: &Path, to: &Path) -> Result<()> {
+        self.check_fence().await?;
         self.store.rename(&self.path(from), &self.path(to)).await?;
         Ok(())
     }

@@ -33,7 +33,6 @@ where
 {
     for _ in 0..ATTEMPTS {
         let Some((current, version)) = lake.get_versioned(path).await? else {
-            lake.check_fence().await?;
             if lake.put_if_absent(path, bytes.clone()).await? {
                 return Ok(true);
             }
@@ -45,7 +44,6 @@ where
             debug!(pointer = %path, ?stored, new = ?rank, "pointer kept: it already points further");
             return Ok(false);
         }
-        lake.check_fence().await?;
         match lake.put_if_unchanged(path, bytes.clone(), version).await? {
             Swap::Done => return Ok(true),
             Swap::Changed => continue,

@@ -402,6 +402,7 @@ mod leases {
     use chrono::{DateTime, Utc};
     use shelfcast::Error;
     use shelfcast::clock::{Clock, FixedClock, SystemClock};
+    use shelfcast::jobs::history::{self, RunReport, Status};
     use shelfcast::lake::dataset::{DatasetWriter, read_manifest};
     use shelfcast::lake::faults::{Fault, FaultyStore, Op};
     use shelfcast::lake::lease::{self, Acquired, Lease};
@@ -492,5 +493,55 @@ mod leases {
         b.release().await.unwrap();
         let c = take(&lake, "c", b_clock.now()).await;
         assert!(c.state().generation > last);
+    }
+
+    fn record(run_id: &str, status: Status, at: DateTime<Utc>) -> RunReport {
+        serde_json::from_value(serde_json::json!({
+            "run_id": run_id, "job": "nightly", "run_date": "2026-04-01", "cutoff": null,
+            "status": status, "started_at": at, "ended_at": at, "steps": [], "error": null,
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test]
+    async fn a_holder_that_lost_its_lease_moves_no_watermark_pending_webhook_or_record_of_the_new_holder() {
+        let lake = Lake::in_memory();
+        let clock = clock();
+        let a = take(&lake, "a", clock.now()).await;
+        let a_lake = lake.with_fence(a.fence(Arc::new(clock.clone())));
+        let watermark = layout::watermark("shop");
+        let pending = layout::pending_notification("planner", "d-1");
+        a_lake.put(&watermark, "a's watermark".into()).await.unwrap();
+        a_lake.put(&pending, "a's delivery".into()).await.unwrap();
+        history::write(&a_lake, &record("a-run", Status::Running, clock.now())).await.unwrap();
+
+        // a stalls past its TTL; b takes over, marks a's run abandoned and moves the watermark.
+        let b_clock = FixedClock::new(clock.now() + chrono::Duration::seconds(61));
+        let b = take(&lake, "b", b_clock.now()).await;
+        let b_lake = lake.with_fence(b.fence(Arc::new(b_clock.clone())));
+        let abandoned = history::mark_abandoned(&b_lake, "nightly", date("2026-04-01"), "b-run").await.unwrap();
+        assert_eq!(abandoned, ["a-run"]);
+        b_lake.put(&watermark, "b's watermark".into()).await.unwrap();
+
+        // a wakes up, its clock still within its TTL: every write it tries is refused.
+        let lost = |r: shelfcast::Result<()>| matches!(r, Err(Error::LeaseLost { .. }));
+        assert!(lost(a_lake.put(&watermark, "a's older watermark".into()).await));
+        assert!(lost(a_lake.delete(&pending).await));
+        assert!(lost(a_lake.rename(&pending, &layout::pending_notification("planner", "d-2")).await));
+        assert!(matches!(
+            a_lake.put_if_absent(&layout::watermark("other"), "x".into()).await,
+            Err(Error::LeaseLost { .. })
+        ));
+        assert_eq!(lake.get(&watermark).await.unwrap(), "b's watermark");
+        assert_eq!(lake.get(&pending).await.unwrap(), "a's delivery");
+        // Its run's last record does not undo the new holder's word that it was abandoned ...
+        history::write(&a_lake, &record("a-run", Status::Succeeded, clock.now())).await.unwrap();
+        let stored = history::for_date(&lake, "nightly", date("2026-04-01")).await.unwrap();
+        assert_eq!(stored.len(), 1);
+        assert_eq!(stored[0].status, Status::Abandoned, "{:?}", stored[0].error);
+        // ... but a lost holder whose record nobody marked still says how its run ended.
+        history::write(&a_lake, &record("a-run-2", Status::Failed, clock.now())).await.unwrap();
+        let stored = history::for_date(&lake, "nightly", date("2026-04-01")).await.unwrap();
+        assert!(stored.iter().any(|r| r.run_id == "a-run-2" && r.status == Status::Failed));
     }
 }

@@ -312,8 +312,15 @@ fn a_sale_dated_far_ahead_does_not_move_the_default_cutoff_of_features() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(lake.put(&layout::raw_file("sales", "far-ahead.parquet"), bytes)).unwrap();
 
-    let out = ok(shelfcast(d).args(["features", "--horizon", "7"]));
+    // The binary's "today" is injected (SHELFCAST_NOW), so the test does not depend on the day
+    // it runs: the default cutoff is the last day with sales before it.
+    let out = ok(shelfcast(d).env("SHELFCAST_NOW", "2026-04-02T06:00:00Z").args(["features", "--horizon", "7"]));
     assert!(out.contains("cutoff 2026-03-31") && !out.contains("cutoff 2099"), "{out}");
+    let earlier = ok(shelfcast(d).env("SHELFCAST_NOW", "2026-03-20").args(["features", "--horizon", "7"]));
+    assert!(earlier.contains("cutoff 2026-03-19"), "{earlier}");
+    let bad = shelfcast(d).env("SHELFCAST_NOW", "soon").args(["features"]).output().unwrap();
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(!bad.status.success() && err.contains("SHELFCAST_NOW") && err.contains("`soon`"), "{err}");
     // A cutoff before the first sale (a mistyped year) is an error, not empty feature tables.
     let typo = shelfcast(d).args(["features", "--horizon", "7", "--cutoff", "2025-03-31"]).output().unwrap();
     let err = String::from_utf8_lossy(&typo.stderr);
