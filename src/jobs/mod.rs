@@ -16,6 +16,7 @@ pub mod schedule;
 pub mod scheduler;
 pub mod spec;
 pub mod sql;
+mod steps;
 
 pub use history::{RunReport, Status, Trigger};
 pub use runner::{RunEnv, run_job};

@@ -1,0 +1,74 @@
+//! The `publish` step: each series gets its segment champion's forecast, written as the forecasts
+//! dataset with its manifest, and every model's forecast as a shadow.
+
+use super::{Rows, StepCx};
+use crate::error::{Error, Result};
+use crate::evaluate::champion::{self, Registry, SegmentBy};
+use crate::models::Forecast;
+use crate::models::baseline::classify::classify;
+use crate::publish::{self, ForecastRelease, PublishMetrics};
+
+/// Runs the step; the rows it read and wrote.
+pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
+    let StepCx { env, step: _, run_id, run_date, params, state, report, .. } = cx;
+    let s = &env.settings;
+    let panel = state.panel.clone().ok_or_else(|| Error::data("publish needs a train step before it"))?;
+    let first = state.forecasts.first().ok_or_else(|| Error::data("publish needs a predict step before it"))?;
+    // Each series gets the forecast of its segment's champion (when it was forecast).
+    let registry = Registry::read(&env.lake).await?;
+    let by_name: std::collections::HashMap<&str, &Forecast> =
+        state.forecasts.iter().map(|f| (f.model.as_str(), f)).collect();
+    let mut combined = first.clone();
+    let mut series_models = Vec::with_capacity(panel.len());
+    for (i, y) in panel.values.iter().enumerate() {
+        let segment = match s.champion.segment_by {
+            SegmentBy::None => champion::ALL.to_string(),
+            SegmentBy::DemandClass => {
+                let class = classify(y, 2 * s.season_length);
+                serde_json::to_value(class)?.as_str().unwrap_or(champion::ALL).to_string()
+            }
+        };
+        let chosen = registry.champion_of(&segment).and_then(|m| by_name.get(m)).copied().unwrap_or(first);
+        combined.copy_series(i, chosen);
+        series_models.push(chosen.model.clone());
+    }
+    let forecast = &combined;
+    let features: Vec<_> = report
+        .summary
+        .features
+        .iter()
+        .map(|f| serde_json::json!({ "name": f.name, "cutoff": f.cutoff, "rows": f.rows, "location": f.location }))
+        .collect();
+    let quality =
+        report.quality.as_ref().map(|q| serde_json::json!({ "excluded_rows": q.excluded_rows, "checks": q.checks }));
+    let inputs = serde_json::json!({ "tables": report.inputs, "features": features, "quality": quality });
+    let release = ForecastRelease {
+        run_id,
+        run_date,
+        cutoff: params.cutoff,
+        panel: &panel,
+        forecast,
+        model_version: run_id,
+        series_models: &series_models,
+        inputs,
+        champions: serde_json::to_value(&registry.segments)?,
+        settings: &s.publish,
+    };
+    let m: PublishMetrics = publish::publish_forecasts(&env.lake, &release, env.clock.as_ref()).await?;
+    if s.tracking.shadow {
+        // Every model's forecast, so challengers are tracked on the same actuals.
+        let clock = env.clock.as_ref();
+        let kept =
+            publish::shadow::write(&env.lake, run_id, run_date, params.cutoff, &panel, &state.forecasts, clock).await?;
+        report.summary.shadow = Some(kept);
+    }
+    report.summary.forecast_rows = m.rows;
+    let mut used: Vec<&str> = series_models.iter().map(String::as_str).collect();
+    used.sort_unstable();
+    used.dedup();
+    report.summary.model = Some(used.join(", "));
+    report.summary.output = Some(m.location.clone());
+    report.summary.manifest = Some(m.manifest.clone());
+    report.summary.stability = Some(m.stability);
+    Ok((Some(forecast.mean.len() as u64), Some(m.rows)))
+}

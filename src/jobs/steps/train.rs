@@ -1,0 +1,127 @@
+//! The `train` step: the configured models built and fitted on the panel at the cutoff (deep
+//! models warm-started from their newest version when they can), each saved with its card.
+
+use std::sync::Arc;
+
+use tracing::info;
+
+use super::{Rows, StepCx, attach_covariates, build_model, needs_covariates, panel_for, use_model};
+use crate::error::Result;
+use crate::models::{Forecaster, store, warm};
+use crate::panel::Panel;
+
+/// Runs the step; the rows it read and wrote.
+pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
+    let StepCx { env, run_id, params, state, report, .. } = cx;
+    let s = &env.settings;
+    let mut built = Vec::new();
+    for name in &s.models {
+        built.push(build_model(env, name).await?);
+    }
+    let panel =
+        Arc::new(attach_covariates(env, params, panel_for(env, params).await?, needs_covariates(&built)).await?);
+    let mut fitted: Vec<Box<dyn Forecaster>> = Vec::new();
+    let task = crate::progress::Task::start("models fitted", built.len() as u64);
+    for model in built {
+        let _fitting = crate::progress::Task::start(format!("fit {}", model.name()), 0);
+        // An ensemble takes the members fitted above on this panel as they are rather
+        // than fitting each again.
+        let p = Arc::clone(&panel);
+        let learned = state.ensemble_weights.clone();
+        // A deep model continues its newest stored version when it can (a warm start).
+        let start = match model.warm_starts() {
+            true => Some(warm::choose(&env.lake, model.name(), params.cutoff, &s.train).await?),
+            false => None,
+        };
+        let (epochs, cutoff) = (s.train.fine_tune_epochs, params.cutoff);
+        let (m, fit, back, lineage) = crate::blocking::run(move || {
+            let mut model = model;
+            let refs: Vec<&dyn Forecaster> = fitted.iter().map(|m| m.as_ref()).collect();
+            let reuse = crate::models::Reuse { fitted: &refs, ensemble: learned.as_ref() };
+            let (fit, lineage) = match start {
+                Some(start) => match fit_started(model.as_mut(), &p, start, epochs, cutoff) {
+                    Ok((fit, lineage)) => (Ok(fit), Some(lineage)),
+                    Err(e) => (Err(e), None),
+                },
+                None => match model.fit_reusing(&p, &reuse) {
+                    Ok(Some(fit)) => {
+                        info!(model = model.name(), "members fitted above reused");
+                        (Ok(fit), None)
+                    }
+                    Ok(None) => (model.fit(&p), None),
+                    Err(e) => (Err(e), None),
+                },
+            };
+            (model, fit, fitted, lineage)
+        })
+        .await?;
+        let model = m;
+        fitted = back;
+        let fit = fit?;
+        if let Some(l) = &lineage {
+            let note = match &l.parent {
+                Some(parent) => format!("{}: warm start from {parent} ({})", model.name(), l.reason),
+                None => format!("{}: full retrain ({})", model.name(), l.reason),
+            };
+            info!(model = model.name(), mode = %l.mode, reason = %l.reason, "train");
+            report.summary.notes.push(note);
+        }
+        let card = store::ModelCard {
+            model: model.name().to_string(),
+            version: run_id.to_string(),
+            created_at: env.clock.now(),
+            cutoff: params.cutoff.to_string(),
+            series: fit.series,
+            observations: fit.observations,
+            seed: s.seed,
+            frequency: s.frequency.as_str().to_string(),
+            state_bytes: 0,
+            details: model
+                .card()
+                .unwrap_or_else(|| serde_json::json!({ "horizon": s.horizon, "season_length": s.season_length })),
+            lineage,
+        };
+        store::save(&env.lake, model.as_ref(), &card).await?;
+        use_model(report, model.name(), run_id);
+        report.summary.fits.push(fit);
+        fitted.push(model);
+        task.inc(1);
+    }
+    report.summary.series = panel.len();
+    let obs = panel.observations() as u64;
+    state.panel = Some(panel);
+    state.models = fitted;
+    Ok((Some(obs), Some(obs)))
+}
+
+/// Fits `model` as `start` says: continuing the parent for at most `epochs` epochs, or from
+/// scratch (also when the model finds the parent incompatible); with the lineage for its card.
+pub(super) fn fit_started(
+    model: &mut dyn Forecaster,
+    panel: &Panel,
+    start: warm::Start,
+    epochs: usize,
+    cutoff: chrono::NaiveDate,
+) -> Result<(crate::models::FitReport, warm::Lineage)> {
+    match start {
+        warm::Start::Full(reason) => Ok((model.fit(panel)?, warm::Lineage::full(cutoff, reason))),
+        warm::Start::Warm { card, state, full_retrain_cutoff } => match model.fit_warm(panel, &state, epochs)? {
+            crate::models::Warm::Continued(fit) => {
+                let lineage = warm::Lineage {
+                    mode: "warm".into(),
+                    reason: format!("fine-tuned at most {epochs} epochs from cutoff {}", card.cutoff),
+                    parent: Some(card.version.clone()),
+                    full_retrain_cutoff,
+                };
+                Ok((fit, lineage))
+            }
+            crate::models::Warm::Incompatible(why) => Ok((
+                model.fit(panel)?,
+                warm::Lineage::full(cutoff, format!("the stored {} does not fit: {why}", card.version)),
+            )),
+            crate::models::Warm::Unsupported => {
+                Ok((model.fit(panel)?, warm::Lineage::full(cutoff, "the model has no warm start")))
+            }
+        },
+    }
+}
