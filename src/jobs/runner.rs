@@ -13,6 +13,7 @@
 //!    each attempt is bounded by the step's timeout, and a failed attempt is retried after a
 //!    backoff that doubles each time. A shutdown lets the running step finish (or cancels it,
 //!    on a second signal) and starts no further step; the run is then recorded `cancelled`.
+//!    What each step kind does lives in its own file under `jobs/steps/`.
 //!
 //! Outputs are datasets that swap atomically (manifest last), so a rerun of a date, or the run
 //! that retries a crashed one, replaces them whole; until then the last good ones stay visible.
