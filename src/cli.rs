@@ -210,6 +210,9 @@ enum Command {
         /// Write the actuals in score.py's format (unique_id, ds, y) to this file.
         #[arg(long)]
         export_actuals: Option<PathBuf>,
+        /// `text` (a table) or `json` (the run id, where the scores are and the whole report).
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
     },
     /// Fit the configured models on the features of a run date and store them in the lake.
     Train {
@@ -284,6 +287,9 @@ enum Command {
         /// How many runs.
         #[arg(long, default_value_t = 20)]
         last: usize,
+        /// `text` (a table) or `json` (the run records, newest first).
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
     },
     /// Write the report of a run: HTML with charts, Markdown and JSON, to reports/run_id=…/ in the
     /// lake (and to --output).
@@ -315,6 +321,15 @@ enum JobsCommand {
     },
     /// List the jobs with their schedule, next due time and last run.
     List,
+}
+
+/// How a command prints its report: for people, or for scripts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum ReportFormat {
+    /// Aligned text.
+    Text,
+    /// One JSON document on standard output.
+    Json,
 }
 
 fn parse_mapping(s: &str) -> Result<(String, String), String> {
@@ -485,7 +500,7 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Run { job, date } => run_cmd(settings, lake, clock, &job, date).await,
         Command::Backfill { job, from, to } => backfill_cmd(settings, lake, clock, &job, from, to).await,
         Command::Schedule { jobs, grace } => schedule_cmd(settings, lake, clock, &jobs, grace).await,
-        Command::Runs { job, last } => runs_cmd(&lake, job.as_deref(), last).await,
+        Command::Runs { job, last, format } => runs_cmd(&lake, job.as_deref(), last, format).await,
         Command::Serve { listen, flight_listen, cutoff } => {
             serve_cmd(settings, lake, clock, listen, flight_listen, cutoff).await
         }
@@ -521,8 +536,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
             );
             run_spec(settings, lake, clock, job, "(predict)", date).await
         }
-        Command::Backtest { windows, horizon, step, export, export_actuals } => {
-            backtest_cmd(&settings, &lake, clock.as_ref(), windows, horizon, step, export, export_actuals).await
+        Command::Backtest { windows, horizon, step, export, export_actuals, format } => {
+            let exports = (export, export_actuals);
+            backtest_cmd(&settings, &lake, clock.as_ref(), windows, horizon, step, exports, format).await
         }
     }
 }
@@ -1019,8 +1035,8 @@ async fn backtest_cmd(
     windows: usize,
     horizon: Option<usize>,
     step: Option<usize>,
-    export: Option<PathBuf>,
-    export_actuals: Option<PathBuf>,
+    (export, export_actuals): (Option<PathBuf>, Option<PathBuf>),
+    format: ReportFormat,
 ) -> anyhow::Result<()> {
     use shelfcast::evaluate::backtest::{self, BacktestOptions};
     let horizon = horizon.unwrap_or(settings.horizon);
@@ -1056,6 +1072,17 @@ async fn backtest_cmd(
         let a = backtest::actuals_batch(&full)?;
         std::fs::write(&path, shelfcast::lake::parquet::encode(&a.schema(), &[a])?)
             .with_context(|| format!("cannot write {}", path.display()))?;
+    }
+    if format == ReportFormat::Json {
+        let out = serde_json::json!({
+            "run_id": run_id,
+            "location": lake.display(&dir),
+            "series": full.len(),
+            "seconds": started.elapsed().as_secs_f64(),
+            "report": report,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
     }
     let cutoffs: Vec<String> = report.cutoffs.iter().map(|c| c.to_string()).collect();
     println!(
@@ -1219,8 +1246,12 @@ async fn serve_cmd(
     Ok(())
 }
 
-async fn runs_cmd(lake: &Lake, job: Option<&str>, last: usize) -> anyhow::Result<()> {
+async fn runs_cmd(lake: &Lake, job: Option<&str>, last: usize, format: ReportFormat) -> anyhow::Result<()> {
     let runs = history::recent(lake, job, Some(last)).await?;
+    if format == ReportFormat::Json {
+        println!("{}", serde_json::to_string_pretty(&runs)?);
+        return latest_runs_ok(&runs);
+    }
     if runs.is_empty() {
         println!("no runs{} in {lake}", job.map(|j| format!(" of job `{j}`")).unwrap_or_default());
         return Ok(());
@@ -1246,9 +1277,14 @@ async fn runs_cmd(lake: &Lake, job: Option<&str>, last: usize) -> anyhow::Result
             println!("{:>22}error: {e}", "");
         }
     }
-    // The newest run of each job shown decides the exit code.
+    latest_runs_ok(&runs)
+}
+
+/// An error when the newest of `runs` (newest first) of any job failed, was cancelled or was
+/// abandoned: the newest run of each job shown decides `runs`' exit code.
+fn latest_runs_ok(runs: &[RunReport]) -> anyhow::Result<()> {
     let mut seen = Vec::new();
-    for r in &runs {
+    for r in runs {
         if seen.contains(&r.job.as_str()) {
             continue;
         }

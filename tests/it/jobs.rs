@@ -376,6 +376,12 @@ async fn backfill_resumes_and_failures_show_in_runs_and_exit_codes() {
 
     let (ok, out, _) = output(shelfcast(d).args(["runs", "--job", "count"]));
     assert!(ok && out.lines().filter(|l| l.contains("backfill") && l.contains("succeeded")).count() == 3, "{out}");
+    // The same records for scripts.
+    let (ok, out, err) = output(shelfcast(d).args(["runs", "--job", "count", "--format", "json"]));
+    assert!(ok, "{err}");
+    let listed: Vec<RunReport> = serde_json::from_str(&out).unwrap();
+    assert_eq!(listed.len(), 3);
+    assert!(listed.iter().all(|r| r.trigger == Trigger::Backfill && r.status == Status::Succeeded), "{out}");
 
     let (ok, _, err) = output(shelfcast(d).args(["backfill", "bad", "--from", "2026-03-20", "--to", "2026-03-22"]));
     assert!(!ok && err.contains("no_such_table"), "{err}");

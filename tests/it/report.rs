@@ -341,6 +341,13 @@ fn the_report_command_finds_the_latest_run_or_a_named_backtest() {
             .unwrap();
     assert_eq!(json["backtest"]["cutoffs"].as_array().unwrap().len(), 2);
     assert!(json["published"].is_null(), "a backtest publishes nothing");
+    // The backtest's report for scripts: the same scores as one JSON document.
+    let out = ok(shelfcast(d).args(["backtest", "--windows", "1", "--backtest-horizon", "7", "--format", "json"]));
+    let bt: Value = serde_json::from_str(&out).unwrap();
+    assert!(bt["run_id"].as_str().unwrap().starts_with("backtest-"), "{out}");
+    assert_eq!(bt["report"]["cutoffs"].as_array().unwrap().len(), 1, "{out}");
+    let models = bt["report"]["models"].as_array().unwrap();
+    assert!(!models.is_empty() && models.iter().all(|m| m["overall"]["mase"].as_f64().is_some_and(f64::is_finite)));
 
     let out = shelfcast(d).args(["report", "--run", "nightly-nope"]).output().unwrap();
     assert!(!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("no run or backtest"));
