@@ -24,7 +24,7 @@
 //! (a configured group whose patterns name only regression terms) with 0 and `no_columns`.
 //!
 //! The calendar groups `weekly` and `yearly` are measured on the models that read the calendar
-//! of the dates ([`Forecaster::reads_calendar`](crate::models::Forecaster::reads_calendar): the
+//! of the dates ([`crate::models::Forecaster::reads_calendar`]: the
 //! deep models, `gbt`): the panel's calendar is scrambled ([`crate::panel::calendar::Scramble`])
 //! instead of covariate columns, the day of the week only at a daily grain. Models that learn
 //! their cycles from the order of the history, and the level and trend for every model, get no

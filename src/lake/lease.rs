@@ -1,7 +1,7 @@
 //! Leases: at most one holder of a name at a time, across processes and machines, with nothing
 //! but the object store between them.
 //!
-//! A lease is a folder (`leases/job=…/run_date=…/`, from [`layout::lease`]) of *generation*
+//! A lease is a folder (`leases/job=…/run_date=…/`, from [`crate::lake::layout::lease`]) of *generation*
 //! objects `00000000000000000001.json`, `…02.json`, …, each written with a conditional put that
 //! only succeeds when the object does not exist yet ([`Lake::put_if_absent`]). The highest
 //! generation present is the lease's current state: who holds it and until when.

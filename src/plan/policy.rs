@@ -7,7 +7,7 @@
 //! | output | definition |
 //! |---|---|
 //! | reorder point | the α-quantile of `D(L)`, in whole units (rounded up): order when the inventory position falls to it |
-//! | safety stock | reorder point − E[`D(L)`] |
+//! | safety stock | reorder point − E\[`D(L)`\] |
 //! | order-up-to level | the α-quantile of `D(L + R)`, in whole units: what a periodic review orders up to |
 //! | inventory position | on hand + on order |
 //! | suggested order | order-up-to level − inventory position, when positive, else 0 |

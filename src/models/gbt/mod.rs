@@ -48,7 +48,7 @@ const MIN_LEAF_WEIGHT: f32 = 20.0;
 #[serde(rename_all = "kebab-case")]
 pub enum Target {
     /// The ratio or the logarithm, whichever has the lower error on the held-out periods, or the
-    /// blend of the two when its error there is lower still by [`BLEND_GAIN`].
+    /// blend of the two when its error there is lower still by 1% (`BLEND_GAIN`).
     #[default]
     Auto,
     /// The ratio itself: the forecast estimates the mean.

@@ -1,4 +1,4 @@
-//! A global deep model behind the [`Forecaster`] trait: fitting, forecasting, and the saved state
+//! A global deep model behind the [`Forecaster`](crate::models::Forecaster) trait: fitting, forecasting, and the saved state
 //! (the weights as safetensors with a JSON card describing how they were made).
 //!
 //! One network is trained on every series of the panel (a global model, as DeepAR). Predicting
