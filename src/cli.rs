@@ -304,7 +304,11 @@ enum Command {
     /// Delete the dataset files that newer versions replaced more than `superseded-grace` ago,
     /// and files no manifest names (a crashed writer's) older than that. Safe while runs read
     /// and write: nothing a manifest names, or retired within the grace period, is touched.
-    Vacuum,
+    Vacuum {
+        /// `text` (a line) or `json` (the files deleted, their bytes and the datasets read).
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
     /// Check and list job files.
     Jobs {
         #[command(subcommand)]
@@ -320,7 +324,11 @@ enum JobsCommand {
         files: Vec<PathBuf>,
     },
     /// List the jobs with their schedule, next due time and last run.
-    List,
+    List {
+        /// `text` (a table) or `json` (one object per job).
+        #[arg(long, value_enum, default_value_t = ReportFormat::Text)]
+        format: ReportFormat,
+    },
 }
 
 /// How a command prints its report: for people, or for scripts.
@@ -504,8 +512,12 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Serve { listen, flight_listen, cutoff } => {
             serve_cmd(settings, lake, clock, listen, flight_listen, cutoff).await
         }
-        Command::Vacuum => {
+        Command::Vacuum { format } => {
             let r = shelfcast::lake::vacuum::vacuum(&lake, clock.now()).await?;
+            if format == ReportFormat::Json {
+                println!("{}", serde_json::to_string_pretty(&r)?);
+                return Ok(());
+            }
             println!(
                 "deleted {} file(s), {} bytes, from {} dataset(s) in {lake} (grace {})",
                 r.deleted.len(),
@@ -517,7 +529,9 @@ pub async fn run(cli: Cli) -> anyhow::Result<()> {
         }
         Command::Report { run, output } => report_cmd(&settings, &lake, clock.as_ref(), run, output).await,
         Command::Jobs { command: JobsCommand::Validate { files } } => validate_cmd(&settings, &files, clock.as_ref()),
-        Command::Jobs { command: JobsCommand::List } => list_cmd(&settings, &lake, clock.as_ref()).await,
+        Command::Jobs { command: JobsCommand::List { format } } => {
+            list_cmd(&settings, &lake, clock.as_ref(), format).await
+        }
         Command::Train { date } => {
             let job = JobSpec::adhoc("train", &[StepKind::Checks, StepKind::Features, StepKind::Train]);
             run_spec(settings, lake, clock, job, "(train)", date).await
@@ -1353,8 +1367,28 @@ fn validate_cmd(settings: &Settings, files: &[PathBuf], clock: &dyn Clock) -> an
     Ok(())
 }
 
-async fn list_cmd(settings: &Settings, lake: &Lake, clock: &dyn Clock) -> anyhow::Result<()> {
+async fn list_cmd(settings: &Settings, lake: &Lake, clock: &dyn Clock, format: ReportFormat) -> anyhow::Result<()> {
     let jobs = JobSpec::load_dir(&settings.jobs_dir)?;
+    if format == ReportFormat::Json {
+        let mut out = Vec::with_capacity(jobs.len());
+        for j in &jobs {
+            let last = history::recent(lake, Some(&j.name), Some(1)).await?;
+            out.push(serde_json::json!({
+                "job": j.name,
+                "schedule": j.schedule.as_ref().map(|s| s.expr()),
+                "time_zone": j.schedule.as_ref().map(|s| s.tz().to_string()),
+                "next_due": j.schedule.as_ref().and_then(|s| s.next_after(clock.now())),
+                "catch_up": j.catch_up,
+                "concurrency": j.concurrency,
+                "steps": j.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+                "last_run": last.first().map(|r| serde_json::json!({
+                    "run_id": r.run_id, "run_date": r.run_date, "status": r.status,
+                })),
+            }));
+        }
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
     println!("{:<12} {:<16} {:<8} {:<11} {:<52} last run", "job", "schedule", "catch-up", "concurrency", "next due");
     for j in &jobs {
         let last = history::recent(lake, Some(&j.name), Some(1)).await?;

@@ -360,9 +360,14 @@ async fn shelfcast_vacuum_deletes_what_the_grace_period_no_longer_protects() {
     new.write(ints(&[2])).await.unwrap();
     let new = new.commit(t0 + chrono::Duration::minutes(1), Default::default()).await.unwrap();
     // The old version was retired at t0 + 1 min by the fixed clock, long before the system's now.
+    let old_file = folder.clone().join(old.files[0].path.as_str());
+    let out = ok(shelfcast(dir.path()).args(["vacuum", "--format", "json"]));
+    let report: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(report["deleted"], serde_json::json!([old_file.to_string()]), "{out}");
+    assert!(report["bytes"].as_u64().is_some_and(|b| b > 0), "{out}");
+    assert!(lake.get_opt(&old_file).await.unwrap().is_none());
     let out = ok(shelfcast(dir.path()).arg("vacuum"));
-    assert!(out.contains("deleted 1 file(s)"), "{out}");
-    assert!(lake.get_opt(&folder.clone().join(old.files[0].path.as_str())).await.unwrap().is_none());
+    assert!(out.contains("deleted 0 file(s)"), "a second vacuum finds nothing more: {out}");
     assert_eq!(dataset::read(&lake, &folder).await.unwrap().0.files, new.files);
 }
 

@@ -401,6 +401,13 @@ async fn backfill_resumes_and_failures_show_in_runs_and_exit_codes() {
     std::fs::remove_file(d.join("jobs/typo.toml")).unwrap();
     let (ok, out, err) = output(shelfcast(d).args(["jobs", "list"]));
     assert!(ok && out.contains("count") && out.contains("0 0 2 * * *"), "{out}{err}");
+    let (ok, out, err) = output(shelfcast(d).args(["jobs", "list", "--format", "json"]));
+    assert!(ok, "{err}");
+    let jobs: Vec<serde_json::Value> = serde_json::from_str(&out).unwrap();
+    let count = jobs.iter().find(|j| j["job"] == "count").unwrap();
+    assert_eq!(count["schedule"], "0 0 2 * * *", "{out}");
+    assert!(count["next_due"].as_str().is_some_and(|t| t.ends_with('Z') || t.contains("+00:00")), "{out}");
+    assert_eq!(count["last_run"]["status"], "succeeded", "{out}");
 }
 
 #[tokio::test]
