@@ -1369,31 +1369,35 @@ fn validate_cmd(settings: &Settings, files: &[PathBuf], clock: &dyn Clock) -> an
 
 async fn list_cmd(settings: &Settings, lake: &Lake, clock: &dyn Clock, format: ReportFormat) -> anyhow::Result<()> {
     let jobs = JobSpec::load_dir(&settings.jobs_dir)?;
+    let mut listed = Vec::with_capacity(jobs.len());
+    for j in &jobs {
+        listed.push((j, history::recent(lake, Some(&j.name), Some(1)).await?.into_iter().next()));
+    }
     if format == ReportFormat::Json {
-        let mut out = Vec::with_capacity(jobs.len());
-        for j in &jobs {
-            let last = history::recent(lake, Some(&j.name), Some(1)).await?;
-            out.push(serde_json::json!({
-                "job": j.name,
-                "schedule": j.schedule.as_ref().map(|s| s.expr()),
-                "time_zone": j.schedule.as_ref().map(|s| s.tz().to_string()),
-                "next_due": j.schedule.as_ref().and_then(|s| s.next_after(clock.now())),
-                "catch_up": j.catch_up,
-                "concurrency": j.concurrency,
-                "steps": j.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
-                "last_run": last.first().map(|r| serde_json::json!({
-                    "run_id": r.run_id, "run_date": r.run_date, "status": r.status,
-                })),
-            }));
-        }
+        let out: Vec<serde_json::Value> = listed
+            .iter()
+            .map(|(j, last)| {
+                serde_json::json!({
+                    "job": j.name,
+                    "schedule": j.schedule.as_ref().map(|s| s.expr()),
+                    "time_zone": j.schedule.as_ref().map(|s| s.tz().to_string()),
+                    "next_due": j.schedule.as_ref().and_then(|s| s.next_after(clock.now())),
+                    "catch_up": j.catch_up,
+                    "concurrency": j.concurrency,
+                    "steps": j.steps.iter().map(|s| s.name.as_str()).collect::<Vec<_>>(),
+                    "last_run": last.as_ref().map(|r| serde_json::json!({
+                        "run_id": r.run_id, "run_date": r.run_date, "status": r.status,
+                    })),
+                })
+            })
+            .collect();
         println!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
     println!("{:<12} {:<16} {:<8} {:<11} {:<52} last run", "job", "schedule", "catch-up", "concurrency", "next due");
-    for j in &jobs {
-        let last = history::recent(lake, Some(&j.name), Some(1)).await?;
+    for (j, last) in &listed {
         let last =
-            last.first().map_or("-".to_string(), |r| format!("{} {} ({})", r.run_date, label(r.status), r.run_id));
+            last.as_ref().map_or("-".to_string(), |r| format!("{} {} ({})", r.run_date, label(r.status), r.run_id));
         println!(
             "{:<12} {:<16} {:<8} {:<11} {:<52} {}",
             j.name,

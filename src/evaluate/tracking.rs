@@ -237,9 +237,9 @@ pub fn common_ground(
     needed: usize,
 ) -> std::result::Result<BacktestReport, String> {
     type Key<'a> = (&'a str, &'a str, NaiveDate, NaiveDate);
-    let key = |r: &ScoredRow| -> (String, String, NaiveDate, NaiveDate) {
-        (r.item_id.clone(), r.location_id.clone(), r.cutoff, r.target_date)
-    };
+    fn key(r: &ScoredRow) -> Key<'_> {
+        (r.item_id.as_str(), r.location_id.as_str(), r.cutoff, r.target_date)
+    }
     let mut tracked = Vec::with_capacity(models.len());
     for name in models {
         match report.models.iter().find(|m| &m.model == name) {
@@ -248,26 +248,22 @@ pub fn common_ground(
         }
     }
     let Some((first, rest)) = tracked.split_first() else { return Err("no models to decide among".into()) };
-    let mut common: std::collections::HashSet<Key<'_>> =
-        first.rows.iter().map(|r| (r.item_id.as_str(), r.location_id.as_str(), r.cutoff, r.target_date)).collect();
+    let mut common: std::collections::HashSet<Key<'_>> = first.rows.iter().map(key).collect();
     for m in rest {
-        let own: std::collections::HashSet<Key<'_>> =
-            m.rows.iter().map(|r| (r.item_id.as_str(), r.location_id.as_str(), r.cutoff, r.target_date)).collect();
+        let own: std::collections::HashSet<Key<'_>> = m.rows.iter().map(key).collect();
         common.retain(|k| own.contains(k));
     }
     if common.len() < needed {
         return Err(format!("{} forecast(s) tracked for every model, a backtest would score {needed}", common.len()));
     }
-    let owned: std::collections::HashSet<_> =
-        common.iter().map(|(i, l, c, t)| (i.to_string(), l.to_string(), *c, *t)).collect();
     let summarised: Vec<_> = tracked
         .iter()
         .map(|m| {
-            let rows: Vec<ScoredRow> = m.rows.iter().filter(|r| owned.contains(&key(r))).cloned().collect();
+            let rows: Vec<ScoredRow> = m.rows.iter().filter(|r| common.contains(&key(r))).cloned().collect();
             summarise(&m.model, rows, &report.levels)
         })
         .collect();
-    let mut cutoffs: Vec<NaiveDate> = owned.iter().map(|k| k.2).collect();
+    let mut cutoffs: Vec<NaiveDate> = common.iter().map(|k| k.2).collect();
     cutoffs.sort_unstable();
     cutoffs.dedup();
     Ok(BacktestReport {

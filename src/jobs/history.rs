@@ -231,10 +231,11 @@ pub struct RunReport {
 pub async fn write(lake: &Lake, report: &RunReport) -> Result<()> {
     let path = layout::run_record(&report.job, report.run_date, &report.run_id);
     let bytes: bytes::Bytes = serde_json::to_vec_pretty(report)?.into();
+    // The lease is checked once here; the put itself then goes unfenced.
+    let own = lake.unfenced();
     match lake.check_fence().await {
-        Ok(()) => lake.put(&path, bytes).await,
+        Ok(()) => own.put(&path, bytes).await,
         Err(lost @ Error::LeaseLost { .. }) => {
-            let own = lake.unfenced();
             if let Some(stored) = read_one(&own, &path).await?
                 && stored.status == Status::Abandoned
             {

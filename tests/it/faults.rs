@@ -422,6 +422,13 @@ mod leases {
         layout::lease("nightly", date("2026-04-01"))
     }
 
+    /// `holder` takes the lease at `clock`'s time; with the lake fenced by it.
+    async fn take_fenced(lake: &Lake, holder: &str, clock: &FixedClock) -> (Lease, Lake) {
+        let lease = take(lake, holder, clock.now()).await;
+        let fenced = lake.with_fence(lease.fence(Arc::new(clock.clone())));
+        (lease, fenced)
+    }
+
     async fn take(lake: &Lake, holder: &str, now: DateTime<Utc>) -> Lease {
         match Lease::acquire(lake, &dir(), holder, "test", TTL, now).await.unwrap() {
             Acquired::Held { lease, .. } => lease,
@@ -477,12 +484,10 @@ mod leases {
     async fn a_holder_that_lost_its_lease_commits_nothing_over_the_new_holders_results() {
         let lake = Lake::in_memory();
         let clock = clock();
-        let a = take(&lake, "a", clock.now()).await;
-        let a_lake = lake.with_fence(a.fence(Arc::new(clock.clone())));
+        let (_a, a_lake) = take_fenced(&lake, "a", &clock).await;
         // a stalls past its TTL; b takes the lease over and publishes.
         let b_clock = FixedClock::new(clock.now() + chrono::Duration::seconds(61));
-        let b = take(&lake, "b", b_clock.now()).await;
-        let b_lake = lake.with_fence(b.fence(Arc::new(b_clock.clone())));
+        let (b, b_lake) = take_fenced(&lake, "b", &b_clock).await;
         let folder = layout::forecasts(date("2026-04-01"));
         let mut w = DatasetWriter::new(&b_lake, folder.clone(), "forecasts", "b", ints(&[2]).schema());
         w.write(ints(&[2])).await.unwrap();
@@ -512,8 +517,7 @@ mod leases {
     async fn a_holder_that_lost_its_lease_moves_no_watermark_pending_webhook_or_record_of_the_new_holder() {
         let lake = Lake::in_memory();
         let clock = clock();
-        let a = take(&lake, "a", clock.now()).await;
-        let a_lake = lake.with_fence(a.fence(Arc::new(clock.clone())));
+        let (_a, a_lake) = take_fenced(&lake, "a", &clock).await;
         let watermark = layout::watermark("shop");
         let pending = layout::pending_notification("planner", "d-1");
         a_lake.put(&watermark, "a's watermark".into()).await.unwrap();
@@ -522,8 +526,7 @@ mod leases {
 
         // a stalls past its TTL; b takes over, marks a's run abandoned and moves the watermark.
         let b_clock = FixedClock::new(clock.now() + chrono::Duration::seconds(61));
-        let b = take(&lake, "b", b_clock.now()).await;
-        let b_lake = lake.with_fence(b.fence(Arc::new(b_clock.clone())));
+        let (_b, b_lake) = take_fenced(&lake, "b", &b_clock).await;
         let abandoned = history::mark_abandoned(&b_lake, "nightly", date("2026-04-01"), "b-run").await.unwrap();
         assert_eq!(abandoned, ["a-run"]);
         b_lake.put(&watermark, "b's watermark".into()).await.unwrap();
