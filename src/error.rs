@@ -3,7 +3,7 @@
 //! Every failure a caller may need to branch on, or whose message needs
 //! context (a table, a column, a file, a run date), has its own variant.
 //! Upstream errors convert with `?` through `#[from]`; the binary edge
-//! (`cli.rs`) is the only place that turns them into `anyhow` chains.
+//! (`src/cli/`) is the only place that turns them into `anyhow` chains.
 
 use std::path::PathBuf;
 

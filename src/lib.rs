@@ -29,6 +29,7 @@
 //!   stability against the previous run, webhook notifications.
 //! - [`plan`]: reorder points, order-up-to levels and orders from the forecasts (`replenishment/`).
 //! - [`report`]: the run report (HTML with inline SVG charts, Markdown, JSON), read back from the lake.
+//! - [`output`]: what the commands print: their typed reports as text or JSON (`--format json`).
 //! - [`progress`]: long work counted (epochs, windows, fits) and shown as bars or log lines.
 //! - [`jobs`]: job files, due times, the runner (leases, retries, records), the scheduler, run history.
 
@@ -51,6 +52,7 @@ pub mod lake;
 pub mod metrics;
 pub mod models;
 pub mod names;
+pub mod output;
 pub mod panel;
 pub mod period;
 pub mod plan;

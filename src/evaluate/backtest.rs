@@ -490,12 +490,9 @@ pub async fn run_in_lake(
     clock: &dyn crate::clock::Clock,
 ) -> Result<(BacktestReport, Pool)> {
     let mut opts = opts.clone();
-    opts.models.retain(|m| m != "torchscript");
-    let needs = opts
-        .models
-        .iter()
-        .map(|m| models::build(m, &config.models).map(|b| b.needs_covariates()))
-        .collect::<Result<Vec<_>>>()?;
+    opts.models = super::window::refittable(&opts.models);
+    let as_of =
+        super::window::AsOf::for_models(lake, config, &opts.models, opts.horizon)?.materializing(ctx, token, clock);
     let windows = plan(&full, &opts)?;
     let mut per_model: Vec<(Vec<ScoredRow>, f64)> = vec![(Vec::new(), 0.0); opts.models.len()];
     let mut cutoffs = Vec::new();
@@ -506,13 +503,7 @@ pub async fn run_in_lake(
         if w.scored {
             cutoffs.push(w.cutoff);
         }
-        if needs.iter().any(|n| *n) {
-            let params = config.feature_params(w.cutoff);
-            crate::features::materialize_all(ctx, lake, params, token, clock).await?;
-            let history = models::covariate_history(&config.models);
-            let cov = crate::panel::Covariates::load(lake, w.cutoff, &w.panel, opts.horizon, history).await?;
-            w.panel = w.panel.with_covariates(cov);
-        }
+        w.panel = as_of.panel(w.panel, w.cutoff).await?;
         let (f, s, o) = (std::sync::Arc::clone(&full), config.clone(), opts.clone());
         let (rows, p) = crate::blocking::run(move || {
             let rows = evaluate(&f, &w, &s, &o, &mut pool);
@@ -721,6 +712,26 @@ pub async fn full_panel(
     let end = config.models.frequency.period_start(params.cutoff);
     let closures = crate::panel::Closures::query(ctx, params).await?;
     Ok((Panel::from_stream(rows, config.models.frequency, end).await?.with_closures(closures), params.cutoff))
+}
+
+/// A rolling-origin backtest of `full` run and stored under `metrics/backtest/run_id=…/` (with
+/// `extra` fields in its manifest): the one operation behind `shelfcast backtest` and the nightly's
+/// `backtest` step. Returns the report, the validation forecasts the learned ensemble weighs, and
+/// the forecast rows stored.
+#[allow(clippy::too_many_arguments)]
+pub async fn run_and_store(
+    ctx: &datafusion::prelude::SessionContext,
+    lake: &crate::lake::Lake,
+    full: std::sync::Arc<Panel>,
+    config: &BacktestConfig,
+    opts: &BacktestOptions,
+    run_id: &str,
+    extra: serde_json::Map<String, serde_json::Value>,
+    clock: &dyn crate::clock::Clock,
+) -> Result<(BacktestReport, Pool, arrow::record_batch::RecordBatch)> {
+    let (report, pool) = run_in_lake(ctx, lake, full, config, opts, run_id, clock).await?;
+    let rows = store(lake, run_id, &report, extra, clock).await?;
+    Ok((report, pool, rows))
 }
 
 /// Writes a backtest to `metrics/backtest/run_id=…/`: its forecasts in the canonical format,

@@ -5,4 +5,5 @@ pub mod backtest;
 pub mod champion;
 pub mod hierarchy;
 pub mod tracking;
+pub mod window;
 pub use crate::metrics;

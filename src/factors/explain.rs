@@ -71,23 +71,3 @@ pub fn decompose(
     }
     Ok(out)
 }
-
-/// The decomposition as an aligned text table.
-pub fn render(item: &str, location: &str, category: &str, rows: &[ExplainRow]) -> String {
-    let drivers: Vec<&str> =
-        rows.first().map(|r| r.multipliers.keys().map(String::as_str).collect()).unwrap_or_default();
-    let mut s = format!("{item} at {location} ({category}): forecast = level × multipliers\n");
-    s.push_str(&format!("{:<10} {:>8}", "date", "level"));
-    for d in &drivers {
-        s.push_str(&format!(" {:>10}", d));
-    }
-    s.push_str(&format!(" {:>9}\n", "forecast"));
-    for r in rows {
-        s.push_str(&format!("{:<10} {:>8.2}", r.date, r.level));
-        for d in &drivers {
-            s.push_str(&format!(" {:>10.3}", r.multipliers.get(*d).copied().unwrap_or(1.0)));
-        }
-        s.push_str(&format!(" {:>9.2}\n", r.forecast));
-    }
-    s
-}

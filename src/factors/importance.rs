@@ -51,6 +51,7 @@ use crate::clock::Clock;
 use crate::error::{Error, Result};
 use crate::evaluate::backtest::BacktestConfig;
 use crate::evaluate::backtest::{self, BacktestOptions, Window};
+use crate::evaluate::window;
 use crate::features;
 use crate::lake::Lake;
 use crate::models::{self, Forecast, Forecaster};
@@ -708,7 +709,7 @@ pub async fn run(
     clock: &dyn Clock,
 ) -> Result<Importance> {
     let mut opts = opts.clone();
-    opts.models.retain(|m| m != "torchscript");
+    opts.models = window::refittable(&opts.models);
     if opts.models.is_empty() {
         return Err(Error::data("importance: no model to measure (torchscript is left out)"));
     }
@@ -724,31 +725,17 @@ pub async fn run(
     let closures = crate::panel::Closures::query(ctx, params).await?;
     let full = Arc::new(Panel::from_stream(rows, config.models.frequency, end).await?.with_closures(closures));
     let categories = backtest::item_categories(ctx).await?;
-    let reads = |m: &str| models::build(m, &config.models).map(|b| b.needs_covariates());
-    let mut needs = false;
-    for m in &opts.models {
-        needs |= reads(m)?;
-        if models::is_ensemble(m) {
-            for member in models::ensemble_members(&config.models) {
-                needs |= reads(&member)?;
-            }
-        }
-    }
     let bt = BacktestOptions {
         windows: opts.windows,
         horizon: opts.horizon,
         step: opts.horizon,
         models: opts.models.clone(),
     };
-    let mut windows = backtest::plan(&full, &bt)?;
-    if needs {
-        let history = models::covariate_history(&config.models);
-        for w in &mut windows {
-            let p = config.feature_params(w.cutoff);
-            features::materialize_all(ctx, lake, p, token, clock).await?;
-            let cov = Covariates::load(lake, w.cutoff, &w.panel, opts.horizon, history).await?;
-            w.panel.covariates = Some(Arc::new(cov));
-        }
+    let as_of = window::AsOf::for_models(lake, config, &opts.models, opts.horizon)?.materializing(ctx, token, clock);
+    let mut windows = Vec::new();
+    for mut w in backtest::plan(&full, &bt)? {
+        w.panel = as_of.panel(w.panel, w.cutoff).await?;
+        windows.push(w);
     }
     let (s, f) = (config.clone(), opts.factors.clone());
     let out = crate::blocking::run(move || measure(&full, &windows, &s, &f, &opts, &categories)).await??;
@@ -792,45 +779,6 @@ pub fn to_batch(rows: &[ImportanceRow]) -> Result<RecordBatch> {
         int(|r| r.series),
     ];
     Ok(RecordBatch::try_new(schema, cols)?)
-}
-
-/// A text table of the importance over all series: one row per model and group, the WAPE
-/// increase (percentage points) and the MAE increase with their spreads.
-pub fn render(imp: &Importance) -> String {
-    use std::fmt::Write;
-    let mut out = String::new();
-    let cutoffs: Vec<String> = imp.cutoffs.iter().map(|c| c.to_string()).collect();
-    let _ = writeln!(
-        out,
-        "Group importance ({}, {} repeat(s), windows at {}, horizon {}): increase of WAPE (points) and MAE",
-        imp.method,
-        imp.repeats,
-        cutoffs.join(", "),
-        imp.horizon
-    );
-    let _ = writeln!(
-        out,
-        "{:<14} {:<14} {:>9} {:>10} {:>8} {:>9} {:>10} {:>8}  method",
-        "model", "group", "WAPE%", "+WAPE", "±sd", "MAE", "+MAE", "±sd"
-    );
-    let f = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
-    for r in imp.rows.iter().filter(|r| r.scope == "all" && r.metric == "wape") {
-        let mae = imp.get(&r.model, &r.group, "all", "mae");
-        let _ = writeln!(
-            out,
-            "{:<14} {:<14} {:>9} {:>10} {:>8} {:>9} {:>10} {:>8}  {}",
-            r.model,
-            r.group,
-            f(r.baseline, 2),
-            f(r.increase, 3),
-            f(r.std, 3),
-            f(mae.and_then(|m| m.baseline), 3),
-            f(mae.and_then(|m| m.increase), 4),
-            f(mae.and_then(|m| m.std), 4),
-            r.method
-        );
-    }
-    out
 }
 
 #[cfg(test)]

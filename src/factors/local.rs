@@ -90,28 +90,3 @@ pub async fn read(ctx: &SessionContext, params: FeatureParams, item: &str, locat
     }
     Ok(out)
 }
-
-/// The local inputs as text, under the decomposition.
-pub fn render(inputs: &LocalInputs) -> String {
-    if inputs.is_empty() {
-        return "no closures, local events or known covariates of its own over the horizon\n".into();
-    }
-    let mut s = String::new();
-    if !inputs.closed.is_empty() {
-        s.push_str("closed (forecast 0 when closed the whole period):\n");
-        for (d, share, reason) in &inputs.closed {
-            s.push_str(&format!("  {d}  {:>4.0}% closed  {}\n", share * 100.0, reason.as_deref().unwrap_or("")));
-        }
-    }
-    if !inputs.events.is_empty() {
-        s.push_str("events of its location or region:\n");
-        for (d, e) in &inputs.events {
-            s.push_str(&format!("  {d}  {e}\n"));
-        }
-    }
-    for (name, values) in &inputs.covariates {
-        let shown: Vec<String> = values.iter().map(|(d, v)| format!("{d} {v}")).collect();
-        s.push_str(&format!("known covariate user:{name}: {}\n", shown.join(", ")));
-    }
-    s
-}

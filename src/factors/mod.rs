@@ -21,7 +21,6 @@ pub mod groups;
 pub mod importance;
 pub mod local;
 pub mod regression;
-pub mod render;
 
 use std::sync::Arc;
 

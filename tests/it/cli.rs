@@ -62,3 +62,77 @@ fn a_run_piped_reports_progress_lines_and_where_the_time_went_and_quiet_silences
     assert!(!stderr.contains("progress") && !stderr.contains("step "), "{stderr}");
     assert!(stdout.contains("succeeded"), "{stdout}");
 }
+
+/// Every command that reports something prints it as one JSON document with `--format json`, so
+/// that a script can read what a person reads: the generated demo, an import, an ingest, the
+/// features, the factors, one series explained, a nightly run and its report.
+#[test]
+fn every_reporting_command_prints_json_for_scripts() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let json = |args: &[&str]| -> serde_json::Value {
+        let mut all = vec!["-q"];
+        all.extend_from_slice(args);
+        all.extend_from_slice(&["--format", "json"]);
+        let out = ok(shelfcast(d).args(&all));
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("{args:?}: {e}\n{out}"))
+    };
+    let demo = json(&["demo", "--series", "4", "--days", "90", "--end", "2026-03-31"]);
+    assert_eq!(demo["series"], 4, "{demo}");
+    assert!(demo["rows"]["sales"].as_u64().unwrap() > 0, "{demo}");
+
+    std::fs::write(d.join("plan.csv"), "Day,Shop,Spend\n2026-03-30,store_01,5\n2026-03-31,store_01,x\n").unwrap();
+    let import = json(&[
+        "import",
+        "plan.csv",
+        "--table",
+        "known_covariates",
+        "--wide",
+        "Spend",
+        "--map",
+        "date=Day",
+        "--map",
+        "location_id=Shop",
+    ]);
+    let r = &import.as_array().unwrap()[0];
+    assert_eq!(
+        (r["table"].as_str(), r["rows_written"].as_u64(), r["rows_quarantined"].as_u64()),
+        (Some("known_covariates"), Some(1), Some(1))
+    );
+
+    std::fs::write(d.join("supply.csv"), "date,item_id,location_id,on_order\n2026-03-30,item_00000,store_01,4\n")
+        .unwrap();
+    std::fs::write(
+        d.join("shelfcast.toml"),
+        "[sources.supply]\npath = \"supply.csv\"\nformat = \"csv\"\ntable = \"supply\"\n",
+    )
+    .unwrap();
+    let ingest = json(&["ingest", "supply"]);
+    assert_eq!((ingest["table"].as_str(), ingest["rows_written"].as_u64()), (Some("supply"), Some(1)), "{ingest}");
+
+    let features = json(&["features", "--cutoff", "2026-03-31", "--horizon", "7"]);
+    assert_eq!(features["cutoff"], "2026-03-31");
+    let tables = features["tables"].as_array().unwrap();
+    assert!(tables.iter().any(|t| t["name"] == "target" && t["rows"].as_u64() > Some(0)), "{features}");
+    assert!(features["quality"]["checks"].as_array().is_some_and(|c| !c.is_empty()), "{features}");
+
+    let factors = json(&["factors", "--cutoff", "2026-03-31", "--horizon", "7"]);
+    assert_eq!(factors["cutoff"], "2026-03-31");
+    assert!(factors["analysis"]["models"].as_array().is_some_and(|m| !m.is_empty()), "{factors}");
+    assert!(factors["truth"]["seed"].is_u64(), "the demo's truth rides along: {factors}");
+
+    let explained = json(&["explain", "--item", "item_00000", "--cutoff", "2026-03-31", "--horizon", "7"]);
+    let first = &explained.as_array().unwrap()[0];
+    assert_eq!(first["item"], "item_00000");
+    assert_eq!(first["rows"].as_array().unwrap().len(), 7, "{first}");
+    assert!(first["rows"][0]["forecast"].as_f64().is_some_and(f64::is_finite), "{first}");
+
+    let run = json(&["run", "nightly", "--date", "2026-04-01", "--horizon", "7"]);
+    assert_eq!((run["job"].as_str(), run["status"].as_str()), (Some("nightly"), Some("succeeded")), "{run}");
+    assert_eq!(run["summary"]["forecast_rows"], 28, "{run}");
+    let run_id = run["run_id"].as_str().unwrap();
+
+    let report = json(&["report"]);
+    assert_eq!(report["run_id"].as_str(), Some(run_id));
+    assert!(report["files"].as_array().is_some_and(|f| f.len() == 3), "{report}");
+}

@@ -66,7 +66,7 @@ async fn promotions_matter_to_a_model_that_reads_them_and_not_to_the_baselines()
     let lake = Lake::in_memory();
     let dir = tempfile::tempdir().unwrap();
     let imp = measured(&lake, dir.path(), Method::Permute).await;
-    eprintln!("{}", importance::render(&imp));
+    eprintln!("{}", shelfcast::output::factors::importance(&imp));
     let wape = |model: &str, group: &str| imp.get(model, group, "all", "wape").unwrap().clone();
 
     // The LSTM reads the promotions: scrambling them costs accuracy, more than a weak group does.
@@ -127,7 +127,7 @@ async fn promotions_matter_to_a_model_that_reads_them_and_not_to_the_baselines()
 
     // Removing the promotions and refitting costs accuracy too; a refit has no spread.
     let refit = measured(&lake, dir.path(), Method::Refit).await;
-    eprintln!("{}", importance::render(&refit));
+    eprintln!("{}", shelfcast::output::factors::importance(&refit));
     let r = refit.get("lstm", "promotion", "all", "wape").unwrap();
     assert_eq!((r.method.as_str(), r.repeats, r.std), ("refit", 1, None));
     assert!(r.increase.unwrap() > 0.0, "{r:?}");

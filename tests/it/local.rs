@@ -271,7 +271,7 @@ async fn the_planned_covariate_and_the_closures_matter_to_gbt_in_the_group_impor
         factors: s.factors.clone(),
     };
     let imp = importance::run(&ctx, &lake, &s.backtest_config(), &opts, end(), "t", &clock()).await.unwrap();
-    eprintln!("{}", importance::render(&imp));
+    eprintln!("{}", shelfcast::output::factors::importance(&imp));
     let wape = |group: &str| imp.get("gbt", group, "all", "wape").unwrap().clone();
     let covariate = wape("user:local_marketing");
     assert_eq!((covariate.method.as_str(), covariate.repeats), ("permute", 3));

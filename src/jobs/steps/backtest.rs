@@ -75,18 +75,13 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
         return Ok((None, None));
     }
     let opts = BacktestOptions { windows, horizon: s.horizon, step: s.horizon, models: s.models.clone() };
-    let bt = backtest::run_in_lake(
-        ctx,
-        &env.lake,
-        Arc::clone(&panel),
-        &s.backtest_config(),
-        &opts,
-        run_id,
-        env.clock.as_ref(),
-    )
-    .await;
-    let bt = match bt {
-        Ok((bt, pool)) => {
+    let config = s.backtest_config();
+    let extra = serde_json::Map::new();
+    let bt =
+        backtest::run_and_store(ctx, &env.lake, Arc::clone(&panel), &config, &opts, run_id, extra, env.clock.as_ref())
+            .await;
+    let (bt, n) = match bt {
+        Ok((bt, pool, rows)) => {
             if s.models.iter().any(|m| m == "ensemble") {
                 let members = models::ensemble_members(&s.models_config());
                 let config = models::ensemble::EnsembleConfig {
@@ -101,7 +96,7 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
                     models::ensemble::kept::store(lake, run_id, params.cutoff, &members, learned).await?;
                 }
             }
-            bt
+            (bt, rows.num_rows() as u64)
         }
         Err(Error::Data(msg)) => {
             // Too little history for the windows: keep the champions as they are.
@@ -110,8 +105,6 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
         }
         Err(e) => return Err(e),
     };
-    let rows = backtest::store(&env.lake, run_id, &bt, serde_json::Map::new(), env.clock.as_ref()).await?;
-    let n = rows.num_rows() as u64;
     let decisions = registry.decide(&bt, c, run_id, Evidence::Backtest);
     registry.last_backtest = Some(crate::evaluate::champion::BacktestStamp {
         run_id: run_id.to_string(),

@@ -28,10 +28,11 @@ use super::history::{ModelVersion, RunReport};
 use super::runner::RunEnv;
 use super::spec::{JobSpec, StepKind, StepSpec};
 use crate::error::{Error, Result};
+use crate::evaluate::window::AsOf;
 use crate::features::FeatureParams;
 use crate::lake::layout;
 use crate::models::{self, Forecast, Forecaster};
-use crate::panel::{Covariates, Panel};
+use crate::panel::Panel;
 
 /// What the steps of one run hand each other (the panel, the fitted models, their forecasts, …).
 #[derive(Default)]
@@ -119,24 +120,22 @@ pub(super) async fn build_model(env: &RunEnv, name: &str) -> Result<Box<dyn Fore
     models::build_torchscript(&s.models_config(), &bytes)
 }
 
-/// The panel with the covariates of the cutoff when a model reads them.
-pub(super) async fn attach_covariates(
-    env: &RunEnv,
+/// The panel at the cutoff, with the covariates known then when one of `models` reads them (the
+/// features step has materialised the cutoff's tables); see [`crate::evaluate::window`].
+/// (Not an `async fn`: the models, which are not `Sync`, stay out of the future.)
+pub(super) fn panel_as_of<'a>(
+    env: &'a RunEnv,
     params: FeatureParams,
-    panel: Panel,
-    needed: bool,
-) -> Result<Panel> {
-    if !needed {
-        return Ok(panel);
-    }
-    let history = models::covariate_history(&env.settings.models_config());
-    let covariates = Covariates::load(&env.lake, params.cutoff, &panel, env.settings.horizon, history).await?;
-    Ok(panel.with_covariates(covariates))
+    models: &[Box<dyn Forecaster>],
+) -> impl std::future::Future<Output = Result<Panel>> + Send + 'a {
+    let needs = models.iter().any(|m| m.needs_covariates());
+    as_of(env, params, needs)
 }
 
-/// Whether any of the models reads covariates.
-pub(super) fn needs_covariates(models: &[Box<dyn Forecaster>]) -> bool {
-    models.iter().any(|m| m.needs_covariates())
+async fn as_of(env: &RunEnv, params: FeatureParams, needs: bool) -> Result<Panel> {
+    let config = env.settings.backtest_config();
+    let as_of = AsOf::for_built(&env.lake, &config, needs, env.settings.horizon);
+    as_of.panel(panel_for(env, params).await?, params.cutoff).await
 }
 
 /// The run's panel of actuals at the cutoff (no covariates), read once.

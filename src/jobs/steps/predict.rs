@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tracing::info;
 
-use super::{Rows, StepCx, attach_covariates, build_model, needs_covariates, panel_for, use_model};
+use super::{Rows, StepCx, build_model, panel_as_of, use_model};
 use crate::error::Result;
 use crate::models::store;
 
@@ -25,9 +25,7 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
     }
     let panel = match state.panel.clone() {
         Some(p) => p,
-        None => Arc::new(
-            attach_covariates(env, params, panel_for(env, params).await?, needs_covariates(&state.models)).await?,
-        ),
+        None => Arc::new(panel_as_of(env, params, &state.models).await?),
     };
     report.summary.series = panel.len();
     state.panel = Some(Arc::clone(&panel));

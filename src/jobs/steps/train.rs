@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use tracing::info;
 
-use super::{Rows, StepCx, attach_covariates, build_model, needs_covariates, panel_for, use_model};
+use super::{Rows, StepCx, build_model, panel_as_of, use_model};
 use crate::error::Result;
 use crate::models::{Forecaster, store, warm};
 use crate::panel::Panel;
@@ -18,8 +18,7 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
     for name in &s.models {
         built.push(build_model(env, name).await?);
     }
-    let panel =
-        Arc::new(attach_covariates(env, params, panel_for(env, params).await?, needs_covariates(&built)).await?);
+    let panel = Arc::new(panel_as_of(env, params, &built).await?);
     let mut fitted: Vec<Box<dyn Forecaster>> = Vec::new();
     let task = crate::progress::Task::start("models fitted", built.len() as u64);
     for model in built {

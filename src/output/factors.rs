@@ -1,13 +1,70 @@
-//! The estimates as text tables for the terminal, with the demo generator's truth beside them
-//! when the lake has one.
+//! `factors` and `explain` as text: the estimates as tables with the demo generator's truth beside
+//! them when the lake has one, the group importance, and one series' decomposition with the local
+//! inputs (closures, events, known covariates) over its horizon.
 
 use std::fmt::Write;
 
-use super::estimates::Analysis;
+use chrono::NaiveDate;
+use serde::Serialize;
+
 use crate::demo::truth::Truth;
+use crate::factors::FactorMetrics;
+use crate::factors::estimates::Analysis;
+use crate::factors::explain::ExplainRow;
+use crate::factors::importance::Importance;
+use crate::factors::local::LocalInputs;
+
+/// `shelfcast factors`: the analysis (with the group importance when measured), what was written
+/// to the lake, and the demo generator's truth when the lake has one.
+#[derive(Debug, Clone, Serialize)]
+pub struct FactorsDone {
+    /// The last day of history used.
+    pub cutoff: NaiveDate,
+    /// Estimates, fitted models and the group importance.
+    pub analysis: Analysis,
+    /// The `factors/` dataset written (`--write`).
+    pub written: Option<FactorMetrics>,
+    /// The true effects of a demo lake.
+    pub truth: Option<Truth>,
+}
+
+/// The estimates, then the group importance when measured.
+pub fn factors(f: &FactorsDone) -> String {
+    let mut out = analysis(&f.analysis, f.truth.as_ref());
+    if let Some(imp) = &f.analysis.importance {
+        out.push('\n');
+        out.push_str(&importance(imp));
+    }
+    out
+}
+
+/// One series explained by `shelfcast explain`.
+#[derive(Debug, Clone, Serialize)]
+pub struct SeriesExplained {
+    /// The item.
+    pub item: String,
+    /// The location.
+    pub location: String,
+    /// The item's category, whose factor model explains it.
+    pub category: String,
+    /// One row per horizon period: level, multipliers, forecast.
+    pub rows: Vec<ExplainRow>,
+    /// Its closures, local events and known covariates over the horizon.
+    pub local: LocalInputs,
+}
+
+/// Each series' decomposition with its local inputs under it.
+pub fn explained(series: &[SeriesExplained]) -> String {
+    let mut out = String::new();
+    for e in series {
+        let _ = writeln!(out, "{}", explain(&e.item, &e.location, &e.category, &e.rows));
+        let _ = writeln!(out, "{}", local(&e.local));
+    }
+    out
+}
 
 /// The elasticities, promotions, weekly profile and driver shares as aligned tables.
-pub fn text(a: &Analysis, truth: Option<&Truth>) -> String {
+pub fn analysis(a: &Analysis, truth: Option<&Truth>) -> String {
     let mut s = String::new();
     let cats: Vec<&str> = a.models.iter().map(|m| m.category.as_str()).collect();
     let t = |f: &dyn Fn(&Truth) -> Option<f64>| truth.and_then(f).map_or("-".to_string(), |v| format!("{v:.2}"));
@@ -168,6 +225,89 @@ pub fn text(a: &Analysis, truth: Option<&Truth>) -> String {
     }
     for (c, why) in &a.skipped {
         let _ = writeln!(s, "skipped {c}: {why}");
+    }
+    s
+}
+
+/// A text table of the importance over all series: one row per model and group, the WAPE
+/// increase (percentage points) and the MAE increase with their spreads.
+pub fn importance(imp: &Importance) -> String {
+    let mut out = String::new();
+    let cutoffs: Vec<String> = imp.cutoffs.iter().map(|c| c.to_string()).collect();
+    let _ = writeln!(
+        out,
+        "Group importance ({}, {} repeat(s), windows at {}, horizon {}): increase of WAPE (points) and MAE",
+        imp.method,
+        imp.repeats,
+        cutoffs.join(", "),
+        imp.horizon
+    );
+    let _ = writeln!(
+        out,
+        "{:<14} {:<14} {:>9} {:>10} {:>8} {:>9} {:>10} {:>8}  method",
+        "model", "group", "WAPE%", "+WAPE", "±sd", "MAE", "+MAE", "±sd"
+    );
+    let f = |v: Option<f64>, d: usize| v.map_or("-".to_string(), |v| format!("{v:.d$}"));
+    for r in imp.rows.iter().filter(|r| r.scope == "all" && r.metric == "wape") {
+        let mae = imp.get(&r.model, &r.group, "all", "mae");
+        let _ = writeln!(
+            out,
+            "{:<14} {:<14} {:>9} {:>10} {:>8} {:>9} {:>10} {:>8}  {}",
+            r.model,
+            r.group,
+            f(r.baseline, 2),
+            f(r.increase, 3),
+            f(r.std, 3),
+            f(mae.and_then(|m| m.baseline), 3),
+            f(mae.and_then(|m| m.increase), 4),
+            f(mae.and_then(|m| m.std), 4),
+            r.method
+        );
+    }
+    out
+}
+
+/// The decomposition as an aligned text table.
+pub fn explain(item: &str, location: &str, category: &str, rows: &[ExplainRow]) -> String {
+    let drivers: Vec<&str> =
+        rows.first().map(|r| r.multipliers.keys().map(String::as_str).collect()).unwrap_or_default();
+    let mut s = format!("{item} at {location} ({category}): forecast = level × multipliers\n");
+    s.push_str(&format!("{:<10} {:>8}", "date", "level"));
+    for d in &drivers {
+        s.push_str(&format!(" {:>10}", d));
+    }
+    s.push_str(&format!(" {:>9}\n", "forecast"));
+    for r in rows {
+        s.push_str(&format!("{:<10} {:>8.2}", r.date, r.level));
+        for d in &drivers {
+            s.push_str(&format!(" {:>10.3}", r.multipliers.get(*d).copied().unwrap_or(1.0)));
+        }
+        s.push_str(&format!(" {:>9.2}\n", r.forecast));
+    }
+    s
+}
+
+/// The local inputs as text, under the decomposition.
+pub fn local(inputs: &LocalInputs) -> String {
+    if inputs.is_empty() {
+        return "no closures, local events or known covariates of its own over the horizon\n".into();
+    }
+    let mut s = String::new();
+    if !inputs.closed.is_empty() {
+        s.push_str("closed (forecast 0 when closed the whole period):\n");
+        for (d, share, reason) in &inputs.closed {
+            s.push_str(&format!("  {d}  {:>4.0}% closed  {}\n", share * 100.0, reason.as_deref().unwrap_or("")));
+        }
+    }
+    if !inputs.events.is_empty() {
+        s.push_str("events of its location or region:\n");
+        for (d, e) in &inputs.events {
+            s.push_str(&format!("  {d}  {e}\n"));
+        }
+    }
+    for (name, values) in &inputs.covariates {
+        let shown: Vec<String> = values.iter().map(|(d, v)| format!("{d} {v}")).collect();
+        s.push_str(&format!("known covariate user:{name}: {}\n", shown.join(", ")));
     }
     s
 }

@@ -1,0 +1,79 @@
+//! `backtest` as text: one row of scores per model (MAE, RMSE, WAPE, sMAPE, MASE, R², bias, 80%
+//! coverage, mean pinball loss, WRMSSE and the seconds it took), then WRMSSE per level.
+
+use std::fmt::Write;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use super::num3;
+use crate::evaluate::backtest::BacktestReport;
+
+/// A finished `shelfcast backtest`: where its scores are stored and the whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct BacktestDone {
+    /// The backtest's id (`backtest-<time>`), also its folder in the lake.
+    pub run_id: String,
+    /// Where the scores and forecasts are stored.
+    pub location: String,
+    /// Series backtested.
+    pub series: usize,
+    /// The last day with sales.
+    pub last_sales_date: NaiveDate,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+    /// Cutoffs, scores per model, segment and horizon step.
+    pub report: BacktestReport,
+}
+
+/// The score table.
+pub fn backtest(b: &BacktestDone) -> String {
+    let mut out = String::new();
+    let report = &b.report;
+    let cutoffs: Vec<String> = report.cutoffs.iter().map(|c| c.to_string()).collect();
+    let _ = writeln!(
+        out,
+        "backtest {}: {} series, cutoffs {}, horizon {}, {:.1} s",
+        b.run_id,
+        b.series,
+        cutoffs.join(", "),
+        report.horizon,
+        b.seconds
+    );
+    let _ = writeln!(
+        out,
+        "{:<16} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8} {:>7} {:>8}",
+        "model", "MAE", "RMSE", "WAPE%", "sMAPE%", "MASE", "R2", "bias", "cov80", "pinball", "WRMSSE", "seconds"
+    );
+    for m in &report.models {
+        let o = &m.overall;
+        let pinball =
+            if o.pinball.is_empty() { None } else { Some(o.pinball.values().sum::<f64>() / o.pinball.len() as f64) };
+        let _ = writeln!(
+            out,
+            "{:<16} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8} {:>7} {:>8.1}",
+            m.model,
+            num3(o.mae),
+            num3(o.rmse),
+            num3(o.wape),
+            num3(o.smape),
+            num3(o.mase),
+            num3(o.r2),
+            num3(o.bias),
+            num3(o.coverage_80),
+            num3(pinball),
+            num3(m.wrmsse.get("mean").copied()),
+            m.seconds
+        );
+    }
+    if let Some(m) = report.models.first().filter(|m| !m.wrmsse.is_empty()) {
+        let levels: Vec<&str> = m.wrmsse.keys().filter(|k| *k != "mean").map(String::as_str).collect();
+        let _ = writeln!(out, "WRMSSE by level: {}", levels.join(", "));
+        for m in &report.models {
+            let v: Vec<String> = levels.iter().map(|l| num3(m.wrmsse.get(*l).copied())).collect();
+            let _ = writeln!(out, "  {:<14} {}", m.model, v.join("  "));
+        }
+    }
+    let _ = writeln!(out, "scores and forecasts: {}", b.location);
+    out
+}
