@@ -140,6 +140,10 @@ pub struct BacktestConfig {
     pub models: ModelsConfig,
     /// The feature views' grain, horizon and week; the cutoff is each window's.
     pub features: FeatureParams,
+    /// Epochs a deep model (one that [`models::Forecaster::warm_starts`]) continues the state it
+    /// reached at the window before, as the nightly's train step continues the stored version;
+    /// `None`: every window trains it from scratch (`[train] warm-backtest`).
+    pub warm_epochs: Option<usize>,
 }
 
 impl BacktestConfig {
@@ -232,11 +236,17 @@ pub fn warmup(full: &Panel, config: &BacktestConfig, opts: &BacktestOptions) -> 
         .collect()
 }
 
-/// Member forecasts of the latest windows, which the learned ensemble validates on.
+/// What a backtest carries from one window to the next: the member forecasts of the latest
+/// windows, which the learned ensemble validates on, and each deep model's state after its latest
+/// window, which the next window continues (with [`BacktestConfig::warm_epochs`]).
 #[derive(Debug, Default)]
 pub struct Pool {
     windows: Vec<Held>,
+    states: States,
 }
+
+/// Each deep model's saved state after its latest window, with that window's cutoff.
+pub type States = std::collections::BTreeMap<String, (NaiveDate, Vec<u8>)>;
 
 /// One window's member forecasts.
 #[derive(Debug)]
@@ -252,6 +262,13 @@ struct Held {
 }
 
 impl Pool {
+    /// Each deep model's state after the latest window it was fitted at, with that window's
+    /// cutoff (empty without [`BacktestConfig::warm_epochs`]): what the nightly's train step
+    /// continues when it would otherwise train from scratch.
+    pub fn take_states(&mut self) -> States {
+        std::mem::take(&mut self.states)
+    }
+
     fn keep(&mut self, w: &Window, forecasts: Vec<(String, Forecast)>, most: usize) {
         let panel = Panel { covariates: None, ..w.panel.clone() };
         self.windows.push(Held { panel, index: w.index.clone(), from_end: w.from_end, forecasts });
@@ -333,17 +350,17 @@ pub fn evaluate(
     let reuse = ensemble_reuses_windows(config, opts);
     let ensemble =
         models::ensemble::EnsembleConfig { horizon: opts.horizon, ..models::ensemble_config(&config.models) };
-    let fit = |name: &str| -> Result<Forecast> {
+    let fit = |name: &str, pool: &mut Pool| -> Result<Forecast> {
         let _fitting = crate::progress::Task::start(format!("fit {name}"), 0);
         let mut model = models::build(name, &config.models)?;
-        model.fit(&window.panel)?;
+        fit_in_window(model.as_mut(), &window.panel, window.cutoff, config.warm_epochs, &mut pool.states)?;
         model.predict(&window.panel, opts.horizon, &levels)
     };
     if !window.scored {
         let mut fs = Vec::new();
         let task = crate::progress::Task::start("warm-up models", members.len() as u64);
         for m in &members {
-            match fit(m) {
+            match fit(m, pool) {
                 Ok(f) => {
                     fs.push((m.clone(), f));
                     task.inc(1);
@@ -379,7 +396,7 @@ pub fn evaluate(
                 let classes = models::ensemble::classes(&window.panel, &weights, ensemble.season);
                 models::ensemble::combine(&fs, &weights, classes.as_deref(), series, h, &levels)
             }
-            _ => fit(name)?,
+            _ => fit(name, pool)?,
         };
         seconds.push((name.clone(), started.elapsed().as_secs_f64()));
         done.push((name.clone(), f));
@@ -408,6 +425,39 @@ pub fn evaluate(
         out.push((rows, secs));
     }
     Ok(out)
+}
+
+/// Fits `model` on a window's `panel`. A deep model, with `epochs`, continues the state it
+/// reached at an earlier window of this backtest for at most that many epochs (from scratch when
+/// there is none or it does not fit this panel, e.g. new items), and its state is kept for the
+/// next window. Every state comes from an earlier cutoff, so no window sees later data.
+fn fit_in_window(
+    model: &mut dyn models::Forecaster,
+    panel: &Panel,
+    cutoff: NaiveDate,
+    epochs: Option<usize>,
+    states: &mut States,
+) -> Result<()> {
+    let Some(epochs) = epochs.filter(|_| model.warm_starts()) else {
+        model.fit(panel)?;
+        return Ok(());
+    };
+    let continued = match states.get(model.name()) {
+        Some((_, parent)) => match model.fit_warm(panel, parent, epochs)? {
+            models::Warm::Continued(_) => true,
+            models::Warm::Incompatible(why) => {
+                debug!(model = model.name(), reason = %why, "backtest window trains from scratch");
+                false
+            }
+            models::Warm::Unsupported => false,
+        },
+        None => false,
+    };
+    if !continued {
+        model.fit(panel)?;
+    }
+    states.insert(model.name().to_string(), (cutoff, model.save()?));
+    Ok(())
 }
 
 /// The report of a backtest from its windows' rows.
@@ -891,5 +941,72 @@ mod tests {
         );
         let opts = BacktestOptions { windows: 3, horizon: 4, step: 4, models: vec!["naive".into()] };
         assert!(run(&full, &settings(), &opts).unwrap_err().to_string().contains("need more than 12 periods"));
+    }
+
+    /// A deep model's stand-in: its state is the number of epochs it has trained, and it says
+    /// how each fit started.
+    #[derive(Debug)]
+    struct Counting {
+        epochs: usize,
+        log: std::sync::Arc<std::sync::Mutex<Vec<String>>>,
+        refuse: bool,
+    }
+
+    impl models::Forecaster for Counting {
+        fn name(&self) -> &str {
+            "deep"
+        }
+        fn fit(&mut self, _: &Panel) -> Result<models::FitReport> {
+            self.epochs = 20;
+            self.log.lock().unwrap().push("scratch".into());
+            Ok(models::FitReport { model: "deep".into(), series: 1, observations: 1 })
+        }
+        fn fit_warm(&mut self, _: &Panel, parent: &[u8], epochs: usize) -> Result<models::Warm> {
+            if self.refuse {
+                return Ok(models::Warm::Incompatible("new items".into()));
+            }
+            self.epochs = usize::from_le_bytes(parent.try_into().unwrap()) + epochs;
+            self.log.lock().unwrap().push(format!("continued to {}", self.epochs));
+            Ok(models::Warm::Continued(models::FitReport { model: "deep".into(), series: 1, observations: 1 }))
+        }
+        fn warm_starts(&self) -> bool {
+            true
+        }
+        fn predict(&self, _: &Panel, _: usize, _: &[f64]) -> Result<Forecast> {
+            unreachable!("not predicted here")
+        }
+        fn save(&self) -> Result<Vec<u8>> {
+            Ok(self.epochs.to_le_bytes().to_vec())
+        }
+        fn load(&mut self, _: &[u8]) -> Result<()> {
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn each_window_continues_the_deep_models_state_of_the_window_before() {
+        let panel = two_series(40);
+        let log = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+        let mut states = std::collections::BTreeMap::new();
+        let window = |epochs: Option<usize>, refuse: bool, states: &mut _| {
+            let mut m = Counting { epochs: 0, log: log.clone(), refuse };
+            fit_in_window(&mut m, &panel, panel.end, epochs, states).unwrap();
+        };
+        // The first window trains from scratch; each later one continues the one before.
+        for _ in 0..3 {
+            window(Some(4), false, &mut states);
+        }
+        assert_eq!(*log.lock().unwrap(), ["scratch", "continued to 24", "continued to 28"]);
+        // A state that does not fit the window's panel: from scratch, and that state goes on.
+        window(Some(4), true, &mut states);
+        window(Some(4), false, &mut states);
+        assert_eq!(log.lock().unwrap()[3..], ["scratch", "continued to 24"]);
+        // Without warm windows every window trains from scratch and no state is kept.
+        log.lock().unwrap().clear();
+        let mut none = std::collections::BTreeMap::new();
+        window(None, false, &mut none);
+        window(None, false, &mut none);
+        assert_eq!(*log.lock().unwrap(), ["scratch", "scratch"]);
+        assert!(none.is_empty());
     }
 }

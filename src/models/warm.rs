@@ -30,6 +30,10 @@ pub struct TrainSettings {
     /// Most epochs of a warm start.
     #[serde(default = "default_fine_tune_epochs")]
     pub fine_tune_epochs: usize,
+    /// In a backtest, each window continues the deep models of the window before for at most
+    /// `fine_tune_epochs` epochs instead of training them from scratch.
+    #[serde(default = "yes")]
+    pub warm_backtest: bool,
 }
 
 fn yes() -> bool {
@@ -46,7 +50,12 @@ fn default_fine_tune_epochs() -> usize {
 
 impl Default for TrainSettings {
     fn default() -> Self {
-        Self { warm_start: true, retrain_every: default_retrain_every(), fine_tune_epochs: default_fine_tune_epochs() }
+        Self {
+            warm_start: true,
+            retrain_every: default_retrain_every(),
+            fine_tune_epochs: default_fine_tune_epochs(),
+            warm_backtest: true,
+        }
     }
 }
 
@@ -84,6 +93,17 @@ pub enum Start {
         state: Bytes,
         /// The cutoff of the last full retrain in its line.
         full_retrain_cutoff: NaiveDate,
+    },
+    /// Instead of training from scratch (`instead_of` says why it would have), continue the
+    /// state this run's backtest left (`[train] warm-backtest`): trained from scratch at its
+    /// first window and continued window by window up to the cutoff `window`, on data before it.
+    Backtest {
+        /// The state after the backtest's latest window.
+        state: Vec<u8>,
+        /// That window's cutoff.
+        window: NaiveDate,
+        /// Why the stored versions were not continued.
+        instead_of: String,
     },
 }
 

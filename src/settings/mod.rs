@@ -235,6 +235,7 @@ impl Settings {
         crate::evaluate::backtest::BacktestConfig {
             models: self.models_config(),
             features: self.feature_params(crate::days::epoch()),
+            warm_epochs: self.train.warm_backtest.then_some(self.train.fine_tune_epochs),
         }
     }
 

@@ -313,3 +313,57 @@ async fn the_nightly_warm_starts_the_deep_models_and_retrains_them_in_full_on_sc
     let (_, again) = night("2026-03-31").await;
     assert_eq!(again.parent.as_deref(), Some(first.run_id.as_str()), "{again:?}");
 }
+
+/// A first nightly has no stored deep model to continue: its train step continues the state the
+/// run's backtest reached at its last window (trained from scratch at the first window, on data
+/// before each window's cutoff) instead of training from scratch again, and says so in the card;
+/// with `[train] warm-backtest = false` it trains from scratch.
+#[tokio::test]
+async fn a_first_nightly_continues_its_backtests_deep_model_instead_of_training_it_again() {
+    use shelfcast::evaluate::champion::ChampionSettings;
+    use shelfcast::models::params::{ModelParams, NnParams};
+    use shelfcast::models::store;
+    use shelfcast::models::warm::TrainSettings;
+    let tiny = NnParams {
+        window: Some(28),
+        history_extra: Some(120),
+        hidden: Some(16),
+        layers: Some(1),
+        epochs: Some(3),
+        samples_per_epoch: Some(512),
+        batch_size: Some(64),
+        ..Default::default()
+    };
+    let first_lineage = |warm_backtest: bool| {
+        let tiny = tiny.clone();
+        async move {
+            let lake = shelfcast::lake::Lake::in_memory();
+            demo_lake(&lake, 6).await;
+            let dir = tempfile::tempdir().unwrap();
+            let file = SettingsFile {
+                models: Some(vec!["seasonal_naive".into(), "lstm".into()]),
+                horizon: Some(7),
+                champion: Some(ChampionSettings { windows: 2, ..Default::default() }),
+                train: Some(TrainSettings { warm_backtest, ..Default::default() }),
+                model: Some(ModelParams { lstm: tiny, ..Default::default() }),
+                ..Default::default()
+            };
+            let env = env(settings("memory:///", dir.path(), file), &lake, &clock());
+            let run = nightly(&env, date("2026-04-01")).await.unwrap();
+            let card = lake.get(&layout::model("lstm", &run.run_id).join("card.json")).await.unwrap();
+            let card: store::ModelCard = serde_json::from_slice(&card).unwrap();
+            (run, card.lineage.expect("a deep model's card has its lineage"))
+        }
+    };
+    let (run, l) = first_lineage(true).await;
+    assert_eq!((l.mode.as_str(), l.parent.as_deref()), ("warm", None), "{l:?}");
+    assert!(l.reason.contains("this run's backtest") && l.reason.contains("no stored version"), "{l:?}");
+    assert_eq!(l.full_retrain_cutoff, date("2026-03-31"), "the line was trained from scratch in this run");
+    assert!(
+        run.summary.notes.iter().any(|n| n.starts_with("lstm: warm start from this run's backtest")),
+        "{:?}",
+        run.summary.notes
+    );
+    let (_, l) = first_lineage(false).await;
+    assert_eq!((l.mode.as_str(), l.parent.as_deref()), ("full", None), "{l:?}");
+}

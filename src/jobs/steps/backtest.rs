@@ -81,7 +81,8 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
         backtest::run_and_store(ctx, &env.lake, Arc::clone(&panel), &config, &opts, run_id, extra, env.clock.as_ref())
             .await;
     let (bt, n) = match bt {
-        Ok((bt, pool, rows)) => {
+        Ok((bt, mut pool, rows)) => {
+            state.window_states = pool.take_states();
             if s.models.iter().any(|m| m == "ensemble") {
                 let members = models::ensemble_members(&s.models_config());
                 let config = models::ensemble::EnsembleConfig {

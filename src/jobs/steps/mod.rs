@@ -48,6 +48,9 @@ pub(super) struct State {
     pub(super) actuals: Option<Arc<Panel>>,
     /// This run's tracked accuracy, for the backtest step's decisions.
     pub(super) tracked: Option<crate::evaluate::backtest::BacktestReport>,
+    /// The deep models' states after this run's backtest windows, which the train step continues
+    /// instead of training them from scratch.
+    pub(super) window_states: crate::evaluate::backtest::States,
 }
 
 /// Rows a step read and wrote.

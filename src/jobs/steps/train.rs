@@ -29,7 +29,14 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
         let learned = state.ensemble_weights.clone();
         // A deep model continues its newest stored version when it can (a warm start).
         let start = match model.warm_starts() {
-            true => Some(warm::choose(&env.lake, model.name(), params.cutoff, &s.train).await?),
+            true => Some(match warm::choose(&env.lake, model.name(), params.cutoff, &s.train).await? {
+                // Rather than from scratch, on from where this run's backtest left the model.
+                warm::Start::Full(why) if s.train.warm_start => match state.window_states.remove(model.name()) {
+                    Some((window, state)) => warm::Start::Backtest { state, window, instead_of: why },
+                    None => warm::Start::Full(why),
+                },
+                start => start,
+            }),
             false => None,
         };
         let (epochs, cutoff) = (s.train.fine_tune_epochs, params.cutoff);
@@ -60,6 +67,9 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
         if let Some(l) = &lineage {
             let note = match &l.parent {
                 Some(parent) => format!("{}: warm start from {parent} ({})", model.name(), l.reason),
+                None if l.mode == "warm" => {
+                    format!("{}: warm start from this run's backtest ({})", model.name(), l.reason)
+                }
                 None => format!("{}: full retrain ({})", model.name(), l.reason),
             };
             info!(model = model.name(), mode = %l.mode, reason = %l.reason, "train");
@@ -121,6 +131,25 @@ pub(super) fn fit_started(
             crate::models::Warm::Unsupported => {
                 Ok((model.fit(panel)?, warm::Lineage::full(cutoff, "the model has no warm start")))
             }
+        },
+        warm::Start::Backtest { state, window, instead_of } => match model.fit_warm(panel, &state, epochs)? {
+            crate::models::Warm::Continued(fit) => {
+                // A line trained from scratch in this run: the next full retrain is counted from here.
+                let lineage = warm::Lineage {
+                    mode: "warm".into(),
+                    reason: format!(
+                        "fine-tuned at most {epochs} epochs from this run's backtest, which trained it from scratch at its first window and continued it up to cutoff {window} (instead of a full retrain: {instead_of})"
+                    ),
+                    parent: None,
+                    full_retrain_cutoff: cutoff,
+                };
+                Ok((fit, lineage))
+            }
+            crate::models::Warm::Incompatible(why) => Ok((
+                model.fit(panel)?,
+                warm::Lineage::full(cutoff, format!("{instead_of}; the backtest's model does not fit: {why}")),
+            )),
+            crate::models::Warm::Unsupported => Ok((model.fit(panel)?, warm::Lineage::full(cutoff, instead_of))),
         },
     }
 }
