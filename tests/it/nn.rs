@@ -262,22 +262,13 @@ fn a_warm_start_continues_the_parent_and_an_incompatible_parent_is_refused() {
 #[tokio::test]
 async fn the_nightly_warm_starts_the_deep_models_and_retrains_them_in_full_on_schedule() {
     use shelfcast::evaluate::champion::ChampionSettings;
-    use shelfcast::models::params::{ModelParams, NnParams};
+    use shelfcast::models::params::ModelParams;
     use shelfcast::models::store;
     use shelfcast::models::warm::TrainSettings;
     let lake = shelfcast::lake::Lake::in_memory();
     demo_lake(&lake, 6).await;
     let dir = tempfile::tempdir().unwrap();
-    let tiny = NnParams {
-        window: Some(28),
-        history_extra: Some(120),
-        hidden: Some(16),
-        layers: Some(1),
-        epochs: Some(3),
-        samples_per_epoch: Some(512),
-        batch_size: Some(64),
-        ..Default::default()
-    };
+    let tiny = tiny_lstm();
     let file = SettingsFile {
         models: Some(vec!["seasonal_naive".into(), "lstm".into()]),
         horizon: Some(7),
@@ -321,39 +312,26 @@ async fn the_nightly_warm_starts_the_deep_models_and_retrains_them_in_full_on_sc
 #[tokio::test]
 async fn a_first_nightly_continues_its_backtests_deep_model_instead_of_training_it_again() {
     use shelfcast::evaluate::champion::ChampionSettings;
-    use shelfcast::models::params::{ModelParams, NnParams};
+    use shelfcast::models::params::ModelParams;
     use shelfcast::models::store;
     use shelfcast::models::warm::TrainSettings;
-    let tiny = NnParams {
-        window: Some(28),
-        history_extra: Some(120),
-        hidden: Some(16),
-        layers: Some(1),
-        epochs: Some(3),
-        samples_per_epoch: Some(512),
-        batch_size: Some(64),
-        ..Default::default()
-    };
-    let first_lineage = |warm_backtest: bool| {
-        let tiny = tiny.clone();
-        async move {
-            let lake = shelfcast::lake::Lake::in_memory();
-            demo_lake(&lake, 6).await;
-            let dir = tempfile::tempdir().unwrap();
-            let file = SettingsFile {
-                models: Some(vec!["seasonal_naive".into(), "lstm".into()]),
-                horizon: Some(7),
-                champion: Some(ChampionSettings { windows: 2, ..Default::default() }),
-                train: Some(TrainSettings { warm_backtest, ..Default::default() }),
-                model: Some(ModelParams { lstm: tiny, ..Default::default() }),
-                ..Default::default()
-            };
-            let env = env(settings("memory:///", dir.path(), file), &lake, &clock());
-            let run = nightly(&env, date("2026-04-01")).await.unwrap();
-            let card = lake.get(&layout::model("lstm", &run.run_id).join("card.json")).await.unwrap();
-            let card: store::ModelCard = serde_json::from_slice(&card).unwrap();
-            (run, card.lineage.expect("a deep model's card has its lineage"))
-        }
+    let first_lineage = |warm_backtest: bool| async move {
+        let lake = shelfcast::lake::Lake::in_memory();
+        demo_lake(&lake, 6).await;
+        let dir = tempfile::tempdir().unwrap();
+        let file = SettingsFile {
+            models: Some(vec!["seasonal_naive".into(), "lstm".into()]),
+            horizon: Some(7),
+            champion: Some(ChampionSettings { windows: 2, ..Default::default() }),
+            train: Some(TrainSettings { warm_backtest, ..Default::default() }),
+            model: Some(ModelParams { lstm: tiny_lstm(), ..Default::default() }),
+            ..Default::default()
+        };
+        let env = env(settings("memory:///", dir.path(), file), &lake, &clock());
+        let run = nightly(&env, date("2026-04-01")).await.unwrap();
+        let card = lake.get(&layout::model("lstm", &run.run_id).join("card.json")).await.unwrap();
+        let card: store::ModelCard = serde_json::from_slice(&card).unwrap();
+        (run, card.lineage.expect("a deep model's card has its lineage"))
     };
     let (run, l) = first_lineage(true).await;
     assert_eq!((l.mode.as_str(), l.parent.as_deref()), ("warm", None), "{l:?}");
@@ -366,4 +344,18 @@ async fn a_first_nightly_continues_its_backtests_deep_model_instead_of_training_
     );
     let (_, l) = first_lineage(false).await;
     assert_eq!((l.mode.as_str(), l.parent.as_deref()), ("full", None), "{l:?}");
+}
+
+/// A deep model small enough for a nightly in a test: one layer of 16, three short epochs.
+fn tiny_lstm() -> shelfcast::models::params::NnParams {
+    shelfcast::models::params::NnParams {
+        window: Some(28),
+        history_extra: Some(120),
+        hidden: Some(16),
+        layers: Some(1),
+        epochs: Some(3),
+        samples_per_epoch: Some(512),
+        batch_size: Some(64),
+        ..Default::default()
+    }
 }
