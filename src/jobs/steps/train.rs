@@ -112,44 +112,40 @@ pub(super) fn fit_started(
     epochs: usize,
     cutoff: chrono::NaiveDate,
 ) -> Result<(crate::models::FitReport, warm::Lineage)> {
-    match start {
-        warm::Start::Full(reason) => Ok((model.fit(panel)?, warm::Lineage::full(cutoff, reason))),
-        warm::Start::Warm { card, state, full_retrain_cutoff } => match model.fit_warm(panel, &state, epochs)? {
-            crate::models::Warm::Continued(fit) => {
-                let lineage = warm::Lineage {
-                    mode: "warm".into(),
-                    reason: format!("fine-tuned at most {epochs} epochs from cutoff {}", card.cutoff),
-                    parent: Some(card.version.clone()),
-                    full_retrain_cutoff,
-                };
-                Ok((fit, lineage))
-            }
-            crate::models::Warm::Incompatible(why) => Ok((
-                model.fit(panel)?,
-                warm::Lineage::full(cutoff, format!("the stored {} does not fit: {why}", card.version)),
-            )),
-            crate::models::Warm::Unsupported => {
-                Ok((model.fit(panel)?, warm::Lineage::full(cutoff, "the model has no warm start")))
-            }
-        },
-        warm::Start::Backtest { state, window, instead_of } => match model.fit_warm(panel, &state, epochs)? {
-            crate::models::Warm::Continued(fit) => {
-                // A line trained from scratch in this run: the next full retrain is counted from here.
-                let lineage = warm::Lineage {
-                    mode: "warm".into(),
-                    reason: format!(
-                        "fine-tuned at most {epochs} epochs from this run's backtest, which trained it from scratch at its first window and continued it up to cutoff {window} (instead of a full retrain: {instead_of})"
-                    ),
-                    parent: None,
-                    full_retrain_cutoff: cutoff,
-                };
-                Ok((fit, lineage))
-            }
-            crate::models::Warm::Incompatible(why) => Ok((
-                model.fit(panel)?,
-                warm::Lineage::full(cutoff, format!("{instead_of}; the backtest's model does not fit: {why}")),
-            )),
-            crate::models::Warm::Unsupported => Ok((model.fit(panel)?, warm::Lineage::full(cutoff, instead_of))),
-        },
+    // The parent's state, the lineage when it is continued, and the reason for a full fit when not.
+    let (state, continued, refused, unsupported) = match start {
+        warm::Start::Full(reason) => return Ok((model.fit(panel)?, warm::Lineage::full(cutoff, reason))),
+        warm::Start::Warm { card, state, full_retrain_cutoff } => (
+            state,
+            warm::Lineage {
+                mode: "warm".into(),
+                reason: format!("fine-tuned at most {epochs} epochs from cutoff {}", card.cutoff),
+                parent: Some(card.version.clone()),
+                full_retrain_cutoff,
+            },
+            format!("the stored {} does not fit", card.version),
+            "the model has no warm start".to_string(),
+        ),
+        // A line trained from scratch in this run: the next full retrain is counted from here.
+        warm::Start::Backtest { state, window, instead_of } => (
+            bytes::Bytes::from(state),
+            warm::Lineage {
+                mode: "warm".into(),
+                reason: format!(
+                    "fine-tuned at most {epochs} epochs from this run's backtest, which trained it from scratch at its first window and continued it up to cutoff {window} (instead of a full retrain: {instead_of})"
+                ),
+                parent: None,
+                full_retrain_cutoff: cutoff,
+            },
+            format!("{instead_of}; the backtest's model does not fit"),
+            instead_of,
+        ),
+    };
+    match model.fit_warm(panel, &state, epochs)? {
+        crate::models::Warm::Continued(fit) => Ok((fit, continued)),
+        crate::models::Warm::Incompatible(why) => {
+            Ok((model.fit(panel)?, warm::Lineage::full(cutoff, format!("{refused}: {why}"))))
+        }
+        crate::models::Warm::Unsupported => Ok((model.fit(panel)?, warm::Lineage::full(cutoff, unsupported))),
     }
 }
