@@ -14,7 +14,9 @@
 //! half close a few days for works (the first location right after the last sale), each region
 //! has three holidays of its own (`calendar` rows with a `region`) that lift demand, and a planned
 //! `local_marketing` level (0–3 per location and week, in `known_covariates`) moves log demand by
-//! 0.3 per unit. Nothing is sold on a closed day.
+//! 0.3 per unit; a store stocks up for it (its reorder and order-up-to levels grow by that effect
+//! for the higher of this week's and next week's level), so the plan shows in sales rather than
+//! in stock-outs. Nothing is sold on a closed day.
 //!
 //! The generator streams: items are produced in chunks and each chunk is
 //! written as one Parquet file per table, so memory stays bounded at M5 scale

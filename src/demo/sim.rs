@@ -513,9 +513,17 @@ impl World {
                 if on_hand <= 0.0 {
                     out.acc.stockout_days += 1;
                 }
-                if on_hand <= s_min && arrival.is_none() {
+                // A store stocks up for the marketing it has planned (the level a week ahead).
+                let planned = match &self.local {
+                    Some(lw) => {
+                        let ahead = lw.covariate[l][(d + 7).min(lw.covariate[l].len() - 1)];
+                        (lw.truth.covariate_effect * ahead.max(lw.covariate[l][d])).exp()
+                    }
+                    None => 1.0,
+                };
+                if on_hand <= s_min * planned && arrival.is_none() {
                     let late = if rng.random::<f64>() < 0.08 { rng.random_range(5..15) } else { 0 };
-                    arrival = Some((d + rng.random_range(3..=8) + late, s_max - on_hand));
+                    arrival = Some((d + rng.random_range(3..=8) + late, (s_max * planned - on_hand).max(0.0)));
                 }
                 let date = self.start_day + d as i32;
                 if sold > 0.0 {
