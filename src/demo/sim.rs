@@ -513,7 +513,8 @@ impl World {
                 if on_hand <= 0.0 {
                     out.acc.stockout_days += 1;
                 }
-                // A store stocks up for the marketing it has planned (the level a week ahead).
+                // A store stocks up for the marketing it has planned: the higher of today's level and the
+                // level a week ahead.
                 let planned = match &self.local {
                     Some(lw) => {
                         let ahead = lw.covariate[l][(d + 7).min(lw.covariate[l].len() - 1)];

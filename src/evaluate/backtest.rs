@@ -442,19 +442,15 @@ fn fit_in_window(
         model.fit(panel)?;
         return Ok(());
     };
-    let continued = match states.get(model.name()) {
-        Some((_, parent)) => match model.fit_warm(panel, parent, epochs)? {
-            models::Warm::Continued(_) => true,
-            models::Warm::Incompatible(why) => {
+    match states.get(model.name()) {
+        Some((_, parent)) => {
+            if let (_, Some(why)) = models::warm::continue_or_fit(model, panel, parent, epochs)? {
                 debug!(model = model.name(), reason = %why, "backtest window trains from scratch");
-                false
             }
-            models::Warm::Unsupported => false,
-        },
-        None => false,
-    };
-    if !continued {
-        model.fit(panel)?;
+        }
+        None => {
+            model.fit(panel)?;
+        }
     }
     states.insert(model.name().to_string(), (cutoff, model.save()?));
     Ok(())

@@ -80,6 +80,22 @@ impl Lineage {
     }
 }
 
+/// Fits `model` on `panel` continuing `parent` (a saved state) for at most `epochs` epochs, or
+/// from scratch when the model has no warm start or finds the parent does not fit. Returns the
+/// fit and, when it was from scratch, why.
+pub fn continue_or_fit(
+    model: &mut dyn super::Forecaster,
+    panel: &crate::panel::Panel,
+    parent: &[u8],
+    epochs: usize,
+) -> Result<(super::FitReport, Option<String>)> {
+    match model.fit_warm(panel, parent, epochs)? {
+        super::Warm::Continued(fit) => Ok((fit, None)),
+        super::Warm::Incompatible(why) => Ok((model.fit(panel)?, Some(why))),
+        super::Warm::Unsupported => Ok((model.fit(panel)?, Some("the model has no warm start".into()))),
+    }
+}
+
 /// What the train step does with a model.
 #[derive(Debug)]
 pub enum Start {

@@ -112,8 +112,8 @@ pub(super) fn fit_started(
     epochs: usize,
     cutoff: chrono::NaiveDate,
 ) -> Result<(crate::models::FitReport, warm::Lineage)> {
-    // The parent's state, the lineage when it is continued, and the reason for a full fit when not.
-    let (state, continued, refused, unsupported) = match start {
+    // The parent's state, the lineage when it is continued, and what a full fit instead says.
+    let (state, continued, refused) = match start {
         warm::Start::Full(reason) => return Ok((model.fit(panel)?, warm::Lineage::full(cutoff, reason))),
         warm::Start::Warm { card, state, full_retrain_cutoff } => (
             state,
@@ -123,8 +123,7 @@ pub(super) fn fit_started(
                 parent: Some(card.version.clone()),
                 full_retrain_cutoff,
             },
-            format!("the stored {} does not fit", card.version),
-            "the model has no warm start".to_string(),
+            format!("the stored {} was not continued", card.version),
         ),
         // A line trained from scratch in this run: the next full retrain is counted from here.
         warm::Start::Backtest { state, window, instead_of } => (
@@ -137,15 +136,11 @@ pub(super) fn fit_started(
                 parent: None,
                 full_retrain_cutoff: cutoff,
             },
-            format!("{instead_of}; the backtest's model does not fit"),
-            instead_of,
+            format!("{instead_of}; the backtest's model was not continued"),
         ),
     };
-    match model.fit_warm(panel, &state, epochs)? {
-        crate::models::Warm::Continued(fit) => Ok((fit, continued)),
-        crate::models::Warm::Incompatible(why) => {
-            Ok((model.fit(panel)?, warm::Lineage::full(cutoff, format!("{refused}: {why}"))))
-        }
-        crate::models::Warm::Unsupported => Ok((model.fit(panel)?, warm::Lineage::full(cutoff, unsupported))),
+    match warm::continue_or_fit(model, panel, &state, epochs)? {
+        (fit, None) => Ok((fit, continued)),
+        (fit, Some(why)) => Ok((fit, warm::Lineage::full(cutoff, format!("{refused}: {why}")))),
     }
 }
