@@ -53,6 +53,7 @@ def main() -> None:
     ap.add_argument("--no-peers", action="store_true", help="read the peers' results instead of running them")
     ap.add_argument("--python", help="python with the peers' packages (default: from ../shared/bench/setup.sh)")
     ap.add_argument("--dir", default=os.path.expanduser("~/.cache/shelfcast/bench/walmart"))
+    ap.add_argument("--bin", default=str(BIN), help="the shelfcast binary (default: the release build)")
     ap.add_argument("--covariates-ablation", action="store_true",
                     help="also backtest gbt on the lake without the imported location covariates")
     a = ap.parse_args()
@@ -60,7 +61,7 @@ def main() -> None:
     work.mkdir(parents=True, exist_ok=True)
     lake = work / "lake"
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    base = [str(BIN), "--lake", str(lake), "-q", "--frequency", "weekly", "--week-ends-on", "friday", "--horizon", "13"]
+    base = [a.bin, "--lake", str(lake), "-q", "--frequency", "weekly", "--week-ends-on", "friday", "--horizon", "13"]
     if not (lake / "raw" / "sales").exists():
         subprocess.run(base + ["import", "--preset", "walmart", str(SHARED / "data" / "walmart")], check=True)
     fc, act = work / "shelfcast-forecasts.parquet", work / "actuals.parquet"
@@ -74,7 +75,7 @@ def main() -> None:
             shutil.copytree(lake / "raw", bare / "raw", ignore=lambda d, names: [n for n in names if n == "known_covariates"])
         bare_fc = work / "shelfcast-forecasts-without-covariates.parquet"
         t1 = time.time()
-        subprocess.run([str(BIN), "--lake", str(bare)] + base[3:] + ["--models", "gbt", "backtest", "--windows", "3",
+        subprocess.run([a.bin, "--lake", str(bare)] + base[3:] + ["--models", "gbt", "backtest", "--windows", "3",
                                                                      "--step", "13", "--export", str(bare_fc)], check=True)
         print(f"gbt without the location covariates: {time.time() - t1:.0f} s")
     py = peers_python(a.python)

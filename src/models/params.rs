@@ -18,7 +18,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::ensemble::EnsembleConfig;
-use super::gbt::{GbtConfig, Target};
+use super::gbt::{GbtConfig, Strategy, Target};
 use super::nn::{NnConfig, PointLoss};
 use crate::error::{Error, Result};
 
@@ -81,6 +81,9 @@ pub struct GbtParams {
     pub auto_trees: Option<bool>,
     /// What the trees learn: `ratio`, `log`, or `auto` (the better on the held-out periods).
     pub target: Option<Target>,
+    /// How the steps ahead are forecast: `direct`, `recursive`, `average`, or `auto` (the best
+    /// of the three on the held-out periods).
+    pub strategy: Option<Strategy>,
     /// Shrinkage per tree.
     pub learning_rate: Option<f32>,
     /// Depth per tree.
@@ -118,6 +121,7 @@ impl GbtParams {
         c.trees = self.trees.unwrap_or(c.trees);
         c.auto_trees = self.auto_trees.unwrap_or(c.auto_trees);
         c.target = self.target.unwrap_or(c.target);
+        c.strategy = self.strategy.unwrap_or(c.strategy);
         c.learning_rate = self.learning_rate.unwrap_or(c.learning_rate);
         c.max_depth = self.max_depth.unwrap_or(c.max_depth);
         c.max_rows = self.max_rows.unwrap_or(c.max_rows);

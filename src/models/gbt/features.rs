@@ -189,26 +189,48 @@ pub fn scale(y: &[f32], o: usize, window: usize) -> f64 {
     mean.max(1.0)
 }
 
-/// Writes the feature row of series `s` (values `y`), origin `o` (index of the last value read)
-/// and step `h` (1-based) into `row` (cleared first). `scale` is [`scale`] at `o`.
-#[allow(clippy::too_many_arguments)]
+/// A forecast origin of one series, as a feature row reads it.
+#[derive(Debug, Clone, Copy)]
+pub struct Origin {
+    /// The series (index into the panel).
+    pub s: usize,
+    /// The series' length at the panel's end, which dates the periods: the values read may be
+    /// fewer (an origin held out) or more (forecasts fed back as history).
+    pub n: usize,
+    /// Index of the last value read; nothing after it is.
+    pub o: usize,
+    /// Index of the last period observed, where the user's observed covariates are read: `o`,
+    /// except when the values up to `o` include forecasts fed back.
+    pub seen: usize,
+}
+
+impl Origin {
+    /// Origin `o` of series `s`, whose values up to it are all observed.
+    pub fn observed(s: usize, n: usize, o: usize) -> Self {
+        Self { s, n, o, seen: o }
+    }
+}
+
+/// Writes the feature row of the series' values `y` at origin `at` and step `h` (1-based) into
+/// `row` (cleared first). `scale` is [`scale`] at the origin.
 pub fn row(
     layout: &Layout,
     panel: &Panel,
     categories: &Categories,
-    s: usize,
     y: &[f32],
-    o: usize,
+    at: Origin,
     h: usize,
     scale: f64,
     row: &mut Vec<f64>,
 ) {
+    let Origin { s, n, o, seen } = at;
     row.clear();
-    let at = |i: isize| -> f64 { if i >= 0 && (i as usize) <= o { f64::from(y[i as usize]) / scale } else { MISSING } };
+    let value =
+        |i: isize| -> f64 { if i >= 0 && (i as usize) <= o { f64::from(y[i as usize]) / scale } else { MISSING } };
     let (o_i, h_i) = (o as isize, h as isize);
     row.push(h as f64);
     for k in 0..layout.lags as isize {
-        row.push(at(o_i - k));
+        row.push(value(o_i - k));
     }
     for &w in &layout.means {
         row.push(mean(y, o, w) / scale);
@@ -217,12 +239,12 @@ pub fn row(
     let m = layout.season as isize;
     let back = ((h_i + m - 1) / m) * m;
     for d in -1..=1 {
-        row.push(at(o_i + h_i - back + d));
+        row.push(value(o_i + h_i - back + d));
     }
     for &cycles in &layout.phase_means {
         let (mut sum, mut k) = (0.0, 0);
         for c in 0..cycles as isize {
-            let v = at(o_i + h_i - back - c * m);
+            let v = value(o_i + h_i - back - c * m);
             if !v.is_nan() {
                 sum += v;
                 k += 1;
@@ -235,9 +257,9 @@ pub fn row(
     let year_back = ((h_i + yr - 1) / yr) * yr;
     let wk = if layout.daily { 7 } else { 1 };
     for d in [-wk, 0, wk] {
-        row.push(at(o_i + h_i - year_back + d));
+        row.push(value(o_i + h_i - year_back + d));
     }
-    row.push(at(o_i + h_i - year_back - yr));
+    row.push(value(o_i + h_i - year_back - yr));
     // Growth of the last `means[1]` periods over the same periods a year earlier.
     let w = layout.means[layout.means.len() - 1];
     let growth = if o + 1 >= layout.year + w {
@@ -248,7 +270,6 @@ pub fn row(
     };
     row.push(growth);
     // Calendar of the target period.
-    let n = y.len();
     let date = period_date(panel, n, o + h);
     let cal = panel.calendar(date);
     if layout.daily {
@@ -286,11 +307,11 @@ pub fn row(
         let mut past = Vec::new();
         let cov = panel.covariates.as_ref();
         if let Some(cov) = cov {
-            cov.past_at(s, cov.index(n, o as isize), &mut past);
+            cov.past_at(s, cov.index(n, seen as isize), &mut past);
         }
         for k in 0..layout.observed.len() {
-            let at = categories.observed_index.get(k).copied().flatten().filter(|_| !layout.user_off);
-            row.push(at.and_then(|i| past.get(i)).map_or(MISSING, |v| f64::from(*v)));
+            let index = categories.observed_index.get(k).copied().flatten().filter(|_| !layout.user_off);
+            row.push(index.and_then(|i| past.get(i)).map_or(MISSING, |v| f64::from(*v)));
         }
     }
     for column in &categories.codes {
@@ -335,7 +356,7 @@ mod tests {
         let sc = scale(&y, o, layout.scale_window);
         let mut r = Vec::new();
         for h in 1..=60 {
-            row(&layout, &panel, &cats, 0, &y, o, h, sc, &mut r);
+            row(&layout, &panel, &cats, &y, Origin::observed(0, y.len(), o), h, sc, &mut r);
             assert_eq!(r.len(), layout.width());
             // Series-derived columns: lags, means, seasonal lags and means, yearly lags.
             let series_cols = 1 + layout.lags + layout.means.len() + 7 + layout.phase_means.len();
@@ -344,7 +365,7 @@ mod tests {
             }
         }
         // Step 1: the season lag is the value 52 periods before the target, the lag 0 the origin.
-        row(&layout, &panel, &cats, 0, &y, o, 1, sc, &mut r);
+        row(&layout, &panel, &cats, &y, Origin::observed(0, y.len(), o), 1, sc, &mut r);
         assert!((r[1] * sc - 120.0).abs() < 1e-9);
         let season = 1 + layout.lags + layout.means.len() + 1;
         assert!((r[season] * sc - (121.0 - 52.0)).abs() < 1e-9);
@@ -367,7 +388,7 @@ mod tests {
         let (o, mut r) = (100, Vec::new());
         let at = 1 + layout.lags + layout.means.len() + 3;
         for h in 1..=28 {
-            row(&layout, &panel, &cats, 0, &y, o, h, 1.0, &mut r);
+            row(&layout, &panel, &cats, &y, Origin::observed(0, y.len(), o), h, 1.0, &mut r);
             assert_eq!(r.len(), layout.width());
             let last = (o + h - 7 * h.div_ceil(7)) as f64;
             assert!((r[at] - (last - 3.0 * 7.0 / 2.0)).abs() < 1e-9, "h={h}: {}", r[at]);

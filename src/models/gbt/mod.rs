@@ -18,13 +18,16 @@
 //! everything. A quantile forecast is the mean forecast plus the scale times the error quantile.
 
 pub mod features;
+pub mod paths;
 
 use forust_ml::objective::ObjectiveType;
 use forust_ml::{GradientBooster, Matrix};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info_span};
 
-use self::features::{Categories, Layout};
+use self::features::{Categories, Layout, Origin};
+pub use self::paths::Strategy;
+use self::paths::{Origins, Trees};
 use super::baseline::quantile_sorted;
 use super::{FitReport, Forecast, Forecaster};
 use crate::error::{Error, Result};
@@ -113,6 +116,10 @@ pub struct GbtConfig {
     /// held-out periods.
     #[serde(default)]
     pub target: Target,
+    /// How the steps ahead are forecast: directly (the default), recursively, their average, or
+    /// whichever of the three has the lowest error on the held-out periods.
+    #[serde(default)]
+    pub strategy: Strategy,
     /// Shrinkage of each tree.
     pub learning_rate: f32,
     /// Depth of each tree.
@@ -140,6 +147,7 @@ impl GbtConfig {
             trees: 300,
             auto_trees: true,
             target: Target::Auto,
+            strategy: Strategy::Direct,
             learning_rate: 0.1,
             max_depth: 6,
             max_rows: 1_000_000,
@@ -185,6 +193,13 @@ struct Fitted {
     /// The held-out errors that chose the target, when it was chosen.
     #[serde(default)]
     target_choice: Option<serde_json::Value>,
+    /// How the steps ahead are forecast (never `Auto` once fitted; models saved before the choice
+    /// existed forecast directly).
+    #[serde(default = "direct")]
+    strategy: Strategy,
+    /// The held-out errors that chose the strategy, when it was chosen.
+    #[serde(default)]
+    strategy_choice: Option<serde_json::Value>,
     #[serde(skip)]
     model: Option<GradientBooster>,
     #[serde(skip)]
@@ -193,6 +208,10 @@ struct Fitted {
 
 fn ratio() -> Target {
     Target::Ratio
+}
+
+fn direct() -> Strategy {
+    Strategy::Direct
 }
 
 impl std::fmt::Debug for Fitted {
@@ -260,7 +279,7 @@ impl Gbt {
             while o >= min_history && taken < per_series {
                 let sc = features::scale(y, o, layout.scale_window);
                 for h in 1..=h_max.min(n - 1 - o) {
-                    features::row(layout, panel, cats, s, y, o, h, sc, &mut row);
+                    features::row(layout, panel, cats, y, Origin::observed(s, n, o), h, sc, &mut row);
                     rows.data.extend_from_slice(&row);
                     rows.target.push((f64::from(y[o + h]) / sc).clamp(TARGET_RANGE.0, TARGET_RANGE.1));
                     rows.weight.push(if self.config.volume_weighting { sc } else { 1.0 });
@@ -306,20 +325,21 @@ impl Gbt {
         if target == Target::Blend {
             let ratio = self.held_out(rows, train, calib, Target::Ratio)?;
             let log = self.held_out(rows, train, calib, Target::Log)?;
-            return Ok(HeldOut::blend(rows, calib, &ratio, &log));
+            return Ok(HeldOut::blend(rows, calib, ratio, log));
         }
-        let model = self.train(rows, train, self.config.trees, target)?;
+        let mut model = self.train(rows, train, self.config.trees, target)?;
         let data = rows.matrix(calib);
         let matrix = Matrix::new(&data, calib.len(), rows.width);
         let error = |predicted: &[f64]| held_out_error(rows, calib, predicted);
         if !self.config.auto_trees {
             let predicted: Vec<f64> =
                 model.predict(&matrix, self.config.threads != 1).into_iter().map(|p| target.back(p)).collect();
-            return Ok(HeldOut { error: error(&predicted), predicted, trees: vec![model.trees.len()] });
+            let trees = vec![model.trees.len()];
+            return Ok(HeldOut { error: error(&predicted), predicted, trees, models: vec![(model, target)] });
         }
         let mut raw = vec![model.base_score; calib.len()];
         let mut predicted = vec![target.back(model.base_score); calib.len()];
-        let mut best = HeldOut { error: f64::INFINITY, predicted: Vec::new(), trees: vec![0] };
+        let (mut best_error, mut best_predicted, mut best_trees) = (f64::INFINITY, Vec::new(), 0);
         let n = model.trees.len();
         for (i, tree) in model.trees.iter().enumerate() {
             for (p, v) in raw.iter_mut().zip(tree.predict(&matrix, self.config.threads != 1, &model.missing)) {
@@ -330,15 +350,22 @@ impl Gbt {
             }
             if (i + 1) % 10 == 0 || i + 1 == n {
                 let e = error(&predicted);
-                if e < best.error {
-                    best = HeldOut { error: e, predicted: predicted.clone(), trees: vec![i + 1] };
+                if e < best_error {
+                    (best_error, best_predicted, best_trees) = (e, predicted.clone(), i + 1);
                 }
             }
         }
-        if best.trees == [0] {
-            best = HeldOut { error: error(&predicted), predicted, trees: vec![n.max(1)] };
+        if best_trees == 0 {
+            (best_error, best_predicted, best_trees) = (error(&predicted), predicted, n.max(1));
         }
-        Ok(best)
+        // The held-out trees as the count chose them, for the strategy's choice.
+        model.trees.truncate(best_trees);
+        Ok(HeldOut {
+            error: best_error,
+            predicted: best_predicted,
+            trees: vec![best_trees],
+            models: vec![(model, target)],
+        })
     }
 
     fn train(&self, rows: &Rows, keep: &[usize], trees: usize, target: Target) -> Result<GradientBooster> {
@@ -353,6 +380,90 @@ impl Gbt {
         booster.fit(&matrix, &target, &weight, None).map_err(|e| Error::data(format!("gbt: fitting failed: {e}")))?;
         Ok(booster)
     }
+
+    /// The strategy: the configured one, or with `auto` the one whose forecasts of the last
+    /// `horizon` periods (from every origin in or just before them, by the trees fitted without
+    /// them) have the lowest weighted mean absolute scaled error. A strategy other than direct
+    /// also gives the scaled errors per step there, for its quantiles.
+    fn strategy(&self, panel: &Panel, layout: &Layout, cats: &Categories, held_out: &HeldOut) -> StrategyPick {
+        let configured = self.config.strategy;
+        let unchosen = StrategyPick { strategy: configured, choice: None, errors: None };
+        if configured == Strategy::Direct {
+            return unchosen;
+        }
+        let h_max = self.config.horizon;
+        let min_history = layout.lags.max(layout.season).max(8);
+        let series: Vec<usize> = (0..panel.len())
+            .filter(|&s| {
+                let y = &panel.values[s];
+                y.len() > h_max + min_history + 1 && !recent_zero(&y[..y.len() - h_max], layout.scale_window)
+            })
+            .collect();
+        if series.is_empty() {
+            return unchosen;
+        }
+        let trees = held_out.trees(self.config.threads != 1);
+        // Every origin whose steps fall in the held-out periods (as the direct held-out rows do),
+        // each forecast to the series' end: per strategy, the weighted absolute error and the
+        // scaled errors per step.
+        let mut scored = vec![(0.0, 0.0, vec![Vec::new(); h_max]); Strategy::CHOICES.len()];
+        for cut in 1..=h_max {
+            let at = Origins { layout, panel, cats, series: &series, cut, trained: h_max };
+            let direct = at.direct(&trees, cut);
+            let recursive = at.recursive(&trees, cut);
+            let average = paths::average(direct.clone(), &recursive);
+            for (paths, (sum, weight, errors)) in [direct, recursive, average].iter().zip(scored.iter_mut()) {
+                for ((&s, sc), steps) in series.iter().zip(&paths.scale).zip(&paths.steps) {
+                    let y = &panel.values[s];
+                    let o = y.len() - 1 - cut;
+                    let w = if self.config.volume_weighting { *sc } else { 1.0 };
+                    for (h, predicted) in steps.iter().enumerate() {
+                        // Scaled actuals, clipped as the training targets are.
+                        let actual = (f64::from(y[o + 1 + h]) / sc).clamp(TARGET_RANGE.0, TARGET_RANGE.1);
+                        *sum += w * (actual - predicted).abs();
+                        *weight += w;
+                        errors[h].push((actual - predicted) as f32);
+                    }
+                }
+            }
+        }
+        let mut scored: Vec<(f64, Vec<Vec<f32>>)> = scored
+            .into_iter()
+            .map(|(sum, weight, errors)| (sum / f64::max(weight, f64::MIN_POSITIVE), errors))
+            .collect();
+        let strategy = if configured == Strategy::Auto {
+            let best = (0..scored.len()).min_by(|a, b| scored[*a].0.total_cmp(&scored[*b].0)).unwrap_or(0);
+            Strategy::CHOICES[best]
+        } else {
+            configured
+        };
+        let of = |s: Strategy| Strategy::CHOICES.iter().position(|c| *c == s).unwrap_or(0);
+        debug!(
+            direct = scored[0].0,
+            recursive = scored[1].0,
+            average = scored[2].0,
+            chosen = strategy.name(),
+            "gbt: the strategies on the held-out periods"
+        );
+        let choice = (configured == Strategy::Auto).then(|| {
+            serde_json::json!({
+                "rule": "lowest held-out error, from every origin forecasting into the last horizon",
+                "series": series.len(),
+                "held_out_mae_direct": scored[0].0,
+                "held_out_mae_recursive": scored[1].0,
+                "held_out_mae_average": scored[2].0,
+            })
+        });
+        let errors = (strategy != Strategy::Direct).then(|| std::mem::take(&mut scored[of(strategy)].1));
+        StrategyPick { strategy, choice, errors }
+    }
+}
+
+/// The strategy kept, why, and its held-out errors per step when they replace the direct ones.
+struct StrategyPick {
+    strategy: Strategy,
+    choice: Option<serde_json::Value>,
+    errors: Option<Vec<Vec<f32>>>,
 }
 
 /// A model's error on the held-out periods.
@@ -363,15 +474,28 @@ struct HeldOut {
     predicted: Vec<f64>,
     /// Trees they use, per part of the target.
     trees: Vec<usize>,
+    /// The trees fitted without the held-out periods, per part of the target, cut to the count
+    /// chosen.
+    models: Vec<(GradientBooster, Target)>,
 }
 
 impl HeldOut {
     /// The average of the ratio's and the logarithm's predictions.
-    fn blend(rows: &Rows, calib: &[usize], ratio: &HeldOut, log: &HeldOut) -> HeldOut {
-        let predicted: Vec<f64> = ratio.predicted.iter().zip(&log.predicted).map(|(a, b)| 0.5 * (a + b)).collect();
+    fn blend(rows: &Rows, calib: &[usize], ratio: HeldOut, log: HeldOut) -> HeldOut {
+        let predicted = blended(&ratio.predicted, &log.predicted);
         let trees = ratio.trees.iter().chain(&log.trees).copied().collect();
-        HeldOut { error: held_out_error(rows, calib, &predicted), predicted, trees }
+        let models = ratio.models.into_iter().chain(log.models).collect();
+        HeldOut { error: held_out_error(rows, calib, &predicted), predicted, trees, models }
     }
+
+    fn trees(&self, parallel: bool) -> Trees<'_> {
+        Trees { parts: self.models.iter().map(|(m, t)| (m, *t)).collect(), parallel }
+    }
+}
+
+/// The average of two predictions of the same rows.
+fn blended(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter().zip(b).map(|(a, b)| 0.5 * (a + b)).collect()
 }
 
 /// The weighted mean absolute error of predictions of the rows `calib` (scaled values).
@@ -415,8 +539,8 @@ impl Forecaster for Gbt {
                 if enough {
                     let ratio = self.held_out(&rows, &train, &calib, Target::Ratio)?;
                     let log = self.held_out(&rows, &train, &calib, Target::Log)?;
-                    let blend = HeldOut::blend(&rows, &calib, &ratio, &log);
-                    let (r, l, b) = (ratio.error, log.error, blend.error);
+                    let b = held_out_error(&rows, &calib, &blended(&ratio.predicted, &log.predicted));
+                    let (r, l) = (ratio.error, log.error);
                     debug!(ratio = r, log = l, blend = b, "gbt: the targets on the held-out periods");
                     target_choice = Some(serde_json::json!({
                         "rule": "lowest held-out error; the blend only when it beats the better single target by 1%",
@@ -426,7 +550,7 @@ impl Forecaster for Gbt {
                     }));
                     // The blend fits two tree ensembles: it has to earn its cost.
                     (target, chosen) = if b < (1.0 - BLEND_GAIN) * r.min(l) {
-                        (Target::Blend, Some(blend))
+                        (Target::Blend, Some(HeldOut::blend(&rows, &calib, ratio, log)))
                     } else if l < r {
                         (Target::Log, Some(log))
                     } else {
@@ -468,12 +592,13 @@ impl Forecaster for Gbt {
         let mut errors = vec![Vec::new(); h_max];
         let mut trees = vec![self.config.trees; target.parts().len()];
         let mut trees_card = None;
+        let (mut strategy, mut strategy_choice) = (self.config.strategy, None);
         if !calib.is_empty() && train.len() >= 10 {
             let held_out = match chosen.take() {
                 Some(h) => h,
                 None => self.held_out(&rows, &train, &calib, target)?,
             };
-            trees = held_out.trees;
+            trees = held_out.trees.clone();
             let chosen = match trees.as_slice() {
                 [one] => serde_json::json!(one),
                 parts => serde_json::json!(parts),
@@ -484,10 +609,20 @@ impl Forecaster for Gbt {
                 "rule": if self.config.auto_trees { "lowest held-out error, in steps of 10" } else { "fixed" },
                 "held_out_mae": held_out.error,
             }));
-            for (&r, p) in calib.iter().zip(held_out.predicted) {
-                let (_, _, h) = rows.index[r];
-                errors[h - 1].push((rows.target[r] - p) as f32);
+            let pick = self.strategy(panel, &layout, &cats, &held_out);
+            (strategy, strategy_choice) = (pick.strategy, pick.choice);
+            match pick.errors {
+                Some(errs) => errors = errs,
+                None => {
+                    for (&r, p) in calib.iter().zip(held_out.predicted) {
+                        let (_, _, h) = rows.index[r];
+                        errors[h - 1].push((rows.target[r] - p) as f32);
+                    }
+                }
             }
+        }
+        if strategy == Strategy::Auto {
+            strategy = Strategy::Direct;
         }
         // Steps without held-out errors borrow the nearest step's.
         for h in 0..h_max {
@@ -522,6 +657,8 @@ impl Forecaster for Gbt {
             trees: trees_card,
             target,
             target_choice,
+            strategy,
+            strategy_choice,
             model: Some(booster),
             log_model,
         });
@@ -536,56 +673,36 @@ impl Forecaster for Gbt {
         let mut layout = fitted.layout.clone();
         let mut vocab = fitted.vocab.clone();
         let cats = Categories::code(panel, &mut layout, &mut vocab, false);
-        let width = layout.width();
         let h_max = self.config.horizon;
         let mut out = Forecast::zeros(self.name(), panel.len(), horizon, levels);
-        // One row per series and step; series too short get the mean of their values.
-        let mut data = Vec::new();
-        let mut scales = Vec::new();
-        let mut which = Vec::new();
-        let mut row = Vec::with_capacity(width);
-        for (s, y) in panel.values.iter().enumerate() {
-            // Too short to read, or no sales over the last year: a flat forecast (below).
-            if y.len() < 2 || recent_zero(y, layout.scale_window) {
-                continue;
-            }
-            let o = y.len() - 1;
-            let sc = features::scale(y, o, layout.scale_window);
-            for h in 1..=horizon {
-                features::row(&layout, panel, &cats, s, y, o, h.min(h_max), sc, &mut row);
-                data.extend_from_slice(&row);
-                scales.push(sc);
-                which.push((s, h - 1));
-            }
-        }
-        let rows = which.len();
-        let mut columns = Vec::with_capacity(data.len());
-        for c in 0..width {
-            columns.extend((0..rows).map(|r| data[r * width + c]));
-        }
-        let matrix = Matrix::new(&columns, rows, width);
-        let mut predicted: Vec<f64> = if rows > 0 {
-            model.predict(&matrix, true).into_iter().map(|p| fitted.target.parts()[0].back(p)).collect()
-        } else {
-            Vec::new()
-        };
-        if fitted.target == Target::Blend && rows > 0 {
+        // Series too short to read, or with no sales over the last year, get a flat forecast (below).
+        let series: Vec<usize> = (0..panel.len())
+            .filter(|&s| {
+                let y = &panel.values[s];
+                y.len() >= 2 && !recent_zero(y, layout.scale_window)
+            })
+            .collect();
+        let mut parts = vec![(model, fitted.target.parts()[0])];
+        if fitted.target == Target::Blend {
             let log = fitted
                 .log_model
                 .as_ref()
                 .ok_or_else(|| Error::data("gbt: the blend's second trees were not loaded"))?;
-            for (p, l) in predicted.iter_mut().zip(log.predict(&matrix, true)) {
-                *p = 0.5 * (*p + Target::Log.back(l));
-            }
+            parts.push((log, Target::Log));
         }
+        let trees = Trees { parts, parallel: true };
+        let at = Origins { layout: &layout, panel, cats: &cats, series: &series, cut: 0, trained: h_max };
+        let paths = at.forecast(fitted.strategy, &trees, horizon);
         let mut qs = vec![0.0f32; levels.len()];
-        for ((&(s, h), p), sc) in which.iter().zip(predicted).zip(scales) {
-            let mean = (p * sc) as f32;
-            let errs = &fitted.errors[h.min(h_max - 1)];
-            for (q, level) in qs.iter_mut().zip(levels) {
-                *q = mean + quantile_sorted(errs, *level) * sc as f32;
+        for ((&s, sc), steps) in series.iter().zip(&paths.scale).zip(&paths.steps) {
+            for (h, p) in steps.iter().enumerate() {
+                let mean = (p * sc) as f32;
+                let errs = &fitted.errors[h.min(h_max - 1)];
+                for (q, level) in qs.iter_mut().zip(levels) {
+                    *q = mean + quantile_sorted(errs, *level) * *sc as f32;
+                }
+                out.set(s, h, mean, &mut qs);
             }
-            out.set(s, h, mean, &mut qs);
         }
         for (s, y) in panel.values.iter().enumerate() {
             if y.len() < 2 || recent_zero(y, layout.scale_window) {
@@ -632,6 +749,7 @@ impl Forecaster for Gbt {
             "log_trees": fitted.log_model.as_ref().map(|m| m.trees.len()),
             "tree_count": fitted.trees,
             "target": { "chosen": fitted.target.name(), "choice": fitted.target_choice },
+            "strategy": { "chosen": fitted.strategy.name(), "choice": fitted.strategy_choice },
         }))
     }
 
@@ -890,6 +1008,53 @@ mod tests {
             restored.load(&gbt.save().unwrap()).unwrap();
             assert_eq!(restored.predict(&panel, horizon, &levels).unwrap(), forecast, "{target:?}");
         }
+    }
+
+    /// The recursive forecast's first step is the direct one's (both read the origin at step 1);
+    /// each strategy learns, `auto` keeps the lowest held-out error and says so, and a stored
+    /// model of each forecasts as it did.
+    #[test]
+    fn the_strategy_is_chosen_on_the_held_out_periods_and_each_learns() {
+        let horizon = 14;
+        let (panel, actuals) = panel(24, 300, horizon);
+        let levels = [0.1, 0.5, 0.9];
+        let naive = mae(&SeasonalNaive::new(7).predict(&panel, horizon, &levels).unwrap(), &actuals);
+        let config = |strategy| GbtConfig { trees: 100, target: Target::Ratio, strategy, ..GbtConfig::new(horizon, 7) };
+        let mut auto = Gbt::new(config(Strategy::Auto));
+        auto.fit(&panel).unwrap();
+        let card = auto.card().unwrap();
+        let choice = &card["strategy"]["choice"];
+        let error = |name: &str| choice[format!("held_out_mae_{name}")].as_f64().unwrap();
+        let best = Strategy::CHOICES.iter().min_by(|a, b| error(a.name()).total_cmp(&error(b.name()))).unwrap();
+        assert_eq!(card["strategy"]["chosen"], best.name(), "{card}");
+        assert_eq!(choice["series"], 24, "{card}");
+        let mut forecasts = Vec::new();
+        for strategy in Strategy::CHOICES {
+            let mut gbt = Gbt::new(config(strategy));
+            gbt.fit(&panel).unwrap();
+            let card = gbt.card().unwrap();
+            assert_eq!(card["strategy"]["chosen"], strategy.name());
+            assert!(card["strategy"]["choice"].is_null(), "a fixed strategy is not chosen: {card}");
+            let forecast = gbt.predict(&panel, horizon, &levels).unwrap();
+            let ours = mae(&forecast, &actuals);
+            assert!(ours < 0.7 * naive, "{strategy:?}: MAE {ours:.3} against seasonal naive's {naive:.3}");
+            let mut restored = Gbt::new(GbtConfig::new(1, 1));
+            restored.load(&gbt.save().unwrap()).unwrap();
+            assert_eq!(restored.predict(&panel, horizon, &levels).unwrap(), forecast, "{strategy:?}");
+            forecasts.push(forecast);
+        }
+        let (direct, recursive, average) = (&forecasts[0], &forecasts[1], &forecasts[2]);
+        for s in 0..panel.len() {
+            let (d, r) = (direct.mean_at(s, 0), recursive.mean_at(s, 0));
+            assert!((d - r).abs() <= 1e-4 * d.abs().max(1.0), "series {s}: step 1 direct {d}, recursive {r}");
+            // Later steps differ, and the average sits between them.
+            let h = horizon - 1;
+            let (lo, hi) =
+                (direct.mean_at(s, h).min(recursive.mean_at(s, h)), direct.mean_at(s, h).max(recursive.mean_at(s, h)));
+            let a = average.mean_at(s, h);
+            assert!(lo - 1e-3 <= a && a <= hi + 1e-3, "series {s}: average {a} outside [{lo}, {hi}]");
+        }
+        assert_ne!(direct.mean, recursive.mean, "the recursive forecast reads its own forecasts");
     }
 
     #[test]
