@@ -8,6 +8,7 @@
 pub mod baseline;
 pub mod closed;
 pub mod config;
+pub mod conformal;
 pub mod ensemble;
 pub mod gbt;
 pub mod median;
@@ -264,7 +265,7 @@ fn build_bare(name: &str, settings: &ModelsConfig) -> Result<Box<dyn Forecaster>
         Frequency::Weekly => 13,
     };
     let p = &settings.model;
-    Ok(match name {
+    let baseline: Box<dyn Forecaster> = match name {
         "naive" => Box::new(baseline::Naive),
         "seasonal_naive" => Box::new(baseline::SeasonalNaive::new(settings.season_length)),
         "moving_average" => Box::new(baseline::MovingAverage::new(p.moving_average.window.unwrap_or(window))),
@@ -274,6 +275,19 @@ fn build_bare(name: &str, settings: &ModelsConfig) -> Result<Box<dyn Forecaster>
         "tsb" => {
             Box::new(baseline::Tsb::new(p.tsb.alpha_demand.unwrap_or(0.1), p.tsb.alpha_probability.unwrap_or(0.1)))
         }
+        _ => return build_global(name, settings),
+    };
+    Ok(if p.calibration.calibrates(name) {
+        Box::new(conformal::Conformal::new(baseline, settings.horizon, settings.season_length))
+    } else {
+        baseline
+    })
+}
+
+/// Builds one of the global models or the ensembles by its settings name.
+fn build_global(name: &str, settings: &ModelsConfig) -> Result<Box<dyn Forecaster>> {
+    let p = &settings.model;
+    Ok(match name {
         "median" => {
             let members = ensemble_members(settings).iter().map(|n| build(n, settings)).collect::<Result<Vec<_>>>()?;
             Box::new(median::Median::new(members)?)

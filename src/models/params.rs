@@ -47,6 +47,49 @@ pub struct ModelParams {
     /// `[model.ensemble]`.
     #[serde(default)]
     pub ensemble: EnsembleParams,
+    /// `[model.calibration]`.
+    #[serde(default)]
+    pub calibration: CalibrationParams,
+}
+
+/// Calibrated quantiles for statistical baselines ([`super::conformal`]).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct CalibrationParams {
+    /// The baselines whose quantiles are calibrated on a held-out horizon (each is then fitted
+    /// twice); default [`CALIBRATED`].
+    pub models: Option<Vec<String>>,
+}
+
+/// Baselines calibrated by default: those whose forecast follows the season, so their errors
+/// over the last horizon say how wide the next one's are. The flat forecasts (`naive`,
+/// `moving_average`, `croston`, `tsb`) miss by the season of the horizon held out, which the
+/// next does not repeat; they keep their own quantiles unless listed.
+pub const CALIBRATED: &[&str] = &["seasonal_naive", "ets", "theta"];
+
+/// The baselines that can be calibrated.
+pub const CALIBRATABLE: &[&str] = &["naive", "seasonal_naive", "moving_average", "ets", "theta", "croston", "tsb"];
+
+impl CalibrationParams {
+    /// Whether the quantiles of baseline `name` are calibrated.
+    pub fn calibrates(&self, name: &str) -> bool {
+        match &self.models {
+            Some(list) => list.iter().any(|m| m == name),
+            None => CALIBRATED.contains(&name),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        for m in self.models.iter().flatten() {
+            if !CALIBRATABLE.contains(&m.as_str()) {
+                return Err(invalid(
+                    "model.calibration.models",
+                    format!("`{m}` is not a baseline that can be calibrated ({})", CALIBRATABLE.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// The learned ensemble; see [`EnsembleConfig`] for what each value means.
@@ -217,6 +260,7 @@ impl ModelParams {
             p.validate(name)?;
         }
         self.gbt.validate()?;
+        self.calibration.validate()?;
         for (key, v) in [("rounds", self.ensemble.rounds), ("validation-windows", self.ensemble.validation_windows)] {
             if v == Some(0) {
                 return Err(invalid(&format!("model.ensemble.{key}"), "must be at least 1"));
@@ -323,5 +367,18 @@ mod tests {
         assert!(p.validate().unwrap_err().to_string().contains("model.tsb.alpha-demand"));
         let p: ModelParams = toml::from_str("[transformer]\ndropout = 1.0\n").unwrap();
         assert!(p.validate().unwrap_err().to_string().contains("model.transformer.dropout"));
+        let p: ModelParams = toml::from_str("[calibration]\nmodels = [\"ets\", \"gbt\"]\n").unwrap();
+        let err = p.validate().unwrap_err().to_string();
+        assert!(err.contains("model.calibration.models") && err.contains("`gbt`"), "{err}");
+    }
+
+    #[test]
+    fn the_seasonal_baselines_are_calibrated_unless_the_list_says_otherwise() {
+        let default = ModelParams::default();
+        assert!(default.calibration.calibrates("ets") && !default.calibration.calibrates("tsb"));
+        let p: ModelParams = toml::from_str("[calibration]\nmodels = [\"tsb\"]\n").unwrap();
+        assert!(p.calibration.calibrates("tsb") && !p.calibration.calibrates("ets"));
+        let none: ModelParams = toml::from_str("[calibration]\nmodels = []\n").unwrap();
+        assert!(CALIBRATABLE.iter().all(|m| !none.calibration.calibrates(m)));
     }
 }
