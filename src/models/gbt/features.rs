@@ -213,6 +213,7 @@ impl Origin {
 
 /// Writes the feature row of the series' values `y` at origin `at` and step `h` (1-based) into
 /// `row` (cleared first). `scale` is [`scale`] at the origin.
+#[allow(clippy::too_many_arguments)]
 pub fn row(
     layout: &Layout,
     panel: &Panel,
