@@ -15,7 +15,8 @@ use tracing::debug;
 
 use super::ensemble::calibrate;
 use super::ensemble::select::{Validation, Weights};
-use super::{FitReport, Forecast, Forecaster, Reuse, Warm};
+use super::framed::{self, Unframe};
+use super::{FitReport, Forecast, Forecaster};
 use crate::error::{Error, Result};
 use crate::panel::Panel;
 
@@ -106,29 +107,21 @@ impl Forecaster for Conformal {
     }
 
     fn save(&self) -> Result<Vec<u8>> {
-        let factors = serde_json::to_vec(&self.factors)?;
-        let inner = self.inner.save()?;
-        let mut out = Vec::with_capacity(MAGIC.len() + 8 + factors.len() + inner.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(factors.len() as u64).to_le_bytes());
-        out.extend_from_slice(&factors);
-        out.extend_from_slice(&inner);
-        Ok(out)
+        Ok(framed::frame(MAGIC, &serde_json::to_vec(&self.factors)?, &self.inner.save()?))
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<()> {
-        let Some(rest) = bytes.strip_prefix(MAGIC) else {
+        let (factors, inner) = match framed::unframe(MAGIC, bytes) {
+            Ok(parts) => parts,
             // A state stored before calibration: the model's own quantiles.
-            self.factors.clear();
-            return self.inner.load(bytes);
+            Err(Unframe::NoHeader) => {
+                self.factors.clear();
+                return self.inner.load(bytes);
+            }
+            Err(_) => {
+                return Err(Error::data(format!("{}: the stored calibration is cut short", self.inner.name())));
+            }
         };
-        let corrupt = || Error::data(format!("{}: the stored calibration is cut short", self.inner.name()));
-        let (len, rest) = rest.split_first_chunk::<8>().ok_or_else(corrupt)?;
-        let len = usize::try_from(u64::from_le_bytes(*len)).map_err(|_| corrupt())?;
-        if rest.len() < len {
-            return Err(corrupt());
-        }
-        let (factors, inner) = rest.split_at(len);
         self.factors = serde_json::from_slice(factors)?;
         self.inner.load(inner)
     }
@@ -146,16 +139,6 @@ impl Forecaster for Conformal {
             Some(other) => Some(serde_json::json!({ "model": other, "quantile_calibration": calibration })),
             None => Some(serde_json::json!({ "quantile_calibration": calibration })),
         }
-    }
-
-    fn fit_reusing(&mut self, panel: &Panel, reuse: &Reuse<'_>) -> Result<Option<FitReport>> {
-        let _ = (panel, reuse);
-        Ok(None)
-    }
-
-    fn fit_warm(&mut self, panel: &Panel, parent: &[u8], epochs: usize) -> Result<Warm> {
-        let _ = (panel, parent, epochs);
-        Ok(Warm::Unsupported)
     }
 
     fn needs_covariates(&self) -> bool {

@@ -10,6 +10,7 @@ pub mod closed;
 pub mod config;
 pub mod conformal;
 pub mod ensemble;
+pub mod framed;
 pub mod gbt;
 pub mod median;
 pub mod nn;

@@ -20,6 +20,7 @@ use super::transformer::transformer_net;
 use super::vocab::Vocabularies;
 use super::{TempFile, interpolate_level, torch_lock};
 use crate::error::{Error, Result};
+use crate::models::framed::{self, Unframe};
 use crate::models::{FitReport, Forecast};
 use crate::panel::Panel;
 use crate::period::Frequency;
@@ -376,21 +377,19 @@ impl DeepModel {
         let tmp = TempFile::new("safetensors");
         tch::Tensor::write_safetensors(&named, tmp.path())?;
         let weights = std::fs::read(tmp.path())?;
-        let mut out = Vec::with_capacity(MAGIC.len() + 8 + card.len() + weights.len());
-        out.extend_from_slice(MAGIC);
-        out.extend_from_slice(&(card.len() as u64).to_le_bytes());
-        out.extend_from_slice(&card);
-        out.extend_from_slice(&weights);
-        Ok(out)
+        Ok(framed::frame(MAGIC, &card, &weights))
     }
 
     /// Restores a blob written by [`DeepModel::save`].
     pub fn load(&mut self, bytes: &[u8]) -> Result<()> {
         let bad = |why: &str| Error::data(format!("{}: not a saved model ({why})", self.name()));
-        let rest = bytes.strip_prefix(MAGIC).ok_or_else(|| bad("no header"))?;
-        let (len, rest) = rest.split_at_checked(8).ok_or_else(|| bad("truncated"))?;
-        let len = u64::from_le_bytes(len.try_into().map_err(|_| bad("truncated"))?) as usize;
-        let (card, weights) = rest.split_at_checked(len).ok_or_else(|| bad("truncated card"))?;
+        let (card, weights) = framed::unframe(MAGIC, bytes).map_err(|e| {
+            bad(match e {
+                Unframe::NoHeader => "no header",
+                Unframe::Truncated => "truncated",
+                Unframe::TruncatedHeader => "truncated card",
+            })
+        })?;
         let card: Card = serde_json::from_slice(card)?;
         if card.architecture != self.architecture {
             return Err(bad(&format!("it holds a {} model", card.architecture.name())));
