@@ -294,11 +294,17 @@ fn build_global(name: &str, settings: &ModelsConfig) -> Result<Box<dyn Forecaste
             Box::new(median::Median::new(members)?)
         }
         "ensemble" => Box::new(learned_ensemble(settings)?),
-        "gbt" => Box::new(gbt::Gbt::new(p.gbt.apply(gbt::GbtConfig {
-            seed: settings.seed,
-            threads: settings.threads,
-            ..gbt::GbtConfig::new(settings.horizon, settings.season_length)
-        }))),
+        "gbt" => {
+            let config = p.gbt.apply(gbt::GbtConfig {
+                seed: settings.seed,
+                threads: settings.threads,
+                ..gbt::GbtConfig::new(settings.horizon, settings.season_length)
+            });
+            match p.gbt.levels() {
+                Some(levels) => Box::new(gbt::levels::PerLevel::new(config, levels)),
+                None => Box::new(gbt::Gbt::new(config)),
+            }
+        }
         "lstm" => Box::new(nn::Lstm::new(p.lstm.apply(nn::NnConfig::for_settings(settings)))),
         "transformer" => Box::new(nn::Transformer::new(p.transformer.apply(nn::NnConfig::for_settings(settings)))),
         // Without a module until one is set (`nn::TorchScript::set_module`); see `build_torchscript`.

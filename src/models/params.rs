@@ -18,9 +18,11 @@
 use serde::{Deserialize, Serialize};
 
 use super::ensemble::EnsembleConfig;
+use super::gbt::levels::Levels;
 use super::gbt::{GbtConfig, Strategy, Target};
 use super::nn::{NnConfig, PointLoss};
 use crate::error::{Error, Result};
+use crate::panel::covariates::STATIC;
 
 /// The `[model.*]` tables.
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
@@ -122,8 +124,11 @@ pub struct GbtParams {
     pub trees: Option<usize>,
     /// Choose the number of trees on the held-out periods.
     pub auto_trees: Option<bool>,
-    /// What the trees learn: `ratio`, `log`, or `auto` (the better on the held-out periods).
+    /// What the trees learn: `ratio`, `log`, `blend`, `tweedie`, `poisson`, or `auto` (the best on
+    /// the held-out periods).
     pub target: Option<Target>,
+    /// Power of the Tweedie deviance with the `tweedie` target, in `[1, 2)` (default 1.5).
+    pub tweedie_power: Option<f64>,
     /// How the steps ahead are forecast: `direct`, `recursive`, `average`, or `auto` (the best
     /// of the three on the held-out periods).
     pub strategy: Option<Strategy>,
@@ -139,9 +144,28 @@ pub struct GbtParams {
     pub volume_weighting: Option<bool>,
     /// Read known-future covariates and static attributes.
     pub covariates: Option<bool>,
+    /// Fit one model per `location` or per value of a static attribute (`category`, `brand`,
+    /// `region`, `format`); unset: one global model.
+    pub per: Option<String>,
+    /// Least series in a group of its own with `per` (smaller groups are pooled; default 100).
+    pub per_min_series: Option<usize>,
+    /// Least series in the panel for `per` to split it (default 0: always).
+    pub per_from_series: Option<usize>,
 }
 
+/// Groups smaller than this are pooled with `per` unless `per-min-series` says otherwise.
+const PER_MIN_SERIES: usize = 100;
+
 impl GbtParams {
+    /// How `per` splits the series, when it is set.
+    pub fn levels(&self) -> Option<Levels> {
+        self.per.as_ref().map(|per| Levels {
+            per: per.clone(),
+            min_series: self.per_min_series.unwrap_or(PER_MIN_SERIES),
+            from_series: self.per_from_series.unwrap_or(0),
+        })
+    }
+
     fn validate(&self) -> Result<()> {
         if let Some(r) = self.learning_rate
             && !(r.is_finite() && r > 0.0 && r <= 1.0)
@@ -152,6 +176,23 @@ impl GbtParams {
             if v == Some(0) {
                 return Err(invalid(&format!("model.gbt.{key}"), "must be at least 1"));
             }
+        }
+        if let Some(per) = &self.per
+            && per != "location"
+            && !STATIC.contains(&per.as_str())
+        {
+            return Err(invalid(
+                "model.gbt.per",
+                format!("must be `location` or a static attribute ({}), got `{per}`", STATIC.join(", ")),
+            ));
+        }
+        if self.per_min_series == Some(0) {
+            return Err(invalid("model.gbt.per-min-series", "must be at least 1"));
+        }
+        if let Some(p) = self.tweedie_power
+            && !(1.0..2.0).contains(&p)
+        {
+            return Err(invalid("model.gbt.tweedie-power", format!("must be in [1, 2), got {p}")));
         }
         if self.max_rows.is_some_and(|r| r < 100) {
             return Err(invalid("model.gbt.max-rows", "must be at least 100"));
@@ -164,6 +205,7 @@ impl GbtParams {
         c.trees = self.trees.unwrap_or(c.trees);
         c.auto_trees = self.auto_trees.unwrap_or(c.auto_trees);
         c.target = self.target.unwrap_or(c.target);
+        c.tweedie_power = self.tweedie_power.unwrap_or(c.tweedie_power);
         c.strategy = self.strategy.unwrap_or(c.strategy);
         c.learning_rate = self.learning_rate.unwrap_or(c.learning_rate);
         c.max_depth = self.max_depth.unwrap_or(c.max_depth);
@@ -370,6 +412,16 @@ mod tests {
         let p: ModelParams = toml::from_str("[calibration]\nmodels = [\"ets\", \"gbt\"]\n").unwrap();
         let err = p.validate().unwrap_err().to_string();
         assert!(err.contains("model.calibration.models") && err.contains("`gbt`"), "{err}");
+        let p: ModelParams = toml::from_str("[gbt]\ntweedie-power = 2.0\n").unwrap();
+        assert!(p.validate().unwrap_err().to_string().contains("model.gbt.tweedie-power"));
+        let p: ModelParams = toml::from_str("[gbt]\nper = \"store\"\n").unwrap();
+        let err = p.validate().unwrap_err().to_string();
+        assert!(err.contains("model.gbt.per") && err.contains("`store`"), "{err}");
+        let p: ModelParams =
+            toml::from_str("[gbt]\nper = \"category\"\nper-min-series = 20\ntarget = \"poisson\"\n").unwrap();
+        p.validate().unwrap();
+        assert_eq!(p.gbt.levels().unwrap(), Levels { per: "category".into(), min_series: 20, from_series: 0 });
+        assert_eq!(p.gbt.apply(GbtConfig::new(7, 7)).target, Target::Poisson);
     }
 
     #[test]

@@ -135,6 +135,14 @@ impl Panel {
         (panel, index)
     }
 
+    /// The series `keep` (indices into this panel, in order) with their covariates and closures.
+    pub fn select(&self, keep: &[usize]) -> Panel {
+        let values = keep.iter().map(|&s| self.values[s].clone()).collect();
+        let keys = keep.iter().map(|&s| self.keys[s].clone()).collect();
+        let covariates = self.covariates.as_ref().map(|c| Arc::new(c.cut(0, keep)));
+        Panel { keys, values, covariates, ..self.clone_without_values() }
+    }
+
     /// The same panel with its closed periods attached (none when `closures` is `None`).
     pub fn with_closures(mut self, closures: Option<Closures>) -> Self {
         self.closures = closures.filter(|c| !c.is_empty()).map(Arc::new);

@@ -44,7 +44,11 @@ fn build(name: &str) -> Box<dyn Forecaster> {
 
 /// The contract, for models made by `make`.
 pub fn contract(name: &str, make: &dyn Fn() -> Box<dyn Forecaster>) {
-    let s = settings();
+    contract_in(&settings(), name, make);
+}
+
+/// The contract under settings `s` (a stored state is loaded into a model they build).
+pub fn contract_in(s: &Settings, name: &str, make: &dyn Fn() -> Box<dyn Forecaster>) {
     let p = panel();
     let levels = [0.1, 0.5, 0.9];
     let horizon = 14;
@@ -104,6 +108,18 @@ contract_tests! {
     gbt_meets_the_contract => "gbt",
     lstm_meets_the_contract => "lstm",
     transformer_meets_the_contract => "transformer",
+}
+
+/// `gbt` per location, with the count objectives, meets the contract too.
+#[test]
+fn gbt_variants_meet_the_contract() {
+    for model in ["per = \"location\"\nper-min-series = 1\ntarget = \"tweedie\"", "target = \"poisson\""] {
+        let file = SettingsFile::parse(&format!("[model.gbt]\n{model}\n"), std::path::Path::new("gbt.toml")).unwrap();
+        let o = Overrides { threads: Some(2), ..Default::default() };
+        let s = Settings::resolve(file, o, std::path::PathBuf::from("/tmp"), None).unwrap();
+        let config = s.models_config();
+        contract_in(&s, "gbt", &|| models::build("gbt", &config).unwrap());
+    }
 }
 
 #[test]

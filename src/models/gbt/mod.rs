@@ -18,7 +18,9 @@
 //! everything. A quantile forecast is the mean forecast plus the scale times the error quantile.
 
 pub mod features;
+pub mod levels;
 pub mod paths;
+pub mod tweedie;
 
 use forust_ml::objective::ObjectiveType;
 use forust_ml::{GradientBooster, Matrix};
@@ -42,6 +44,13 @@ const TARGET_RANGE: (f64, f64) = (-2.0, 10.0);
 /// blend, which costs a second tree ensemble.
 const BLEND_GAIN: f64 = 0.01;
 
+/// The Tweedie power by default: LightGBM's default, between Poisson (1) and gamma (2).
+pub const TWEEDIE_POWER: f64 = 1.5;
+
+fn tweedie_power() -> f64 {
+    TWEEDIE_POWER
+}
+
 /// Least total weight (rows, weights averaging 1) in a leaf.
 const MIN_LEAF_WEIGHT: f32 = 20.0;
 
@@ -50,8 +59,9 @@ const MIN_LEAF_WEIGHT: f32 = 20.0;
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum Target {
-    /// The ratio or the logarithm, whichever has the lower error on the held-out periods, or the
-    /// blend of the two when its error there is lower still by 1% (`BLEND_GAIN`).
+    /// The ratio, the logarithm or the Tweedie mean, whichever has the lowest error on the
+    /// held-out periods, or the blend of the ratio and the logarithm when its error there is lower
+    /// still by 1% (`BLEND_GAIN`).
     #[default]
     Auto,
     /// The ratio itself: the forecast estimates the mean.
@@ -61,6 +71,12 @@ pub enum Target {
     Log,
     /// Both fitted, their forecasts averaged: the mean between the mean and the typical value.
     Blend,
+    /// The ratio (negative ratios count as 0) under the Tweedie deviance with a log link, of power
+    /// `tweedie-power` (see [`tweedie`]): a count objective whose forecast, `exp(prediction)`, is
+    /// the mean.
+    Tweedie,
+    /// The same with power 1, the Poisson deviance.
+    Poisson,
 }
 
 impl Target {
@@ -68,6 +84,7 @@ impl Target {
     fn forward(self, ratio: f64) -> f64 {
         match self {
             Target::Log => ratio.max(0.0).ln_1p(),
+            Target::Tweedie | Target::Poisson => ratio.max(0.0),
             Target::Auto | Target::Ratio | Target::Blend => ratio,
         }
     }
@@ -76,6 +93,7 @@ impl Target {
     fn back(self, predicted: f64) -> f64 {
         match self {
             Target::Log => predicted.exp_m1(),
+            Target::Tweedie | Target::Poisson => tweedie::mean(predicted),
             Target::Auto | Target::Ratio | Target::Blend => predicted,
         }
     }
@@ -84,6 +102,8 @@ impl Target {
     fn parts(self) -> &'static [Target] {
         match self {
             Target::Log => &[Target::Log],
+            Target::Tweedie => &[Target::Tweedie],
+            Target::Poisson => &[Target::Poisson],
             Target::Blend => &[Target::Ratio, Target::Log],
             Target::Auto | Target::Ratio => &[Target::Ratio],
         }
@@ -95,6 +115,8 @@ impl Target {
             Target::Ratio => "ratio",
             Target::Log => "log",
             Target::Blend => "blend",
+            Target::Tweedie => "tweedie",
+            Target::Poisson => "poisson",
         }
     }
 }
@@ -116,6 +138,9 @@ pub struct GbtConfig {
     /// held-out periods.
     #[serde(default)]
     pub target: Target,
+    /// The power of the Tweedie deviance (in `[1, 2)`), with the `tweedie` target.
+    #[serde(default = "tweedie_power")]
+    pub tweedie_power: f64,
     /// How the steps ahead are forecast: directly (the default), recursively, their average, or
     /// whichever of the three has the lowest error on the held-out periods.
     #[serde(default)]
@@ -147,6 +172,7 @@ impl GbtConfig {
             trees: 300,
             auto_trees: true,
             target: Target::Auto,
+            tweedie_power: TWEEDIE_POWER,
             strategy: Strategy::Direct,
             learning_rate: 0.1,
             max_depth: 6,
@@ -369,6 +395,7 @@ impl Gbt {
     }
 
     fn train(&self, rows: &Rows, keep: &[usize], trees: usize, target: Target) -> Result<GradientBooster> {
+        let target_kind = target;
         let data = rows.matrix(keep);
         let target: Vec<f64> = keep.iter().map(|&r| target.forward(rows.target[r])).collect();
         // Weights averaging 1, so the least leaf weight counts rows.
@@ -377,8 +404,16 @@ impl Gbt {
         let weight: Vec<f64> = keep.iter().map(|&r| rows.weight[r] * norm).collect();
         let matrix = Matrix::new(&data, keep.len(), rows.width);
         let mut booster = self.booster(trees);
-        booster.fit(&matrix, &target, &weight, None).map_err(|e| Error::data(format!("gbt: fitting failed: {e}")))?;
-        Ok(booster)
+        match target_kind {
+            Target::Tweedie => tweedie::fit(booster, &matrix, &target, &weight, self.config.tweedie_power),
+            Target::Poisson => tweedie::fit(booster, &matrix, &target, &weight, 1.0),
+            _ => {
+                booster
+                    .fit(&matrix, &target, &weight, None)
+                    .map_err(|e| Error::data(format!("gbt: fitting failed: {e}")))?;
+                Ok(booster)
+            }
+        }
     }
 
     /// The strategy: the configured one, or with `auto` the one whose forecasts of the last
@@ -539,18 +574,23 @@ impl Forecaster for Gbt {
                 if enough {
                     let ratio = self.held_out(&rows, &train, &calib, Target::Ratio)?;
                     let log = self.held_out(&rows, &train, &calib, Target::Log)?;
+                    let count = self.held_out(&rows, &train, &calib, Target::Tweedie)?;
                     let b = held_out_error(&rows, &calib, &blended(&ratio.predicted, &log.predicted));
-                    let (r, l) = (ratio.error, log.error);
-                    debug!(ratio = r, log = l, blend = b, "gbt: the targets on the held-out periods");
+                    let (r, l, t) = (ratio.error, log.error, count.error);
+                    debug!(ratio = r, log = l, tweedie = t, blend = b, "gbt: the targets on the held-out periods");
                     target_choice = Some(serde_json::json!({
-                        "rule": "lowest held-out error; the blend only when it beats the better single target by 1%",
+                        "rule": "lowest held-out error; the blend only when it beats the best single target by 1%",
                         "held_out_mae_ratio": r,
                         "held_out_mae_log": l,
+                        "held_out_mae_tweedie": t,
                         "held_out_mae_blend": b,
+                        "tweedie_power": self.config.tweedie_power,
                     }));
                     // The blend fits two tree ensembles: it has to earn its cost.
-                    (target, chosen) = if b < (1.0 - BLEND_GAIN) * r.min(l) {
+                    (target, chosen) = if b < (1.0 - BLEND_GAIN) * r.min(l).min(t) {
                         (Target::Blend, Some(HeldOut::blend(&rows, &calib, ratio, log)))
+                    } else if t < r.min(l) {
+                        (Target::Tweedie, Some(count))
                     } else if l < r {
                         (Target::Log, Some(log))
                     } else {
@@ -789,7 +829,7 @@ mod tests {
 
     /// Daily series of different sizes with a weekly pattern, noise, and promotions known in
     /// advance that lift sales by 80%; the last `horizon` days are held back as actuals.
-    fn panel(series: usize, days: usize, horizon: usize) -> (Panel, Vec<Vec<f32>>) {
+    pub(super) fn panel(series: usize, days: usize, horizon: usize) -> (Panel, Vec<Vec<f32>>) {
         let end = NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
         let mut state = 7u64;
         let mut noise = move || {
@@ -821,7 +861,7 @@ mod tests {
         (Panel::new(keys, history, end, Frequency::Daily).with_covariates(cov), actuals)
     }
 
-    fn mae(f: &Forecast, actuals: &[Vec<f32>]) -> f64 {
+    pub(super) fn mae(f: &Forecast, actuals: &[Vec<f32>]) -> f64 {
         let mut sum = 0.0;
         for (s, a) in actuals.iter().enumerate() {
             for (h, v) in a.iter().enumerate() {
@@ -992,10 +1032,10 @@ mod tests {
         let card = auto.card().unwrap();
         let choice = &card["target"]["choice"];
         let error = |name: &str| choice[format!("held_out_mae_{name}")].as_f64().unwrap();
-        let single = if error("log") < error("ratio") { "log" } else { "ratio" };
+        let single = ["ratio", "log", "tweedie"].into_iter().min_by(|a, b| error(a).total_cmp(&error(b))).unwrap();
         let best = if error("blend") < (1.0 - BLEND_GAIN) * error(single) { "blend" } else { single };
         assert_eq!(card["target"]["chosen"], best, "{card}");
-        for target in [Target::Ratio, Target::Log, Target::Blend] {
+        for target in [Target::Ratio, Target::Log, Target::Blend, Target::Tweedie, Target::Poisson] {
             let mut gbt = Gbt::new(GbtConfig { trees: 100, target, ..GbtConfig::new(horizon, 7) });
             gbt.fit(&panel).unwrap();
             let card = gbt.card().unwrap();
