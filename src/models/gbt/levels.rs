@@ -15,7 +15,7 @@ use tracing::{debug, info_span};
 use super::{Gbt, GbtConfig};
 use crate::error::{Error, Result};
 use crate::models::framed::{frame, unframe};
-use crate::models::{FitReport, Forecast, Forecaster};
+use crate::models::{FitReport, Forecast, Forecaster, Warm, warm};
 use crate::panel::Panel;
 
 /// First line of a saved per-level model.
@@ -113,6 +113,28 @@ impl PerLevel {
         Ok(groups)
     }
 
+    /// Fits a model per group, continuing the group of the same name in `parent` when it has one.
+    fn fit_groups(&mut self, panel: &Panel, parent: Option<&PerLevel>, epochs: usize) -> Result<FitReport> {
+        let span = info_span!("gbt_levels_fit", per = %self.levels.per, series = panel.len());
+        let _guard = span.enter();
+        let groups = self.split(panel)?;
+        let mut fitted = Vec::with_capacity(groups.len());
+        for (name, series) in groups {
+            debug!(group = %name, series = series.len(), "gbt: fitting a group");
+            let mut model = Gbt::new(self.config.clone());
+            let part = if series.len() == panel.len() { panel.clone() } else { panel.select(&series) };
+            let stored = parent.and_then(|p| p.groups.iter().find(|g| g.name == name));
+            let fit = match stored {
+                Some(g) => g.model.save().and_then(|bytes| warm::continue_or_fit(&mut model, &part, &bytes, epochs)),
+                None => model.fit(&part).map(|fit| (fit, None)),
+            };
+            fit.map_err(|e| Error::data(format!("gbt: group `{name}`: {e}")))?;
+            fitted.push(Group { name, series: series.len(), model });
+        }
+        self.groups = fitted;
+        Ok(FitReport::new(self.name(), panel))
+    }
+
     /// The group of each series when forecasting: its own when fitted, else the pooled one, else
     /// the largest.
     fn assign(&self, panel: &Panel) -> Result<Vec<usize>> {
@@ -138,19 +160,22 @@ impl Forecaster for PerLevel {
     }
 
     fn fit(&mut self, panel: &Panel) -> Result<FitReport> {
-        let span = info_span!("gbt_levels_fit", per = %self.levels.per, series = panel.len());
-        let _guard = span.enter();
-        let groups = self.split(panel)?;
-        let mut fitted = Vec::with_capacity(groups.len());
-        for (name, series) in groups {
-            debug!(group = %name, series = series.len(), "gbt: fitting a group");
-            let mut model = Gbt::new(self.config.clone());
-            let part = if series.len() == panel.len() { panel.clone() } else { panel.select(&series) };
-            model.fit(&part).map_err(|e| Error::data(format!("gbt: group `{name}`: {e}")))?;
-            fitted.push(Group { name, series: series.len(), model });
+        self.fit_groups(panel, None, 0)
+    }
+
+    /// Each group refits with the choices of the stored group of the same name (see
+    /// [`Gbt::fit_warm`]); a group the parent lacks, or whose stored model does not fit, is
+    /// fitted in full.
+    fn fit_warm(&mut self, panel: &Panel, parent: &[u8], epochs: usize) -> Result<Warm> {
+        let mut stored = PerLevel::new(self.config.clone(), self.levels.clone());
+        if let Err(e) = stored.load(parent) {
+            return Ok(Warm::Incompatible(format!("the stored trees cannot be read: {e}")));
         }
-        self.groups = fitted;
-        Ok(FitReport::new(self.name(), panel))
+        Ok(Warm::Continued(self.fit_groups(panel, Some(&stored), epochs)?))
+    }
+
+    fn warm_starts(&self) -> bool {
+        true
     }
 
     fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast> {
@@ -271,6 +296,12 @@ mod tests {
         let mut restored = model(1, "location", 1, 0);
         restored.load(&m.save().unwrap()).unwrap();
         assert_eq!(restored.predict(&panel, horizon, &levels).unwrap(), forecast);
+
+        // A warm refit carries each group's choices from the stored group of the same name.
+        let mut warm = model(horizon, "location", 8, 0);
+        assert!(matches!(warm.fit_warm(&panel, &m.save().unwrap(), 4).unwrap(), Warm::Continued(_)));
+        let card = warm.card().unwrap();
+        assert!(card["groups"].as_array().unwrap().iter().all(|g| g["card"]["choices_carried"] == true), "{card}");
 
         // Series 0 moved to a location not seen: the largest group (the last of equals) has it.
         let mut moved = panel.clone();

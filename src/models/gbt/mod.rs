@@ -31,7 +31,7 @@ use self::features::{Categories, Layout, Origin};
 pub use self::paths::Strategy;
 use self::paths::{Origins, Trees};
 use super::baseline::quantile_sorted;
-use super::{FitReport, Forecast, Forecaster};
+use super::{FitReport, Forecast, Forecaster, Warm};
 use crate::error::{Error, Result};
 use crate::panel::Panel;
 
@@ -226,6 +226,10 @@ struct Fitted {
     /// The held-out errors that chose the strategy, when it was chosen.
     #[serde(default)]
     strategy_choice: Option<serde_json::Value>,
+    /// Whether the choices above, the tree count and the held-out errors were carried from the
+    /// version this one refitted from (a warm start) rather than made on this fit's data.
+    #[serde(default)]
+    carried: bool,
     #[serde(skip)]
     model: Option<GradientBooster>,
     #[serde(skip)]
@@ -492,70 +496,29 @@ impl Gbt {
         let errors = (strategy != Strategy::Direct).then(|| std::mem::take(&mut scored[of(strategy)].1));
         StrategyPick { strategy, choice, errors }
     }
-}
 
-/// The strategy kept, why, and its held-out errors per step when they replace the direct ones.
-struct StrategyPick {
-    strategy: Strategy,
-    choice: Option<serde_json::Value>,
-    errors: Option<Vec<Vec<f32>>>,
-}
-
-/// A model's error on the held-out periods.
-struct HeldOut {
-    /// Weighted mean absolute scaled error.
-    error: f64,
-    /// Its predictions of the held-out rows.
-    predicted: Vec<f64>,
-    /// Trees they use, per part of the target.
-    trees: Vec<usize>,
-    /// The trees fitted without the held-out periods, per part of the target, cut to the count
-    /// chosen.
-    models: Vec<(GradientBooster, Target)>,
-}
-
-impl HeldOut {
-    /// The average of the ratio's and the logarithm's predictions.
-    fn blend(rows: &Rows, calib: &[usize], ratio: HeldOut, log: HeldOut) -> HeldOut {
-        let predicted = blended(&ratio.predicted, &log.predicted);
-        let trees = ratio.trees.iter().chain(&log.trees).copied().collect();
-        let models = ratio.models.into_iter().chain(log.models).collect();
-        HeldOut { error: held_out_error(rows, calib, &predicted), predicted, trees, models }
-    }
-
-    fn trees(&self, parallel: bool) -> Trees<'_> {
-        Trees { parts: self.models.iter().map(|(m, t)| (m, *t)).collect(), parallel }
-    }
-}
-
-/// The average of two predictions of the same rows.
-fn blended(a: &[f64], b: &[f64]) -> Vec<f64> {
-    a.iter().zip(b).map(|(a, b)| 0.5 * (a + b)).collect()
-}
-
-/// The weighted mean absolute error of predictions of the rows `calib` (scaled values).
-fn held_out_error(rows: &Rows, calib: &[usize], predicted: &[f64]) -> f64 {
-    let (mut sum, mut weight) = (0.0, 0.0);
-    for (&r, p) in calib.iter().zip(predicted) {
-        sum += rows.weight[r] * (rows.target[r] - p).abs();
-        weight += rows.weight[r];
-    }
-    sum / weight.max(f64::MIN_POSITIVE)
-}
-
-impl Forecaster for Gbt {
-    fn name(&self) -> &str {
-        "gbt"
-    }
-
-    fn fit(&mut self, panel: &Panel) -> Result<FitReport> {
-        let span = info_span!("gbt_fit", series = panel.len(), horizon = self.config.horizon);
+    /// Fits on `panel`, making the choices (target, user covariates, tree count, strategy) on
+    /// the held-out periods, or carrying them from `parent` (a warm refit).
+    fn fit_with(&mut self, panel: &Panel, parent: Option<Fitted>) -> Result<FitReport> {
+        let span = info_span!("gbt_fit", series = panel.len(), horizon = self.config.horizon, warm = parent.is_some());
         let _guard = span.enter();
         let panel = self.view(panel);
         let panel = panel.as_ref();
         let mut layout = Layout::for_panel(panel, self.config.season);
         let mut vocab = Vec::new();
         let cats = Categories::code(panel, &mut layout, &mut vocab, true);
+        if let Some(parent) = parent {
+            if layout.has_user() {
+                layout.user_off = parent.layout.user_off;
+            }
+            let rows = self.rows(panel, &layout, &cats);
+            enough_rows(&rows, panel)?;
+            let trees = parent.tree_counts(self.config.trees);
+            let fitted = Fitted { layout, vocab, carried: true, ..parent };
+            self.refit(&rows, fitted, &trees)?;
+            debug!(rows = rows.len(), "gbt refitted with the choices carried from its parent");
+            return Ok(FitReport::new(self.name(), panel));
+        }
         let mut rows = self.rows(panel, &layout, &cats);
         let h_max = self.config.horizon;
         let held = |&(s, o, h): &(usize, usize, usize)| o + h + h_max >= panel.values[s].len();
@@ -620,13 +583,7 @@ impl Forecaster for Gbt {
                 }
             }
         }
-        if rows.len() < 10 {
-            return Err(Error::data(format!(
-                "gbt: {} training rows from {} series; the history is too short to learn from",
-                rows.len(),
-                panel.len()
-            )));
-        }
+        enough_rows(&rows, panel)?;
         // Held out: rows whose target falls in the last `horizon` periods of its series.
         let (calib, train): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|&r| held(&rows.index[r]));
         let mut errors = vec![Vec::new(); h_max];
@@ -674,24 +631,11 @@ impl Forecaster for Gbt {
             errors[h].sort_by(f32::total_cmp);
             errors[h] = thin(&errors[h]);
         }
-        let all: Vec<usize> = (0..rows.len()).collect();
-        let mut boosters = Vec::new();
-        for (part, &count) in target.parts().iter().zip(&trees) {
-            boosters.push(self.train(&rows, &all, count, *part)?);
-        }
-        debug!(rows = rows.len(), held_out = calib.len(), "gbt fitted");
-        let dump = |b: &GradientBooster| {
-            b.json_dump().map_err(|e| Error::data(format!("gbt: cannot serialise the trees: {e}")))
-        };
-        let json = dump(&boosters[0])?;
-        let log_booster = boosters.get(1).map(dump).transpose()?;
-        let log_model = (boosters.len() > 1).then(|| boosters.pop()).flatten();
-        let booster = boosters.pop().expect("a target has at least one part");
-        self.fitted = Some(Fitted {
+        let fitted = Fitted {
             layout,
             vocab,
-            booster: json,
-            log_booster,
+            booster: String::new(),
+            log_booster: None,
             errors,
             selection,
             trees: trees_card,
@@ -699,10 +643,140 @@ impl Forecaster for Gbt {
             target_choice,
             strategy,
             strategy_choice,
-            model: Some(booster),
-            log_model,
-        });
+            carried: false,
+            model: None,
+            log_model: None,
+        };
+        self.refit(&rows, fitted, &trees)?;
+        debug!(rows = rows.len(), held_out = calib.len(), "gbt fitted");
         Ok(FitReport::new(self.name(), panel))
+    }
+
+    /// Fits the target's tree ensembles on every row, `trees` trees each, into `fitted`, which
+    /// becomes the model's state.
+    fn refit(&mut self, rows: &Rows, mut fitted: Fitted, trees: &[usize]) -> Result<()> {
+        let all: Vec<usize> = (0..rows.len()).collect();
+        let mut boosters = Vec::new();
+        for (part, &count) in fitted.target.parts().iter().zip(trees) {
+            boosters.push(self.train(rows, &all, count, *part)?);
+        }
+        let dump = |b: &GradientBooster| {
+            b.json_dump().map_err(|e| Error::data(format!("gbt: cannot serialise the trees: {e}")))
+        };
+        fitted.booster = dump(&boosters[0])?;
+        fitted.log_booster = boosters.get(1).map(dump).transpose()?;
+        fitted.log_model = (boosters.len() > 1).then(|| boosters.pop()).flatten();
+        fitted.model = boosters.pop();
+        self.fitted = Some(fitted);
+        Ok(())
+    }
+}
+
+/// An error when there are too few rows to learn from.
+fn enough_rows(rows: &Rows, panel: &Panel) -> Result<()> {
+    if rows.len() < 10 {
+        return Err(Error::data(format!(
+            "gbt: {} training rows from {} series; the history is too short to learn from",
+            rows.len(),
+            panel.len()
+        )));
+    }
+    Ok(())
+}
+
+impl Fitted {
+    /// The tree count of each part of the target, as chosen on the held-out periods (`most` when
+    /// it was not).
+    fn tree_counts(&self, most: usize) -> Vec<usize> {
+        let parts = self.target.parts().len();
+        let chosen = self.trees.as_ref().map(|t| &t["chosen"]);
+        let counts: Vec<usize> = match chosen {
+            Some(serde_json::Value::Number(n)) => n.as_u64().map(|n| vec![n as usize]).unwrap_or_default(),
+            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|n| n.as_u64().map(|n| n as usize)).collect(),
+            _ => Vec::new(),
+        };
+        if counts.len() == parts { counts } else { vec![most; parts] }
+    }
+}
+
+/// The strategy kept, why, and its held-out errors per step when they replace the direct ones.
+struct StrategyPick {
+    strategy: Strategy,
+    choice: Option<serde_json::Value>,
+    errors: Option<Vec<Vec<f32>>>,
+}
+
+/// A model's error on the held-out periods.
+struct HeldOut {
+    /// Weighted mean absolute scaled error.
+    error: f64,
+    /// Its predictions of the held-out rows.
+    predicted: Vec<f64>,
+    /// Trees they use, per part of the target.
+    trees: Vec<usize>,
+    /// The trees fitted without the held-out periods, per part of the target, cut to the count
+    /// chosen.
+    models: Vec<(GradientBooster, Target)>,
+}
+
+impl HeldOut {
+    /// The average of the ratio's and the logarithm's predictions.
+    fn blend(rows: &Rows, calib: &[usize], ratio: HeldOut, log: HeldOut) -> HeldOut {
+        let predicted = blended(&ratio.predicted, &log.predicted);
+        let trees = ratio.trees.iter().chain(&log.trees).copied().collect();
+        let models = ratio.models.into_iter().chain(log.models).collect();
+        HeldOut { error: held_out_error(rows, calib, &predicted), predicted, trees, models }
+    }
+
+    fn trees(&self, parallel: bool) -> Trees<'_> {
+        Trees { parts: self.models.iter().map(|(m, t)| (m, *t)).collect(), parallel }
+    }
+}
+
+/// The average of two predictions of the same rows.
+fn blended(a: &[f64], b: &[f64]) -> Vec<f64> {
+    a.iter().zip(b).map(|(a, b)| 0.5 * (a + b)).collect()
+}
+
+/// The weighted mean absolute error of predictions of the rows `calib` (scaled values).
+fn held_out_error(rows: &Rows, calib: &[usize], predicted: &[f64]) -> f64 {
+    let (mut sum, mut weight) = (0.0, 0.0);
+    for (&r, p) in calib.iter().zip(predicted) {
+        sum += rows.weight[r] * (rows.target[r] - p).abs();
+        weight += rows.weight[r];
+    }
+    sum / weight.max(f64::MIN_POSITIVE)
+}
+
+impl Forecaster for Gbt {
+    fn name(&self) -> &str {
+        "gbt"
+    }
+
+    fn fit(&mut self, panel: &Panel) -> Result<FitReport> {
+        self.fit_with(panel, None)
+    }
+
+    /// Refits the trees on `panel` keeping the choices of `parent` (a state this model saved at
+    /// an earlier cutoff): its target, strategy, user covariates kept or not, tree count and
+    /// held-out errors. What it skips are the held-out fits that made those choices (up to four
+    /// tree ensembles), so a warm refit costs one ensemble's fit; the choices are made again at
+    /// each full retrain. `epochs` does not apply: the trees are always fitted anew.
+    fn fit_warm(&mut self, panel: &Panel, parent: &[u8], _epochs: usize) -> Result<Warm> {
+        let Ok((config, fitted)) = serde_json::from_slice::<(GbtConfig, Fitted)>(parent) else {
+            return Ok(Warm::Incompatible("the stored trees cannot be read".into()));
+        };
+        if (GbtConfig { threads: self.config.threads, ..config }) != self.config {
+            return Ok(Warm::Incompatible("its configuration differs from the current one".into()));
+        }
+        if fitted.errors.len() != self.config.horizon || fitted.errors.iter().any(Vec::is_empty) {
+            return Ok(Warm::Incompatible("it has no held-out errors to carry".into()));
+        }
+        Ok(Warm::Continued(self.fit_with(panel, Some(fitted))?))
+    }
+
+    fn warm_starts(&self) -> bool {
+        true
     }
 
     fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast> {
@@ -790,6 +864,9 @@ impl Forecaster for Gbt {
             "tree_count": fitted.trees,
             "target": { "chosen": fitted.target.name(), "choice": fitted.target_choice },
             "strategy": { "chosen": fitted.strategy.name(), "choice": fitted.strategy_choice },
+            // The choices, tree count and held-out errors above come from the version this one
+            // refitted from, not from this fit's data.
+            "choices_carried": fitted.carried,
         }))
     }
 
@@ -1095,6 +1172,43 @@ mod tests {
             assert!(lo - 1e-3 <= a && a <= hi + 1e-3, "series {s}: average {a} outside [{lo}, {hi}]");
         }
         assert_ne!(direct.mean, recursive.mean, "the recursive forecast reads its own forecasts");
+    }
+
+    /// A warm refit keeps its parent's choices and held-out errors (skipping the fits that made
+    /// them), learns from the newer data, and is refused a parent of another configuration.
+    #[test]
+    fn a_warm_refit_carries_its_parents_choices_and_learns() {
+        let horizon = 14;
+        let (panel, actuals) = panel(24, 300, horizon);
+        let config = GbtConfig { trees: 60, ..GbtConfig::new(horizon, 7) };
+        let mut parent = Gbt::new(config.clone());
+        parent.fit(&panel.cut(7).0).unwrap();
+        let stored = parent.save().unwrap();
+        let mut warm = Gbt::new(config.clone());
+        assert!(matches!(warm.fit_warm(&panel, &stored, 4).unwrap(), Warm::Continued(_)));
+        let (p, w) = (parent.card().unwrap(), warm.card().unwrap());
+        assert_eq!(w["choices_carried"], true, "{w}");
+        assert_eq!(p["choices_carried"], false);
+        for key in ["target", "tree_count", "strategy"] {
+            assert_eq!(w[key], p[key], "{key} carried");
+        }
+        assert_eq!(w["trees"], p["tree_count"]["chosen"], "the refit uses the count carried");
+        let levels = [0.1, 0.5, 0.9];
+        let forecast = warm.predict(&panel, horizon, &levels).unwrap();
+        let naive = mae(&SeasonalNaive::new(7).predict(&panel, horizon, &levels).unwrap(), &actuals);
+        let ours = mae(&forecast, &actuals);
+        assert!(ours < 0.7 * naive, "warm MAE {ours:.3} against seasonal naive's {naive:.3}");
+        assert_ne!(forecast, parent.predict(&panel, horizon, &levels).unwrap(), "refitted on the newer data");
+        let mut again = Gbt::new(config.clone());
+        again.fit_warm(&panel, &stored, 4).unwrap();
+        assert_eq!(again.predict(&panel, horizon, &levels).unwrap(), forecast, "deterministic");
+        let mut restored = Gbt::new(GbtConfig::new(1, 1));
+        restored.load(&warm.save().unwrap()).unwrap();
+        assert_eq!(restored.predict(&panel, horizon, &levels).unwrap(), forecast);
+
+        let mut other = Gbt::new(GbtConfig { max_depth: 4, ..config });
+        assert!(matches!(other.fit_warm(&panel, &stored, 4).unwrap(), Warm::Incompatible(_)));
+        assert!(matches!(other.fit_warm(&panel, b"not trees", 4).unwrap(), Warm::Incompatible(_)));
     }
 
     #[test]
