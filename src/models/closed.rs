@@ -82,6 +82,10 @@ impl Forecaster for Closed {
         self.inner.fit_warm(&prepared(panel), parent, epochs)
     }
 
+    fn warm_start_does(&self, epochs: usize) -> String {
+        self.inner.warm_start_does(epochs)
+    }
+
     fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast> {
         let mut f = self.inner.predict(&prepared(panel), horizon, levels)?;
         zero_closed(panel, &mut f);

@@ -176,6 +176,11 @@ pub trait Forecaster: std::fmt::Debug + Send {
         false
     }
 
+    /// What a warm start with at most `epochs` epochs does, for the lineage in the card.
+    fn warm_start_does(&self, epochs: usize) -> String {
+        format!("fine-tuned at most {epochs} epochs")
+    }
+
     /// Whether the model reads the panel's covariates (callers load them before fitting).
     fn needs_covariates(&self) -> bool {
         false

@@ -269,12 +269,13 @@ async fn the_nightly_warm_starts_the_deep_models_and_retrains_them_in_full_on_sc
     demo_lake(&lake, 6).await;
     let dir = tempfile::tempdir().unwrap();
     let tiny = tiny_lstm();
+    let gbt = shelfcast::models::params::GbtParams { trees: Some(30), ..Default::default() };
     let file = SettingsFile {
-        models: Some(vec!["seasonal_naive".into(), "lstm".into()]),
+        models: Some(vec!["seasonal_naive".into(), "lstm".into(), "gbt".into()]),
         horizon: Some(7),
         champion: Some(ChampionSettings { windows: 0, ..Default::default() }),
         train: Some(TrainSettings { retrain_every: std::time::Duration::from_secs(2 * 86_400), ..Default::default() }),
-        model: Some(ModelParams { lstm: tiny, ..Default::default() }),
+        model: Some(ModelParams { lstm: tiny, gbt, ..Default::default() }),
         ..Default::default()
     };
     let s = settings("memory:///", dir.path(), file);
@@ -287,6 +288,13 @@ async fn the_nightly_warm_starts_the_deep_models_and_retrains_them_in_full_on_sc
             // This run's own version: a rerun of an older date does not become the latest.
             let card = lake.get(&layout::model("lstm", &run.run_id).join("card.json")).await.unwrap();
             let card: store::ModelCard = serde_json::from_slice(&card).unwrap();
+            let trees = lake.get(&layout::model("gbt", &run.run_id).join("card.json")).await.unwrap();
+            let trees: store::ModelCard = serde_json::from_slice(&trees).unwrap();
+            let trees = trees.lineage.expect("the trees' card has their lineage");
+            assert_eq!(trees.mode, card.lineage.as_ref().unwrap().mode, "gbt follows the same schedule: {trees:?}");
+            if trees.mode == "warm" {
+                assert!(trees.reason.starts_with(shelfcast::models::gbt::WARM_REFIT), "{trees:?}");
+            }
             (run, card.lineage.expect("a deep model's card has its lineage"))
         }
     };

@@ -119,7 +119,7 @@ pub(super) fn fit_started(
             state,
             warm::Lineage {
                 mode: "warm".into(),
-                reason: format!("fine-tuned at most {epochs} epochs from cutoff {}", card.cutoff),
+                reason: format!("{} from cutoff {}", model.warm_start_does(epochs), card.cutoff),
                 parent: Some(card.version.clone()),
                 full_retrain_cutoff,
             },
@@ -131,7 +131,8 @@ pub(super) fn fit_started(
             warm::Lineage {
                 mode: "warm".into(),
                 reason: format!(
-                    "fine-tuned at most {epochs} epochs from this run's backtest, which trained it from scratch at its first window and continued it up to cutoff {window} (instead of a full retrain: {instead_of})"
+                    "{} from this run's backtest, which trained it from scratch at its first window and continued it up to cutoff {window} (instead of a full retrain: {instead_of})",
+                    model.warm_start_does(epochs)
                 ),
                 parent: None,
                 full_retrain_cutoff: cutoff,

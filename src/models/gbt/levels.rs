@@ -178,6 +178,10 @@ impl Forecaster for PerLevel {
         true
     }
 
+    fn warm_start_does(&self, _epochs: usize) -> String {
+        super::WARM_REFIT.to_string()
+    }
+
     fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast> {
         if self.groups.is_empty() {
             return Err(Error::data("gbt: predict before fit"));

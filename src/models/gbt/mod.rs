@@ -51,6 +51,10 @@ fn tweedie_power() -> f64 {
     TWEEDIE_POWER
 }
 
+/// What a warm start of the trees does (the lineage's words).
+pub const WARM_REFIT: &str =
+    "refitted with the target, strategy, covariate choice, tree count and held-out errors carried";
+
 /// Least total weight (rows, weights averaging 1) in a leaf.
 const MIN_LEAF_WEIGHT: f32 = 20.0;
 
@@ -777,6 +781,10 @@ impl Forecaster for Gbt {
 
     fn warm_starts(&self) -> bool {
         true
+    }
+
+    fn warm_start_does(&self, _epochs: usize) -> String {
+        WARM_REFIT.to_string()
     }
 
     fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast> {
