@@ -79,6 +79,11 @@ bench-demo: build ## The models on the demo lake: MASE, WAPE, 80% coverage and s
 bench-serve: build ## `shelfcast serve`: a 10M-row result streamed to psycopg and to ADBC (Flight SQL), rows/s next to DuckDB reading the same Parquet (BENCH_SERVE_ARGS=--rows …)
 	python3 benches/bench_serve.py $(BENCH_SERVE_ARGS)
 
+.PHONY: bench-nights
+bench-nights: build ## The demo's first (cold) and next (warm) nightly with the default models, 200 series x 1,095 days: seconds and peak RSS per step (BENCH_NIGHTS_ARGS=--nights 3 …)
+	python3 benches/bench_scale.py --series 200 --days 1095 --nights 2 --memory-limit-mb 2048 --nice 0 \
+		--models seasonal_naive,ets,theta,tsb,gbt,lstm,transformer,ensemble $(BENCH_NIGHTS_ARGS)
+
 .PHONY: bench-scale
 bench-scale: build ## Memory at scale: the nightly job on a 30,000 series × 1,900 days demo lake under memory-limit-mb (time and peak RSS per step; BENCH_SCALE_ARGS=--series 5000 …)
 	python3 benches/bench_scale.py $(BENCH_SCALE_ARGS)

@@ -17,6 +17,12 @@
 Prints, and writes to benches/results/scale.md (--out), a table step | seconds | peak RSS MiB |
 rows in | rows out, with rows/s of the features step, the total, the overall peak and the limit.
 
+With --nights N (N >= 2) the nightly runs N days in a row on a fresh copy of the lake (raw tables
+only), the first with nothing stored (a cold run: backtest, deep models from scratch), the later
+ones warm (models continued, backtest kept), and a table gives each night's seconds.
+`--series 200 --days 1095 --nights 2 --models seasonal_naive,ets,theta,tsb,gbt,lstm,transformer,ensemble`
+measures the demo's cold and warm nights.
+
 Usage: python3 benches/bench_scale.py [--series 30000] [--days 1900] [--memory-limit-mb 4096]
        [--threads 0] [--models seasonal_naive,ets,tsb,ensemble] [--bin target/release/shelfcast]
        [--dir ~/.cache/shelfcast/bench/scale] [--out benches/results/scale.md] [--nice 10]
@@ -29,6 +35,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import subprocess
 import sys
 import threading
@@ -111,6 +118,41 @@ def write_section(out: Path, key: str, table: str) -> None:
     out.write_text(pre.rstrip() + "\n\n" + "\n\n".join([*kept, table]) + "\n")
 
 
+
+def nightly_table(label: str, record: dict, rc: int, wall: float, smp: list, kpeak: int, series_days: int) -> list[str]:
+    """A night's lines: its status, then seconds, peak RSS and rows per step."""
+    rows = []
+    for st in record["steps"]:
+        if not st.get("started_at") or not st.get("ended_at"):
+            rows.append((st["name"], st["status"], None, 0, st.get("rows_in"), st.get("rows_out")))
+            continue
+        s, e = ts(st["started_at"]), ts(st["ended_at"])
+        # The sample just before the step started counts too: a short step may fall between samples.
+        inside = [k for t, k in smp if s <= t <= e] + [k for t, k in smp if t < s][-1:]
+        rows.append((st["name"], st["status"], e - s, max(inside, default=0), st.get("rows_in"), st.get("rows_out")))
+    peak = max([kpeak, *(k for _, k in smp)])
+
+    def n(v) -> str:
+        return "-" if v is None else f"{v:,}"
+
+    lines = [
+        "",
+        f"- {label}nightly: {record['status']} (exit {rc}) in {wall:,.0f} s, overall peak RSS {mib(peak)} MiB; "
+        f"run {record['run_id']}",
+        "",
+        "| step | status | seconds | peak RSS MiB | rows in | rows out |",
+        "|---|---|---|---|---|---|",
+    ]
+    for name, status, secs, k, ri, ro in rows:
+        lines.append(f"| {name} | {status} | {'-' if secs is None else f'{secs:,.1f}'} | {mib(k) if k else '-'} "
+                     f"| {n(ri)} | {n(ro)} |")
+    lines.append(f"| **total** | {record['status']} | {wall:,.1f} | {mib(peak)} | | |")
+    feat = next((r for r in rows if r[0] == "features"), None)
+    if feat and feat[2] and feat[5]:
+        lines += ["", f"features: {feat[5] / feat[2]:,.0f} rows written/s ({series_days / feat[2]:,.0f} "
+                      f"series-days/s)"]
+    return lines
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--series", type=int, default=30000)
@@ -122,6 +164,9 @@ def main() -> None:
     ap.add_argument("--dir", default=os.path.expanduser("~/.cache/shelfcast/bench/scale"))
     ap.add_argument("--out", default=str(ROOT / "benches" / "results" / "scale.md"))
     ap.add_argument("--nice", type=int, default=10, help="niceness of the shelfcast processes")
+    ap.add_argument("--nights", type=int, default=1,
+                    help="nights in a row on a fresh copy of the lake (the first cold, the later ones warm), "
+                         "ending on the usual run date")
     ap.add_argument("--sql-option", action="append", default=None, metavar="KEY=VALUE",
                     help="a DataFusion option under [sql-options] (repeatable); default: "
                          "optimizer.prefer_hash_join=false (sort-merge joins, which spill: the hash joins of "
@@ -178,37 +223,13 @@ def main() -> None:
         gen_file.write_text(json.dumps(gen))
     gen.setdefault("raw_bytes", sum(f.stat().st_size for f in (lake / "raw").rglob("*") if f.is_file()))
 
-    # 2. The nightly job, sampled.
-    print(f"nightly on {lake}: memory-limit-mb = {a.memory_limit_mb}, models {','.join(models)} ...", flush=True)
-    runs_dir = lake / "runs" / "job=nightly" / f"run_date={RUN_DATE}"
-    before = set(runs_dir.glob("*.json")) if runs_dir.exists() else set()
-    log = work / f"nightly-{a.series}x{a.days}.log"
-    rc, wall, smp, kpeak = sampled(base + ["run", "nightly", "--date", RUN_DATE], log)
-    new = sorted(set(runs_dir.glob("*.json")) - before, key=lambda p: p.stat().st_mtime) if runs_dir.exists() else []
-    if not new:
-        sys.exit(f"nightly wrote no run record (exit {rc}); see {log}")
-    record = json.loads(new[-1].read_text())
-
-    # 3. Samples onto steps.
-    rows = []
-    for st in record["steps"]:
-        if not st.get("started_at") or not st.get("ended_at"):
-            rows.append((st["name"], st["status"], None, 0, st.get("rows_in"), st.get("rows_out")))
-            continue
-        s, e = ts(st["started_at"]), ts(st["ended_at"])
-        # The sample just before the step started counts too: a short step may fall between samples.
-        inside = [k for t, k in smp if s <= t <= e] + [k for t, k in smp if t < s][-1:]
-        rows.append((st["name"], st["status"], e - s, max(inside, default=0), st.get("rows_in"), st.get("rows_out")))
-    peak = max([kpeak, *(k for _, k in smp)])
+    # 2. The nightly job, sampled: once, or night after night on a fresh copy of the lake.
     cores = os.cpu_count()
     mem_gib = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30
     cmd = " ".join(["python3", "benches/bench_scale.py", *sys.argv[1:]])
-
-    def n(v) -> str:
-        return "-" if v is None else f"{v:,}"
-
     lines = [
-        f"## {a.series:,} series x {a.days:,} days ({a.series * a.days:,} series-days)",
+        f"## {a.series:,} series x {a.days:,} days ({a.series * a.days:,} series-days)"
+        + (f", {a.nights} nights" if a.nights > 1 else ""),
         "",
         f"{dt.datetime.now(dt.timezone.utc):%Y-%m-%d %H:%M} UTC, {platform.node() or 'host'}: {cores} cores, "
         f"{mem_gib:.0f} GiB memory, {platform.system()} {platform.release()}; `{cmd}`",
@@ -219,25 +240,45 @@ def main() -> None:
         f"sql-options {', '.join(a.sql_option) or 'none'}",
         f"- demo lake: generated in {gen['seconds']:.0f} s, peak {gen['peak_mib']:,.0f} MiB, "
         f"raw tables {gen['raw_bytes'] / 2**20:,.0f} MiB",
-        f"- nightly: {record['status']} (exit {rc}) in {wall:,.0f} s, overall peak RSS {mib(peak)} MiB; "
-        f"run {record['run_id']}",
-        "",
-        "| step | status | seconds | peak RSS MiB | rows in | rows out |",
-        "|---|---|---|---|---|---|",
     ]
-    for name, status, secs, k, ri, ro in rows:
-        lines.append(f"| {name} | {status} | {'-' if secs is None else f'{secs:,.1f}'} | {mib(k) if k else '-'} "
-                     f"| {n(ri)} | {n(ro)} |")
-    lines.append(f"| **total** | {record['status']} | {wall:,.1f} | {mib(peak)} | | |")
-    feat = next((r for r in rows if r[0] == "features"), None)
-    if feat and feat[2] and feat[5]:
-        lines += ["", f"features: {feat[5] / feat[2]:,.0f} rows written/s ({a.series * a.days / feat[2]:,.0f} "
-                      f"series-days/s)"]
+    if a.nights > 1:
+        # The first night finds no stored model (a cold run); the later ones one day more each.
+        fresh = work / f"nights-{a.series}x{a.days}"
+        shutil.rmtree(fresh, ignore_errors=True)
+        fresh.mkdir()
+        for part in ("raw", "_demo"):
+            if (lake / part).exists():
+                shutil.copytree(lake / part, fresh / part)
+        lake = fresh
+        base = [*nice, a.bin, "-c", str(settings), "--lake", str(lake), "-q"]
+    run_day = dt.date.fromisoformat(RUN_DATE)
+    dates = [(run_day - dt.timedelta(days=a.nights - 1 - i)).isoformat() for i in range(a.nights)]
+    totals = []
+    failed = 0
+    for night, date in enumerate(dates, 1):
+        label = "" if a.nights == 1 else f"night {night} ({'cold' if night == 1 else 'warm'}) "
+        print(f"{label}nightly on {lake} for {date}: memory-limit-mb = {a.memory_limit_mb}, "
+              f"models {','.join(models)} ...", flush=True)
+        runs_dir = lake / "runs" / "job=nightly" / f"run_date={date}"
+        before = set(runs_dir.glob("*.json")) if runs_dir.exists() else set()
+        log = work / f"nightly-{a.series}x{a.days}-{date}.log"
+        rc, wall, smp, kpeak = sampled(base + ["run", "nightly", "--date", date], log)
+        new = sorted(set(runs_dir.glob("*.json")) - before, key=lambda p: p.stat().st_mtime) if runs_dir.exists() else []
+        if not new:
+            sys.exit(f"nightly wrote no run record (exit {rc}); see {log}")
+        record = json.loads(new[-1].read_text())
+        failed = failed or rc
+        totals.append((label.strip() or "nightly", wall))
+        lines += nightly_table(label, record, rc, wall, smp, kpeak, a.series * a.days)
+    if a.nights > 1:
+        lines += ["", "| night | seconds | minutes |", "|---|---|---|"]
+        lines += [f"| {name} | {secs:,.1f} | {secs / 60:.1f} |" for name, secs in totals]
+    rc = failed
     table = "\n".join(lines)
     print(table)
     out = Path(a.out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    write_section(out, f"{a.series:,} series x {a.days:,} days", table)
+    write_section(out, f"{a.series:,} series x {a.days:,} days" + (f", {a.nights} nights" if a.nights > 1 else ""), table)
     print(f"wrote {out}")
     if rc != 0:
         sys.exit(rc)
