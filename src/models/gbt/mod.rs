@@ -230,8 +230,8 @@ struct Fitted {
     /// The held-out errors that chose the strategy, when it was chosen.
     #[serde(default)]
     strategy_choice: Option<serde_json::Value>,
-    /// Whether the choices above, the tree count and the held-out errors were carried from the
-    /// version this one refitted from (a warm start) rather than made on this fit's data.
+    /// Whether the target, strategy and covariate choices above were carried from the version
+    /// this one refitted from (a warm start) rather than made on this fit's data.
     #[serde(default)]
     carried: bool,
     #[serde(skip)]
@@ -428,8 +428,14 @@ impl Gbt {
     /// `horizon` periods (from every origin in or just before them, by the trees fitted without
     /// them) have the lowest weighted mean absolute scaled error. A strategy other than direct
     /// also gives the scaled errors per step there, for its quantiles.
-    fn strategy(&self, panel: &Panel, layout: &Layout, cats: &Categories, held_out: &HeldOut) -> StrategyPick {
-        let configured = self.config.strategy;
+    fn strategy(
+        &self,
+        configured: Strategy,
+        panel: &Panel,
+        layout: &Layout,
+        cats: &Categories,
+        held_out: &HeldOut,
+    ) -> StrategyPick {
         let unchosen = StrategyPick { strategy: configured, choice: None, errors: None };
         if configured == Strategy::Direct {
             return unchosen;
@@ -511,29 +517,26 @@ impl Gbt {
         let mut layout = Layout::for_panel(panel, self.config.season);
         let mut vocab = Vec::new();
         let cats = Categories::code(panel, &mut layout, &mut vocab, true);
-        if let Some(parent) = parent {
-            if layout.has_user() {
-                layout.user_off = parent.layout.user_off;
+        // A warm refit takes its parent's choices as they are (and says why they were made).
+        let carried = parent.is_some();
+        let (mut target, mut target_choice, mut selection, configured_strategy, carried_strategy_choice) = match parent
+        {
+            Some(p) => {
+                if layout.has_user() {
+                    layout.user_off = p.layout.user_off;
+                }
+                (p.target, p.target_choice, p.selection, p.strategy, p.strategy_choice)
             }
-            let rows = self.rows(panel, &layout, &cats);
-            enough_rows(&rows, panel)?;
-            let trees = parent.tree_counts(self.config.trees);
-            let fitted = Fitted { layout, vocab, carried: true, ..parent };
-            self.refit(&rows, fitted, &trees)?;
-            debug!(rows = rows.len(), "gbt refitted with the choices carried from its parent");
-            return Ok(FitReport::new(self.name(), panel));
-        }
+            None => (self.config.target, None, None, self.config.strategy, None),
+        };
         let mut rows = self.rows(panel, &layout, &cats);
         let h_max = self.config.horizon;
         let held = |&(s, o, h): &(usize, usize, usize)| o + h + h_max >= panel.values[s].len();
-        let mut selection = None;
-        // The target, when it is to be chosen, is chosen first (with every input), then the user's
-        // covariates are kept only when they help on the held-out periods with that target.
-        let mut target = self.config.target;
-        let mut target_choice = None;
         // Held-out predictions of the target and layout chosen, when the choices made them.
         let mut chosen: Option<HeldOut> = None;
-        {
+        // The target, when it is to be chosen, is chosen first (with every input), then the user's
+        // covariates are kept only when they help on the held-out periods with that target.
+        if !carried {
             let (calib, train): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|&r| held(&rows.index[r]));
             let enough = !calib.is_empty() && train.len() >= 10;
             if target == Target::Auto {
@@ -593,7 +596,7 @@ impl Gbt {
         let mut errors = vec![Vec::new(); h_max];
         let mut trees = vec![self.config.trees; target.parts().len()];
         let mut trees_card = None;
-        let (mut strategy, mut strategy_choice) = (self.config.strategy, None);
+        let (mut strategy, mut strategy_choice) = (configured_strategy, carried_strategy_choice.clone());
         if !calib.is_empty() && train.len() >= 10 {
             let held_out = match chosen.take() {
                 Some(h) => h,
@@ -610,8 +613,8 @@ impl Gbt {
                 "rule": if self.config.auto_trees { "lowest held-out error, in steps of 10" } else { "fixed" },
                 "held_out_mae": held_out.error,
             }));
-            let pick = self.strategy(panel, &layout, &cats, &held_out);
-            (strategy, strategy_choice) = (pick.strategy, pick.choice);
+            let pick = self.strategy(configured_strategy, panel, &layout, &cats, &held_out);
+            (strategy, strategy_choice) = (pick.strategy, pick.choice.or(carried_strategy_choice.clone()));
             match pick.errors {
                 Some(errs) => errors = errs,
                 None => {
@@ -647,7 +650,7 @@ impl Gbt {
             target_choice,
             strategy,
             strategy_choice,
-            carried: false,
+            carried,
             model: None,
             log_model: None,
         };
@@ -686,21 +689,6 @@ fn enough_rows(rows: &Rows, panel: &Panel) -> Result<()> {
         )));
     }
     Ok(())
-}
-
-impl Fitted {
-    /// The tree count of each part of the target, as chosen on the held-out periods (`most` when
-    /// it was not).
-    fn tree_counts(&self, most: usize) -> Vec<usize> {
-        let parts = self.target.parts().len();
-        let chosen = self.trees.as_ref().map(|t| &t["chosen"]);
-        let counts: Vec<usize> = match chosen {
-            Some(serde_json::Value::Number(n)) => n.as_u64().map(|n| vec![n as usize]).unwrap_or_default(),
-            Some(serde_json::Value::Array(a)) => a.iter().filter_map(|n| n.as_u64().map(|n| n as usize)).collect(),
-            _ => Vec::new(),
-        };
-        if counts.len() == parts { counts } else { vec![most; parts] }
-    }
 }
 
 /// The strategy kept, why, and its held-out errors per step when they replace the direct ones.
@@ -762,19 +750,18 @@ impl Forecaster for Gbt {
     }
 
     /// Refits the trees on `panel` keeping the choices of `parent` (a state this model saved at
-    /// an earlier cutoff): its target, strategy, user covariates kept or not, tree count and
-    /// held-out errors. What it skips are the held-out fits that made those choices (up to four
-    /// tree ensembles), so a warm refit costs one ensemble's fit; the choices are made again at
-    /// each full retrain. `epochs` does not apply: the trees are always fitted anew.
+    /// an earlier cutoff): its target, strategy and user covariates kept or not. What it skips
+    /// are the held-out fits that compared the alternatives (up to three tree ensembles); the
+    /// held-out fit of the target kept still runs, for this fit's tree count and the held-out
+    /// errors its quantiles come from (carried errors, from an older horizon's season, gave
+    /// intervals too wide). The choices are made again at each full retrain. `epochs` does not
+    /// apply: the trees are always fitted anew.
     fn fit_warm(&mut self, panel: &Panel, parent: &[u8], _epochs: usize) -> Result<Warm> {
         let Ok((config, fitted)) = serde_json::from_slice::<(GbtConfig, Fitted)>(parent) else {
             return Ok(Warm::Incompatible("the stored trees cannot be read".into()));
         };
         if (GbtConfig { threads: self.config.threads, ..config }) != self.config {
             return Ok(Warm::Incompatible("its configuration differs from the current one".into()));
-        }
-        if fitted.errors.len() != self.config.horizon || fitted.errors.iter().any(Vec::is_empty) {
-            return Ok(Warm::Incompatible("it has no held-out errors to carry".into()));
         }
         Ok(Warm::Continued(self.fit_with(panel, Some(fitted))?))
     }
@@ -872,7 +859,7 @@ impl Forecaster for Gbt {
             "tree_count": fitted.trees,
             "target": { "chosen": fitted.target.name(), "choice": fitted.target_choice },
             "strategy": { "chosen": fitted.strategy.name(), "choice": fitted.strategy_choice },
-            // The choices, tree count and held-out errors above come from the version this one
+            // The target, strategy and covariate choices above come from the version this one
             // refitted from, not from this fit's data.
             "choices_carried": fitted.carried,
         }))
@@ -1182,8 +1169,9 @@ mod tests {
         assert_ne!(direct.mean, recursive.mean, "the recursive forecast reads its own forecasts");
     }
 
-    /// A warm refit keeps its parent's choices and held-out errors (skipping the fits that made
-    /// them), learns from the newer data, and is refused a parent of another configuration.
+    /// A warm refit keeps its parent's choices (skipping the fits that made them), takes its tree
+    /// count and errors from its own held-out fit, learns from the newer data, and is refused a
+    /// parent of another configuration.
     #[test]
     fn a_warm_refit_carries_its_parents_choices_and_learns() {
         let horizon = 14;
@@ -1197,10 +1185,12 @@ mod tests {
         let (p, w) = (parent.card().unwrap(), warm.card().unwrap());
         assert_eq!(w["choices_carried"], true, "{w}");
         assert_eq!(p["choices_carried"], false);
-        for key in ["target", "tree_count", "strategy"] {
+        for key in ["target", "strategy", "user_covariates"] {
             assert_eq!(w[key], p[key], "{key} carried");
         }
-        assert_eq!(w["trees"], p["tree_count"]["chosen"], "the refit uses the count carried");
+        // The tree count and the quantiles' errors come from this fit's own held-out periods.
+        assert!(w["tree_count"]["held_out_mae"] != p["tree_count"]["held_out_mae"], "{w}");
+        assert_eq!(w["trees"], w["tree_count"]["chosen"], "the refit uses the count chosen on its held-out fit");
         let levels = [0.1, 0.5, 0.9];
         let forecast = warm.predict(&panel, horizon, &levels).unwrap();
         let naive = mae(&SeasonalNaive::new(7).predict(&panel, horizon, &levels).unwrap(), &actuals);
