@@ -52,8 +52,7 @@ fn tweedie_power() -> f64 {
 }
 
 /// What a warm start of the trees does (the lineage's words).
-pub const WARM_REFIT: &str =
-    "refitted with the target, strategy, covariate choice, tree count and held-out errors carried";
+pub const WARM_REFIT: &str = "refitted with the target, strategy and covariate choice carried";
 
 /// Least total weight (rows, weights averaging 1) in a leaf.
 const MIN_LEAF_WEIGHT: f32 = 20.0;
