@@ -87,9 +87,14 @@ impl Forecast {
 
     /// Copies series `s` of `other` (same horizon and levels) into this forecast.
     pub fn copy_series(&mut self, s: usize, other: &Forecast) {
+        self.copy_series_from(s, other, s);
+    }
+
+    /// Copies series `from` of `other` (same horizon and levels) into series `s` of this forecast.
+    pub fn copy_series_from(&mut self, s: usize, other: &Forecast, from: usize) {
         let (h, q) = (self.horizon, self.levels.len());
-        self.mean[s * h..(s + 1) * h].copy_from_slice(&other.mean[s * h..(s + 1) * h]);
-        self.quantiles[s * h * q..(s + 1) * h * q].copy_from_slice(&other.quantiles[s * h * q..(s + 1) * h * q]);
+        self.mean[s * h..(s + 1) * h].copy_from_slice(&other.mean[from * h..(from + 1) * h]);
+        self.quantiles[s * h * q..(s + 1) * h * q].copy_from_slice(&other.quantiles[from * h * q..(from + 1) * h * q]);
     }
 
     /// Sets series `s`, step `h`: the mean and the quantiles (sorted, floored at zero).

@@ -197,10 +197,8 @@ impl Forecaster for PerLevel {
                 return model.predict(panel, horizon, levels);
             }
             let part = model.predict(&panel.select(&series), horizon, levels)?;
-            let (h, q) = (horizon, levels.len());
             for (i, &s) in series.iter().enumerate() {
-                out.mean[s * h..(s + 1) * h].copy_from_slice(&part.mean[i * h..(i + 1) * h]);
-                out.quantiles[s * h * q..(s + 1) * h * q].copy_from_slice(&part.quantiles[i * h * q..(i + 1) * h * q]);
+                out.copy_series_from(s, &part, i);
             }
         }
         Ok(out)
