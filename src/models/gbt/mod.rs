@@ -22,6 +22,7 @@ pub mod levels;
 pub mod paths;
 pub mod tweedie;
 
+use chrono::NaiveDate;
 use forust_ml::objective::ObjectiveType;
 use forust_ml::{GradientBooster, Matrix};
 use serde::{Deserialize, Serialize};
@@ -233,6 +234,13 @@ struct Fitted {
     /// this one refitted from (a warm start) rather than made on this fit's data.
     #[serde(default)]
     carried: bool,
+    /// Trees per part of the target, as the held-out periods chose them.
+    #[serde(default)]
+    tree_counts: Vec<usize>,
+    /// The last period of the panel whose held-out periods gave the tree count and the errors
+    /// above (older than this fit's when a warm refit carried them).
+    #[serde(default)]
+    held_out_end: Option<NaiveDate>,
     #[serde(skip)]
     model: Option<GradientBooster>,
     #[serde(skip)]
@@ -516,8 +524,11 @@ impl Gbt {
         let mut layout = Layout::for_panel(panel, self.config.season);
         let mut vocab = Vec::new();
         let cats = Categories::code(panel, &mut layout, &mut vocab, true);
-        // A warm refit takes its parent's choices as they are (and says why they were made).
+        let h_max = self.config.horizon;
+        // A warm refit takes its parent's choices as they are (and says why they were made), and
+        // its held-out tree count and errors too when they come from nearly the same periods.
         let carried = parent.is_some();
+        let reuse = parent.as_ref().and_then(|p| HeldOutReuse::of(p, panel, h_max));
         let (mut target, mut target_choice, mut selection, configured_strategy, carried_strategy_choice) = match parent
         {
             Some(p) => {
@@ -529,7 +540,6 @@ impl Gbt {
             None => (self.config.target, None, None, self.config.strategy, None),
         };
         let mut rows = self.rows(panel, &layout, &cats);
-        let h_max = self.config.horizon;
         let held = |&(s, o, h): &(usize, usize, usize)| o + h + h_max >= panel.values[s].len();
         // Held-out predictions of the target and layout chosen, when the choices made them.
         let mut chosen: Option<HeldOut> = None;
@@ -596,7 +606,14 @@ impl Gbt {
         let mut trees = vec![self.config.trees; target.parts().len()];
         let mut trees_card = None;
         let (mut strategy, mut strategy_choice) = (configured_strategy, carried_strategy_choice.clone());
-        if !calib.is_empty() && train.len() >= 10 {
+        let mut held_out_end = None;
+        if let Some(reuse) = reuse {
+            // The parent's held-out periods overlap these almost entirely: its errors (of the
+            // strategy it forecasts with) and tree count stand, and only the final fit runs.
+            debug!(from = %reuse.end, "gbt: the held-out tree count and errors carried");
+            (errors, trees, trees_card, held_out_end) = (reuse.errors, reuse.trees, reuse.card, Some(reuse.end));
+        } else if !calib.is_empty() && train.len() >= 10 {
+            held_out_end = Some(panel.end);
             let held_out = match chosen.take() {
                 Some(h) => h,
                 None => self.held_out(&rows, &train, &calib, target)?,
@@ -650,6 +667,8 @@ impl Gbt {
             strategy,
             strategy_choice,
             carried,
+            tree_counts: trees.clone(),
+            held_out_end,
             model: None,
             log_model: None,
         };
@@ -676,6 +695,44 @@ impl Gbt {
         self.fitted = Some(fitted);
         Ok(())
     }
+}
+
+/// A parent's held-out tree count and errors, when a warm refit may keep them: they were measured
+/// on a panel that ends at most [`held_out_reuse_gap`] periods before this one (so both held-out
+/// horizons share at least three quarters of their periods), not later, and for every part of
+/// the target. A nightly refit carries them for a few nights, then measures them again.
+struct HeldOutReuse {
+    errors: Vec<Vec<f32>>,
+    trees: Vec<usize>,
+    card: Option<serde_json::Value>,
+    end: NaiveDate,
+}
+
+impl HeldOutReuse {
+    fn of(parent: &Fitted, panel: &Panel, horizon: usize) -> Option<Self> {
+        let end = parent.held_out_end?;
+        let days = (panel.end - end).num_days();
+        let period = panel.frequency.days();
+        let gap = days / period;
+        let fits = days >= 0
+            && days % period == 0
+            && gap as usize <= held_out_reuse_gap(horizon)
+            && parent.tree_counts.len() == parent.target.parts().len()
+            && parent.errors.len() == horizon
+            && parent.errors.iter().all(|e| !e.is_empty());
+        fits.then(|| Self {
+            errors: parent.errors.clone(),
+            trees: parent.tree_counts.clone(),
+            card: parent.trees.clone(),
+            end,
+        })
+    }
+}
+
+/// The most periods a warm refit's panel may end after the panel its parent's held-out periods
+/// were measured on, for it to keep them: a quarter of the horizon, at least one.
+fn held_out_reuse_gap(horizon: usize) -> usize {
+    (horizon / 4).max(1)
 }
 
 /// An error when there are too few rows to learn from.
@@ -750,11 +807,13 @@ impl Forecaster for Gbt {
 
     /// Refits the trees on `panel` keeping the choices of `parent` (a state this model saved at
     /// an earlier cutoff): its target, strategy and user covariates kept or not. What it skips
-    /// are the held-out fits that compared the alternatives (up to three tree ensembles); the
-    /// held-out fit of the target kept still runs, for this fit's tree count and the held-out
-    /// errors its quantiles come from (carried errors, from an older horizon's season, gave
-    /// intervals too wide). The choices are made again at each full retrain. `epochs` does not
-    /// apply: the trees are always fitted anew.
+    /// are the held-out fits that compared the alternatives (up to three tree ensembles). The
+    /// held-out fit of the target kept runs for this fit's tree count and the held-out errors
+    /// its quantiles come from, unless the parent measured them on a panel ending at most a
+    /// quarter of the horizon earlier (a nightly refit a few days on): then they are carried too
+    /// and only the final fit runs. Errors from an older horizon's season (a backtest window a
+    /// horizon back) gave intervals too wide, so those are measured again. The choices are made
+    /// again at each full retrain. `epochs` does not apply: the trees are always fitted anew.
     fn fit_warm(&mut self, panel: &Panel, parent: &[u8], _epochs: usize) -> Result<Warm> {
         let Ok((config, fitted)) = serde_json::from_slice::<(GbtConfig, Fitted)>(parent) else {
             return Ok(Warm::Incompatible("the stored trees cannot be read".into()));
@@ -861,6 +920,9 @@ impl Forecaster for Gbt {
             // The target, strategy and covariate choices above come from the version this one
             // refitted from, not from this fit's data.
             "choices_carried": fitted.carried,
+            // The last period of the panel the tree count and the quantiles' errors were measured
+            // on (before this fit's own end when a warm refit carried them).
+            "held_out_end": fitted.held_out_end,
         }))
     }
 
@@ -1173,6 +1235,51 @@ mod tests {
     /// A warm refit keeps its parent's choices (skipping the fits that made them), takes its tree
     /// count and errors from its own held-out fit, learns from the newer data, and is refused a
     /// parent of another configuration.
+    #[test]
+    fn a_refit_days_on_keeps_the_held_out_trees_and_errors_then_measures_them_again() {
+        let horizon = 14;
+        let (panel, actuals) = panel(24, 300, horizon);
+        let config = GbtConfig { trees: 60, ..GbtConfig::new(horizon, 7) };
+        let levels = [0.1, 0.5, 0.9];
+        let mut first = Gbt::new(config.clone());
+        let at = |back: usize| panel.cut(back).0;
+        first.fit(&at(5)).unwrap();
+        // Two days on (within a quarter of the horizon): only the final fit runs.
+        let mut second = Gbt::new(config.clone());
+        assert!(matches!(second.fit_warm(&at(3), &first.save().unwrap(), 4).unwrap(), Warm::Continued(_)));
+        let (a, b) = (first.card().unwrap(), second.card().unwrap());
+        assert_eq!(a["held_out_end"], serde_json::json!(at(5).end), "{a}");
+        assert_eq!(b["held_out_end"], a["held_out_end"], "carried: {b}");
+        assert_eq!(b["tree_count"], a["tree_count"]);
+        assert_eq!(b["trees"], a["trees"]);
+        assert_eq!(second.fitted.as_ref().unwrap().errors, first.fitted.as_ref().unwrap().errors);
+        assert_ne!(
+            second.predict(&at(3), horizon, &levels).unwrap(),
+            first.predict(&at(3), horizon, &levels).unwrap(),
+            "the trees are refitted on the newer data"
+        );
+        // Five days past the measured periods: measured again on this panel.
+        let mut third = Gbt::new(config.clone());
+        let stored = second.save().unwrap();
+        assert!(matches!(third.fit_warm(&panel, &stored, 4).unwrap(), Warm::Continued(_)));
+        let c = third.card().unwrap();
+        assert_eq!(c["held_out_end"], serde_json::json!(panel.end), "{c}");
+        assert_ne!(c["tree_count"]["held_out_mae"], b["tree_count"]["held_out_mae"]);
+        let forecast = third.predict(&panel, horizon, &levels).unwrap();
+        let naive = mae(&SeasonalNaive::new(7).predict(&panel, horizon, &levels).unwrap(), &actuals);
+        assert!(mae(&forecast, &actuals) < 0.7 * naive);
+        // A carried refit is as deterministic and storable as any.
+        let mut again = Gbt::new(config.clone());
+        again.fit_warm(&at(3), &first.save().unwrap(), 4).unwrap();
+        assert_eq!(again.predict(&at(3), horizon, &levels).unwrap(), second.predict(&at(3), horizon, &levels).unwrap());
+        let mut restored = Gbt::new(GbtConfig::new(1, 1));
+        restored.load(&stored).unwrap();
+        assert_eq!(
+            restored.predict(&at(3), horizon, &levels).unwrap(),
+            second.predict(&at(3), horizon, &levels).unwrap()
+        );
+    }
+
     #[test]
     fn a_warm_refit_carries_its_parents_choices_and_learns() {
         let horizon = 14;
