@@ -436,9 +436,9 @@ impl Gbt {
         self.train_watching(rows, keep, trees, target, None)
     }
 
-    /// [`Gbt::train`], stopping early (squared-loss targets) when `watch`'s rows (their
-    /// column-major matrix and indices) have not seen their weighted squared error fall for [`STOP_AFTER`] trees. The
-    /// booster keeps every tree grown and predicts with all of them.
+    /// [`Gbt::train`], stopping early when `watch`'s rows (their column-major matrix and
+    /// indices) have not seen their weighted loss (squared error, or the Tweedie deviance) fall
+    /// for [`STOP_AFTER`] trees. The booster keeps every tree grown and predicts with all of them.
     fn train_watching(
         &self,
         rows: &Rows,
@@ -456,18 +456,23 @@ impl Gbt {
         let weight: Vec<f64> = keep.iter().map(|&r| rows.weight[r] * norm).collect();
         let matrix = Matrix::new(&data, keep.len(), rows.width);
         let mut booster = self.booster(trees);
+        let watched = watch.map(|(data, at)| {
+            let y: Vec<f64> = at.iter().map(|&r| target_kind.forward(rows.target[r])).collect();
+            let w: Vec<f64> = at.iter().map(|&r| rows.weight[r]).collect();
+            (Matrix::new(data, at.len(), rows.width), y, w)
+        });
+        let tweedie = |booster: GradientBooster, power: f64| {
+            let watch =
+                watched.as_ref().map(|(data, y, weight)| tweedie::Watch { data, y, weight, stop_after: STOP_AFTER });
+            tweedie::fit_watching(booster, &matrix, &target, &weight, power, watch)
+        };
         match target_kind {
-            Target::Tweedie => tweedie::fit(booster, &matrix, &target, &weight, self.config.tweedie_power),
-            Target::Poisson => tweedie::fit(booster, &matrix, &target, &weight, 1.0),
+            Target::Tweedie => tweedie(booster, self.config.tweedie_power),
+            Target::Poisson => tweedie(booster, 1.0),
             _ => {
-                let watched = watch.map(|(data, at)| {
-                    let y: Vec<f64> = at.iter().map(|&r| target_kind.forward(rows.target[r])).collect();
-                    let w: Vec<f64> = at.iter().map(|&r| rows.weight[r]).collect();
-                    (data, at.len(), y, w)
+                let evaluation = watched.as_ref().map(|(data, y, w)| {
+                    vec![(Matrix::new(data.data, data.rows, data.cols), y.as_slice(), w.as_slice())]
                 });
-                let evaluation = watched
-                    .as_ref()
-                    .map(|(data, n, y, w)| vec![(Matrix::new(data, *n, rows.width), y.as_slice(), w.as_slice())]);
                 if evaluation.is_some() {
                     booster = booster
                         .set_evaluation_metric(Some(Metric::RootMeanSquaredError))

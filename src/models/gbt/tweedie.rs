@@ -34,11 +34,36 @@ pub fn mean(score: f64) -> f64 {
 /// weight (a hessian sum, as in `forust-ml`), bins and threads, to non-negative targets `y` with
 /// weights `weight` under the Tweedie deviance of `power` (in `[1, 2)`).
 pub fn fit(
+    booster: GradientBooster,
+    data: &Matrix<f64>,
+    y: &[f64],
+    weight: &[f64],
+    power: f64,
+) -> Result<GradientBooster> {
+    fit_watching(booster, data, y, weight, power, None)
+}
+
+/// Rows the deviance is watched on while trees are added: growing stops once it has not fallen
+/// for `stop_after` trees (the booster keeps every tree grown).
+pub struct Watch<'a> {
+    /// The watched rows' columns.
+    pub data: &'a Matrix<'a, f64>,
+    /// Their values (non-negative).
+    pub y: &'a [f64],
+    /// Their weights.
+    pub weight: &'a [f64],
+    /// Trees grown past the lowest deviance before growing stops.
+    pub stop_after: usize,
+}
+
+/// [`fit`], stopping early on the deviance of the `watch` rows.
+pub fn fit_watching(
     mut booster: GradientBooster,
     data: &Matrix<f64>,
     y: &[f64],
     weight: &[f64],
     power: f64,
+    watch: Option<Watch<'_>>,
 ) -> Result<GradientBooster> {
     if !(1.0..2.0).contains(&power) {
         return Err(Error::data(format!("gbt: the Tweedie power must be in [1, 2), got {power}")));
@@ -56,7 +81,7 @@ pub fn fit(
         ),
         _ => None,
     };
-    let run = |booster: &mut GradientBooster| grow(booster, data, y, weight, power);
+    let run = |booster: &mut GradientBooster| grow(booster, data, y, weight, power, watch.as_ref());
     match pool {
         Some(pool) => pool.install(|| run(&mut booster))?,
         None => run(&mut booster)?,
@@ -64,7 +89,14 @@ pub fn fit(
     Ok(booster)
 }
 
-fn grow(booster: &mut GradientBooster, data: &Matrix<f64>, y: &[f64], weight: &[f64], power: f64) -> Result<()> {
+fn grow(
+    booster: &mut GradientBooster,
+    data: &Matrix<f64>,
+    y: &[f64],
+    weight: &[f64],
+    power: f64,
+    watch: Option<&Watch<'_>>,
+) -> Result<()> {
     let total: f64 = weight.iter().sum();
     let weighted: f64 = y.iter().zip(weight).map(|(v, w)| v * w).sum();
     // The weighted mean, floored so an all-zero sample still has a finite start.
@@ -86,7 +118,10 @@ fn grow(booster: &mut GradientBooster, data: &Matrix<f64>, y: &[f64], weight: &[
     let columns: Vec<usize> = (0..data.cols).collect();
     let mut score = vec![booster.base_score; y.len()];
     let (mut grad, mut hess) = (vec![0f32; y.len()], vec![0f32; y.len()]);
-    for _ in 0..booster.iterations {
+    let mut watched = watch.map(|w| vec![booster.base_score; w.y.len()]);
+    // The lowest watched deviance and the tree count that reached it.
+    let mut best: Option<(f64, usize)> = None;
+    for i in 0..booster.iterations {
         for (i, (&s, (&v, &w))) in score.iter().zip(y.iter().zip(weight)).enumerate() {
             let (g, h) = gradient(v, s, power);
             grad[i] = (w * g) as f32;
@@ -110,9 +145,38 @@ fn grow(booster: &mut GradientBooster, data: &Matrix<f64>, y: &[f64], weight: &[
         for (s, step) in score.iter_mut().zip(tree.predict(data, booster.parallel, &booster.missing)) {
             *s = (*s + step).min(MAX_SCORE);
         }
+        let stop = match (watch, watched.as_mut()) {
+            (Some(w), Some(held)) => {
+                for (s, step) in held.iter_mut().zip(tree.predict(w.data, booster.parallel, &booster.missing)) {
+                    *s = (*s + step).min(MAX_SCORE);
+                }
+                let loss: f64 =
+                    held.iter().zip(w.y.iter().zip(w.weight)).map(|(&s, (&v, &wt))| wt * deviance(v, s, power)).sum();
+                match best {
+                    Some((b, at)) if loss >= b => i - at >= w.stop_after,
+                    _ => {
+                        best = Some((loss, i));
+                        false
+                    }
+                }
+            }
+            _ => false,
+        };
         booster.trees.push(tree);
+        if stop {
+            break;
+        }
     }
     Ok(())
+}
+
+/// The Tweedie deviance of `power` at the score `s` (log of the mean) for the value `y`, up to
+/// terms that do not depend on `s` (enough to compare scores).
+fn deviance(y: f64, s: f64, power: f64) -> f64 {
+    if power == 1.0 {
+        return s.min(MAX_SCORE).exp() - y * s;
+    }
+    -y * ((1.0 - power) * s).exp() / (1.0 - power) + ((2.0 - power) * s).exp() / (2.0 - power)
 }
 
 /// The gradient and hessian of the Tweedie deviance of `power` at the score `s` (log of the
@@ -177,6 +241,20 @@ mod tests {
         let p = many.predict(&Matrix::new(&[0.0, 1.0], 2, 1), false);
         let (low, high) = (mean(p[0]), mean(p[1]));
         assert!((low - 0.2).abs() < 0.1 && (high - 6.0).abs() < 0.6, "means {low:.3} and {high:.3}");
+        // With a column of noise to overfit, the deviance of other rows drawn alike stops falling
+        // and growing stops long before 2,000 trees.
+        let half = n / 2;
+        let noise: Vec<f64> = (0..n).map(|i| ((i * 7919) % 1000) as f64).collect();
+        let columns = |from: usize| -> Vec<f64> {
+            x[from..from + half].iter().chain(&noise[from..from + half]).copied().collect()
+        };
+        let (fit_rows, held_rows) = (columns(0), columns(half));
+        let watch =
+            Watch { data: &Matrix::new(&held_rows, half, 2), y: &y[half..], weight: &weight[half..], stop_after: 5 };
+        let watched =
+            fit_watching(shell(2_000), &Matrix::new(&fit_rows, half, 2), &y[..half], &weight[..half], 1.0, Some(watch))
+                .unwrap();
+        assert!(watched.trees.len() < 500, "stopped after {} trees", watched.trees.len());
         let tweedie = fit(shell(40), &data, &y, &weight, 1.5).unwrap();
         let p = tweedie.predict(&Matrix::new(&[0.0, 1.0], 2, 1), false);
         assert!(mean(p[0]) < 0.4 && (mean(p[1]) - 6.0).abs() < 0.8, "{p:?}");
