@@ -56,8 +56,9 @@ fn tweedie_power() -> f64 {
 /// What a warm start of the trees does (the lineage's words).
 pub const WARM_REFIT: &str = "refitted with the target, strategy and covariate choice carried";
 
-/// Trees grown past the last fall of the held-out squared error before a fit that chooses its
-/// tree count stops (the count is then chosen, in steps of 10, among the trees grown).
+/// Trees grown past the last fall of the held-out loss (squared error, or the Tweedie deviance)
+/// before a fit that chooses its tree count stops (the count is then chosen, in steps of 10, among
+/// the trees grown).
 const STOP_AFTER: usize = 50;
 
 /// Least total weight (rows, weights averaging 1) in a leaf.
