@@ -465,7 +465,7 @@ impl Gbt {
         let tweedie = |booster: GradientBooster, power: f64| {
             let watch =
                 watched.as_ref().map(|(data, y, weight)| tweedie::Watch { data, y, weight, stop_after: STOP_AFTER });
-            tweedie::fit_watching(booster, &matrix, &target, &weight, power, watch)
+            tweedie::fit(booster, &matrix, &target, &weight, power, watch)
         };
         match target_kind {
             Target::Tweedie => tweedie(booster, self.config.tweedie_power),

@@ -30,19 +30,6 @@ pub fn mean(score: f64) -> f64 {
     score.min(MAX_SCORE).exp()
 }
 
-/// Fits `booster`'s number of trees, with its depth, learning rate, regularisation, least leaf
-/// weight (a hessian sum, as in `forust-ml`), bins and threads, to non-negative targets `y` with
-/// weights `weight` under the Tweedie deviance of `power` (in `[1, 2)`).
-pub fn fit(
-    booster: GradientBooster,
-    data: &Matrix<f64>,
-    y: &[f64],
-    weight: &[f64],
-    power: f64,
-) -> Result<GradientBooster> {
-    fit_watching(booster, data, y, weight, power, None)
-}
-
 /// Rows the deviance is watched on while trees are added: growing stops once it has not fallen
 /// for `stop_after` trees (the booster keeps every tree grown).
 pub struct Watch<'a> {
@@ -56,8 +43,11 @@ pub struct Watch<'a> {
     pub stop_after: usize,
 }
 
-/// [`fit`], stopping early on the deviance of the `watch` rows.
-pub fn fit_watching(
+/// Fits `booster`'s number of trees, with its depth, learning rate, regularisation, least leaf
+/// weight (a hessian sum, as in `forust-ml`), bins and threads, to non-negative targets `y` with
+/// weights `weight` under the Tweedie deviance of `power` (in `[1, 2)`).
+/// With `watch`, growing stops early on the deviance of the watched rows.
+pub fn fit(
     mut booster: GradientBooster,
     data: &Matrix<f64>,
     y: &[f64],
@@ -121,7 +111,7 @@ fn grow(
     let mut watched = watch.map(|w| vec![booster.base_score; w.y.len()]);
     // The lowest watched deviance and the tree count that reached it.
     let mut best: Option<(f64, usize)> = None;
-    for i in 0..booster.iterations {
+    for round in 0..booster.iterations {
         for (i, (&s, (&v, &w))) in score.iter().zip(y.iter().zip(weight)).enumerate() {
             let (g, h) = gradient(v, s, power);
             grad[i] = (w * g) as f32;
@@ -153,9 +143,9 @@ fn grow(
                 let loss: f64 =
                     held.iter().zip(w.y.iter().zip(w.weight)).map(|(&s, (&v, &wt))| wt * deviance(v, s, power)).sum();
                 match best {
-                    Some((b, at)) if loss >= b => i - at >= w.stop_after,
+                    Some((b, at)) if loss >= b => round - at >= w.stop_after,
                     _ => {
-                        best = Some((loss, i));
+                        best = Some((loss, round));
                         false
                     }
                 }
@@ -235,8 +225,8 @@ mod tests {
             let p = booster.predict(&data, false);
             y.iter().zip(&p).map(|(y, s)| mean(*s) - y * s).sum::<f64>() / n as f64
         };
-        let few = fit(shell(2), &data, &y, &weight, 1.0).unwrap();
-        let many = fit(shell(40), &data, &y, &weight, 1.0).unwrap();
+        let few = fit(shell(2), &data, &y, &weight, 1.0, None).unwrap();
+        let many = fit(shell(40), &data, &y, &weight, 1.0, None).unwrap();
         assert!(deviance(&many) < deviance(&few), "the deviance falls as trees are added");
         let p = many.predict(&Matrix::new(&[0.0, 1.0], 2, 1), false);
         let (low, high) = (mean(p[0]), mean(p[1]));
@@ -252,10 +242,9 @@ mod tests {
         let watch =
             Watch { data: &Matrix::new(&held_rows, half, 2), y: &y[half..], weight: &weight[half..], stop_after: 5 };
         let watched =
-            fit_watching(shell(2_000), &Matrix::new(&fit_rows, half, 2), &y[..half], &weight[..half], 1.0, Some(watch))
-                .unwrap();
+            fit(shell(2_000), &Matrix::new(&fit_rows, half, 2), &y[..half], &weight[..half], 1.0, Some(watch)).unwrap();
         assert!(watched.trees.len() < 500, "stopped after {} trees", watched.trees.len());
-        let tweedie = fit(shell(40), &data, &y, &weight, 1.5).unwrap();
+        let tweedie = fit(shell(40), &data, &y, &weight, 1.5, None).unwrap();
         let p = tweedie.predict(&Matrix::new(&[0.0, 1.0], 2, 1), false);
         assert!(mean(p[0]) < 0.4 && (mean(p[1]) - 6.0).abs() < 0.8, "{p:?}");
     }
@@ -264,9 +253,9 @@ mod tests {
     fn negative_targets_and_a_power_outside_the_range_are_refused() {
         let data = Matrix::new(&[0.0, 1.0], 2, 1);
         let shell = GradientBooster::default;
-        let err = fit(shell(), &data, &[1.0, -1.0], &[1.0, 1.0], 1.5).err().unwrap().to_string();
+        let err = fit(shell(), &data, &[1.0, -1.0], &[1.0, 1.0], 1.5, None).err().unwrap().to_string();
         assert!(err.contains("non-negative"), "{err}");
-        let err = fit(shell(), &data, &[1.0, 1.0], &[1.0, 1.0], 2.5).err().unwrap().to_string();
+        let err = fit(shell(), &data, &[1.0, 1.0], &[1.0, 1.0], 2.5, None).err().unwrap().to_string();
         assert!(err.contains("power"), "{err}");
     }
 }
