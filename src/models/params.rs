@@ -136,6 +136,10 @@ pub struct GbtParams {
     pub learning_rate: Option<f32>,
     /// Depth per tree.
     pub max_depth: Option<usize>,
+    /// Share of the columns each tree may split on, in (0, 1].
+    pub colsample: Option<f64>,
+    /// Share of the training rows each tree is grown on, in (0, 1].
+    pub subsample: Option<f64>,
     /// Most training rows.
     pub max_rows: Option<usize>,
     /// Periods between training origins (0: fit `max-rows`).
@@ -171,6 +175,13 @@ impl GbtParams {
             && !(r.is_finite() && r > 0.0 && r <= 1.0)
         {
             return Err(invalid("model.gbt.learning-rate", format!("must be in (0, 1], got {r}")));
+        }
+        for (key, v) in [("colsample", self.colsample), ("subsample", self.subsample)] {
+            if let Some(share) = v
+                && !(share.is_finite() && share > 0.0 && share <= 1.0)
+            {
+                return Err(invalid(&format!("model.gbt.{key}"), format!("must be in (0, 1], got {share}")));
+            }
         }
         for (key, v) in [("trees", self.trees), ("max-depth", self.max_depth)] {
             if v == Some(0) {
@@ -209,6 +220,8 @@ impl GbtParams {
         c.strategy = self.strategy.unwrap_or(c.strategy);
         c.learning_rate = self.learning_rate.unwrap_or(c.learning_rate);
         c.max_depth = self.max_depth.unwrap_or(c.max_depth);
+        c.colsample = self.colsample.unwrap_or(c.colsample);
+        c.subsample = self.subsample.unwrap_or(c.subsample);
         c.max_rows = self.max_rows.unwrap_or(c.max_rows);
         c.stride = self.stride.unwrap_or(c.stride);
         c.volume_weighting = self.volume_weighting.unwrap_or(c.volume_weighting);
@@ -414,6 +427,15 @@ mod tests {
         assert!(err.contains("model.calibration.models") && err.contains("`gbt`"), "{err}");
         let p: ModelParams = toml::from_str("[gbt]\ntweedie-power = 2.0\n").unwrap();
         assert!(p.validate().unwrap_err().to_string().contains("model.gbt.tweedie-power"));
+        for bad in ["colsample = 0.0", "subsample = 1.5"] {
+            let p: ModelParams = toml::from_str(&format!("[gbt]\n{bad}\n")).unwrap();
+            let err = p.validate().unwrap_err().to_string();
+            assert!(err.contains(&format!("model.gbt.{}", &bad[..9])) && err.contains("(0, 1]"), "{err}");
+        }
+        let p: ModelParams = toml::from_str("[gbt]\ncolsample = 0.5\nsubsample = 0.7\n").unwrap();
+        p.validate().unwrap();
+        let c = p.gbt.apply(GbtConfig::new(7, 7));
+        assert_eq!((c.colsample, c.subsample), (0.5, 0.7));
         let p: ModelParams = toml::from_str("[gbt]\nper = \"store\"\n").unwrap();
         let err = p.validate().unwrap_err().to_string();
         assert!(err.contains("model.gbt.per") && err.contains("`store`"), "{err}");

@@ -25,6 +25,7 @@ pub mod tweedie;
 use chrono::NaiveDate;
 use forust_ml::metric::Metric;
 use forust_ml::objective::ObjectiveType;
+use forust_ml::sampler::SampleMethod;
 use forust_ml::{GradientBooster, Matrix};
 use serde::{Deserialize, Serialize};
 use tracing::{debug, info_span};
@@ -159,6 +160,12 @@ pub struct GbtConfig {
     pub learning_rate: f32,
     /// Depth of each tree.
     pub max_depth: usize,
+    /// Share of the columns each tree may split on, drawn per tree (1: every column).
+    #[serde(default = "whole")]
+    pub colsample: f64,
+    /// Share of the training rows each tree is grown on, drawn per tree (1: every row).
+    #[serde(default = "whole")]
+    pub subsample: f64,
     /// Most training rows (series × origins × steps); the most recent origins are kept.
     pub max_rows: usize,
     /// Origins are taken every `stride` periods (0: chosen so the rows fit `max-rows`).
@@ -186,6 +193,8 @@ impl GbtConfig {
             strategy: Strategy::Direct,
             learning_rate: 0.1,
             max_depth: 6,
+            colsample: 1.0,
+            subsample: 1.0,
             max_rows: 1_000_000,
             stride: 0,
             volume_weighting: true,
@@ -251,6 +260,10 @@ struct Fitted {
     model: Option<GradientBooster>,
     #[serde(skip)]
     log_model: Option<GradientBooster>,
+}
+
+fn whole() -> f64 {
+    1.0
 }
 
 fn ratio() -> Target {
@@ -358,6 +371,9 @@ impl Gbt {
             .set_learning_rate(self.config.learning_rate)
             .set_max_depth(self.config.max_depth)
             .set_min_leaf_weight(MIN_LEAF_WEIGHT)
+            .set_colsample_bytree(self.config.colsample)
+            .set_subsample(self.config.subsample as f32)
+            .set_sample_method(if self.config.subsample < 1.0 { SampleMethod::Random } else { SampleMethod::None })
             .set_initialize_base_score(true)
             .set_parallel(self.config.threads != 1)
             .set_num_threads((self.config.threads > 1).then_some(self.config.threads))
@@ -1245,6 +1261,30 @@ mod tests {
         assert!(grown < most / 2, "stopped early: {card}");
         assert!(chosen <= grown && chosen > 0, "{card}");
         assert_eq!(card["trees"].as_u64().unwrap() as usize, chosen);
+    }
+
+    /// Trees grown on a share of the columns and rows, under squared loss and under the Tweedie
+    /// deviance, still learn; the draws come from the seed, so a second fit forecasts the same,
+    /// and they are in effect (the forecast differs from the unsampled trees').
+    #[test]
+    fn trees_on_sampled_columns_and_rows_learn_and_repeat_for_a_seed() {
+        let horizon = 14;
+        let (panel, actuals) = panel(24, 300, horizon);
+        let levels = [0.1, 0.5, 0.9];
+        let naive = mae(&SeasonalNaive::new(7).predict(&panel, horizon, &levels).unwrap(), &actuals);
+        for target in [Target::Ratio, Target::Tweedie] {
+            let config = GbtConfig { trees: 100, target, ..GbtConfig::new(horizon, 7) };
+            let sampled = GbtConfig { colsample: 0.5, subsample: 0.7, ..config.clone() };
+            let mut gbt = Gbt::new(sampled.clone());
+            gbt.fit(&panel).unwrap();
+            let forecast = learns_and_reloads(&gbt, &panel, &actuals, naive, &format!("{target:?} sampled"));
+            let mut again = Gbt::new(sampled);
+            again.fit(&panel).unwrap();
+            assert_eq!(again.predict(&panel, horizon, &levels).unwrap(), forecast, "{target:?}: same seed");
+            let mut whole = Gbt::new(config);
+            whole.fit(&panel).unwrap();
+            assert_ne!(whole.predict(&panel, horizon, &levels).unwrap(), forecast, "{target:?}: sampling is used");
+        }
     }
 
     /// Every target learns; with `auto` the one kept is the one with the lowest held-out error,

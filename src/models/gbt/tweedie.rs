@@ -15,6 +15,9 @@ use forust_ml::sampler::SampleMethod;
 use forust_ml::splitter::MissingImputerSplitter;
 use forust_ml::tree::Tree;
 use forust_ml::{GradientBooster, Matrix};
+use rand::seq::index;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
 
 use crate::error::{Error, Result};
 
@@ -44,7 +47,8 @@ pub struct Watch<'a> {
 }
 
 /// Fits `booster`'s number of trees, with its depth, learning rate, regularisation, least leaf
-/// weight (a hessian sum, as in `forust-ml`), bins and threads, to non-negative targets `y` with
+/// weight (a hessian sum, as in `forust-ml`), bins, threads, and its column and row sampling
+/// (`colsample_bytree`, and `subsample` when its sample method is random; drawn from its seed), to non-negative targets `y` with
 /// weights `weight` under the Tweedie deviance of `power` (in `[1, 2)`).
 /// With `watch`, growing stops early on the deviance of the watched rows.
 pub fn fit(
@@ -106,6 +110,10 @@ fn grow(
         ConstraintMap::new(),
     );
     let columns: Vec<usize> = (0..data.cols).collect();
+    let mut rng = ChaCha8Rng::seed_from_u64(booster.seed);
+    let sampled_columns = ((data.cols as f64 * booster.colsample_bytree).floor() as usize).clamp(1, data.cols);
+    let subsample = (booster.sample_method == SampleMethod::Random && booster.subsample < 1.0)
+        .then_some(f64::from(booster.subsample));
     let mut score = vec![booster.base_score; y.len()];
     let (mut grad, mut hess) = (vec![0f32; y.len()], vec![0f32; y.len()]);
     let mut watched = watch.map(|w| vec![booster.base_score; w.y.len()]);
@@ -117,11 +125,25 @@ fn grow(
             grad[i] = (w * g) as f32;
             hess[i] = (w * h) as f32;
         }
+        // This tree's columns and rows, as `forust-ml` samples them for its own losses.
+        let tree_columns = if sampled_columns < data.cols {
+            let mut picked = index::sample(&mut rng, data.cols, sampled_columns).into_vec();
+            picked.sort_unstable();
+            picked
+        } else {
+            columns.clone()
+        };
+        let (rows, method) = match subsample {
+            Some(share) => {
+                (bins.index.iter().copied().filter(|_| rng.random::<f64>() < share).collect(), SampleMethod::Random)
+            }
+            None => (bins.index.clone(), SampleMethod::None),
+        };
         let mut tree = Tree::new();
         tree.fit(
             &bins,
-            bins.index.clone(),
-            &columns,
+            rows,
+            &tree_columns,
             &binned.cuts,
             &grad,
             &hess,
@@ -129,7 +151,7 @@ fn grow(
             booster.max_leaves,
             booster.max_depth,
             booster.parallel,
-            &SampleMethod::None,
+            &method,
             &booster.grow_policy,
         );
         for (s, step) in score.iter_mut().zip(tree.predict(data, booster.parallel, &booster.missing)) {
