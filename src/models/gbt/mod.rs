@@ -62,6 +62,12 @@ pub const WARM_REFIT: &str = "refitted with the target, strategy and covariate c
 /// the trees grown).
 const STOP_AFTER: usize = 50;
 
+/// The share of the columns each tree splits on by default. Measured on the held-out periods
+/// (the last horizon before each cutoff, inside the training data) of the Walmart and demo
+/// backtests, half the columns tied with all of them (weighted errors summed over the windows
+/// within 0.2%, one a little lower, one a little higher), and the fits took 30 to 40% less time.
+const COLSAMPLE: f64 = 0.5;
+
 /// Least total weight (rows, weights averaging 1) in a leaf.
 const MIN_LEAF_WEIGHT: f32 = 20.0;
 
@@ -160,7 +166,8 @@ pub struct GbtConfig {
     pub learning_rate: f32,
     /// Depth of each tree.
     pub max_depth: usize,
-    /// Share of the columns each tree may split on, drawn per tree (1: every column).
+    /// Share of the columns each tree may split on, drawn per tree (1: every column; models
+    /// stored before the setting existed read every column).
     #[serde(default = "whole")]
     pub colsample: f64,
     /// Share of the training rows each tree is grown on, drawn per tree (1: every row).
@@ -193,7 +200,7 @@ impl GbtConfig {
             strategy: Strategy::Direct,
             learning_rate: 0.1,
             max_depth: 6,
-            colsample: 1.0,
+            colsample: COLSAMPLE,
             subsample: 1.0,
             max_rows: 1_000_000,
             stride: 0,
@@ -1275,6 +1282,7 @@ mod tests {
         for target in [Target::Ratio, Target::Tweedie] {
             let config = GbtConfig { trees: 100, target, ..GbtConfig::new(horizon, 7) };
             let sampled = GbtConfig { colsample: 0.5, subsample: 0.7, ..config.clone() };
+            let config = GbtConfig { colsample: 1.0, subsample: 1.0, ..config };
             let mut gbt = Gbt::new(sampled.clone());
             gbt.fit(&panel).unwrap();
             let forecast = learns_and_reloads(&gbt, &panel, &actuals, naive, &format!("{target:?} sampled"));
