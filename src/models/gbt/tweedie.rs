@@ -48,8 +48,9 @@ pub struct Watch<'a> {
 
 /// Fits `booster`'s number of trees, with its depth, learning rate, regularisation, least leaf
 /// weight (a hessian sum, as in `forust-ml`), bins, threads, and its column and row sampling
-/// (`colsample_bytree`, and `subsample` when its sample method is random; drawn from its seed), to non-negative targets `y` with
-/// weights `weight` under the Tweedie deviance of `power` (in `[1, 2)`).
+/// (`colsample_bytree`, and `subsample` when its sample method is random; drawn from its seed),
+/// to non-negative targets `y` with weights `weight` under the Tweedie deviance of `power` (in
+/// `[1, 2)`).
 /// With `watch`, growing stops early on the deviance of the watched rows.
 pub fn fit(
     mut booster: GradientBooster,
