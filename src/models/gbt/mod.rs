@@ -1094,6 +1094,11 @@ mod tests {
         forecast
     }
 
+    /// Seasonal naive's (weekly) MAE over the horizon of `actuals`: the baseline a model must beat.
+    pub(super) fn naive_mae(panel: &Panel, actuals: &[Vec<f32>]) -> f64 {
+        mae(&SeasonalNaive::new(7).predict(panel, actuals[0].len(), &[0.1, 0.5, 0.9]).unwrap(), actuals)
+    }
+
     pub(super) fn mae(f: &Forecast, actuals: &[Vec<f32>]) -> f64 {
         let mut sum = 0.0;
         for (s, a) in actuals.iter().enumerate() {
@@ -1278,7 +1283,7 @@ mod tests {
         let horizon = 14;
         let (panel, actuals) = panel(24, 300, horizon);
         let levels = [0.1, 0.5, 0.9];
-        let naive = mae(&SeasonalNaive::new(7).predict(&panel, horizon, &levels).unwrap(), &actuals);
+        let naive = naive_mae(&panel, &actuals);
         for target in [Target::Ratio, Target::Tweedie] {
             let config = GbtConfig { trees: 100, target, ..GbtConfig::new(horizon, 7) };
             let sampled = GbtConfig { colsample: 0.5, subsample: 0.7, ..config.clone() };
@@ -1301,8 +1306,7 @@ mod tests {
     fn the_target_is_chosen_on_the_held_out_periods_and_either_learns() {
         let horizon = 14;
         let (panel, actuals) = panel(24, 300, horizon);
-        let levels = [0.1, 0.5, 0.9];
-        let naive = mae(&SeasonalNaive::new(7).predict(&panel, horizon, &levels).unwrap(), &actuals);
+        let naive = naive_mae(&panel, &actuals);
         let mut auto = Gbt::new(GbtConfig { trees: 100, ..GbtConfig::new(horizon, 7) });
         auto.fit(&panel).unwrap();
         let card = auto.card().unwrap();
@@ -1328,8 +1332,7 @@ mod tests {
     fn the_strategy_is_chosen_on_the_held_out_periods_and_each_learns() {
         let horizon = 14;
         let (panel, actuals) = panel(24, 300, horizon);
-        let levels = [0.1, 0.5, 0.9];
-        let naive = mae(&SeasonalNaive::new(7).predict(&panel, horizon, &levels).unwrap(), &actuals);
+        let naive = naive_mae(&panel, &actuals);
         let config = |strategy| GbtConfig { trees: 100, target: Target::Ratio, strategy, ..GbtConfig::new(horizon, 7) };
         let mut auto = Gbt::new(config(Strategy::Auto));
         auto.fit(&panel).unwrap();
@@ -1396,7 +1399,7 @@ mod tests {
         assert_eq!(c["held_out_end"], serde_json::json!(panel.end), "{c}");
         assert_ne!(c["tree_count"]["held_out_mae"], b["tree_count"]["held_out_mae"]);
         let forecast = third.predict(&panel, horizon, &levels).unwrap();
-        let naive = mae(&SeasonalNaive::new(7).predict(&panel, horizon, &levels).unwrap(), &actuals);
+        let naive = naive_mae(&panel, &actuals);
         assert!(mae(&forecast, &actuals) < 0.7 * naive);
         // A carried refit is as deterministic and storable as any.
         let mut again = Gbt::new(config.clone());
@@ -1431,7 +1434,7 @@ mod tests {
         assert_eq!(w["trees"], w["tree_count"]["chosen"], "the refit uses the count chosen on its held-out fit");
         let levels = [0.1, 0.5, 0.9];
         let forecast = warm.predict(&panel, horizon, &levels).unwrap();
-        let naive = mae(&SeasonalNaive::new(7).predict(&panel, horizon, &levels).unwrap(), &actuals);
+        let naive = naive_mae(&panel, &actuals);
         let ours = mae(&forecast, &actuals);
         assert!(ours < 0.7 * naive, "warm MAE {ours:.3} against seasonal naive's {naive:.3}");
         assert_ne!(forecast, parent.predict(&panel, horizon, &levels).unwrap(), "refitted on the newer data");

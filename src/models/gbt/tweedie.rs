@@ -127,12 +127,14 @@ fn grow(
             hess[i] = (w * h) as f32;
         }
         // This tree's columns and rows, as `forust-ml` samples them for its own losses.
-        let tree_columns = if sampled_columns < data.cols {
-            let mut picked = index::sample(&mut rng, data.cols, sampled_columns).into_vec();
-            picked.sort_unstable();
-            picked
+        let picked;
+        let tree_columns: &[usize] = if sampled_columns < data.cols {
+            let mut drawn = index::sample(&mut rng, data.cols, sampled_columns).into_vec();
+            drawn.sort_unstable();
+            picked = drawn;
+            &picked
         } else {
-            columns.clone()
+            &columns
         };
         let (rows, method) = match subsample {
             Some(share) => {
@@ -144,7 +146,7 @@ fn grow(
         tree.fit(
             &bins,
             rows,
-            &tree_columns,
+            tree_columns,
             &binned.cuts,
             &grad,
             &hess,
