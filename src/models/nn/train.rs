@@ -103,10 +103,13 @@ impl NnConfig {
             heads: 4,
             embed_max: 16,
             dropout: 0.1,
-            epochs: 20,
-            batch_size: 256,
+            // Ten epochs of batches of 128 at a peak rate of 0.003: on the validation window
+            // inside the training data (demo and Walmart), a lower loss than twenty epochs of 256
+            // at 0.001, in half the time (README, "Deep models' training defaults").
+            epochs: 10,
+            batch_size: 128,
             samples_per_epoch: 0,
-            lr: 1e-3,
+            lr: 3e-3,
             warmup_steps: 50,
             clip_norm: 1.0,
             patience: 4,
