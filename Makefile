@@ -84,6 +84,10 @@ bench-nights: build ## The demo's first (cold) and next (warm) nightly with the 
 	python3 benches/bench_scale.py --series 200 --days 1095 --nights 2 --memory-limit-mb 2048 --nice 0 \
 		--models seasonal_naive,ets,theta,tsb,gbt,lstm,transformer,ensemble $(BENCH_NIGHTS_ARGS)
 
+.PHONY: bench-warm
+bench-warm: build ## The accuracy cost of warm starts: 7 nights of the deep models on the demo (200 x 1,095), fine-tuned night after night against trained from scratch, scored by score.py (BENCH_WARM_ARGS=--nights 3 …)
+	python3 benches/bench_warm.py $(BENCH_WARM_ARGS)
+
 .PHONY: bench-scale
 bench-scale: build ## Memory at scale: the nightly job on a 30,000 series × 1,900 days demo lake under memory-limit-mb (time and peak RSS per step; BENCH_SCALE_ARGS=--series 5000 …)
 	python3 benches/bench_scale.py $(BENCH_SCALE_ARGS)
