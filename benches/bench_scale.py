@@ -35,15 +35,13 @@ import json
 import os
 import platform
 import re
-import shutil
 import subprocess
 import sys
 import threading
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
-BIN = ROOT / "target" / "release" / "shelfcast"
+from benchlib import BIN, ROOT, fresh_lake
 RUN_DATE = "2026-07-01"
 END = "2026-06-30"
 
@@ -243,12 +241,7 @@ def main() -> None:
     ]
     if a.nights > 1:
         # The first night finds no stored model (a cold run); the later ones one day more each.
-        fresh = work / f"nights-{a.series}x{a.days}"
-        shutil.rmtree(fresh, ignore_errors=True)
-        fresh.mkdir()
-        for part in ("raw", "_demo"):
-            if (lake / part).exists():
-                shutil.copytree(lake / part, fresh / part)
+        fresh = fresh_lake(lake, work / f"nights-{a.series}x{a.days}")
         lake = fresh
         base = [*nice, a.bin, "-c", str(settings), "--lake", str(lake), "-q"]
     run_day = dt.date.fromisoformat(RUN_DATE)

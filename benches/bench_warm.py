@@ -24,13 +24,12 @@ import argparse
 import datetime as dt
 import json
 import os
-import shutil
 import subprocess
 import sys
 import time
 from pathlib import Path
 
-from benchlib import BIN, SHARED, score_python
+from benchlib import BIN, SHARED, fresh_lake, score_python
 
 END = "2026-06-30"
 
@@ -118,12 +117,7 @@ def main() -> None:
 
     results = {}
     for arm, train in (("warm", ""), ("scratch", "[train]\nwarm-start = false\n")):
-        lake = work / f"nights-{arm}"
-        shutil.rmtree(lake, ignore_errors=True)
-        lake.mkdir()
-        for part in ("raw", "_demo"):
-            if (source / part).exists():
-                shutil.copytree(source / part, lake / part)
+        lake = fresh_lake(source, work / f"nights-{arm}")
         settings = work / f"settings-{arm}.toml"
         settings.write_text(f"models = {json.dumps(models)}\njobs-dir = \"{jobs}\"\n{train}")
         print(f"{arm}: {a.nights} nights {first} .. {last}, models {','.join(models)} ...", flush=True)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -19,3 +20,14 @@ def score_python(given: str | None) -> str:
         return str(cached)
     out = subprocess.run(["bash", str(SHARED / "bench" / "setup.sh")], capture_output=True, text=True, check=True)
     return out.stdout.strip().splitlines()[-1]
+
+
+def fresh_lake(source: Path, dest: Path) -> Path:
+    """`dest` emptied and given the demo lake's inputs from `source` (raw tables and the demo's
+    truth), none of its outputs: a lake whose first run finds no stored model."""
+    shutil.rmtree(dest, ignore_errors=True)
+    dest.mkdir(parents=True)
+    for part in ("raw", "_demo"):
+        if (source / part).exists():
+            shutil.copytree(source / part, dest / part)
+    return dest
