@@ -350,21 +350,12 @@ pub fn evaluate(
     let reuse = ensemble_reuses_windows(config, opts);
     let ensemble =
         models::ensemble::EnsembleConfig { horizon: opts.horizon, ..models::ensemble_config(&config.models) };
-    let fit = |name: &str, pool: &mut Pool| -> Result<Forecast> {
-        let _fitting = crate::progress::Task::start(format!("fit {name}"), 0);
-        let mut model = models::build(name, &config.models)?;
-        fit_in_window(model.as_mut(), &window.panel, window.cutoff, config.warm_epochs, &mut pool.states)?;
-        model.predict(&window.panel, opts.horizon, &levels)
-    };
     if !window.scored {
-        let mut fs = Vec::new();
         let task = crate::progress::Task::start("warm-up models", members.len() as u64);
-        for m in &members {
-            match fit(m, pool) {
-                Ok(f) => {
-                    fs.push((m.clone(), f));
-                    task.inc(1);
-                }
+        let mut fs = Vec::new();
+        for (m, (f, _)) in members.iter().zip(fit_side_by_side(&members, window, config, opts, pool, &task)) {
+            match f {
+                Ok(f) => fs.push((m.clone(), f)),
                 Err(e) => {
                     tracing::warn!(cutoff = %window.cutoff, model = %m, error = %e, "validation window left out");
                     return Ok(Vec::new());
@@ -374,33 +365,40 @@ pub fn evaluate(
         pool.keep(window, fs, ensemble.windows);
         return Ok(Vec::new());
     }
+    let task = crate::progress::Task::start("window models", opts.models.len() as u64);
+    // The models first, side by side; then the ensembles, which combine their forecasts.
+    let singles: Vec<String> = opts.models.iter().filter(|m| !models::is_ensemble(m)).cloned().collect();
     let mut done: Vec<(String, Forecast)> = Vec::new();
     let mut seconds: Vec<(String, f64)> = Vec::new();
-    let order = opts
-        .models
-        .iter()
-        .filter(|m| !models::is_ensemble(m))
-        .chain(opts.models.iter().filter(|m| models::is_ensemble(m)));
-    let task = crate::progress::Task::start("window models", opts.models.len() as u64);
-    for name in order {
-        let fitted: Option<Vec<&Forecast>> = models::is_ensemble(name)
-            .then(|| members.iter().map(|m| done.iter().find(|(n, _)| n == m).map(|(_, f)| f)).collect())
-            .flatten();
+    for (name, (f, secs)) in singles.iter().zip(fit_side_by_side(&singles, window, config, opts, pool, &task)) {
+        done.push((name.clone(), f?));
+        seconds.push((name.clone(), secs));
+    }
+    for name in opts.models.iter().filter(|m| models::is_ensemble(m)) {
+        let fitted: Option<Vec<&Forecast>> =
+            members.iter().map(|m| done.iter().find(|(n, _)| n == m).map(|(_, f)| f)).collect();
         let (series, h) = (window.panel.len(), opts.horizon);
         let started = std::time::Instant::now();
-        let f = match (name.as_str(), fitted) {
-            ("median", Some(fs)) => models::median::combine(&fs, series, h, &levels),
+        let combined = match (name.as_str(), fitted) {
+            ("median", Some(fs)) => Some(models::median::combine(&fs, series, h, &levels)),
             ("ensemble", Some(fs)) if reuse => {
                 let weights = pool.weights(full, window, &members, &ensemble);
                 debug!(cutoff = %window.cutoff, weights = ?weights.global, "ensemble weights from earlier windows");
                 let classes = models::ensemble::classes(&window.panel, &weights, ensemble.season);
-                models::ensemble::combine(&fs, &weights, classes.as_deref(), series, h, &levels)
+                Some(models::ensemble::combine(&fs, &weights, classes.as_deref(), series, h, &levels))
             }
-            _ => fit(name, pool)?,
+            _ => None,
+        };
+        let f = match combined {
+            Some(f) => {
+                task.inc(1);
+                f
+            }
+            // Members not backtested here: the ensemble fits them itself.
+            None => fit_side_by_side(std::slice::from_ref(name), window, config, opts, pool, &task).remove(0).0?,
         };
         seconds.push((name.clone(), started.elapsed().as_secs_f64()));
         done.push((name.clone(), f));
-        task.inc(1);
     }
     if reuse {
         let fs = done.iter().filter(|(n, _)| members.contains(n)).cloned().collect();
@@ -425,6 +423,44 @@ pub fn evaluate(
         out.push((rows, secs));
     }
     Ok(out)
+}
+
+/// Fits `names` on a window and forecasts, side by side on [`models::lanes::Lanes`] (the slowest
+/// to fit first), each deep model continuing its state in `pool`; per name, in order, the
+/// forecast and the seconds its fit and forecast took.
+fn fit_side_by_side(
+    names: &[String],
+    window: &Window,
+    config: &BacktestConfig,
+    opts: &BacktestOptions,
+    pool: &mut Pool,
+    task: &crate::progress::Task,
+) -> Vec<(Result<Forecast>, f64)> {
+    let levels = levels(config);
+    let lanes = config.models.lanes(names.len());
+    let settings = config.models.with_threads(lanes.threads);
+    let mut jobs: Vec<(usize, &String, States)> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| (i, name, pool.states.remove(name).map(|s| (name.clone(), s)).into_iter().collect()))
+        .collect();
+    jobs.sort_by_key(|(_, name, _)| models::fit_rank(name));
+    let ran = lanes.run(jobs, |(i, name, mut states)| {
+        let started = std::time::Instant::now();
+        let _fitting = crate::progress::Task::start(format!("fit {name}"), 0);
+        let forecast = models::build(name, &settings).and_then(|mut model| {
+            fit_in_window(model.as_mut(), &window.panel, window.cutoff, config.warm_epochs, &mut states)?;
+            model.predict(&window.panel, opts.horizon, &levels)
+        });
+        task.inc(1);
+        (i, forecast, started.elapsed().as_secs_f64(), states)
+    });
+    let mut out: Vec<Option<(Result<Forecast>, f64)>> = names.iter().map(|_| None).collect();
+    for (i, forecast, secs, states) in ran {
+        pool.states.extend(states);
+        out[i] = Some((forecast, secs));
+    }
+    out.into_iter().map(|o| o.expect("every model ran")).collect()
 }
 
 /// Fits `model` on a window's `panel`. A deep model, with `epochs`, continues the state it

@@ -19,6 +19,8 @@ pub struct ModelsConfig {
     pub seed: u64,
     /// Worker threads.
     pub threads: usize,
+    /// Models fitted side by side (0: up to `threads`); see [`super::lanes`].
+    pub parallel_fits: usize,
     /// Quantile levels published.
     pub quantiles: Vec<f64>,
     /// The configured models.
@@ -27,4 +29,16 @@ pub struct ModelsConfig {
     pub ensemble_members: Vec<String>,
     /// Each model's parameters (`[model.*]`).
     pub model: ModelParams,
+}
+
+impl ModelsConfig {
+    /// How `fits` fits share the threads: side by side up to `parallel_fits` at once.
+    pub fn lanes(&self, fits: usize) -> super::lanes::Lanes {
+        super::lanes::Lanes::new(self.threads, self.parallel_fits, fits)
+    }
+
+    /// The same settings with `threads` worker threads (a fit on a lane of [`Self::lanes`]).
+    pub fn with_threads(&self, threads: usize) -> Self {
+        Self { threads, ..self.clone() }
+    }
 }

@@ -12,6 +12,7 @@ pub mod conformal;
 pub mod ensemble;
 pub mod framed;
 pub mod gbt;
+pub mod lanes;
 pub mod median;
 pub mod nn;
 pub mod params;
@@ -221,6 +222,19 @@ const DEFAULT_ENSEMBLE: &[&str] = &["seasonal_naive", "ets", "tsb"];
 /// Whether a model name is one of the ensembles (which combine the other models).
 pub fn is_ensemble(name: &str) -> bool {
     matches!(name, "ensemble" | "median")
+}
+
+/// Where a model goes in a queue of fits, the slowest to fit first (the trees, which choose
+/// their target and inputs on held-out fits, and the deep models), so that side-by-side fits end
+/// close together and the quick statistical ones fill the gaps.
+pub fn fit_rank(name: &str) -> u8 {
+    match name {
+        "gbt" => 0,
+        "transformer" => 1,
+        "lstm" => 2,
+        n if is_ensemble(n) => 3,
+        _ => 4,
+    }
 }
 
 /// The members of the `ensemble` and `median` models: `ensemble-members`, else the other

@@ -46,6 +46,8 @@ pub struct SettingsFile {
     pub seed: Option<u64>,
     /// Worker threads; 0 for all cores.
     pub threads: Option<usize>,
+    /// Models fitted side by side; 0: up to the threads.
+    pub parallel_fits: Option<usize>,
     /// SQL memory budget in MiB; 0 for half the machine's memory.
     pub memory_limit_mb: Option<usize>,
     /// Where the feature SQL runs: `local`, `ballista-standalone` or `ballista://HOST:PORT`.
@@ -154,6 +156,8 @@ pub struct Settings {
     pub seed: u64,
     /// Worker threads (resolved, at least 1).
     pub threads: usize,
+    /// Models fitted side by side (0: up to `threads`).
+    pub parallel_fits: usize,
     /// SQL memory budget in MiB (0: half the machine's memory); beyond it sorts and aggregations spill to disk.
     pub memory_limit_mb: usize,
     /// Where the feature SQL runs (a Ballista engine only in builds with the `ballista` feature).
@@ -223,6 +227,7 @@ impl Settings {
             season_length: self.season_length,
             seed: self.seed,
             threads: self.threads,
+            parallel_fits: self.parallel_fits,
             quantiles: self.quantiles.clone(),
             models: self.models.clone(),
             ensemble_members: self.ensemble_members.clone(),
@@ -405,6 +410,7 @@ impl Settings {
             season_length,
             seed,
             threads,
+            parallel_fits: file.parallel_fits.unwrap_or(0),
             memory_limit_mb: file.memory_limit_mb.unwrap_or(0),
             engine,
             sql_options,

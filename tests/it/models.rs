@@ -226,3 +226,32 @@ fn the_learned_ensemble_keeps_up_with_its_best_member_where_the_median_does_not(
     assert!(learned <= best * 1.02, "learned {learned} vs best member {best} ({members:?})");
     assert!(learned < median, "learned {learned} vs median {median}");
 }
+
+#[tokio::test]
+async fn models_fitted_side_by_side_forecast_as_they_do_one_after_another() {
+    use shelfcast::evaluate::backtest::{self, BacktestOptions};
+    use shelfcast::models::params::{GbtParams, ModelParams};
+    let lake = shelfcast::lake::Lake::in_memory();
+    crate::common::demo_lake(&lake, 6).await;
+    let names = ["gbt", "ets", "seasonal_naive", "theta", "ensemble"];
+    let settings_with = |parallel_fits: usize| {
+        let file = SettingsFile {
+            models: Some(names.iter().map(|m| m.to_string()).collect()),
+            parallel_fits: Some(parallel_fits),
+            model: Some(ModelParams { gbt: GbtParams { trees: Some(30), ..Default::default() }, ..Default::default() }),
+            ..Default::default()
+        };
+        let o = Overrides { threads: Some(2), ..Default::default() };
+        Settings::resolve(file, o, std::path::PathBuf::from("/tmp"), None).unwrap()
+    };
+    let (ctx, _) = shelfcast::engine::open(&lake, 2).await.unwrap();
+    let (one, two) = (settings_with(1), settings_with(0));
+    assert_eq!(two.models_config().lanes(4).lanes, 2, "two fits at once on two threads");
+    let (full, _) = backtest::full_panel(&ctx, &one.backtest_config()).await.unwrap();
+    let opts =
+        BacktestOptions { windows: 2, horizon: 14, step: 14, models: names.iter().map(|m| m.to_string()).collect() };
+    let a = backtest::run(&full, &one.backtest_config(), &opts).unwrap();
+    let b = backtest::run(&full, &two.backtest_config(), &opts).unwrap();
+    assert_eq!(backtest::canonical_batch(&a).unwrap(), backtest::canonical_batch(&b).unwrap());
+    assert_eq!(a.models.len(), names.len());
+}

@@ -125,6 +125,29 @@ fn the_same_seed_gives_the_same_forecast_and_another_seed_another() {
 }
 
 #[test]
+fn deep_models_fitted_side_by_side_forecast_as_they_do_one_after_another() {
+    let (panel, _) = promo_panel(6, 7);
+    let levels = [0.1, 0.5, 0.9];
+    // One without dropout (trains beside the others), two with (each draws its masks from
+    // libtorch's process-wide generator, so they take turns).
+    let build = |i: usize| -> Box<dyn Forecaster> {
+        match i {
+            0 => Box::new(nn::Transformer::new(NnConfig { seed: 3, ..NnConfig::fast(HORIZON) })),
+            i => Box::new(nn::Lstm::new(NnConfig { seed: i as u64, dropout: 0.2, ..NnConfig::fast(HORIZON) })),
+        }
+    };
+    let fit = |i: usize| {
+        let mut m = build(i);
+        m.fit(&panel).unwrap();
+        m.predict(&panel, HORIZON, &levels).unwrap()
+    };
+    let alone = models::lanes::Lanes { lanes: 1, threads: 1 }.run(vec![0, 1, 2], fit);
+    let beside = models::lanes::Lanes { lanes: 3, threads: 1 }.run(vec![0, 1, 2], fit);
+    assert_eq!(alone, beside);
+    assert_ne!(alone[1], alone[2]);
+}
+
+#[test]
 fn a_model_trained_with_covariates_refuses_a_panel_without_them() {
     let (panel, _) = promo_panel(4, 9);
     let mut m = nn::Lstm::new(NnConfig::fast(HORIZON));

@@ -31,7 +31,7 @@ use crate::error::{Error, Result};
 use crate::evaluate::window::AsOf;
 use crate::features::FeatureParams;
 use crate::lake::layout;
-use crate::models::{self, Forecast, Forecaster};
+use crate::models::{self, Forecast, Forecaster, ModelsConfig};
 use crate::panel::Panel;
 
 /// What the steps of one run hand each other (the panel, the fitted models, their forecasts, …).
@@ -110,17 +110,16 @@ pub(super) fn use_model(report: &mut RunReport, name: &str, version: &str) {
     }
 }
 
-/// A model of the registry; `torchscript` with its module from the lake.
-pub(super) async fn build_model(env: &RunEnv, name: &str) -> Result<Box<dyn Forecaster>> {
-    let s = &env.settings;
+/// A model of the registry built with `config`; `torchscript` with its module from the lake.
+pub(super) async fn build_model(env: &RunEnv, name: &str, config: &ModelsConfig) -> Result<Box<dyn Forecaster>> {
     if name != "torchscript" {
-        return models::build(name, &s.models_config());
+        return models::build(name, config);
     }
-    let path = layout::torchscript_model(&s.torchscript_file);
+    let path = layout::torchscript_model(&env.settings.torchscript_file);
     let bytes = env.lake.get_opt(&path).await?.ok_or_else(|| {
         Error::data(format!("the torchscript model needs a TorchScript module at {}", env.lake.display(&path)))
     })?;
-    models::build_torchscript(&s.models_config(), &bytes)
+    models::build_torchscript(config, &bytes)
 }
 
 /// The panel at the cutoff, with the covariates known then when one of `models` reads them (the

@@ -16,7 +16,7 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
     if state.models.is_empty() {
         // No train step in this job: use the latest trained version of each model.
         for name in &s.models {
-            let mut model = build_model(env, name).await?;
+            let mut model = build_model(env, name, &env.settings.models_config()).await?;
             let card = store::load_latest(&env.lake, model.as_mut()).await?;
             info!(model = %name, version = %card.version, "loaded from the lake");
             use_model(report, name, &card.version);

@@ -7,26 +7,30 @@ use tracing::info;
 
 use super::{Rows, StepCx, build_model, panel_as_of, use_model};
 use crate::error::Result;
-use crate::models::{Forecaster, store, warm};
+use crate::models::{Forecaster, is_ensemble, store, warm};
 use crate::panel::Panel;
 
 /// Runs the step; the rows it read and wrote.
 pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
     let StepCx { env, run_id, params, state, report, .. } = cx;
     let s = &env.settings;
+    // The models fit side by side, sharing the threads (see `models::lanes`); then the
+    // ensembles, with every thread, taking the models fitted here as they are.
+    let config = s.models_config();
+    let lanes = config.lanes(s.models.iter().filter(|m| !is_ensemble(m)).count());
     let mut built = Vec::new();
     for name in &s.models {
-        built.push(build_model(env, name).await?);
+        let threads = if is_ensemble(name) { config.threads } else { lanes.threads };
+        built.push(build_model(env, name, &config.with_threads(threads)).await?);
     }
     let panel = Arc::new(panel_as_of(env, params, &built).await?);
-    let mut fitted: Vec<Box<dyn Forecaster>> = Vec::new();
-    let task = crate::progress::Task::start("models fitted", built.len() as u64);
-    for model in built {
-        let _fitting = crate::progress::Task::start(format!("fit {}", model.name()), 0);
-        // An ensemble takes the members fitted above on this panel as they are rather
-        // than fitting each again.
-        let p = Arc::clone(&panel);
-        let learned = state.ensemble_weights.clone();
+    let mut singles = Vec::new();
+    let mut ensembles = Vec::new();
+    for (i, model) in built.into_iter().enumerate() {
+        if is_ensemble(model.name()) {
+            ensembles.push((i, model));
+            continue;
+        }
         // A deep model continues its newest stored version when it can (a warm start).
         let start = match model.warm_starts() {
             true => Some(match warm::choose(&env.lake, model.name(), params.cutoff, &s.train).await? {
@@ -39,31 +43,63 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
             }),
             false => None,
         };
-        let (epochs, cutoff) = (s.train.fine_tune_epochs, params.cutoff);
-        let (m, fit, back, lineage) = crate::blocking::run(move || {
-            let mut model = model;
-            let refs: Vec<&dyn Forecaster> = fitted.iter().map(|m| m.as_ref()).collect();
-            let reuse = crate::models::Reuse { fitted: &refs, ensemble: learned.as_ref() };
+        singles.push((i, model, start));
+    }
+    singles.sort_by_key(|(_, m, _)| crate::models::fit_rank(m.name()));
+    let task = crate::progress::Task::start("models fitted", (singles.len() + ensembles.len()) as u64);
+    let (epochs, cutoff) = (s.train.fine_tune_epochs, params.cutoff);
+    let p = Arc::clone(&panel);
+    let (mut done, task) = crate::blocking::run(move || {
+        let done = lanes.run(singles, |(i, mut model, start)| {
+            let _fitting = crate::progress::Task::start(format!("fit {}", model.name()), 0);
             let (fit, lineage) = match start {
                 Some(start) => match fit_started(model.as_mut(), &p, start, epochs, cutoff) {
                     Ok((fit, lineage)) => (Ok(fit), Some(lineage)),
                     Err(e) => (Err(e), None),
                 },
-                None => match model.fit_reusing(&p, &reuse) {
-                    Ok(Some(fit)) => {
-                        info!(model = model.name(), "members fitted above reused");
-                        (Ok(fit), None)
-                    }
-                    Ok(None) => (model.fit(&p), None),
-                    Err(e) => (Err(e), None),
-                },
+                None => (model.fit(&p), None),
             };
-            (model, fit, fitted, lineage)
+            task.inc(1);
+            (i, model, fit, lineage)
+        });
+        (done, task)
+    })
+    .await?;
+    done.sort_by_key(|(i, ..)| *i);
+    let mut models = Vec::new();
+    for (i, model, fit, lineage) in done {
+        models.push((i, model, fit?, lineage));
+    }
+    if !ensembles.is_empty() {
+        let learned = state.ensemble_weights.clone();
+        let p = Arc::clone(&panel);
+        let (fitted, more) = crate::blocking::run(move || -> Result<_> {
+            let mut more = Vec::new();
+            {
+                let refs: Vec<&dyn Forecaster> = models.iter().map(|(_, m, ..)| m.as_ref()).collect();
+                let reuse = crate::models::Reuse { fitted: &refs, ensemble: learned.as_ref() };
+                for (i, mut model) in ensembles {
+                    let _fitting = crate::progress::Task::start(format!("fit {}", model.name()), 0);
+                    let fit = match model.fit_reusing(&p, &reuse)? {
+                        Some(fit) => {
+                            info!(model = model.name(), "members fitted above reused");
+                            fit
+                        }
+                        None => model.fit(&p)?,
+                    };
+                    task.inc(1);
+                    more.push((i, model, fit, None));
+                }
+            }
+            Ok((models, more))
         })
-        .await?;
-        let model = m;
-        fitted = back;
-        let fit = fit?;
+        .await??;
+        models = fitted;
+        models.extend(more);
+        models.sort_by_key(|(i, ..)| *i);
+    }
+    let mut fitted = Vec::new();
+    for (_, model, fit, lineage) in models {
         if let Some(l) = &lineage {
             let note = match &l.parent {
                 Some(parent) => format!("{}: warm start from {parent} ({})", model.name(), l.reason),
@@ -94,7 +130,6 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
         use_model(report, model.name(), run_id);
         report.summary.fits.push(fit);
         fitted.push(model);
-        task.inc(1);
     }
     report.summary.series = panel.len();
     let obs = panel.observations() as u64;

@@ -10,6 +10,8 @@
 //! configuration, feature and covariate names, vocabularies, scaling rule, training data range,
 //! losses, seed), then the weights in the safetensors format.
 
+use std::sync::MutexGuard;
+
 use serde::{Deserialize, Serialize};
 use tch::nn;
 
@@ -201,12 +203,13 @@ impl DeepModel {
     /// Trains on every series of `panel` (and its covariates, when loaded and configured).
     pub fn fit(&mut self, panel: &Panel) -> Result<FitReport> {
         let inputs = self.inputs(panel)?;
-        // libtorch's generator is process-wide: hold it from seeding to the end of training.
-        let _guard = torch_lock();
         super::set_threads(self.cfg.threads);
+        // libtorch's generator is process-wide: hold it from seeding to the end of the draws.
+        let guard = torch_lock();
         tch::manual_seed(self.cfg.seed as i64);
         let vs = nn::VarStore::new(super::device());
         let net = build_net(self.architecture, &vs, &inputs.layout, &inputs.vocabularies.sizes(), &self.cfg);
+        let _guard = while_training(guard, &self.cfg);
         let windows = Windows::new(panel, inputs.layout, &inputs.ids, self.cfg.volume_weighting)?;
         let training = train(self.name(), net.as_ref(), &vs, &windows, &inputs.sampler, &inputs.validation, &self.cfg)?;
         self.fitted = Some(self.fitted_from(panel, inputs, vs, net, training, None));
@@ -241,9 +244,10 @@ impl DeepModel {
             return Ok(Err("the panel has items, locations or attribute values it has no embedding for".into()));
         }
         let cfg = NnConfig { epochs: epochs.max(1), warmup_steps: 0, ..self.cfg.clone() };
-        let _guard = torch_lock();
         super::set_threads(cfg.threads);
+        let guard = torch_lock();
         tch::manual_seed(cfg.seed as i64);
+        let _guard = while_training(guard, &cfg);
         let windows = Windows::new(panel, inputs.layout, &inputs.ids, cfg.volume_weighting)?;
         let training = train(self.name(), net.as_ref(), &vs, &windows, &inputs.sampler, &inputs.validation, &cfg)?;
         let warm = WarmStart { parent_end: card.data.end, epochs: cfg.epochs };
@@ -481,3 +485,10 @@ macro_rules! delegate_forecaster {
     };
 }
 pub(crate) use delegate_forecaster;
+
+/// The generator's lock, kept through training when it draws dropout masks; released once the
+/// weights are drawn when it does not, so that other fits train beside this one and every fit
+/// stays deterministic.
+fn while_training<'a>(guard: MutexGuard<'a, ()>, cfg: &NnConfig) -> Option<MutexGuard<'a, ()>> {
+    (cfg.dropout > 0.0).then_some(guard)
+}

@@ -8,7 +8,8 @@
 //!
 //! Deterministic on the CPU for a seed: libtorch's generator is seeded with `tch::manual_seed`
 //! and windows are drawn from a seeded ChaCha stream. libtorch's generator is process-wide, so a
-//! fit holds [`super::torch_lock`] while it draws from it.
+//! fit holds [`super::torch_lock`] while it draws from it: while it draws the initial weights,
+//! and through training only with dropout (without, fits train side by side).
 
 use std::collections::HashMap;
 use std::time::Instant;
