@@ -439,28 +439,30 @@ fn fit_side_by_side(
     let levels = levels(config);
     let lanes = config.models.lanes(names.len());
     let settings = config.models.with_threads(lanes.threads);
-    let mut jobs: Vec<(usize, &String, States)> = names
+    let jobs: Vec<(&String, States)> = names
         .iter()
-        .enumerate()
-        .map(|(i, name)| (i, name, pool.states.remove(name).map(|s| (name.clone(), s)).into_iter().collect()))
+        .map(|name| (name, pool.states.remove(name).map(|s| (name.clone(), s)).into_iter().collect()))
         .collect();
-    jobs.sort_by_key(|(_, name, _)| models::fit_rank(name));
-    let ran = lanes.run(jobs, |(i, name, mut states)| {
-        let started = std::time::Instant::now();
-        let _fitting = crate::progress::Task::start(format!("fit {name}"), 0);
-        let forecast = models::build(name, &settings).and_then(|mut model| {
-            fit_in_window(model.as_mut(), &window.panel, window.cutoff, config.warm_epochs, &mut states)?;
-            model.predict(&window.panel, opts.horizon, &levels)
-        });
-        task.inc(1);
-        (i, forecast, started.elapsed().as_secs_f64(), states)
-    });
-    let mut out: Vec<Option<(Result<Forecast>, f64)>> = names.iter().map(|_| None).collect();
-    for (i, forecast, secs, states) in ran {
-        pool.states.extend(states);
-        out[i] = Some((forecast, secs));
-    }
-    out.into_iter().map(|o| o.expect("every model ran")).collect()
+    let ran = lanes.run_starting_by(
+        jobs,
+        |(name, _)| models::fit_rank(name),
+        |(name, mut states)| {
+            let started = std::time::Instant::now();
+            let _fitting = crate::progress::Task::start(format!("fit {name}"), 0);
+            let forecast = models::build(name, &settings).and_then(|mut model| {
+                fit_in_window(model.as_mut(), &window.panel, window.cutoff, config.warm_epochs, &mut states)?;
+                model.predict(&window.panel, opts.horizon, &levels)
+            });
+            task.inc(1);
+            (forecast, started.elapsed().as_secs_f64(), states)
+        },
+    );
+    ran.into_iter()
+        .map(|(forecast, secs, states)| {
+            pool.states.extend(states);
+            (forecast, secs)
+        })
+        .collect()
 }
 
 /// Fits `model` on a window's `panel`. A deep model, with `epochs`, continues the state it

@@ -29,7 +29,7 @@ impl Lanes {
         Self { lanes, threads: (threads / lanes).max(1) }
     }
 
-    /// Runs `f` on every job, `self.lanes` at a time, in the given order of starts; the results in
+    /// Runs `f` on every job, `self.lanes` at a time, started in the jobs' order; the results in
     /// the jobs' order. Each lane runs in the caller's tracing span.
     pub fn run<J, T, F>(&self, jobs: Vec<J>, f: F) -> Vec<T>
     where
@@ -37,11 +37,28 @@ impl Lanes {
         T: Send,
         F: Fn(J) -> T + Sync,
     {
+        self.run_starting_by(jobs, |_| 0, f)
+    }
+
+    /// [`Lanes::run`] with the jobs started in ascending order of `start` (ties in the jobs'
+    /// order), e.g. the slowest first; the results still in the jobs' order.
+    pub fn run_starting_by<J, T, K, S, F>(&self, jobs: Vec<J>, start: S, f: F) -> Vec<T>
+    where
+        J: Send,
+        T: Send,
+        K: Ord,
+        S: Fn(&J) -> K,
+        F: Fn(J) -> T + Sync,
+    {
         let n = jobs.len();
+        let mut queue: VecDeque<(usize, J)> = jobs.into_iter().enumerate().collect();
+        queue.make_contiguous().sort_by_key(|(_, j)| start(j));
         if self.lanes <= 1 || n <= 1 {
-            return jobs.into_iter().map(f).collect();
+            let mut done: Vec<(usize, T)> = queue.into_iter().map(|(i, j)| (i, f(j))).collect();
+            done.sort_by_key(|(i, _)| *i);
+            return done.into_iter().map(|(_, t)| t).collect();
         }
-        let queue = Mutex::new(jobs.into_iter().enumerate().collect::<VecDeque<_>>());
+        let queue = Mutex::new(queue);
         let results: Mutex<Vec<Option<T>>> = Mutex::new((0..n).map(|_| None).collect());
         let span = tracing::Span::current();
         std::thread::scope(|scope| {
@@ -85,6 +102,26 @@ mod tests {
             i * 10
         });
         assert_eq!(out, vec![0, 10, 20, 30, 40, 50, 60]);
+    }
+
+    #[test]
+    fn jobs_start_by_their_key_and_come_back_in_order() {
+        let started = std::sync::Mutex::new(Vec::new());
+        for lanes in [1, 2] {
+            started.lock().unwrap().clear();
+            let out = Lanes { lanes, threads: 1 }.run_starting_by(
+                vec![3, 1, 2, 0],
+                |j| *j,
+                |j| {
+                    started.lock().unwrap().push(j);
+                    j * 10
+                },
+            );
+            assert_eq!(out, vec![30, 10, 20, 0]);
+            if lanes == 1 {
+                assert_eq!(*started.lock().unwrap(), vec![0, 1, 2, 3]);
+            }
+        }
     }
 
     #[test]

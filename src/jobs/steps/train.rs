@@ -45,12 +45,12 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
         };
         singles.push((i, model, start));
     }
-    singles.sort_by_key(|(_, m, _)| crate::models::fit_rank(m.name()));
     let task = crate::progress::Task::start("models fitted", (singles.len() + ensembles.len()) as u64);
     let (epochs, cutoff) = (s.train.fine_tune_epochs, params.cutoff);
     let p = Arc::clone(&panel);
-    let (mut done, task) = crate::blocking::run(move || {
-        let done = lanes.run(singles, |(i, mut model, start)| {
+    let (done, task) = crate::blocking::run(move || {
+        let slowest_first = |(_, m, _): &(usize, Box<dyn Forecaster>, _)| crate::models::fit_rank(m.name());
+        let done = lanes.run_starting_by(singles, slowest_first, |(i, mut model, start)| {
             let _fitting = crate::progress::Task::start(format!("fit {}", model.name()), 0);
             let (fit, lineage) = match start {
                 Some(start) => match fit_started(model.as_mut(), &p, start, epochs, cutoff) {
@@ -65,7 +65,6 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
         (done, task)
     })
     .await?;
-    done.sort_by_key(|(i, ..)| *i);
     let mut models = Vec::new();
     for (i, model, fit, lineage) in done {
         models.push((i, model, fit?, lineage));
