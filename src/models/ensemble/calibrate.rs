@@ -4,8 +4,11 @@
 //! they disagree little and each is already wide, too narrow when they all miss. For each level τ
 //! other than the median, one factor `c_τ` scales the combined quantile's distance from the
 //! combined median, `q'_τ = m + c_τ (q_τ − m)`, chosen so that on the validation rows a share τ of
-//! the actuals falls at or below `q'_τ` (split conformal calibration of the spread; Romano et al.,
-//! 2019, do the same with an additive margin). Factors come from the validation before the cutoff
+//! the actuals falls at or below `q'_τ` above the median, and a share τ strictly below it under the
+//! median (split conformal calibration of the spread; Romano et al., 2019, do the same with an
+//! additive margin). The two sides count as an interval's coverage does, `lo ≤ y ≤ hi`: an actual
+//! of 0 on a lower quantile of 0 (a slow seller's day without a sale, its forecasts floored at
+//! zero) is inside, so it does not push the lower quantiles, and with them the coverage, down. Factors come from the validation before the cutoff
 //! only, like the weights, and are bounded to [[`MIN_FACTOR`], [`MAX_FACTOR`]]; with too few
 //! validation rows, or no median level, the quantiles stay as combined.
 
@@ -26,27 +29,39 @@ fn combined(v: &Validation, weights: &Weights, r: usize, k: usize) -> f64 {
 
 /// The factor of each level of the validation other than 0.5 (empty when it cannot calibrate).
 pub fn factors(v: &Validation, weights: &Weights) -> Vec<(f64, f64)> {
-    let levels = v.levels();
+    let y: Vec<f64> = v.actuals().iter().map(|y| f64::from(*y)).collect();
+    factors_of(v.levels(), &y, |r, k| combined(v, weights, r, k))
+}
+
+/// The factor of each level other than 0.5 for rows whose actual is `y[r]` and whose forecast at
+/// `levels[k]` is `quantile(r, k)` (before the floor at zero every forecast gets); empty when the
+/// levels lack the median or there are fewer than [`MIN_ROWS`] rows.
+pub fn factors_of(levels: &[f64], y: &[f64], quantile: impl Fn(usize, usize) -> f64) -> Vec<(f64, f64)> {
     let Some(mid) = levels.iter().position(|l| (l - 0.5).abs() < 1e-9) else { return Vec::new() };
-    let n = v.rows();
+    let n = y.len();
     if n < MIN_ROWS {
         return Vec::new();
     }
-    let y = v.actuals();
-    let center: Vec<f64> = (0..n).map(|r| combined(v, weights, r, mid)).collect();
+    let center: Vec<f64> = (0..n).map(|r| quantile(r, mid)).collect();
     let mut out = Vec::new();
     for (k, &tau) in levels.iter().enumerate() {
         if k == mid {
             continue;
         }
-        // Rows whose quantile sits on the median count whatever the factor; the others are
-        // below the calibrated quantile when their ratio is on the right side of the factor.
+        let upper = tau > 0.5;
+        // Rows count whatever the factor when their quantile sits on the median (above the
+        // median: at or below it; under: strictly below), and when the floor at zero decides
+        // (an actual of 0 or less is at or below any upper quantile; one below 0 under any lower
+        // one). The others fall on that side of the calibrated quantile when their ratio is on
+        // the right side of the factor.
         let (mut fixed, mut ratios) = (0usize, Vec::new());
         for r in 0..n {
-            let spread = combined(v, weights, r, k) - center[r];
-            let d = y[r] as f64 - center[r];
-            if spread.abs() < 1e-9 {
-                fixed += usize::from(d <= 0.0);
+            let spread = quantile(r, k) - center[r];
+            let d = y[r] - center[r];
+            if upper && y[r] <= 0.0 || !upper && y[r] < 0.0 {
+                fixed += 1;
+            } else if spread.abs() < 1e-9 {
+                fixed += usize::from(if upper { d <= 0.0 } else { d < 0.0 });
             } else {
                 ratios.push(d / spread);
             }
@@ -54,22 +69,22 @@ pub fn factors(v: &Validation, weights: &Weights) -> Vec<(f64, f64)> {
         if ratios.is_empty() {
             continue;
         }
-        let need = (tau * n as f64).ceil() as i64 - fixed as i64;
         ratios.sort_by(f64::total_cmp);
-        let c = if tau > 0.5 {
-            // Above the median: below q' when ratio ≤ c; the smallest c with `need` of them.
-            match need {
+        let c = if upper {
+            // Above the median: at or below q' when ratio ≤ c; the smallest c with at least
+            // `need` of them (a share τ or more under the quantile).
+            match (tau * n as f64).ceil() as i64 - fixed as i64 {
                 i64::MIN..=0 => MIN_FACTOR,
                 j if j as usize > ratios.len() => MAX_FACTOR,
                 j => ratios[j as usize - 1],
             }
         } else {
-            // Below the median (negative spread): below q' when ratio ≥ c; the largest c with
-            // `need` of them.
-            match need {
-                i64::MIN..=0 => MAX_FACTOR,
-                j if j as usize > ratios.len() => MIN_FACTOR,
-                j => ratios[ratios.len() - j as usize],
+            // Under the median (negative spread): strictly below q' when ratio > c; the smallest
+            // c with at most `need` of them (a share τ or less under the quantile).
+            match (tau * n as f64).floor() as i64 - fixed as i64 {
+                j if j >= ratios.len() as i64 => MIN_FACTOR,
+                i64::MIN..=0 => ratios[ratios.len() - 1],
+                j => ratios[ratios.len() - 1 - j as usize],
             }
         };
         out.push((tau, c.clamp(MIN_FACTOR, MAX_FACTOR)));
@@ -139,5 +154,59 @@ mod tests {
         assert!((factor_at(&c, 0.95) - hi).abs() < 1e-12);
         assert_eq!(factor_at(&[], 0.9), 1.0);
         assert!((factor_at(&[(0.8, 1.0), (0.9, 2.0)], 0.85) - 1.5).abs() < 1e-12);
+    }
+
+    /// Slow sellers whose median and 0.1 quantile are 0 and that sell nothing on most days: an
+    /// actual of 0 is inside their interval (`lo ≤ y`), so it must not count as a miss under the
+    /// lower quantile. Counted as one, it filled the lower tail's share alone and every other
+    /// series' lower quantile went to the widest factor: 80% intervals that covered 90%.
+    #[test]
+    fn zeros_on_a_zero_lower_quantile_are_inside_and_the_intervals_cover_eighty_percent() {
+        let (series, h, n) = (50, 10, 60);
+        let slow = |s: usize| s % 5 < 2;
+        let keys = (0..series).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect();
+        let values = (0..series)
+            .map(|s| {
+                (0..n)
+                    .map(|t| match (slow(s), t < n - h) {
+                        // A sale of 1 to 3 on one day in three (history) or one in four (scored).
+                        (true, true) => f32::from(u8::from(t % 3 == 0)) * (1 + t % 3) as f32,
+                        (true, false) => f32::from(u8::from((s + t) % 4 == 0)) * (1 + (s + t) % 3) as f32,
+                        (false, true) => 100.0 + (t % 5) as f32,
+                        (false, false) => 100.0 + ((s * 7 + t) % 21) as f32 - 10.0,
+                    })
+                    .collect()
+            })
+            .collect();
+        let full = Panel::new(keys, values, NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(), Frequency::Daily);
+        let (cut, index) = full.cut(h);
+        let levels = [0.1, 0.5, 0.9];
+        let mut f = Forecast::zeros("m", cut.len(), h, &levels);
+        for s in 0..cut.len() {
+            for step in 0..h {
+                if slow(index[s]) {
+                    f.set(s, step, 0.5, &mut [0.0, 0.0, 2.0]);
+                } else {
+                    f.set(s, step, 100.0, &mut [90.0, 100.0, 110.0]);
+                }
+            }
+        }
+        let mut v = Validation::new(1);
+        v.push(&cut, &index, &full, &[&f], h, 7);
+        let c = factors(&v, &Weights::equal(1));
+        let (lo, hi) = (factor_at(&c, 0.1), factor_at(&c, 0.9));
+        // Calibrated and floored at zero as a forecast is, then counted as `score.py` counts.
+        let (mut below, mut above) = (0usize, 0usize);
+        for r in 0..v.rows() {
+            let (q_lo, m, q_hi) = (v.quantile(0, r, 0) as f64, v.quantile(0, r, 1) as f64, v.quantile(0, r, 2) as f64);
+            let y = v.actuals()[r] as f64;
+            below += usize::from(y < (m + lo * (q_lo - m)).max(0.0));
+            above += usize::from(y > (m + hi * (q_hi - m)).max(0.0));
+        }
+        let rows = v.rows() as f64;
+        let (below, above) = (below as f64 / rows, above as f64 / rows);
+        assert!((0.07..=0.10).contains(&below), "share under the lower quantile {below}, factors {c:?}");
+        assert!((0.07..=0.10).contains(&above), "share over the upper quantile {above}, factors {c:?}");
+        assert!((0.78..=0.86).contains(&(1.0 - below - above)), "coverage {}, factors {c:?}", 1.0 - below - above);
     }
 }
