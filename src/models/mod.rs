@@ -329,8 +329,14 @@ fn build_global(name: &str, settings: &ModelsConfig) -> Result<Box<dyn Forecaste
                 None => Box::new(gbt::Gbt::new(config)),
             }
         }
-        "lstm" => Box::new(nn::Lstm::new(p.lstm.apply(nn::NnConfig::for_settings(settings)))),
-        "transformer" => Box::new(nn::Transformer::new(p.transformer.apply(nn::NnConfig::for_settings(settings)))),
+        "lstm" => Box::new(
+            nn::Lstm::new(p.lstm.apply(nn::NnConfig::for_settings(settings)))
+                .calibrated(p.calibration.calibrates(name)),
+        ),
+        "transformer" => Box::new(
+            nn::Transformer::new(p.transformer.apply(nn::NnConfig::for_settings(settings)))
+                .calibrated(p.calibration.calibrates(name)),
+        ),
         // Without a module until one is set (`nn::TorchScript::set_module`); see `build_torchscript`.
         "torchscript" => {
             Box::new(nn::TorchScript::new(nn::NnConfig::for_settings(settings).window, &settings.quantiles))

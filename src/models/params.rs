@@ -54,23 +54,27 @@ pub struct ModelParams {
     pub calibration: CalibrationParams,
 }
 
-/// Calibrated quantiles for statistical baselines ([`super::conformal`]).
+/// Calibrated quantiles for statistical baselines ([`super::conformal`]) and the deep models
+/// ([`super::nn::model`]).
 #[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 pub struct CalibrationParams {
-    /// The baselines whose quantiles are calibrated on a held-out horizon (each is then fitted
-    /// twice); default [`CALIBRATED`].
+    /// The models whose quantiles are calibrated on a held-out horizon (a baseline is then
+    /// fitted twice; a deep model forecasts the validation samples it held out anyway); default
+    /// [`CALIBRATED`].
     pub models: Option<Vec<String>>,
 }
 
-/// Baselines calibrated by default: those whose forecast follows the season, so their errors
-/// over the last horizon say how wide the next one's are. The flat forecasts (`naive`,
+/// Models calibrated by default: the baselines whose forecast follows the season, so their errors
+/// over the last horizon say how wide the next one's are, and the deep models, whose learnt
+/// quantiles narrow when fine-tuning stops early. The flat forecasts (`naive`,
 /// `moving_average`, `croston`, `tsb`) miss by the season of the horizon held out, which the
 /// next does not repeat; they keep their own quantiles unless listed.
-pub const CALIBRATED: &[&str] = &["seasonal_naive", "ets", "theta"];
+pub const CALIBRATED: &[&str] = &["seasonal_naive", "ets", "theta", "lstm", "transformer"];
 
-/// The baselines that can be calibrated.
-pub const CALIBRATABLE: &[&str] = &["naive", "seasonal_naive", "moving_average", "ets", "theta", "croston", "tsb"];
+/// The models that can be calibrated.
+pub const CALIBRATABLE: &[&str] =
+    &["naive", "seasonal_naive", "moving_average", "ets", "theta", "croston", "tsb", "lstm", "transformer"];
 
 impl CalibrationParams {
     /// Whether the quantiles of baseline `name` are calibrated.
@@ -86,7 +90,7 @@ impl CalibrationParams {
             if !CALIBRATABLE.contains(&m.as_str()) {
                 return Err(invalid(
                     "model.calibration.models",
-                    format!("`{m}` is not a baseline that can be calibrated ({})", CALIBRATABLE.join(", ")),
+                    format!("`{m}` is not a model that can be calibrated ({})", CALIBRATABLE.join(", ")),
                 ));
             }
         }
@@ -447,9 +451,10 @@ mod tests {
     }
 
     #[test]
-    fn the_seasonal_baselines_are_calibrated_unless_the_list_says_otherwise() {
+    fn the_seasonal_baselines_and_the_deep_models_are_calibrated_unless_the_list_says_otherwise() {
         let default = ModelParams::default();
         assert!(default.calibration.calibrates("ets") && !default.calibration.calibrates("tsb"));
+        assert!(default.calibration.calibrates("lstm") && default.calibration.calibrates("transformer"));
         let p: ModelParams = toml::from_str("[calibration]\nmodels = [\"tsb\"]\n").unwrap();
         assert!(p.calibration.calibrates("tsb") && !p.calibration.calibrates("ets"));
         let none: ModelParams = toml::from_str("[calibration]\nmodels = []\n").unwrap();

@@ -390,3 +390,48 @@ fn tiny_lstm() -> shelfcast::models::params::NnParams {
         ..Default::default()
     }
 }
+
+/// The shares of `test` under the 0.1 quantile and over the 0.9 quantile of `model`'s
+/// forecast, and its mean forecast.
+fn tails(model: &dyn Forecaster, panel: &Panel, test: &[Vec<f32>]) -> (f64, f64, Vec<f32>) {
+    let f = model.predict(panel, HORIZON, &[0.1, 0.5, 0.9]).unwrap();
+    let (mut under, mut over, mut means) = (0usize, 0usize, Vec::new());
+    for (s, actual) in test.iter().enumerate() {
+        for (h, a) in actual.iter().enumerate() {
+            under += usize::from(*a < f.quantile_at(s, h, 0));
+            over += usize::from(*a > f.quantile_at(s, h, 2));
+            means.push(f.mean_at(s, h));
+        }
+    }
+    let n = (test.len() * HORIZON) as f64;
+    (under as f64 / n, over as f64 / n, means)
+}
+
+/// A network trained briefly has quantiles that miss (here too wide below, too narrow above);
+/// calibrated on the validation samples it held out, about 10% of the next horizon falls under
+/// its 0.1 quantile and 10% over its 0.9 quantile, with the same mean forecast.
+#[test]
+fn a_deep_model_s_quantiles_are_calibrated_on_the_samples_it_held_out() {
+    let (panel, test) = promo_panel(60, 11);
+    let cfg = NnConfig { epochs: 1, samples_per_epoch: 128, lr: 1e-3, ..NnConfig::fast(HORIZON) };
+    let mut own = nn::Lstm::new(cfg.clone()).calibrated(false);
+    let mut calibrated = nn::Lstm::new(cfg);
+    own.fit(&panel).unwrap();
+    calibrated.fit(&panel).unwrap();
+    assert!(own.card().unwrap().get("quantile_calibration").is_none());
+    let factors = calibrated.card().unwrap()["quantile_calibration"].clone();
+    let (own_under, own_over, own_mean) = tails(&own, &panel, &test);
+    let (under, over, mean) = tails(&calibrated, &panel, &test);
+    let seen = format!("own {own_under:.3} / {own_over:.3}, calibrated {under:.3} / {over:.3}, factors {factors}");
+    assert_eq!(own_mean, mean, "calibration changes the quantiles only");
+    assert!(
+        (own_under - 0.1).abs().max((own_over - 0.1).abs()) > 0.07,
+        "the brief fit's own quantiles should miss: {seen}"
+    );
+    assert!((0.05..=0.15).contains(&under) && (0.05..=0.15).contains(&over), "{seen}");
+
+    // Saved and loaded, the factors travel with the weights.
+    let mut back = nn::Lstm::new(NnConfig::fast(HORIZON));
+    back.load(&calibrated.save().unwrap()).unwrap();
+    assert_eq!(tails(&back, &panel, &test).0, under);
+}

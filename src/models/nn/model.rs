@@ -6,6 +6,14 @@
 //! the network's scaled outputs back into units; quantile levels other than the trained ones are
 //! interpolated between them. Series that never sold forecast zero.
 //!
+//! Calibrated quantiles (the default): after training, the network forecasts its validation
+//! samples (each series' last horizon, which it never trained on), and one factor per trained
+//! level scales a quantile's distance from the median so that the level's share of those actuals
+//! holds (split conformal, [`calibrate`]); the card's `quantile_calibration` gives the factors.
+//! The mean and the median stay the network's own. A fine-tuned network's pinball loss is the
+//! same on fewer epochs, so its intervals drift narrower than they should; calibration mends that
+//! at the cost of one forward pass.
+//!
 //! Saved state: `SHELFCAST-NN 1\n`, the card's length (u64, little-endian), the card (JSON: the
 //! configuration, feature and covariate names, vocabularies, scaling rule, training data range,
 //! losses, seed), then the weights in the safetensors format.
@@ -14,6 +22,7 @@ use std::sync::MutexGuard;
 
 use serde::{Deserialize, Serialize};
 use tch::nn;
+use tracing::debug;
 
 use super::data::{DATE_FEATURES, Layout, Sampler, Windows};
 use super::lstm::lstm_net;
@@ -22,6 +31,7 @@ use super::transformer::transformer_net;
 use super::vocab::Vocabularies;
 use super::{TempFile, interpolate_level, torch_lock};
 use crate::error::{Error, Result};
+use crate::models::ensemble::calibrate;
 use crate::models::framed::{self, Unframe};
 use crate::models::{FitReport, Forecast};
 use crate::panel::Panel;
@@ -93,6 +103,10 @@ pub struct Card {
     /// Set when the fit continued a model trained at an earlier cutoff.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub warm_start: Option<WarmStart>,
+    /// (level, factor) per trained level other than the median, from the validation samples
+    /// (empty: the network's own quantiles).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub quantile_calibration: Vec<(f64, f64)>,
 }
 
 /// A fit that continued a model trained at an earlier cutoff.
@@ -127,6 +141,14 @@ struct Fitted {
     card: Card,
 }
 
+impl Fitted {
+    /// With the quantile factors of [`DeepModel::calibration`].
+    fn calibrated(mut self, factors: Vec<(f64, f64)>) -> Self {
+        self.card.quantile_calibration = factors;
+        self
+    }
+}
+
 impl std::fmt::Debug for Fitted {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Fitted").field("net", &self.net).field("card", &self.card).finish()
@@ -138,6 +160,8 @@ impl std::fmt::Debug for Fitted {
 pub struct DeepModel {
     architecture: Architecture,
     cfg: NnConfig,
+    /// Whether fits calibrate their quantiles on the validation samples.
+    calibrate: bool,
     fitted: Option<Fitted>,
 }
 
@@ -185,9 +209,14 @@ fn feature_names(layout: &Layout, panel_known: &[String], panel_past: &[String])
 }
 
 impl DeepModel {
-    /// An unfitted model.
+    /// An unfitted model whose fits calibrate their quantiles.
     pub fn new(architecture: Architecture, cfg: NnConfig) -> Self {
-        Self { architecture, cfg, fitted: None }
+        Self { architecture, cfg, calibrate: true, fitted: None }
+    }
+
+    /// Whether fits calibrate their quantiles on the validation samples (else the network's own).
+    pub fn calibrated(self, calibrate: bool) -> Self {
+        Self { calibrate, ..self }
     }
 
     /// The registry name.
@@ -212,7 +241,8 @@ impl DeepModel {
         let _guard = while_training(guard, &self.cfg);
         let windows = Windows::new(panel, inputs.layout, &inputs.ids, self.cfg.volume_weighting)?;
         let training = train(self.name(), net.as_ref(), &vs, &windows, &inputs.sampler, &inputs.validation, &self.cfg)?;
-        self.fitted = Some(self.fitted_from(panel, inputs, vs, net, training, None));
+        let calibration = self.calibration(net.as_ref(), &windows, &inputs.validation, &self.cfg)?;
+        self.fitted = Some(self.fitted_from(panel, inputs, vs, net, training, None).calibrated(calibration));
         Ok(FitReport::new(self.name(), panel))
     }
 
@@ -250,8 +280,9 @@ impl DeepModel {
         let _guard = while_training(guard, &cfg);
         let windows = Windows::new(panel, inputs.layout, &inputs.ids, cfg.volume_weighting)?;
         let training = train(self.name(), net.as_ref(), &vs, &windows, &inputs.sampler, &inputs.validation, &cfg)?;
+        let calibration = self.calibration(net.as_ref(), &windows, &inputs.validation, &cfg)?;
         let warm = WarmStart { parent_end: card.data.end, epochs: cfg.epochs };
-        self.fitted = Some(self.fitted_from(panel, inputs, vs, net, training, Some(warm)));
+        self.fitted = Some(self.fitted_from(panel, inputs, vs, net, training, Some(warm)).calibrated(calibration));
         Ok(Ok(FitReport::new(self.name(), panel)))
     }
 
@@ -289,6 +320,41 @@ impl DeepModel {
         Ok(Inputs { layout, vocabularies, ids, sampler, validation, known, past })
     }
 
+    /// The factors of the trained levels, from the network's forecasts of the validation samples
+    /// (empty when not calibrating, or with too few of them).
+    fn calibration(
+        &self,
+        net: &dyn Net,
+        windows: &Windows,
+        validation: &[(usize, usize)],
+        cfg: &NnConfig,
+    ) -> Result<Vec<(f64, f64)>> {
+        if !self.calibrate {
+            return Ok(Vec::new());
+        }
+        let nq = cfg.quantiles.len();
+        let (mut y, mut q) = (Vec::new(), Vec::new());
+        for chunk in validation.chunks(cfg.batch_size.max(1) * 4) {
+            let batch = windows.batch(chunk, cfg.horizon, super::device());
+            let raw = tch::no_grad(|| net.forward(&batch, false));
+            let quant =
+                Vec::<f32>::try_from(raw.narrow(2, 1, nq as i64).to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+            let target = Vec::<f32>::try_from(batch.target.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+            for k in (0..chunk.len()).filter(|k| !batch.no_demand[*k]) {
+                for h in 0..cfg.horizon {
+                    let at = k * cfg.horizon + h;
+                    let mut row = quant[at * nq..(at + 1) * nq].to_vec();
+                    row.sort_by(f32::total_cmp);
+                    y.push(f64::from(target[at]));
+                    q.extend(row.into_iter().map(f64::from));
+                }
+            }
+        }
+        let factors = calibrate::factors_of(&cfg.quantiles, &y, |r, k| q[r * nq + k]);
+        debug!(model = self.name(), rows = y.len(), ?factors, "quantiles calibrated on the validation samples");
+        Ok(factors)
+    }
+
     fn fitted_from(
         &self,
         panel: &Panel,
@@ -317,6 +383,7 @@ impl DeepModel {
             training,
             device: super::device_name(),
             warm_start,
+            quantile_calibration: Vec::new(),
         };
         Fitted { vs, net, card }
     }
@@ -339,6 +406,9 @@ impl DeepModel {
         let nq = trained.len();
         let mut out = Forecast::zeros(self.name(), panel.len(), horizon, levels);
         let mut qs = vec![0f32; levels.len()];
+        let calibrated = !card.quantile_calibration.is_empty();
+        let factors: Vec<f32> =
+            levels.iter().map(|l| calibrate::factor_at(&card.quantile_calibration, *l) as f32).collect();
         let device = f.vs.device();
         let samples: Vec<(usize, usize)> = panel.values.iter().enumerate().map(|(s, y)| (s, y.len())).collect();
         for chunk in samples.chunks(card.config.batch_size.max(1) * 4) {
@@ -357,8 +427,10 @@ impl DeepModel {
                     let at = (k * horizon + h) * nq;
                     let mut row: Vec<f32> = quant[at..at + nq].to_vec();
                     row.sort_by(f32::total_cmp);
-                    for (q, level) in qs.iter_mut().zip(levels) {
-                        *q = interpolate_level(trained, &row, *level) * nu;
+                    let median = interpolate_level(trained, &row, 0.5);
+                    for ((q, level), c) in qs.iter_mut().zip(levels).zip(&factors) {
+                        let own = interpolate_level(trained, &row, *level);
+                        *q = if calibrated { median + c * (own - median) } else { own } * nu;
                     }
                     out.set(s, h, mean[k * horizon + h] * nu, &mut qs);
                 }
@@ -428,6 +500,13 @@ impl DeepModel {
 /// Implements [`crate::models::Forecaster`] for a newtype over [`DeepModel`].
 macro_rules! delegate_forecaster {
     ($ty:ident) => {
+        impl $ty {
+            /// Whether fits calibrate their quantiles on the validation samples (the default).
+            pub fn calibrated(self, calibrate: bool) -> Self {
+                Self(self.0.calibrated(calibrate))
+            }
+        }
+
         impl crate::models::Forecaster for $ty {
             fn name(&self) -> &str {
                 self.0.name()
