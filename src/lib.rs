@@ -32,6 +32,7 @@
 //! - [`output`]: what the commands print: their typed reports as text or JSON (`--format json`).
 //! - [`progress`]: long work counted (epochs, windows, fits) and shown as bars or log lines.
 //! - [`jobs`]: job files, due times, the runner (leases, retries, records), the scheduler, run history.
+//! - [`trim`]: the memory a step freed handed back to the operating system before the next.
 
 #![warn(missing_docs)]
 
@@ -65,5 +66,6 @@ pub mod report;
 pub mod secrets;
 pub mod serve;
 pub mod settings;
+pub mod trim;
 
 pub use error::{Error, Result};

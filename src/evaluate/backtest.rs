@@ -595,6 +595,7 @@ pub async fn run_in_lake(
         })
         .await?;
         pool = p;
+        crate::trim::release();
         let rows = rows?;
         for (acc, (r, secs)) in per_model.iter_mut().zip(rows) {
             acc.0.extend(r);

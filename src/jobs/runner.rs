@@ -364,6 +364,9 @@ async fn execute(
         save(env, report).await?;
         let outcome = attempts(env, job, step, ctx, run_date, run_id, state, report, i, lost).await;
         report.steps[i].ended_at = Some(env.clock.now());
+        // What the step freed goes back to the system, so the next step's peak does not come on
+        // top of it.
+        crate::trim::release();
         match outcome {
             Ok((rows_in, rows_out)) => {
                 report.steps[i].status = Status::Succeeded;

@@ -50,7 +50,8 @@ impl Conformal {
 
     /// The factors from forecasts of the panel without its last horizon.
     fn calibrate(&mut self, panel: &Panel) -> Result<Vec<(f64, f64)>> {
-        let (cut, index) = panel.cut(self.horizon);
+        // The baselines read no covariates: cutting them too would copy their whole history.
+        let (cut, index) = panel.cut_without_covariates(self.horizon);
         if cut.is_empty() {
             return Ok(Vec::new());
         }

@@ -126,12 +126,19 @@ impl Panel {
     /// their history to their horizon (what was recorded over them, as of this panel's cutoff).
     /// Returns the panel and, per kept series, its index in this one.
     pub fn cut(&self, periods: usize) -> (Panel, Vec<usize>) {
+        let (mut panel, index) = self.cut_without_covariates(periods);
+        panel.covariates = self.covariates.as_ref().map(|c| Arc::new(c.cut(periods, &index)));
+        (panel, index)
+    }
+
+    /// [`Panel::cut`] without the covariates, for models that read none: at tens of thousands of
+    /// series a copy of the covariates' history is the largest part of a cut.
+    pub fn cut_without_covariates(&self, periods: usize) -> (Panel, Vec<usize>) {
         let index: Vec<usize> = (0..self.len()).filter(|&s| self.values[s].len() > periods).collect();
         let values = index.iter().map(|&s| self.values[s][..self.values[s].len() - periods].to_vec()).collect();
         let keys = index.iter().map(|&s| self.keys[s].clone()).collect();
         let end = self.end - Duration::days(self.frequency.days() * periods as i64);
-        let covariates = self.covariates.as_ref().map(|c| Arc::new(c.cut(periods, &index)));
-        let panel = Panel { keys, values, end, covariates, ..self.clone_without_values() };
+        let panel = Panel { keys, values, end, covariates: None, ..self.clone_without_values() };
         (panel, index)
     }
 
