@@ -26,6 +26,7 @@ measures the demo's cold and warm nights.
 Usage: python3 benches/bench_scale.py [--series 30000] [--days 1900] [--memory-limit-mb 4096]
        [--threads 0] [--models seasonal_naive,ets,tsb,ensemble] [--bin target/release/shelfcast]
        [--dir ~/.cache/shelfcast/bench/scale] [--out benches/results/scale.md] [--nice 10]
+       [--champion-windows N]
 """
 from __future__ import annotations
 
@@ -171,6 +172,9 @@ def main() -> None:
                          "the target features hold 4+ GiB at 30,000 series); --sql-option none for none")
     ap.add_argument("--lease-ttl", default="",
                     help="run a copy of jobs/nightly.toml with this lease-ttl (e.g. 30m); default: the file as it is")
+    ap.add_argument("--champion-windows", type=int, default=None,
+                    help="[champion] windows, the backtest's scored windows (default: the settings' default, 2); "
+                         "a warm night keeps the cold night's backtest, so fewer windows shorten only the cold one")
     a = ap.parse_args()
     if a.sql_option is None:
         a.sql_option = ["optimizer.prefer_hash_join=false"]
@@ -201,6 +205,7 @@ def main() -> None:
         f'jobs-dir = "{jobs}"\n'
         + ("\n[sql-options]\n" + "".join(f'"{k}" = "{v}"\n' for k, v in (o.split("=", 1) for o in a.sql_option))
            if a.sql_option else "")
+        + (f"\n[champion]\nwindows = {a.champion_windows}\n" if a.champion_windows is not None else "")
     )
     nice = ["nice", "-n", str(a.nice)] if a.nice else []
     base = [*nice, a.bin, "-c", str(settings), "--lake", str(lake), "-q"]
@@ -235,7 +240,8 @@ def main() -> None:
         f"- memory-limit-mb = {a.memory_limit_mb} (SQL memory pool, spill beyond), threads = {a.threads}, "
         f"models = {','.join(models)}, nice {a.nice}, "
         f"lease-ttl {a.lease_ttl or 'as in jobs/nightly.toml (2m)'}, "
-        f"sql-options {', '.join(a.sql_option) or 'none'}",
+        f"sql-options {', '.join(a.sql_option) or 'none'}, "
+        f"backtest windows {a.champion_windows if a.champion_windows is not None else 'as in the settings (2)'}",
         f"- demo lake: generated in {gen['seconds']:.0f} s, peak {gen['peak_mib']:,.0f} MiB, "
         f"raw tables {gen['raw_bytes'] / 2**20:,.0f} MiB",
     ]
