@@ -182,9 +182,9 @@ mod tests {
         let (cut, index) = full.cut(h);
         let levels = [0.1, 0.5, 0.9];
         let mut f = Forecast::zeros("m", cut.len(), h, &levels);
-        for s in 0..cut.len() {
+        for (s, &i) in index.iter().enumerate() {
             for step in 0..h {
-                if slow(index[s]) {
+                if slow(i) {
                     f.set(s, step, 0.5, &mut [0.0, 0.0, 2.0]);
                 } else {
                     f.set(s, step, 100.0, &mut [90.0, 100.0, 110.0]);
