@@ -152,6 +152,8 @@ pub struct GbtParams {
     pub volume_weighting: Option<bool>,
     /// Read known-future covariates and static attributes.
     pub covariates: Option<bool>,
+    /// Read the yearly anchors (the year-ago value carried to the current level).
+    pub anchors: Option<bool>,
     /// Fit one model per `location` or per value of a static attribute (`category`, `brand`,
     /// `region`, `format`); unset: one global model.
     pub per: Option<String>,
@@ -230,6 +232,7 @@ impl GbtParams {
         c.stride = self.stride.unwrap_or(c.stride);
         c.volume_weighting = self.volume_weighting.unwrap_or(c.volume_weighting);
         c.covariates = self.covariates.unwrap_or(c.covariates);
+        c.anchors = self.anchors.unwrap_or(c.anchors);
         c
     }
 }
@@ -436,10 +439,11 @@ mod tests {
             let err = p.validate().unwrap_err().to_string();
             assert!(err.contains(&format!("model.gbt.{}", &bad[..9])) && err.contains("(0, 1]"), "{err}");
         }
-        let p: ModelParams = toml::from_str("[gbt]\ncolsample = 0.5\nsubsample = 0.7\n").unwrap();
+        let p: ModelParams = toml::from_str("[gbt]\ncolsample = 0.5\nsubsample = 0.7\nanchors = false\n").unwrap();
         p.validate().unwrap();
         let c = p.gbt.apply(GbtConfig::new(7, 7));
-        assert_eq!((c.colsample, c.subsample), (0.5, 0.7));
+        assert_eq!((c.colsample, c.subsample, c.anchors), (0.5, 0.7, false));
+        assert!(GbtConfig::new(7, 7).anchors);
         let p: ModelParams = toml::from_str("[gbt]\nper = \"store\"\n").unwrap();
         let err = p.validate().unwrap_err().to_string();
         assert!(err.contains("model.gbt.per") && err.contains("`store`"), "{err}");

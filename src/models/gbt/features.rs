@@ -17,6 +17,9 @@ use crate::period::Frequency;
 /// Missing values (a lag before the series starts) are NaN: the trees learn where they go.
 const MISSING: f64 = f64::NAN;
 
+/// Columns of the yearly anchors, when the layout reads them.
+const ANCHORS: usize = 2;
+
 /// Largest number of distinct values of a categorical column the trees read (as codes); an id
 /// column with more (thousands of items) says little a code split can use.
 pub const MAX_CATEGORIES: usize = 250;
@@ -37,6 +40,12 @@ pub struct Layout {
     /// reads with all its noise. Empty in models saved before they were read.
     #[serde(default)]
     pub phase_means: Vec<usize>,
+    /// Reads the year-ago value carried to the current level (see [`row`]): the seasonal naive
+    /// forecast moved by the year's growth, and by the level's change since a year ago. Trees
+    /// split on one column at a time and cannot form these products and differences of columns
+    /// themselves. False in models saved before they were read.
+    #[serde(default)]
+    pub anchors: bool,
     /// Periods over which the scale is the mean absolute value.
     pub scale_window: usize,
     /// Daily grain (day-of-week features) or weekly.
@@ -82,6 +91,7 @@ impl Layout {
             lags,
             means,
             phase_means,
+            anchors: true,
             scale_window: year,
             daily,
             known,
@@ -100,8 +110,8 @@ impl Layout {
     /// Columns per row.
     pub fn width(&self) -> usize {
         // step, lags, means, season lag ±1 (3), phase means, year lag ±1 (3), two years,
-        // year-on-year growth, calendar (2), known covariates, observed covariates at the origin,
-        // categoricals.
+        // year-on-year growth, the yearly anchors (2), calendar (2), known covariates, observed
+        // covariates at the origin, categoricals.
         1 + self.lags
             + self.means.len()
             + 3
@@ -109,6 +119,7 @@ impl Layout {
             + 3
             + 1
             + 1
+            + if self.anchors { ANCHORS } else { 0 }
             + 2
             + self.known
             + self.observed.len()
@@ -270,6 +281,22 @@ pub fn row(
         MISSING
     };
     row.push(growth);
+    if layout.anchors {
+        // The year-ago value of the target period carried to this year's level, two ways: times
+        // the growth above, and plus the change of the recent mean (the last `lags` periods,
+        // a whole week at a daily grain) since the same periods a year before the origin.
+        let year_ago = value(o_i + h_i - year_back);
+        row.push(if growth.is_nan() || year_ago.is_nan() { MISSING } else { year_ago * growth });
+        let w = layout.lags.max(1);
+        let then_end = o_i - year_back;
+        row.push(if then_end + 1 >= w as isize && !year_ago.is_nan() {
+            let now = mean(y, o, w) / scale;
+            let then = mean(y, then_end as usize, w) / scale;
+            now + year_ago - then
+        } else {
+            MISSING
+        });
+    }
     // Calendar of the target period.
     let date = period_date(panel, n, o + h);
     let cal = panel.calendar(date);
@@ -395,6 +422,40 @@ mod tests {
             assert!((r[at] - (last - 3.0 * 7.0 / 2.0)).abs() < 1e-9, "h={h}: {}", r[at]);
             assert!((r[at + 1] - (last - 7.0 * 7.0 / 2.0)).abs() < 1e-9, "h={h}: {}", r[at + 1]);
         }
+    }
+
+    #[test]
+    fn the_anchors_carry_the_year_ago_value_to_this_year_and_read_nothing_after_the_origin() {
+        // A linear series: last year's value at the target period, moved by the recent level's
+        // change since a year before the origin, is the target's own value; times the growth it
+        // is last year's value scaled by the ratio of the 13-week means.
+        let y: Vec<f32> = (0..200).map(|i| i as f32).collect();
+        let panel = weekly(y.clone());
+        let mut layout = Layout::for_panel(&panel, 52);
+        assert!(layout.anchors);
+        let cats = Categories::code(&panel, &mut layout, &mut Vec::new(), true);
+        let (o, mut r, mut cut) = (120, Vec::new(), Vec::new());
+        let at = 1 + layout.lags + layout.means.len() + 3 + layout.phase_means.len() + 3 + 1 + 1;
+        // The same values up to the origin and others after it.
+        let mut other = y.clone();
+        other[o + 1..].iter_mut().for_each(|v| *v = -5.0);
+        for h in 1..=52 {
+            row(&layout, &panel, &cats, &y, Origin::observed(0, y.len(), o), h, 1.0, &mut r);
+            assert_eq!(r.len(), layout.width());
+            let (year_ago, growth) = ((o + h - 52) as f64, (o as f64 - 6.0) / (o as f64 - 52.0 - 6.0));
+            assert!((r[at] - year_ago * growth).abs() < 1e-9, "h={h}: {}", r[at]);
+            assert!((r[at + 1] - (o + h) as f64).abs() < 1e-9, "h={h}: {}", r[at + 1]);
+            row(&layout, &panel, &cats, &other, Origin::observed(0, y.len(), o), h, 1.0, &mut cut);
+            assert_eq!(r[at..at + 2], cut[at..at + 2], "h={h}");
+        }
+        // Without a year of history before the origin, they are missing.
+        row(&layout, &panel, &cats, &y, Origin::observed(0, y.len(), 40), 1, 1.0, &mut r);
+        assert!(r[at].is_nan() && r[at + 1].is_nan());
+        // Left out, the row is two columns narrower.
+        let off = Layout { anchors: false, ..layout.clone() };
+        row(&off, &panel, &cats, &y, Origin::observed(0, y.len(), o), 1, 1.0, &mut r);
+        assert_eq!(r.len(), layout.width() - 2);
+        assert_eq!(off.width(), layout.width() - 2);
     }
 
     #[test]

@@ -181,6 +181,11 @@ pub struct GbtConfig {
     pub volume_weighting: bool,
     /// Reads known-future covariates and static attributes when the panel has them.
     pub covariates: bool,
+    /// Reads the yearly anchors: the year-ago value of the target period carried to the current
+    /// level (by the year's growth, and by the recent level's change). False in configurations
+    /// saved before they existed, whose models do not read them.
+    #[serde(default)]
+    pub anchors: bool,
     /// Seed of the trees' sampling.
     pub seed: u64,
     /// Worker threads.
@@ -206,6 +211,7 @@ impl GbtConfig {
             stride: 0,
             volume_weighting: true,
             covariates: true,
+            anchors: true,
             seed: 42,
             threads: 1,
         }
@@ -603,6 +609,10 @@ impl Gbt {
         let panel = self.view(panel);
         let panel = panel.as_ref();
         let mut layout = Layout::for_panel(panel, self.config.season);
+        // Anchors need a year and a mean's window of history; without any such series they
+        // would be empty columns taking the place of others in each tree's column sample.
+        let longest = panel.values.iter().map(Vec::len).max().unwrap_or(0);
+        layout.anchors = self.config.anchors && longest > layout.year + layout.means.last().copied().unwrap_or(0);
         let mut vocab = Vec::new();
         let cats = Categories::code(panel, &mut layout, &mut vocab, true);
         let h_max = self.config.horizon;
