@@ -263,11 +263,14 @@ pub fn scored_levels(settings: &ModelsConfig) -> Vec<f64> {
 
 /// How the learned ensemble learns, from settings (`[model.ensemble]`).
 pub fn ensemble_config(settings: &ModelsConfig) -> ensemble::EnsembleConfig {
+    let p = &settings.model;
     let base = ensemble::EnsembleConfig {
         levels: scored_levels(settings),
+        // `gbt` takes its quantiles from its held-out errors; the others as the settings say.
+        self_calibrated: ensemble_members(settings).iter().map(|n| n == "gbt" || p.calibration.calibrates(n)).collect(),
         ..ensemble::EnsembleConfig::new(settings.horizon, settings.season_length)
     };
-    settings.model.ensemble.apply(base)
+    p.ensemble.apply(base)
 }
 
 /// Periods of covariates before a cutoff the configured deep models read (their training history).

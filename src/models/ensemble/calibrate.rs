@@ -112,14 +112,15 @@ pub fn factor_at(calibration: &[(f64, f64)], tau: f64) -> f64 {
 mod tests {
     use super::*;
     use crate::models::Forecast;
+    use crate::models::ensemble::{EnsembleConfig, learn};
     use crate::panel::{Panel, SeriesKey};
     use crate::period::Frequency;
     use chrono::NaiveDate;
 
-    #[test]
-    fn intervals_twice_too_wide_are_halved_and_the_levels_interpolate() {
-        // Actuals spread evenly around 100 (±1 … ±10 from the median); the member's 0.1 and
-        // 0.9 quantiles at ±16 cover everything, so both factors land near 8/16.
+    /// A member whose 0.1 and 0.9 quantiles at ±16 from the median cover every actual, the
+    /// actuals spreading evenly around 100 (±1 … ±10 from the median): intervals about twice too
+    /// wide.
+    fn too_wide() -> Validation {
         let (series, h) = (40, 10);
         let n = 60;
         let keys = (0..series).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect();
@@ -147,7 +148,13 @@ mod tests {
         }
         let mut v = Validation::new(1);
         v.push(&cut, &index, &full, &[&f], h, 7);
-        let c = factors(&v, &Weights::equal(1));
+        v
+    }
+
+    #[test]
+    fn intervals_twice_too_wide_are_halved_and_the_levels_interpolate() {
+        // Both factors land near 8/16.
+        let c = factors(&too_wide(), &Weights::equal(1));
         let (lo, hi) = (factor_at(&c, 0.1), factor_at(&c, 0.9));
         assert!((0.35..=0.65).contains(&hi), "{c:?}");
         assert!((0.35..=0.65).contains(&lo), "{c:?}");
@@ -208,5 +215,22 @@ mod tests {
         assert!((0.07..=0.10).contains(&below), "share under the lower quantile {below}, factors {c:?}");
         assert!((0.07..=0.10).contains(&above), "share over the upper quantile {above}, factors {c:?}");
         assert!((0.78..=0.86).contains(&(1.0 - below - above)), "coverage {}, factors {c:?}", 1.0 - below - above);
+    }
+
+    /// A sole member that calibrates its own quantiles at each fit keeps them: the validation
+    /// holds an older fit's intervals, and their miss is not the fresh fit's. One that does not
+    /// is calibrated on the validation.
+    #[test]
+    fn a_sole_self_calibrating_member_keeps_its_own_quantiles() {
+        let v = too_wide();
+        let config = |own: bool| EnsembleConfig { self_calibrated: vec![own], ..EnsembleConfig::new(10, 7) };
+        let (own, _) = learn(&v, &config(true), 1);
+        assert_eq!(own.sole(), Some(0));
+        assert!(own.calibration.is_empty(), "{:?}", own.calibration);
+        let (rescaled, _) = learn(&v, &config(false), 1);
+        assert!((0.35..=0.65).contains(&factor_at(&rescaled.calibration, 0.9)), "{:?}", rescaled.calibration);
+        // Two members sharing the weight: the mix is calibrated whatever each does.
+        let mixed = Weights { global: vec![0.5, 0.5], ..Weights::equal(2) };
+        assert_eq!(mixed.sole(), None);
     }
 }

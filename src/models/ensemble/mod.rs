@@ -47,12 +47,23 @@ pub struct EnsembleConfig {
     pub by_class: bool,
     /// Quantile levels members forecast at validation.
     pub levels: Vec<f64>,
+    /// Per member (member order), whether it calibrates its own quantiles when it is fitted
+    /// (`gbt`, and the models `[model.calibration]` lists). Missing: it does not.
+    pub self_calibrated: Vec<bool>,
 }
 
 impl EnsembleConfig {
     /// Defaults for a horizon and season: 40 rounds, one validation window, one set of weights.
     pub fn new(horizon: usize, season: usize) -> Self {
-        Self { horizon, season, rounds: 40, windows: 1, by_class: false, levels: vec![0.1, 0.5, 0.9] }
+        Self {
+            horizon,
+            season,
+            rounds: 40,
+            windows: 1,
+            by_class: false,
+            levels: vec![0.1, 0.5, 0.9],
+            self_calibrated: Vec::new(),
+        }
     }
 }
 
@@ -194,7 +205,16 @@ pub fn learn(v: &Validation, config: &EnsembleConfig, members: usize) -> (Weight
         Some(c) => (c.weights, c.losses, c.mixed),
         None => (Weights::equal(members), Default::default(), Default::default()),
     };
-    weights.calibration = calibrate::factors(v, &weights);
+    // A member given all the weight that calibrates its own quantiles keeps them: it measured
+    // them at its own cutoff, on the horizon just before it, while the validation here holds an
+    // older fit's forecasts, whose misses a fresh fit has already corrected (rescaling by them
+    // counts the old miss twice).
+    let sole = weights.sole();
+    weights.calibration = if sole.is_some_and(|m| config.self_calibrated.get(m) == Some(&true)) {
+        Vec::new()
+    } else {
+        calibrate::factors(v, &weights)
+    };
     let card = SelectionCard {
         windows: v.windows(),
         rows: v.rows(),
