@@ -217,20 +217,19 @@ mod tests {
         assert!((0.78..=0.86).contains(&(1.0 - below - above)), "coverage {}, factors {c:?}", 1.0 - below - above);
     }
 
-    /// A sole member that calibrates its own quantiles at each fit keeps them: the validation
-    /// holds an older fit's intervals, and their miss is not the fresh fit's. One that does not
-    /// is calibrated on the validation.
+    /// Members that calibrate their own quantiles at each fit keep them: the validation holds
+    /// older fits' intervals, and their miss is not the fresh fits'. A member that does not is
+    /// calibrated on the validation.
     #[test]
-    fn a_sole_self_calibrating_member_keeps_its_own_quantiles() {
+    fn members_that_calibrate_themselves_keep_their_own_quantiles() {
         let v = too_wide();
-        let config = |own: bool| EnsembleConfig { self_calibrated: vec![own], ..EnsembleConfig::new(10, 7) };
-        let (own, _) = learn(&v, &config(true), 1);
-        assert_eq!(own.sole(), Some(0));
+        let config = |own: Vec<bool>| EnsembleConfig { self_calibrated: own, ..EnsembleConfig::new(10, 7) };
+        let (own, _) = learn(&v, &config(vec![true]), 1);
         assert!(own.calibration.is_empty(), "{:?}", own.calibration);
-        let (rescaled, _) = learn(&v, &config(false), 1);
+        let (rescaled, _) = learn(&v, &config(vec![false]), 1);
         assert!((0.35..=0.65).contains(&factor_at(&rescaled.calibration, 0.9)), "{:?}", rescaled.calibration);
-        // Two members sharing the weight: the mix is calibrated whatever each does.
-        let mixed = Weights { global: vec![0.5, 0.5], ..Weights::equal(2) };
-        assert_eq!(mixed.sole(), None);
+        // Unlisted members do not calibrate themselves.
+        let (unlisted, _) = learn(&v, &config(Vec::new()), 1);
+        assert_eq!(unlisted.calibration, rescaled.calibration);
     }
 }

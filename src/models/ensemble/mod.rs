@@ -205,16 +205,12 @@ pub fn learn(v: &Validation, config: &EnsembleConfig, members: usize) -> (Weight
         Some(c) => (c.weights, c.losses, c.mixed),
         None => (Weights::equal(members), Default::default(), Default::default()),
     };
-    // A member given all the weight that calibrates its own quantiles keeps them: it measured
-    // them at its own cutoff, on the horizon just before it, while the validation here holds an
-    // older fit's forecasts, whose misses a fresh fit has already corrected (rescaling by them
-    // counts the old miss twice).
-    let sole = weights.sole();
-    weights.calibration = if sole.is_some_and(|m| config.self_calibrated.get(m) == Some(&true)) {
-        Vec::new()
-    } else {
-        calibrate::factors(v, &weights)
-    };
+    // Members that calibrate their own quantiles keep them, and their mix keeps their weighted
+    // mean: each measured its quantiles at its own cutoff, on the horizon just before it, while
+    // the validation here holds older fits' forecasts, whose misses the fresh fits have already
+    // corrected (rescaling by them counts an old miss twice).
+    let own = (0..members).filter(|m| weights.uses(*m)).all(|m| config.self_calibrated.get(m) == Some(&true));
+    weights.calibration = if own { Vec::new() } else { calibrate::factors(v, &weights) };
     let card = SelectionCard {
         windows: v.windows(),
         rows: v.rows(),
@@ -406,6 +402,8 @@ impl Forecaster for Ensemble {
             "members": names,
             "weights": self.weights.as_ref().map(|w| &w.global),
             "weights_by_class": by_class,
+            // Empty: the weighted members calibrate their own quantiles, which are kept (or too
+            // little validation).
             "quantile_calibration": self.weights.as_ref().map(|w| &w.calibration),
             "rounds": self.config.rounds,
             "validation_windows": self.config.windows,

@@ -275,19 +275,6 @@ impl Weights {
         self.by_class.get(&class).unwrap_or(&self.global)
     }
 
-    /// The member with all the weight, for every series, when there is one.
-    pub fn sole(&self) -> Option<usize> {
-        let only = |w: &[f64]| {
-            let mut used = w.iter().enumerate().filter(|(_, w)| **w > 0.0);
-            match (used.next(), used.next()) {
-                (Some((m, _)), None) => Some(m),
-                _ => None,
-            }
-        };
-        let m = only(&self.global)?;
-        self.by_class.values().all(|w| only(w) == Some(m)).then_some(m)
-    }
-
     /// Whether member `m` has a weight somewhere.
     pub fn uses(&self, m: usize) -> bool {
         self.global[m] > 0.0 || self.by_class.values().any(|w| w[m] > 0.0)
