@@ -241,6 +241,9 @@ struct Fitted {
     /// Whether the user's covariates were kept, with the held-out errors that decided it.
     #[serde(default)]
     selection: Option<serde_json::Value>,
+    /// Whether the yearly anchors were kept, with the held-out errors that decided it.
+    #[serde(default)]
+    anchors: Option<serde_json::Value>,
     /// The number of trees chosen on the held-out periods and their error there.
     #[serde(default)]
     trees: Option<serde_json::Value>,
@@ -462,6 +465,41 @@ impl Gbt {
         })
     }
 
+    /// The target with the lowest error on the held-out periods (`auto`): the ratio, the
+    /// logarithm and the Tweedie target are fitted, the blend averages the first two, and the
+    /// blend is kept only when it beats the best single target by [`BLEND_GAIN`] (it fits two
+    /// tree ensembles). Returns the target, its held-out fit and the card's record of the choice.
+    fn choose_target(
+        &self,
+        rows: &Rows,
+        train: &[usize],
+        calib: &[usize],
+    ) -> Result<(Target, HeldOut, Option<serde_json::Value>)> {
+        let ratio = self.held_out(rows, train, calib, Target::Ratio)?;
+        let log = self.held_out(rows, train, calib, Target::Log)?;
+        let count = self.held_out(rows, train, calib, Target::Tweedie)?;
+        let b = held_out_error(rows, calib, &blended(&ratio.predicted, &log.predicted));
+        let (r, l, t) = (ratio.error, log.error, count.error);
+        debug!(ratio = r, log = l, tweedie = t, blend = b, "gbt: the targets on the held-out periods");
+        let choice = Some(serde_json::json!({
+            "rule": "lowest held-out error; the blend only when it beats the best single target by 1%",
+            "held_out_mae_ratio": r,
+            "held_out_mae_log": l,
+            "held_out_mae_tweedie": t,
+            "held_out_mae_blend": b,
+            "tweedie_power": self.config.tweedie_power,
+        }));
+        Ok(if b < (1.0 - BLEND_GAIN) * r.min(l).min(t) {
+            (Target::Blend, HeldOut::blend(rows, calib, ratio, log), choice)
+        } else if t < r.min(l) {
+            (Target::Tweedie, count, choice)
+        } else if l < r {
+            (Target::Log, log, choice)
+        } else {
+            (Target::Ratio, ratio, choice)
+        })
+    }
+
     fn train(&self, rows: &Rows, keep: &[usize], trees: usize, target: Target) -> Result<GradientBooster> {
         self.train_watching(rows, keep, trees, target, None)
     }
@@ -620,6 +658,11 @@ impl Gbt {
         // its held-out tree count and errors too when they come from nearly the same periods.
         let carried = parent.is_some();
         let reuse = parent.as_ref().and_then(|p| HeldOutReuse::of(p, panel, h_max));
+        // Whether the anchors were kept, with the held-out errors that decided it.
+        let mut anchors = parent.as_ref().and_then(|p| p.anchors.clone());
+        if let Some(p) = &parent {
+            layout.anchors = layout.anchors && p.layout.anchors;
+        }
         let (mut target, mut target_choice, mut selection, configured_strategy, carried_strategy_choice) = match parent
         {
             Some(p) => {
@@ -639,34 +682,39 @@ impl Gbt {
         if !carried {
             let (calib, train): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|&r| held(&rows.index[r]));
             let enough = !calib.is_empty() && train.len() >= 10;
+            // The anchors are chosen with the target: each layout's best target on the held-out
+            // periods, and the lower of the two (the anchors move which target wins).
+            let mut off = layout.clone();
+            off.anchors = false;
+            let choose_anchors = layout.anchors && enough;
+            let rows_off = choose_anchors.then(|| self.rows(panel, &off, &cats));
             if target == Target::Auto {
                 target = Target::Ratio;
                 if enough {
-                    let ratio = self.held_out(&rows, &train, &calib, Target::Ratio)?;
-                    let log = self.held_out(&rows, &train, &calib, Target::Log)?;
-                    let count = self.held_out(&rows, &train, &calib, Target::Tweedie)?;
-                    let b = held_out_error(&rows, &calib, &blended(&ratio.predicted, &log.predicted));
-                    let (r, l, t) = (ratio.error, log.error, count.error);
-                    debug!(ratio = r, log = l, tweedie = t, blend = b, "gbt: the targets on the held-out periods");
-                    target_choice = Some(serde_json::json!({
-                        "rule": "lowest held-out error; the blend only when it beats the best single target by 1%",
-                        "held_out_mae_ratio": r,
-                        "held_out_mae_log": l,
-                        "held_out_mae_tweedie": t,
-                        "held_out_mae_blend": b,
-                        "tweedie_power": self.config.tweedie_power,
-                    }));
-                    // The blend fits two tree ensembles: it has to earn its cost.
-                    (target, chosen) = if b < (1.0 - BLEND_GAIN) * r.min(l).min(t) {
-                        (Target::Blend, Some(HeldOut::blend(&rows, &calib, ratio, log)))
-                    } else if t < r.min(l) {
-                        (Target::Tweedie, Some(count))
-                    } else if l < r {
-                        (Target::Log, Some(log))
-                    } else {
-                        (Target::Ratio, Some(ratio))
+                    let with = self.choose_target(&rows, &train, &calib)?;
+                    let picked = match &rows_off {
+                        Some(bare) => {
+                            let without = self.choose_target(bare, &train, &calib)?;
+                            let keep = with.1.error <= without.1.error;
+                            anchors = Some(anchors_choice(keep, with.1.error, without.1.error));
+                            if keep { with } else { without }
+                        }
+                        None => with,
                     };
+                    let held_out;
+                    (target, held_out, target_choice) = picked;
+                    chosen = Some(held_out);
                 }
+            } else if let Some(bare) = &rows_off {
+                let with = self.held_out(&rows, &train, &calib, target)?;
+                let without = self.held_out(bare, &train, &calib, target)?;
+                let keep = with.error <= without.error;
+                anchors = Some(anchors_choice(keep, with.error, without.error));
+                chosen = Some(if keep { with } else { without });
+            }
+            if anchors.as_ref().is_some_and(|a| a["kept"] == false) {
+                layout = off;
+                rows = rows_off.expect("rows without the anchors were built to choose them");
             }
             if layout.has_user() && enough {
                 let with_user = match chosen.take() {
@@ -755,6 +803,7 @@ impl Gbt {
             log_booster: None,
             errors,
             selection,
+            anchors,
             trees: trees_card,
             target,
             target_choice,
@@ -893,6 +942,11 @@ fn held_out_error(rows: &Rows, calib: &[usize], predicted: &[f64]) -> f64 {
     sum / weight.max(f64::MIN_POSITIVE)
 }
 
+/// The card's record of the anchors' choice.
+fn anchors_choice(kept: bool, with: f64, without: f64) -> serde_json::Value {
+    serde_json::json!({ "kept": kept, "held_out_mae_with": with, "held_out_mae_without": without })
+}
+
 impl Forecaster for Gbt {
     fn name(&self) -> &str {
         "gbt"
@@ -1009,6 +1063,7 @@ impl Forecaster for Gbt {
             "categorical": fitted.layout.categorical,
             "inputs": { "known": fitted.layout.known_names, "observed": fitted.layout.observed },
             "user_covariates": fitted.selection,
+            "anchors": fitted.anchors,
             "trees": fitted.model.as_ref().map(|m| m.trees.len()),
             "log_trees": fitted.log_model.as_ref().map(|m| m.trees.len()),
             "tree_count": fitted.trees,
@@ -1458,6 +1513,40 @@ mod tests {
         let mut other = Gbt::new(GbtConfig { max_depth: 4, ..config });
         assert!(matches!(other.fit_warm(&panel, &stored, 4).unwrap(), Warm::Incompatible(_)));
         assert!(matches!(other.fit_warm(&panel, b"not trees", 4).unwrap(), Warm::Incompatible(_)));
+    }
+
+    /// The anchors are kept or left out with the target, on the held-out periods; the card
+    /// says which with both errors, the layout follows, and a warm refit carries the choice.
+    #[test]
+    fn the_anchors_are_chosen_on_the_held_out_periods_and_the_choice_is_carried() {
+        let horizon = 14;
+        let (long, actuals) = panel(24, 500, horizon);
+        let config = GbtConfig { trees: 60, ..GbtConfig::new(horizon, 7) };
+        let mut gbt = Gbt::new(config.clone());
+        gbt.fit(&long).unwrap();
+        let card = gbt.card().unwrap();
+        let a = &card["anchors"];
+        let (with, without) = (a["held_out_mae_with"].as_f64().unwrap(), a["held_out_mae_without"].as_f64().unwrap());
+        let kept = with <= without;
+        assert_eq!(a["kept"], kept, "{a}");
+        let mut bare = Gbt::new(GbtConfig { anchors: false, ..config.clone() });
+        bare.fit(&long).unwrap();
+        let bare_card = bare.card().unwrap();
+        assert!(bare_card["anchors"].is_null(), "not configured, not chosen");
+        let width = |c: &serde_json::Value| c["features"].as_u64().unwrap();
+        assert_eq!(width(&card), width(&bare_card) + if kept { 2 } else { 0 });
+        let ours = mae(&gbt.predict(&long, horizon, &[0.1, 0.5, 0.9]).unwrap(), &actuals);
+        let naive = naive_mae(&long, &actuals);
+        assert!(ours < 0.7 * naive, "MAE {ours:.3} against seasonal naive's {naive:.3}");
+        let mut warm = Gbt::new(config);
+        warm.fit_warm(&long, &gbt.save().unwrap(), 4).unwrap();
+        assert_eq!(warm.card().unwrap()["anchors"], card["anchors"]);
+        assert_eq!(width(&warm.card().unwrap()), width(&card));
+        // Less than a year and the growth's window of history: nothing to choose.
+        let (short, _) = panel(24, 300, horizon);
+        let mut gbt = Gbt::new(GbtConfig { trees: 60, ..GbtConfig::new(horizon, 7) });
+        gbt.fit(&short).unwrap();
+        assert!(gbt.card().unwrap()["anchors"].is_null());
     }
 
     #[test]
