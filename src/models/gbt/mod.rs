@@ -696,7 +696,7 @@ impl Gbt {
                         Some(bare) => {
                             let without = self.choose_target(bare, &train, &calib)?;
                             let keep = with.1.error <= without.1.error;
-                            anchors = Some(anchors_choice(keep, with.1.error, without.1.error));
+                            anchors = Some(kept_choice(keep, with.1.error, without.1.error));
                             if keep { with } else { without }
                         }
                         None => with,
@@ -709,7 +709,7 @@ impl Gbt {
                 let with = self.held_out(&rows, &train, &calib, target)?;
                 let without = self.held_out(bare, &train, &calib, target)?;
                 let keep = with.error <= without.error;
-                anchors = Some(anchors_choice(keep, with.error, without.error));
+                anchors = Some(kept_choice(keep, with.error, without.error));
                 chosen = Some(if keep { with } else { without });
             }
             if anchors.as_ref().is_some_and(|a| a["kept"] == false) {
@@ -729,9 +729,7 @@ impl Gbt {
                 let keep = with <= without;
                 chosen = Some(if keep { with_user } else { without_user });
                 debug!(with, without, keep, "gbt: the user's covariates on the held-out periods");
-                selection = Some(
-                    serde_json::json!({ "kept": keep, "held_out_mae_with": with, "held_out_mae_without": without }),
-                );
+                selection = Some(kept_choice(keep, with, without));
                 if !keep {
                     layout = off;
                     rows = rows_off;
@@ -942,8 +940,9 @@ fn held_out_error(rows: &Rows, calib: &[usize], predicted: &[f64]) -> f64 {
     sum / weight.max(f64::MIN_POSITIVE)
 }
 
-/// The card's record of the anchors' choice.
-fn anchors_choice(kept: bool, with: f64, without: f64) -> serde_json::Value {
+/// The card's record of a choice to keep columns or leave them out (the user's covariates, the
+/// anchors), with the held-out errors that decided it.
+fn kept_choice(kept: bool, with: f64, without: f64) -> serde_json::Value {
     serde_json::json!({ "kept": kept, "held_out_mae_with": with, "held_out_mae_without": without })
 }
 
