@@ -5,7 +5,9 @@
    all 143 weeks) into a lake under the cache folder (once).
 2. Backtests the models with the standard protocol: weekly (weeks ending on Friday, as the data
    is reported), horizon 13, 3 windows, step 13, season 52; exports the forecasts and actuals.
-3. Scores them with ../shared/bench/score.py, the scorer every system is compared with.
+3. Scores them with ../shared/bench/score.py, the scorer every system is compared with; the
+   `published` row is the forecast the nightly would have published (each demand class's
+   champion, crowned on the windows before each cutoff).
 4. Prints shelfcast's models next to the peers: run by ../shared/bench/forecast_peers.py on the
    same data in this command, or read from ../shared/bench/results/walmart-peers.json with
    --no-peers.
@@ -66,9 +68,13 @@ def main() -> None:
         subprocess.run(base + ["import", "--preset", "walmart", str(SHARED / "data" / "walmart")], check=True)
     fc, act = work / "shelfcast-forecasts.parquet", work / "actuals.parquet"
     t0 = time.time()
-    subprocess.run(base + ["--models", a.models, "backtest", "--windows", "3", "--step", "13",
-                           "--export", str(fc), "--export-actuals", str(act)], check=True)
+    done = json.loads(subprocess.run(
+        base + ["--models", a.models, "backtest", "--windows", "3", "--step", "13", "--export", str(fc),
+                "--export-actuals", str(act), "--format", "json"], check=True, capture_output=True, text=True).stdout)
     seconds = time.time() - t0
+    # Seconds per model from shelfcast's own report; the published forecast is a choice among them.
+    own = {m["model"]: m["seconds"] for m in done["report"]["models"]}
+    published = (done["report"].get("published") or {}).get("champions", {})
     if a.covariates_ablation:
         bare = work / "lake-without-covariates"
         if not bare.exists():
@@ -108,13 +114,16 @@ def main() -> None:
     mine = json.loads(ours.read_text())["methods"]
     print(f"Walmart: 2,660 store × department series, weekly, H=13, 3 windows, step 13, season 52; "
           f"shelfcast backtest {seconds:.0f} s for {len(mine)} models; peers from {peers_json.name}")
-    print("| system | method | cutoffs | " + " | ".join(METRICS) + " |")
-    print("|---|---|---|" + "---|" * len(METRICS))
+    print("| system | method | cutoffs | " + " | ".join(METRICS) + " | seconds |")
+    print("|---|---|---|" + "---|" * (len(METRICS) + 1))
     for source, table in (("shelfcast", mine), ("peer", peers)):
         for name, r in table.items():
             o = r["overall"]
             cut = ", ".join(r.get("cutoffs", []))
-            print(f"| {source} | {name} | {cut} | " + " | ".join(fmt(o.get(m)) for m in METRICS) + " |")
+            secs = f"{own[name]:.0f}" if source == "shelfcast" and name in own else "-"
+            print(f"| {source} | {name} | {cut} | " + " | ".join(fmt(o.get(m)) for m in METRICS) + f" | {secs} |")
+    for cutoff, chosen in published.items():
+        print(f"published at {cutoff}: " + ", ".join(f"{segment} {model}" for segment, model in chosen.items()))
 
 
 if __name__ == "__main__":

@@ -130,6 +130,10 @@ pub struct BacktestReport {
     pub season: usize,
     /// Per model, in the order given.
     pub models: Vec<ModelBacktest>,
+    /// The forecast the champion rule would have published at each window (see
+    /// [`super::published`]); not a model, so never a candidate for champion.
+    #[serde(default)]
+    pub published: Option<super::published::Published>,
 }
 
 /// What a backtest reads from the settings: the model registry's configuration and the grain of
@@ -144,6 +148,8 @@ pub struct BacktestConfig {
     /// reached at the window before, as the nightly's train step continues the stored version;
     /// `None`: every window trains it from scratch (`[train] warm-backtest`).
     pub warm_epochs: Option<usize>,
+    /// The champion rule the published forecast replays.
+    pub champion: super::champion::ChampionSettings,
 }
 
 impl BacktestConfig {
@@ -336,42 +342,42 @@ impl Pool {
 /// The ensembles come last: they combine the forecasts of their members when those were
 /// backtested too (same settings and seed: the forecasts refitting them would give), the learned
 /// one with weights from the member forecasts of earlier windows in `pool`. An unscored window
-/// ([`warmup`]) fits only the members, into `pool`; one a member cannot fit is left out.
+/// ([`warmup`]) fits only the members (and the median of them), into `pool`, and gives their
+/// rows for the published forecast's first choice ([`super::published`]); one a member cannot
+/// fit is left out. Per model forecast, in `opts.models` order: its name, rows and seconds.
 pub fn evaluate(
     full: &Panel,
     window: &Window,
     config: &BacktestConfig,
     opts: &BacktestOptions,
     pool: &mut Pool,
-) -> Result<Vec<(Vec<ScoredRow>, f64)>> {
+) -> Result<Vec<(String, Vec<ScoredRow>, f64)>> {
     let levels = levels(config);
     info!(cutoff = %window.cutoff, series = window.panel.len(), scored = window.scored, "backtest window");
     let members = models::ensemble_members(&config.models);
     let reuse = ensemble_reuses_windows(config, opts);
     let ensemble =
         models::ensemble::EnsembleConfig { horizon: opts.horizon, ..models::ensemble_config(&config.models) };
-    if !window.scored {
-        let task = crate::progress::Task::start("warm-up models", members.len() as u64);
-        let mut fs = Vec::new();
-        for (m, (f, _)) in members.iter().zip(fit_side_by_side(&members, window, config, opts, pool, &task)) {
-            match f {
-                Ok(f) => fs.push((m.clone(), f)),
-                Err(e) => {
-                    tracing::warn!(cutoff = %window.cutoff, model = %m, error = %e, "validation window left out");
-                    return Ok(Vec::new());
-                }
-            }
-        }
-        pool.keep(window, fs, ensemble.windows);
-        return Ok(Vec::new());
-    }
-    let task = crate::progress::Task::start("window models", opts.models.len() as u64);
     // The models first, side by side; then the ensembles, which combine their forecasts.
-    let singles: Vec<String> = opts.models.iter().filter(|m| !models::is_ensemble(m)).cloned().collect();
+    let singles: Vec<String> = match window.scored {
+        true => opts.models.iter().filter(|m| !models::is_ensemble(m)).cloned().collect(),
+        false => members.clone(),
+    };
+    let task = crate::progress::Task::start(
+        if window.scored { "window models" } else { "warm-up models" },
+        opts.models.len() as u64,
+    );
     let mut done: Vec<(String, Forecast)> = Vec::new();
     let mut seconds: Vec<(String, f64)> = Vec::new();
     for (name, (f, secs)) in singles.iter().zip(fit_side_by_side(&singles, window, config, opts, pool, &task)) {
-        done.push((name.clone(), f?));
+        match f {
+            Ok(f) => done.push((name.clone(), f)),
+            Err(e) if !window.scored => {
+                tracing::warn!(cutoff = %window.cutoff, model = %name, error = %e, "validation window left out");
+                return Ok(Vec::new());
+            }
+            Err(e) => return Err(e),
+        }
         seconds.push((name.clone(), secs));
     }
     for name in opts.models.iter().filter(|m| models::is_ensemble(m)) {
@@ -381,7 +387,7 @@ pub fn evaluate(
         let started = std::time::Instant::now();
         let combined = match (name.as_str(), fitted) {
             ("median", Some(fs)) => Some(models::median::combine(&fs, series, h, &levels)),
-            ("ensemble", Some(fs)) if reuse => {
+            ("ensemble", Some(fs)) if reuse && window.scored => {
                 let weights = pool.weights(full, window, &members, &ensemble);
                 debug!(cutoff = %window.cutoff, weights = ?weights.global, "ensemble weights from earlier windows");
                 let classes = models::ensemble::classes(&window.panel, &weights, ensemble.season);
@@ -394,6 +400,7 @@ pub fn evaluate(
                 task.inc(1);
                 f
             }
+            None if !window.scored => continue,
             // Members not backtested here: the ensemble fits them itself.
             None => fit_side_by_side(std::slice::from_ref(name), window, config, opts, pool, &task).remove(0).0?,
         };
@@ -406,7 +413,7 @@ pub fn evaluate(
     }
     let mut out = Vec::new();
     for name in &opts.models {
-        let f = &done.iter().find(|(n, _)| n == name).expect("every model forecast").1;
+        let Some((_, f)) = done.iter().find(|(n, _)| n == name) else { continue };
         let mut rows = Vec::new();
         score_window(
             &window.panel,
@@ -420,7 +427,7 @@ pub fn evaluate(
             &mut rows,
         );
         let secs = seconds.iter().find(|(n, _)| n == name).map_or(0.0, |(_, t)| *t);
-        out.push((rows, secs));
+        out.push((name.clone(), rows, secs));
     }
     Ok(out)
 }
@@ -494,21 +501,47 @@ fn fit_in_window(
     Ok(())
 }
 
-/// The report of a backtest from its windows' rows.
-pub fn report(
-    config: &BacktestConfig,
-    opts: &BacktestOptions,
+/// A backtest's rows as its windows come, per model in `opts.models` order (the unscored
+/// warm-up windows' too, which only the published forecast reads), and the scored cutoffs.
+struct Gathered {
+    per_model: Vec<(String, Vec<ScoredRow>, f64)>,
     cutoffs: Vec<NaiveDate>,
-    per_model: Vec<(Vec<ScoredRow>, f64)>,
-) -> BacktestReport {
-    let levels = levels(config);
-    let models = opts
-        .models
-        .iter()
-        .zip(per_model)
-        .map(|(name, (rows, seconds))| ModelBacktest { seconds, ..summarise(name, rows, &levels) })
-        .collect();
-    BacktestReport { cutoffs, horizon: opts.horizon, levels, season: config.models.season_length, models }
+}
+
+impl Gathered {
+    fn new(opts: &BacktestOptions) -> Self {
+        Self { per_model: opts.models.iter().map(|m| (m.clone(), Vec::new(), 0.0)).collect(), cutoffs: Vec::new() }
+    }
+
+    /// Adds a window's rows (its seconds only when it is scored).
+    fn add(&mut self, cutoff: NaiveDate, scored: bool, out: Vec<(String, Vec<ScoredRow>, f64)>) {
+        if scored {
+            self.cutoffs.push(cutoff);
+        }
+        for (name, rows, secs) in out {
+            if let Some(acc) = self.per_model.iter_mut().find(|(n, ..)| *n == name) {
+                acc.1.extend(rows);
+                acc.2 += if scored { secs } else { 0.0 };
+            }
+        }
+    }
+
+    /// The report: every model's scores on the scored windows, and the published forecast's.
+    fn report(self, config: &BacktestConfig, opts: &BacktestOptions) -> BacktestReport {
+        let levels = levels(config);
+        let season = config.models.season_length;
+        let every: Vec<(&str, &[ScoredRow])> = self.per_model.iter().map(|(n, r, _)| (n.as_str(), &r[..])).collect();
+        let published = super::published::replay(&every, &self.cutoffs, &config.champion, &levels, season);
+        let models = self
+            .per_model
+            .into_iter()
+            .map(|(name, mut rows, seconds)| {
+                rows.retain(|r| self.cutoffs.contains(&r.cutoff));
+                ModelBacktest { seconds, ..summarise(&name, rows, &levels) }
+            })
+            .collect();
+        BacktestReport { cutoffs: self.cutoffs, horizon: opts.horizon, levels, season, models, published }
+    }
 }
 
 /// Runs a backtest on `full`, the zero-filled panel up to the last period with sales, without
@@ -516,18 +549,15 @@ pub fn report(
 #[instrument(skip_all, fields(windows = opts.windows, horizon = opts.horizon, step = opts.step))]
 pub fn run(full: &Panel, config: &BacktestConfig, opts: &BacktestOptions) -> Result<BacktestReport> {
     let windows = plan(full, opts)?;
-    let mut per_model: Vec<(Vec<ScoredRow>, f64)> = vec![(Vec::new(), 0.0); opts.models.len()];
+    let mut gathered = Gathered::new(opts);
     let mut pool = Pool::default();
     let warm = warmup(full, config, opts);
     let task = crate::progress::Task::start("backtest windows", (warm.len() + windows.len()) as u64);
     for w in warm.iter().chain(&windows) {
-        for (acc, (rows, secs)) in per_model.iter_mut().zip(evaluate(full, w, config, opts, &mut pool)?) {
-            acc.0.extend(rows);
-            acc.1 += secs;
-        }
+        gathered.add(w.cutoff, w.scored, evaluate(full, w, config, opts, &mut pool)?);
         task.inc(1);
     }
-    let mut r = report(config, opts, windows.iter().map(|w| w.cutoff).collect(), per_model);
+    let mut r = gathered.report(config, opts);
     add_hierarchy(&mut r, full, &HashMap::new());
     Ok(r)
 }
@@ -535,7 +565,7 @@ pub fn run(full: &Panel, config: &BacktestConfig, opts: &BacktestOptions) -> Res
 /// Scores each model's WRMSSE over the hierarchy ([`super::hierarchy`]); `categories` maps items
 /// to their category (empty: no category level).
 pub fn add_hierarchy(report: &mut BacktestReport, full: &Panel, categories: &HashMap<String, String>) {
-    for m in &mut report.models {
+    for m in report.models.iter_mut().chain(report.published.as_mut().map(|p| &mut p.scores)) {
         m.wrmsse = super::hierarchy::wrmsse_by_level(full, &m.rows, categories);
     }
 }
@@ -578,15 +608,12 @@ pub async fn run_in_lake(
     let as_of =
         super::window::AsOf::for_models(lake, config, &opts.models, opts.horizon)?.materializing(ctx, token, clock);
     let windows = plan(&full, &opts)?;
-    let mut per_model: Vec<(Vec<ScoredRow>, f64)> = vec![(Vec::new(), 0.0); opts.models.len()];
-    let mut cutoffs = Vec::new();
+    let mut gathered = Gathered::new(&opts);
     let mut pool = Pool::default();
     let warm = warmup(&full, config, &opts);
     let task = crate::progress::Task::start("backtest windows", (warm.len() + windows.len()) as u64);
     for mut w in warm.into_iter().chain(windows) {
-        if w.scored {
-            cutoffs.push(w.cutoff);
-        }
+        let (cutoff, scored) = (w.cutoff, w.scored);
         w.panel = as_of.panel(w.panel, w.cutoff).await?;
         let (f, s, o) = (std::sync::Arc::clone(&full), config.clone(), opts.clone());
         let (rows, p) = crate::blocking::run(move || {
@@ -596,14 +623,10 @@ pub async fn run_in_lake(
         .await?;
         pool = p;
         crate::trim::release();
-        let rows = rows?;
-        for (acc, (r, secs)) in per_model.iter_mut().zip(rows) {
-            acc.0.extend(r);
-            acc.1 += secs;
-        }
+        gathered.add(cutoff, scored, rows?);
         task.inc(1);
     }
-    let mut r = report(config, &opts, cutoffs, per_model);
+    let mut r = gathered.report(config, &opts);
     add_hierarchy(&mut r, &full, &item_categories(ctx).await?);
     Ok((r, pool))
 }
@@ -707,10 +730,7 @@ pub(crate) fn summarise(name: &str, rows: Vec<ScoredRow>, levels: &[f64]) -> Mod
         per_step.insert(s, scores(&rs, levels));
     }
     let per_class =
-        group(&|r| serde_json::to_value(r.class).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default())
-            .into_iter()
-            .map(|(k, rs)| (k, scores(&rs, levels)))
-            .collect();
+        group(&|r| r.class.as_str().to_string()).into_iter().map(|(k, rs)| (k, scores(&rs, levels))).collect();
     ModelBacktest {
         model: name.to_string(),
         overall: scores(&all, levels),
@@ -740,7 +760,7 @@ pub fn canonical_batch(report: &BacktestReport) -> Result<arrow::record_batch::R
         Float64Builder::new(),
         StringBuilder::new(),
     );
-    for m in &report.models {
+    for m in report.models.iter().chain(report.published.as_ref().map(|p| &p.scores)) {
         for r in &m.rows {
             id.append_value(format!("{}/{}", r.item_id, r.location_id));
             ds.append_value((r.target_date - epoch).num_days() as i32);
@@ -964,6 +984,41 @@ mod tests {
             // The actuals did change what is scored.
             assert_ne!(a.models[e].overall.mae, b.models[e].overall.mae);
         }
+    }
+
+    #[test]
+    fn the_published_forecast_is_each_segments_champion_chosen_before_the_window() {
+        // As above: after the last cutoff the series go flat, where naive would win.
+        let h = 7;
+        let full = seasonal(100);
+        let mut flat = full.clone();
+        for y in &mut flat.values {
+            let n = y.len();
+            let last = y[n - h - 1];
+            y[n - h..].fill(last);
+        }
+        let s = with_models(&["naive", "seasonal_naive", "ensemble"]);
+        let opts = BacktestOptions { windows: 2, horizon: h, step: h, models: s.models.models.clone() };
+        let (a, b) = (run(&full, &s, &opts).unwrap(), run(&flat, &s, &opts).unwrap());
+        let p = a.published.as_ref().expect("several models: a published forecast");
+        // The warm-up window gives the first cutoff its evidence.
+        assert_eq!(p.champions.keys().copied().collect::<Vec<_>>(), a.cutoffs);
+        assert_eq!(p.scores.overall.n, a.models[0].overall.n, "every series at every window");
+        for row in &p.scores.rows {
+            let segment = &p.champions[&row.cutoff];
+            let model = segment.get(row.class.as_str()).expect("the series' segment has a champion");
+            let m = a.models.iter().find(|m| &m.model == model).unwrap();
+            let same = m.rows.iter().find(|r| (r.cutoff, &r.item_id, r.step) == (row.cutoff, &row.item_id, row.step));
+            assert_eq!(same.map(|r| r.y_hat), Some(row.y_hat), "the champion's own forecast");
+        }
+        // Seasonal naive wins before the last cutoff; the flat periods after it change nothing.
+        let last = *a.cutoffs.last().unwrap();
+        assert_eq!(p.champions[&last], b.published.as_ref().unwrap().champions[&last]);
+        assert!(p.champions[&last].values().all(|m| m != "naive"), "{:?}", p.champions[&last]);
+        // It is not a candidate: the registry decides on the models alone.
+        assert!(a.models.iter().all(|m| m.model != super::super::published::PUBLISHED));
+        let export = canonical_batch(&a).unwrap();
+        assert_eq!(export.num_rows(), 4 * a.models[0].overall.n, "three models and the published rows");
     }
 
     #[test]

@@ -380,6 +380,7 @@ mod tests {
                     rows: vec![],
                 })
                 .collect(),
+            published: None,
         }
     }
 

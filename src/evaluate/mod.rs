@@ -4,6 +4,7 @@
 pub mod backtest;
 pub mod champion;
 pub mod hierarchy;
+pub mod published;
 pub mod tracking;
 pub mod window;
 pub use crate::metrics;

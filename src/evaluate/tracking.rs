@@ -158,7 +158,7 @@ pub async fn measure(
         .into_iter()
         .filter_map(|name| per_model.remove(&name).map(|rows| summarise(&name, rows, levels)))
         .collect();
-    Ok(Some(BacktestReport { cutoffs, horizon, levels: levels.to_vec(), season, models }))
+    Ok(Some(BacktestReport { cutoffs, horizon, levels: levels.to_vec(), season, models, published: None }))
 }
 
 /// The first day of the period a forecast's cutoff (from its manifest) falls in.
@@ -272,6 +272,7 @@ pub fn common_ground(
         levels: report.levels.clone(),
         season: report.season,
         models: summarised,
+        published: None,
     })
 }
 
@@ -441,6 +442,7 @@ mod tests {
             levels: levels.to_vec(),
             season: 7,
             models: vec![summarise("ets", ets, &levels), summarise("gbt", gbt, &levels)],
+            published: None,
         };
         assert!(report.models[0].overall.mase > report.models[1].overall.mase, "ets loses on all its rows");
         let models = vec!["ets".to_string(), "gbt".to_string()];

@@ -1,5 +1,6 @@
 //! `backtest` as text: one row of scores per model (MAE, RMSE, WAPE, sMAPE, MASE, R², bias, 80%
-//! coverage, mean pinball loss, WRMSSE and the seconds it took), then WRMSSE per level.
+//! coverage, mean pinball loss, WRMSSE and the seconds it took) and one for the published
+//! forecast, the champions it published at each cutoff, then WRMSSE per level.
 
 use std::fmt::Write;
 
@@ -45,7 +46,7 @@ pub fn backtest(b: &BacktestDone) -> String {
         "{:<16} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8} {:>7} {:>8}",
         "model", "MAE", "RMSE", "WAPE%", "sMAPE%", "MASE", "R2", "bias", "cov80", "pinball", "WRMSSE", "seconds"
     );
-    for m in &report.models {
+    for m in report.models.iter().chain(report.published.as_ref().map(|p| &p.scores)) {
         let o = &m.overall;
         let pinball =
             if o.pinball.is_empty() { None } else { Some(o.pinball.values().sum::<f64>() / o.pinball.len() as f64) };
@@ -66,10 +67,22 @@ pub fn backtest(b: &BacktestDone) -> String {
             m.seconds
         );
     }
+    if let Some(p) = &report.published {
+        let _ = writeln!(
+            out,
+            "published: each segment's champion, crowned on the windows before each cutoff ({} of {} cutoffs)",
+            p.champions.len(),
+            report.cutoffs.len()
+        );
+        for (cutoff, chosen) in &p.champions {
+            let v: Vec<String> = chosen.iter().map(|(segment, model)| format!("{segment} {model}")).collect();
+            let _ = writeln!(out, "  {cutoff}: {}", v.join(", "));
+        }
+    }
     if let Some(m) = report.models.first().filter(|m| !m.wrmsse.is_empty()) {
         let levels: Vec<&str> = m.wrmsse.keys().filter(|k| *k != "mean").map(String::as_str).collect();
         let _ = writeln!(out, "WRMSSE by level: {}", levels.join(", "));
-        for m in &report.models {
+        for m in report.models.iter().chain(report.published.as_ref().map(|p| &p.scores)) {
             let v: Vec<String> = levels.iter().map(|l| num3(m.wrmsse.get(*l).copied())).collect();
             let _ = writeln!(out, "  {:<14} {}", m.model, v.join("  "));
         }

@@ -241,6 +241,7 @@ impl Settings {
             models: self.models_config(),
             features: self.feature_params(crate::days::epoch()),
             warm_epochs: self.train.warm_backtest.then_some(self.train.fine_tune_epochs),
+            champion: self.champion.clone(),
         }
     }
 

@@ -23,10 +23,7 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
     for (i, y) in panel.values.iter().enumerate() {
         let segment = match s.champion.segment_by {
             SegmentBy::None => champion::ALL.to_string(),
-            SegmentBy::DemandClass => {
-                let class = classify(y, 2 * s.season_length);
-                serde_json::to_value(class)?.as_str().unwrap_or(champion::ALL).to_string()
-            }
+            SegmentBy::DemandClass => classify(y, 2 * s.season_length).as_str().to_string(),
         };
         let chosen = registry.champion_of(&segment).and_then(|m| by_name.get(m)).copied().unwrap_or(first);
         combined.copy_series(i, chosen);

@@ -20,6 +20,19 @@ pub enum DemandClass {
     New,
 }
 
+impl DemandClass {
+    /// The name settings, registries and reports use (`smooth`, `erratic`, …).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DemandClass::Smooth => "smooth",
+            DemandClass::Erratic => "erratic",
+            DemandClass::Intermittent => "intermittent",
+            DemandClass::Lumpy => "lumpy",
+            DemandClass::New => "new",
+        }
+    }
+}
+
 /// The class of a series (oldest first).
 pub fn classify(y: &[f32], min_history: usize) -> DemandClass {
     let sizes: Vec<f64> = y.iter().filter(|v| **v > 0.0).map(|v| *v as f64).collect();
@@ -48,5 +61,10 @@ mod tests {
         assert_eq!(classify(&[0.0, 0.0, 3.0, 0.0, 0.0, 3.0, 0.0, 4.0], 4), DemandClass::Intermittent);
         assert_eq!(classify(&[0.0, 0.0, 1.0, 0.0, 0.0, 20.0, 0.0, 2.0], 4), DemandClass::Lumpy);
         assert_eq!(classify(&[3.0, 4.0], 4), DemandClass::New);
+        for c in
+            [DemandClass::Smooth, DemandClass::Erratic, DemandClass::Intermittent, DemandClass::Lumpy, DemandClass::New]
+        {
+            assert_eq!(serde_json::to_value(c).unwrap(), c.as_str(), "the name is the serialised one");
+        }
     }
 }

@@ -396,7 +396,7 @@ impl Forecaster for Ensemble {
     fn card(&self) -> Option<serde_json::Value> {
         let names: Vec<&str> = self.members.iter().map(|m| m.name()).collect();
         let by_class: std::collections::BTreeMap<String, &Vec<f64>> =
-            self.weights.iter().flat_map(|w| w.by_class.iter().map(|(c, v)| (select::class_name(*c), v))).collect();
+            self.weights.iter().flat_map(|w| w.by_class.iter().map(|(c, v)| (c.as_str().to_string(), v))).collect();
         Some(serde_json::json!({
             "combination": "greedy ensemble selection with replacement, weighted mean of means and quantiles",
             "members": names,

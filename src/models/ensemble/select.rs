@@ -307,18 +307,13 @@ pub fn select(v: &Validation, rounds: usize, by_class: bool) -> Option<Chosen> {
             }
             let rows: Vec<usize> = all.iter().copied().filter(|&r| v.class[r] == class).collect();
             if let Some(s) = select_rows(v, &rows, pairs, rounds) {
-                losses.insert(class_name(class), s.loss);
-                mixed.insert(class_name(class), s.mixed);
+                losses.insert(class.as_str().to_string(), s.loss);
+                mixed.insert(class.as_str().to_string(), s.mixed);
                 weights.by_class.insert(class, s.weights);
             }
         }
     }
     Some(Chosen { weights, losses, mixed })
-}
-
-/// The snake-case name of a demand class.
-pub fn class_name(class: DemandClass) -> String {
-    serde_json::to_value(class).ok().and_then(|v| v.as_str().map(str::to_string)).unwrap_or_default()
 }
 
 #[cfg(test)]

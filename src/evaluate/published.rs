@@ -1,0 +1,210 @@
+//! The published forecast of a backtest: what the nightly would have delivered at each window.
+//!
+//! The nightly does not publish one model: each segment (every series, or each demand class)
+//! gets the forecast of its champion, crowned by [`super::champion::Registry::decide`] on the
+//! windows before. A backtest replays that rule. At each scored cutoff the registry decides on
+//! the latest earlier windows whose periods have all passed by that cutoff (at most
+//! `[champion] windows` of them, unscored warm-up windows included), then every series takes
+//! its segment champion's rows of that window. The registry carries from one window to the next,
+//! so a challenger needs the margin to take over, as it would across nights. A model is a
+//! candidate when it forecast every one of those windows, as the nightly scores every model on
+//! all of its windows (the learned ensemble, which has no forecast at the warm-up window, is one
+//! from the cutoff whose earlier windows are all scored ones). A window with no earlier window
+//! is not published.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use super::backtest::{BacktestReport, ModelBacktest, ScoredRow, summarise};
+use super::champion::{ALL, ChampionSettings, Evidence, Registry, SegmentBy};
+
+/// The model name the published forecast's rows carry.
+pub const PUBLISHED: &str = "published";
+
+/// The published forecast's scores and, per cutoff, the champion of each segment.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Published {
+    /// Its scores, as a model named [`PUBLISHED`].
+    pub scores: ModelBacktest,
+    /// Per scored cutoff, segment → the model whose forecast it published.
+    pub champions: BTreeMap<NaiveDate, BTreeMap<String, String>>,
+}
+
+/// The published forecast over `cutoffs` from every model's rows (`rows`, in the configured
+/// order, warm-up windows included); `None` with fewer than two models (one model is its own
+/// published forecast) or no window with an earlier one.
+pub fn replay(
+    rows: &[(&str, &[ScoredRow])],
+    cutoffs: &[NaiveDate],
+    settings: &ChampionSettings,
+    levels: &[f64],
+    season: usize,
+) -> Option<Published> {
+    if rows.len() < 2 {
+        return None;
+    }
+    // Per model, its rows by cutoff.
+    let by_cutoff: Vec<(&str, BTreeMap<NaiveDate, Vec<&ScoredRow>>)> = rows
+        .iter()
+        .map(|&(name, rs)| {
+            let mut m: BTreeMap<NaiveDate, Vec<&ScoredRow>> = BTreeMap::new();
+            for r in rs {
+                m.entry(r.cutoff).or_default().push(r);
+            }
+            (name, m)
+        })
+        .collect();
+    let every: BTreeSet<NaiveDate> = by_cutoff.iter().flat_map(|(_, m)| m.keys().copied()).collect();
+    let mut registry = Registry::default();
+    let (mut out, mut champions) = (Vec::new(), BTreeMap::new());
+    for &cutoff in cutoffs {
+        let evidence: Vec<NaiveDate> = every.range(..cutoff).rev().take(settings.windows.max(1)).copied().collect();
+        if evidence.is_empty() {
+            continue;
+        }
+        let candidates: Vec<usize> =
+            (0..by_cutoff.len()).filter(|&m| evidence.iter().all(|c| by_cutoff[m].1.contains_key(c))).collect();
+        // Only the periods known at the cutoff count (windows closer than a horizon overlap it).
+        let models = candidates
+            .iter()
+            .map(|&m| {
+                let (name, windows) = &by_cutoff[m];
+                let known = evidence.iter().flat_map(|c| &windows[c]).filter(|r| r.target_date <= cutoff);
+                summarise(name, known.map(|r| (*r).clone()).collect(), levels)
+            })
+            .collect();
+        let report =
+            BacktestReport { cutoffs: evidence, horizon: 0, levels: levels.to_vec(), season, models, published: None };
+        registry.decide(&report, settings, &format!("backtest window {cutoff}"), Evidence::Backtest);
+        let Some((_, first)) = by_cutoff.iter().find(|(_, m)| m.contains_key(&cutoff)) else { continue };
+        // Each series takes its segment champion's rows (the first model's without one).
+        let mut series: HashMap<&str, HashMap<(&str, &str), Vec<&ScoredRow>>> = HashMap::new();
+        let mut chosen: BTreeMap<String, String> = BTreeMap::new();
+        let mut done: BTreeSet<(&str, &str)> = BTreeSet::new();
+        for r in &first[&cutoff] {
+            let key = (r.item_id.as_str(), r.location_id.as_str());
+            if !done.insert(key) {
+                continue;
+            }
+            let segment = match settings.segment_by {
+                SegmentBy::None => ALL.to_string(),
+                SegmentBy::DemandClass => r.class.as_str().to_string(),
+            };
+            let model = registry
+                .champion_of(&segment)
+                .and_then(|c| by_cutoff.iter().position(|(n, m)| *n == c && m.contains_key(&cutoff)))
+                .unwrap_or_else(|| by_cutoff.iter().position(|(_, m)| m.contains_key(&cutoff)).unwrap_or(0));
+            let (name, windows) = &by_cutoff[model];
+            chosen.insert(segment, name.to_string());
+            let of_model = series.entry(name).or_insert_with(|| {
+                let mut s: HashMap<(&str, &str), Vec<&ScoredRow>> = HashMap::new();
+                for r in &windows[&cutoff] {
+                    s.entry((r.item_id.as_str(), r.location_id.as_str())).or_default().push(r);
+                }
+                s
+            });
+            out.extend(of_model.get(&key).into_iter().flatten().map(|r| (*r).clone()));
+        }
+        champions.insert(cutoff, chosen);
+    }
+    (!champions.is_empty()).then(|| Published { scores: summarise(PUBLISHED, out, levels), champions })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::baseline::classify::DemandClass;
+
+    fn d(day: u32) -> NaiveDate {
+        NaiveDate::from_ymd_opt(2026, 1, day).unwrap()
+    }
+
+    /// One series' rows at `cutoff`, two steps, forecasting `actual + error`.
+    fn rows(item: &str, class: DemandClass, cutoff: NaiveDate, error: f64) -> Vec<ScoredRow> {
+        (1..=2)
+            .map(|step| ScoredRow {
+                item_id: item.into(),
+                location_id: "s".into(),
+                cutoff,
+                target_date: cutoff + chrono::Duration::days(step as i64),
+                step,
+                y: 10.0,
+                y_hat: 10.0 + error,
+                quantiles: vec![10.0 + error],
+                class,
+                scale: Some(1.0),
+            })
+            .collect()
+    }
+
+    fn borrowed(all: &[(String, Vec<ScoredRow>)]) -> Vec<(&str, &[ScoredRow])> {
+        all.iter().map(|(n, r)| (n.as_str(), &r[..])).collect()
+    }
+
+    #[test]
+    fn each_window_publishes_the_champion_crowned_on_the_windows_before_it() {
+        let (smooth, lumpy) = (DemandClass::Smooth, DemandClass::Lumpy);
+        // `good` wins on smooth series until the third window, where it fails; `snaive` wins on
+        // lumpy series. A window's own errors never decide which model it publishes.
+        let model = |errors: [f64; 4], lumpy_errors: [f64; 4]| {
+            [d(2), d(4), d(6), d(8)]
+                .iter()
+                .zip(errors.iter().zip(lumpy_errors))
+                .flat_map(|(c, (e, le))| [rows("a", smooth, *c, *e), rows("b", lumpy, *c, le)].concat())
+                .collect::<Vec<_>>()
+        };
+        let all = vec![
+            ("seasonal_naive".to_string(), model([2.0, 2.0, 2.0, 2.0], [1.0, 1.0, 1.0, 1.0])),
+            ("good".to_string(), model([1.0, 1.0, 9.0, 1.0], [3.0, 3.0, 3.0, 3.0])),
+        ];
+        let settings = ChampionSettings { windows: 1, ..Default::default() };
+        // d(2) is the warm-up window: published from d(4) on.
+        let p = replay(&borrowed(&all), &[d(4), d(6), d(8)], &settings, &[0.5], 1).unwrap();
+        assert_eq!(p.champions.keys().copied().collect::<Vec<_>>(), vec![d(4), d(6), d(8)]);
+        assert_eq!(p.champions[&d(4)]["smooth"], "good");
+        assert_eq!(p.champions[&d(4)]["lumpy"], "seasonal_naive");
+        // At d(6) `good` is still the champion (its failure at d(6) is not known yet) …
+        assert_eq!(p.champions[&d(6)]["smooth"], "good");
+        // … and at d(8) it has lost to seasonal naive on d(6): it goes.
+        assert_eq!(p.champions[&d(8)]["smooth"], "seasonal_naive");
+        let errors: Vec<f64> = p.scores.rows.iter().map(|r| r.y_hat - r.y).collect();
+        assert_eq!(errors, vec![1.0, 1.0, 1.0, 1.0, 9.0, 9.0, 1.0, 1.0, 2.0, 2.0, 1.0, 1.0]);
+        assert_eq!(p.scores.model, PUBLISHED);
+        assert_eq!(p.scores.per_window.len(), 3);
+        // One model publishes itself: no replay.
+        assert!(replay(&borrowed(&all[..1]), &[d(4)], &settings, &[0.5], 1).is_none());
+    }
+
+    #[test]
+    fn a_model_without_forecasts_at_every_earlier_window_is_no_candidate() {
+        let smooth = DemandClass::Smooth;
+        let all = vec![
+            ("seasonal_naive".to_string(), [rows("a", smooth, d(2), 2.0), rows("a", smooth, d(4), 2.0)].concat()),
+            // The ensemble has no forecast at the warm-up window d(2).
+            ("ensemble".to_string(), rows("a", smooth, d(4), 0.5)),
+        ];
+        let settings = ChampionSettings { windows: 2, segment_by: SegmentBy::None, ..Default::default() };
+        let p = replay(&borrowed(&all), &[d(4), d(6)], &settings, &[0.5], 1).unwrap();
+        assert_eq!(p.champions[&d(4)]["all"], "seasonal_naive");
+        // Not yet published at d(6): nothing was forecast at d(6) in this fixture.
+        assert!(!p.champions.contains_key(&d(6)));
+        let later = vec![
+            (all[0].0.clone(), [all[0].1.clone(), rows("a", smooth, d(6), 2.0)].concat()),
+            (all[1].0.clone(), [all[1].1.clone(), rows("a", smooth, d(6), 0.5)].concat()),
+        ];
+        let p = replay(&borrowed(&later), &[d(4), d(6), d(8)], &settings, &[0.5], 1).unwrap();
+        // At d(6) the ensemble missed d(2), one of the two windows before: still no candidate.
+        assert_eq!(p.champions[&d(6)]["all"], "seasonal_naive");
+        // Nothing was forecast at d(8) here: not published.
+        assert!(!p.champions.contains_key(&d(8)));
+        let three = vec![
+            (later[0].0.clone(), [later[0].1.clone(), rows("a", smooth, d(8), 2.0)].concat()),
+            (later[1].0.clone(), [later[1].1.clone(), rows("a", smooth, d(8), 0.5)].concat()),
+        ];
+        // At d(8) both windows before (d(4), d(6)) hold its forecasts, and it wins on them.
+        let p = replay(&borrowed(&three), &[d(4), d(6), d(8)], &settings, &[0.5], 1).unwrap();
+        assert_eq!(p.champions[&d(8)]["all"], "ensemble");
+    }
+}
