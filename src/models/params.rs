@@ -154,6 +154,8 @@ pub struct GbtParams {
     pub covariates: Option<bool>,
     /// Read the yearly anchors (the year-ago value carried to the current level).
     pub anchors: Option<bool>,
+    /// Tree ensembles averaged in the final fit, each with its own seed (at least 1).
+    pub bags: Option<usize>,
     /// Fit one model per `location` or per value of a static attribute (`category`, `brand`,
     /// `region`, `format`); unset: one global model.
     pub per: Option<String>,
@@ -189,7 +191,7 @@ impl GbtParams {
                 return Err(invalid(&format!("model.gbt.{key}"), format!("must be in (0, 1], got {share}")));
             }
         }
-        for (key, v) in [("trees", self.trees), ("max-depth", self.max_depth)] {
+        for (key, v) in [("trees", self.trees), ("max-depth", self.max_depth), ("bags", self.bags)] {
             if v == Some(0) {
                 return Err(invalid(&format!("model.gbt.{key}"), "must be at least 1"));
             }
@@ -233,6 +235,7 @@ impl GbtParams {
         c.volume_weighting = self.volume_weighting.unwrap_or(c.volume_weighting);
         c.covariates = self.covariates.unwrap_or(c.covariates);
         c.anchors = self.anchors.unwrap_or(c.anchors);
+        c.bags = self.bags.unwrap_or(c.bags);
         c
     }
 }
@@ -439,11 +442,14 @@ mod tests {
             let err = p.validate().unwrap_err().to_string();
             assert!(err.contains(&format!("model.gbt.{}", &bad[..9])) && err.contains("(0, 1]"), "{err}");
         }
-        let p: ModelParams = toml::from_str("[gbt]\ncolsample = 0.5\nsubsample = 0.7\nanchors = false\n").unwrap();
+        let p: ModelParams =
+            toml::from_str("[gbt]\ncolsample = 0.5\nsubsample = 0.7\nanchors = false\nbags = 3\n").unwrap();
         p.validate().unwrap();
         let c = p.gbt.apply(GbtConfig::new(7, 7));
-        assert_eq!((c.colsample, c.subsample, c.anchors), (0.5, 0.7, false));
+        assert_eq!((c.colsample, c.subsample, c.anchors, c.bags), (0.5, 0.7, false, 3));
         assert!(GbtConfig::new(7, 7).anchors);
+        let p: ModelParams = toml::from_str("[gbt]\nbags = 0\n").unwrap();
+        assert!(p.validate().unwrap_err().to_string().contains("model.gbt.bags"));
         let p: ModelParams = toml::from_str("[gbt]\nper = \"store\"\n").unwrap();
         let err = p.validate().unwrap_err().to_string();
         assert!(err.contains("model.gbt.per") && err.contains("`store`"), "{err}");

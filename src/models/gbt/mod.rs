@@ -68,6 +68,16 @@ const STOP_AFTER: usize = 50;
 /// within 0.2%, one a little lower, one a little higher), and the fits took 30 to 40% less time.
 const COLSAMPLE: f64 = 0.5;
 
+/// Tree ensembles averaged in the final fit by default (see [`GbtConfig::bags`]). Measured on
+/// the held-out periods of the Walmart and demo backtests (the last horizon before each cutoff,
+/// inside the training data; the tree count chosen for one ensemble), three bags lowered the
+/// weighted errors summed over the three windows by 0.56% and 0.25% (five: 0.65% and 0.20%),
+/// for two more final fits: one by default, for the nightly's time.
+const BAGS: usize = 1;
+
+/// How far apart the seeds of the bags are.
+const BAG_SEED_STEP: u64 = 0x9E37_79B9_7F4A_7C15;
+
 /// Least total weight (rows, weights averaging 1) in a leaf.
 const MIN_LEAF_WEIGHT: f32 = 20.0;
 
@@ -186,6 +196,11 @@ pub struct GbtConfig {
     /// saved before they existed, whose models do not read them.
     #[serde(default)]
     pub anchors: bool,
+    /// Tree ensembles fitted per part of the target on every row, each with its own seed (the
+    /// columns and rows each tree samples differ), their forecasts averaged (1: one; models
+    /// stored before the setting existed have one).
+    #[serde(default = "one")]
+    pub bags: usize,
     /// Seed of the trees' sampling.
     pub seed: u64,
     /// Worker threads.
@@ -212,6 +227,7 @@ impl GbtConfig {
             volume_weighting: true,
             covariates: true,
             anchors: true,
+            bags: BAGS,
             seed: 42,
             threads: 1,
         }
@@ -272,14 +288,24 @@ struct Fitted {
     /// above (older than this fit's when a warm refit carried them).
     #[serde(default)]
     held_out_end: Option<NaiveDate>,
+    /// The further bags' boosters (see [`GbtConfig::bags`]), bag by bag, each the target's parts
+    /// in order.
+    #[serde(default)]
+    bags: Vec<String>,
     #[serde(skip)]
     model: Option<GradientBooster>,
     #[serde(skip)]
     log_model: Option<GradientBooster>,
+    #[serde(skip)]
+    bag_models: Vec<GradientBooster>,
 }
 
 fn whole() -> f64 {
     1.0
+}
+
+fn one() -> usize {
+    1
 }
 
 fn ratio() -> Target {
@@ -380,7 +406,8 @@ impl Gbt {
         }
     }
 
-    fn booster(&self, trees: usize) -> GradientBooster {
+    /// An untrained booster of `trees` trees; bag `bag` draws from its own seed.
+    fn booster(&self, trees: usize, bag: usize) -> GradientBooster {
         GradientBooster::default()
             .set_objective_type(ObjectiveType::SquaredLoss)
             .set_iterations(trees)
@@ -393,7 +420,7 @@ impl Gbt {
             .set_initialize_base_score(true)
             .set_parallel(self.config.threads != 1)
             .set_num_threads((self.config.threads > 1).then_some(self.config.threads))
-            .set_seed(self.config.seed)
+            .set_seed(self.config.seed.wrapping_add(BAG_SEED_STEP.wrapping_mul(bag as u64)))
     }
 
     /// A model trained on `train` and scored on the rows `calib`: the weighted mean absolute
@@ -412,7 +439,7 @@ impl Gbt {
         // [`STOP_AFTER`] trees: the count chosen below is rarely past that point, and the trees
         // after it cost most of the fit (on Walmart the count chosen was 60 to 90 of 300).
         let watch = self.config.auto_trees.then_some((data.as_slice(), calib));
-        let mut model = self.train_watching(rows, train, self.config.trees, target, watch)?;
+        let mut model = self.train_watching(rows, train, self.config.trees, target, watch, 0)?;
         let error = |predicted: &[f64]| held_out_error(rows, calib, predicted);
         if !self.config.auto_trees {
             let predicted: Vec<f64> =
@@ -500,8 +527,8 @@ impl Gbt {
         })
     }
 
-    fn train(&self, rows: &Rows, keep: &[usize], trees: usize, target: Target) -> Result<GradientBooster> {
-        self.train_watching(rows, keep, trees, target, None)
+    fn train(&self, rows: &Rows, keep: &[usize], trees: usize, target: Target, bag: usize) -> Result<GradientBooster> {
+        self.train_watching(rows, keep, trees, target, None, bag)
     }
 
     /// [`Gbt::train`], stopping early when `watch`'s rows (their column-major matrix and
@@ -514,6 +541,7 @@ impl Gbt {
         trees: usize,
         target: Target,
         watch: Option<(&[f64], &[usize])>,
+        bag: usize,
     ) -> Result<GradientBooster> {
         let target_kind = target;
         let data = rows.matrix(keep);
@@ -523,7 +551,7 @@ impl Gbt {
         let norm = keep.len() as f64 / total.max(f64::MIN_POSITIVE);
         let weight: Vec<f64> = keep.iter().map(|&r| rows.weight[r] * norm).collect();
         let matrix = Matrix::new(&data, keep.len(), rows.width);
-        let mut booster = self.booster(trees);
+        let mut booster = self.booster(trees, bag);
         let watched = watch.map(|(data, at)| {
             let y: Vec<f64> = at.iter().map(|&r| target_kind.forward(rows.target[r])).collect();
             let w: Vec<f64> = at.iter().map(|&r| rows.weight[r]).collect();
@@ -810,27 +838,37 @@ impl Gbt {
             carried,
             tree_counts: trees.clone(),
             held_out_end,
+            bags: Vec::new(),
             model: None,
             log_model: None,
+            bag_models: Vec::new(),
         };
         self.refit(&rows, fitted, &trees)?;
         debug!(rows = rows.len(), held_out = calib.len(), "gbt fitted");
         Ok(FitReport::new(self.name(), panel))
     }
 
-    /// Fits the target's tree ensembles on every row, `trees` trees each, into `fitted`, which
-    /// becomes the model's state.
+    /// Fits the target's tree ensembles on every row, `trees` trees each (`bags` times, each
+    /// with its own seed), into `fitted`, which becomes the model's state.
     fn refit(&mut self, rows: &Rows, mut fitted: Fitted, trees: &[usize]) -> Result<()> {
         let all: Vec<usize> = (0..rows.len()).collect();
         let mut boosters = Vec::new();
         for (part, &count) in fitted.target.parts().iter().zip(trees) {
-            boosters.push(self.train(rows, &all, count, *part)?);
+            boosters.push(self.train(rows, &all, count, *part, 0)?);
+        }
+        let mut bags = Vec::new();
+        for bag in 1..self.config.bags.max(1) {
+            for (part, &count) in fitted.target.parts().iter().zip(trees) {
+                bags.push(self.train(rows, &all, count, *part, bag)?);
+            }
         }
         let dump = |b: &GradientBooster| {
             b.json_dump().map_err(|e| Error::data(format!("gbt: cannot serialise the trees: {e}")))
         };
         fitted.booster = dump(&boosters[0])?;
         fitted.log_booster = boosters.get(1).map(dump).transpose()?;
+        fitted.bags = bags.iter().map(dump).collect::<Result<_>>()?;
+        fitted.bag_models = bags;
         fitted.log_model = (boosters.len() > 1).then(|| boosters.pop()).flatten();
         fitted.model = boosters.pop();
         self.fitted = Some(fitted);
@@ -1007,6 +1045,7 @@ impl Forecaster for Gbt {
                 .ok_or_else(|| Error::data("gbt: the blend's second trees were not loaded"))?;
             parts.push((log, Target::Log));
         }
+        parts.extend(fitted.bag_models.iter().zip(fitted.target.parts().iter().cycle().copied()));
         let trees = Trees { parts, parallel: true };
         let at = Origins { layout: &layout, panel, cats: &cats, series: &series, cut: 0, trained: h_max };
         let paths = at.forecast(fitted.strategy, &trees, horizon);
@@ -1040,15 +1079,12 @@ impl Forecaster for Gbt {
 
     fn load(&mut self, bytes: &[u8]) -> Result<()> {
         let (config, mut fitted): (GbtConfig, Fitted) = serde_json::from_slice(bytes)?;
-        let booster = GradientBooster::from_json(&fitted.booster)
-            .map_err(|e| Error::data(format!("gbt: cannot read the stored trees: {e}")))?;
-        fitted.model = Some(booster);
-        if let Some(json) = &fitted.log_booster {
-            fitted.log_model = Some(
-                GradientBooster::from_json(json)
-                    .map_err(|e| Error::data(format!("gbt: cannot read the stored trees: {e}")))?,
-            );
-        }
+        let read = |json: &str| {
+            GradientBooster::from_json(json).map_err(|e| Error::data(format!("gbt: cannot read the stored trees: {e}")))
+        };
+        fitted.model = Some(read(&fitted.booster)?);
+        fitted.log_model = fitted.log_booster.as_deref().map(read).transpose()?;
+        fitted.bag_models = fitted.bags.iter().map(|b| read(b)).collect::<Result<_>>()?;
         self.config = config;
         self.fitted = Some(fitted);
         Ok(())
@@ -1065,6 +1101,8 @@ impl Forecaster for Gbt {
             "anchors": fitted.anchors,
             "trees": fitted.model.as_ref().map(|m| m.trees.len()),
             "log_trees": fitted.log_model.as_ref().map(|m| m.trees.len()),
+            // Tree ensembles per part of the target whose forecasts are averaged.
+            "bags": 1 + fitted.bag_models.len() / fitted.target.parts().len(),
             "tree_count": fitted.trees,
             "target": { "chosen": fitted.target.name(), "choice": fitted.target_choice },
             "strategy": { "chosen": fitted.strategy.name(), "choice": fitted.strategy_choice },
@@ -1361,6 +1399,36 @@ mod tests {
             let mut whole = Gbt::new(config);
             whole.fit(&panel).unwrap();
             assert_ne!(whole.predict(&panel, horizon, &levels).unwrap(), forecast, "{target:?}: sampling is used");
+        }
+    }
+
+    /// Bags: the average of the seeds' ensembles learns, and a stored bagged model forecasts as
+    /// it did, with its bags (the blend's two parts too).
+    #[test]
+    fn bagged_trees_average_their_seeds_and_reload() {
+        let horizon = 14;
+        let (panel, actuals) = panel(24, 300, horizon);
+        let naive = naive_mae(&panel, &actuals);
+        let levels = [0.1, 0.5, 0.9];
+        for target in [Target::Ratio, Target::Blend] {
+            let config = GbtConfig { trees: 60, target, ..GbtConfig::new(horizon, 7) };
+            let mut single = Gbt::new(config.clone());
+            single.fit(&panel).unwrap();
+            let one = single.predict(&panel, horizon, &levels).unwrap();
+            let mut bagged = Gbt::new(GbtConfig { bags: 3, ..config });
+            bagged.fit(&panel).unwrap();
+            assert_eq!(bagged.card().unwrap()["bags"], 3, "{target:?}");
+            let three = learns_and_reloads(&bagged, &panel, &actuals, naive, &format!("{target:?} bagged"));
+            assert_ne!(three.mean, one.mean, "{target:?}: the other seeds' trees count");
+            // The first bag is the single fit; the other seeds move its forecasts both ways.
+            let fitted = bagged.fitted.as_ref().unwrap();
+            assert_eq!(fitted.bag_models.len(), 2 * target.parts().len(), "{target:?}");
+            let (lo, hi) = one
+                .mean
+                .iter()
+                .zip(&three.mean)
+                .fold((0usize, 0usize), |(lo, hi), (a, b)| (lo + usize::from(b < a), hi + usize::from(b > a)));
+            assert!(lo > 0 && hi > 0, "{target:?}: bagging shifts forecasts both ways ({lo} down, {hi} up)");
         }
     }
 
