@@ -306,6 +306,8 @@ pub struct NnParams {
     pub volume_weighting: Option<bool>,
     /// Read the feature tables as covariates.
     pub covariates: Option<bool>,
+    /// Read the seasonal anchor in the decoder.
+    pub anchor: Option<bool>,
 }
 
 impl ModelParams {
@@ -395,7 +397,8 @@ impl NnParams {
             weight_decay,
             point_loss,
             volume_weighting,
-            covariates
+            covariates,
+            anchor
         );
         c
     }
@@ -412,10 +415,12 @@ mod tests {
 
     #[test]
     fn values_set_override_defaults_and_others_stay() {
-        let p: ModelParams = toml::from_str("[lstm]\nhidden = 8\npoint-loss = \"poisson\"\nwindow = 21\n").unwrap();
+        let p: ModelParams =
+            toml::from_str("[lstm]\nhidden = 8\npoint-loss = \"poisson\"\nwindow = 21\nanchor = false\n").unwrap();
         let base = NnConfig::new(Frequency::Daily, 28);
         let c = p.lstm.apply(base.clone());
-        assert_eq!((c.hidden, c.window, c.point_loss), (8, 21, PointLoss::Poisson));
+        assert_eq!((c.hidden, c.window, c.point_loss, c.anchor), (8, 21, PointLoss::Poisson, false));
+        assert!(base.anchor, "the decoder reads the seasonal anchor by default");
         assert_eq!(c.epochs, base.epochs);
         // The history beyond the training window keeps its length when the window changes.
         assert_eq!(c.history - c.window, base.history - base.window);

@@ -54,6 +54,10 @@ pub struct Layout {
     /// before the lags existed).
     #[serde(default)]
     pub season: usize,
+    /// Whether the decoder also reads the seasonal anchor (the last season's value over the level
+    /// of the encoder window a season earlier); false in models saved before it existed.
+    #[serde(default)]
+    pub anchor: bool,
 }
 
 /// Seasonal lag features per decoder step when the layout has a season.
@@ -70,7 +74,12 @@ impl Layout {
 
     /// Features per decoder step.
     pub fn decoder_dim(&self) -> usize {
-        2 + DATE_FEATURES + self.known + if self.season > 0 { SEASONAL_FEATURES } else { 0 }
+        let seasonal = match (self.season > 0, self.anchor) {
+            (false, _) => 0,
+            (true, false) => SEASONAL_FEATURES,
+            (true, true) => SEASONAL_FEATURES + 1,
+        };
+        2 + DATE_FEATURES + self.known + seasonal
     }
 
     /// Whether the network reads covariates.
@@ -183,6 +192,9 @@ impl<'a> Windows<'a> {
                 }
                 if self.layout.season > 0 {
                     seasonal_lags(y, t, h, self.layout.season, nu, &mut dec);
+                    if self.layout.anchor {
+                        dec.push(seasonal_anchor(y, t, h, self.layout.season, l, nu));
+                    }
                 }
                 target.push(if (i as usize) < n { y[i as usize] / nu } else { 0.0 });
             }
@@ -222,6 +234,24 @@ fn seasonal_lags(y: &[f32], t: usize, h: usize, season: usize, nu: f32, out: &mu
     out.push(at(first).unwrap_or(0.0));
     let seen: Vec<f32> = (first..first + SEASONS_AVERAGED).filter_map(at).collect();
     out.push(if seen.is_empty() { 0.0 } else { seen.iter().sum::<f32>() / seen.len() as f32 });
+}
+
+/// The seasonal anchor of decoder step `h` of a sample cut at `t`: the value of the same phase in
+/// the last season before `t`, over the mean absolute value of the `window` periods before the
+/// cut a season earlier (floored at 1, as the scale is). Scaled so, it is that value moved to the
+/// current level (the target is scaled by the current window's mean): the seasonal naive forecast
+/// times the change of level since, which the network would otherwise have to form by dividing
+/// two of its inputs. Without the earlier window it is the lag over the current scale `nu`; 0
+/// where the series had not started.
+fn seasonal_anchor(y: &[f32], t: usize, h: usize, season: usize, window: usize, nu: f32) -> f32 {
+    let back = (h / season + 1) * season;
+    let Some(j) = (t + h).checked_sub(back).filter(|j| *j < y.len().min(t)) else { return 0.0 };
+    let end = (t - back.min(t)).min(y.len());
+    let earlier = &y[end.saturating_sub(window)..end];
+    if earlier.is_empty() {
+        return y[j] / nu;
+    }
+    y[j] / (earlier.iter().map(|v| v.abs()).sum::<f32>() / earlier.len() as f32).max(1.0)
 }
 
 /// Training cut points, drawn uniformly over every window of every series.
@@ -311,7 +341,7 @@ mod tests {
 
     #[test]
     fn windows_keep_the_validation_horizon_out_of_training() {
-        let layout = Layout { window: 8, horizon: 5, known: 0, past: 0, statics: 2, season: 7 };
+        let layout = Layout { window: 8, horizon: 5, known: 0, past: 0, statics: 2, season: 7, anchor: false };
         let (sampler, validation) = Sampler::split(&panel(), layout, 1000);
         assert_eq!(validation, vec![(0, 35)], "the short series has no validation window");
         let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -323,7 +353,7 @@ mod tests {
     #[test]
     fn batches_scale_pad_and_flag() {
         let p = panel();
-        let layout = Layout { window: 4, horizon: 3, known: 0, past: 0, statics: 2, season: 7 };
+        let layout = Layout { window: 4, horizon: 3, known: 0, past: 0, statics: 2, season: 7, anchor: false };
         let ids = vec![vec![1, 1], vec![2, 1]];
         let w = Windows::new(&p, layout, &ids, false).unwrap();
         let b = w.batch(&[(0, 10), (1, 2), (1, 1)], 3, Device::Cpu);
@@ -356,5 +386,27 @@ mod tests {
         // Near the start fewer seasons exist; before it there is nothing.
         seasonal_lags(&y, 3, 0, 7, 1.0, &mut out);
         assert_eq!(out, [0.0, 0.0]);
+    }
+
+    #[test]
+    fn the_seasonal_anchor_is_the_last_seasons_value_over_that_seasons_level() {
+        // A weekly pattern whose level doubles every 7 periods: the value of the same weekday a
+        // week back, over the level of that week's encoder window, is this week's value over this
+        // week's level, so the anchor times the current scale is the actual.
+        let week = [1.0, 2.0, 3.0, 4.0, 5.0, 6.0, 7.0];
+        let y: Vec<f32> = (0..28).map(|j| week[j % 7] * 2f32.powi(j as i32 / 7)).collect();
+        let level = |from: usize, to: usize| y[from..to].iter().sum::<f32>() / (to - from) as f32;
+        let (t, window) = (21, 7);
+        let nu = level(t - window, t);
+        for h in 0..7 {
+            let anchor = seasonal_anchor(&y, t, h, 7, window, nu);
+            assert!((anchor * nu - y[t + h]).abs() < 1e-3, "step {h}: {} against {}", anchor * nu, y[t + h]);
+        }
+        // Step 9 reads two seasons back, over the window two seasons back; nothing after the cut.
+        let two_back = seasonal_anchor(&y, t, 9, 7, window, nu);
+        assert!((two_back - y[16] / level(0, 7)).abs() < 1e-6);
+        // Without an earlier window: the lag over the current scale; before the start: 0.
+        assert_eq!(seasonal_anchor(&y, 7, 0, 7, 7, 4.0), y[0] / 4.0);
+        assert_eq!(seasonal_anchor(&y, 3, 0, 7, 7, 1.0), 0.0);
     }
 }

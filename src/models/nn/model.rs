@@ -197,7 +197,11 @@ fn feature_names(layout: &Layout, panel_known: &[String], panel_past: &[String])
         .chain(known.iter().cloned())
         .chain(past.iter().cloned())
         .collect();
-    let seasonal: &[&str] = if layout.season > 0 { &["seasonal_last", "seasonal_mean"] } else { &[] };
+    let seasonal: &[&str] = match (layout.season > 0, layout.anchor) {
+        (false, _) => &[],
+        (true, false) => &["seasonal_last", "seasonal_mean"],
+        (true, true) => &["seasonal_last", "seasonal_mean", "seasonal_anchor"],
+    };
     let dec = ["horizon_position", "log_scale"]
         .map(String::from)
         .into_iter()
@@ -301,6 +305,7 @@ impl DeepModel {
             past: covariates.map_or(0, |c| c.past_dim()),
             statics: vocabularies.names.len(),
             season: cfg.season,
+            anchor: cfg.season > 0 && cfg.anchor,
         };
         let history = covariates.map_or(cfg.history, |c| c.history.min(cfg.history));
         let ids = vocabularies.ids(panel);

@@ -82,6 +82,10 @@ pub struct NnConfig {
     /// Seasonal cycle of the decoder's seasonal lags (0: none).
     #[serde(default)]
     pub season: usize,
+    /// Whether the decoder also reads the seasonal anchor (see [`super::data::Layout::anchor`]);
+    /// false in configurations saved before it existed.
+    #[serde(default)]
+    pub anchor: bool,
     /// Seed for initialisation, dropout and sampling.
     pub seed: u64,
     /// libtorch intra-op threads.
@@ -123,6 +127,7 @@ impl NnConfig {
             volume_weighting: false,
             covariates: true,
             season: frequency.default_season(),
+            anchor: true,
             seed: 42,
             threads: 1,
         }
