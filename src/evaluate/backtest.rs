@@ -136,6 +136,13 @@ pub struct BacktestReport {
     pub published: Option<super::published::Published>,
 }
 
+impl BacktestReport {
+    /// Every model's scores, then the published forecast's when there is one.
+    pub fn with_published(&self) -> impl Iterator<Item = &ModelBacktest> {
+        self.models.iter().chain(self.published.as_ref().map(|p| &p.scores))
+    }
+}
+
 /// What a backtest reads from the settings: the model registry's configuration and the grain of
 /// the feature views (built by [`crate::settings::Settings::backtest_config`]).
 #[derive(Debug, Clone)]
@@ -760,7 +767,7 @@ pub fn canonical_batch(report: &BacktestReport) -> Result<arrow::record_batch::R
         Float64Builder::new(),
         StringBuilder::new(),
     );
-    for m in report.models.iter().chain(report.published.as_ref().map(|p| &p.scores)) {
+    for m in report.with_published() {
         for r in &m.rows {
             id.append_value(format!("{}/{}", r.item_id, r.location_id));
             ds.append_value((r.target_date - epoch).num_days() as i32);
@@ -958,18 +965,23 @@ mod tests {
         assert!(mae(&a.models[3]) < mae(&a.models[0]), "{} vs naive {}", mae(&a.models[3]), mae(&a.models[0]));
     }
 
-    #[test]
-    fn a_windows_own_actuals_never_reach_its_ensemble_weights() {
-        // Seasonal naive wins on every period up to the last cutoff; after it the series go
-        // flat, where naive wins. Weights that saw the scored periods would move to naive.
-        let h = 7;
-        let full = seasonal(100);
+    /// `full`, and a copy whose last `h` periods repeat the value before them.
+    fn flat_after_the_last_cutoff(full: Panel, h: usize) -> (Panel, Panel) {
         let mut flat = full.clone();
         for y in &mut flat.values {
             let n = y.len();
             let last = y[n - h - 1];
             y[n - h..].fill(last);
         }
+        (full, flat)
+    }
+
+    #[test]
+    fn a_windows_own_actuals_never_reach_its_ensemble_weights() {
+        // Seasonal naive wins on every period up to the last cutoff; after it the series go
+        // flat, where naive wins. Weights that saw the scored periods would move to naive.
+        let h = 7;
+        let (full, flat) = flat_after_the_last_cutoff(seasonal(100), h);
         let s = with_models(&["naive", "seasonal_naive", "ensemble"]);
         let opts = BacktestOptions { windows: 2, horizon: h, step: h, models: s.models.models.clone() };
         let alone = BacktestOptions { models: vec!["ensemble".into()], ..opts.clone() };
@@ -990,13 +1002,7 @@ mod tests {
     fn the_published_forecast_is_each_segments_champion_chosen_before_the_window() {
         // As above: after the last cutoff the series go flat, where naive would win.
         let h = 7;
-        let full = seasonal(100);
-        let mut flat = full.clone();
-        for y in &mut flat.values {
-            let n = y.len();
-            let last = y[n - h - 1];
-            y[n - h..].fill(last);
-        }
+        let (full, flat) = flat_after_the_last_cutoff(seasonal(100), h);
         let s = with_models(&["naive", "seasonal_naive", "ensemble"]);
         let opts = BacktestOptions { windows: 2, horizon: h, step: h, models: s.models.models.clone() };
         let (a, b) = (run(&full, &s, &opts).unwrap(), run(&flat, &s, &opts).unwrap());

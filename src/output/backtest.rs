@@ -46,7 +46,7 @@ pub fn backtest(b: &BacktestDone) -> String {
         "{:<16} {:>9} {:>9} {:>8} {:>8} {:>7} {:>7} {:>8} {:>7} {:>8} {:>7} {:>8}",
         "model", "MAE", "RMSE", "WAPE%", "sMAPE%", "MASE", "R2", "bias", "cov80", "pinball", "WRMSSE", "seconds"
     );
-    for m in report.models.iter().chain(report.published.as_ref().map(|p| &p.scores)) {
+    for m in report.with_published() {
         let o = &m.overall;
         let pinball =
             if o.pinball.is_empty() { None } else { Some(o.pinball.values().sum::<f64>() / o.pinball.len() as f64) };
@@ -82,7 +82,7 @@ pub fn backtest(b: &BacktestDone) -> String {
     if let Some(m) = report.models.first().filter(|m| !m.wrmsse.is_empty()) {
         let levels: Vec<&str> = m.wrmsse.keys().filter(|k| *k != "mean").map(String::as_str).collect();
         let _ = writeln!(out, "WRMSSE by level: {}", levels.join(", "));
-        for m in report.models.iter().chain(report.published.as_ref().map(|p| &p.scores)) {
+        for m in report.with_published() {
             let v: Vec<String> = levels.iter().map(|l| num3(m.wrmsse.get(*l).copied())).collect();
             let _ = writeln!(out, "  {:<14} {}", m.model, v.join("  "));
         }
