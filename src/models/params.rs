@@ -420,7 +420,9 @@ mod tests {
         let base = NnConfig::new(Frequency::Daily, 28);
         let c = p.lstm.apply(base.clone());
         assert_eq!((c.hidden, c.window, c.point_loss, c.anchor), (8, 21, PointLoss::Poisson, false));
-        assert!(base.anchor, "the decoder reads the seasonal anchor by default");
+        assert!(!base.anchor, "the decoder reads the seasonal anchor only when asked");
+        let on: ModelParams = toml::from_str("[transformer]\nanchor = true\n").unwrap();
+        assert!(on.transformer.apply(base.clone()).anchor);
         assert_eq!(c.epochs, base.epochs);
         // The history beyond the training window keeps its length when the window changes.
         assert_eq!(c.history - c.window, base.history - base.window);
