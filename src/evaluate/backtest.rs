@@ -965,25 +965,26 @@ mod tests {
         assert!(mae(&a.models[3]) < mae(&a.models[0]), "{} vs naive {}", mae(&a.models[3]), mae(&a.models[0]));
     }
 
-    /// `full`, and a copy whose last `h` periods repeat the value before them.
-    fn flat_after_the_last_cutoff(full: Panel, h: usize) -> (Panel, Panel) {
+    /// Seasonal series, a copy whose last horizon (7 periods) repeats the value before it, and a
+    /// two-window backtest of naive, seasonal naive and the learned ensemble.
+    fn flat_after_the_last_cutoff() -> (Panel, Panel, BacktestConfig, BacktestOptions) {
+        let (h, full) = (7, seasonal(100));
         let mut flat = full.clone();
         for y in &mut flat.values {
             let n = y.len();
             let last = y[n - h - 1];
             y[n - h..].fill(last);
         }
-        (full, flat)
+        let s = with_models(&["naive", "seasonal_naive", "ensemble"]);
+        let opts = BacktestOptions { windows: 2, horizon: h, step: h, models: s.models.models.clone() };
+        (full, flat, s, opts)
     }
 
     #[test]
     fn a_windows_own_actuals_never_reach_its_ensemble_weights() {
         // Seasonal naive wins on every period up to the last cutoff; after it the series go
         // flat, where naive wins. Weights that saw the scored periods would move to naive.
-        let h = 7;
-        let (full, flat) = flat_after_the_last_cutoff(seasonal(100), h);
-        let s = with_models(&["naive", "seasonal_naive", "ensemble"]);
-        let opts = BacktestOptions { windows: 2, horizon: h, step: h, models: s.models.models.clone() };
+        let (full, flat, s, opts) = flat_after_the_last_cutoff();
         let alone = BacktestOptions { models: vec!["ensemble".into()], ..opts.clone() };
         for o in [&opts, &alone] {
             let (a, b) = (run(&full, &s, o).unwrap(), run(&flat, &s, o).unwrap());
@@ -1001,10 +1002,7 @@ mod tests {
     #[test]
     fn the_published_forecast_is_each_segments_champion_chosen_before_the_window() {
         // As above: after the last cutoff the series go flat, where naive would win.
-        let h = 7;
-        let (full, flat) = flat_after_the_last_cutoff(seasonal(100), h);
-        let s = with_models(&["naive", "seasonal_naive", "ensemble"]);
-        let opts = BacktestOptions { windows: 2, horizon: h, step: h, models: s.models.models.clone() };
+        let (full, flat, s, opts) = flat_after_the_last_cutoff();
         let (a, b) = (run(&full, &s, &opts).unwrap(), run(&flat, &s, &opts).unwrap());
         let p = a.published.as_ref().expect("several models: a published forecast");
         // The warm-up window gives the first cutoff its evidence.

@@ -190,19 +190,20 @@ mod tests {
         assert_eq!(p.champions[&d(4)]["all"], "seasonal_naive");
         // Not yet published at d(6): nothing was forecast at d(6) in this fixture.
         assert!(!p.champions.contains_key(&d(6)));
-        let later = vec![
-            (all[0].0.clone(), [all[0].1.clone(), rows("a", smooth, d(6), 2.0)].concat()),
-            (all[1].0.clone(), [all[1].1.clone(), rows("a", smooth, d(6), 0.5)].concat()),
-        ];
+        // Both models forecast one more window, with the errors they had before.
+        let one_more = |all: &[(String, Vec<ScoredRow>)], day| -> Vec<(String, Vec<ScoredRow>)> {
+            all.iter()
+                .zip([2.0, 0.5])
+                .map(|((name, r), error)| (name.clone(), [r.clone(), rows("a", smooth, day, error)].concat()))
+                .collect()
+        };
+        let later = one_more(&all, d(6));
         let p = replay(&borrowed(&later), &[d(4), d(6), d(8)], &settings, &[0.5], 1).unwrap();
         // At d(6) the ensemble missed d(2), one of the two windows before: still no candidate.
         assert_eq!(p.champions[&d(6)]["all"], "seasonal_naive");
         // Nothing was forecast at d(8) here: not published.
         assert!(!p.champions.contains_key(&d(8)));
-        let three = vec![
-            (later[0].0.clone(), [later[0].1.clone(), rows("a", smooth, d(8), 2.0)].concat()),
-            (later[1].0.clone(), [later[1].1.clone(), rows("a", smooth, d(8), 0.5)].concat()),
-        ];
+        let three = one_more(&later, d(8));
         // At d(8) both windows before (d(4), d(6)) hold its forecasts, and it wins on them.
         let p = replay(&borrowed(&three), &[d(4), d(6), d(8)], &settings, &[0.5], 1).unwrap();
         assert_eq!(p.champions[&d(8)]["all"], "ensemble");
