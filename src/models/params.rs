@@ -400,6 +400,9 @@ impl NnParams {
             covariates,
             anchor
         );
+        if self.window.is_some() && self.anchor.is_none() {
+            c.anchor = super::nn::train::anchor_by_default(c.season, c.window);
+        }
         c
     }
 }
@@ -420,9 +423,19 @@ mod tests {
         let base = NnConfig::new(Frequency::Daily, 28);
         let c = p.lstm.apply(base.clone());
         assert_eq!((c.hidden, c.window, c.point_loss, c.anchor), (8, 21, PointLoss::Poisson, false));
-        assert!(!base.anchor, "the decoder reads the seasonal anchor only when asked");
+        assert!(!base.anchor, "a daily window of eight weeks spans more than a weekly season: no anchor");
         let on: ModelParams = toml::from_str("[transformer]\nanchor = true\n").unwrap();
         assert!(on.transformer.apply(base.clone()).anchor);
+        // A weekly window of a year reads it unless told not to; a window longer than the season
+        // set in settings does not.
+        let weekly = NnConfig::new(Frequency::Weekly, 13);
+        assert!(weekly.anchor);
+        let off: ModelParams = toml::from_str("[lstm]\nanchor = false\n").unwrap();
+        assert!(!off.lstm.apply(weekly.clone()).anchor);
+        let long: ModelParams = toml::from_str("[lstm]\nwindow = 78\n").unwrap();
+        assert!(!long.lstm.apply(weekly.clone()).anchor);
+        let forced: ModelParams = toml::from_str("[lstm]\nwindow = 78\nanchor = true\n").unwrap();
+        assert!(forced.lstm.apply(weekly).anchor);
         assert_eq!(c.epochs, base.epochs);
         // The history beyond the training window keeps its length when the window changes.
         assert_eq!(c.history - c.window, base.history - base.window);

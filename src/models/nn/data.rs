@@ -237,12 +237,13 @@ fn seasonal_lags(y: &[f32], t: usize, h: usize, season: usize, nu: f32, out: &mu
 }
 
 /// The seasonal anchor of decoder step `h` of a sample cut at `t`: the value of the same phase in
-/// the last season before `t`, over the mean absolute value of the `window` periods before the
-/// cut a season earlier (floored at 1, as the scale is). Scaled so, it is that value moved to the
-/// current level (the target is scaled by the current window's mean): the seasonal naive forecast
-/// times the change of level since, which the network would otherwise have to form by dividing
-/// two of its inputs. Without the earlier window it is the lag over the current scale `nu`; 0
-/// where the series had not started.
+/// the last season before `t`, scaled by `nu` and multiplied by the change of level since, the
+/// current scale `nu` over the mean absolute value of the `window` periods before the cut a
+/// season earlier (floored at 1, as the scale is). That is the seasonal naive forecast moved to the
+/// current level, which the network would otherwise have to form by dividing two of its inputs.
+/// The change of level is clamped to [`MAX_LEVEL_CHANGE`] either way, so a series that was only
+/// starting a season earlier does not feed the decoder a value many times its targets. Without the
+/// earlier window it is the lag over `nu`; 0 where the series had not started.
 fn seasonal_anchor(y: &[f32], t: usize, h: usize, season: usize, window: usize, nu: f32) -> f32 {
     let back = (h / season + 1) * season;
     let Some(j) = (t + h).checked_sub(back).filter(|j| *j < y.len().min(t)) else { return 0.0 };
@@ -251,8 +252,12 @@ fn seasonal_anchor(y: &[f32], t: usize, h: usize, season: usize, window: usize, 
     if earlier.is_empty() {
         return y[j] / nu;
     }
-    y[j] / (earlier.iter().map(|v| v.abs()).sum::<f32>() / earlier.len() as f32).max(1.0)
+    let level = (earlier.iter().map(|v| v.abs()).sum::<f32>() / earlier.len() as f32).max(1.0);
+    y[j] / nu * (nu / level).clamp(1.0 / MAX_LEVEL_CHANGE, MAX_LEVEL_CHANGE)
 }
+
+/// The largest change of level, up or down, the seasonal anchor carries from one season to the next.
+const MAX_LEVEL_CHANGE: f32 = 3.0;
 
 /// Training cut points, drawn uniformly over every window of every series.
 #[derive(Debug, Clone)]
@@ -403,8 +408,15 @@ mod tests {
             assert!((anchor * nu - y[t + h]).abs() < 1e-3, "step {h}: {} against {}", anchor * nu, y[t + h]);
         }
         // Step 9 reads two seasons back, over the window two seasons back; nothing after the cut.
+        // The level quadrupled since, more than the anchor carries: it moves by the clamp.
         let two_back = seasonal_anchor(&y, t, 9, 7, window, nu);
-        assert!((two_back - y[16] / level(0, 7)).abs() < 1e-6);
+        assert!(nu / level(0, 7) > MAX_LEVEL_CHANGE);
+        assert!((two_back - y[16] / nu * MAX_LEVEL_CHANGE).abs() < 1e-6);
+        // A level that fell to a quarter is clamped the same way.
+        let falling: Vec<f32> = (0..28).map(|j| week[j % 7] * 4f32.powi(3 - j as i32 / 7)).collect();
+        let nu = falling[t - window..t].iter().sum::<f32>() / window as f32;
+        let down = seasonal_anchor(&falling, t, 0, 7, window, nu);
+        assert!((down - falling[14] / nu / MAX_LEVEL_CHANGE).abs() < 1e-6, "{down}");
         // Without an earlier window: the lag over the current scale; before the start: 0.
         assert_eq!(seasonal_anchor(&y, 7, 0, 7, 7, 4.0), y[0] / 4.0);
         assert_eq!(seasonal_anchor(&y, 3, 0, 7, 7, 1.0), 0.0);
