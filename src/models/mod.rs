@@ -337,8 +337,12 @@ fn build_global(name: &str, settings: &ModelsConfig) -> Result<Box<dyn Forecaste
                 .calibrated(p.calibration.calibrates(name)),
         ),
         "transformer" => Box::new(
-            nn::Transformer::new(p.transformer.apply(nn::NnConfig::for_settings(settings)))
-                .calibrated(p.calibration.calibrates(name)),
+            // The yearly lags tied on the Transformer's validation loss (the LSTM's fell): off
+            // unless `[model.transformer] yearly = true`.
+            nn::Transformer::new(
+                p.transformer.apply(nn::NnConfig { yearly: false, ..nn::NnConfig::for_settings(settings) }),
+            )
+            .calibrated(p.calibration.calibrates(name)),
         ),
         // Without a module until one is set (`nn::TorchScript::set_module`); see `build_torchscript`.
         "torchscript" => {

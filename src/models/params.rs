@@ -308,6 +308,8 @@ pub struct NnParams {
     pub covariates: Option<bool>,
     /// Read the seasonal anchor in the decoder.
     pub anchor: Option<bool>,
+    /// Read the yearly lags in the decoder.
+    pub yearly: Option<bool>,
 }
 
 impl ModelParams {
@@ -398,7 +400,8 @@ impl NnParams {
             point_loss,
             volume_weighting,
             covariates,
-            anchor
+            anchor,
+            yearly
         );
         if self.window.is_some() && self.anchor.is_none() {
             c.anchor = super::nn::train::anchor_by_default(c.season, c.window);

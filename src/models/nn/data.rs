@@ -58,10 +58,18 @@ pub struct Layout {
     /// of the encoder window a season earlier); false in models saved before it existed.
     #[serde(default)]
     pub anchor: bool,
+    /// Periods a year back for the decoder's yearly lags (364 at a daily grain: whole weeks, so
+    /// the weekday lines up); 0 reads none (a season that is already a year, a history too short,
+    /// or models saved before they existed).
+    #[serde(default)]
+    pub year: usize,
 }
 
 /// Seasonal lag features per decoder step when the layout has a season.
 pub const SEASONAL_FEATURES: usize = 2;
+
+/// Yearly lag features per decoder step when the layout has a year.
+pub const YEARLY_FEATURES: usize = 2;
 
 /// Seasons averaged by the second seasonal lag.
 const SEASONS_AVERAGED: usize = 4;
@@ -79,7 +87,8 @@ impl Layout {
             (true, false) => SEASONAL_FEATURES,
             (true, true) => SEASONAL_FEATURES + 1,
         };
-        2 + DATE_FEATURES + self.known + seasonal
+        let yearly = if self.year > 0 { YEARLY_FEATURES } else { 0 };
+        2 + DATE_FEATURES + self.known + seasonal + yearly
     }
 
     /// Whether the network reads covariates.
@@ -196,6 +205,9 @@ impl<'a> Windows<'a> {
                         dec.push(seasonal_anchor(y, t, h, self.layout.season, l, nu));
                     }
                 }
+                if self.layout.year > 0 {
+                    yearly_lags(y, t, h, self.layout.year, l, nu, &mut dec);
+                }
                 target.push(if (i as usize) < n { y[i as usize] / nu } else { 0.0 });
             }
             statics.extend_from_slice(&self.ids[s]);
@@ -254,6 +266,19 @@ fn seasonal_anchor(y: &[f32], t: usize, h: usize, season: usize, window: usize, 
     }
     let level = (earlier.iter().map(|v| v.abs()).sum::<f32>() / earlier.len() as f32).max(1.0);
     y[j] / nu * (nu / level).clamp(1.0 / MAX_LEVEL_CHANGE, MAX_LEVEL_CHANGE)
+}
+
+/// Appends the yearly lags of decoder step `h` of a sample cut at `t`: the scaled value of the
+/// same period a year back (whole years back, none after the cut), and that value moved to the
+/// current level as [`seasonal_anchor`] moves the last season's (0 where the series had not
+/// started). A daily network's window holds weeks, not the same weeks last year: without them it
+/// learns the yearly pattern of every series together from the date features alone, where the
+/// trees read each series' own year-ago value.
+fn yearly_lags(y: &[f32], t: usize, h: usize, year: usize, window: usize, nu: f32, out: &mut Vec<f32>) {
+    let back = (h / year + 1) * year;
+    let lag = (t + h).checked_sub(back).filter(|j| *j < y.len().min(t)).map_or(0.0, |j| y[j] / nu);
+    out.push(lag);
+    out.push(seasonal_anchor(y, t, h, year, window, nu));
 }
 
 /// The largest change of level, up or down, the seasonal anchor carries from one season to the next.
@@ -346,7 +371,7 @@ mod tests {
 
     #[test]
     fn windows_keep_the_validation_horizon_out_of_training() {
-        let layout = Layout { window: 8, horizon: 5, known: 0, past: 0, statics: 2, season: 7, anchor: false };
+        let layout = Layout { window: 8, horizon: 5, known: 0, past: 0, statics: 2, season: 7, anchor: false, year: 0 };
         let (sampler, validation) = Sampler::split(&panel(), layout, 1000);
         assert_eq!(validation, vec![(0, 35)], "the short series has no validation window");
         let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -358,7 +383,7 @@ mod tests {
     #[test]
     fn batches_scale_pad_and_flag() {
         let p = panel();
-        let layout = Layout { window: 4, horizon: 3, known: 0, past: 0, statics: 2, season: 7, anchor: false };
+        let layout = Layout { window: 4, horizon: 3, known: 0, past: 0, statics: 2, season: 7, anchor: false, year: 0 };
         let ids = vec![vec![1, 1], vec![2, 1]];
         let w = Windows::new(&p, layout, &ids, false).unwrap();
         let b = w.batch(&[(0, 10), (1, 2), (1, 1)], 3, Device::Cpu);
@@ -390,6 +415,25 @@ mod tests {
         out.clear();
         // Near the start fewer seasons exist; before it there is nothing.
         seasonal_lags(&y, 3, 0, 7, 1.0, &mut out);
+        assert_eq!(out, [0.0, 0.0]);
+    }
+
+    #[test]
+    fn the_yearly_lags_read_the_same_period_a_year_back_and_nothing_after_the_cut() {
+        let y: Vec<f32> = (0..40).map(|j| j as f32 + 1.0).collect();
+        let (year, window, nu) = (10, 4, 2.0);
+        let mut out = Vec::new();
+        // Cut at 25, step 3: period 28, a year back 18 (before the cut).
+        yearly_lags(&y, 25, 3, year, window, nu, &mut out);
+        assert_eq!(out[0], y[18] / nu);
+        assert_eq!(out[1], seasonal_anchor(&y, 25, 3, year, window, nu));
+        // Step 12 (period 37): a year back is 27, after the cut, so two years back (17).
+        out.clear();
+        yearly_lags(&y, 25, 12, year, window, nu, &mut out);
+        assert_eq!(out[0], y[17] / nu);
+        // Before the series started: 0.
+        out.clear();
+        yearly_lags(&y, 5, 0, year, window, nu, &mut out);
         assert_eq!(out, [0.0, 0.0]);
     }
 

@@ -182,6 +182,19 @@ fn build_net(
     }
 }
 
+/// The periods a year back the decoder's yearly lags read (0: none): when the settings ask for
+/// them, the season is not already a year, and the longest series holds a year before a training
+/// window and the two horizons after it.
+fn yearly_period(cfg: &NnConfig, panel: &Panel) -> usize {
+    let year = match panel.frequency {
+        Frequency::Daily => 364,
+        Frequency::Weekly => 52,
+    };
+    let longest = panel.values.iter().map(Vec::len).max().unwrap_or(0);
+    let enough = longest >= year + cfg.window + 2 * cfg.horizon;
+    if cfg.yearly && cfg.season != year && enough { year } else { 0 }
+}
+
 fn feature_names(layout: &Layout, panel_known: &[String], panel_past: &[String]) -> (Vec<String>, Vec<String>) {
     let dates: Vec<String> = (1..=7)
         .map(|d| format!("day_of_week_{d}"))
@@ -202,12 +215,13 @@ fn feature_names(layout: &Layout, panel_known: &[String], panel_past: &[String])
         (true, false) => &["seasonal_last", "seasonal_mean"],
         (true, true) => &["seasonal_last", "seasonal_mean", "seasonal_anchor"],
     };
+    let yearly: &[&str] = if layout.year > 0 { &["yearly_last", "yearly_anchor"] } else { &[] };
     let dec = ["horizon_position", "log_scale"]
         .map(String::from)
         .into_iter()
         .chain(dates)
         .chain(known.iter().cloned())
-        .chain(seasonal.iter().map(|s| s.to_string()))
+        .chain(seasonal.iter().chain(yearly).map(|s| s.to_string()))
         .collect();
     (enc, dec)
 }
@@ -306,6 +320,7 @@ impl DeepModel {
             statics: vocabularies.names.len(),
             season: cfg.season,
             anchor: cfg.season > 0 && cfg.anchor,
+            year: yearly_period(cfg, panel),
         };
         let history = covariates.map_or(cfg.history, |c| c.history.min(cfg.history));
         let ids = vocabularies.ids(panel);
@@ -575,4 +590,39 @@ pub(crate) use delegate_forecaster;
 /// stays deterministic.
 fn while_training<'a>(guard: MutexGuard<'a, ()>, cfg: &NnConfig) -> Option<MutexGuard<'a, ()>> {
     (cfg.dropout > 0.0).then_some(guard)
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::NaiveDate;
+
+    use super::*;
+    use crate::panel::SeriesKey;
+
+    fn panel(periods: usize, frequency: Frequency) -> Panel {
+        let keys = vec![SeriesKey { item_id: "i".into(), location_id: "s".into() }];
+        Panel::new(keys, vec![vec![1.0; periods]], NaiveDate::from_ymd_opt(2026, 3, 31).unwrap(), frequency)
+    }
+
+    #[test]
+    fn the_yearly_lags_are_read_where_the_season_is_shorter_than_a_year_and_a_year_is_held() {
+        let daily = NnConfig::new(Frequency::Daily, 28);
+        let need = 364 + daily.window + 2 * 28;
+        assert_eq!(yearly_period(&daily, &panel(need, Frequency::Daily)), 364);
+        assert_eq!(yearly_period(&daily, &panel(need - 1, Frequency::Daily)), 0, "no year before a training window");
+        let off = NnConfig { yearly: false, ..daily.clone() };
+        assert_eq!(yearly_period(&off, &panel(need, Frequency::Daily)), 0, "turned off");
+        let weekly = NnConfig::new(Frequency::Weekly, 13);
+        assert_eq!(yearly_period(&weekly, &panel(400, Frequency::Weekly)), 0, "a 52-week season is the year");
+        assert_eq!(yearly_period(&NnConfig { season: 4, ..weekly }, &panel(400, Frequency::Weekly)), 52);
+
+        // The decoder's names and width agree with and without them.
+        let layout =
+            Layout { window: 56, horizon: 28, known: 0, past: 0, statics: 2, season: 7, anchor: false, year: 0 };
+        for layout in [layout, Layout { year: 364, ..layout }] {
+            let (_, decoder) = feature_names(&layout, &[], &[]);
+            assert_eq!(decoder.len(), layout.decoder_dim());
+            assert_eq!(decoder.iter().any(|n| n == "yearly_last"), layout.year > 0);
+        }
+    }
 }

@@ -86,6 +86,11 @@ pub struct NnConfig {
     /// false in configurations saved before it existed.
     #[serde(default)]
     pub anchor: bool,
+    /// Whether the decoder also reads the yearly lags where the season is shorter than a year and
+    /// the history long enough (see [`super::data::Layout::year`]); false in configurations saved
+    /// before they existed.
+    #[serde(default)]
+    pub yearly: bool,
     /// Seed for initialisation, dropout and sampling.
     pub seed: u64,
     /// libtorch intra-op threads.
@@ -137,6 +142,7 @@ impl NnConfig {
             covariates: true,
             season: frequency.default_season(),
             anchor: anchor_by_default(frequency.default_season(), window),
+            yearly: true,
             seed: 42,
             threads: 1,
         }
