@@ -44,6 +44,14 @@ impl Frequency {
         }
     }
 
+    /// Periods a year back in whole weeks, so the weekday lines up (364 days, 52 weeks).
+    pub fn year(self) -> usize {
+        match self {
+            Frequency::Daily => 364,
+            Frequency::Weekly => 52,
+        }
+    }
+
     /// The lowercase name used in files and manifests.
     pub fn as_str(self) -> &'static str {
         match self {

@@ -72,7 +72,8 @@ impl Layout {
     /// The layout for a panel: its grain and seasonal cycle, its covariates and its categories.
     pub fn for_panel(panel: &Panel, season: usize) -> Self {
         let daily = panel.frequency == Frequency::Daily;
-        let (year, lags, means) = if daily { (364, 7, vec![7, 28]) } else { (52, 4, vec![4, 13]) };
+        let (lags, means) = if daily { (7, vec![7, 28]) } else { (4, vec![4, 13]) };
+        let year = panel.frequency.year();
         // A short cycle of a few periods (a week of days) repeats often enough to average; a
         // yearly one (52 weeks) is read through the yearly lags instead.
         let phase_means = if season.max(1) <= 14 && season > 1 { vec![4, 8] } else { Vec::new() };

@@ -242,7 +242,7 @@ impl<'a> Windows<'a> {
 /// [`SEASONS_AVERAGED`] seasons (0 where the series had not started).
 fn seasonal_lags(y: &[f32], t: usize, h: usize, season: usize, nu: f32, out: &mut Vec<f32>) {
     let first = h / season + 1;
-    let at = |k: usize| (t + h).checked_sub(k * season).filter(|j| *j < y.len().min(t)).map(|j| y[j] / nu);
+    let at = |k: usize| before_cut(y, t, h, k * season).map(|j| y[j] / nu);
     out.push(at(first).unwrap_or(0.0));
     let seen: Vec<f32> = (first..first + SEASONS_AVERAGED).filter_map(at).collect();
     out.push(if seen.is_empty() { 0.0 } else { seen.iter().sum::<f32>() / seen.len() as f32 });
@@ -257,8 +257,8 @@ fn seasonal_lags(y: &[f32], t: usize, h: usize, season: usize, nu: f32, out: &mu
 /// starting a season earlier does not feed the decoder a value many times its targets. Without the
 /// earlier window it is the lag over `nu`; 0 where the series had not started.
 fn seasonal_anchor(y: &[f32], t: usize, h: usize, season: usize, window: usize, nu: f32) -> f32 {
-    let back = (h / season + 1) * season;
-    let Some(j) = (t + h).checked_sub(back).filter(|j| *j < y.len().min(t)) else { return 0.0 };
+    let back = cycles_back(h, season);
+    let Some(j) = before_cut(y, t, h, back) else { return 0.0 };
     let end = (t - back.min(t)).min(y.len());
     let earlier = &y[end.saturating_sub(window)..end];
     if earlier.is_empty() {
@@ -275,10 +275,20 @@ fn seasonal_anchor(y: &[f32], t: usize, h: usize, season: usize, window: usize, 
 /// learns the yearly pattern of every series together from the date features alone, where the
 /// trees read each series' own year-ago value.
 fn yearly_lags(y: &[f32], t: usize, h: usize, year: usize, window: usize, nu: f32, out: &mut Vec<f32>) {
-    let back = (h / year + 1) * year;
-    let lag = (t + h).checked_sub(back).filter(|j| *j < y.len().min(t)).map_or(0.0, |j| y[j] / nu);
-    out.push(lag);
+    out.push(before_cut(y, t, h, cycles_back(h, year)).map_or(0.0, |j| y[j] / nu));
     out.push(seasonal_anchor(y, t, h, year, window, nu));
+}
+
+/// Periods back from decoder step `h` to the same phase of the last cycle before the cut: whole
+/// cycles of `period`, one more than the cycles the step lies ahead.
+fn cycles_back(h: usize, period: usize) -> usize {
+    (h / period + 1) * period
+}
+
+/// The index `back` periods before decoder step `h` of a sample cut at `t`, when it holds a value
+/// observed before the cut.
+fn before_cut(y: &[f32], t: usize, h: usize, back: usize) -> Option<usize> {
+    (t + h).checked_sub(back).filter(|j| *j < y.len().min(t))
 }
 
 /// The largest change of level, up or down, the seasonal anchor carries from one season to the next.

@@ -186,10 +186,7 @@ fn build_net(
 /// them, the season is not already a year, and the longest series holds a year before a training
 /// window and the two horizons after it.
 fn yearly_period(cfg: &NnConfig, panel: &Panel) -> usize {
-    let year = match panel.frequency {
-        Frequency::Daily => 364,
-        Frequency::Weekly => 52,
-    };
+    let year = panel.frequency.year();
     let longest = panel.values.iter().map(Vec::len).max().unwrap_or(0);
     let enough = longest >= year + cfg.window + 2 * cfg.horizon;
     if cfg.yearly && cfg.season != year && enough { year } else { 0 }
