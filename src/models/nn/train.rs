@@ -154,13 +154,14 @@ impl NnConfig {
         quantiles.push(0.5);
         quantiles.sort_by(f64::total_cmp);
         quantiles.dedup();
+        let base = Self::new(s.frequency, s.horizon);
         Self {
             quantiles,
             seed: s.seed,
             threads: s.threads,
             season: s.season_length,
-            anchor: anchor_by_default(s.season_length, Self::new(s.frequency, s.horizon).window),
-            ..Self::new(s.frequency, s.horizon)
+            anchor: anchor_by_default(s.season_length, base.window),
+            ..base
         }
     }
 
