@@ -310,6 +310,8 @@ pub struct NnParams {
     pub anchor: Option<bool>,
     /// Read the yearly lags in the decoder.
     pub yearly: Option<bool>,
+    /// Passes over the validation horizon's cut points after early stopping (0: none).
+    pub catch_up: Option<usize>,
 }
 
 impl ModelParams {
@@ -401,7 +403,8 @@ impl NnParams {
             volume_weighting,
             covariates,
             anchor,
-            yearly
+            yearly,
+            catch_up
         );
         if self.window.is_some() && self.anchor.is_none() {
             c.anchor = super::nn::train::anchor_by_default(c.season, c.window);
@@ -443,6 +446,9 @@ mod tests {
         // The history beyond the training window keeps its length when the window changes.
         assert_eq!(c.history - c.window, base.history - base.window);
         assert_eq!(p.transformer.apply(base.clone()), base);
+        // One catch-up pass unless told otherwise.
+        let none: ModelParams = toml::from_str("[lstm]\ncatch-up = 0\n").unwrap();
+        assert_eq!((base.catch_up, none.lstm.apply(base.clone()).catch_up), (1, 0));
     }
 
     #[test]

@@ -21,6 +21,11 @@ const DAYS: usize = 200;
 /// days; the last `HORIZON` days are held out. Returns the training panel, with the promotions
 /// (over the history and the held-out days) as covariates, and the held-out values.
 fn promo_panel(series: usize, seed: u64) -> (Panel, Vec<Vec<f32>>) {
+    promo_panel_from(series, seed, 0)
+}
+
+/// [`promo_panel`] with promotions only from day `first` on.
+fn promo_panel_from(series: usize, seed: u64, first: usize) -> (Panel, Vec<Vec<f32>>) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let week = [0.8, 0.9, 1.0, 1.0, 1.1, 1.4, 1.2];
     let end = NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
@@ -34,7 +39,7 @@ fn promo_panel(series: usize, seed: u64) -> (Panel, Vec<Vec<f32>>) {
         let level = 5.0 + 3.0 * (s % 5) as f32;
         let y: Vec<f32> = (0..DAYS)
             .map(|t| {
-                let promo = rng.random_bool(0.12);
+                let promo = rng.random_bool(0.12) && t >= first;
                 if promo {
                     cov.known.series[s][t * k] = 0.3; // discount
                     cov.known.series[s][t * k + 1] = 1.0; // promo
@@ -109,6 +114,41 @@ fn lstm_learns_a_known_future_promotion_and_beats_seasonal_naive() {
 #[test]
 fn transformer_learns_a_known_future_promotion_and_beats_seasonal_naive() {
     learns_the_promotions(Box::new(nn::Transformer::new(NnConfig { heads: 4, ..learning_config() })));
+}
+
+/// Demand that began to grow within the last horizon before the cutoff, and goes on growing:
+/// training keeps that horizon out to validate on, so only the catch-up passes over it show the
+/// network a growing series before it forecasts the next periods.
+#[test]
+fn the_catch_up_learns_from_the_horizon_held_out_for_validation() {
+    let (series, history) = (40, DAYS - HORIZON);
+    let start = history - HORIZON;
+    let mut rng = ChaCha8Rng::seed_from_u64(13);
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for s in 0..series {
+        let level = 5.0 + 3.0 * (s % 5) as f32;
+        let y: Vec<f32> = (0..DAYS)
+            .map(|t| {
+                let growth = 1.03f32.powi(t.saturating_sub(start) as i32);
+                let mean = level * [0.8, 0.9, 1.0, 1.0, 1.1, 1.4, 1.2][t % 7] * growth;
+                (mean + rng.random_range(-1.0..1.0f32) * 0.1 * mean).round()
+            })
+            .collect();
+        train.push(y[..history].to_vec());
+        test.push(y[history..].to_vec());
+    }
+    let keys = (0..series).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect();
+    let end = NaiveDate::from_ymd_opt(2026, 3, 31).unwrap();
+    let panel = Panel::new(keys, train, end, Frequency::Daily);
+    let fit = |catch_up: usize| {
+        let mut m = nn::Lstm::new(NnConfig { catch_up, ..learning_config() });
+        m.fit(&panel).unwrap();
+        let loss = m.card().unwrap()["training"]["catch_up_loss"].as_f64();
+        (mae(&m, &panel, &test), loss)
+    };
+    let ((without, none), (with, loss)) = (fit(0), fit(2));
+    assert!(none.is_none() && loss.is_some_and(f64::is_finite), "{none:?} {loss:?}");
+    assert!(with < 0.9 * without, "MAE with the catch-up {with:.3}, without {without:.3}");
 }
 
 #[test]

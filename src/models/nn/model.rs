@@ -26,7 +26,7 @@ use tracing::debug;
 
 use super::data::{DATE_FEATURES, Layout, Sampler, Windows};
 use super::lstm::lstm_net;
-use super::train::{Net, NnConfig, TrainReport, point_mean, train};
+use super::train::{Net, NnConfig, TrainReport, catch_up, point_mean, train};
 use super::transformer::transformer_net;
 use super::vocab::Vocabularies;
 use super::{TempFile, interpolate_level, torch_lock};
@@ -125,6 +125,8 @@ struct Inputs {
     ids: Vec<Vec<i64>>,
     sampler: Sampler,
     validation: Vec<(usize, usize)>,
+    /// The cut points training kept out for the validation horizon, caught up on last.
+    recent: Vec<(usize, usize)>,
     known: Vec<String>,
     past: Vec<String>,
 }
@@ -255,8 +257,11 @@ impl DeepModel {
         let net = build_net(self.architecture, &vs, &inputs.layout, &inputs.vocabularies.sizes(), &self.cfg);
         let _guard = while_training(guard, &self.cfg);
         let windows = Windows::new(panel, inputs.layout, &inputs.ids, self.cfg.volume_weighting)?;
-        let training = train(self.name(), net.as_ref(), &vs, &windows, &inputs.sampler, &inputs.validation, &self.cfg)?;
+        let mut training =
+            train(self.name(), net.as_ref(), &vs, &windows, &inputs.sampler, &inputs.validation, &self.cfg)?;
         let calibration = self.calibration(net.as_ref(), &windows, &inputs.validation, &self.cfg)?;
+        training.catch_up_loss =
+            catch_up(self.name(), net.as_ref(), &vs, &windows, &inputs.recent, &inputs.sampler, &self.cfg)?;
         self.fitted = Some(self.fitted_from(panel, inputs, vs, net, training, None).calibrated(calibration));
         Ok(FitReport::new(self.name(), panel))
     }
@@ -294,8 +299,10 @@ impl DeepModel {
         tch::manual_seed(cfg.seed as i64);
         let _guard = while_training(guard, &cfg);
         let windows = Windows::new(panel, inputs.layout, &inputs.ids, cfg.volume_weighting)?;
-        let training = train(self.name(), net.as_ref(), &vs, &windows, &inputs.sampler, &inputs.validation, &cfg)?;
+        let mut training = train(self.name(), net.as_ref(), &vs, &windows, &inputs.sampler, &inputs.validation, &cfg)?;
         let calibration = self.calibration(net.as_ref(), &windows, &inputs.validation, &cfg)?;
+        training.catch_up_loss =
+            catch_up(self.name(), net.as_ref(), &vs, &windows, &inputs.recent, &inputs.sampler, &cfg)?;
         let warm = WarmStart { parent_end: card.data.end, epochs: cfg.epochs };
         self.fitted = Some(self.fitted_from(panel, inputs, vs, net, training, Some(warm)).calibrated(calibration));
         Ok(Ok(FitReport::new(self.name(), panel)))
@@ -333,8 +340,9 @@ impl DeepModel {
             let every = validation.len().div_ceil(MAX_VALIDATION);
             validation = validation.into_iter().step_by(every).collect();
         }
+        let recent = Sampler::recent(panel, layout, history);
         let (known, past) = covariates.map_or((vec![], vec![]), |c| (c.known_names(), c.past.names.clone()));
-        Ok(Inputs { layout, vocabularies, ids, sampler, validation, known, past })
+        Ok(Inputs { layout, vocabularies, ids, sampler, validation, recent, known, past })
     }
 
     /// The factors of the trained levels, from the network's forecasts of the validation samples

@@ -15,6 +15,7 @@ use std::collections::HashMap;
 use std::time::Instant;
 
 use rand::SeedableRng;
+use rand::seq::SliceRandom;
 use rand_chacha::ChaCha8Rng;
 use serde::{Deserialize, Serialize};
 use tch::nn::{self, OptimizerConfig};
@@ -25,6 +26,13 @@ use super::data::{Batch, Sampler, Windows};
 use crate::error::Result;
 use crate::models::ModelsConfig;
 use crate::period::Frequency;
+
+/// The learning rate at the end of the cosine decay, as a share of the peak.
+const LR_FLOOR: f64 = 0.1;
+
+/// Windows drawn from the whole training range per recent cut point in a catch-up pass
+/// ([`catch_up`]).
+const REHEARSAL: usize = 1;
 
 /// The point loss for the mean output.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -91,6 +99,10 @@ pub struct NnConfig {
     /// before they existed.
     #[serde(default)]
     pub yearly: bool,
+    /// Passes over the cut points whose targets reach into the validation horizon, after early
+    /// stopping and calibration ([`catch_up`]); 0 in configurations saved before it existed.
+    #[serde(default)]
+    pub catch_up: usize,
     /// Seed for initialisation, dropout and sampling.
     pub seed: u64,
     /// libtorch intra-op threads.
@@ -143,6 +155,10 @@ impl NnConfig {
             season: frequency.default_season(),
             anchor: anchor_by_default(frequency.default_season(), window),
             yearly: true,
+            // One pass over the validation horizon's cut points, with as many older windows: on
+            // backtests inside the training data (README, "Deep models' catch-up"), the LSTM's
+            // MASE fell 17% on Walmart and 1.5% on the demo, the Transformer's 1% on the demo.
+            catch_up: 1,
             seed: 42,
             threads: 1,
         }
@@ -201,7 +217,7 @@ impl NnConfig {
         }
         let span = total.saturating_sub(self.warmup_steps).max(1) as f64;
         let progress = ((step - self.warmup_steps) as f64 / span).min(1.0);
-        self.lr * (0.1 + 0.9 * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
+        self.lr * (LR_FLOOR + (1.0 - LR_FLOOR) * 0.5 * (1.0 + (std::f64::consts::PI * progress).cos()))
     }
 }
 
@@ -260,6 +276,10 @@ pub struct TrainReport {
     pub epoch_s: f64,
     /// Share of training time spent building batches (outside libtorch's forward and backward).
     pub data_share: f64,
+    /// The training loss of the last catch-up pass over the validation horizon ([`catch_up`]);
+    /// `None` without one.
+    #[serde(default)]
+    pub catch_up_loss: Option<f64>,
 }
 
 /// Trains `net` (whose variables live in `vs`) on windows drawn by `sampler`, stopping early on
@@ -276,7 +296,7 @@ pub fn train(
     let device = vs.device();
     let levels = Tensor::from_slice(&cfg.quantiles.iter().map(|q| *q as f32).collect::<Vec<_>>()).to_device(device);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut opt = nn::adam(0.9, 0.999, cfg.weight_decay).build(vs, cfg.lr)?;
+    let mut opt = nn::adam(0.9, 0.999, cfg.weight_decay).build(vs, cfg.lr * LR_FLOOR)?;
     let per_epoch = cfg.samples_for(sampler.series());
     let batch_size = cfg.batch_size.max(1);
     let total_steps = cfg.epochs * per_epoch.div_ceil(batch_size);
@@ -290,6 +310,7 @@ pub fn train(
         samples_per_s: 0.0,
         epoch_s: 0.0,
         data_share: 0.0,
+        catch_up_loss: None,
     };
     let mut data_time = std::time::Duration::ZERO;
     let mut best: Option<(f64, HashMap<String, Tensor>)> = None;
@@ -363,6 +384,48 @@ pub fn train(
     report.epoch_s = total / report.epochs.max(1) as f64;
     report.data_share = data_time.as_secs_f64() / total;
     Ok(report)
+}
+
+/// Passes of training over `recent` (the cut points whose targets reach into the validation
+/// horizon, which [`train`] kept out) after the best weights are restored and the quantiles
+/// calibrated, so the network has seen the latest periods before it forecasts past them, as
+/// `gbt` refits on them. Each pass mixes them with as many windows drawn by `sampler` (a
+/// rehearsal of the older periods, so the latest do not pull the network off what it learnt
+/// there), at the learning rate's floor. Returns the mean loss of the last pass (`None`: no
+/// pass).
+pub fn catch_up(
+    name: &str,
+    net: &dyn Net,
+    vs: &nn::VarStore,
+    windows: &Windows,
+    recent: &[(usize, usize)],
+    sampler: &Sampler,
+    cfg: &NnConfig,
+) -> Result<Option<f64>> {
+    if cfg.catch_up == 0 || recent.is_empty() {
+        return Ok(None);
+    }
+    let device = vs.device();
+    let levels = Tensor::from_slice(&cfg.quantiles.iter().map(|q| *q as f32).collect::<Vec<_>>()).to_device(device);
+    let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_ca7c);
+    let mut opt = nn::adam(0.9, 0.999, cfg.weight_decay).build(vs, cfg.lr * LR_FLOOR)?;
+    let mut last = 0.0;
+    for pass in 1..=cfg.catch_up {
+        let mut samples = recent.to_vec();
+        samples.extend(sampler.draw(&mut rng, recent.len() * REHEARSAL));
+        samples.shuffle(&mut rng);
+        let mut sum = 0.0;
+        for chunk in samples.chunks(cfg.batch_size.max(1)) {
+            let batch = windows.batch(chunk, cfg.horizon, device);
+            let per = sample_loss(&net.forward(&batch, true), &batch, &levels, cfg.point_loss);
+            let loss = (&per * &batch.weight).sum(Kind::Float) / batch.weight.sum(Kind::Float);
+            opt.backward_step_clip_norm(&loss, cfg.clip_norm);
+            sum += f64::try_from(&loss)? * chunk.len() as f64;
+        }
+        last = sum / samples.len() as f64;
+        info!(model = name, pass, samples = samples.len(), train_loss = last, "catch-up on the validation horizon");
+    }
+    Ok(Some(last))
 }
 
 /// Mean loss over the validation samples, or `None` without any.
