@@ -296,7 +296,7 @@ pub fn train(
     let device = vs.device();
     let levels = Tensor::from_slice(&cfg.quantiles.iter().map(|q| *q as f32).collect::<Vec<_>>()).to_device(device);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
-    let mut opt = nn::adam(0.9, 0.999, cfg.weight_decay).build(vs, cfg.lr * LR_FLOOR)?;
+    let mut opt = nn::adam(0.9, 0.999, cfg.weight_decay).build(vs, cfg.lr)?;
     let per_epoch = cfg.samples_for(sampler.series());
     let batch_size = cfg.batch_size.max(1);
     let total_steps = cfg.epochs * per_epoch.div_ceil(batch_size);
