@@ -383,6 +383,10 @@ pub fn evaluate(
                 tracing::warn!(cutoff = %window.cutoff, model = %name, error = %e, "validation window left out");
                 return Ok(Vec::new());
             }
+            // The data's own limits (too short a history) name the window they hit.
+            Err(Error::Data(m)) => {
+                return Err(Error::Data(format!("backtest window {}, `{name}`: {m}", window.cutoff)));
+            }
             Err(e) => return Err(e),
         }
         seconds.push((name.clone(), secs));
@@ -1035,6 +1039,18 @@ mod tests {
         );
         let opts = BacktestOptions { windows: 3, horizon: 4, step: 4, models: vec!["naive".into()] };
         assert!(run(&full, &settings(), &opts).unwrap_err().to_string().contains("need more than 12 periods"));
+
+        // Long enough for the windows, too short for a model at the first: the error names the
+        // window and the model.
+        let full = Panel::new(
+            vec![SeriesKey { item_id: "a".into(), location_id: "s".into() }],
+            vec![(0..30).map(|t| (t % 7) as f32).collect()],
+            NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
+            Frequency::Daily,
+        );
+        let opts = BacktestOptions { windows: 3, horizon: 7, step: 7, models: vec!["gbt".into()] };
+        let e = run(&full, &settings(), &opts).unwrap_err().to_string();
+        assert!(e.starts_with("backtest window 2026-01-09, `gbt`: "), "{e}");
     }
 
     /// A deep model's stand-in: its state is the number of epochs it has trained, and it says
