@@ -210,6 +210,11 @@ impl NnConfig {
         }
     }
 
+    /// The trained quantile levels as a tensor on `device`, for the loss.
+    fn levels(&self, device: tch::Device) -> Tensor {
+        Tensor::from_slice(&self.quantiles.iter().map(|q| *q as f32).collect::<Vec<_>>()).to_device(device)
+    }
+
     /// The learning rate at optimiser step `step` of `total`.
     pub fn lr_at(&self, step: usize, total: usize) -> f64 {
         if step < self.warmup_steps {
@@ -294,7 +299,7 @@ pub fn train(
     cfg: &NnConfig,
 ) -> Result<TrainReport> {
     let device = vs.device();
-    let levels = Tensor::from_slice(&cfg.quantiles.iter().map(|q| *q as f32).collect::<Vec<_>>()).to_device(device);
+    let levels = cfg.levels(device);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed);
     let mut opt = nn::adam(0.9, 0.999, cfg.weight_decay).build(vs, cfg.lr)?;
     let per_epoch = cfg.samples_for(sampler.series());
@@ -326,12 +331,8 @@ pub fn train(
             let tb = Instant::now();
             let batch = windows.batch(chunk, cfg.horizon, device);
             data_time += tb.elapsed();
-            let out = net.forward(&batch, true);
-            let per = sample_loss(&out, &batch, &levels, cfg.point_loss);
-            let loss = (&per * &batch.weight).sum(Kind::Float) / batch.weight.sum(Kind::Float);
             opt.set_lr(cfg.lr_at(step, total_steps));
-            opt.backward_step_clip_norm(&loss, cfg.clip_norm);
-            sum += f64::try_from(&loss)? * chunk.len() as f64;
+            sum += optimise(net, &mut opt, &batch, &levels, cfg)? * chunk.len() as f64;
             step += 1;
         }
         seen += samples.len();
@@ -406,7 +407,7 @@ pub fn catch_up(
         return Ok(None);
     }
     let device = vs.device();
-    let levels = Tensor::from_slice(&cfg.quantiles.iter().map(|q| *q as f32).collect::<Vec<_>>()).to_device(device);
+    let levels = cfg.levels(device);
     let mut rng = ChaCha8Rng::seed_from_u64(cfg.seed ^ 0x5eed_ca7c);
     let mut opt = nn::adam(0.9, 0.999, cfg.weight_decay).build(vs, cfg.lr * LR_FLOOR)?;
     let mut last = 0.0;
@@ -417,15 +418,21 @@ pub fn catch_up(
         let mut sum = 0.0;
         for chunk in samples.chunks(cfg.batch_size.max(1)) {
             let batch = windows.batch(chunk, cfg.horizon, device);
-            let per = sample_loss(&net.forward(&batch, true), &batch, &levels, cfg.point_loss);
-            let loss = (&per * &batch.weight).sum(Kind::Float) / batch.weight.sum(Kind::Float);
-            opt.backward_step_clip_norm(&loss, cfg.clip_norm);
-            sum += f64::try_from(&loss)? * chunk.len() as f64;
+            sum += optimise(net, &mut opt, &batch, &levels, cfg)? * chunk.len() as f64;
         }
         last = sum / samples.len() as f64;
         info!(model = name, pass, samples = samples.len(), train_loss = last, "catch-up on the validation horizon");
     }
     Ok(Some(last))
+}
+
+/// One optimiser step on `batch`: its weighted mean loss, back-propagated with the gradient
+/// clipped; returns that loss.
+fn optimise(net: &dyn Net, opt: &mut nn::Optimizer, batch: &Batch, levels: &Tensor, cfg: &NnConfig) -> Result<f64> {
+    let per = sample_loss(&net.forward(batch, true), batch, levels, cfg.point_loss);
+    let loss = (&per * &batch.weight).sum(Kind::Float) / batch.weight.sum(Kind::Float);
+    opt.backward_step_clip_norm(&loss, cfg.clip_norm);
+    Ok(f64::try_from(&loss)?)
 }
 
 /// Mean loss over the validation samples, or `None` without any.
