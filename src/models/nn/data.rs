@@ -332,21 +332,11 @@ impl Sampler {
         (Self { ranges, cumulative }, validation)
     }
 
-    /// The cut points whose targets reach into `panel`'s last `horizon` periods, which
+    /// The cut points whose targets reach into the last `horizon` periods, which
     /// [`Sampler::split`] keeps out of training to validate on: one per period of the validation
     /// horizon and series (the validation sample included), for the series it trains on.
-    pub fn recent(panel: &Panel, layout: Layout, history: usize) -> Vec<(usize, usize)> {
-        let (l, h) = (layout.window, layout.horizon);
-        let mut out = Vec::new();
-        for (s, y) in panel.values.iter().enumerate() {
-            let n = y.len();
-            if n < 2 * h + 1 {
-                continue;
-            }
-            let lo = (n + l).saturating_sub(history).max(1).max(n - 2 * h + 1);
-            out.extend((lo..=n - h).map(|t| (s, t)));
-        }
-        out
+    pub fn recent(&self, horizon: usize) -> Vec<(usize, usize)> {
+        self.ranges.iter().flat_map(|&(s, _, last)| (last + 1..=last + horizon).map(move |t| (s, t))).collect()
     }
 
     /// Whether there is no training window.
@@ -407,7 +397,7 @@ mod tests {
         assert!(draws.iter().any(|(_, t)| *t == 1) && draws.iter().any(|(_, t)| *t == 30), "every cut is reachable");
         // The cuts training left out: those whose targets reach into the last five periods, up
         // to the validation sample's.
-        let recent = Sampler::recent(&panel(), layout, 1000);
+        let recent = sampler.recent(5);
         assert_eq!(recent, (31..=35).map(|t| (0, t)).collect::<Vec<_>>());
         assert!(recent.iter().all(|(_, t)| t + 5 > 35 && !draws.contains(&(0, *t))));
     }

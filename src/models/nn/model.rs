@@ -125,8 +125,6 @@ struct Inputs {
     ids: Vec<Vec<i64>>,
     sampler: Sampler,
     validation: Vec<(usize, usize)>,
-    /// The cut points training kept out for the validation horizon, caught up on last.
-    recent: Vec<(usize, usize)>,
     known: Vec<String>,
     past: Vec<String>,
 }
@@ -257,11 +255,7 @@ impl DeepModel {
         let net = build_net(self.architecture, &vs, &inputs.layout, &inputs.vocabularies.sizes(), &self.cfg);
         let _guard = while_training(guard, &self.cfg);
         let windows = Windows::new(panel, inputs.layout, &inputs.ids, self.cfg.volume_weighting)?;
-        let mut training =
-            train(self.name(), net.as_ref(), &vs, &windows, &inputs.sampler, &inputs.validation, &self.cfg)?;
-        let calibration = self.calibration(net.as_ref(), &windows, &inputs.validation, &self.cfg)?;
-        training.catch_up_loss =
-            catch_up(self.name(), net.as_ref(), &vs, &windows, &inputs.recent, &inputs.sampler, &self.cfg)?;
+        let (training, calibration) = self.learn(net.as_ref(), &vs, &windows, &inputs, &self.cfg)?;
         self.fitted = Some(self.fitted_from(panel, inputs, vs, net, training, None).calibrated(calibration));
         Ok(FitReport::new(self.name(), panel))
     }
@@ -299,10 +293,7 @@ impl DeepModel {
         tch::manual_seed(cfg.seed as i64);
         let _guard = while_training(guard, &cfg);
         let windows = Windows::new(panel, inputs.layout, &inputs.ids, cfg.volume_weighting)?;
-        let mut training = train(self.name(), net.as_ref(), &vs, &windows, &inputs.sampler, &inputs.validation, &cfg)?;
-        let calibration = self.calibration(net.as_ref(), &windows, &inputs.validation, &cfg)?;
-        training.catch_up_loss =
-            catch_up(self.name(), net.as_ref(), &vs, &windows, &inputs.recent, &inputs.sampler, &cfg)?;
+        let (training, calibration) = self.learn(net.as_ref(), &vs, &windows, &inputs, &cfg)?;
         let warm = WarmStart { parent_end: card.data.end, epochs: cfg.epochs };
         self.fitted = Some(self.fitted_from(panel, inputs, vs, net, training, Some(warm)).calibrated(calibration));
         Ok(Ok(FitReport::new(self.name(), panel)))
@@ -340,9 +331,25 @@ impl DeepModel {
             let every = validation.len().div_ceil(MAX_VALIDATION);
             validation = validation.into_iter().step_by(every).collect();
         }
-        let recent = Sampler::recent(panel, layout, history);
         let (known, past) = covariates.map_or((vec![], vec![]), |c| (c.known_names(), c.past.names.clone()));
-        Ok(Inputs { layout, vocabularies, ids, sampler, validation, recent, known, past })
+        Ok(Inputs { layout, vocabularies, ids, sampler, validation, known, past })
+    }
+
+    /// Trains `net` with early stopping, calibrates its quantiles on the validation samples, then
+    /// catches up on the cut points they kept out of training: what a fit from scratch and a
+    /// warm start both do once their network is built.
+    fn learn(
+        &self,
+        net: &dyn Net,
+        vs: &nn::VarStore,
+        windows: &Windows,
+        inputs: &Inputs,
+        cfg: &NnConfig,
+    ) -> Result<(TrainReport, Vec<(f64, f64)>)> {
+        let mut training = train(self.name(), net, vs, windows, &inputs.sampler, &inputs.validation, cfg)?;
+        let calibration = self.calibration(net, windows, &inputs.validation, cfg)?;
+        training.catch_up_loss = catch_up(self.name(), net, vs, windows, &inputs.sampler, cfg)?;
+        Ok((training, calibration))
     }
 
     /// The factors of the trained levels, from the network's forecasts of the validation samples

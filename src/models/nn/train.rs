@@ -387,10 +387,10 @@ pub fn train(
     Ok(report)
 }
 
-/// Passes of training over `recent` (the cut points whose targets reach into the validation
-/// horizon, which [`train`] kept out) after the best weights are restored and the quantiles
-/// calibrated, so the network has seen the latest periods before it forecasts past them, as
-/// `gbt` refits on them. Each pass mixes them with as many windows drawn by `sampler` (a
+/// Passes of training over the cut points whose targets reach into the validation horizon,
+/// which [`train`] kept out ([`Sampler::recent`]), after the best weights are restored and the
+/// quantiles calibrated, so the network has seen the latest periods before it forecasts past
+/// them, as `gbt` refits on them. Each pass mixes them with as many windows drawn by `sampler` (a
 /// rehearsal of the older periods, so the latest do not pull the network off what it learnt
 /// there), at the learning rate's floor. Returns the mean loss of the last pass (`None`: no
 /// pass).
@@ -399,10 +399,10 @@ pub fn catch_up(
     net: &dyn Net,
     vs: &nn::VarStore,
     windows: &Windows,
-    recent: &[(usize, usize)],
     sampler: &Sampler,
     cfg: &NnConfig,
 ) -> Result<Option<f64>> {
+    let recent = sampler.recent(cfg.horizon);
     if cfg.catch_up == 0 || recent.is_empty() {
         return Ok(None);
     }
@@ -412,7 +412,7 @@ pub fn catch_up(
     let mut opt = nn::adam(0.9, 0.999, cfg.weight_decay).build(vs, cfg.lr * LR_FLOOR)?;
     let mut last = 0.0;
     for pass in 1..=cfg.catch_up {
-        let mut samples = recent.to_vec();
+        let mut samples = recent.clone();
         samples.extend(sampler.draw(&mut rng, recent.len() * REHEARSAL));
         samples.shuffle(&mut rng);
         let mut sum = 0.0;
