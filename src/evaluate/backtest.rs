@@ -960,7 +960,7 @@ mod tests {
         let alone = BacktestOptions { models: vec!["ensemble".into()], ..both.clone() };
         assert!(!ensemble_reuses_windows(&s, &alone));
         let (a, b) = (run(&full, &s, &both).unwrap(), run(&full, &s, &alone).unwrap());
-        // Weights from the members' forecasts at the earlier windows (and the unscored windows
+        // Weights from the members' forecasts at the earlier windows (and one unscored window
         // before the first) are the weights fitting the ensemble at each cutoff learns.
         assert_eq!(y_hat(&a.models[3]), y_hat(&b.models[0]));
         assert_eq!(a.cutoffs, b.cutoffs);

@@ -251,7 +251,7 @@ async fn the_trained_ensemble_reuses_its_fitted_members() {
     assert_eq!(card["members"], serde_json::json!(["ets", "tsb"]));
     let weights: Vec<f64> = serde_json::from_value(card["weights"].clone()).unwrap();
     assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{weights:?}");
-    assert_eq!(card["validation"]["windows"], 2, "the default: two horizons before the cutoff");
+    assert_eq!(card["validation"]["windows"], 1);
 }
 
 /// With the backtest before the train step (the nightly's order), the trained ensemble takes its

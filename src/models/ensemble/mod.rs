@@ -53,13 +53,13 @@ pub struct EnsembleConfig {
 }
 
 impl EnsembleConfig {
-    /// Defaults for a horizon and season: 40 rounds, two validation windows, one set of weights.
+    /// Defaults for a horizon and season: 40 rounds, one validation window, one set of weights.
     pub fn new(horizon: usize, season: usize) -> Self {
         Self {
             horizon,
             season,
             rounds: 40,
-            windows: 2,
+            windows: 1,
             by_class: false,
             levels: vec![0.1, 0.5, 0.9],
             self_calibrated: Vec::new(),
