@@ -154,6 +154,8 @@ pub struct GbtParams {
     pub covariates: Option<bool>,
     /// Read the yearly anchors (the year-ago value carried to the current level).
     pub anchors: Option<bool>,
+    /// Read, with the anchors, each item's seasonal index pooled over its locations.
+    pub pooled: Option<bool>,
     /// Tree ensembles averaged in the final fit, each with its own seed (at least 1).
     pub bags: Option<usize>,
     /// Fit one model per `location` or per value of a static attribute (`category`, `brand`,
@@ -235,6 +237,7 @@ impl GbtParams {
         c.volume_weighting = self.volume_weighting.unwrap_or(c.volume_weighting);
         c.covariates = self.covariates.unwrap_or(c.covariates);
         c.anchors = self.anchors.unwrap_or(c.anchors);
+        c.pooled = self.pooled.unwrap_or(c.pooled);
         c.bags = self.bags.unwrap_or(c.bags);
         c
     }

@@ -11,6 +11,7 @@
 
 use chrono::{Duration, NaiveDate};
 
+use super::pooled::PooledIndex;
 use crate::panel::Panel;
 use crate::period::Frequency;
 
@@ -19,6 +20,9 @@ const MISSING: f64 = f64::NAN;
 
 /// Columns of the yearly anchors, when the layout reads them.
 const ANCHORS: usize = 2;
+
+/// Columns of the item's pooled seasonal index, when the layout reads it.
+const POOLED: usize = 3;
 
 /// Largest number of distinct values of a categorical column the trees read (as codes); an id
 /// column with more (thousands of items) says little a code split can use.
@@ -46,6 +50,11 @@ pub struct Layout {
     /// themselves. False in models saved before they were read.
     #[serde(default)]
     pub anchors: bool,
+    /// Reads the item's seasonal index pooled over its locations ([`PooledIndex`]) a year and two
+    /// before the target period, and the first times the series' growth; the number is how many
+    /// periods after a period its level may read (`None`: not read, as in models saved before).
+    #[serde(default)]
+    pub pooled: Option<usize>,
     /// Periods over which the scale is the mean absolute value.
     pub scale_window: usize,
     /// Daily grain (day-of-week features) or weekly.
@@ -93,6 +102,7 @@ impl Layout {
             means,
             phase_means,
             anchors: true,
+            pooled: None,
             scale_window: year,
             daily,
             known,
@@ -111,8 +121,8 @@ impl Layout {
     /// Columns per row.
     pub fn width(&self) -> usize {
         // step, lags, means, season lag ±1 (3), phase means, year lag ±1 (3), two years,
-        // year-on-year growth, the yearly anchors (2), calendar (2), known covariates, observed
-        // covariates at the origin, categoricals.
+        // year-on-year growth, the yearly anchors (2), the pooled index (3), calendar (2), known
+        // covariates, observed covariates at the origin, categoricals.
         1 + self.lags
             + self.means.len()
             + 3
@@ -121,6 +131,7 @@ impl Layout {
             + 1
             + 1
             + if self.anchors { ANCHORS } else { 0 }
+            + if self.pooled.is_some() { POOLED } else { 0 }
             + 2
             + self.known
             + self.observed.len()
@@ -138,6 +149,8 @@ pub struct Categories {
     pub known_index: Option<Vec<Option<usize>>>,
     /// Where each observed covariate of the layout is among the panel's past covariates.
     pub observed_index: Vec<Option<usize>>,
+    /// The items' pooled seasonal index, when the layout reads it.
+    pub pooled: Option<PooledIndex>,
 }
 
 impl Categories {
@@ -181,7 +194,8 @@ impl Categories {
             .iter()
             .map(|name| panel.covariates.as_ref().and_then(|c| c.past.names.iter().position(|n| n == name)))
             .collect();
-        Self { codes, known_index, observed_index }
+        let pooled = layout.pooled.map(|lead| PooledIndex::new(panel, layout.year / 2, lead));
+        Self { codes, known_index, observed_index, pooled }
     }
 }
 
@@ -298,6 +312,14 @@ pub fn row(
             MISSING
         });
     }
+    if layout.pooled.is_some() {
+        let index = categories.pooled.as_ref();
+        let at = |i: isize| index.map_or(MISSING, |p| if i <= o_i { p.at(s, n, i) } else { MISSING });
+        let year_ago = at(o_i + h_i - year_back);
+        row.push(year_ago);
+        row.push(at(o_i + h_i - year_back - yr));
+        row.push(year_ago * growth);
+    }
     // Calendar of the target period.
     let date = period_date(panel, n, o + h);
     let cal = panel.calendar(date);
@@ -372,6 +394,35 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(),
             Frequency::Weekly,
         )
+    }
+
+    /// Two locations of one item: the pooled columns of rows at an origin are the same whatever
+    /// either series does after it, and they are the item's index a year before the target.
+    #[test]
+    fn the_pooled_index_reads_nothing_after_the_origin() {
+        let (o, horizon, n) = (120usize, 13usize, 200usize);
+        let make = |after: f32| {
+            let y = |s: usize| (0..n).map(|t| if t > o { after } else { (10 * (s + 1) + t % 5) as f32 }).collect();
+            let keys = ["x", "y"].map(|l| SeriesKey { item_id: "a".into(), location_id: l.into() }).to_vec();
+            Panel::new(keys, vec![y(0), y(1)], NaiveDate::from_ymd_opt(2026, 1, 2).unwrap(), Frequency::Weekly)
+        };
+        let (calm, wild) = (make(10.0), make(1.0e6));
+        let pooled_columns = |panel: &Panel, h: usize| {
+            let mut layout = Layout::for_panel(panel, 52);
+            layout.pooled = Some((layout.year / 2).min(layout.year - horizon));
+            let cats = Categories::code(panel, &mut layout, &mut Vec::new(), true);
+            let y = &panel.values[0];
+            let mut r = Vec::new();
+            row(&layout, panel, &cats, y, Origin::observed(0, n, o), h, scale(y, o, layout.scale_window), &mut r);
+            assert_eq!(r.len(), layout.width());
+            let from = 1 + layout.lags + layout.means.len() + 3 + layout.phase_means.len() + 3 + 2 + ANCHORS;
+            (r[from..from + POOLED].to_vec(), cats.pooled.unwrap().at(0, n, (o + h - 52) as isize))
+        };
+        for h in 1..=horizon {
+            let ((a, year_ago), (b, _)) = (pooled_columns(&calm, h), pooled_columns(&wild, h));
+            assert!(a[0].is_finite() && a[0] == year_ago, "h={h}: {a:?} against {year_ago}");
+            assert_eq!(a, b, "h={h}: the pooled index read past the origin");
+        }
     }
 
     #[test]
