@@ -16,6 +16,7 @@ pub mod lanes;
 pub mod median;
 pub mod nn;
 pub mod params;
+pub mod pooled;
 pub mod store;
 pub mod warm;
 

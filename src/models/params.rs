@@ -313,6 +313,8 @@ pub struct NnParams {
     pub anchor: Option<bool>,
     /// Read the yearly lags in the decoder.
     pub yearly: Option<bool>,
+    /// Read each item's seasonal index pooled over its locations in the decoder.
+    pub pooled: Option<bool>,
     /// Passes over the validation horizon's cut points after early stopping (0: none).
     pub catch_up: Option<usize>,
 }
@@ -407,6 +409,7 @@ impl NnParams {
             covariates,
             anchor,
             yearly,
+            pooled,
             catch_up
         );
         if self.window.is_some() && self.anchor.is_none() {
@@ -475,11 +478,12 @@ mod tests {
             assert!(err.contains(&format!("model.gbt.{}", &bad[..9])) && err.contains("(0, 1]"), "{err}");
         }
         let p: ModelParams =
-            toml::from_str("[gbt]\ncolsample = 0.5\nsubsample = 0.7\nanchors = false\nbags = 3\n").unwrap();
+            toml::from_str("[gbt]\ncolsample = 0.5\nsubsample = 0.7\nanchors = false\npooled = false\nbags = 3\n")
+                .unwrap();
         p.validate().unwrap();
         let c = p.gbt.apply(GbtConfig::new(7, 7));
-        assert_eq!((c.colsample, c.subsample, c.anchors, c.bags), (0.5, 0.7, false, 3));
-        assert!(GbtConfig::new(7, 7).anchors);
+        assert_eq!((c.colsample, c.subsample, c.anchors, c.pooled, c.bags), (0.5, 0.7, false, false, 3));
+        assert!(GbtConfig::new(7, 7).anchors && GbtConfig::new(7, 7).pooled);
         let p: ModelParams = toml::from_str("[gbt]\nbags = 0\n").unwrap();
         assert!(p.validate().unwrap_err().to_string().contains("model.gbt.bags"));
         let p: ModelParams = toml::from_str("[gbt]\nper = \"store\"\n").unwrap();

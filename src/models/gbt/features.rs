@@ -11,7 +11,7 @@
 
 use chrono::{Duration, NaiveDate};
 
-use super::pooled::PooledIndex;
+use crate::models::pooled::PooledIndex;
 use crate::panel::Panel;
 use crate::period::Frequency;
 

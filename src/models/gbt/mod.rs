@@ -20,7 +20,6 @@
 pub mod features;
 pub mod levels;
 pub mod paths;
-pub mod pooled;
 pub mod tweedie;
 
 use chrono::NaiveDate;
@@ -35,6 +34,7 @@ use self::features::{Categories, Layout, Origin};
 pub use self::paths::Strategy;
 use self::paths::{Origins, Trees};
 use super::baseline::quantile_sorted;
+use super::pooled::PooledIndex;
 use super::{FitReport, Forecast, Forecaster, Warm};
 use crate::error::{Error, Result};
 use crate::panel::Panel;
@@ -198,7 +198,7 @@ pub struct GbtConfig {
     #[serde(default)]
     pub anchors: bool,
     /// Reads, with the anchors, each item's seasonal index pooled over its locations
-    /// ([`pooled::PooledIndex`]); chosen with them on the held-out periods. False in
+    /// ([`PooledIndex`]); chosen with them on the held-out periods. False in
     /// configurations saved before it existed.
     #[serde(default)]
     pub pooled: bool,
@@ -689,7 +689,7 @@ impl Gbt {
         layout.anchors = self.config.anchors && longest > layout.year + layout.means.last().copied().unwrap_or(0);
         // The level around a year-ago period reads no further than the origin of any row.
         let lead = (layout.year / 2).min(layout.year.saturating_sub(self.config.horizon));
-        layout.pooled = (layout.anchors && self.config.pooled && pooled::PooledIndex::applies(panel)).then_some(lead);
+        layout.pooled = (layout.anchors && self.config.pooled && PooledIndex::applies(panel)).then_some(lead);
         let mut vocab = Vec::new();
         let cats = Categories::code(panel, &mut layout, &mut vocab, true);
         let h_max = self.config.horizon;

@@ -23,6 +23,7 @@ use serde::{Deserialize, Serialize};
 use tch::{Device, Kind, Tensor};
 
 use crate::error::{Error, Result};
+use crate::models::pooled::PooledIndex;
 use crate::panel::calendar::Calendar;
 use crate::panel::{Covariates, Panel};
 
@@ -63,6 +64,11 @@ pub struct Layout {
     /// or models saved before they existed).
     #[serde(default)]
     pub year: usize,
+    /// Periods of the yearly cycle back which the decoder reads the item's seasonal index pooled
+    /// over its locations ([`PooledIndex`]); 0 reads none (an item at one location only, or
+    /// models saved before it existed).
+    #[serde(default)]
+    pub pooled: usize,
 }
 
 /// Seasonal lag features per decoder step when the layout has a season.
@@ -88,7 +94,13 @@ impl Layout {
             (true, true) => SEASONAL_FEATURES + 1,
         };
         let yearly = if self.year > 0 { YEARLY_FEATURES } else { 0 };
-        2 + DATE_FEATURES + self.known + seasonal + yearly
+        2 + DATE_FEATURES + self.known + seasonal + yearly + usize::from(self.pooled > 0)
+    }
+
+    /// Periods after a period the pooled index's level may read: none reaches the cut of a
+    /// sample whose decoder reads it (a cycle back from a step, less the horizon).
+    pub fn pooled_lead(&self) -> usize {
+        (self.pooled / 2).min(self.pooled.saturating_sub(self.horizon))
     }
 
     /// Whether the network reads covariates.
@@ -124,6 +136,7 @@ pub struct Windows<'a> {
     covariates: Option<&'a Covariates>,
     ids: &'a [Vec<i64>],
     volume_weighting: bool,
+    pooled: Option<PooledIndex>,
 }
 
 impl<'a> Windows<'a> {
@@ -149,7 +162,8 @@ impl<'a> Windows<'a> {
         if ids.len() != panel.len() || ids.iter().any(|i| i.len() != layout.statics) {
             return Err(Error::data("static ids do not match the panel's series"));
         }
-        Ok(Self { panel, layout, covariates, ids, volume_weighting })
+        let pooled = (layout.pooled > 0).then(|| PooledIndex::new(panel, layout.pooled / 2, layout.pooled_lead()));
+        Ok(Self { panel, layout, covariates, ids, volume_weighting, pooled })
     }
 
     /// The scale ν of series `s` cut at `t`, and whether it never sold before `t`.
@@ -207,6 +221,10 @@ impl<'a> Windows<'a> {
                 }
                 if self.layout.year > 0 {
                     yearly_lags(y, t, h, self.layout.year, l, nu, &mut dec);
+                }
+                if let Some(index) = &self.pooled {
+                    let at = before_cut(y, t, h, cycles_back(h, self.layout.pooled));
+                    dec.push(at.map(|j| index.at(s, n, j as isize) as f32).filter(|v| v.is_finite()).unwrap_or(0.0));
                 }
                 target.push(if (i as usize) < n { y[i as usize] / nu } else { 0.0 });
             }
@@ -388,7 +406,17 @@ mod tests {
 
     #[test]
     fn windows_keep_the_validation_horizon_out_of_training() {
-        let layout = Layout { window: 8, horizon: 5, known: 0, past: 0, statics: 2, season: 7, anchor: false, year: 0 };
+        let layout = Layout {
+            window: 8,
+            horizon: 5,
+            known: 0,
+            past: 0,
+            statics: 2,
+            season: 7,
+            anchor: false,
+            year: 0,
+            pooled: 0,
+        };
         let (sampler, validation) = Sampler::split(&panel(), layout, 1000);
         assert_eq!(validation, vec![(0, 35)], "the short series has no validation window");
         let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -405,7 +433,17 @@ mod tests {
     #[test]
     fn batches_scale_pad_and_flag() {
         let p = panel();
-        let layout = Layout { window: 4, horizon: 3, known: 0, past: 0, statics: 2, season: 7, anchor: false, year: 0 };
+        let layout = Layout {
+            window: 4,
+            horizon: 3,
+            known: 0,
+            past: 0,
+            statics: 2,
+            season: 7,
+            anchor: false,
+            year: 0,
+            pooled: 0,
+        };
         let ids = vec![vec![1, 1], vec![2, 1]];
         let w = Windows::new(&p, layout, &ids, false).unwrap();
         let b = w.batch(&[(0, 10), (1, 2), (1, 1)], 3, Device::Cpu);
@@ -421,6 +459,42 @@ mod tests {
         assert_eq!(observed, 0.0);
         let target = f32::try_from(b.target.get(1).get(0)).unwrap();
         assert_eq!(target, 5.0);
+    }
+
+    /// Two locations of one weekly item: the decoder's last column is the item's pooled index a
+    /// year before each step, the same whatever the series do after the cut.
+    #[test]
+    fn the_decoder_reads_the_items_pooled_index_a_year_back_and_nothing_after_the_cut() {
+        let (n, t, horizon) = (150usize, 120usize, 13usize);
+        let make = |after: f32| {
+            let keys =
+                ["x", "y"].map(|l| crate::panel::SeriesKey { item_id: "a".into(), location_id: l.into() }).to_vec();
+            let y = |s: usize| (0..n).map(|i| if i >= t { after } else { (5 * (s + 1) + i % 9) as f32 }).collect();
+            Panel::new(keys, vec![y(0), y(1)], NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(), Frequency::Weekly)
+        };
+        let layout = Layout {
+            window: 52,
+            horizon,
+            known: 0,
+            past: 0,
+            statics: 2,
+            season: 52,
+            anchor: true,
+            year: 0,
+            pooled: 52,
+        };
+        let ids = vec![vec![1, 1], vec![1, 2]];
+        let last = |p: &Panel| {
+            let b = Windows::new(p, layout, &ids, false).unwrap().batch(&[(0, t)], horizon, Device::Cpu);
+            let d = layout.decoder_dim() as i64;
+            (0..horizon as i64).map(|h| f32::try_from(b.decoder.get(0).get(h).get(d - 1)).unwrap()).collect::<Vec<_>>()
+        };
+        let (calm, wild) = (make(1.0), make(1.0e6));
+        let index = PooledIndex::new(&calm, 26, layout.pooled_lead());
+        let year_ago: Vec<f32> = (0..horizon).map(|h| index.at(0, n, (t + h - 52) as isize) as f32).collect();
+        assert!(year_ago.iter().all(|v| *v > 0.0));
+        assert_eq!(last(&calm), year_ago);
+        assert_eq!(last(&wild), year_ago, "the pooled index read past the cut");
     }
 
     #[test]

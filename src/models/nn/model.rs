@@ -33,6 +33,7 @@ use super::{TempFile, interpolate_level, torch_lock};
 use crate::error::{Error, Result};
 use crate::models::ensemble::calibrate;
 use crate::models::framed::{self, Unframe};
+use crate::models::pooled::PooledIndex;
 use crate::models::{FitReport, Forecast};
 use crate::panel::Panel;
 use crate::period::Frequency;
@@ -213,12 +214,13 @@ fn feature_names(layout: &Layout, panel_known: &[String], panel_past: &[String])
         (true, true) => &["seasonal_last", "seasonal_mean", "seasonal_anchor"],
     };
     let yearly: &[&str] = if layout.year > 0 { &["yearly_last", "yearly_anchor"] } else { &[] };
+    let pooled: &[&str] = if layout.pooled > 0 { &["pooled_index"] } else { &[] };
     let dec = ["horizon_position", "log_scale"]
         .map(String::from)
         .into_iter()
         .chain(dates)
         .chain(known.iter().cloned())
-        .chain(seasonal.iter().chain(yearly).map(|s| s.to_string()))
+        .chain(seasonal.iter().chain(yearly).chain(pooled).map(|s| s.to_string()))
         .collect();
     (enc, dec)
 }
@@ -316,7 +318,17 @@ impl DeepModel {
             season: cfg.season,
             anchor: cfg.season > 0 && cfg.anchor,
             year: yearly_period(cfg, panel),
+            pooled: 0,
         };
+        // The yearly cycle: the yearly lags' where the decoder reads them, else a season of a year.
+        let cycle = if layout.year > 0 {
+            layout.year
+        } else if cfg.season == panel.frequency.year() {
+            cfg.season
+        } else {
+            0
+        };
+        let layout = Layout { pooled: if cfg.pooled && PooledIndex::applies(panel) { cycle } else { 0 }, ..layout };
         let history = covariates.map_or(cfg.history, |c| c.history.min(cfg.history));
         let ids = vocabularies.ids(panel);
         let (sampler, mut validation) = Sampler::split(panel, layout, history);
@@ -629,12 +641,58 @@ mod tests {
         assert_eq!(yearly_period(&NnConfig { season: 4, ..weekly }, &panel(400, Frequency::Weekly)), 52);
 
         // The decoder's names and width agree with and without them.
-        let layout =
-            Layout { window: 56, horizon: 28, known: 0, past: 0, statics: 2, season: 7, anchor: false, year: 0 };
-        for layout in [layout, Layout { year: 364, ..layout }] {
+        let layout = Layout {
+            window: 56,
+            horizon: 28,
+            known: 0,
+            past: 0,
+            statics: 2,
+            season: 7,
+            anchor: false,
+            year: 0,
+            pooled: 0,
+        };
+        for layout in [layout, Layout { year: 364, ..layout }, Layout { year: 364, pooled: 364, ..layout }] {
             let (_, decoder) = feature_names(&layout, &[], &[]);
             assert_eq!(decoder.len(), layout.decoder_dim());
             assert_eq!(decoder.iter().any(|n| n == "yearly_last"), layout.year > 0);
+            assert_eq!(decoder.last().is_some_and(|n| n == "pooled_index"), layout.pooled > 0);
         }
+    }
+
+    /// With `pooled` on, a weekly network over an item sold at two locations reads the item's
+    /// pooled index a season back, trains, and forecasts the same once stored and loaded; an
+    /// item at one location has nothing to pool.
+    #[test]
+    fn a_network_reading_the_pooled_index_trains_and_reloads() {
+        let (weeks, horizon) = (90, 6);
+        let shape = |t: usize| 10.0 + 8.0 * ((t % 52) as f32 / 52.0 * std::f32::consts::TAU).sin();
+        let keys = ["x", "y"].map(|l| SeriesKey { item_id: "a".into(), location_id: l.into() }).to_vec();
+        let values = (0..2).map(|s| (0..weeks).map(|t| (s + 1) as f32 * shape(t)).collect()).collect();
+        let panel = Panel::new(keys, values, NaiveDate::from_ymd_opt(2026, 3, 27).unwrap(), Frequency::Weekly);
+        let cfg = NnConfig {
+            window: 13,
+            history: 200,
+            season: 52,
+            anchor: true,
+            pooled: true,
+            epochs: 2,
+            ..NnConfig::fast(horizon)
+        };
+        let mut model = DeepModel::new(Architecture::Lstm, cfg.clone());
+        model.fit(&panel).unwrap();
+        let card = model.card().unwrap();
+        assert_eq!(card.layout.pooled, 52);
+        assert_eq!(card.decoder_features.last().map(String::as_str), Some("pooled_index"));
+        let forecast = model.predict(&panel, horizon, &[0.1, 0.5, 0.9]).unwrap();
+        assert!((0..2).all(|s| (0..horizon).all(|h| forecast.mean_at(s, h).is_finite())));
+        let mut restored = DeepModel::new(Architecture::Lstm, cfg.clone());
+        restored.load(&model.save().unwrap()).unwrap();
+        assert_eq!(restored.predict(&panel, horizon, &[0.1, 0.5, 0.9]).unwrap(), forecast);
+        let alone = Panel { keys: vec![SeriesKey { item_id: "b".into(), location_id: "x".into() }], ..panel.clone() };
+        let alone = Panel { values: vec![panel.values[0].clone()], ..alone };
+        let mut single = DeepModel::new(Architecture::Lstm, cfg);
+        single.fit(&alone).unwrap();
+        assert_eq!(single.card().unwrap().layout.pooled, 0);
     }
 }

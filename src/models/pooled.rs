@@ -3,7 +3,9 @@
 //! over about a year around the period). One series' year-ago value carries that series' noise
 //! (a stock-out, a local event, a markdown); the same week summed over every location that sells
 //! the item carries the item's seasonal shape with little of it. The trees split on one column at
-//! a time and cannot form that sum across series themselves.
+//! a time and cannot form that sum across series themselves, and a deep model's decoder reads one
+//! series at a time. Both read it: `gbt`'s rows a year and two before the target period, the
+//! deep models' decoder a year before each step.
 //!
 //! Nothing after a forecast origin is read: a row reads the index a year (or two) before its
 //! target period, and the level around a period reads at most `lead` periods after it, where
