@@ -26,6 +26,10 @@ pub struct PooledIndex {
     group: Vec<Option<usize>>,
     /// Per group, the index per period of the panel (NaN where fewer than [`MIN_SERIES`] sell).
     index: Vec<Vec<f32>>,
+    /// Per group, the item's growth per period: its sales over the `window` periods up to it,
+    /// summed over its locations, over the same periods a year earlier (empty until
+    /// [`PooledIndex::with_growth`]).
+    growth: Vec<Vec<f32>>,
     /// Periods of the panel (its longest series).
     longest: usize,
 }
@@ -69,7 +73,53 @@ impl PooledIndex {
                     .collect()
             })
             .collect();
-        Self { group, index, longest }
+        Self { group, index, growth: Vec::new(), longest }
+    }
+
+    /// Adds the items' growth: at each period, the sales of the `window` periods up to it over
+    /// those a `year` earlier, each summed over the locations that sold in both (NaN where fewer
+    /// than [`MIN_SERIES`] did, or the year before sold under 1).
+    pub fn with_growth(mut self, panel: &Panel, year: usize, window: usize) -> Self {
+        let groups = self.index.len();
+        let (mut now, mut then, mut sellers) = (
+            vec![vec![0.0f64; self.longest]; groups],
+            vec![vec![0.0f64; self.longest]; groups],
+            vec![vec![0usize; self.longest]; groups],
+        );
+        for (s, y) in panel.values.iter().enumerate() {
+            let Some(g) = self.group[s] else { continue };
+            let offset = self.longest - y.len();
+            let mut prefix = Vec::with_capacity(y.len() + 1);
+            prefix.push(0.0f64);
+            for v in y {
+                prefix.push(prefix.last().copied().unwrap_or(0.0) + if v.is_finite() { f64::from(*v) } else { 0.0 });
+            }
+            for i in (year + window - 1)..y.len() {
+                now[g][offset + i] += prefix[i + 1] - prefix[i + 1 - window];
+                then[g][offset + i] += prefix[i + 1 - year] - prefix[i + 1 - year - window];
+                sellers[g][offset + i] += 1;
+            }
+        }
+        self.growth = (0..groups)
+            .map(|g| {
+                (0..self.longest)
+                    .map(|t| {
+                        if sellers[g][t] >= MIN_SERIES && then[g][t] >= 1.0 {
+                            (now[g][t] / then[g][t]) as f32
+                        } else {
+                            f32::NAN
+                        }
+                    })
+                    .collect()
+            })
+            .collect();
+        self
+    }
+
+    /// The growth of series `s`'s item up to period `i` (see [`PooledIndex::at`]); NaN where
+    /// there is none.
+    pub fn growth_at(&self, s: usize, n: usize, i: isize) -> f64 {
+        self.read(&self.growth, s, n, i)
     }
 
     /// Whether any item of `panel` has two series or more (else there is no index to read).
@@ -80,12 +130,16 @@ impl PooledIndex {
     /// The index of series `s`'s item at period `i` of the series, which has `n` values at the
     /// panel's end; NaN where there is none (a lone item, before the panel or after its end).
     pub fn at(&self, s: usize, n: usize, i: isize) -> f64 {
+        self.read(&self.index, s, n, i)
+    }
+
+    fn read(&self, table: &[Vec<f32>], s: usize, n: usize, i: isize) -> f64 {
         let Some(g) = self.group.get(s).copied().flatten() else { return f64::NAN };
         let t = self.longest as isize - n as isize + i;
         if i < 0 || t < 0 || t as usize >= self.longest {
             return f64::NAN;
         }
-        f64::from(self.index[g][t as usize])
+        table.get(g).map_or(f64::NAN, |row| f64::from(row[t as usize]))
     }
 }
 
@@ -145,5 +199,18 @@ mod tests {
         );
         let index = PooledIndex::new(&p, 8, 2);
         assert_eq!(index.at(1, 30, 10), index.at(0, 40, 20));
+    }
+    #[test]
+    fn the_items_growth_sums_its_locations_over_the_same_periods_a_year_earlier() {
+        // Location x doubles after a year; y stays. Over the window of 4 up to 13: (80 + 40) / (40 + 40).
+        let (year, n) = (10, 30);
+        let x = (0..n).map(|t| if t >= year { 20.0 } else { 10.0 }).collect();
+        let p = panel(&[("a", "x"), ("a", "y"), ("b", "x")], vec![x, vec![10.0; n], vec![10.0; n]]);
+        let index = PooledIndex::new(&p, 5, 2).with_growth(&p, year, 4);
+        assert!((index.growth_at(0, n, 13) - 1.5).abs() < 1e-6, "{}", index.growth_at(0, n, 13));
+        assert_eq!(index.growth_at(1, n, 13), index.growth_at(0, n, 13));
+        assert!((index.growth_at(0, n, 25) - 1.0).abs() < 1e-6, "both years doubled");
+        // Not a year and a window of history yet; a lone item has none.
+        assert!(index.growth_at(0, n, 12).is_nan() && index.growth_at(2, n, 25).is_nan());
     }
 }

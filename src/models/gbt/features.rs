@@ -24,6 +24,9 @@ const ANCHORS: usize = 2;
 /// Columns of the item's pooled seasonal index, when the layout reads it.
 const POOLED: usize = 3;
 
+/// Columns of the item's pooled growth, when the layout reads it.
+const POOLED_GROWTH: usize = 2;
+
 /// Largest number of distinct values of a categorical column the trees read (as codes); an id
 /// column with more (thousands of items) says little a code split can use.
 pub const MAX_CATEGORIES: usize = 250;
@@ -55,6 +58,11 @@ pub struct Layout {
     /// periods after a period its level may read (`None`: not read, as in models saved before).
     #[serde(default)]
     pub pooled: Option<usize>,
+    /// With the pooled index, also reads the item's growth pooled over its locations at the
+    /// origin ([`PooledIndex::with_growth`]), and the series' year-ago value times it. False in
+    /// models saved before it existed.
+    #[serde(default)]
+    pub pooled_growth: bool,
     /// Periods over which the scale is the mean absolute value.
     pub scale_window: usize,
     /// Daily grain (day-of-week features) or weekly.
@@ -103,6 +111,7 @@ impl Layout {
             phase_means,
             anchors: true,
             pooled: None,
+            pooled_growth: false,
             scale_window: year,
             daily,
             known,
@@ -132,6 +141,7 @@ impl Layout {
             + 1
             + if self.anchors { ANCHORS } else { 0 }
             + if self.pooled.is_some() { POOLED } else { 0 }
+            + if self.pooled.is_some() && self.pooled_growth { POOLED_GROWTH } else { 0 }
             + 2
             + self.known
             + self.observed.len()
@@ -194,7 +204,10 @@ impl Categories {
             .iter()
             .map(|name| panel.covariates.as_ref().and_then(|c| c.past.names.iter().position(|n| n == name)))
             .collect();
-        let pooled = layout.pooled.map(|lead| PooledIndex::new(panel, layout.year / 2, lead));
+        let growth_window = layout.means.last().copied().unwrap_or(1);
+        let pooled = layout
+            .pooled
+            .map(|lead| PooledIndex::new(panel, layout.year / 2, lead).with_growth(panel, layout.year, growth_window));
         Self { codes, known_index, observed_index, pooled }
     }
 }
@@ -319,6 +332,12 @@ pub fn row(
         row.push(year_ago);
         row.push(at(o_i + h_i - year_back - yr));
         row.push(year_ago * growth);
+        if layout.pooled_growth {
+            // The item's growth over its locations, and the series' year-ago value carried by it.
+            let item_growth = index.map_or(MISSING, |p| p.growth_at(s, n, o_i));
+            row.push(item_growth);
+            row.push(value(o_i + h_i - year_back) * item_growth);
+        }
     }
     // Calendar of the target period.
     let date = period_date(panel, n, o + h);
@@ -410,13 +429,14 @@ mod tests {
         let pooled_columns = |panel: &Panel, h: usize| {
             let mut layout = Layout::for_panel(panel, 52);
             layout.pooled = Some((layout.year / 2).min(layout.year - horizon));
+            layout.pooled_growth = true;
             let cats = Categories::code(panel, &mut layout, &mut Vec::new(), true);
             let y = &panel.values[0];
             let mut r = Vec::new();
             row(&layout, panel, &cats, y, Origin::observed(0, n, o), h, scale(y, o, layout.scale_window), &mut r);
             assert_eq!(r.len(), layout.width());
             let from = 1 + layout.lags + layout.means.len() + 3 + layout.phase_means.len() + 3 + 2 + ANCHORS;
-            (r[from..from + POOLED].to_vec(), cats.pooled.unwrap().at(0, n, (o + h - 52) as isize))
+            (r[from..from + POOLED + POOLED_GROWTH].to_vec(), cats.pooled.unwrap().at(0, n, (o + h - 52) as isize))
         };
         for h in 1..=horizon {
             let ((a, year_ago), (b, _)) = (pooled_columns(&calm, h), pooled_columns(&wild, h));

@@ -702,6 +702,7 @@ impl Gbt {
         if let Some(p) = &parent {
             layout.anchors = layout.anchors && p.layout.anchors;
             layout.pooled = p.layout.pooled.filter(|_| layout.anchors);
+            layout.pooled_growth = p.layout.pooled_growth && layout.pooled.is_some();
         }
         let (mut target, mut target_choice, mut selection, configured_strategy, carried_strategy_choice) = match parent
         {
@@ -756,6 +757,29 @@ impl Gbt {
             if anchors.as_ref().is_some_and(|a| a["kept"] == false) {
                 layout = off;
                 rows = rows_off.expect("rows without the anchors were built to choose them");
+            }
+            // The items' growth is kept when it lowers the held-out error of the layout and
+            // target chosen. Chosen with the anchors, it cost the pooled index its place on a
+            // data set where the index alone helped.
+            if layout.pooled.is_some() && enough {
+                let index_only = match chosen.take() {
+                    Some(h) => h,
+                    None => self.held_out(&rows, &train, &calib, target)?,
+                };
+                let grown = Layout { pooled_growth: true, ..layout.clone() };
+                let rows_grown = self.rows(panel, &grown, &cats);
+                let with_growth = self.held_out(&rows_grown, &train, &calib, target)?;
+                let (with, without) = (with_growth.error, index_only.error);
+                let keep = with < without;
+                debug!(with, without, keep, "gbt: the items' growth on the held-out periods");
+                if let Some(serde_json::Value::Object(a)) = anchors.as_mut() {
+                    a.insert("items_growth".into(), kept_choice(keep, with, without));
+                }
+                chosen = Some(if keep { with_growth } else { index_only });
+                if keep {
+                    layout = grown;
+                    rows = rows_grown;
+                }
             }
             if layout.has_user() && enough {
                 let with_user = match chosen.take() {
