@@ -50,11 +50,7 @@ impl PooledIndex {
             let n = y.len();
             let offset = longest - n;
             // Prefix sums of |y| for the level's window.
-            let mut prefix = Vec::with_capacity(n + 1);
-            prefix.push(0.0f64);
-            for v in y {
-                prefix.push(prefix.last().copied().unwrap_or(0.0) + f64::from(v.abs()));
-            }
+            let prefix = prefix_sums(y, f32::abs);
             for (i, v) in y.iter().enumerate() {
                 if !v.is_finite() {
                     continue;
@@ -89,11 +85,7 @@ impl PooledIndex {
         for (s, y) in panel.values.iter().enumerate() {
             let Some(g) = self.group[s] else { continue };
             let offset = self.longest - y.len();
-            let mut prefix = Vec::with_capacity(y.len() + 1);
-            prefix.push(0.0f64);
-            for v in y {
-                prefix.push(prefix.last().copied().unwrap_or(0.0) + if v.is_finite() { f64::from(*v) } else { 0.0 });
-            }
+            let prefix = prefix_sums(y, |v| v);
             for i in (year + window - 1)..y.len() {
                 now[g][offset + i] += prefix[i + 1] - prefix[i + 1 - window];
                 then[g][offset + i] += prefix[i + 1 - year] - prefix[i + 1 - year - window];
@@ -141,6 +133,21 @@ impl PooledIndex {
         }
         table.get(g).map_or(f64::NAN, |row| f64::from(row[t as usize]))
     }
+}
+
+/// Sums of `f` of the first `i` values of `y` for every `i` (`y.len() + 1` of them); values that
+/// are not finite add nothing.
+fn prefix_sums(y: &[f32], f: impl Fn(f32) -> f32) -> Vec<f64> {
+    let mut sums = Vec::with_capacity(y.len() + 1);
+    let mut total = 0.0f64;
+    sums.push(total);
+    for v in y {
+        if v.is_finite() {
+            total += f64::from(f(*v));
+        }
+        sums.push(total);
+    }
+    sums
 }
 
 /// The items with at least [`MIN_SERIES`] series, sorted.

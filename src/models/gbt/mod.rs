@@ -758,17 +758,23 @@ impl Gbt {
                 layout = off;
                 rows = rows_off.expect("rows without the anchors were built to choose them");
             }
+            // The held-out fit of the rows as they are (the one the choices above made, else a
+            // new one) against that of another layout's rows, with those rows.
+            let against = |rows: &Rows, current: Option<HeldOut>, other: &Layout| -> Result<(HeldOut, HeldOut, Rows)> {
+                let current = match current {
+                    Some(h) => h,
+                    None => self.held_out(rows, &train, &calib, target)?,
+                };
+                let rows_other = self.rows(panel, other, &cats);
+                let held_out = self.held_out(&rows_other, &train, &calib, target)?;
+                Ok((current, held_out, rows_other))
+            };
             // The items' growth is kept when it lowers the held-out error of the layout and
             // target chosen. Chosen with the anchors, it cost the pooled index its place on a
             // data set where the index alone helped.
             if layout.pooled.is_some() && enough {
-                let index_only = match chosen.take() {
-                    Some(h) => h,
-                    None => self.held_out(&rows, &train, &calib, target)?,
-                };
                 let grown = Layout { pooled_growth: true, ..layout.clone() };
-                let rows_grown = self.rows(panel, &grown, &cats);
-                let with_growth = self.held_out(&rows_grown, &train, &calib, target)?;
+                let (index_only, with_growth, rows_grown) = against(&rows, chosen.take(), &grown)?;
                 let (with, without) = (with_growth.error, index_only.error);
                 let keep = with < without;
                 debug!(with, without, keep, "gbt: the items' growth on the held-out periods");
@@ -782,14 +788,8 @@ impl Gbt {
                 }
             }
             if layout.has_user() && enough {
-                let with_user = match chosen.take() {
-                    Some(h) => h,
-                    None => self.held_out(&rows, &train, &calib, target)?,
-                };
-                let mut off = layout.clone();
-                off.user_off = true;
-                let rows_off = self.rows(panel, &off, &cats);
-                let without_user = self.held_out(&rows_off, &train, &calib, target)?;
+                let off = Layout { user_off: true, ..layout.clone() };
+                let (with_user, without_user, rows_off) = against(&rows, chosen.take(), &off)?;
                 let (with, without) = (with_user.error, without_user.error);
                 let keep = with <= without;
                 chosen = Some(if keep { with_user } else { without_user });
