@@ -109,6 +109,15 @@ impl Layout {
     }
 }
 
+#[cfg(test)]
+impl Layout {
+    /// A layout for tests: `window` and `horizon`, two static ids, a weekly season of days, no
+    /// covariates, anchor, yearly lags or pooled index.
+    pub(crate) fn plain(window: usize, horizon: usize) -> Self {
+        Self { window, horizon, known: 0, past: 0, statics: 2, season: 7, anchor: false, year: 0, pooled: 0 }
+    }
+}
+
 /// A batch of samples as tensors.
 #[derive(Debug)]
 pub struct Batch {
@@ -406,17 +415,7 @@ mod tests {
 
     #[test]
     fn windows_keep_the_validation_horizon_out_of_training() {
-        let layout = Layout {
-            window: 8,
-            horizon: 5,
-            known: 0,
-            past: 0,
-            statics: 2,
-            season: 7,
-            anchor: false,
-            year: 0,
-            pooled: 0,
-        };
+        let layout = Layout::plain(8, 5);
         let (sampler, validation) = Sampler::split(&panel(), layout, 1000);
         assert_eq!(validation, vec![(0, 35)], "the short series has no validation window");
         let mut rng = ChaCha8Rng::seed_from_u64(1);
@@ -433,17 +432,7 @@ mod tests {
     #[test]
     fn batches_scale_pad_and_flag() {
         let p = panel();
-        let layout = Layout {
-            window: 4,
-            horizon: 3,
-            known: 0,
-            past: 0,
-            statics: 2,
-            season: 7,
-            anchor: false,
-            year: 0,
-            pooled: 0,
-        };
+        let layout = Layout::plain(4, 3);
         let ids = vec![vec![1, 1], vec![2, 1]];
         let w = Windows::new(&p, layout, &ids, false).unwrap();
         let b = w.batch(&[(0, 10), (1, 2), (1, 1)], 3, Device::Cpu);
@@ -472,17 +461,7 @@ mod tests {
             let y = |s: usize| (0..n).map(|i| if i >= t { after } else { (5 * (s + 1) + i % 9) as f32 }).collect();
             Panel::new(keys, vec![y(0), y(1)], NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(), Frequency::Weekly)
         };
-        let layout = Layout {
-            window: 52,
-            horizon,
-            known: 0,
-            past: 0,
-            statics: 2,
-            season: 52,
-            anchor: true,
-            year: 0,
-            pooled: 52,
-        };
+        let layout = Layout { season: 52, anchor: true, pooled: 52, ..Layout::plain(52, horizon) };
         let ids = vec![vec![1, 1], vec![1, 2]];
         let last = |p: &Panel| {
             let b = Windows::new(p, layout, &ids, false).unwrap().batch(&[(0, t)], horizon, Device::Cpu);

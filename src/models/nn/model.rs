@@ -641,17 +641,7 @@ mod tests {
         assert_eq!(yearly_period(&NnConfig { season: 4, ..weekly }, &panel(400, Frequency::Weekly)), 52);
 
         // The decoder's names and width agree with and without them.
-        let layout = Layout {
-            window: 56,
-            horizon: 28,
-            known: 0,
-            past: 0,
-            statics: 2,
-            season: 7,
-            anchor: false,
-            year: 0,
-            pooled: 0,
-        };
+        let layout = Layout::plain(56, 28);
         for layout in [layout, Layout { year: 364, ..layout }, Layout { year: 364, pooled: 364, ..layout }] {
             let (_, decoder) = feature_names(&layout, &[], &[]);
             assert_eq!(decoder.len(), layout.decoder_dim());
