@@ -275,6 +275,12 @@ impl Error {
     pub fn data(message: impl Into<String>) -> Self {
         Error::Data(message.into())
     }
+
+    /// Whether the error stops the whole run (it was cancelled or timed out) rather than being
+    /// one model's own failure to fit or forecast, which a run goes on without.
+    pub fn stops_the_run(&self) -> bool {
+        matches!(self, Error::Cancelled(_) | Error::Timeout(_))
+    }
 }
 
 /// What to try when a query ran out of its memory budget in an operator that cannot spill.

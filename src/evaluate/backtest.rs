@@ -112,6 +112,10 @@ pub struct ModelBacktest {
     /// combining forecasts already made counts only the combining).
     #[serde(default)]
     pub seconds: f64,
+    /// The scored cutoffs at which it could not forecast, with why. Its scores cover the other
+    /// windows only, so it is no candidate for champion on this backtest.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub failed: BTreeMap<NaiveDate, String>,
     /// Every scored row.
     #[serde(skip)]
     pub rows: Vec<ScoredRow>,
@@ -345,8 +349,19 @@ impl Pool {
     }
 }
 
+/// What one backtest window gave.
+#[derive(Debug, Default)]
+pub struct WindowRows {
+    /// Per model that forecast, in `opts.models` order: its name, scored rows and seconds.
+    pub forecast: Vec<(String, Vec<ScoredRow>, f64)>,
+    /// Per model that could not: its name and why.
+    pub failed: Vec<(String, String)>,
+}
+
 /// Fits and scores every model of `opts` on one window; rows per model, in `opts.models` order.
-/// The ensembles come last: they combine the forecasts of their members when those were
+/// A model that cannot fit or forecast at a scored window is left out of it and named in
+/// [`WindowRows::failed`]; the window fails only when no model forecast it (with the first
+/// model's error, naming the window). The ensembles come last: they combine the forecasts of their members when those were
 /// backtested too (same settings and seed: the forecasts refitting them would give), the learned
 /// one with weights from the member forecasts of earlier windows in `pool`. An unscored window
 /// ([`warmup`]) fits only the members (and the median of them), into `pool`, and gives their
@@ -358,7 +373,7 @@ pub fn evaluate(
     config: &BacktestConfig,
     opts: &BacktestOptions,
     pool: &mut Pool,
-) -> Result<Vec<(String, Vec<ScoredRow>, f64)>> {
+) -> Result<WindowRows> {
     let levels = levels(config);
     info!(cutoff = %window.cutoff, series = window.panel.len(), scored = window.scored, "backtest window");
     let members = models::ensemble_members(&config.models);
@@ -376,18 +391,19 @@ pub fn evaluate(
     );
     let mut done: Vec<(String, Forecast)> = Vec::new();
     let mut seconds: Vec<(String, f64)> = Vec::new();
+    let mut failed: Vec<(String, Error)> = Vec::new();
     for (name, (f, secs)) in singles.iter().zip(fit_side_by_side(&singles, window, config, opts, pool, &task)) {
         match f {
             Ok(f) => done.push((name.clone(), f)),
+            Err(e) if e.stops_the_run() => return Err(e),
             Err(e) if !window.scored => {
                 tracing::warn!(cutoff = %window.cutoff, model = %name, error = %e, "validation window left out");
-                return Ok(Vec::new());
+                return Ok(WindowRows::default());
             }
-            // The data's own limits (too short a history) name the window they hit.
-            Err(Error::Data(m)) => {
-                return Err(Error::Data(format!("backtest window {}, `{name}`: {m}", window.cutoff)));
+            Err(e) => {
+                tracing::warn!(cutoff = %window.cutoff, model = %name, error = %e, "model left out of this backtest window");
+                failed.push((name.clone(), e));
             }
-            Err(e) => return Err(e),
         }
         seconds.push((name.clone(), secs));
     }
@@ -412,8 +428,16 @@ pub fn evaluate(
                 f
             }
             None if !window.scored => continue,
-            // Members not backtested here: the ensemble fits them itself.
-            None => fit_side_by_side(std::slice::from_ref(name), window, config, opts, pool, &task).remove(0).0?,
+            // Members not backtested here (or one that failed): the ensemble fits them itself.
+            None => match fit_side_by_side(std::slice::from_ref(name), window, config, opts, pool, &task).remove(0).0 {
+                Ok(f) => f,
+                Err(e) if e.stops_the_run() => return Err(e),
+                Err(e) => {
+                    tracing::warn!(cutoff = %window.cutoff, model = %name, error = %e, "model left out of this backtest window");
+                    failed.push((name.clone(), e));
+                    continue;
+                }
+            },
         };
         seconds.push((name.clone(), started.elapsed().as_secs_f64()));
         done.push((name.clone(), f));
@@ -421,6 +445,14 @@ pub fn evaluate(
     if reuse {
         let fs = done.iter().filter(|(n, _)| members.contains(n)).cloned().collect();
         pool.keep(window, fs, ensemble.windows);
+    }
+    if done.is_empty() && window.scored {
+        return Err(match failed.into_iter().next() {
+            // The data's own limits (too short a history) name the window and model they hit.
+            Some((name, Error::Data(m))) => Error::Data(format!("backtest window {}, `{name}`: {m}", window.cutoff)),
+            Some((_, e)) => e,
+            None => Error::data(format!("backtest window {}: no model to forecast it", window.cutoff)),
+        });
     }
     let mut out = Vec::new();
     for name in &opts.models {
@@ -440,7 +472,7 @@ pub fn evaluate(
         let secs = seconds.iter().find(|(n, _)| n == name).map_or(0.0, |(_, t)| *t);
         out.push((name.clone(), rows, secs));
     }
-    Ok(out)
+    Ok(WindowRows { forecast: out, failed: failed.into_iter().map(|(n, e)| (n, e.to_string())).collect() })
 }
 
 /// Fits `names` on a window and forecasts, side by side on [`models::lanes::Lanes`] (the slowest
@@ -515,24 +547,42 @@ fn fit_in_window(
 /// A backtest's rows as its windows come, per model in `opts.models` order (the unscored
 /// warm-up windows' too, which only the published forecast reads), and the scored cutoffs.
 struct Gathered {
-    per_model: Vec<(String, Vec<ScoredRow>, f64)>,
+    per_model: Vec<Model>,
     cutoffs: Vec<NaiveDate>,
+}
+
+/// One model's rows, seconds and failures so far.
+struct Model {
+    name: String,
+    rows: Vec<ScoredRow>,
+    seconds: f64,
+    failed: BTreeMap<NaiveDate, String>,
 }
 
 impl Gathered {
     fn new(opts: &BacktestOptions) -> Self {
-        Self { per_model: opts.models.iter().map(|m| (m.clone(), Vec::new(), 0.0)).collect(), cutoffs: Vec::new() }
+        let per_model = opts
+            .models
+            .iter()
+            .map(|m| Model { name: m.clone(), rows: Vec::new(), seconds: 0.0, failed: BTreeMap::new() })
+            .collect();
+        Self { per_model, cutoffs: Vec::new() }
     }
 
-    /// Adds a window's rows (its seconds only when it is scored).
-    fn add(&mut self, cutoff: NaiveDate, scored: bool, out: Vec<(String, Vec<ScoredRow>, f64)>) {
+    /// Adds a window's rows (its seconds only when it is scored) and the models that failed it.
+    fn add(&mut self, cutoff: NaiveDate, scored: bool, out: WindowRows) {
         if scored {
             self.cutoffs.push(cutoff);
         }
-        for (name, rows, secs) in out {
-            if let Some(acc) = self.per_model.iter_mut().find(|(n, ..)| *n == name) {
-                acc.1.extend(rows);
-                acc.2 += if scored { secs } else { 0.0 };
+        for (name, rows, secs) in out.forecast {
+            if let Some(acc) = self.per_model.iter_mut().find(|m| m.name == name) {
+                acc.rows.extend(rows);
+                acc.seconds += if scored { secs } else { 0.0 };
+            }
+        }
+        for (name, why) in out.failed {
+            if let Some(acc) = self.per_model.iter_mut().find(|m| m.name == name) {
+                acc.failed.insert(cutoff, why);
             }
         }
     }
@@ -541,14 +591,14 @@ impl Gathered {
     fn report(self, config: &BacktestConfig, opts: &BacktestOptions) -> BacktestReport {
         let levels = levels(config);
         let season = config.models.season_length;
-        let every: Vec<(&str, &[ScoredRow])> = self.per_model.iter().map(|(n, r, _)| (n.as_str(), &r[..])).collect();
+        let every: Vec<(&str, &[ScoredRow])> = self.per_model.iter().map(|m| (m.name.as_str(), &m.rows[..])).collect();
         let published = super::published::replay(&every, &self.cutoffs, &config.champion, &levels, season);
         let models = self
             .per_model
             .into_iter()
-            .map(|(name, mut rows, seconds)| {
+            .map(|Model { name, mut rows, seconds, failed }| {
                 rows.retain(|r| self.cutoffs.contains(&r.cutoff));
-                ModelBacktest { seconds, ..summarise(&name, rows, &levels) }
+                ModelBacktest { seconds, failed, ..summarise(&name, rows, &levels) }
             })
             .collect();
         BacktestReport { cutoffs: self.cutoffs, horizon: opts.horizon, levels, season, models, published }
@@ -750,6 +800,7 @@ pub(crate) fn summarise(name: &str, rows: Vec<ScoredRow>, levels: &[f64]) -> Mod
         per_class,
         wrmsse: BTreeMap::new(),
         seconds: 0.0,
+        failed: BTreeMap::new(),
         rows,
     }
 }
@@ -1051,6 +1102,47 @@ mod tests {
         let opts = BacktestOptions { windows: 3, horizon: 7, step: 7, models: vec!["gbt".into()] };
         let e = run(&full, &settings(), &opts).unwrap_err().to_string();
         assert!(e.starts_with("backtest window 2026-01-09, `gbt`: "), "{e}");
+    }
+
+    /// A model the history is too short for at a window is left out of that window with why,
+    /// the others are scored on every window, and it is no candidate for champion: the backtest
+    /// does not fail for it.
+    #[test]
+    fn a_model_that_cannot_fit_at_a_window_is_left_out_of_it_and_the_others_go_on() {
+        let full = Panel::new(
+            vec![SeriesKey { item_id: "a".into(), location_id: "s".into() }],
+            vec![(0..30).map(|t| ((t % 7) + (t * 3 % 5)) as f32).collect()],
+            NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
+            Frequency::Daily,
+        );
+        let opts = BacktestOptions { windows: 3, horizon: 7, step: 7, models: vec!["naive".into(), "gbt".into()] };
+        let r = run(&full, &with_models(&["naive", "gbt"]), &opts).unwrap();
+        let first = NaiveDate::from_ymd_opt(2026, 1, 9).unwrap();
+        assert_eq!(r.cutoffs.len(), 3);
+        let (naive, gbt) = (&r.models[0], &r.models[1]);
+        assert_eq!(naive.per_window.len(), 3, "the other model is scored on every window");
+        assert!(naive.failed.is_empty());
+        assert!(gbt.failed[&first].contains("history"), "{:?}", gbt.failed);
+        assert!(!gbt.per_window.contains_key(&first));
+        assert_eq!(gbt.per_window.len() + gbt.failed.len(), 3);
+        assert!(gbt.rows.iter().all(|row| row.cutoff != first));
+        // Never a champion on a backtest it could not forecast whole, even where it wins.
+        let mut registry = super::super::champion::Registry::default();
+        let settings = super::super::champion::ChampionSettings::default();
+        let decisions = registry.decide(&r, &settings, "run", super::super::champion::Evidence::Backtest);
+        assert!(!decisions.is_empty());
+        assert!(registry.segments.values().all(|c| c.model == "naive"), "{:?}", registry.segments);
+        // The score table says which cutoffs it missed and why.
+        let done = crate::output::backtest::BacktestDone {
+            run_id: "b".into(),
+            location: "l".into(),
+            series: 1,
+            last_sales_date: full.end,
+            seconds: 0.0,
+            report: r.clone(),
+        };
+        let text = crate::output::backtest::backtest(&done);
+        assert!(text.contains("gbt could not forecast") && text.contains("2026-01-09: "), "{text}");
     }
 
     /// A deep model's stand-in: its state is the number of epochs it has trained, and it says

@@ -285,7 +285,8 @@ impl Registry {
     }
 
     /// Applies a backtest or tracked accuracy (`evidence`): per segment, promote the best
-    /// challenger when it wins by the margin.
+    /// challenger when it wins by the margin. Models that could not forecast one of the
+    /// backtest's windows ([`super::backtest::ModelBacktest::failed`]) are not candidates.
     pub fn decide(
         &mut self,
         report: &BacktestReport,
@@ -299,7 +300,8 @@ impl Registry {
             self.metric = settings.metric;
         }
         let mut segments: BTreeMap<String, Vec<(&str, &Scores)>> = BTreeMap::new();
-        for m in &report.models {
+        // A model that could not forecast some window is scored on fewer: no candidate.
+        for m in report.models.iter().filter(|m| m.failed.is_empty()) {
             match settings.segment_by {
                 SegmentBy::None => segments.entry(ALL.to_string()).or_default().push((&m.model, &m.overall)),
                 SegmentBy::DemandClass => {
@@ -377,6 +379,7 @@ mod tests {
                     per_class: Default::default(),
                     wrmsse: Default::default(),
                     seconds: 0.0,
+                    failed: Default::default(),
                     rows: vec![],
                 })
                 .collect(),

@@ -1,6 +1,7 @@
 //! `backtest` as text: one row of scores per model (MAE, RMSE, WAPE, sMAPE, MASE, R², bias, 80%
 //! coverage, mean pinball loss, WRMSSE and the seconds it took) and one for the published
-//! forecast, the champions it published at each cutoff, then WRMSSE per level.
+//! forecast, the models that could not forecast some cutoff and why, the champions it published
+//! at each cutoff, then WRMSSE per level.
 
 use std::fmt::Write;
 
@@ -66,6 +67,19 @@ pub fn backtest(b: &BacktestDone) -> String {
             num3(m.wrmsse.get("mean").copied()),
             m.seconds
         );
+    }
+    for m in report.models.iter().filter(|m| !m.failed.is_empty()) {
+        let scored = report.cutoffs.len() - m.failed.len();
+        let _ = writeln!(
+            out,
+            "{} could not forecast {} of {} cutoffs (scored on the other {scored}, no candidate for champion):",
+            m.model,
+            m.failed.len(),
+            report.cutoffs.len()
+        );
+        for (cutoff, why) in &m.failed {
+            let _ = writeln!(out, "  {cutoff}: {why}");
+        }
     }
     if let Some(p) = &report.published {
         let _ = writeln!(

@@ -357,3 +357,39 @@ async fn a_backfill_of_an_old_date_leaves_the_model_and_champion_pointers_on_the
     let next = nightly(&env, date("2026-04-02")).await.unwrap();
     assert_eq!(pointer(lake.get(&latest).await.unwrap()), next.run_id.as_str());
 }
+
+/// A model the history is too short for is left out of the night with a note saying why; the
+/// others are fitted, and every series is published from them.
+#[tokio::test]
+async fn a_model_that_cannot_fit_is_left_out_and_the_night_publishes_the_others() {
+    let lake = Lake::in_memory();
+    // 50 days: too short for the LSTM's training windows (2 × 28 + 1 periods).
+    let opts = shelfcast::demo::DemoOptions::new(6, 50, end(), 7);
+    shelfcast::demo::generate(&lake, &opts, &|_, _| {}).await.unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let file = SettingsFile { models: Some(vec!["seasonal_naive".into(), "lstm".into()]), ..Default::default() };
+    let env = env(settings("memory:///", dir.path(), file), &lake, &clock);
+    let report = nightly(&env, date("2026-04-01")).await.unwrap();
+    let note = report.summary.notes.iter().find(|n| n.starts_with("lstm: not fitted")).cloned();
+    assert!(
+        note.as_deref().is_some_and(|n| n.contains("periods a training window needs")),
+        "{:?}",
+        report.summary.notes
+    );
+    assert_eq!(report.summary.model.as_deref(), Some("seasonal_naive"));
+    let (_, batches) = publish::read_forecasts(&lake, date("2026-04-01")).await.unwrap();
+    assert_eq!(batches.iter().map(|b| b.num_rows()).sum::<usize>(), 6 * 28);
+
+    // With no model able to fit, the night fails and says why.
+    let lake = Lake::in_memory();
+    shelfcast::demo::generate(&lake, &opts, &|_, _| {}).await.unwrap();
+    let file = SettingsFile { models: Some(vec!["lstm".into()]), ..Default::default() };
+    let env = crate::common::env(settings("memory:///", dir.path(), file), &lake, &clock);
+    let e = nightly(&env, date("2026-04-01")).await.unwrap_err();
+    let chain = format!("{e:#}")
+        + &std::iter::successors(std::error::Error::source(&e), |e| e.source())
+            .map(|e| e.to_string())
+            .collect::<String>();
+    assert!(chain.contains("no model could be fitted"), "{chain}");
+}

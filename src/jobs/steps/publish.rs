@@ -25,7 +25,11 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
             SegmentBy::None => champion::ALL.to_string(),
             SegmentBy::DemandClass => classify(y, 2 * s.season_length).as_str().to_string(),
         };
-        let chosen = registry.champion_of(&segment).and_then(|m| by_name.get(m)).copied().unwrap_or(first);
+        // A champion left out of this run (it could not fit): the whole lake's, else the first.
+        let forecast_of = |m: Option<&str>| m.and_then(|m| by_name.get(m)).copied();
+        let chosen = forecast_of(registry.champion_of(&segment))
+            .or_else(|| forecast_of(registry.champion_of(champion::ALL)))
+            .unwrap_or(first);
         combined.copy_series(i, chosen);
         series_models.push(chosen.model.clone());
     }

@@ -1,12 +1,13 @@
 //! The `train` step: the configured models built and fitted on the panel at the cutoff (deep
-//! models warm-started from their newest version when they can), each saved with its card.
+//! models warm-started from their newest version when they can), each saved with its card. A
+//! model that cannot fit is left out of the run with a note; the run fails when none fits.
 
 use std::sync::Arc;
 
-use tracing::info;
+use tracing::{info, warn};
 
 use super::{Rows, StepCx, build_model, panel_as_of, use_model};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::models::{Forecaster, is_ensemble, store, warm};
 use crate::panel::Panel;
 
@@ -65,37 +66,59 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
         (done, task)
     })
     .await?;
+    // A model that cannot fit is left out of this run (its stored versions stay as they are);
+    // the run fails only when no model fits.
     let mut models = Vec::new();
+    let mut failed = Vec::new();
     for (i, model, fit, lineage) in done {
-        models.push((i, model, fit?, lineage));
+        match fit {
+            Ok(fit) => models.push((i, model, fit, lineage)),
+            Err(e) if e.stops_the_run() => return Err(e),
+            Err(e) => failed.push((model.name().to_string(), e)),
+        }
     }
     if !ensembles.is_empty() {
         let learned = state.ensemble_weights.clone();
         let p = Arc::clone(&panel);
-        let (fitted, more) = crate::blocking::run(move || -> Result<_> {
-            let mut more = Vec::new();
+        let (fitted, more, mut lost) = crate::blocking::run(move || -> Result<_> {
+            let (mut more, mut lost) = (Vec::new(), Vec::new());
             {
                 let refs: Vec<&dyn Forecaster> = models.iter().map(|(_, m, ..)| m.as_ref()).collect();
                 let reuse = crate::models::Reuse { fitted: &refs, ensemble: learned.as_ref() };
                 for (i, mut model) in ensembles {
                     let _fitting = crate::progress::Task::start(format!("fit {}", model.name()), 0);
-                    let fit = match model.fit_reusing(&p, &reuse)? {
-                        Some(fit) => {
+                    let fit = match model.fit_reusing(&p, &reuse) {
+                        Ok(Some(fit)) => {
                             info!(model = model.name(), "members fitted above reused");
-                            fit
+                            Ok(fit)
                         }
-                        None => model.fit(&p)?,
+                        Ok(None) => model.fit(&p),
+                        Err(e) => Err(e),
                     };
                     task.inc(1);
-                    more.push((i, model, fit, None));
+                    match fit {
+                        Ok(fit) => more.push((i, model, fit, None)),
+                        Err(e) if e.stops_the_run() => return Err(e),
+                        Err(e) => lost.push((model.name().to_string(), e)),
+                    }
                 }
             }
-            Ok((models, more))
+            Ok((models, more, lost))
         })
         .await??;
         models = fitted;
         models.extend(more);
         models.sort_by_key(|(i, ..)| *i);
+        failed.append(&mut lost);
+    }
+    if models.is_empty()
+        && let Some((name, e)) = failed.first()
+    {
+        return Err(Error::data(format!("no model could be fitted; `{name}`: {e}")));
+    }
+    for (name, e) in &failed {
+        warn!(model = %name, error = %e, "model not fitted: left out of this run");
+        report.summary.notes.push(format!("{name}: not fitted, left out of this run ({e})"));
     }
     let mut fitted = Vec::new();
     for (_, model, fit, lineage) in models {
