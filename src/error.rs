@@ -281,6 +281,16 @@ impl Error {
     pub fn stops_the_run(&self) -> bool {
         matches!(self, Error::Cancelled(_) | Error::Timeout(_))
     }
+
+    /// A model's fit or forecast, split as a run goes on without a failed model: `Err` when the
+    /// error stops the whole run ([`Error::stops_the_run`]), else `Ok` with the model's own
+    /// outcome.
+    pub fn model_outcome<T>(result: Result<T>) -> Result<Result<T>> {
+        match result {
+            Err(e) if e.stops_the_run() => Err(e),
+            outcome => Ok(outcome),
+        }
+    }
 }
 
 /// What to try when a query ran out of its memory budget in an operator that cannot spill.

@@ -393,9 +393,8 @@ pub fn evaluate(
     let mut seconds: Vec<(String, f64)> = Vec::new();
     let mut failed: Vec<(String, Error)> = Vec::new();
     for (name, (f, secs)) in singles.iter().zip(fit_side_by_side(&singles, window, config, opts, pool, &task)) {
-        match f {
+        match Error::model_outcome(f)? {
             Ok(f) => done.push((name.clone(), f)),
-            Err(e) if e.stops_the_run() => return Err(e),
             Err(e) if !window.scored => {
                 tracing::warn!(cutoff = %window.cutoff, model = %name, error = %e, "validation window left out");
                 return Ok(WindowRows::default());
@@ -429,9 +428,10 @@ pub fn evaluate(
             }
             None if !window.scored => continue,
             // Members not backtested here (or one that failed): the ensemble fits them itself.
-            None => match fit_side_by_side(std::slice::from_ref(name), window, config, opts, pool, &task).remove(0).0 {
+            None => match Error::model_outcome(
+                fit_side_by_side(std::slice::from_ref(name), window, config, opts, pool, &task).remove(0).0,
+            )? {
                 Ok(f) => f,
-                Err(e) if e.stops_the_run() => return Err(e),
                 Err(e) => {
                     tracing::warn!(cutoff = %window.cutoff, model = %name, error = %e, "model left out of this backtest window");
                     failed.push((name.clone(), e));

@@ -71,9 +71,8 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
     let mut models = Vec::new();
     let mut failed = Vec::new();
     for (i, model, fit, lineage) in done {
-        match fit {
+        match Error::model_outcome(fit)? {
             Ok(fit) => models.push((i, model, fit, lineage)),
-            Err(e) if e.stops_the_run() => return Err(e),
             Err(e) => failed.push((model.name().to_string(), e)),
         }
     }
@@ -96,9 +95,8 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
                         Err(e) => Err(e),
                     };
                     task.inc(1);
-                    match fit {
+                    match Error::model_outcome(fit)? {
                         Ok(fit) => more.push((i, model, fit, None)),
-                        Err(e) if e.stops_the_run() => return Err(e),
                         Err(e) => lost.push((model.name().to_string(), e)),
                     }
                 }
