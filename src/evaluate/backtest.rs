@@ -806,13 +806,17 @@ pub(crate) fn summarise(name: &str, rows: Vec<ScoredRow>, levels: &[f64]) -> Mod
 }
 
 /// The rows of a backtest in the canonical format of `score.py`:
-/// `unique_id, ds, cutoff, y_hat, y_lo, y_hi, method` (`y_lo`/`y_hi`: the 0.1 and 0.9 quantiles).
+/// `unique_id, ds, cutoff, y_hat, y_lo, y_hi, method` (`y_lo`/`y_hi`: the 0.1 and 0.9 quantiles),
+/// then `y_median`, the 0.5 quantile (null when the backtest did not forecast it), which the
+/// scorer does not read: the median is the point an absolute error (MAE, WAPE, MASE) rewards.
 pub fn canonical_batch(report: &BacktestReport) -> Result<arrow::record_batch::RecordBatch> {
     use arrow::array::{ArrayRef, Date32Builder, Float64Builder, StringBuilder};
     use std::sync::Arc;
     let epoch = crate::days::epoch();
     let lo = report.levels.iter().position(|l| (l - 0.1).abs() < 1e-9);
     let hi = report.levels.iter().position(|l| (l - 0.9).abs() < 1e-9);
+    let median = report.levels.iter().position(|l| (l - 0.5).abs() < 1e-9);
+    let mut ymedian = Float64Builder::new();
     let (mut id, mut ds, mut cutoff, mut yhat, mut ylo, mut yhi, mut method) = (
         StringBuilder::new(),
         Date32Builder::new(),
@@ -830,6 +834,7 @@ pub fn canonical_batch(report: &BacktestReport) -> Result<arrow::record_batch::R
             yhat.append_value(r.y_hat);
             ylo.append_option(lo.map(|q| r.quantiles[q]));
             yhi.append_option(hi.map(|q| r.quantiles[q]));
+            ymedian.append_option(median.map(|q| r.quantiles[q]));
             method.append_value(&m.model);
         }
     }
@@ -841,6 +846,7 @@ pub fn canonical_batch(report: &BacktestReport) -> Result<arrow::record_batch::R
         ("y_lo", Arc::new(ylo.finish())),
         ("y_hi", Arc::new(yhi.finish())),
         ("method", Arc::new(method.finish())),
+        ("y_median", Arc::new(ymedian.finish())),
     ])?)
 }
 
@@ -1078,6 +1084,12 @@ mod tests {
         assert!(a.models.iter().all(|m| m.model != super::super::published::PUBLISHED));
         let export = canonical_batch(&a).unwrap();
         assert_eq!(export.num_rows(), 4 * a.models[0].overall.n, "three models and the published rows");
+        // The median rides along, the 0.5 quantile of each row.
+        let at = a.levels.iter().position(|l| *l == 0.5).expect("the backtest forecasts the median");
+        let column = export.column_by_name("y_median").expect("the median column");
+        assert_eq!(arrow::array::Array::null_count(column.as_ref()), 0);
+        let median = column.as_any().downcast_ref::<arrow::array::Float64Array>().unwrap();
+        assert_eq!(median.value(0), a.models[0].rows[0].quantiles[at]);
     }
 
     #[test]

@@ -478,11 +478,11 @@ mod tests {
             assert!(err.contains(&format!("model.gbt.{}", &bad[..9])) && err.contains("(0, 1]"), "{err}");
         }
         let p: ModelParams =
-            toml::from_str("[gbt]\ncolsample = 0.5\nsubsample = 0.7\nanchors = false\npooled = false\nbags = 3\n")
+            toml::from_str("[gbt]\ncolsample = 0.5\nsubsample = 0.7\nanchors = false\npooled = false\nbags = 5\n")
                 .unwrap();
         p.validate().unwrap();
         let c = p.gbt.apply(GbtConfig::new(7, 7));
-        assert_eq!((c.colsample, c.subsample, c.anchors, c.pooled, c.bags), (0.5, 0.7, false, false, 3));
+        assert_eq!((c.colsample, c.subsample, c.anchors, c.pooled, c.bags), (0.5, 0.7, false, false, 5));
         assert!(GbtConfig::new(7, 7).anchors && GbtConfig::new(7, 7).pooled);
         let p: ModelParams = toml::from_str("[gbt]\nbags = 0\n").unwrap();
         assert!(p.validate().unwrap_err().to_string().contains("model.gbt.bags"));
