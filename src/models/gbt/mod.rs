@@ -501,6 +501,23 @@ impl Gbt {
         })
     }
 
+    /// The bags after the first: for each further seed, each part of the target (its tree count
+    /// and target) fitted on the rows `keep`, bag by bag.
+    fn further_bags(
+        &self,
+        rows: &Rows,
+        keep: &[usize],
+        parts: &[(usize, Target)],
+    ) -> Result<Vec<(GradientBooster, Target)>> {
+        let mut bags = Vec::new();
+        for bag in 1..self.config.bags.max(1) {
+            for &(count, target) in parts {
+                bags.push((self.train(rows, keep, count, target, bag)?, target));
+            }
+        }
+        Ok(bags)
+    }
+
     /// The held-out fit averaged over the configured bags, as the final fit averages them: each
     /// further bag is fitted without the held-out periods with the tree counts chosen and its
     /// own seed, so the strategy is chosen on, and the quantiles' errors come from, the forecast
@@ -517,14 +534,11 @@ impl Gbt {
             held_out.trees.iter().zip(&held_out.models).map(|(&count, (_, target))| (count, *target)).collect();
         let share = 1.0 / (parts.len() * bags) as f64;
         let mut predicted: Vec<f64> = held_out.predicted.iter().map(|p| p / bags as f64).collect();
-        for bag in 1..bags {
-            for &(count, target) in &parts {
-                let model = self.train(rows, train, count, target, bag)?;
-                for (p, raw) in predicted.iter_mut().zip(model.predict(&matrix, self.config.threads != 1)) {
-                    *p += share * target.back(raw);
-                }
-                held_out.models.push((model, target));
+        for (model, target) in self.further_bags(rows, train, &parts)? {
+            for (p, raw) in predicted.iter_mut().zip(model.predict(&matrix, self.config.threads != 1)) {
+                *p += share * target.back(raw);
             }
+            held_out.models.push((model, target));
         }
         let error = held_out_error(rows, calib, &predicted);
         debug!(bags, one = held_out.error, bagged = error, "gbt: the bags on the held-out periods");
@@ -931,12 +945,9 @@ impl Gbt {
         for (part, &count) in fitted.target.parts().iter().zip(trees) {
             boosters.push(self.train(rows, &all, count, *part, 0)?);
         }
-        let mut bags = Vec::new();
-        for bag in 1..self.config.bags.max(1) {
-            for (part, &count) in fitted.target.parts().iter().zip(trees) {
-                bags.push(self.train(rows, &all, count, *part, bag)?);
-            }
-        }
+        let parts: Vec<(usize, Target)> = trees.iter().copied().zip(fitted.target.parts().iter().copied()).collect();
+        let bags: Vec<GradientBooster> =
+            self.further_bags(rows, &all, &parts)?.into_iter().map(|(model, _)| model).collect();
         let dump = |b: &GradientBooster| {
             b.json_dump().map_err(|e| Error::data(format!("gbt: cannot serialise the trees: {e}")))
         };
