@@ -81,7 +81,7 @@ pub struct ScoredRow {
     pub step: usize,
     /// Actual.
     pub y: f64,
-    /// Mean forecast.
+    /// Point forecast: the mean, or the point the model chose ([`Forecast::point`]).
     pub y_hat: f64,
     /// Quantile forecasts, in `levels` order.
     pub quantiles: Vec<f64>,
@@ -718,7 +718,7 @@ fn score_window(
                 target_date: panel.target_date(h + 1),
                 step: h + 1,
                 y: y as f64,
-                y_hat: f.mean_at(s, h) as f64,
+                y_hat: f.point_at(s, h) as f64,
                 quantiles: (0..levels.len()).map(|q| f.quantile_at(s, h, q) as f64).collect(),
                 class,
                 scale,

@@ -186,7 +186,8 @@ fn score_batch(
     let location = col("location_id")?.as_string::<i32>();
     let target = col("target_date")?.as_primitive::<Date32Type>();
     let horizon = col("horizon")?.as_primitive::<Int32Type>();
-    let mean = col("mean")?.as_primitive::<Float64Type>();
+    // The point the champion was chosen on; files written before it was published: the mean.
+    let point = col("point").or_else(|_| col("mean"))?.as_primitive::<Float64Type>();
     let model = col("model")?.as_string::<i32>();
     let qs: Vec<_> =
         quantiles.iter().map(|q| col(q).map(|c| c.as_primitive::<Float64Type>())).collect::<Result<_>>()?;
@@ -216,7 +217,7 @@ fn score_batch(
             target_date: day,
             step: horizon.value(r).max(1) as usize,
             y: s.values[t] as f64,
-            y_hat: mean.value(r),
+            y_hat: point.value(r),
             quantiles: qs.iter().map(|q| q.value(r)).collect(),
             class,
             scale,

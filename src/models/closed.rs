@@ -45,7 +45,7 @@ fn prepared(panel: &Panel) -> Cow<'_, Panel> {
     Cow::Owned(Panel { values, closures: None, ..panel.clone_without_values() })
 }
 
-/// Sets every fully closed period of the horizon to 0, mean and quantiles.
+/// Sets every fully closed period of the horizon to 0: mean, point and quantiles.
 fn zero_closed(panel: &Panel, f: &mut Forecast) {
     let Some(closures) = &panel.closures else { return };
     let (h, q) = (f.horizon, f.levels.len());
@@ -55,6 +55,9 @@ fn zero_closed(panel: &Panel, f: &mut Forecast) {
         for step in 0..h {
             if shares[n + step] >= FULLY_CLOSED {
                 f.mean[s * h + step] = 0.0;
+                if let Some(p) = f.point.get_mut(s * h + step) {
+                    *p = 0.0;
+                }
                 f.quantiles[(s * h + step) * q..(s * h + step + 1) * q].fill(0.0);
             }
         }

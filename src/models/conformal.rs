@@ -104,6 +104,7 @@ impl Forecaster for Conformal {
                 out.set(s, h, f.mean_at(s, h), &mut qs);
             }
         }
+        out.point = f.point;
         Ok(out)
     }
 

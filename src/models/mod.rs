@@ -58,6 +58,10 @@ pub struct Forecast {
     pub mean: Vec<f32>,
     /// Quantiles per series × step × level (row-major).
     pub quantiles: Vec<f32>,
+    /// The point forecast per series × step (row-major) when it is not the mean; empty: the
+    /// mean. The learned ensemble's point mixes members' means and medians as its validation
+    /// chose ([`ensemble`]); it is what the backtest scores and the champion is chosen on.
+    pub point: Vec<f32>,
 }
 
 impl Forecast {
@@ -69,6 +73,7 @@ impl Forecast {
             levels: levels.to_vec(),
             mean: vec![0.0; series * horizon],
             quantiles: vec![0.0; series * horizon * levels.len()],
+            point: Vec::new(),
         }
     }
 
@@ -82,9 +87,26 @@ impl Forecast {
         self.mean[s * self.horizon + h]
     }
 
+    /// The point forecast of series `s` at step `h` (0-based): the mean unless the model set
+    /// another point.
+    pub fn point_at(&self, s: usize, h: usize) -> f32 {
+        self.point.get(s * self.horizon + h).copied().unwrap_or_else(|| self.mean_at(s, h))
+    }
+
     /// Quantile `q` (index into levels) of series `s` at step `h` (0-based).
     pub fn quantile_at(&self, s: usize, h: usize, q: usize) -> f32 {
         self.quantiles[(s * self.horizon + h) * self.levels.len() + q]
+    }
+
+    /// This forecast at those of `levels` it holds (its other levels dropped).
+    pub fn at_levels(&self, levels: &[f64]) -> Forecast {
+        let (held, at): (Vec<f64>, Vec<usize>) = levels
+            .iter()
+            .filter_map(|l| self.levels.iter().position(|x| (x - l).abs() < 1e-9).map(|k| (*l, k)))
+            .unzip();
+        let q = self.levels.len();
+        let quantiles = (0..self.mean.len()).flat_map(|r| at.iter().map(move |k| self.quantiles[r * q + k])).collect();
+        Forecast { levels: held, quantiles, ..self.clone() }
     }
 
     /// Copies series `s` of `other` (same horizon and levels) into this forecast.
@@ -96,6 +118,13 @@ impl Forecast {
     pub fn copy_series_from(&mut self, s: usize, other: &Forecast, from: usize) {
         let (h, q) = (self.horizon, self.levels.len());
         self.mean[s * h..(s + 1) * h].copy_from_slice(&other.mean[from * h..(from + 1) * h]);
+        if self.point.is_empty() && !other.point.is_empty() {
+            self.point = self.mean.clone();
+        }
+        if !self.point.is_empty() {
+            let theirs = if other.point.is_empty() { &other.mean } else { &other.point };
+            self.point[s * h..(s + 1) * h].copy_from_slice(&theirs[from * h..(from + 1) * h]);
+        }
         self.quantiles[s * h * q..(s + 1) * h * q].copy_from_slice(&other.quantiles[from * h * q..(from + 1) * h * q]);
     }
 

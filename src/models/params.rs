@@ -108,6 +108,9 @@ pub struct EnsembleParams {
     pub validation_windows: Option<usize>,
     /// Weights per demand class where a class had enough validation.
     pub by_class: Option<bool>,
+    /// Whether the members' medians are candidates for the point forecast beside their means
+    /// (`false`: the point is a mean, a weighted mean of the members' means).
+    pub medians: Option<bool>,
 }
 
 impl EnsembleParams {
@@ -116,6 +119,7 @@ impl EnsembleParams {
         c.rounds = self.rounds.unwrap_or(c.rounds);
         c.windows = self.validation_windows.unwrap_or(c.windows);
         c.by_class = self.by_class.unwrap_or(c.by_class);
+        c.medians = self.medians.unwrap_or(c.medians);
         c
     }
 }
@@ -455,6 +459,18 @@ mod tests {
         // One catch-up pass unless told otherwise.
         let none: ModelParams = toml::from_str("[lstm]\ncatch-up = 0\n").unwrap();
         assert_eq!((base.catch_up, none.lstm.apply(base.clone()).catch_up), (1, 0));
+        // The ensemble weighs its members' medians unless told not to.
+        let e = EnsembleConfig::new(28, 7);
+        assert!(e.medians);
+        let means: ModelParams = toml::from_str(
+            "[ensemble]
+medians = false
+by-class = true
+",
+        )
+        .unwrap();
+        let c = means.ensemble.apply(e);
+        assert!(!c.medians && c.by_class && c.rounds == 40);
     }
 
     #[test]

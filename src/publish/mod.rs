@@ -102,6 +102,7 @@ pub fn schema(levels: &[f64]) -> SchemaRef {
     fields.extend(levels.iter().map(|l| Field::new(quantile_column(*l), DataType::Float64, false)));
     fields.push(Field::new("model", DataType::Utf8, false));
     fields.push(Field::new("model_version", DataType::Utf8, false));
+    fields.push(Field::new("point", DataType::Float64, false));
     Arc::new(Schema::new(fields))
 }
 
@@ -272,6 +273,7 @@ impl Iterator for ContractRows<'_> {
             }
             b.model.append_value(self.series_models.get(s).unwrap_or(&f.model));
             b.version.append_value(self.version);
+            b.point.append_value(f.point_at(s, h) as f64);
         }
         self.next = end;
         Some(b.finish(&self.schema))
@@ -288,6 +290,7 @@ struct Builders {
     quantiles: Vec<Float64Builder>,
     model: StringBuilder,
     version: StringBuilder,
+    point: Float64Builder,
 }
 
 impl Builders {
@@ -302,6 +305,7 @@ impl Builders {
             quantiles: (0..levels).map(|_| Float64Builder::new()).collect(),
             model: StringBuilder::new(),
             version: StringBuilder::new(),
+            point: Float64Builder::new(),
         }
     }
 
@@ -317,6 +321,7 @@ impl Builders {
         cols.extend(self.quantiles.iter_mut().map(|q| Arc::new(q.finish()) as ArrayRef));
         cols.push(Arc::new(self.model.finish()));
         cols.push(Arc::new(self.version.finish()));
+        cols.push(Arc::new(self.point.finish()));
         Ok(RecordBatch::try_new(Arc::clone(schema), cols)?)
     }
 }

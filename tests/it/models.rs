@@ -212,7 +212,7 @@ fn the_learned_ensemble_keeps_up_with_its_best_member_where_the_median_does_not(
             .iter()
             .enumerate()
             .flat_map(|(i, y)| y.iter().enumerate().map(move |(h, v)| (i, h, *v)))
-            .map(|(i, h, v)| (f.mean_at(i, h) - v).abs() as f64)
+            .map(|(i, h, v)| (f.point_at(i, h) - v).abs() as f64)
             .sum();
         (err / (test.len() * horizon) as f64, m.card())
     };
@@ -220,9 +220,12 @@ fn the_learned_ensemble_keeps_up_with_its_best_member_where_the_median_does_not(
     let best = members.iter().copied().fold(f64::INFINITY, f64::min);
     let (learned, card) = mae("ensemble");
     let (median, _) = mae("median");
-    let weights: Vec<f64> = serde_json::from_value(card.unwrap()["weights"].clone()).unwrap();
-    // The weak members (naive, the moving average) get little or no weight.
-    assert!(weights[0] + weights[2] < 0.3, "weights {weights:?}");
+    let card = card.unwrap();
+    let on = |key: &str| -> Vec<f64> { serde_json::from_value(card[key].clone()).unwrap() };
+    let (means, medians) = (on("weights"), on("median_weights"));
+    let weight = |m: usize| means[m] + medians.get(m).copied().unwrap_or(0.0);
+    // The weak members (naive, the moving average) get little or no weight, mean or median.
+    assert!(weight(0) + weight(2) < 0.3, "weights {means:?}, on the medians {medians:?}");
     assert!(learned <= best * 1.02, "learned {learned} vs best member {best} ({members:?})");
     assert!(learned < median, "learned {learned} vs median {median}");
 }

@@ -39,7 +39,8 @@ async fn nightly_publishes_every_series_with_ordered_quantiles_and_a_matching_ma
             "q50",
             "q90",
             "model",
-            "model_version"
+            "model_version",
+            "point"
         ]
     );
     assert_eq!(batches[0].schema().fields().len(), names.len());
@@ -49,11 +50,13 @@ async fn nightly_publishes_every_series_with_ordered_quantiles_and_a_matching_ma
         let q50 = b.column_by_name("q50").unwrap().as_primitive::<Float64Type>();
         let q90 = b.column_by_name("q90").unwrap().as_primitive::<Float64Type>();
         let mean = b.column_by_name("mean").unwrap().as_primitive::<Float64Type>();
+        let point = b.column_by_name("point").unwrap().as_primitive::<Float64Type>();
         let h = b.column_by_name("horizon").unwrap().as_primitive::<Int32Type>();
         let target = b.column_by_name("target_date").unwrap().as_primitive::<Date32Type>();
         for r in 0..b.num_rows() {
             assert!(0.0 <= q10.value(r) && q10.value(r) <= q50.value(r) && q50.value(r) <= q90.value(r), "row {r}");
             assert!(mean.value(r) >= 0.0);
+            assert_eq!(point.value(r), mean.value(r), "seasonal naive's point is its mean");
             assert!((1..=28).contains(&h.value(r)));
             let d = target.value_as_date(r).unwrap();
             assert_eq!(d, date("2026-03-31") + Duration::days(h.value(r) as i64));
@@ -249,8 +252,10 @@ async fn the_trained_ensemble_reuses_its_fitted_members() {
     // The card names the members and the weights learnt on the validation before the cutoff.
     let card = stored.card().unwrap();
     assert_eq!(card["members"], serde_json::json!(["ets", "tsb"]));
+    // Their means' weights and their medians' sum to 1.
     let weights: Vec<f64> = serde_json::from_value(card["weights"].clone()).unwrap();
-    assert!((weights.iter().sum::<f64>() - 1.0).abs() < 1e-9, "{weights:?}");
+    let medians: Vec<f64> = serde_json::from_value(card["median_weights"].clone()).unwrap();
+    assert!((weights.iter().chain(&medians).sum::<f64>() - 1.0).abs() < 1e-9, "{weights:?} {medians:?}");
     assert_eq!(card["validation"]["windows"], 1);
 }
 

@@ -23,7 +23,7 @@ pub const MAX_FACTOR: f64 = 4.0;
 
 /// The ensemble's quantile at held level `k` of validation row `r`.
 fn combined(v: &Validation, weights: &Weights, r: usize, k: usize) -> f64 {
-    let w = weights.of(v.classes()[r]);
+    let w = weights.members_of(v.classes()[r], v.members());
     w.iter().enumerate().filter(|(_, w)| **w > 0.0).map(|(m, w)| w * v.quantile(m, r, k) as f64).sum()
 }
 

@@ -45,6 +45,8 @@ pub struct EnsembleConfig {
     pub windows: usize,
     /// Weights per demand class where a class had enough validation.
     pub by_class: bool,
+    /// Whether the members' medians are candidates for the point forecast beside their means.
+    pub medians: bool,
     /// Quantile levels members forecast at validation.
     pub levels: Vec<f64>,
     /// Per member (member order), whether it calibrates its own quantiles when it is fitted
@@ -53,7 +55,8 @@ pub struct EnsembleConfig {
 }
 
 impl EnsembleConfig {
-    /// Defaults for a horizon and season: 40 rounds, one validation window, one set of weights.
+    /// Defaults for a horizon and season: 40 rounds, one validation window, one set of weights,
+    /// the members' medians among the candidates.
     pub fn new(horizon: usize, season: usize) -> Self {
         Self {
             horizon,
@@ -61,6 +64,7 @@ impl EnsembleConfig {
             rounds: 40,
             windows: 1,
             by_class: false,
+            medians: true,
             levels: vec![0.1, 0.5, 0.9],
             self_calibrated: Vec::new(),
         }
@@ -79,6 +83,10 @@ pub struct SelectionCard {
     pub rows: usize,
     /// Validation MASE of each member alone, in member order.
     pub member_mase: Vec<Option<f64>>,
+    /// Validation MASE of each member's median alone, in member order (empty when the medians
+    /// were not candidates).
+    #[serde(default)]
+    pub member_median_mase: Vec<Option<f64>>,
     /// Validation MASE of the weighted ensemble, overall (`all`) and per class with own weights.
     pub ensemble_mase: std::collections::BTreeMap<String, f64>,
     /// Per the same keys, whether a mix was kept rather than the best single member (a mix must
@@ -200,7 +208,7 @@ pub struct Learned {
 
 /// The weights a validation gives (equal weights when it holds nothing), with the card.
 pub fn learn(v: &Validation, config: &EnsembleConfig, members: usize) -> (Weights, SelectionCard) {
-    let chosen = select::select(v, config.rounds, config.by_class);
+    let chosen = select::select(v, config.rounds, config.by_class, config.medians);
     let (mut weights, losses, mixed) = match chosen {
         Some(c) => (c.weights, c.losses, c.mixed),
         None => (Weights::equal(members), Default::default(), Default::default()),
@@ -209,12 +217,13 @@ pub fn learn(v: &Validation, config: &EnsembleConfig, members: usize) -> (Weight
     // mean: each measured its quantiles at its own cutoff, on the horizon just before it, while
     // the validation here holds older fits' forecasts, whose misses the fresh fits have already
     // corrected (rescaling by them counts an old miss twice).
-    let own = (0..members).filter(|m| weights.uses(*m)).all(|m| config.self_calibrated.get(m) == Some(&true));
+    let own = (0..members).filter(|m| weights.uses(*m, members)).all(|m| config.self_calibrated.get(m) == Some(&true));
     weights.calibration = if own { Vec::new() } else { calibrate::factors(v, &weights) };
     let card = SelectionCard {
         windows: v.windows(),
         rows: v.rows(),
         member_mase: v.member_losses(),
+        member_median_mase: if config.medians { v.member_median_losses() } else { Vec::new() },
         ensemble_mase: losses,
         mixed,
         source: "inner split".into(),
@@ -260,7 +269,10 @@ pub fn weights_from(
 }
 
 /// The weighted combination of the members' forecasts (member order), each series weighted by
-/// the weights of its class (`classes[s]`; `None`: the global weights).
+/// the weights of its class (`classes[s]`; `None`: the global weights). The mean and quantiles
+/// weigh each member by its candidates' weights summed; the point forecast weighs each member's
+/// mean and median by their own (set only when a median has weight). A member without a 0.5
+/// level offers its mean as its median.
 pub fn combine(
     forecasts: &[&Forecast],
     weights: &Weights,
@@ -269,23 +281,35 @@ pub fn combine(
     horizon: usize,
     levels: &[f64],
 ) -> Forecast {
+    let members = forecasts.len();
     let mut out = Forecast::zeros("ensemble", series, horizon, levels);
+    if weights.weighs_medians(members) {
+        out.point = vec![0.0; series * horizon];
+    }
     let mut qs = vec![0.0f32; levels.len()];
     let mid = levels.iter().position(|l| (l - 0.5).abs() < 1e-9);
     let factors: Vec<f32> = levels.iter().map(|l| calibrate::factor_at(&weights.calibration, *l) as f32).collect();
     for s in 0..series {
         let w = classes.map_or(weights.global.as_slice(), |c| weights.of(c[s]));
+        let member = select::member_weights(w, members);
         for h in 0..horizon {
-            let mut mean = 0.0f64;
+            let (mut mean, mut point) = (0.0f64, 0.0f64);
             qs.fill(0.0);
-            for (f, &wm) in forecasts.iter().zip(w) {
+            for (m, (f, &wm)) in forecasts.iter().zip(&member).enumerate() {
                 if wm == 0.0 {
                     continue;
                 }
+                let (on_mean, on_median) =
+                    (w.get(m).copied().unwrap_or(0.0), w.get(members + m).copied().unwrap_or(0.0));
                 mean += wm * f.mean_at(s, h) as f64;
+                let median = mid.map_or(f.mean_at(s, h), |k| f.quantile_at(s, h, k));
+                point += on_mean * f.mean_at(s, h) as f64 + on_median * median as f64;
                 for (k, q) in qs.iter_mut().enumerate() {
                     *q += (wm * f.quantile_at(s, h, k) as f64) as f32;
                 }
+            }
+            if let Some(p) = out.point.get_mut(s * horizon + h) {
+                *p = point.max(0.0) as f32;
             }
             if !weights.calibration.is_empty() {
                 let center = mid.map_or(mean as f32, |k| qs[k]);
@@ -328,7 +352,7 @@ impl Forecaster for Ensemble {
             return Ok(None);
         }
         let learned = match reuse.ensemble {
-            Some(l) if l.weights.global.len() == self.members.len() => {
+            Some(l) if [1, 2].map(|k| k * self.members.len()).contains(&l.weights.global.len()) => {
                 info!(windows = l.card.windows, "ensemble weights from this run's backtest windows");
                 l.clone()
             }
@@ -357,15 +381,24 @@ impl Forecaster for Ensemble {
     fn predict(&self, panel: &Panel, horizon: usize, levels: &[f64]) -> Result<Forecast> {
         let equal = Weights::equal(self.members.len());
         let weights = self.weights.as_ref().unwrap_or(&equal);
-        let unused = Forecast::zeros("unused", panel.len(), horizon, levels);
+        let n = self.members.len();
+        // A weighted median needs the members' 0.5 quantile, asked for even when not wanted.
+        let mut asked = levels.to_vec();
+        if weights.weighs_medians(n) && !levels.iter().any(|l| (l - 0.5).abs() < 1e-9) {
+            asked.push(0.5);
+            asked.sort_by(f64::total_cmp);
+        }
+        let unused = Forecast::zeros("unused", panel.len(), horizon, &asked);
         let forecasts = self
             .members
             .iter()
             .enumerate()
-            .map(|(i, m)| if weights.uses(i) { m.predict(panel, horizon, levels) } else { Ok(unused.clone()) })
+            .map(|(i, m)| if weights.uses(i, n) { m.predict(panel, horizon, &asked) } else { Ok(unused.clone()) })
             .collect::<Result<Vec<_>>>()?;
         let classes = classes(panel, weights, self.config.season);
-        Ok(combine(&forecasts.iter().collect::<Vec<_>>(), weights, classes.as_deref(), panel.len(), horizon, levels))
+        let out =
+            combine(&forecasts.iter().collect::<Vec<_>>(), weights, classes.as_deref(), panel.len(), horizon, &asked);
+        Ok(if asked.len() == levels.len() { out } else { out.at_levels(levels) })
     }
 
     fn save(&self) -> Result<Vec<u8>> {
@@ -398,9 +431,10 @@ impl Forecaster for Ensemble {
         let by_class: std::collections::BTreeMap<String, &Vec<f64>> =
             self.weights.iter().flat_map(|w| w.by_class.iter().map(|(c, v)| (c.as_str().to_string(), v))).collect();
         Some(serde_json::json!({
-            "combination": "greedy ensemble selection with replacement, weighted mean of means and quantiles",
+            "combination": "greedy ensemble selection with replacement over the members' means and medians; the point is the weighted sum of the points chosen, the mean and quantiles the members' weighted means",
             "members": names,
-            "weights": self.weights.as_ref().map(|w| &w.global),
+            "weights": self.weights.as_ref().map(|w| w.global.iter().take(names.len()).collect::<Vec<_>>()),
+            "median_weights": self.weights.as_ref().map(|w| w.global.iter().skip(names.len()).collect::<Vec<_>>()),
             "weights_by_class": by_class,
             // Empty: the weighted members calibrate their own quantiles, which are kept (or too
             // little validation).

@@ -10,6 +10,12 @@
 //! counts alike whatever its volume. Ties go to the member listed first, so a selection is
 //! deterministic.
 //!
+//! The candidates are each member's mean and, unless switched off, its median (its 0.5 quantile):
+//! MASE, an absolute error, is lowest at the median of what follows, which for skewed counts sits
+//! below the mean, so a member's median can be the better point. The bag's average is the
+//! ensemble's point forecast; a member's weight in its mean and quantiles is the share of both of
+//! its candidates.
+//!
 //! A mix is kept only when it beats the best single member clearly: the per series × window
 //! MASE gains over that member must have a mean at least [`MIN_GAIN_Z`] standard errors above 0.
 //! Otherwise the best member alone carries the weight: a gain within the noise of one validation
@@ -41,6 +47,8 @@ pub struct Validation {
     class: Vec<DemandClass>,
     /// Per member, its forecast (mean) per row.
     forecasts: Vec<Vec<f32>>,
+    /// Per member, its median (0.5 quantile; its mean when it has none) per row.
+    medians: Vec<Vec<f32>>,
     /// Quantile levels held (those of the first window added).
     levels: Vec<f64>,
     /// Per member, its quantile forecasts per row × level.
@@ -58,7 +66,12 @@ pub struct Validation {
 impl Validation {
     /// No validation yet, for `members` members.
     pub fn new(members: usize) -> Self {
-        Self { forecasts: vec![Vec::new(); members], quantiles: vec![Vec::new(); members], ..Default::default() }
+        Self {
+            forecasts: vec![Vec::new(); members],
+            medians: vec![Vec::new(); members],
+            quantiles: vec![Vec::new(); members],
+            ..Default::default()
+        }
     }
 
     /// Adds a window: `cut` is `full` as of the window's cutoff (`index[s]`: series `s` of `cut`
@@ -83,6 +96,8 @@ impl Validation {
             .iter()
             .map(|f| self.levels.iter().map(|l| f.levels.iter().position(|x| (x - l).abs() < 1e-9)).collect())
             .collect();
+        let mid: Vec<Option<usize>> =
+            forecasts.iter().map(|f| f.levels.iter().position(|x| (x - 0.5).abs() < 1e-9)).collect();
         for (s, &i) in index.iter().enumerate() {
             let history = &cut.values[s];
             let actual = &full.values[i][history.len().min(full.values[i].len())..];
@@ -103,6 +118,7 @@ impl Validation {
                 self.class.push(class);
                 for (m, f) in forecasts.iter().enumerate() {
                     self.forecasts[m].push(f.mean_at(s, h));
+                    self.medians[m].push(mid[m].map_or(f.mean_at(s, h), |k| f.quantile_at(s, h, k)));
                     for p in &positions[m] {
                         self.quantiles[m].push(p.map_or(f.mean_at(s, h), |k| f.quantile_at(s, h, k)));
                     }
@@ -115,6 +131,11 @@ impl Validation {
     /// Whether no row was added.
     pub fn is_empty(&self) -> bool {
         self.y.is_empty()
+    }
+
+    /// Members held.
+    pub fn members(&self) -> usize {
+        self.forecasts.len()
     }
 
     /// Windows added.
@@ -147,11 +168,27 @@ impl Validation {
         self.quantiles[m][r * self.levels.len() + k]
     }
 
-    /// The MASE of each member over the rows (`None` when there are none).
+    /// The MASE of each member's mean over the rows (`None` when there are none).
     pub fn member_losses(&self) -> Vec<Option<f64>> {
+        self.losses_of(&self.forecasts)
+    }
+
+    /// The MASE of each member's median over the rows (`None` when there are none).
+    pub fn member_median_losses(&self) -> Vec<Option<f64>> {
+        self.losses_of(&self.medians)
+    }
+
+    fn losses_of(&self, points: &[Vec<f32>]) -> Vec<Option<f64>> {
         let all: Vec<usize> = (0..self.rows()).collect();
         let pairs = self.pairs.values().sum();
-        self.forecasts.iter().map(|f| loss_of(self, &all, pairs, |r| f[r] as f64)).collect()
+        points.iter().map(|f| loss_of(self, &all, pairs, |r| f[r] as f64)).collect()
+    }
+
+    /// The candidate points, each a forecast per row: every member's mean, then (with
+    /// `medians`) every member's median.
+    fn candidates(&self, medians: bool) -> Vec<&[f32]> {
+        let extra = if medians { self.medians.as_slice() } else { &[] };
+        self.forecasts.iter().chain(extra).map(Vec::as_slice).collect()
     }
 }
 
@@ -164,7 +201,8 @@ fn loss_of(v: &Validation, rows: &[usize], pairs: usize, forecast: impl Fn(usize
 /// What a selection chose and its validation loss.
 #[derive(Debug, Clone)]
 pub struct Selection {
-    /// Weight per member (summing to 1).
+    /// Weight per candidate (summing to 1): the members' means, then their medians when they
+    /// were candidates.
     pub weights: Vec<f64>,
     /// Validation MASE of the weighted ensemble.
     pub loss: f64,
@@ -173,10 +211,10 @@ pub struct Selection {
     pub mixed: bool,
 }
 
-/// Greedy selection over the rows `rows` of `v` (which hold `pairs` series × windows), `rounds`
-/// rounds at most.
-fn select_rows(v: &Validation, rows: &[usize], pairs: usize, rounds: usize) -> Option<Selection> {
-    let members = v.forecasts.len();
+/// Greedy selection over the candidates `c` (per candidate, its point per row of `v`) on the rows
+/// `rows` of `v` (which hold `pairs` series × windows), `rounds` rounds at most.
+fn select_rows(v: &Validation, c: &[&[f32]], rows: &[usize], pairs: usize, rounds: usize) -> Option<Selection> {
+    let members = c.len();
     if members == 0 || rows.is_empty() || pairs == 0 {
         return None;
     }
@@ -186,7 +224,7 @@ fn select_rows(v: &Validation, rows: &[usize], pairs: usize, rounds: usize) -> O
     for round in 1..=rounds.max(1) {
         let k = round as f64;
         let mut choice: Option<(f64, usize)> = None;
-        for (m, f) in v.forecasts.iter().enumerate() {
+        for (m, f) in c.iter().enumerate() {
             let l = rows
                 .iter()
                 .zip(&sum)
@@ -200,7 +238,7 @@ fn select_rows(v: &Validation, rows: &[usize], pairs: usize, rounds: usize) -> O
         let (l, m) = choice?;
         counts[m] += 1;
         for (s, &r) in sum.iter_mut().zip(rows) {
-            *s += v.forecasts[m][r] as f64;
+            *s += c[m][r] as f64;
         }
         if best.as_ref().is_none_or(|(b, _)| l < *b) {
             best = Some((l, counts.clone()));
@@ -210,32 +248,32 @@ fn select_rows(v: &Validation, rows: &[usize], pairs: usize, rounds: usize) -> O
     let total = counts.iter().sum::<usize>() as f64;
     let weights: Vec<f64> = counts.iter().map(|c| *c as f64 / total).collect();
     // The best single member (the first of equals, as the first round picks).
-    let single =
-        (0..members).min_by(|a, b| single_loss(v, rows, pairs, *a).total_cmp(&single_loss(v, rows, pairs, *b)))?;
+    let single = (0..members)
+        .min_by(|a, b| single_loss(v, c[*a], rows, pairs).total_cmp(&single_loss(v, c[*b], rows, pairs)))?;
     let alone: Vec<f64> = (0..members).map(|m| if m == single { 1.0 } else { 0.0 }).collect();
     if weights == alone {
         return Some(Selection { weights, loss, mixed: false });
     }
-    if gain_z(v, rows, &weights, single) >= MIN_GAIN_Z {
+    if gain_z(v, c, rows, &weights, single) >= MIN_GAIN_Z {
         Some(Selection { weights, loss, mixed: true })
     } else {
-        Some(Selection { weights: alone, loss: single_loss(v, rows, pairs, single), mixed: false })
+        Some(Selection { weights: alone, loss: single_loss(v, c[single], rows, pairs), mixed: false })
     }
 }
 
-/// MASE of member `m` alone over `rows`.
-fn single_loss(v: &Validation, rows: &[usize], pairs: usize, m: usize) -> f64 {
-    loss_of(v, rows, pairs, |r| v.forecasts[m][r] as f64).unwrap_or(f64::INFINITY)
+/// MASE of the candidate `point` alone over `rows`.
+fn single_loss(v: &Validation, point: &[f32], rows: &[usize], pairs: usize) -> f64 {
+    loss_of(v, rows, pairs, |r| point[r] as f64).unwrap_or(f64::INFINITY)
 }
 
-/// The mean per series × window gain (scaled absolute error) of the mix `weights` over member
-/// `single`, in standard errors of that mean.
-fn gain_z(v: &Validation, rows: &[usize], weights: &[f64], single: usize) -> f64 {
+/// The mean per series × window gain (scaled absolute error) of the mix `weights` of the
+/// candidates `c` over candidate `single`, in standard errors of that mean.
+fn gain_z(v: &Validation, c: &[&[f32]], rows: &[usize], weights: &[f64], single: usize) -> f64 {
     let mut gains: BTreeMap<usize, f64> = BTreeMap::new();
     for &r in rows {
         let y = v.y[r] as f64;
-        let mix: f64 = weights.iter().enumerate().map(|(m, w)| w * v.forecasts[m][r] as f64).sum();
-        let g = v.weight[r] * ((y - v.forecasts[single][r] as f64).abs() - (y - mix).abs());
+        let mix: f64 = weights.iter().enumerate().map(|(m, w)| w * c[m][r] as f64).sum();
+        let g = v.weight[r] * ((y - c[single][r] as f64).abs() - (y - mix).abs());
         *gains.entry(v.pair[r]).or_default() += g;
     }
     let n = gains.len() as f64;
@@ -251,11 +289,16 @@ fn gain_z(v: &Validation, rows: &[usize], weights: &[f64], single: usize) -> f64
 }
 
 /// Ensemble weights: for every series, or per demand class where a class had enough validation.
+///
+/// Each weight vector holds one weight per member on its mean and, when the members' medians were
+/// candidates, one per member on its median after them (`2 × members` entries, summing to 1).
+/// The point forecast is the weighted sum of those points; a member's weight in the mean and the
+/// quantiles is the sum of its two ([`Weights::members_of`]).
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Weights {
-    /// Weight per member, for every series (or a class without weights of its own).
+    /// Weight per candidate, for every series (or a class without weights of its own).
     pub global: Vec<f64>,
-    /// Weight per member for the series of a demand class.
+    /// Weight per candidate for the series of a demand class.
     #[serde(default)]
     pub by_class: BTreeMap<DemandClass, Vec<f64>>,
     /// Per quantile level, the factor the combined quantile's distance from the combined median
@@ -270,15 +313,32 @@ impl Weights {
         Self { global: vec![1.0 / members.max(1) as f64; members], by_class: BTreeMap::new(), calibration: Vec::new() }
     }
 
-    /// The weights of a series of class `class`.
+    /// The candidate weights of a series of class `class`.
     pub fn of(&self, class: DemandClass) -> &[f64] {
         self.by_class.get(&class).unwrap_or(&self.global)
     }
 
-    /// Whether member `m` has a weight somewhere.
-    pub fn uses(&self, m: usize) -> bool {
-        self.global[m] > 0.0 || self.by_class.values().any(|w| w[m] > 0.0)
+    /// Per member, its weight in the mean and quantiles of a series of class `class`: the weight
+    /// on its mean plus that on its median.
+    pub fn members_of(&self, class: DemandClass, members: usize) -> Vec<f64> {
+        member_weights(self.of(class), members)
     }
+
+    /// Whether member `m` (of `members`) has a weight somewhere, on its mean or its median.
+    pub fn uses(&self, m: usize, members: usize) -> bool {
+        std::iter::once(&self.global).chain(self.by_class.values()).any(|w| member_weights(w, members)[m] > 0.0)
+    }
+
+    /// Whether a median has a weight somewhere (the point is then not the mean).
+    pub fn weighs_medians(&self, members: usize) -> bool {
+        std::iter::once(&self.global).chain(self.by_class.values()).any(|w| w.iter().skip(members).any(|x| *x > 0.0))
+    }
+}
+
+/// Per member (of `members`), its candidate weights in `w` summed: the weight on its mean, plus
+/// that on its median when `w` holds the medians' weights after the means'.
+pub fn member_weights(w: &[f64], members: usize) -> Vec<f64> {
+    (0..members).map(|m| w.get(m).copied().unwrap_or(0.0) + w.get(members + m).copied().unwrap_or(0.0)).collect()
 }
 
 /// What [`select`] chose.
@@ -293,10 +353,12 @@ pub struct Chosen {
 }
 
 /// The selection over every row and, with `by_class`, per demand class with at least
-/// [`MIN_CLASS_PAIRS`] series × windows; `None` when `v` holds no row.
-pub fn select(v: &Validation, rounds: usize, by_class: bool) -> Option<Chosen> {
+/// [`MIN_CLASS_PAIRS`] series × windows; `None` when `v` holds no row. With `medians` the
+/// members' medians are candidates beside their means.
+pub fn select(v: &Validation, rounds: usize, by_class: bool, medians: bool) -> Option<Chosen> {
     let all: Vec<usize> = (0..v.rows()).collect();
-    let global = select_rows(v, &all, v.pairs.values().sum(), rounds)?;
+    let c = v.candidates(medians);
+    let global = select_rows(v, &c, &all, v.pairs.values().sum(), rounds)?;
     let mut losses = BTreeMap::from([("all".to_string(), global.loss)]);
     let mut mixed = BTreeMap::from([("all".to_string(), global.mixed)]);
     let mut weights = Weights { global: global.weights, by_class: BTreeMap::new(), calibration: Vec::new() };
@@ -306,7 +368,7 @@ pub fn select(v: &Validation, rounds: usize, by_class: bool) -> Option<Chosen> {
                 continue;
             }
             let rows: Vec<usize> = all.iter().copied().filter(|&r| v.class[r] == class).collect();
-            if let Some(s) = select_rows(v, &rows, pairs, rounds) {
+            if let Some(s) = select_rows(v, &c, &rows, pairs, rounds) {
                 losses.insert(class.as_str().to_string(), s.loss);
                 mixed.insert(class.as_str().to_string(), s.mixed);
                 weights.by_class.insert(class, s.weights);
@@ -354,7 +416,7 @@ mod tests {
 
         let mut v = Validation::new(2);
         v.push(&cut, &index, &full, &[&flat, &exact], h, 7);
-        let c = select(&v, 20, false).unwrap();
+        let c = select(&v, 20, false, false).unwrap();
         assert_eq!(c.weights.global, vec![0.0, 1.0]);
         assert!(c.losses["all"] < 1e-9);
         assert!(!c.mixed["all"]);
@@ -362,7 +424,7 @@ mod tests {
         // Neither biased member is right alone; their even mix is exact.
         let mut v = Validation::new(3);
         v.push(&cut, &index, &full, &[&flat, &high, &low], h, 7);
-        let c = select(&v, 20, false).unwrap();
+        let c = select(&v, 20, false, false).unwrap();
         assert_eq!(c.weights.global, vec![0.0, 0.5, 0.5]);
         assert!(c.losses["all"] < 1e-6, "{:?}", c.losses);
         assert!(c.mixed["all"]);
@@ -382,16 +444,61 @@ mod tests {
         let b = forecast(&cut, h, |s, step| truth(s, step) + if s == 0 { -1.0 } else { 1.0 });
         let mut v = Validation::new(2);
         v.push(&cut, &index, &full, &[&a, &b], h, 7);
-        let c = select(&v, 20, false).unwrap();
+        let c = select(&v, 20, false, false).unwrap();
         assert!(!c.mixed["all"], "{c:?}");
         assert_eq!(c.weights.global, vec![1.0, 0.0]);
         // The same gain on every series is evidence: the mix is kept.
         let low = forecast(&cut, h, |s, step| truth(s, step) - 1.0);
         let mut v = Validation::new(2);
         v.push(&cut, &index, &full, &[&a, &low], h, 7);
-        let c = select(&v, 20, false).unwrap();
+        let c = select(&v, 20, false, false).unwrap();
         assert!(c.mixed["all"]);
         assert_eq!(c.weights.global, vec![0.5, 0.5]);
+    }
+
+    #[test]
+    fn a_members_median_is_chosen_as_the_point_where_it_beats_the_means() {
+        // A skewed member: its mean runs three units above what follows, its median is right.
+        let (h, full) = (7, full(6, 70));
+        let (cut, index) = full.cut(h);
+        let truth = |s: usize, step: usize| full.values[index[s]][cut.values[s].len() + step];
+        let three = |mean: f32, low: f32, mid: f32, high: f32| {
+            let mut f = Forecast::zeros("m", cut.len(), h, &[0.1, 0.5, 0.9]);
+            for s in 0..cut.len() {
+                for step in 0..h {
+                    let y = truth(s, step);
+                    f.set(s, step, y + mean, &mut [y + low, y + mid, y + high]);
+                }
+            }
+            f
+        };
+        let skewed = three(3.0, -2.0, 0.0, 9.0);
+        // A member one unit high, mean and median alike.
+        let near = three(1.0, -1.0, 1.0, 3.0);
+        let mut v = Validation::new(2);
+        v.push(&cut, &index, &full, &[&near, &skewed], h, 7);
+        assert_eq!(v.member_median_losses()[1], Some(0.0));
+
+        let c = select(&v, 20, false, true).unwrap();
+        assert_eq!(c.weights.global, vec![0.0, 0.0, 0.0, 1.0], "the skewed member's median alone");
+        assert!(c.losses["all"] < 1e-9);
+        assert!(c.weights.uses(1, 2) && !c.weights.uses(0, 2) && c.weights.weighs_medians(2));
+        assert_eq!(c.weights.members_of(DemandClass::Smooth, 2), vec![0.0, 1.0]);
+        let f = super::super::combine(&[&near, &skewed], &c.weights, None, cut.len(), h, &[0.1, 0.5, 0.9]);
+        for s in 0..cut.len() {
+            for step in 0..h {
+                assert_eq!(f.point_at(s, step), truth(s, step), "the point is the median");
+                assert_eq!(f.mean_at(s, step), truth(s, step) + 3.0, "the mean stays the member's mean");
+            }
+        }
+
+        // Without the medians the nearer mean wins, and the point is the mean.
+        let c = select(&v, 20, false, false).unwrap();
+        assert_eq!(c.weights.global, vec![1.0, 0.0]);
+        assert!(!c.weights.weighs_medians(2));
+        let f = super::super::combine(&[&near, &skewed], &c.weights, None, cut.len(), h, &[0.1, 0.5, 0.9]);
+        assert!(f.point.is_empty());
+        assert_eq!(f.point_at(0, 0), f.mean_at(0, 0));
     }
 
     #[test]
@@ -403,7 +510,7 @@ mod tests {
         // Three periods of history: no seasonal-naive scale at season 7.
         v.push(&cut, &index, &full, &[&f], 2, 7);
         assert!(v.is_empty());
-        assert!(select(&v, 10, true).is_none());
+        assert!(select(&v, 10, true, true).is_none());
         assert_eq!(Weights::equal(4).global, vec![0.25; 4]);
     }
 }
