@@ -16,10 +16,13 @@
 //! ensemble's point forecast; a member's weight in its mean and quantiles is the share of both of
 //! its candidates.
 //!
-//! A mix is kept only when it beats the best single member clearly: the per series × window
-//! MASE gains over that member must have a mean at least [`MIN_GAIN_Z`] standard errors above 0.
-//! Otherwise the best member alone carries the weight: a gain within the noise of one validation
-//! window does not carry over to the periods after the cutoff.
+//! The reference is the best member's mean. Any other point, a mix or a member's median alone, is
+//! kept only when it beats that reference clearly: its MASE gains must have a mean at least
+//! [`MIN_GAIN_Z`] standard errors above 0, summed per series × window and, separately, per
+//! period forecast (the lower of the two counts), since a gain many series make on the same few
+//! dates is the evidence of those dates only. Otherwise the best single candidate carries the
+//! weight when it passes the same test, else the reference: a gain within the noise of one
+//! validation window does not carry over to the periods after the cutoff.
 
 use std::collections::BTreeMap;
 
@@ -57,6 +60,8 @@ pub struct Validation {
     pairs: BTreeMap<DemandClass, usize>,
     /// Per row, the series × window it belongs to (numbered from 0).
     pair: Vec<usize>,
+    /// Per row, the period it forecasts (window × horizon + step, numbered from 0).
+    period: Vec<usize>,
     /// Series × windows held.
     pair_count: usize,
     /// Windows held.
@@ -114,6 +119,7 @@ impl Validation {
             for (h, y) in actual.iter().take(steps).enumerate() {
                 self.y.push(*y);
                 self.pair.push(id);
+                self.period.push(self.windows * horizon + h);
                 self.weight.push(1.0 / (steps as f64 * scale));
                 self.class.push(class);
                 for (m, f) in forecasts.iter().enumerate() {
@@ -247,18 +253,25 @@ fn select_rows(v: &Validation, c: &[&[f32]], rows: &[usize], pairs: usize, round
     let (loss, counts) = best?;
     let total = counts.iter().sum::<usize>() as f64;
     let weights: Vec<f64> = counts.iter().map(|c| *c as f64 / total).collect();
-    // The best single member (the first of equals, as the first round picks).
-    let single = (0..members)
-        .min_by(|a, b| single_loss(v, c[*a], rows, pairs).total_cmp(&single_loss(v, c[*b], rows, pairs)))?;
-    let alone: Vec<f64> = (0..members).map(|m| if m == single { 1.0 } else { 0.0 }).collect();
-    if weights == alone {
+    let alone = |m: usize| -> Vec<f64> { (0..members).map(|k| if k == m { 1.0 } else { 0.0 }).collect() };
+    let best_of = |among: std::ops::Range<usize>| {
+        among.min_by(|a, b| single_loss(v, c[*a], rows, pairs).total_cmp(&single_loss(v, c[*b], rows, pairs)))
+    };
+    // The reference is the best member's mean (the first of equals, as the first round picks):
+    // any other point, a mix or a member's median, must beat it clearly.
+    let anchor = best_of(0..v.members().min(members))?;
+    if weights == alone(anchor) {
         return Some(Selection { weights, loss, mixed: false });
     }
-    if gain_z(v, c, rows, &weights, single) >= MIN_GAIN_Z {
-        Some(Selection { weights, loss, mixed: true })
-    } else {
-        Some(Selection { weights: alone, loss: single_loss(v, c[single], rows, pairs), mixed: false })
+    if gain_z(v, c, rows, &weights, anchor) >= MIN_GAIN_Z {
+        let mixed = weights.iter().filter(|w| **w > 0.0).count() > 1;
+        return Some(Selection { weights, loss, mixed });
     }
+    // The bag was not clearly better: the best single candidate, when it is.
+    let single = best_of(0..members)?;
+    let chosen =
+        if single != anchor && gain_z(v, c, rows, &alone(single), anchor) >= MIN_GAIN_Z { single } else { anchor };
+    Some(Selection { weights: alone(chosen), loss: single_loss(v, c[chosen], rows, pairs), mixed: false })
 }
 
 /// MASE of the candidate `point` alone over `rows`.
@@ -266,16 +279,25 @@ fn single_loss(v: &Validation, point: &[f32], rows: &[usize], pairs: usize) -> f
     loss_of(v, rows, pairs, |r| point[r] as f64).unwrap_or(f64::INFINITY)
 }
 
-/// The mean per series × window gain (scaled absolute error) of the mix `weights` of the
-/// candidates `c` over candidate `single`, in standard errors of that mean.
+/// How clearly the mix `weights` of the candidates `c` beats candidate `single` over `rows`: its
+/// mean gain (scaled absolute error) in standard errors of that mean, counted twice, per series ×
+/// window and per period forecast, and the lower of the two. Series are not independent
+/// evidence: a gain made on a few dates (a holiday every series shares) is many series' gain but
+/// a few periods', and does not carry over to periods without them.
 fn gain_z(v: &Validation, c: &[&[f32]], rows: &[usize], weights: &[f64], single: usize) -> f64 {
-    let mut gains: BTreeMap<usize, f64> = BTreeMap::new();
+    let (mut by_pair, mut by_period): (BTreeMap<usize, f64>, BTreeMap<usize, f64>) = Default::default();
     for &r in rows {
         let y = v.y[r] as f64;
         let mix: f64 = weights.iter().enumerate().map(|(m, w)| w * c[m][r] as f64).sum();
         let g = v.weight[r] * ((y - c[single][r] as f64).abs() - (y - mix).abs());
-        *gains.entry(v.pair[r]).or_default() += g;
+        *by_pair.entry(v.pair[r]).or_default() += g;
+        *by_period.entry(v.period[r]).or_default() += g;
     }
+    z_of(&by_pair).min(z_of(&by_period))
+}
+
+/// The mean of `gains` in standard errors of that mean (0 with fewer than two).
+fn z_of(gains: &BTreeMap<usize, f64>) -> f64 {
     let n = gains.len() as f64;
     if n < 2.0 {
         return 0.0;
@@ -499,6 +521,25 @@ mod tests {
         let f = super::super::combine(&[&near, &skewed], &c.weights, None, cut.len(), h, &[0.1, 0.5, 0.9]);
         assert!(f.point.is_empty());
         assert_eq!(f.point_at(0, 0), f.mean_at(0, 0));
+    }
+
+    #[test]
+    fn a_gain_every_series_makes_on_one_date_only_is_not_evidence() {
+        // Two members one unit high, except on the last day of the window (a holiday every series
+        // shares), where the second is one unit low: their even mix is exact there, on all forty
+        // series, and no better on the other days. Per series the gain is the same everywhere;
+        // per period it is one date's.
+        let (h, full) = (7, full(40, 70));
+        let (cut, index) = full.cut(h);
+        let truth = |s: usize, step: usize| full.values[index[s]][cut.values[s].len() + step];
+        let a = forecast(&cut, h, |s, step| truth(s, step) + 1.0);
+        let b = forecast(&cut, h, |s, step| truth(s, step) + if step == h - 1 { -1.0 } else { 1.0 });
+        let mut v = Validation::new(2);
+        v.push(&cut, &index, &full, &[&a, &b], h, 7);
+        let c = select(&v, 20, false, false).unwrap();
+        assert!(!c.mixed["all"], "{c:?}");
+        // One of the two alone (they tie but for rounding).
+        assert!(c.weights.global.contains(&1.0), "{c:?}");
     }
 
     #[test]
