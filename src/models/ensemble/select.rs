@@ -220,12 +220,12 @@ pub struct Selection {
 /// Greedy selection over the candidates `c` (per candidate, its point per row of `v`) on the rows
 /// `rows` of `v` (which hold `pairs` series × windows), `rounds` rounds at most.
 fn select_rows(v: &Validation, c: &[&[f32]], rows: &[usize], pairs: usize, rounds: usize) -> Option<Selection> {
-    let members = c.len();
-    if members == 0 || rows.is_empty() || pairs == 0 {
+    let candidates = c.len();
+    if candidates == 0 || rows.is_empty() || pairs == 0 {
         return None;
     }
     let mut sum = vec![0f64; rows.len()];
-    let mut counts = vec![0usize; members];
+    let mut counts = vec![0usize; candidates];
     let mut best: Option<(f64, Vec<usize>)> = None;
     for round in 1..=rounds.max(1) {
         let k = round as f64;
@@ -253,13 +253,13 @@ fn select_rows(v: &Validation, c: &[&[f32]], rows: &[usize], pairs: usize, round
     let (loss, counts) = best?;
     let total = counts.iter().sum::<usize>() as f64;
     let weights: Vec<f64> = counts.iter().map(|c| *c as f64 / total).collect();
-    let alone = |m: usize| -> Vec<f64> { (0..members).map(|k| if k == m { 1.0 } else { 0.0 }).collect() };
+    let alone = |m: usize| -> Vec<f64> { (0..candidates).map(|k| if k == m { 1.0 } else { 0.0 }).collect() };
     let best_of = |among: std::ops::Range<usize>| {
         among.min_by(|a, b| single_loss(v, c[*a], rows, pairs).total_cmp(&single_loss(v, c[*b], rows, pairs)))
     };
     // The reference is the best member's mean (the first of equals, as the first round picks):
     // any other point, a mix or a member's median, must beat it clearly.
-    let anchor = best_of(0..v.members().min(members))?;
+    let anchor = best_of(0..v.members().min(candidates))?;
     if weights == alone(anchor) {
         return Some(Selection { weights, loss, mixed: false });
     }
@@ -268,7 +268,7 @@ fn select_rows(v: &Validation, c: &[&[f32]], rows: &[usize], pairs: usize, round
         return Some(Selection { weights, loss, mixed });
     }
     // The bag was not clearly better: the best single candidate, when it is.
-    let single = best_of(0..members)?;
+    let single = best_of(0..candidates)?;
     let chosen =
         if single != anchor && gain_z(v, c, rows, &alone(single), anchor) >= MIN_GAIN_Z { single } else { anchor };
     Some(Selection { weights: alone(chosen), loss: single_loss(v, c[chosen], rows, pairs), mixed: false })
