@@ -454,26 +454,28 @@ mod tests {
         assert!(alone[1].unwrap() > 0.1 && alone[2].unwrap() > 0.1);
     }
 
-    #[test]
-    fn a_mix_whose_gain_is_within_the_noise_gives_way_to_the_best_member() {
-        // Two members one unit high everywhere, except that the second is one unit low on one
-        // series of forty: their even mix is exact on that series and no better elsewhere. It
-        // lowers the validation loss, but one series is no evidence.
+    /// The selection over two members one unit high on forty series, except that the second is
+    /// one unit low where `low(series, step)`: there their even mix is exact.
+    fn one_unit_high_but_low_where(low: impl Fn(usize, usize) -> bool) -> Chosen {
         let (h, full) = (7, full(40, 70));
         let (cut, index) = full.cut(h);
         let truth = |s: usize, step: usize| full.values[index[s]][cut.values[s].len() + step];
         let a = forecast(&cut, h, |s, step| truth(s, step) + 1.0);
-        let b = forecast(&cut, h, |s, step| truth(s, step) + if s == 0 { -1.0 } else { 1.0 });
+        let b = forecast(&cut, h, |s, step| truth(s, step) + if low(s, step) { -1.0 } else { 1.0 });
         let mut v = Validation::new(2);
         v.push(&cut, &index, &full, &[&a, &b], h, 7);
-        let c = select(&v, 20, false, false).unwrap();
+        select(&v, 20, false, false).unwrap()
+    }
+
+    #[test]
+    fn a_mix_whose_gain_is_within_the_noise_gives_way_to_the_best_member() {
+        // The second member is low on one series of forty: the mix lowers the validation loss,
+        // but one series is no evidence.
+        let c = one_unit_high_but_low_where(|s, _| s == 0);
         assert!(!c.mixed["all"], "{c:?}");
         assert_eq!(c.weights.global, vec![1.0, 0.0]);
-        // The same gain on every series is evidence: the mix is kept.
-        let low = forecast(&cut, h, |s, step| truth(s, step) - 1.0);
-        let mut v = Validation::new(2);
-        v.push(&cut, &index, &full, &[&a, &low], h, 7);
-        let c = select(&v, 20, false, false).unwrap();
+        // The same gain on every series and every period is evidence: the mix is kept.
+        let c = one_unit_high_but_low_where(|_, _| true);
         assert!(c.mixed["all"]);
         assert_eq!(c.weights.global, vec![0.5, 0.5]);
     }
@@ -525,18 +527,10 @@ mod tests {
 
     #[test]
     fn a_gain_every_series_makes_on_one_date_only_is_not_evidence() {
-        // Two members one unit high, except on the last day of the window (a holiday every series
-        // shares), where the second is one unit low: their even mix is exact there, on all forty
-        // series, and no better on the other days. Per series the gain is the same everywhere;
-        // per period it is one date's.
-        let (h, full) = (7, full(40, 70));
-        let (cut, index) = full.cut(h);
-        let truth = |s: usize, step: usize| full.values[index[s]][cut.values[s].len() + step];
-        let a = forecast(&cut, h, |s, step| truth(s, step) + 1.0);
-        let b = forecast(&cut, h, |s, step| truth(s, step) + if step == h - 1 { -1.0 } else { 1.0 });
-        let mut v = Validation::new(2);
-        v.push(&cut, &index, &full, &[&a, &b], h, 7);
-        let c = select(&v, 20, false, false).unwrap();
+        // The second member is low on the last day of the window (a holiday every series
+        // shares): the mix is exact there on all forty series and no better on the other days.
+        // Per series the gain is the same everywhere; per period it is one date's.
+        let c = one_unit_high_but_low_where(|_, step| step == 6);
         assert!(!c.mixed["all"], "{c:?}");
         // One of the two alone (they tie but for rounding).
         assert!(c.weights.global.contains(&1.0), "{c:?}");
