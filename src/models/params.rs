@@ -162,6 +162,9 @@ pub struct GbtParams {
     pub pooled: Option<bool>,
     /// Tree ensembles averaged in the final fit, each with its own seed (at least 1).
     pub bags: Option<usize>,
+    /// The power of each series' noise its held-out errors are divided by, in `[0, 1]` (0: the
+    /// intervals follow the scale alone); unset: chosen on the held-out periods.
+    pub spread_power: Option<f64>,
     /// Fit one model per `location` or per value of a static attribute (`category`, `brand`,
     /// `region`, `format`); unset: one global model.
     pub per: Option<String>,
@@ -219,6 +222,11 @@ impl GbtParams {
         {
             return Err(invalid("model.gbt.tweedie-power", format!("must be in [1, 2), got {p}")));
         }
+        if let Some(p) = self.spread_power
+            && !(0.0..=1.0).contains(&p)
+        {
+            return Err(invalid("model.gbt.spread-power", format!("must be in [0, 1], got {p}")));
+        }
         if self.max_rows.is_some_and(|r| r < 100) {
             return Err(invalid("model.gbt.max-rows", "must be at least 100"));
         }
@@ -243,6 +251,7 @@ impl GbtParams {
         c.anchors = self.anchors.unwrap_or(c.anchors);
         c.pooled = self.pooled.unwrap_or(c.pooled);
         c.bags = self.bags.unwrap_or(c.bags);
+        c.spread_power = self.spread_power.or(c.spread_power);
         c
     }
 }
@@ -502,6 +511,11 @@ by-class = true
         assert!(GbtConfig::new(7, 7).anchors && GbtConfig::new(7, 7).pooled);
         let p: ModelParams = toml::from_str("[gbt]\nbags = 0\n").unwrap();
         assert!(p.validate().unwrap_err().to_string().contains("model.gbt.bags"));
+        let p: ModelParams = toml::from_str("[gbt]\nspread-power = 1.5\n").unwrap();
+        assert!(p.validate().unwrap_err().to_string().contains("model.gbt.spread-power"));
+        let p: ModelParams = toml::from_str("[gbt]\nspread-power = 0.5\n").unwrap();
+        assert_eq!(p.gbt.apply(GbtConfig::new(7, 7)).spread_power, Some(0.5));
+        assert_eq!(GbtConfig::new(7, 7).spread_power, None, "chosen on the held-out periods by default");
         let p: ModelParams = toml::from_str("[gbt]\nper = \"store\"\n").unwrap();
         let err = p.validate().unwrap_err().to_string();
         assert!(err.contains("model.gbt.per") && err.contains("`store`"), "{err}");

@@ -20,6 +20,7 @@
 pub mod features;
 pub mod levels;
 pub mod paths;
+pub mod spread;
 pub mod tweedie;
 
 use chrono::NaiveDate;
@@ -33,6 +34,7 @@ use tracing::{debug, info_span};
 use self::features::{Categories, Layout, Origin};
 pub use self::paths::Strategy;
 use self::paths::{Origins, Trees};
+use self::spread::{Sample, Spread};
 use super::baseline::quantile_sorted;
 use super::pooled::PooledIndex;
 use super::{FitReport, Forecast, Forecaster, Warm};
@@ -208,6 +210,11 @@ pub struct GbtConfig {
     /// stored before the setting existed have one).
     #[serde(default = "one")]
     pub bags: usize,
+    /// The power of each series' noise its held-out errors are divided by, in `[0, 1]`, for
+    /// intervals that follow each series' own noise (0: the scale alone, as models stored
+    /// before the setting existed); `None` chooses it on the held-out periods (see [`spread`]).
+    #[serde(default)]
+    pub spread_power: Option<f64>,
     /// Seed of the trees' sampling.
     pub seed: u64,
     /// Worker threads.
@@ -236,6 +243,7 @@ impl GbtConfig {
             anchors: true,
             pooled: true,
             bags: BAGS,
+            spread_power: None,
             seed: 42,
             threads: 1,
         }
@@ -260,8 +268,12 @@ struct Fitted {
     /// With the `blend` target, the logarithm's booster.
     #[serde(default)]
     log_booster: Option<String>,
-    /// Sorted scaled errors per step ahead, from the held-out periods.
+    /// Sorted scaled errors per step ahead, from the held-out periods, each divided by its
+    /// series' noise as `spread` says.
     errors: Vec<Vec<f32>>,
+    /// How the errors were normalised (models saved before it existed: by the scale alone).
+    #[serde(default)]
+    spread: Spread,
     /// Whether the user's covariates were kept, with the held-out errors that decided it.
     #[serde(default)]
     selection: Option<serde_json::Value>,
@@ -669,31 +681,40 @@ impl Gbt {
         let trees = held_out.trees(self.config.threads != 1);
         // Every origin whose steps fall in the held-out periods (as the direct held-out rows do),
         // each forecast to the series' end: per strategy, the weighted absolute error and the
-        // scaled errors per step.
-        let mut scored = vec![(0.0, 0.0, vec![Vec::new(); h_max]); Strategy::CHOICES.len()];
+        // scaled forecasts.
+        let mut scored = vec![(0.0, 0.0, Vec::new()); Strategy::CHOICES.len()];
+        let lag = Spread::lag_for(self.config.season, layout.scale_window);
         for cut in 1..=h_max {
             let at = Origins { layout, panel, cats, series: &series, cut, trained: h_max };
             let direct = at.direct(&trees, cut);
             let recursive = at.recursive(&trees, cut);
             let average = paths::average(direct.clone(), &recursive);
-            for (paths, (sum, weight, errors)) in [direct, recursive, average].iter().zip(scored.iter_mut()) {
+            for (paths, (sum, weight, samples)) in [direct, recursive, average].iter().zip(scored.iter_mut()) {
                 for ((&s, sc), steps) in series.iter().zip(&paths.scale).zip(&paths.steps) {
                     let y = &panel.values[s];
                     let o = y.len() - 1 - cut;
                     let w = if self.config.volume_weighting { *sc } else { 1.0 };
+                    let noise = spread::noise(y, o, layout.scale_window, lag, *sc);
                     for (h, predicted) in steps.iter().enumerate() {
                         // Scaled actuals, clipped as the training targets are.
                         let actual = (f64::from(y[o + 1 + h]) / sc).clamp(TARGET_RANGE.0, TARGET_RANGE.1);
                         *sum += w * (actual - predicted).abs();
                         *weight += w;
-                        errors[h].push((actual - predicted) as f32);
+                        samples.push(Sample {
+                            step: h,
+                            series: s,
+                            actual: actual as f32,
+                            predicted: *predicted as f32,
+                            noise,
+                            weight: w,
+                        });
                     }
                 }
             }
         }
-        let mut scored: Vec<(f64, Vec<Vec<f32>>)> = scored
+        let mut scored: Vec<(f64, Vec<Sample>)> = scored
             .into_iter()
-            .map(|(sum, weight, errors)| (sum / f64::max(weight, f64::MIN_POSITIVE), errors))
+            .map(|(sum, weight, samples)| (sum / f64::max(weight, f64::MIN_POSITIVE), samples))
             .collect();
         let strategy = if configured == Strategy::Auto {
             let best = (0..scored.len()).min_by(|a, b| scored[*a].0.total_cmp(&scored[*b].0)).unwrap_or(0);
@@ -852,6 +873,8 @@ impl Gbt {
         // Held out: rows whose target falls in the last `horizon` periods of its series.
         let (calib, train): (Vec<usize>, Vec<usize>) = (0..rows.len()).partition(|&r| held(&rows.index[r]));
         let mut errors = vec![Vec::new(); h_max];
+        let lag = Spread::lag_for(self.config.season, layout.scale_window);
+        let mut spread = Spread { lag, ..Spread::default() };
         let mut trees = vec![self.config.trees; target.parts().len()];
         let mut trees_card = None;
         let (mut strategy, mut strategy_choice) = (configured_strategy, carried_strategy_choice.clone());
@@ -860,7 +883,8 @@ impl Gbt {
             // The parent's held-out periods overlap these almost entirely: its errors (of the
             // strategy it forecasts with) and tree count stand, and only the final fit runs.
             debug!(from = %reuse.end, "gbt: the held-out tree count and errors carried");
-            (errors, trees, trees_card, held_out_end) = (reuse.errors, reuse.trees, reuse.card, Some(reuse.end));
+            (errors, spread, trees, trees_card, held_out_end) =
+                (reuse.errors, reuse.spread, reuse.trees, reuse.card, Some(reuse.end));
         } else if !calib.is_empty() && train.len() >= 10 {
             held_out_end = Some(panel.end);
             let held_out = match chosen.take() {
@@ -888,15 +912,28 @@ impl Gbt {
             }));
             let pick = self.strategy(configured_strategy, panel, &layout, &cats, &held_out);
             (strategy, strategy_choice) = (pick.strategy, pick.choice.or(carried_strategy_choice.clone()));
-            match pick.errors {
-                Some(errs) => errors = errs,
-                None => {
-                    for (&r, p) in calib.iter().zip(held_out.predicted) {
-                        let (_, _, h) = rows.index[r];
-                        errors[h - 1].push((rows.target[r] - p) as f32);
-                    }
-                }
-            }
+            let samples = match pick.errors {
+                Some(samples) => samples,
+                None => calib
+                    .iter()
+                    .zip(held_out.predicted)
+                    .map(|(&r, p)| {
+                        let (s, o, h) = rows.index[r];
+                        let y = &panel.values[s];
+                        let window = layout.scale_window;
+                        Sample {
+                            step: h - 1,
+                            series: s,
+                            actual: rows.target[r] as f32,
+                            predicted: p as f32,
+                            noise: spread::noise(y, o, window, lag, features::scale(y, o, window)),
+                            weight: rows.weight[r],
+                        }
+                    })
+                    .collect(),
+            };
+            (spread, errors) = spread::fit(&samples, h_max, self.config.spread_power, lag);
+            debug!(power = spread.power, choice = ?spread.choice, "gbt: the intervals' spread on the held-out periods");
         }
         if strategy == Strategy::Auto {
             strategy = Strategy::Direct;
@@ -917,6 +954,7 @@ impl Gbt {
             booster: String::new(),
             log_booster: None,
             errors,
+            spread,
             selection,
             anchors,
             trees: trees_card,
@@ -968,6 +1006,7 @@ impl Gbt {
 /// the target. A nightly refit carries them for a few nights, then measures them again.
 struct HeldOutReuse {
     errors: Vec<Vec<f32>>,
+    spread: Spread,
     trees: Vec<usize>,
     card: Option<serde_json::Value>,
     end: NaiveDate,
@@ -987,6 +1026,7 @@ impl HeldOutReuse {
             && parent.errors.iter().all(|e| !e.is_empty());
         fits.then(|| Self {
             errors: parent.errors.clone(),
+            spread: parent.spread.clone(),
             trees: parent.tree_counts.clone(),
             card: parent.trees.clone(),
             end,
@@ -1032,7 +1072,7 @@ fn enough_rows(rows: &Rows, panel: &Panel) -> Result<()> {
 struct StrategyPick {
     strategy: Strategy,
     choice: Option<serde_json::Value>,
-    errors: Option<Vec<Vec<f32>>>,
+    errors: Option<Vec<Sample>>,
 }
 
 /// A model's error on the held-out periods.
@@ -1153,11 +1193,13 @@ impl Forecaster for Gbt {
         let paths = at.forecast(fitted.strategy, &trees, horizon);
         let mut qs = vec![0.0f32; levels.len()];
         for ((&s, sc), steps) in series.iter().zip(&paths.scale).zip(&paths.steps) {
+            let y = &panel.values[s];
+            let width = (sc * fitted.spread.factor(y, y.len() - 1, layout.scale_window, *sc)) as f32;
             for (h, p) in steps.iter().enumerate() {
                 let mean = (p * sc) as f32;
                 let errs = &fitted.errors[h.min(h_max - 1)];
                 for (q, level) in qs.iter_mut().zip(levels) {
-                    *q = mean + quantile_sorted(errs, *level) * *sc as f32;
+                    *q = mean + quantile_sorted(errs, *level) * width;
                 }
                 out.set(s, h, mean, &mut qs);
             }
@@ -1208,6 +1250,8 @@ impl Forecaster for Gbt {
             "tree_count": fitted.trees,
             "target": { "chosen": fitted.target.name(), "choice": fitted.target_choice },
             "strategy": { "chosen": fitted.strategy.name(), "choice": fitted.strategy_choice },
+            // The power of each series' noise its held-out errors were divided by, and why.
+            "spread": fitted.spread,
             // The target, strategy and covariate choices above come from the version this one
             // refitted from, not from this fit's data.
             "choices_carried": fitted.carried,
@@ -1396,6 +1440,68 @@ mod tests {
         let card = gbt.card().unwrap();
         assert_eq!(card["user_covariates"]["kept"], false, "{}", card["user_covariates"]);
         assert!(gbt.fitted.as_ref().unwrap().layout.user_off);
+    }
+
+    /// Daily series with a weekly pattern, all at the same level, half steady (±5% noise) and
+    /// half noisy (±60%); the last `horizon` days are held back as actuals.
+    fn steady_and_noisy(series: usize, days: usize, horizon: usize) -> (Panel, Vec<Vec<f32>>) {
+        let end = NaiveDate::from_ymd_opt(2026, 6, 30).unwrap();
+        let mut state = 11u64;
+        let mut uniform = move || {
+            state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+            2.0 * ((state >> 33) as f64 / (1u64 << 31) as f64) as f32 - 1.0
+        };
+        let weekly = [1.0, 0.8, 0.9, 1.0, 1.2, 1.6, 1.4];
+        let (mut history, mut actuals, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+        for s in 0..series {
+            let amplitude = if s % 2 == 0 { 0.05 } else { 0.6 };
+            let y: Vec<f32> =
+                (0..days + horizon).map(|t| 50.0 * weekly[t % 7] * (1.0 + amplitude * uniform())).collect();
+            history.push(y[..days].to_vec());
+            actuals.push(y[days..].to_vec());
+            keys.push(SeriesKey { item_id: format!("i{s}"), location_id: "l".into() });
+        }
+        (Panel::new(keys, history, end, Frequency::Daily), actuals)
+    }
+
+    /// Coverage of the 80% interval (levels 0.1 and 0.9) over the steady series and the noisy
+    /// ones of [`steady_and_noisy`], and the mean pinball loss at the two levels.
+    fn coverage_by_noise(f: &Forecast, actuals: &[Vec<f32>]) -> ([f64; 2], f64) {
+        let (mut inside, mut n, mut pinball) = ([0usize; 2], [0usize; 2], 0.0);
+        for (s, act) in actuals.iter().enumerate() {
+            for (h, v) in act.iter().enumerate() {
+                let (lo, hi) = (f.quantile_at(s, h, 0), f.quantile_at(s, h, 1));
+                n[s % 2] += 1;
+                inside[s % 2] += usize::from(lo <= *v && *v <= hi);
+                pinball += f64::from((0.1 * (v - lo)).max(-0.9 * (v - lo)) + (0.9 * (v - hi)).max(-0.1 * (v - hi)));
+            }
+        }
+        let total = (n[0] + n[1]) as f64;
+        ([inside[0] as f64 / n[0] as f64, inside[1] as f64 / n[1] as f64], pinball / total)
+    }
+
+    #[test]
+    fn intervals_follow_each_series_noise() {
+        let horizon = 14;
+        let (panel, actuals) = steady_and_noisy(40, 240, horizon);
+        let levels = [0.1, 0.9];
+        let fit = |power: Option<f64>| {
+            let mut gbt = Gbt::new(GbtConfig { trees: 60, bags: 1, spread_power: power, ..GbtConfig::new(horizon, 7) });
+            gbt.fit(&panel).unwrap();
+            let f = gbt.predict(&panel, horizon, &levels).unwrap();
+            (gbt.card().unwrap(), coverage_by_noise(&f, &actuals))
+        };
+        let (card, (auto, auto_pinball)) = fit(None);
+        assert_eq!(card["spread"]["power"], 1.0, "{}", card["spread"]);
+        // Each kind of series is covered about as often as the level says.
+        for (kind, c) in ["steady", "noisy"].iter().zip(auto) {
+            assert!((0.65..=0.95).contains(&c), "{kind} series' 80% coverage {c:.2}");
+        }
+        // By the scale alone every series gets the same relative interval: the steady ones' too
+        // wide, the noisy ones' too narrow, and a higher pinball loss.
+        let (_, (scale, scale_pinball)) = fit(Some(0.0));
+        assert!(scale[0] > 0.97 && scale[1] < 0.7, "coverage by the scale alone {scale:?}");
+        assert!(auto_pinball < 0.9 * scale_pinball, "pinball {auto_pinball:.3} against {scale_pinball:.3}");
     }
 
     #[test]
