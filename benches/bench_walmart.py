@@ -51,7 +51,7 @@ def fmt(v) -> str:
 
 def main() -> None:
     ap = argparse.ArgumentParser()
-    ap.add_argument("--models", default="seasonal_naive,ets,tsb,gbt,ensemble")
+    ap.add_argument("--models", default="seasonal_naive,ets,theta,tsb,gbt,lstm,ensemble")
     ap.add_argument("--no-peers", action="store_true", help="read the peers' results instead of running them")
     ap.add_argument("--python", help="python with the peers' packages (default: from ../shared/bench/setup.sh)")
     ap.add_argument("--dir", default=os.path.expanduser("~/.cache/shelfcast/bench/walmart"))
