@@ -654,7 +654,7 @@ impl Gbt {
     /// The strategy: the configured one, or with `auto` the one whose forecasts of the last
     /// `horizon` periods (from every origin in or just before them, by the trees fitted without
     /// them) have the lowest weighted mean absolute scaled error. A strategy other than direct
-    /// also gives the scaled errors per step there, for its quantiles.
+    /// also gives its scaled forecasts there, for its quantiles.
     fn strategy(
         &self,
         configured: Strategy,
@@ -663,7 +663,7 @@ impl Gbt {
         cats: &Categories,
         held_out: &HeldOut,
     ) -> StrategyPick {
-        let unchosen = StrategyPick { strategy: configured, choice: None, errors: None };
+        let unchosen = StrategyPick { strategy: configured, choice: None, samples: None };
         if configured == Strategy::Direct {
             return unchosen;
         }
@@ -739,8 +739,8 @@ impl Gbt {
                 "held_out_mae_average": scored[2].0,
             })
         });
-        let errors = (strategy != Strategy::Direct).then(|| std::mem::take(&mut scored[of(strategy)].1));
-        StrategyPick { strategy, choice, errors }
+        let samples = (strategy != Strategy::Direct).then(|| std::mem::take(&mut scored[of(strategy)].1));
+        StrategyPick { strategy, choice, samples }
     }
 
     /// Fits on `panel`, making the choices (target, user covariates, tree count, strategy) on
@@ -912,7 +912,7 @@ impl Gbt {
             }));
             let pick = self.strategy(configured_strategy, panel, &layout, &cats, &held_out);
             (strategy, strategy_choice) = (pick.strategy, pick.choice.or(carried_strategy_choice.clone()));
-            let samples = match pick.errors {
+            let samples = match pick.samples {
                 Some(samples) => samples,
                 None => calib
                     .iter()
@@ -1068,11 +1068,12 @@ fn enough_rows(rows: &Rows, panel: &Panel) -> Result<()> {
     Ok(())
 }
 
-/// The strategy kept, why, and its held-out errors per step when they replace the direct ones.
+/// The strategy kept, why, and its held-out forecasts when they replace the direct ones (for the
+/// quantiles' errors).
 struct StrategyPick {
     strategy: Strategy,
     choice: Option<serde_json::Value>,
-    errors: Option<Vec<Sample>>,
+    samples: Option<Vec<Sample>>,
 }
 
 /// A model's error on the held-out periods.
