@@ -81,10 +81,13 @@ pub fn bias_pct(y: &[f64], f: &[f64]) -> Option<f64> {
 
 /// Pinball (quantile) loss of the `level`-quantile forecast `q`.
 pub fn pinball(y: &[f64], q: &[f64], level: f64) -> Option<f64> {
-    mean(y.iter().zip(q).map(|(y, q)| {
-        let d = y - q;
-        (level * d).max((level - 1.0) * d)
-    }))
+    mean(y.iter().zip(q).map(|(y, q)| quantile_loss(*y, *q, level)))
+}
+
+/// The pinball loss of one `level`-quantile forecast `q` of the actual `y`.
+pub fn quantile_loss(y: f64, q: f64, level: f64) -> f64 {
+    let d = y - q;
+    (level * d).max((level - 1.0) * d)
 }
 
 /// Share of actuals inside [lo, hi].

@@ -654,7 +654,8 @@ impl Gbt {
     /// The strategy: the configured one, or with `auto` the one whose forecasts of the last
     /// `horizon` periods (from every origin in or just before them, by the trees fitted without
     /// them) have the lowest weighted mean absolute scaled error. A strategy other than direct
-    /// also gives its scaled forecasts there, for its quantiles.
+    /// also gives its scaled forecasts there, with their series' noise (changes `lag` periods
+    /// apart), for its quantiles.
     fn strategy(
         &self,
         configured: Strategy,
@@ -662,6 +663,7 @@ impl Gbt {
         layout: &Layout,
         cats: &Categories,
         held_out: &HeldOut,
+        lag: usize,
     ) -> StrategyPick {
         let unchosen = StrategyPick { strategy: configured, choice: None, samples: None };
         if configured == Strategy::Direct {
@@ -683,7 +685,6 @@ impl Gbt {
         // each forecast to the series' end: per strategy, the weighted absolute error and the
         // scaled forecasts.
         let mut scored = vec![(0.0, 0.0, Vec::new()); Strategy::CHOICES.len()];
-        let lag = Spread::lag_for(self.config.season, layout.scale_window);
         for cut in 1..=h_max {
             let at = Origins { layout, panel, cats, series: &series, cut, trained: h_max };
             let direct = at.direct(&trees, cut);
@@ -910,7 +911,7 @@ impl Gbt {
                 // Grown by the held-out fit before its error stopped falling (at most `most`).
                 "grown": per_part(&held_out.grown),
             }));
-            let pick = self.strategy(configured_strategy, panel, &layout, &cats, &held_out);
+            let pick = self.strategy(configured_strategy, panel, &layout, &cats, &held_out, lag);
             (strategy, strategy_choice) = (pick.strategy, pick.choice.or(carried_strategy_choice.clone()));
             let samples = match pick.samples {
                 Some(samples) => samples,

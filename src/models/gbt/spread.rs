@@ -19,6 +19,7 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::metrics::quantile_loss;
 use crate::models::baseline::quantile_sorted;
 
 /// The least noise a series is given, as a share of its scale (a flat series' is 0).
@@ -155,8 +156,7 @@ fn cross_fitted(samples: &[Sample], steps: usize, power: f64, typical: f64) -> f
                 let width = s.width(power, typical);
                 for (&level, q) in LEVELS.iter().zip(&qs) {
                     let forecast = (f64::from(s.predicted) + q * width).max(0.0);
-                    let miss = f64::from(s.actual) - forecast;
-                    loss += s.weight * (level * miss).max((level - 1.0) * miss);
+                    loss += s.weight * quantile_loss(f64::from(s.actual), forecast, level);
                 }
                 weight += s.weight * LEVELS.len() as f64;
             }
