@@ -330,6 +330,14 @@ pub struct NnParams {
     pub pooled: Option<bool>,
     /// Passes over the validation horizon's cut points after early stopping (0: none).
     pub catch_up: Option<usize>,
+    /// Periods back at which a training window's chance of being drawn halves (0: all alike).
+    pub recency_half_life: Option<usize>,
+    /// Power of a series' volume in its chance of being drawn, in [0, 1].
+    pub volume_sampling: Option<f64>,
+    /// Half-life in epochs of the moving average of the weights (0: none).
+    pub average_epochs: Option<f64>,
+    /// Highest scaled target training reads (0: no cap).
+    pub target_cap: Option<f64>,
 }
 
 impl ModelParams {
@@ -392,6 +400,24 @@ impl NnParams {
         {
             return Err(invalid(&format!("model.{model}.weight-decay"), format!("must not be negative, got {w}")));
         }
+        if let Some(v) = self.volume_sampling
+            && !(0.0..=1.0).contains(&v)
+        {
+            return Err(invalid(&format!("model.{model}.volume-sampling"), format!("must be in [0, 1], got {v}")));
+        }
+        if let Some(a) = self.average_epochs
+            && !(a.is_finite() && a >= 0.0)
+        {
+            return Err(invalid(&format!("model.{model}.average-epochs"), format!("must not be negative, got {a}")));
+        }
+        if let Some(c) = self.target_cap
+            && !(c.is_finite() && (c == 0.0 || c >= 1.0))
+        {
+            return Err(invalid(
+                &format!("model.{model}.target-cap"),
+                format!("must be 0 (no cap) or at least 1, got {c}"),
+            ));
+        }
         Ok(())
     }
 
@@ -423,7 +449,11 @@ impl NnParams {
             anchor,
             yearly,
             pooled,
-            catch_up
+            catch_up,
+            recency_half_life,
+            volume_sampling,
+            average_epochs,
+            target_cap
         );
         if self.window.is_some() && self.anchor.is_none() {
             c.anchor = super::nn::train::anchor_by_default(c.season, c.window);
@@ -516,6 +546,15 @@ by-class = true
         let p: ModelParams = toml::from_str("[gbt]\nspread-power = 0.5\n").unwrap();
         assert_eq!(p.gbt.apply(GbtConfig::new(7, 7)).spread_power, Some(0.5));
         assert_eq!(GbtConfig::new(7, 7).spread_power, None, "chosen on the held-out periods by default");
+        let p: ModelParams = toml::from_str("[lstm]\nvolume-sampling = 1.5\n").unwrap();
+        assert!(p.validate().unwrap_err().to_string().contains("model.lstm.volume-sampling"));
+        let p: ModelParams = toml::from_str("[transformer]\naverage-epochs = -1.0\n").unwrap();
+        assert!(p.validate().unwrap_err().to_string().contains("model.transformer.average-epochs"));
+        let p: ModelParams =
+            toml::from_str("[lstm]\nrecency-half-life = 52\nvolume-sampling = 0.5\naverage-epochs = 1.0\n").unwrap();
+        p.validate().unwrap();
+        let c = p.lstm.apply(NnConfig::new(Frequency::Weekly, 13));
+        assert_eq!((c.recency_half_life, c.volume_sampling, c.average_epochs), (52, 0.5, 1.0));
         let p: ModelParams = toml::from_str("[gbt]\nper = \"store\"\n").unwrap();
         let err = p.validate().unwrap_err().to_string();
         assert!(err.contains("model.gbt.per") && err.contains("`store`"), "{err}");

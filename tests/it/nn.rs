@@ -111,6 +111,21 @@ fn lstm_learns_a_known_future_promotion_and_beats_seasonal_naive() {
     learns_the_promotions(Box::new(nn::Lstm::new(learning_config())));
 }
 
+/// Windows drawn towards recent periods and heavy series, the weights averaged over the last
+/// epoch, and targets capped at ten times their scale: the network still learns the promotion.
+#[test]
+fn lstm_learns_with_weighted_windows_averaged_weights_and_capped_targets() {
+    let cfg = NnConfig {
+        recency_half_life: 60,
+        volume_sampling: 0.5,
+        average_epochs: 1.0,
+        target_cap: 10.0,
+        ..learning_config()
+    };
+    let model = nn::Lstm::new(cfg);
+    learns_the_promotions(Box::new(model));
+}
+
 #[test]
 fn transformer_learns_a_known_future_promotion_and_beats_seasonal_naive() {
     learns_the_promotions(Box::new(nn::Transformer::new(NnConfig { heads: 4, ..learning_config() })));

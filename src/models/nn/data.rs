@@ -321,20 +321,65 @@ fn before_cut(y: &[f32], t: usize, h: usize, back: usize) -> Option<usize> {
 /// The largest change of level, up or down, the seasonal anchor carries from one season to the next.
 const MAX_LEVEL_CHANGE: f32 = 3.0;
 
-/// Training cut points, drawn uniformly over every window of every series.
+/// How training cut points are drawn: uniformly over every window of every series, or weighted
+/// towards recent cuts and high-volume series.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Weighting {
+    /// Periods back from a series' latest training cut at which a cut's weight halves (0: every
+    /// cut weighs the same).
+    pub half_life: usize,
+    /// Power of a series' volume (its mean absolute value over its training periods, floored
+    /// at 1) in its weight (0: every series weighs by its cut count alone; 1: in proportion to
+    /// its volume).
+    pub volume: f64,
+}
+
+impl Weighting {
+    /// Whether every window weighs the same.
+    pub fn is_uniform(&self) -> bool {
+        self.half_life == 0 && self.volume == 0.0
+    }
+
+    /// The factor a cut's weight takes per period back (1 without a half-life).
+    fn decay(&self) -> f64 {
+        if self.half_life == 0 { 1.0 } else { 0.5f64.powf(1.0 / self.half_life as f64) }
+    }
+}
+
+/// The summed weight of the ages `0..count` when the weight of age `a` is `decay^a`.
+fn recency_mass(decay: f64, count: usize) -> f64 {
+    if decay >= 1.0 { count as f64 } else { (1.0 - decay.powi(count as i32)) / (1.0 - decay) }
+}
+
+/// The age in `0..count` whose cumulative weight first exceeds the share `u` (in `[0, 1)`) of
+/// [`recency_mass`]: the inverse of the truncated geometric distribution.
+fn recency_age(decay: f64, count: usize, u: f64) -> usize {
+    if decay >= 1.0 {
+        return ((u * count as f64) as usize).min(count - 1);
+    }
+    let mass = 1.0 - decay.powi(count as i32);
+    let a = (1.0 - u * mass).ln() / decay.ln();
+    (a.max(0.0) as usize).min(count - 1)
+}
+
+/// Training cut points, drawn over every window of every series (see [`Weighting`]).
 #[derive(Debug, Clone)]
 pub struct Sampler {
     /// `(series, first cut, last cut)`, inclusive.
     ranges: Vec<(usize, usize, usize)>,
     /// Cumulative window counts, for drawing in proportion.
     cumulative: Vec<u64>,
+    /// Cumulative series weights when drawing is weighted.
+    weighted: Option<Vec<f64>>,
+    /// Per-period factor of a cut's weight back from its series' latest.
+    decay: f64,
 }
 
 impl Sampler {
     /// Windows of `panel` whose targets end before its last `horizon` periods, and whose encoder
-    /// lies within its last `history` periods. Also returns the validation samples: each series
-    /// cut `horizon` periods before its end.
-    pub fn split(panel: &Panel, layout: Layout, history: usize) -> (Self, Vec<(usize, usize)>) {
+    /// lies within its last `history` periods, drawn as `weighting` says. Also returns the
+    /// validation samples: each series cut `horizon` periods before its end.
+    pub fn split(panel: &Panel, layout: Layout, history: usize, weighting: Weighting) -> (Self, Vec<(usize, usize)>) {
         let (l, h) = (layout.window, layout.horizon);
         let mut ranges = Vec::new();
         let mut cumulative = Vec::new();
@@ -356,7 +401,21 @@ impl Sampler {
                 cumulative.push(total);
             }
         }
-        (Self { ranges, cumulative }, validation)
+        let decay = weighting.decay();
+        let weighted = (!weighting.is_uniform()).then(|| {
+            let mut sum = 0.0;
+            ranges
+                .iter()
+                .map(|&(s, lo, hi)| {
+                    // The periods its training targets may reach, within the history.
+                    let seen = &panel.values[s][lo.saturating_sub(l)..hi + h];
+                    let volume = (seen.iter().map(|v| f64::from(v.abs())).sum::<f64>() / seen.len() as f64).max(1.0);
+                    sum += volume.powf(weighting.volume) * recency_mass(decay, hi - lo + 1);
+                    sum
+                })
+                .collect()
+        });
+        (Self { ranges, cumulative, weighted, decay }, validation)
     }
 
     /// The cut points whose targets reach into the last `horizon` periods, which
@@ -387,6 +446,17 @@ impl Sampler {
         if total == 0 {
             return Vec::new();
         }
+        if let Some(weights) = &self.weighted {
+            let mass = weights.last().copied().unwrap_or(0.0);
+            return (0..count)
+                .map(|_| {
+                    let k = rng.random::<f64>() * mass;
+                    let r = weights.partition_point(|c| *c <= k).min(self.ranges.len() - 1);
+                    let (s, lo, hi) = self.ranges[r];
+                    (s, hi - recency_age(self.decay, hi - lo + 1, rng.random::<f64>()))
+                })
+                .collect();
+        }
         (0..count)
             .map(|_| {
                 let k = rng.random_range(0..total);
@@ -416,7 +486,7 @@ mod tests {
     #[test]
     fn windows_keep_the_validation_horizon_out_of_training() {
         let layout = Layout::plain(8, 5);
-        let (sampler, validation) = Sampler::split(&panel(), layout, 1000);
+        let (sampler, validation) = Sampler::split(&panel(), layout, 1000, Weighting::default());
         assert_eq!(validation, vec![(0, 35)], "the short series has no validation window");
         let mut rng = ChaCha8Rng::seed_from_u64(1);
         let draws = sampler.draw(&mut rng, 200);
@@ -427,6 +497,58 @@ mod tests {
         let recent = sampler.recent(5);
         assert_eq!(recent, (31..=35).map(|t| (0, t)).collect::<Vec<_>>());
         assert!(recent.iter().all(|(_, t)| t + 5 > 35 && !draws.contains(&(0, *t))));
+    }
+
+    /// One series of `n` periods at `level`.
+    fn flat(levels: &[f32], n: usize) -> Panel {
+        let keys = (0..levels.len())
+            .map(|i| crate::panel::SeriesKey { item_id: format!("i{i}"), location_id: "l".into() })
+            .collect();
+        let values = levels.iter().map(|l| vec![*l; n]).collect();
+        Panel::new(keys, values, NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(), Frequency::Daily)
+    }
+
+    #[test]
+    fn weighted_draws_favour_recent_windows_and_heavy_series() {
+        let layout = Layout::plain(8, 5);
+        let draws = |panel: &Panel, weighting: Weighting| {
+            let (sampler, _) = Sampler::split(panel, layout, 1000, weighting);
+            sampler.draw(&mut ChaCha8Rng::seed_from_u64(7), 40_000)
+        };
+        // One series of 200 periods: cuts 1..=190. With a half-life of 20 periods, the last 20
+        // cuts are drawn about twice as often as the 20 before them, and the oldest still are.
+        let p = flat(&[10.0], 200);
+        let recent = draws(&p, Weighting { half_life: 20, volume: 0.0 });
+        let count =
+            |d: &[(usize, usize)], from: usize, to: usize| d.iter().filter(|(_, t)| (from..to).contains(t)).count();
+        let ratio = count(&recent, 171, 191) as f64 / count(&recent, 151, 171) as f64;
+        assert!((1.8..2.2).contains(&ratio), "{ratio}");
+        assert!(recent.iter().all(|(_, t)| (1..=190).contains(t)));
+        assert!(recent.iter().any(|(_, t)| *t < 20) && recent.iter().any(|(_, t)| *t == 190));
+        // Uniform draws: the two spans alike.
+        let uniform = draws(&p, Weighting::default());
+        let ratio = count(&uniform, 171, 191) as f64 / count(&uniform, 151, 171) as f64;
+        assert!((0.9..1.1).contains(&ratio), "{ratio}");
+        // Two series of one length, at 1 and 100 a period: drawn alike, by the square root of
+        // their volume (1 : 10), or in proportion to it (1 : 100).
+        let p = flat(&[1.0, 100.0], 60);
+        let heavy = |volume: f64| {
+            let d = draws(&p, Weighting { half_life: 0, volume });
+            d.iter().filter(|(s, _)| *s == 1).count() as f64 / d.len() as f64
+        };
+        assert!((heavy(0.0) - 0.5).abs() < 0.02);
+        assert!((heavy(0.5) - 10.0 / 11.0).abs() < 0.02);
+        assert!((heavy(1.0) - 100.0 / 101.0).abs() < 0.01);
+    }
+
+    #[test]
+    fn the_recency_inverse_lands_every_age_in_its_share() {
+        // Ages 0..4 at a decay of 1/2 weigh 8 : 4 : 2 : 1 of 15.
+        let ages: Vec<usize> =
+            [0.0, 0.5, 0.54, 0.79, 0.81, 0.93, 0.94, 0.999].iter().map(|u| recency_age(0.5, 4, *u)).collect();
+        assert_eq!(ages, [0, 0, 1, 1, 2, 2, 3, 3]);
+        assert!((recency_mass(0.5, 4) - 1.875).abs() < 1e-12);
+        assert_eq!((recency_mass(1.0, 4), recency_age(1.0, 4, 0.99)), (4.0, 3));
     }
 
     #[test]

@@ -12,6 +12,7 @@
 //! [`data`] cuts panels into training windows, [`train`] holds the configuration and the loop,
 //! [`model`] the fitted state and its saved form.
 
+pub mod average;
 pub mod data;
 pub mod embed;
 pub mod lstm;

@@ -331,7 +331,7 @@ impl DeepModel {
         let layout = Layout { pooled: if cfg.pooled && PooledIndex::applies(panel) { cycle } else { 0 }, ..layout };
         let history = covariates.map_or(cfg.history, |c| c.history.min(cfg.history));
         let ids = vocabularies.ids(panel);
-        let (sampler, mut validation) = Sampler::split(panel, layout, history);
+        let (sampler, mut validation) = Sampler::split(panel, layout, history, cfg.weighting());
         if sampler.is_empty() {
             return Err(Error::data(format!(
                 "{}: no series has the {} periods a training window needs (2 × horizon + 1, within the last {history})",

@@ -22,7 +22,8 @@ use tch::nn::{self, OptimizerConfig};
 use tch::{Kind, Tensor};
 use tracing::info;
 
-use super::data::{Batch, Sampler, Windows};
+use super::average::Average;
+use super::data::{Batch, Sampler, Weighting, Windows};
 use crate::error::Result;
 use crate::models::ModelsConfig;
 use crate::period::Frequency;
@@ -108,6 +109,25 @@ pub struct NnConfig {
     /// stopping and calibration ([`catch_up`]); 0 in configurations saved before it existed.
     #[serde(default)]
     pub catch_up: usize,
+    /// Periods back from a series' latest training window at which a window's chance of being
+    /// drawn halves (0: every window alike; see [`Weighting`]); 0 in configurations saved before
+    /// it existed.
+    #[serde(default)]
+    pub recency_half_life: usize,
+    /// Power of a series' volume in its chance of being drawn (0: by its window count alone; see
+    /// [`Weighting`]); 0 in configurations saved before it existed.
+    #[serde(default)]
+    pub volume_sampling: f64,
+    /// Half-life in epochs of the moving average of the weights that validation reads and the
+    /// fit keeps ([`Average`]; 0: the weights of the last step); 0 in configurations saved before
+    /// it existed.
+    #[serde(default)]
+    pub average_epochs: f64,
+    /// Highest scaled target training reads (a period at more than this many times its series'
+    /// scale counts as this many; 0: no cap); validation reads the targets as they are. 0 in
+    /// configurations saved before it existed.
+    #[serde(default)]
+    pub target_cap: f64,
     /// Seed for initialisation, dropout and sampling.
     pub seed: u64,
     /// libtorch intra-op threads.
@@ -168,6 +188,10 @@ impl NnConfig {
             // backtests inside the training data (README, "Deep models' catch-up"), the LSTM's
             // MASE fell 17% on Walmart and 1.5% on the demo, the Transformer's 1% on the demo.
             catch_up: 1,
+            recency_half_life: 0,
+            volume_sampling: 0.0,
+            average_epochs: 0.0,
+            target_cap: 0.0,
             seed: 42,
             threads: 1,
         }
@@ -219,6 +243,16 @@ impl NnConfig {
         }
     }
 
+    /// How training windows are drawn.
+    pub fn weighting(&self) -> Weighting {
+        Weighting { half_life: self.recency_half_life, volume: self.volume_sampling }
+    }
+
+    /// The targets training reads: no higher than the cap (validation reads them as they are).
+    pub fn training_target(&self, target: &Tensor) -> Tensor {
+        if self.target_cap > 0.0 { target.clamp_max(self.target_cap) } else { target.shallow_clone() }
+    }
+
     /// The trained quantile levels as a tensor on `device`, for the loss.
     fn levels(&self, device: tch::Device) -> Tensor {
         Tensor::from_slice(&self.quantiles.iter().map(|q| *q as f32).collect::<Vec<_>>()).to_device(device)
@@ -249,10 +283,10 @@ pub fn point_mean(raw: &Tensor, point: PointLoss) -> Tensor {
     }
 }
 
-/// Per-sample loss `[B]`: mean pinball loss over steps and levels plus the point loss.
-pub fn sample_loss(out: &Tensor, batch: &Batch, levels: &Tensor, point: PointLoss) -> Tensor {
+/// Per-sample loss `[B]` against `target` (`[B, H]`, scaled): mean pinball loss over steps and
+/// levels plus the point loss.
+pub fn sample_loss(out: &Tensor, target: &Tensor, levels: &Tensor, point: PointLoss) -> Tensor {
     let q = levels.size()[0];
-    let target = &batch.target;
     let diff = target.unsqueeze(-1) - out.narrow(2, 1, q);
     let pinball = (levels * &diff).maximum(&((levels - 1.0) * &diff)).mean_dim(&[1i64, 2][..], false, Kind::Float);
     let raw = out.select(2, 0);
@@ -314,6 +348,7 @@ pub fn train(
     let per_epoch = cfg.samples_for(sampler.series());
     let batch_size = cfg.batch_size.max(1);
     let total_steps = cfg.epochs * per_epoch.div_ceil(batch_size);
+    let mut average = Average::new(vs, cfg.average_epochs, per_epoch.div_ceil(batch_size));
     let mut report = TrainReport {
         epochs: 0,
         best_epoch: 0,
@@ -342,6 +377,9 @@ pub fn train(
             data_time += tb.elapsed();
             opt.set_lr(cfg.lr_at(step, total_steps));
             sum += optimise(net, &mut opt, &batch, &levels, cfg)? * chunk.len() as f64;
+            if let Some(a) = average.as_mut() {
+                a.update();
+            }
             step += 1;
         }
         seen += samples.len();
@@ -350,7 +388,11 @@ pub fn train(
         report.epochs = epoch;
         task.inc(1);
         let rate = samples.len() as f64 / t0.elapsed().as_secs_f64().max(1e-9);
-        // Without validation windows the last epoch's weights are kept.
+        // Validation reads the averaged weights, and a snapshot keeps them; without validation
+        // windows the last epoch's are kept.
+        if let Some(a) = average.as_mut() {
+            a.swap();
+        }
         let val = evaluate(net, windows, validation, cfg, &levels)?;
         info!(
             model = name,
@@ -375,9 +417,12 @@ pub fn train(
             stale = 0;
         } else {
             stale += 1;
-            if stale >= cfg.patience.max(1) {
-                break;
-            }
+        }
+        if let Some(a) = average.as_mut() {
+            a.swap();
+        }
+        if stale >= cfg.patience.max(1) {
+            break;
         }
     }
     if let Some((_, weights)) = best {
@@ -438,7 +483,7 @@ pub fn catch_up(
 /// One optimiser step on `batch`: its weighted mean loss, back-propagated with the gradient
 /// clipped; returns that loss.
 fn optimise(net: &dyn Net, opt: &mut nn::Optimizer, batch: &Batch, levels: &Tensor, cfg: &NnConfig) -> Result<f64> {
-    let per = sample_loss(&net.forward(batch, true), batch, levels, cfg.point_loss);
+    let per = sample_loss(&net.forward(batch, true), &cfg.training_target(&batch.target), levels, cfg.point_loss);
     let loss = (&per * &batch.weight).sum(Kind::Float) / batch.weight.sum(Kind::Float);
     opt.backward_step_clip_norm(&loss, cfg.clip_norm);
     Ok(f64::try_from(&loss)?)
@@ -459,7 +504,7 @@ fn evaluate(
     let mut sum = 0.0;
     for chunk in validation.chunks(cfg.batch_size.max(1) * 4) {
         let batch = windows.batch(chunk, cfg.horizon, device);
-        let per = tch::no_grad(|| sample_loss(&net.forward(&batch, false), &batch, levels, cfg.point_loss));
+        let per = tch::no_grad(|| sample_loss(&net.forward(&batch, false), &batch.target, levels, cfg.point_loss));
         sum += f64::try_from(per.sum(Kind::Float))?;
     }
     Ok(Some(sum / validation.len() as f64))
@@ -494,7 +539,7 @@ mod tests {
         let levels = Tensor::from_slice(&[0.9f32]);
         let loss = |mean: f32, q: f32| {
             let out = Tensor::from_slice(&[mean, q]).view([1, 1, 2]);
-            f64::try_from(sample_loss(&out, &batch(&target), &levels, PointLoss::Mse)).unwrap()
+            f64::try_from(sample_loss(&out, &batch(&target).target, &levels, PointLoss::Mse)).unwrap()
         };
         assert!(loss(2.0, 2.0).abs() < 1e-9);
         // Under-forecasting the 0.9 quantile costs 9× more than over-forecasting it.
@@ -505,12 +550,28 @@ mod tests {
         let raw = |mu: f32| (mu.exp() - 1.0).ln(); // softplus⁻¹
         let poisson = |mean: f32, t: &Tensor| {
             let out = Tensor::from_slice(&[raw(mean), 2.0]).view([1, 1, 2]);
-            f64::try_from(sample_loss(&out, &batch(t), &levels, PointLoss::Poisson)).unwrap()
+            f64::try_from(sample_loss(&out, &batch(t).target, &levels, PointLoss::Poisson)).unwrap()
         };
         assert!(poisson(2.0, &target).abs() < 1e-5);
         assert!(poisson(1.0, &target) > 0.1 && poisson(3.0, &target) > 0.1);
         let zero = Tensor::from_slice(&[0.0f32]).view([1, 1]);
         let q_cost = 0.1 * 2.0; // the 0.9 quantile at 2 over a target of 0
         assert!((poisson(1e-4, &zero) - q_cost).abs() < 1e-3);
+    }
+
+    #[test]
+    fn a_capped_target_weighs_in_training_as_the_cap() {
+        let levels = Tensor::from_slice(&[0.5f32]);
+        let out = Tensor::from_slice(&[1.0f32, 1.0]).view([1, 1, 2]);
+        let loss = |cfg: &NnConfig, y: f32| {
+            let target = cfg.training_target(&Tensor::from_slice(&[y]).view([1, 1]));
+            f64::try_from(sample_loss(&out, &target, &levels, PointLoss::Mse)).unwrap()
+        };
+        let capped = NnConfig { target_cap: 10.0, ..NnConfig::fast(1) };
+        // A period at 1,000 times its scale costs what one at 10 does, not a hundred times more …
+        assert_eq!(loss(&capped, 1000.0), loss(&capped, 10.0));
+        // … targets under the cap are read as they are, and without a cap nothing changes.
+        assert_eq!(loss(&capped, 3.0), loss(&NnConfig::fast(1), 3.0));
+        assert!(loss(&NnConfig::fast(1), 1000.0) > 1000.0 * loss(&capped, 10.0));
     }
 }
