@@ -178,10 +178,9 @@ impl<'a> Windows<'a> {
     /// The scale ν of series `s` cut at `t`, and whether it never sold before `t`.
     pub fn scale(&self, s: usize, t: usize) -> (f32, bool) {
         let y = &self.panel.values[s][..t.min(self.panel.values[s].len())];
-        let mean = |v: &[f32]| if v.is_empty() { 0.0 } else { v.iter().map(|x| x.abs()).sum::<f32>() / v.len() as f32 };
-        let mut m = mean(&y[y.len().saturating_sub(self.layout.window)..]);
+        let mut m = mean_abs(&y[y.len().saturating_sub(self.layout.window)..]);
         if m == 0.0 {
-            m = mean(y);
+            m = mean_abs(y);
         }
         (m.max(1.0), m == 0.0)
     }
@@ -262,6 +261,11 @@ impl<'a> Windows<'a> {
             no_demand,
         }
     }
+}
+
+/// The mean absolute value of `v` (0 when empty): a series' scale over a window, and its volume.
+fn mean_abs(v: &[f32]) -> f32 {
+    if v.is_empty() { 0.0 } else { v.iter().map(|x| x.abs()).sum::<f32>() / v.len() as f32 }
 }
 
 /// Appends the seasonal lags of decoder step `h` of a sample cut at `t`: the scaled value of the
@@ -409,7 +413,7 @@ impl Sampler {
                 .map(|&(s, lo, hi)| {
                     // The periods its training targets may reach, within the history.
                     let seen = &panel.values[s][lo.saturating_sub(l)..hi + h];
-                    let volume = (seen.iter().map(|v| f64::from(v.abs())).sum::<f64>() / seen.len() as f64).max(1.0);
+                    let volume = f64::from(mean_abs(seen).max(1.0));
                     sum += volume.powf(weighting.volume) * recency_mass(decay, hi - lo + 1);
                     sum
                 })
@@ -476,11 +480,16 @@ mod tests {
     use chrono::NaiveDate;
     use rand::SeedableRng;
 
-    fn panel() -> Panel {
-        let keys =
-            (0..2).map(|i| crate::panel::SeriesKey { item_id: format!("i{i}"), location_id: "l".into() }).collect();
-        let values = vec![(0..40).map(|t| (t % 7) as f32 * 2.0).collect(), vec![0.0, 0.0, 5.0]];
+    /// A daily panel of items `i0`, `i1`, … at one location, holding `values`.
+    fn panel_of(values: Vec<Vec<f32>>) -> Panel {
+        let keys = (0..values.len())
+            .map(|i| crate::panel::SeriesKey { item_id: format!("i{i}"), location_id: "l".into() })
+            .collect();
         Panel::new(keys, values, NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(), Frequency::Daily)
+    }
+
+    fn panel() -> Panel {
+        panel_of(vec![(0..40).map(|t| (t % 7) as f32 * 2.0).collect(), vec![0.0, 0.0, 5.0]])
     }
 
     #[test]
@@ -499,13 +508,9 @@ mod tests {
         assert!(recent.iter().all(|(_, t)| t + 5 > 35 && !draws.contains(&(0, *t))));
     }
 
-    /// One series of `n` periods at `level`.
+    /// One series of `n` periods per level, each at its level.
     fn flat(levels: &[f32], n: usize) -> Panel {
-        let keys = (0..levels.len())
-            .map(|i| crate::panel::SeriesKey { item_id: format!("i{i}"), location_id: "l".into() })
-            .collect();
-        let values = levels.iter().map(|l| vec![*l; n]).collect();
-        Panel::new(keys, values, NaiveDate::from_ymd_opt(2026, 1, 31).unwrap(), Frequency::Daily)
+        panel_of(levels.iter().map(|l| vec![*l; n]).collect())
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! window: the weights of the best validation epoch are kept. The loss is the pinball (quantile)
 //! loss over the trained quantile levels, as in MQ-RNN (Wen et al., 2017) and TFT (Lim et al.,
 //! 2021), plus a point loss for the mean (squared error on the scaled target, or Poisson).
+//! Settings may draw windows towards recent periods and heavy series ([`Weighting`]), validate
+//! and keep a moving average of the weights ([`Average`]), and cap the targets training reads;
+//! all are off by default.
 //!
 //! Deterministic on the CPU for a seed: libtorch's generator is seeded with `tch::manual_seed`
 //! and windows are drawn from a seeded ChaCha stream. libtorch's generator is process-wide, so a
