@@ -361,8 +361,8 @@ fn recency_age(decay: f64, count: usize, u: f64) -> usize {
     if decay >= 1.0 {
         return ((u * count as f64) as usize).min(count - 1);
     }
-    let mass = 1.0 - decay.powi(count as i32);
-    let a = (1.0 - u * mass).ln() / decay.ln();
+    // The share `u` of the mass, as a share of the untruncated distribution's (1 / (1 − decay)).
+    let a = (1.0 - u * recency_mass(decay, count) * (1.0 - decay)).ln() / decay.ln();
     (a.max(0.0) as usize).min(count - 1)
 }
 
