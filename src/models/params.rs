@@ -338,6 +338,8 @@ pub struct NnParams {
     pub average_epochs: Option<f64>,
     /// Highest scaled target training reads (0: no cap).
     pub target_cap: Option<f64>,
+    /// Networks trained from consecutive seeds and averaged.
+    pub members: Option<usize>,
 }
 
 impl ModelParams {
@@ -377,6 +379,7 @@ impl NnParams {
             ("embed-max", self.embed_max),
             ("epochs", self.epochs),
             ("batch-size", self.batch_size),
+            ("members", self.members),
         ];
         for (key, v) in positive {
             if v == Some(0) {
@@ -453,7 +456,8 @@ impl NnParams {
             recency_half_life,
             volume_sampling,
             average_epochs,
-            target_cap
+            target_cap,
+            members
         );
         if self.window.is_some() && self.anchor.is_none() {
             c.anchor = super::nn::train::anchor_by_default(c.season, c.window);
@@ -555,6 +559,11 @@ by-class = true
         p.validate().unwrap();
         let c = p.lstm.apply(NnConfig::new(Frequency::Weekly, 13));
         assert_eq!((c.recency_half_life, c.volume_sampling, c.average_epochs), (52, 0.5, 1.0));
+        let p: ModelParams = toml::from_str("[lstm]\nmembers = 0\n").unwrap();
+        assert!(p.validate().unwrap_err().to_string().contains("model.lstm.members"));
+        let p: ModelParams = toml::from_str("[transformer]\nmembers = 3\n").unwrap();
+        let base = NnConfig::new(Frequency::Weekly, 13);
+        assert_eq!((base.members, p.transformer.apply(base).members), (1, 3));
         let p: ModelParams = toml::from_str("[gbt]\nper = \"store\"\n").unwrap();
         let err = p.validate().unwrap_err().to_string();
         assert!(err.contains("model.gbt.per") && err.contains("`store`"), "{err}");

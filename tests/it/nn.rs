@@ -92,7 +92,8 @@ fn mae(m: &dyn Forecaster, panel: &Panel, test: &[Vec<f32>]) -> f64 {
     err / (test.len() * HORIZON) as f64
 }
 
-fn learns_the_promotions(mut model: Box<dyn Forecaster>) {
+/// Fits `model` on the promotion fixture, checks that it learnt, and gives it back with the panel.
+fn learns_the_promotions(mut model: Box<dyn Forecaster>) -> (Box<dyn Forecaster>, Panel) {
     let (panel, test) = promo_panel(16, 3);
     model.fit(&panel).unwrap();
     let card = model.card().unwrap();
@@ -104,6 +105,7 @@ fn learns_the_promotions(mut model: Box<dyn Forecaster>) {
     let snaive = models::build("seasonal_naive", &crate::models::settings().models_config()).unwrap();
     let (deep, naive) = (mae(model.as_ref(), &panel, &test), mae(snaive.as_ref(), &panel, &test));
     assert!(deep < 0.8 * naive, "{}: MAE {deep:.3} vs seasonal naive {naive:.3}", model.name());
+    (model, panel)
 }
 
 #[test]
@@ -124,6 +126,45 @@ fn lstm_learns_with_weighted_windows_averaged_weights_and_capped_targets() {
     };
     let model = nn::Lstm::new(cfg);
     learns_the_promotions(Box::new(model));
+}
+
+/// Three networks from consecutive seeds: their averaged forecast learns the promotion, scores
+/// on the validation samples at least as well as its members do on average, forecasts otherwise
+/// than the first member alone, saves and loads as one, and warm-starts member by member.
+#[test]
+fn members_from_consecutive_seeds_learn_as_one_forecast_and_save_load_and_continue_together() {
+    let cfg = NnConfig { members: 3, ..learning_config() };
+    let (model, panel) = learns_the_promotions(Box::new(nn::Lstm::new(cfg.clone())));
+    let card = model.card().unwrap();
+    let best = |t: &serde_json::Value| {
+        let losses: Vec<f64> = serde_json::from_value(t["validation_loss"].clone()).unwrap();
+        losses.into_iter().fold(f64::INFINITY, f64::min)
+    };
+    let others = card["member_training"].as_array().unwrap();
+    assert_eq!(others.len(), 2, "the card gives the training of every member after the first");
+    let bests: Vec<f64> = std::iter::once(&card["training"]).chain(others).map(best).collect();
+    assert!(bests[0] != bests[1] && bests[1] != bests[2], "members train from different seeds: {bests:?}");
+    let together = card["members_validation_loss"].as_f64().unwrap();
+    let mean = bests.iter().sum::<f64>() / 3.0;
+    assert!(together <= mean + 1e-6, "averaged {together} against the members' mean {mean} ({bests:?})");
+
+    // Member 0 is the network one member of the same seed trains.
+    let mut single = nn::Lstm::new(NnConfig { members: 1, ..cfg.clone() });
+    single.fit(&panel).unwrap();
+    assert_eq!(best(&single.card().unwrap()["training"]), bests[0]);
+    let levels = [0.1, 0.5, 0.9];
+    let f = model.predict(&panel, HORIZON, &levels).unwrap();
+    assert_ne!(single.predict(&panel, HORIZON, &levels).unwrap(), f);
+
+    let state = model.save().unwrap();
+    let mut loaded = nn::Lstm::new(NnConfig::fast(HORIZON));
+    loaded.load(&state).unwrap();
+    assert_eq!(loaded.predict(&panel, HORIZON, &levels).unwrap(), f);
+
+    let mut warm = nn::Lstm::new(cfg);
+    assert!(matches!(warm.fit_warm(&panel, &state, 1).unwrap(), models::Warm::Continued(_)));
+    let card = warm.card().unwrap();
+    assert_eq!((card["member_training"].as_array().unwrap().len(), card["training"]["epochs"].as_u64()), (2, Some(1)));
 }
 
 #[test]

@@ -10,12 +10,14 @@
 //! | `torchscript` | [`TorchScript`]: a user-supplied TorchScript forecaster |
 //!
 //! [`data`] cuts panels into training windows, [`train`] holds the configuration and the loop,
-//! [`model`] the fitted state and its saved form.
+//! [`model`] the fitted state and its saved form, [`members`] the averaging of several networks
+//! trained from different seeds.
 
 pub mod average;
 pub mod data;
 pub mod embed;
 pub mod lstm;
+pub mod members;
 pub mod model;
 pub mod torchscript;
 pub mod train;

@@ -14,19 +14,25 @@
 //! same on fewer epochs, so its intervals drift narrower than they should; calibration mends that
 //! at the cost of one forward pass.
 //!
+//! With `members` above 1 the model is several networks trained from consecutive seeds, whose
+//! forecasts are averaged ([`members`](super::members)); calibration reads their averaged
+//! forecast, and the card gives each member's training and the validation loss they score together.
+//!
 //! Saved state: `SHELFCAST-NN 1\n`, the card's length (u64, little-endian), the card (JSON: the
 //! configuration, feature and covariate names, vocabularies, scaling rule, training data range,
-//! losses, seed), then the weights in the safetensors format.
+//! losses, seed), then the weights in the safetensors format (every member's, see
+//! [`members::saved_name`]).
 
 use std::sync::MutexGuard;
 
 use serde::{Deserialize, Serialize};
 use tch::nn;
-use tracing::debug;
+use tracing::{debug, info};
 
 use super::data::{DATE_FEATURES, Layout, Sampler, Windows};
 use super::lstm::lstm_net;
-use super::train::{Net, NnConfig, TrainReport, catch_up, point_mean, train};
+use super::members::{self, Member};
+use super::train::{Net, NnConfig, TrainReport, catch_up, train};
 use super::transformer::transformer_net;
 use super::vocab::Vocabularies;
 use super::{TempFile, interpolate_level, torch_lock};
@@ -108,6 +114,13 @@ pub struct Card {
     /// (empty: the network's own quantiles).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub quantile_calibration: Vec<(f64, f64)>,
+    /// The training of the members after the first (whose is `training`); empty with one.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub member_training: Vec<TrainReport>,
+    /// The validation loss of the members' averaged forecast (after early stopping, before the
+    /// catch-up), to set against each member's best; `None` with one member.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub members_validation_loss: Option<f64>,
 }
 
 /// A fit that continued a model trained at an earlier cutoff.
@@ -136,24 +149,18 @@ impl Inputs {
     }
 }
 
+#[derive(Debug)]
 struct Fitted {
-    vs: nn::VarStore,
-    net: Box<dyn Net>,
+    members: Vec<Member>,
     card: Card,
 }
 
-impl Fitted {
-    /// With the quantile factors of [`DeepModel::calibration`].
-    fn calibrated(mut self, factors: Vec<(f64, f64)>) -> Self {
-        self.card.quantile_calibration = factors;
-        self
-    }
-}
-
-impl std::fmt::Debug for Fitted {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Fitted").field("net", &self.net).field("card", &self.card).finish()
-    }
+/// What [`DeepModel::learn`] made of the members.
+struct Learnt {
+    members: Vec<Member>,
+    training: Vec<TrainReport>,
+    calibration: Vec<(f64, f64)>,
+    validation_loss: Option<f64>,
 }
 
 /// A deep model of either architecture.
@@ -250,15 +257,20 @@ impl DeepModel {
     pub fn fit(&mut self, panel: &Panel) -> Result<FitReport> {
         let inputs = self.inputs(panel)?;
         super::set_threads(self.cfg.threads);
-        // libtorch's generator is process-wide: hold it from seeding to the end of the draws.
-        let guard = torch_lock();
-        tch::manual_seed(self.cfg.seed as i64);
-        let vs = nn::VarStore::new(super::device());
-        let net = build_net(self.architecture, &vs, &inputs.layout, &inputs.vocabularies.sizes(), &self.cfg);
-        let _guard = while_training(guard, &self.cfg);
+        // libtorch's generator is process-wide: hold it from seeding to the end of the draws
+        // (through training only with dropout).
+        let held = while_training(&self.cfg);
         let windows = Windows::new(panel, inputs.layout, &inputs.ids, self.cfg.volume_weighting)?;
-        let (training, calibration) = self.learn(net.as_ref(), &vs, &windows, &inputs, &self.cfg)?;
-        self.fitted = Some(self.fitted_from(panel, inputs, vs, net, training, None).calibrated(calibration));
+        let sizes = inputs.vocabularies.sizes();
+        let build = |cfg: &NnConfig| {
+            let _guard = held.is_none().then(torch_lock);
+            tch::manual_seed(cfg.seed as i64);
+            let vs = nn::VarStore::new(super::device());
+            let net = build_net(self.architecture, &vs, &inputs.layout, &sizes, cfg);
+            Some(Member { vs, net })
+        };
+        let learnt = self.learn(build, &windows, &inputs, &self.cfg)?;
+        self.fitted = Some(self.fitted_from(panel, inputs, learnt, None));
         Ok(FitReport::new(self.name(), panel))
     }
 
@@ -277,7 +289,9 @@ impl DeepModel {
         if let Err(e) = prev.load(parent) {
             return Ok(Err(format!("the stored model cannot be read: {e}")));
         }
-        let Some(Fitted { vs, net, card }) = prev.fitted else { return Ok(Err("nothing stored".into())) };
+        let Some(Fitted { members: parents, card }) = prev.fitted else {
+            return Ok(Err("nothing stored".into()));
+        };
         if (NnConfig { threads: self.cfg.threads, ..card.config.clone() }) != self.cfg {
             return Ok(Err("its configuration differs from the current one".into()));
         }
@@ -291,13 +305,17 @@ impl DeepModel {
         }
         let cfg = NnConfig { epochs: epochs.max(1), warmup_steps: 0, ..self.cfg.clone() };
         super::set_threads(cfg.threads);
-        let guard = torch_lock();
-        tch::manual_seed(cfg.seed as i64);
-        let _guard = while_training(guard, &cfg);
+        let held = while_training(&cfg);
         let windows = Windows::new(panel, inputs.layout, &inputs.ids, cfg.volume_weighting)?;
-        let (training, calibration) = self.learn(net.as_ref(), &vs, &windows, &inputs, &cfg)?;
+        let mut parents = parents.into_iter();
+        let resume = |member: &NnConfig| {
+            let _guard = held.is_none().then(torch_lock);
+            tch::manual_seed(member.seed as i64);
+            parents.next()
+        };
+        let learnt = self.learn(resume, &windows, &inputs, &cfg)?;
         let warm = WarmStart { parent_end: card.data.end, epochs: cfg.epochs };
-        self.fitted = Some(self.fitted_from(panel, inputs, vs, net, training, Some(warm)).calibrated(calibration));
+        self.fitted = Some(self.fitted_from(panel, inputs, learnt, Some(warm)));
         Ok(Ok(FitReport::new(self.name(), panel)))
     }
 
@@ -347,28 +365,59 @@ impl DeepModel {
         Ok(Inputs { layout, vocabularies, ids, sampler, validation, known, past })
     }
 
-    /// Trains `net` with early stopping, calibrates its quantiles on the validation samples, then
-    /// catches up on the cut points they kept out of training: what a fit from scratch and a
-    /// warm start both do once their network is built.
+    /// Trains each member with early stopping (`start` gives member `m` its network, seeded by
+    /// its configuration: built fresh, or the parent's to continue), calibrates the quantiles of
+    /// their averaged forecast on the validation samples, then catches each up on the cut points
+    /// those kept out of training: what a fit from scratch and a warm start both do.
     fn learn(
         &self,
-        net: &dyn Net,
-        vs: &nn::VarStore,
+        mut start: impl FnMut(&NnConfig) -> Option<Member>,
         windows: &Windows,
         inputs: &Inputs,
         cfg: &NnConfig,
-    ) -> Result<(TrainReport, Vec<(f64, f64)>)> {
-        let mut training = train(self.name(), net, vs, windows, &inputs.sampler, &inputs.validation, cfg)?;
-        let calibration = self.calibration(net, windows, &inputs.validation, cfg)?;
-        training.catch_up_loss = catch_up(self.name(), net, vs, windows, &inputs.sampler, cfg)?;
-        Ok((training, calibration))
+    ) -> Result<Learnt> {
+        let count = cfg.member_count();
+        // Each member's epochs are logged under its own name (`lstm#1`) when there are several.
+        let label = |m: usize| if count == 1 { self.name().to_string() } else { format!("{}#{m}", self.name()) };
+        let (mut members, mut training) = (Vec::with_capacity(count), Vec::with_capacity(count));
+        for m in 0..count {
+            let member_cfg = cfg.member(m);
+            let member = start(&member_cfg).ok_or_else(|| {
+                Error::data(format!("{}: the stored model has fewer than {count} members", self.name()))
+            })?;
+            let _span = tracing::info_span!("member", model = self.name(), member = m, of = count).entered();
+            training.push(train(
+                &label(m),
+                member.net.as_ref(),
+                &member.vs,
+                windows,
+                &inputs.sampler,
+                &inputs.validation,
+                &member_cfg,
+            )?);
+            members.push(member);
+        }
+        let validation_loss =
+            if count > 1 { members::validation_loss(&members, windows, &inputs.validation, cfg)? } else { None };
+        if let Some(loss) = validation_loss {
+            let best: Vec<f64> =
+                training.iter().filter_map(|t| t.validation_loss.iter().copied().reduce(f64::min)).collect();
+            info!(model = self.name(), members = count, validation_loss = loss, ?best, "members averaged");
+        }
+        let calibration = self.calibration(&members, windows, &inputs.validation, cfg)?;
+        for (m, (member, report)) in members.iter().zip(&mut training).enumerate() {
+            let _span = tracing::info_span!("member", model = self.name(), member = m, of = count).entered();
+            report.catch_up_loss =
+                catch_up(&label(m), member.net.as_ref(), &member.vs, windows, &inputs.sampler, &cfg.member(m))?;
+        }
+        Ok(Learnt { members, training, calibration, validation_loss })
     }
 
     /// The factors of the trained levels, from the network's forecasts of the validation samples
     /// (empty when not calibrating, or with too few of them).
     fn calibration(
         &self,
-        net: &dyn Net,
+        members: &[Member],
         windows: &Windows,
         validation: &[(usize, usize)],
         cfg: &NnConfig,
@@ -380,9 +429,8 @@ impl DeepModel {
         let (mut y, mut q) = (Vec::new(), Vec::new());
         for chunk in validation.chunks(cfg.batch_size.max(1) * 4) {
             let batch = windows.batch(chunk, cfg.horizon, super::device());
-            let raw = tch::no_grad(|| net.forward(&batch, false));
-            let quant =
-                Vec::<f32>::try_from(raw.narrow(2, 1, nq as i64).to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+            let out = members::forward(members, &batch, cfg.point_loss, nq);
+            let quant = Vec::<f32>::try_from(out.quantiles.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
             let target = Vec::<f32>::try_from(batch.target.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
             for k in (0..chunk.len()).filter(|k| !batch.no_demand[*k]) {
                 for h in 0..cfg.horizon {
@@ -399,15 +447,9 @@ impl DeepModel {
         Ok(factors)
     }
 
-    fn fitted_from(
-        &self,
-        panel: &Panel,
-        inputs: Inputs,
-        vs: nn::VarStore,
-        net: Box<dyn Net>,
-        training: TrainReport,
-        warm_start: Option<WarmStart>,
-    ) -> Fitted {
+    fn fitted_from(&self, panel: &Panel, inputs: Inputs, learnt: Learnt, warm_start: Option<WarmStart>) -> Fitted {
+        let Learnt { members, training, calibration, validation_loss } = learnt;
+        let mut training = training.into_iter();
         let (encoder_features, decoder_features) = inputs.feature_names();
         let card = Card {
             model: self.name().to_string(),
@@ -424,12 +466,14 @@ impl DeepModel {
                 end: panel.end,
                 frequency: panel.frequency,
             },
-            training,
+            training: training.next().expect("at least one member"),
             device: super::device_name(),
             warm_start,
-            quantile_calibration: Vec::new(),
+            quantile_calibration: calibration,
+            member_training: training.collect(),
+            members_validation_loss: validation_loss,
         };
-        Fitted { vs, net, card }
+        Fitted { members, card }
     }
 
     /// Forecasts `horizon` periods (at most the trained horizon) after the panel's end.
@@ -453,15 +497,13 @@ impl DeepModel {
         let calibrated = !card.quantile_calibration.is_empty();
         let factors: Vec<f32> =
             levels.iter().map(|l| calibrate::factor_at(&card.quantile_calibration, *l) as f32).collect();
-        let device = f.vs.device();
+        let device = f.members[0].vs.device();
         let samples: Vec<(usize, usize)> = panel.values.iter().enumerate().map(|(s, y)| (s, y.len())).collect();
         for chunk in samples.chunks(card.config.batch_size.max(1) * 4) {
             let batch = windows.batch(chunk, horizon, device);
-            let raw = tch::no_grad(|| f.net.forward(&batch, false));
-            let mean = point_mean(&raw.select(2, 0), card.config.point_loss);
-            let mean = Vec::<f32>::try_from(mean.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
-            let quant =
-                Vec::<f32>::try_from(raw.narrow(2, 1, nq as i64).to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+            let averaged = members::forward(&f.members, &batch, card.config.point_loss, nq);
+            let mean = Vec::<f32>::try_from(averaged.mean.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
+            let quant = Vec::<f32>::try_from(averaged.quantiles.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
             for (k, &(s, _)) in chunk.iter().enumerate() {
                 if batch.no_demand[k] {
                     continue;
@@ -488,11 +530,16 @@ impl DeepModel {
         let f =
             self.fitted.as_ref().ok_or_else(|| Error::data(format!("{}: nothing to save before fit", self.name())))?;
         let card = serde_json::to_vec(&f.card)?;
-        let mut named: Vec<(String, tch::Tensor)> =
-            f.vs.variables()
-                .into_iter()
-                .map(|(k, v)| (k, v.detach().to_device(tch::Device::Cpu).contiguous()))
-                .collect();
+        let mut named: Vec<(String, tch::Tensor)> = f
+            .members
+            .iter()
+            .enumerate()
+            .flat_map(|(m, member)| {
+                member.vs.variables().into_iter().map(move |(k, v)| {
+                    (members::saved_name(m, &k), v.detach().to_device(tch::Device::Cpu).contiguous())
+                })
+            })
+            .collect();
         named.sort_by(|a, b| a.0.cmp(&b.0));
         let tmp = TempFile::new("safetensors");
         tch::Tensor::write_safetensors(&named, tmp.path())?;
@@ -514,29 +561,34 @@ impl DeepModel {
         if card.architecture != self.architecture {
             return Err(bad(&format!("it holds a {} model", card.architecture.name())));
         }
-        let vs = nn::VarStore::new(super::device());
-        // Building draws initial weights from libtorch's generator, which a concurrent fit may be using.
-        let net = {
-            let _guard = torch_lock();
-            build_net(card.architecture, &vs, &card.layout, &card.vocabularies.sizes(), &card.config)
-        };
         let tmp = TempFile::new("safetensors");
         std::fs::write(tmp.path(), weights)?;
         let stored: std::collections::HashMap<String, tch::Tensor> =
             tch::Tensor::read_safetensors(tmp.path())?.into_iter().collect();
-        let mut vars = vs.variables();
-        tch::no_grad(|| -> Result<()> {
-            for (name, var) in vars.iter_mut() {
-                let src = stored.get(name).ok_or_else(|| bad(&format!("no weights for `{name}`")))?;
-                if src.size() != var.size() {
-                    return Err(bad(&format!("`{name}` has shape {:?}, expected {:?}", src.size(), var.size())));
+        let mut loaded = Vec::with_capacity(card.config.member_count());
+        for m in 0..card.config.member_count() {
+            let vs = nn::VarStore::new(super::device());
+            // Building draws initial weights from libtorch's generator, which a concurrent fit may be using.
+            let net = {
+                let _guard = torch_lock();
+                build_net(card.architecture, &vs, &card.layout, &card.vocabularies.sizes(), &card.config)
+            };
+            let mut vars = vs.variables();
+            tch::no_grad(|| -> Result<()> {
+                for (name, var) in vars.iter_mut() {
+                    let name = members::saved_name(m, name);
+                    let src = stored.get(&name).ok_or_else(|| bad(&format!("no weights for `{name}`")))?;
+                    if src.size() != var.size() {
+                        return Err(bad(&format!("`{name}` has shape {:?}, expected {:?}", src.size(), var.size())));
+                    }
+                    var.copy_(&src.to_device(vs.device()));
                 }
-                var.copy_(&src.to_device(vs.device()));
-            }
-            Ok(())
-        })?;
+                Ok(())
+            })?;
+            loaded.push(Member { vs, net });
+        }
         self.cfg = card.config.clone();
-        self.fitted = Some(Fitted { vs, net, card });
+        self.fitted = Some(Fitted { members: loaded, card });
         Ok(())
     }
 }
@@ -609,11 +661,11 @@ macro_rules! delegate_forecaster {
 }
 pub(crate) use delegate_forecaster;
 
-/// The generator's lock, kept through training when it draws dropout masks; released once the
-/// weights are drawn when it does not, so that other fits train beside this one and every fit
-/// stays deterministic.
-fn while_training<'a>(guard: MutexGuard<'a, ()>, cfg: &NnConfig) -> Option<MutexGuard<'a, ()>> {
-    (cfg.dropout > 0.0).then_some(guard)
+/// The generator's lock, held through training when it draws dropout masks; `None` when it does
+/// not, and each member then takes it only while its weights are seeded and drawn, so that other
+/// fits train beside this one and every fit stays deterministic.
+fn while_training(cfg: &NnConfig) -> Option<MutexGuard<'static, ()>> {
+    (cfg.dropout > 0.0).then(torch_lock)
 }
 
 #[cfg(test)]

@@ -131,10 +131,18 @@ pub struct NnConfig {
     /// configurations saved before it existed.
     #[serde(default)]
     pub target_cap: f64,
+    /// Networks trained from consecutive seeds and averaged ([`super::members`]); 1 in
+    /// configurations saved before members existed.
+    #[serde(default = "one")]
+    pub members: usize,
     /// Seed for initialisation, dropout and sampling.
     pub seed: u64,
     /// libtorch intra-op threads.
     pub threads: usize,
+}
+
+fn one() -> usize {
+    1
 }
 
 /// Whether the decoder reads the seasonal anchor unless the settings say: when a season spans the
@@ -195,6 +203,7 @@ impl NnConfig {
             volume_sampling: 0.0,
             average_epochs: 0.0,
             target_cap: 0.0,
+            members: 1,
             seed: 42,
             threads: 1,
         }
@@ -290,15 +299,19 @@ pub fn point_mean(raw: &Tensor, point: PointLoss) -> Tensor {
 /// levels plus the point loss.
 pub fn sample_loss(out: &Tensor, target: &Tensor, levels: &Tensor, point: PointLoss) -> Tensor {
     let q = levels.size()[0];
-    let diff = target.unsqueeze(-1) - out.narrow(2, 1, q);
+    loss_of(&point_mean(&out.select(2, 0), point), &out.narrow(2, 1, q), target, levels, point)
+}
+
+/// [`sample_loss`] of a forecast given as its mean (`[B, H]`) and quantiles (`[B, H, Q]`).
+pub fn loss_of(mean: &Tensor, quantiles: &Tensor, target: &Tensor, levels: &Tensor, point: PointLoss) -> Tensor {
+    let diff = target.unsqueeze(-1) - quantiles;
     let pinball = (levels * &diff).maximum(&((levels - 1.0) * &diff)).mean_dim(&[1i64, 2][..], false, Kind::Float);
-    let raw = out.select(2, 0);
     let point = match point {
-        PointLoss::Mse => (point_mean(&raw, point) - target).square().mean_dim(1, false, Kind::Float),
+        PointLoss::Mse => (mean - target).square().mean_dim(1, false, Kind::Float),
         PointLoss::Poisson => {
             // The deviance: the negative log-likelihood less that of a perfect fit, so a perfect
             // forecast scores 0 (the gradient is the likelihood's).
-            let mu = point_mean(&raw, point) + 1e-6;
+            let mu = mean + 1e-6;
             let saturated = target - target * target.clamp_min(1e-6).log();
             (&mu - target * mu.log() - saturated).mean_dim(1, false, Kind::Float)
         }
