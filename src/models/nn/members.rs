@@ -67,7 +67,7 @@ pub fn validation_loss(
         return Ok(None);
     }
     let device = first.vs.device();
-    let levels = Tensor::from_slice(&cfg.quantiles.iter().map(|q| *q as f32).collect::<Vec<_>>()).to_device(device);
+    let levels = cfg.levels(device);
     let mut sum = 0.0;
     for chunk in validation.chunks(cfg.batch_size.max(1) * 4) {
         let batch = windows.batch(chunk, cfg.horizon, device);

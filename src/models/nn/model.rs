@@ -413,8 +413,8 @@ impl DeepModel {
         Ok(Learnt { members, training, calibration, validation_loss })
     }
 
-    /// The factors of the trained levels, from the network's forecasts of the validation samples
-    /// (empty when not calibrating, or with too few of them).
+    /// The factors of the trained levels, from the members' averaged forecasts of the validation
+    /// samples (empty when not calibrating, or with too few of them).
     fn calibration(
         &self,
         members: &[Member],

@@ -266,7 +266,7 @@ impl NnConfig {
     }
 
     /// The trained quantile levels as a tensor on `device`, for the loss.
-    fn levels(&self, device: tch::Device) -> Tensor {
+    pub(super) fn levels(&self, device: tch::Device) -> Tensor {
         Tensor::from_slice(&self.quantiles.iter().map(|q| *q as f32).collect::<Vec<_>>()).to_device(device)
     }
 
