@@ -324,6 +324,8 @@ pub struct NnParams {
     pub covariates: Option<bool>,
     /// Read the seasonal anchor in the decoder.
     pub anchor: Option<bool>,
+    /// With the anchor, forecast offsets from it.
+    pub anchored: Option<bool>,
     /// Read the yearly lags in the decoder.
     pub yearly: Option<bool>,
     /// Read each item's seasonal index pooled over its locations in the decoder.
@@ -450,6 +452,7 @@ impl NnParams {
             volume_weighting,
             covariates,
             anchor,
+            anchored,
             yearly,
             pooled,
             catch_up,
@@ -494,7 +497,11 @@ mod tests {
         let long: ModelParams = toml::from_str("[lstm]\nwindow = 78\n").unwrap();
         assert!(!long.lstm.apply(weekly.clone()).anchor);
         let forced: ModelParams = toml::from_str("[lstm]\nwindow = 78\nanchor = true\n").unwrap();
-        assert!(forced.lstm.apply(weekly).anchor);
+        assert!(forced.lstm.apply(weekly.clone()).anchor);
+        // Outputs anchored on it unless told not to.
+        assert!(weekly.anchored);
+        let free: ModelParams = toml::from_str("[lstm]\nanchored = false\n").unwrap();
+        assert!(!free.lstm.apply(weekly).anchored);
         assert_eq!(c.epochs, base.epochs);
         // The history beyond the training window keeps its length when the window changes.
         assert_eq!(c.history - c.window, base.history - base.window);

@@ -167,6 +167,78 @@ fn members_from_consecutive_seeds_learn_as_one_forecast_and_save_load_and_contin
     assert_eq!((card["member_training"].as_array().unwrap().len(), card["training"]["epochs"].as_u64()), (2, Some(1)));
 }
 
+/// Weekly series whose year repeats at a level 15% higher each year, forecast just after the
+/// year's trough (as after a holiday quarter), with two years of history: the LSTM, anchored on
+/// the seasonal anchor by default at a weekly grain, forecasts last year's shape at this year's
+/// level, ahead of seasonal naive (last year's values as they were) and well ahead of the same
+/// network unanchored. It saves and loads with the anchor's weights.
+#[test]
+fn a_weekly_lstm_anchored_on_last_season_forecasts_its_shape_at_this_years_level() {
+    const YEAR: usize = 52;
+    let horizon = 13;
+    let mut rng = ChaCha8Rng::seed_from_u64(11);
+    let shape = |w: usize| match w % YEAR {
+        40..=47 => 1.8,
+        48..=51 | 0..=2 => 0.6,
+        w => 1.0 + 0.2 * (w as f32 * 0.5).sin(),
+    };
+    let (weeks, series) = (2 * YEAR + 3 + horizon, 24);
+    let (mut train, mut test) = (Vec::new(), Vec::new());
+    for s in 0..series {
+        let level = 20.0 + 5.0 * (s % 4) as f32;
+        let y: Vec<f32> = (0..weeks)
+            .map(|t| {
+                let mean = level * 1.15f32.powf(t as f32 / YEAR as f32) * shape(t);
+                (mean * (1.0 + rng.random_range(-0.05..0.05f32))).round()
+            })
+            .collect();
+        train.push(y[..weeks - horizon].to_vec());
+        test.push(y[weeks - horizon..].to_vec());
+    }
+    let keys = (0..series).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect();
+    let panel = Panel::new(keys, train.clone(), NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(), Frequency::Weekly);
+    let cfg = NnConfig {
+        horizon,
+        window: YEAR,
+        history: YEAR + 2 * horizon + 365,
+        season: YEAR,
+        anchor: true,
+        covariates: false,
+        hidden: 16,
+        epochs: 10,
+        samples_per_epoch: 1024,
+        batch_size: 64,
+        warmup_steps: 10,
+        patience: 10,
+        ..NnConfig::fast(horizon)
+    };
+    assert!(cfg.anchored, "outputs are anchored by default");
+    let mut model = nn::Lstm::new(cfg.clone());
+    model.fit(&panel).unwrap();
+    assert_eq!(model.card().unwrap()["layout"]["anchored"], true);
+
+    let mut unanchored = nn::Lstm::new(NnConfig { anchored: false, ..cfg });
+    unanchored.fit(&panel).unwrap();
+    let f = model.predict(&panel, horizon, &[0.1, 0.5, 0.9]).unwrap();
+    let g = unanchored.predict(&panel, horizon, &[0.5]).unwrap();
+    let (mut deep, mut free, mut naive) = (0.0, 0.0, 0.0);
+    for (s, actual) in test.iter().enumerate() {
+        let n = train[s].len();
+        for (h, a) in actual.iter().enumerate() {
+            deep += (f.mean_at(s, h) - a).abs() as f64;
+            free += (g.mean_at(s, h) - a).abs() as f64;
+            naive += (train[s][n + h - YEAR] - a).abs() as f64;
+        }
+    }
+    // Summed absolute errors: the free network carries the trough on, below seasonal naive.
+    assert!(deep < 0.9 * naive, "anchored {deep:.1} against seasonal naive's {naive:.1}");
+    assert!(deep < 0.8 * free, "anchored {deep:.1} against unanchored {free:.1}");
+
+    let mut loaded = nn::Lstm::new(NnConfig::fast(horizon));
+    loaded.load(&model.save().unwrap()).unwrap();
+    assert_eq!(loaded.predict(&panel, horizon, &[0.1, 0.5, 0.9]).unwrap(), f);
+}
+
 #[test]
 fn transformer_learns_a_known_future_promotion_and_beats_seasonal_naive() {
     learns_the_promotions(Box::new(nn::Transformer::new(NnConfig { heads: 4, ..learning_config() })));

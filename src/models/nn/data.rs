@@ -69,6 +69,10 @@ pub struct Layout {
     /// models saved before it existed).
     #[serde(default)]
     pub pooled: usize,
+    /// Whether the outputs are offsets from the seasonal anchor ([`super::anchored`]); false in
+    /// models saved before it existed.
+    #[serde(default)]
+    pub anchored: bool,
 }
 
 /// Seasonal lag features per decoder step when the layout has a season.
@@ -103,6 +107,11 @@ impl Layout {
         (self.pooled / 2).min(self.pooled.saturating_sub(self.horizon))
     }
 
+    /// The decoder column of the seasonal anchor, when the decoder reads it.
+    pub fn anchor_column(&self) -> Option<usize> {
+        (self.season > 0 && self.anchor).then_some(2 + DATE_FEATURES + self.known + SEASONAL_FEATURES)
+    }
+
     /// Whether the network reads covariates.
     pub fn uses_covariates(&self) -> bool {
         self.known + self.past > 0
@@ -114,7 +123,18 @@ impl Layout {
     /// A layout for tests: `window` and `horizon`, two static ids, a weekly season of days, no
     /// covariates, anchor, yearly lags or pooled index.
     pub(crate) fn plain(window: usize, horizon: usize) -> Self {
-        Self { window, horizon, known: 0, past: 0, statics: 2, season: 7, anchor: false, year: 0, pooled: 0 }
+        Self {
+            window,
+            horizon,
+            known: 0,
+            past: 0,
+            statics: 2,
+            season: 7,
+            anchor: false,
+            year: 0,
+            pooled: 0,
+            anchored: false,
+        }
     }
 }
 

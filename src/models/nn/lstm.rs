@@ -15,6 +15,7 @@
 use tch::Tensor;
 use tch::nn::{self, Module, RNN};
 
+use super::anchored::Anchoring;
 use super::data::{Batch, Layout};
 use super::embed::StaticEmbeddings;
 use super::model::{Architecture, DeepModel};
@@ -27,6 +28,7 @@ pub struct LstmNet {
     encoder: nn::LSTM,
     decoder: nn::LSTM,
     head: nn::Linear,
+    anchoring: Option<Anchoring>,
     dropout: f64,
 }
 
@@ -45,7 +47,8 @@ pub fn lstm_net(p: &nn::Path, layout: &Layout, sizes: &[usize], cfg: &NnConfig) 
         1 + cfg.quantiles.len() as i64,
         Default::default(),
     );
-    LstmNet { embed, encoder, decoder, head, dropout: cfg.dropout }
+    let anchoring = Anchoring::new(p, layout, 1 + cfg.quantiles.len() as i64, cfg.point_loss);
+    LstmNet { embed, encoder, decoder, head, anchoring, dropout: cfg.dropout }
 }
 
 /// Repeats `[B, E]` over `steps`: `[B, steps, E]`.
@@ -62,7 +65,11 @@ impl Net for LstmNet {
         let (_, state) = self.encoder.seq(&enc_in.dropout(self.dropout, train));
         let (out, _) = self.decoder.seq_init(&dec_in, &state);
         let out = out.dropout(self.dropout, train);
-        self.head.forward(&Tensor::cat(&[&out, &dec_in], 2))
+        let out = self.head.forward(&Tensor::cat(&[&out, &dec_in], 2));
+        match &self.anchoring {
+            Some(a) => a.apply(&out, b),
+            None => out,
+        }
     }
 }
 

@@ -13,6 +13,7 @@
 //! [`model`] the fitted state and its saved form, [`members`] the averaging of several networks
 //! trained from different seeds.
 
+pub mod anchored;
 pub mod average;
 pub mod data;
 pub mod embed;

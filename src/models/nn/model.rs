@@ -337,6 +337,7 @@ impl DeepModel {
             anchor: cfg.season > 0 && cfg.anchor,
             year: yearly_period(cfg, panel),
             pooled: 0,
+            anchored: cfg.season > 0 && cfg.anchor && cfg.anchored,
         };
         // The yearly cycle: the yearly lags' where the decoder reads them, else a season of a year.
         let cycle = if layout.year > 0 {

@@ -98,6 +98,10 @@ pub struct NnConfig {
     /// false in configurations saved before it existed.
     #[serde(default)]
     pub anchor: bool,
+    /// Whether, with the anchor, the outputs are offsets from it ([`super::anchored`]); false in
+    /// configurations saved before it existed.
+    #[serde(default)]
+    pub anchored: bool,
     /// Whether the decoder also reads the yearly lags where the season is shorter than a year and
     /// the history long enough (see [`super::data::Layout::year`]); false in configurations saved
     /// before they existed.
@@ -190,6 +194,7 @@ impl NnConfig {
             covariates: true,
             season: frequency.default_season(),
             anchor: anchor_by_default(frequency.default_season(), window),
+            anchored: true,
             yearly: true,
             // Off: on the validation loss of the backtests (inside the training data) the LSTM
             // reading it lost on Walmart (0.3087 against 0.3006 over three windows) and on the

@@ -15,6 +15,7 @@
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
+use super::anchored::Anchoring;
 use super::data::{Batch, Layout};
 use super::embed::StaticEmbeddings;
 use super::lstm::repeat_steps;
@@ -111,6 +112,7 @@ pub struct TransformerNet {
     ln_enc: nn::LayerNorm,
     ln_dec: nn::LayerNorm,
     head: nn::Linear,
+    anchoring: Option<Anchoring>,
     d: i64,
     dropout: f64,
 }
@@ -155,6 +157,7 @@ pub fn transformer_net(p: &nn::Path, layout: &Layout, sizes: &[usize], cfg: &NnC
         ln_enc: ln(p / "ln_enc"),
         ln_dec: ln(p / "ln_dec"),
         head: nn::linear(p / "head", d + dec_dim, 1 + cfg.quantiles.len() as i64, Default::default()),
+        anchoring: Anchoring::new(p, layout, 1 + cfg.quantiles.len() as i64, cfg.point_loss),
         embed,
         d,
         dropout: cfg.dropout,
@@ -203,7 +206,11 @@ impl Net for TransformerNet {
             y = &y + blk.ff.forward(&blk.ln3.forward(&y), self.dropout, train).dropout(self.dropout, train);
         }
         let y = self.ln_dec.forward(&y);
-        self.head.forward(&Tensor::cat(&[&y, &dec_in], 2))
+        let out = self.head.forward(&Tensor::cat(&[&y, &dec_in], 2));
+        match &self.anchoring {
+            Some(a) => a.apply(&out, b),
+            None => out,
+        }
     }
 }
 
