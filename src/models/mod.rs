@@ -368,13 +368,10 @@ fn build_global(name: &str, settings: &ModelsConfig) -> Result<Box<dyn Forecaste
         ),
         "transformer" => Box::new(
             // The yearly lags tied on the Transformer's validation loss (the LSTM's fell): off
-            // unless `[model.transformer] yearly = true`. Anchored outputs were chosen on the
-            // LSTM's validation loss only: off until measured, `anchored = true` turns them on.
-            nn::Transformer::new(p.transformer.apply(nn::NnConfig {
-                yearly: false,
-                anchored: false,
-                ..nn::NnConfig::for_settings(settings)
-            }))
+            // unless `[model.transformer] yearly = true`.
+            nn::Transformer::new(
+                p.transformer.apply(nn::NnConfig { yearly: false, ..nn::NnConfig::for_settings(settings) }),
+            )
             .calibrated(p.calibration.calibrates(name)),
         ),
         // Without a module until one is set (`nn::TorchScript::set_module`); see `build_torchscript`.
