@@ -10,12 +10,12 @@
 //! phase training barely saw starts from last year's shape, and what is learnt is the correction.
 //!
 //! With the anchor `a` of a decoder step (its `seasonal_anchor` input; 1, the encoder window's
-//! level, where the series has no value a season back), the outputs become
+//! level, where the series has no value a season back or sold nothing then), the outputs become
 //! `mean = softplus(raw + w₀ · softplus⁻¹(a))` (Poisson) or `raw + w₀ · a` (squared error), and
 //! `quantile_k = raw_k + w_k · a`. The weights `w` are learnt, from 1, so a set whose seasons do
 //! not repeat can turn the anchor down.
 
-use tch::{Kind, Tensor, nn};
+use tch::{Tensor, nn};
 
 use super::data::{Batch, Layout};
 use super::train::PointLoss;
@@ -53,13 +53,21 @@ impl Anchoring {
         };
         let q = out.size()[2] - 1;
         let base = Tensor::cat(&[mean_base.unsqueeze(-1), anchor.unsqueeze(-1).expand([-1, -1, q], false)], 2);
-        out + base.to_kind(Kind::Float) * &self.weight
+        out + base * &self.weight
+    }
+}
+
+/// A network's raw outputs `out` moved by its anchoring, when it has one.
+pub fn apply(anchoring: Option<&Anchoring>, out: Tensor, batch: &Batch) -> Tensor {
+    match anchoring {
+        Some(a) => a.apply(&out, batch),
+        None => out,
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use tch::{Device, nn::VarStore};
+    use tch::{Device, Kind, nn::VarStore};
 
     use super::*;
     use crate::models::nn::train::point_mean;

@@ -15,7 +15,7 @@
 use tch::Tensor;
 use tch::nn::{self, Module, RNN};
 
-use super::anchored::Anchoring;
+use super::anchored::{self, Anchoring};
 use super::data::{Batch, Layout};
 use super::embed::StaticEmbeddings;
 use super::model::{Architecture, DeepModel};
@@ -66,10 +66,7 @@ impl Net for LstmNet {
         let (out, _) = self.decoder.seq_init(&dec_in, &state);
         let out = out.dropout(self.dropout, train);
         let out = self.head.forward(&Tensor::cat(&[&out, &dec_in], 2));
-        match &self.anchoring {
-            Some(a) => a.apply(&out, b),
-            None => out,
-        }
+        anchored::apply(self.anchoring.as_ref(), out, b)
     }
 }
 

@@ -15,7 +15,7 @@
 use tch::nn::{self, Module};
 use tch::{Kind, Tensor};
 
-use super::anchored::Anchoring;
+use super::anchored::{self, Anchoring};
 use super::data::{Batch, Layout};
 use super::embed::StaticEmbeddings;
 use super::lstm::repeat_steps;
@@ -207,10 +207,7 @@ impl Net for TransformerNet {
         }
         let y = self.ln_dec.forward(&y);
         let out = self.head.forward(&Tensor::cat(&[&y, &dec_in], 2));
-        match &self.anchoring {
-            Some(a) => a.apply(&out, b),
-            None => out,
-        }
+        anchored::apply(self.anchoring.as_ref(), out, b)
     }
 }
 
