@@ -26,7 +26,15 @@ pub(super) async fn backtest(cx: &Cx, a: BacktestArgs, format: Format) -> anyhow
     let (settings, lake, clock) = (&cx.settings, &cx.lake, cx.clock.as_ref());
     let horizon = a.horizon.unwrap_or(settings.horizon);
     let windows = a.windows;
-    let opts = BacktestOptions { windows, horizon, step: a.step.unwrap_or(horizon), models: settings.models.clone() };
+    // The published forecast replays the champion rule from the first scored window, with the
+    // learned ensemble among the candidates there too.
+    let opts = BacktestOptions {
+        windows,
+        horizon,
+        step: a.step.unwrap_or(horizon),
+        models: settings.models.clone(),
+        ensemble_from_first: true,
+    };
     let started = Instant::now();
     progress::set_step("backtest: reading the lake");
     let (ctx, _) = engine::open_with(lake, settings.engine_options()).await?;

@@ -33,6 +33,13 @@ pub struct BacktestOptions {
     pub step: usize,
     /// Models, by registry name.
     pub models: Vec<String>,
+    /// Whether the learned ensemble competes for the published forecast from the first scored
+    /// window: one more unscored window is fitted before the others ([`warmup`]), so the
+    /// ensemble forecasts the unscored window just before the first scored one, with weights
+    /// from the window before that. One more window of member fits; `shelfcast backtest` sets
+    /// it, the nightly (whose champion is crowned on its scored windows, every one of which the
+    /// ensemble forecasts) does not.
+    pub ensemble_from_first: bool,
 }
 
 /// Accuracy over a set of rows.
@@ -233,15 +240,15 @@ pub fn ensemble_reuses_windows(config: &BacktestConfig, opts: &BacktestOptions) 
 }
 
 /// The unscored windows before the first of `plan` whose member forecasts the learned ensemble
-/// validates on at the first windows (none unless [`ensemble_reuses_windows`]); oldest first,
-/// only those with some history.
+/// validates on at the first windows (none unless [`ensemble_reuses_windows`]), one more with
+/// [`BacktestOptions::ensemble_from_first`]; oldest first, only those with some history.
 pub fn warmup(full: &Panel, config: &BacktestConfig, opts: &BacktestOptions) -> Vec<Window> {
     if !ensemble_reuses_windows(config, opts) || opts.windows == 0 {
         return Vec::new();
     }
     let first = (opts.windows - 1) * opts.step + opts.horizon;
     let longest = full.values.iter().map(Vec::len).max().unwrap_or(0);
-    (1..=models::ensemble_config(&config.models).windows)
+    (1..=models::ensemble_config(&config.models).windows + usize::from(opts.ensemble_from_first))
         .rev()
         .map(|k| first + k * opts.step)
         .filter(|&from_end| longest > from_end)
@@ -292,6 +299,12 @@ impl Pool {
         if self.windows.len() > most {
             self.windows.remove(0);
         }
+    }
+
+    /// Whether the pool holds every validation window the learned ensemble at window `w` reads:
+    /// those one to `config.windows` horizons before it.
+    fn holds_before(&self, w: &Window, config: &models::ensemble::EnsembleConfig) -> bool {
+        (1..=config.windows).all(|k| self.windows.iter().any(|held| held.from_end == w.from_end + k * config.horizon))
     }
 
     /// The learned ensemble's weights at window `w` from the member forecasts held.
@@ -364,9 +377,9 @@ pub struct WindowRows {
 /// model's error, naming the window). The ensembles come last: they combine the forecasts of their members when those were
 /// backtested too (same settings and seed: the forecasts refitting them would give), the learned
 /// one with weights from the member forecasts of earlier windows in `pool`. An unscored window
-/// ([`warmup`]) fits only the members (and the median of them), into `pool`, and gives their
-/// rows for the published forecast's first choice ([`super::published`]); one a member cannot
-/// fit is left out. Per model forecast, in `opts.models` order: its name, rows and seconds.
+/// ([`warmup`]) fits only the members (and the median of them, and the learned ensemble where
+/// `pool` holds the windows before it), into `pool`, and gives their rows for the published
+/// forecast's first choice ([`super::published`]); one a member cannot fit is left out. Per model forecast, in `opts.models` order: its name, rows and seconds.
 pub fn evaluate(
     full: &Panel,
     window: &Window,
@@ -413,7 +426,7 @@ pub fn evaluate(
         let started = std::time::Instant::now();
         let combined = match (name.as_str(), fitted) {
             ("median", Some(fs)) => Some(models::median::combine(&fs, series, h, &levels)),
-            ("ensemble", Some(fs)) if reuse && window.scored => {
+            ("ensemble", Some(fs)) if reuse && (window.scored || pool.holds_before(window, &ensemble)) => {
                 let weights = pool.weights(full, window, &members, &ensemble);
                 debug!(cutoff = %window.cutoff, weights = ?weights.global, "ensemble weights from earlier windows");
                 let classes = models::ensemble::classes(&window.panel, &weights, ensemble.season);
@@ -949,7 +962,13 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
             Frequency::Daily,
         );
-        let opts = BacktestOptions { windows: 3, horizon: 4, step: 4, models: vec!["naive".into()] };
+        let opts = BacktestOptions {
+            windows: 3,
+            horizon: 4,
+            step: 4,
+            models: vec!["naive".into()],
+            ensemble_from_first: false,
+        };
         let r = run(&full, &settings(), &opts).unwrap();
         let d = |x| NaiveDate::from_ymd_opt(2026, 1, x).unwrap();
         assert_eq!(r.cutoffs, vec![d(18), d(22), d(26)]);
@@ -983,7 +1002,13 @@ mod tests {
     fn the_median_combines_the_members_backtested_before_it() {
         let full = two_series(40);
         let s = with_models(&["naive", "seasonal_naive", "median"]);
-        let both = BacktestOptions { windows: 2, horizon: 7, step: 7, models: s.models.models.clone() };
+        let both = BacktestOptions {
+            windows: 2,
+            horizon: 7,
+            step: 7,
+            models: s.models.models.clone(),
+            ensemble_from_first: false,
+        };
         let alone = BacktestOptions { models: vec!["median".into()], ..both.clone() };
         let (a, b) = (run(&full, &s, &both).unwrap(), run(&full, &s, &alone).unwrap());
         // Combining the members' forecasts gives what fitting the median on its own gives: with
@@ -1012,7 +1037,13 @@ mod tests {
     fn the_learned_ensemble_in_a_backtest_is_what_fitting_it_at_each_cutoff_gives() {
         let full = seasonal(120);
         let s = with_models(&["naive", "seasonal_naive", "moving_average", "ensemble"]);
-        let both = BacktestOptions { windows: 3, horizon: 7, step: 7, models: s.models.models.clone() };
+        let both = BacktestOptions {
+            windows: 3,
+            horizon: 7,
+            step: 7,
+            models: s.models.models.clone(),
+            ensemble_from_first: false,
+        };
         assert!(ensemble_reuses_windows(&s, &both));
         let alone = BacktestOptions { models: vec!["ensemble".into()], ..both.clone() };
         assert!(!ensemble_reuses_windows(&s, &alone));
@@ -1026,6 +1057,42 @@ mod tests {
         assert!(mae(&a.models[3]) < mae(&a.models[0]), "{} vs naive {}", mae(&a.models[3]), mae(&a.models[0]));
     }
 
+    #[test]
+    fn from_the_first_window_the_ensemble_forecasts_the_warm_up_window_before_it() {
+        let full = seasonal(120);
+        let s = with_models(&["naive", "seasonal_naive", "moving_average", "ensemble"]);
+        let opts = BacktestOptions {
+            windows: 2,
+            horizon: 7,
+            step: 7,
+            models: s.models.models.clone(),
+            ensemble_from_first: true,
+        };
+        let warm = warmup(&full, &s, &opts);
+        assert_eq!(warm.len(), 2, "one warm-up window more than the ensemble validates on");
+        assert_eq!(warmup(&full, &s, &BacktestOptions { ensemble_from_first: false, ..opts.clone() }).len(), 1);
+        let mut pool = Pool::default();
+        let ensemble =
+            |w: &WindowRows| w.forecast.iter().find(|(n, ..)| n == "ensemble").map(|(_, rows, _)| rows.clone());
+        // The oldest window has none before it to learn weights on.
+        assert!(ensemble(&evaluate(&full, &warm[0], &s, &opts, &mut pool).unwrap()).is_none());
+        let second = ensemble(&evaluate(&full, &warm[1], &s, &opts, &mut pool).unwrap()).expect("an ensemble forecast");
+        // What fitting the ensemble at that cutoff gives (a backtest of it alone, whose windows
+        // reach back to it).
+        let alone = BacktestOptions { windows: 4, models: vec!["ensemble".into()], ..opts.clone() };
+        let fitted = run(&full, &s, &alone).unwrap();
+        let at = |rows: &[ScoredRow]| {
+            rows.iter().filter(|r| r.cutoff == warm[1].cutoff).map(|r| r.y_hat).collect::<Vec<_>>()
+        };
+        assert!(!second.is_empty());
+        assert_eq!(at(&second), at(&fitted.models[0].rows));
+        // Only the published forecast reads it: the ensemble is scored on the scored windows alone.
+        let r = run(&full, &s, &opts).unwrap();
+        assert_eq!(r.cutoffs.len(), 2);
+        assert!(r.models[3].rows.iter().all(|row| r.cutoffs.contains(&row.cutoff)));
+        assert_eq!(r.models[3].overall.n, r.models[0].overall.n);
+    }
+
     /// Seasonal series, a copy whose last horizon (7 periods) repeats the value before it, and a
     /// two-window backtest of naive, seasonal naive and the learned ensemble.
     fn flat_after_the_last_cutoff() -> (Panel, Panel, BacktestConfig, BacktestOptions) {
@@ -1037,7 +1104,13 @@ mod tests {
             y[n - h..].fill(last);
         }
         let s = with_models(&["naive", "seasonal_naive", "ensemble"]);
-        let opts = BacktestOptions { windows: 2, horizon: h, step: h, models: s.models.models.clone() };
+        let opts = BacktestOptions {
+            windows: 2,
+            horizon: h,
+            step: h,
+            models: s.models.models.clone(),
+            ensemble_from_first: false,
+        };
         (full, flat, s, opts)
     }
 
@@ -1100,7 +1173,13 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
             Frequency::Daily,
         );
-        let opts = BacktestOptions { windows: 3, horizon: 4, step: 4, models: vec!["naive".into()] };
+        let opts = BacktestOptions {
+            windows: 3,
+            horizon: 4,
+            step: 4,
+            models: vec!["naive".into()],
+            ensemble_from_first: false,
+        };
         assert!(run(&full, &settings(), &opts).unwrap_err().to_string().contains("need more than 12 periods"));
 
         // Long enough for the windows, too short for a model at the first: the error names the
@@ -1111,7 +1190,8 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
             Frequency::Daily,
         );
-        let opts = BacktestOptions { windows: 3, horizon: 7, step: 7, models: vec!["gbt".into()] };
+        let opts =
+            BacktestOptions { windows: 3, horizon: 7, step: 7, models: vec!["gbt".into()], ensemble_from_first: false };
         let e = run(&full, &settings(), &opts).unwrap_err().to_string();
         assert!(e.starts_with("backtest window 2026-01-09, `gbt`: "), "{e}");
     }
@@ -1127,7 +1207,13 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
             Frequency::Daily,
         );
-        let opts = BacktestOptions { windows: 3, horizon: 7, step: 7, models: vec!["naive".into(), "gbt".into()] };
+        let opts = BacktestOptions {
+            windows: 3,
+            horizon: 7,
+            step: 7,
+            models: vec!["naive".into(), "gbt".into()],
+            ensemble_from_first: false,
+        };
         let r = run(&full, &with_models(&["naive", "gbt"]), &opts).unwrap();
         let first = NaiveDate::from_ymd_opt(2026, 1, 9).unwrap();
         assert_eq!(r.cutoffs.len(), 3);

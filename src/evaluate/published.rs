@@ -8,9 +8,13 @@
 //! its segment champion's rows of that window. The registry carries from one window to the next,
 //! so a challenger needs the margin to take over, as it would across nights. A model is a
 //! candidate when it forecast every one of those windows, as the nightly scores every model on
-//! all of its windows (the learned ensemble, which has no forecast at the warm-up window, is one
-//! from the cutoff whose earlier windows are all scored ones). A window with no earlier window
-//! is not published.
+//! all of its windows, so one that failed a scored window is not. The warm-up windows fit only
+//! the learned ensemble's members, and the ensemble itself only where it has an earlier window to
+//! learn its weights on; the evidence stops short of a warm-up window at which a model that
+//! forecast the latest earlier window has no forecast, so every model is compared on the same,
+//! fewer windows rather than the ensemble being left out (with one more warm-up window,
+//! [`super::backtest::BacktestOptions::ensemble_from_first`], it competes from the first scored
+//! window on). A window with no earlier window is not published.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -59,11 +63,17 @@ pub fn replay(
     let every: BTreeSet<NaiveDate> = by_cutoff.iter().flat_map(|(_, m)| m.keys().copied()).collect();
     let mut registry = Registry::default();
     let (mut out, mut champions) = (Vec::new(), BTreeMap::new());
+    let scored: BTreeSet<NaiveDate> = cutoffs.iter().copied().collect();
     for &cutoff in cutoffs {
-        let evidence: Vec<NaiveDate> = every.range(..cutoff).rev().take(settings.windows.max(1)).copied().collect();
-        if evidence.is_empty() {
-            continue;
-        }
+        let earlier: Vec<NaiveDate> = every.range(..cutoff).rev().take(settings.windows.max(1)).copied().collect();
+        let Some(&latest) = earlier.first() else { continue };
+        // A warm-up window some model of the latest window did not forecast ends the evidence.
+        let evidence: Vec<NaiveDate> = earlier
+            .into_iter()
+            .take_while(|c| {
+                scored.contains(c) || by_cutoff.iter().all(|(_, m)| !m.contains_key(&latest) || m.contains_key(c))
+            })
+            .collect();
         let candidates: Vec<usize> =
             (0..by_cutoff.len()).filter(|&m| evidence.iter().all(|c| by_cutoff[m].1.contains_key(c))).collect();
         // Only the periods known at the cutoff count (windows closer than a horizon overlap it).
@@ -178,7 +188,7 @@ mod tests {
     }
 
     #[test]
-    fn a_model_without_forecasts_at_every_earlier_window_is_no_candidate() {
+    fn a_warm_up_window_the_ensemble_did_not_forecast_is_left_out_of_the_evidence() {
         let smooth = DemandClass::Smooth;
         let all = vec![
             ("seasonal_naive".to_string(), [rows("a", smooth, d(2), 2.0), rows("a", smooth, d(4), 2.0)].concat()),
@@ -187,25 +197,41 @@ mod tests {
         ];
         let settings = ChampionSettings { windows: 2, segment_by: SegmentBy::None, ..Default::default() };
         let p = replay(&borrowed(&all), &[d(4), d(6)], &settings, &[0.5], 1).unwrap();
+        // d(2) is the only window before d(4): the ensemble has nothing to be compared on.
         assert_eq!(p.champions[&d(4)]["all"], "seasonal_naive");
         // Not yet published at d(6): nothing was forecast at d(6) in this fixture.
         assert!(!p.champions.contains_key(&d(6)));
         // Both models forecast one more window, with the errors they had before.
-        let one_more = |all: &[(String, Vec<ScoredRow>)], day| -> Vec<(String, Vec<ScoredRow>)> {
-            all.iter()
-                .zip([2.0, 0.5])
-                .map(|((name, r), error)| (name.clone(), [r.clone(), rows("a", smooth, day, error)].concat()))
-                .collect()
-        };
-        let later = one_more(&all, d(6));
-        let p = replay(&borrowed(&later), &[d(4), d(6), d(8)], &settings, &[0.5], 1).unwrap();
-        // At d(6) the ensemble missed d(2), one of the two windows before: still no candidate.
+        let later: Vec<(String, Vec<ScoredRow>)> = all
+            .iter()
+            .zip([2.0, 0.5])
+            .map(|((name, r), error)| (name.clone(), [r.clone(), rows("a", smooth, d(6), error)].concat()))
+            .collect();
+        let p = replay(&borrowed(&later), &[d(4), d(6)], &settings, &[0.5], 1).unwrap();
+        // At d(6) both are compared on d(4) alone, not on d(2) where only seasonal naive
+        // forecast: the ensemble wins by more than the margin and takes over.
+        assert_eq!(p.champions[&d(6)]["all"], "ensemble");
+        let errors: Vec<f64> = p.scores.rows.iter().map(|r| r.y_hat - r.y).collect();
+        assert_eq!(errors, vec![2.0, 2.0, 0.5, 0.5]);
+    }
+
+    #[test]
+    fn a_model_that_failed_a_scored_window_is_no_candidate() {
+        let smooth = DemandClass::Smooth;
+        let at = |days: &[u32], error: f64| days.iter().flat_map(|&day| rows("a", smooth, d(day), error)).collect();
+        let all = vec![
+            ("seasonal_naive".to_string(), at(&[2, 4, 6, 8, 10], 2.0)),
+            // Far better, but it failed the scored window d(6).
+            ("good".to_string(), at(&[2, 4, 8, 10], 0.5)),
+        ];
+        let settings = ChampionSettings { windows: 2, segment_by: SegmentBy::None, ..Default::default() };
+        let p = replay(&borrowed(&all), &[d(4), d(6), d(8), d(10)], &settings, &[0.5], 1).unwrap();
+        // Crowned at d(4) on the warm-up window; at d(6) it has no forecast to publish.
+        assert_eq!(p.champions[&d(4)]["all"], "good");
         assert_eq!(p.champions[&d(6)]["all"], "seasonal_naive");
-        // Nothing was forecast at d(8) here: not published.
-        assert!(!p.champions.contains_key(&d(8)));
-        let three = one_more(&later, d(8));
-        // At d(8) both windows before (d(4), d(6)) hold its forecasts, and it wins on them.
-        let p = replay(&borrowed(&three), &[d(4), d(6), d(8)], &settings, &[0.5], 1).unwrap();
-        assert_eq!(p.champions[&d(8)]["all"], "ensemble");
+        // At d(8) and d(10) it misses d(6), a scored window before them: no candidate, though it
+        // forecast d(8) and d(10) and won on d(8).
+        assert_eq!(p.champions[&d(8)]["all"], "seasonal_naive");
+        assert_eq!(p.champions[&d(10)]["all"], "seasonal_naive");
     }
 }

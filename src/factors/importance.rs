@@ -730,6 +730,7 @@ pub async fn run(
         horizon: opts.horizon,
         step: opts.horizon,
         models: opts.models.clone(),
+        ensemble_from_first: false,
     };
     let as_of = window::AsOf::for_models(lake, config, &opts.models, opts.horizon)?.materializing(ctx, token, clock);
     let mut windows = Vec::new();

@@ -85,6 +85,7 @@ async fn metrics_equal_score_py_on_the_same_forecasts() {
         horizon: 14,
         step: 14,
         models: vec!["seasonal_naive".into(), "ets".into(), "tsb".into()],
+        ensemble_from_first: false,
     };
     let report = backtest::run(&full, &settings.backtest_config(), &opts).unwrap();
 
