@@ -36,7 +36,10 @@ pub struct BacktestOptions {
     /// Whether the learned ensemble competes for the published forecast from the first scored
     /// window: one more unscored window is fitted before the others ([`warmup`]), so the
     /// ensemble forecasts the unscored window just before the first scored one, with weights
-    /// from the window before that. One more window of member fits; `shelfcast backtest` sets
+    /// from the window before that. The models' states stay behind at that extra window
+    /// ([`Window::isolated`]), so every model forecasts as it would without it (a deep model or
+    /// `gbt` continues from the window before only from the next one on, as before). One more
+    /// window of member fits; `shelfcast backtest` sets
     /// it, the nightly (whose champion is crowned on its scored windows, every one of which the
     /// ensemble forecasts) does not.
     pub ensemble_from_first: bool,
@@ -205,6 +208,10 @@ pub struct Window {
     /// Whether the window is scored; an unscored one (before the first scored one) only gives
     /// the learned ensemble the validation forecasts of its members.
     pub scored: bool,
+    /// Whether the models' states stay behind ([`BacktestOptions::ensemble_from_first`]'s extra
+    /// window): the next window's models start from scratch, where they would without it, so
+    /// that window changes no model's forecasts, only which the published forecast may take.
+    pub isolated: bool,
 }
 
 /// The windows of a backtest, oldest first.
@@ -225,7 +232,7 @@ pub fn plan(full: &Panel, opts: &BacktestOptions) -> Result<Vec<Window>> {
             let from_end = (opts.windows - w - 1) * opts.step + opts.horizon;
             let (panel, index) = panel_at(full, from_end);
             let cutoff = full.frequency.period_end(panel.end);
-            Window { panel, index, cutoff, from_end, scored: true }
+            Window { panel, index, cutoff, from_end, scored: true, isolated: false }
         })
         .collect())
 }
@@ -248,14 +255,16 @@ pub fn warmup(full: &Panel, config: &BacktestConfig, opts: &BacktestOptions) -> 
     }
     let first = (opts.windows - 1) * opts.step + opts.horizon;
     let longest = full.values.iter().map(Vec::len).max().unwrap_or(0);
-    (1..=models::ensemble_config(&config.models).windows + usize::from(opts.ensemble_from_first))
+    let validated = models::ensemble_config(&config.models).windows;
+    (1..=validated + usize::from(opts.ensemble_from_first))
         .rev()
         .map(|k| first + k * opts.step)
         .filter(|&from_end| longest > from_end)
         .map(|from_end| {
             let (panel, index) = panel_at(full, from_end);
             let cutoff = full.frequency.period_end(panel.end);
-            Window { panel, index, cutoff, from_end, scored: false }
+            let isolated = from_end > first + validated * opts.step;
+            Window { panel, index, cutoff, from_end, scored: false, isolated }
         })
         .collect()
 }
@@ -410,6 +419,9 @@ pub fn evaluate(
             Ok(f) => done.push((name.clone(), f)),
             Err(e) if !window.scored => {
                 tracing::warn!(cutoff = %window.cutoff, model = %name, error = %e, "validation window left out");
+                if window.isolated {
+                    pool.states.clear();
+                }
                 return Ok(WindowRows::default());
             }
             Err(e) => {
@@ -458,6 +470,9 @@ pub fn evaluate(
     if reuse {
         let fs = done.iter().filter(|(n, _)| members.contains(n)).cloned().collect();
         pool.keep(window, fs, ensemble.windows);
+    }
+    if window.isolated {
+        pool.states.clear();
     }
     if done.is_empty() && window.scored {
         return Err(match failed.into_iter().next() {
@@ -1091,6 +1106,27 @@ mod tests {
         assert_eq!(r.cutoffs.len(), 2);
         assert!(r.models[3].rows.iter().all(|row| r.cutoffs.contains(&row.cutoff)));
         assert_eq!(r.models[3].overall.n, r.models[0].overall.n);
+    }
+
+    #[test]
+    fn the_extra_warm_up_window_changes_no_models_forecasts() {
+        let full = seasonal(120);
+        let s = with_models(&["seasonal_naive", "gbt", "ensemble"]);
+        assert!(s.warm_epochs.is_some(), "gbt continues from the window before");
+        let opts = BacktestOptions {
+            windows: 2,
+            horizon: 7,
+            step: 7,
+            models: s.models.models.clone(),
+            ensemble_from_first: true,
+        };
+        let (a, b) = (
+            run(&full, &s, &opts).unwrap(),
+            run(&full, &s, &BacktestOptions { ensemble_from_first: false, ..opts }).unwrap(),
+        );
+        for (with, without) in a.models.iter().zip(&b.models) {
+            assert_eq!(y_hat(with), y_hat(without), "{}", with.model);
+        }
     }
 
     /// Seasonal series, a copy whose last horizon (7 periods) repeats the value before it, and a
