@@ -326,6 +326,8 @@ pub struct NnParams {
     pub anchor: Option<bool>,
     /// With the anchor, forecast offsets from it.
     pub anchored: Option<bool>,
+    /// Read covariates the training periods never saw vary at the value they held there.
+    pub hold_unseen: Option<bool>,
     /// Read the yearly lags in the decoder.
     pub yearly: Option<bool>,
     /// Read each item's seasonal index pooled over its locations in the decoder.
@@ -453,6 +455,7 @@ impl NnParams {
             covariates,
             anchor,
             anchored,
+            hold_unseen,
             yearly,
             pooled,
             catch_up,
@@ -501,7 +504,11 @@ mod tests {
         // Outputs anchored on it unless told not to.
         assert!(weekly.anchored);
         let free: ModelParams = toml::from_str("[lstm]\nanchored = false\n").unwrap();
-        assert!(!free.lstm.apply(weekly).anchored);
+        assert!(!free.lstm.apply(weekly.clone()).anchored);
+        // Covariates training never saw vary are held unless told not to.
+        assert!(weekly.hold_unseen);
+        let fed: ModelParams = toml::from_str("[transformer]\nhold-unseen = false\n").unwrap();
+        assert!(!fed.transformer.apply(weekly).hold_unseen);
         assert_eq!(c.epochs, base.epochs);
         // The history beyond the training window keeps its length when the window changes.
         assert_eq!(c.history - c.window, base.history - base.window);

@@ -360,6 +360,33 @@ impl Covariates {
         }
     }
 
+    /// The features that hold one value at every period before period `before` of every series:
+    /// (column, that value), columns numbered as [`Covariates::known_at`] then
+    /// [`Covariates::past_at`] write them (known first). A model that trained on those periods
+    /// alone never saw such a feature vary, so it cannot have learnt what a change means (a feed
+    /// that starts after them, markdowns first run in the last weeks). None before period 1.
+    pub fn constant_before(&self, before: usize) -> Vec<(usize, f32)> {
+        let before = before.min(self.history);
+        if before == 0 {
+            return Vec::new();
+        }
+        let (c, k, p) = (self.known.calendar_names.len(), self.known.series_names.len(), self.past.names.len());
+        fn constant(mut values: impl Iterator<Item = f32>) -> Option<f32> {
+            let first = values.next()?;
+            values.all(|v| v == first).then_some(first)
+        }
+        let calendar =
+            (0..c).filter_map(|j| constant((0..before).map(|t| self.known.calendar[t * c + j])).map(|v| (j, v)));
+        let series = (0..k).filter_map(|j| {
+            constant(self.known.series.iter().flat_map(|v| (0..before).map(move |t| v[t * k + j]))).map(|v| (c + j, v))
+        });
+        let past = (0..p).filter_map(|j| {
+            constant(self.past.values.iter().flat_map(|v| (0..before).map(move |t| v[t * p + j])))
+                .map(|v| (c + k + j, v))
+        });
+        calendar.chain(series).chain(past).collect()
+    }
+
     /// Number of known features per period (calendar, then per series).
     pub fn known_dim(&self) -> usize {
         self.known.calendar_names.len() + self.known.series_names.len()
@@ -718,6 +745,27 @@ fn float_column(b: &RecordBatch, name: &str) -> Result<Option<Float64Array>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_feature_is_constant_before_a_period_when_every_series_held_one_value_there() {
+        let mut c = Covariates::empty(NaiveDate::from_ymd_opt(2026, 1, 1).unwrap(), 2, 10, 3);
+        let (cal, k, p) = (CALENDAR.len(), c.known.series_names.len(), c.past.names.len());
+        // An event at period 2 (calendar), a promotion of series 1 from period 8 on (known), and
+        // traffic that differs between the two series (past).
+        c.known.calendar[2 * cal] = 1.0;
+        for t in 8..13 {
+            c.known.series[1][t * k + 1] = 1.0;
+        }
+        c.past.values[1][p] = 0.5;
+        let held = c.constant_before(8);
+        let columns: Vec<usize> = held.iter().map(|(j, _)| *j).collect();
+        assert!(!columns.contains(&0), "the event varied");
+        assert!(columns.contains(&1) && columns.contains(&(cal + 1)), "the promotion starts at period 8");
+        assert!(!columns.contains(&(cal + k)), "the traffic varied across series");
+        assert_eq!(held.iter().find(|(j, _)| *j == cal + 1), Some(&(cal + 1, 0.0)));
+        assert!(!c.constant_before(9).iter().any(|(j, _)| *j == cal + 1), "period 8 holds the promotion");
+        assert!(c.constant_before(0).is_empty(), "no period: nothing seen");
+    }
 
     #[test]
     fn periods_are_indexed_from_the_end() {

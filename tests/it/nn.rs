@@ -33,7 +33,8 @@ fn promo_panel_from(series: usize, seed: u64, first: usize) -> (Panel, Vec<Vec<f
     let history = DAYS - HORIZON;
     let start = train_end - Duration::days(history as i64 - 1);
     let mut cov = Covariates::empty(start, series, history, HORIZON);
-    let k = covariates::PRICE_PROMO.len();
+    // Per period, every per-series known feature (the price and promotion ones first).
+    let k = cov.known.series_names.len();
     let (mut train, mut test) = (Vec::new(), Vec::new());
     for s in 0..series {
         let level = 5.0 + 3.0 * (s % 5) as f32;
@@ -277,6 +278,48 @@ fn the_catch_up_learns_from_the_horizon_held_out_for_validation() {
     let ((without, none), (with, loss)) = (fit(0), fit(2));
     assert!(none.is_none() && loss.is_some_and(f64::is_finite), "{none:?} {loss:?}");
     assert!(with < 0.9 * without, "MAE with the catch-up {with:.3}, without {without:.3}");
+}
+
+/// Promotions first run in the last week before the cutoff (the horizon held out to validate on)
+/// and in the periods forecast: training never saw them vary, so the network never learnt what
+/// they mean, and the forecast reads them as they were in training instead of feeding them to
+/// weights left as initialised.
+#[test]
+fn a_covariate_training_never_saw_vary_is_read_as_it_was_in_training() {
+    let history = DAYS - HORIZON;
+    let (panel, _) = promo_panel_from(16, 5, history - 7);
+    let mut quiet = (**panel.covariates.as_ref().unwrap()).clone();
+    let k = quiet.known.series_names.len();
+    for series in &mut quiet.known.series {
+        for t in history..DAYS {
+            series[t * k] = 0.0;
+            series[t * k + 1] = 0.0;
+        }
+    }
+    let quiet = panel.clone().with_covariates(quiet);
+    let forecasts = |hold_unseen: bool| {
+        let mut m = nn::Lstm::new(NnConfig { hold_unseen, epochs: 3, ..learning_config() });
+        m.fit(&panel).unwrap();
+        let held: Vec<String> = m.card().unwrap()["held_covariates"]
+            .as_array()
+            .map(|h| h.iter().map(|h| h["feature"].as_str().unwrap().to_string()).collect())
+            .unwrap_or_default();
+        let means = |p: &Panel| {
+            let f = m.predict(p, HORIZON, &[0.5]).unwrap();
+            (0..p.len())
+                .flat_map(|s| (0..HORIZON).map(move |h| (s, h)))
+                .map(|(s, h)| f.mean_at(s, h))
+                .collect::<Vec<_>>()
+        };
+        (held, means(&panel), means(&quiet))
+    };
+    let (held, with_promos, without) = forecasts(true);
+    assert!(held.iter().any(|f| f == "promo") && held.iter().any(|f| f == "discount"), "{held:?}");
+    assert_eq!(with_promos, without, "a promotion it never learnt moved the forecast");
+    // Fed to the weights they start with, the same promotions move it.
+    let (held, with_promos, without) = forecasts(false);
+    assert!(held.is_empty());
+    assert_ne!(with_promos, without);
 }
 
 #[test]

@@ -166,6 +166,7 @@ pub struct Windows<'a> {
     ids: &'a [Vec<i64>],
     volume_weighting: bool,
     pooled: Option<PooledIndex>,
+    held: Vec<(usize, f32)>,
 }
 
 impl<'a> Windows<'a> {
@@ -192,7 +193,15 @@ impl<'a> Windows<'a> {
             return Err(Error::data("static ids do not match the panel's series"));
         }
         let pooled = (layout.pooled > 0).then(|| PooledIndex::new(panel, layout.pooled / 2, layout.pooled_lead()));
-        Ok(Self { panel, layout, covariates, ids, volume_weighting, pooled })
+        Ok(Self { panel, layout, covariates, ids, volume_weighting, pooled, held: Vec::new() })
+    }
+
+    /// The same samples with these covariate columns (numbered as
+    /// [`Covariates::constant_before`] numbers them) held at these values everywhere: the
+    /// features the network never saw vary in training, whose weights it never learnt, read as
+    /// they were in training wherever they change later.
+    pub fn holding(self, held: &[(usize, f32)]) -> Self {
+        Self { held: held.to_vec(), ..self }
     }
 
     /// The scale ν of series `s` cut at `t`, and whether it never sold before `t`.
@@ -228,9 +237,10 @@ impl<'a> Windows<'a> {
                 enc.push(log_scale);
                 date_features(self.panel.calendar(date(i)), &mut enc);
                 if let Some(c) = self.covariates {
-                    let at = c.index(n, i);
+                    let (at, from) = (c.index(n, i), enc.len());
                     c.known_at(s, at, &mut enc);
                     c.past_at(s, at, &mut enc);
+                    hold(&mut enc[from..], &self.held);
                 }
             }
             for h in 0..horizon {
@@ -239,7 +249,9 @@ impl<'a> Windows<'a> {
                 dec.push(log_scale);
                 date_features(self.panel.calendar(date(i)), &mut dec);
                 if let Some(c) = self.covariates {
+                    let from = dec.len();
                     c.known_at(s, c.index(n, i), &mut dec);
+                    hold(&mut dec[from..], &self.held);
                 }
                 if self.layout.season > 0 {
                     seasonal_lags(y, t, h, self.layout.season, nu, &mut dec);
@@ -279,6 +291,16 @@ impl<'a> Windows<'a> {
             weight: Tensor::from_slice(&weight).to_device(device),
             scale: scales,
             no_demand,
+        }
+    }
+}
+
+/// Sets the `held` columns of one step's covariates (`row`: the known ones, then the past ones
+/// where the step reads them) to their held values.
+fn hold(row: &mut [f32], held: &[(usize, f32)]) {
+    for &(j, v) in held {
+        if let Some(x) = row.get_mut(j) {
+            *x = v;
         }
     }
 }

@@ -121,6 +121,10 @@ pub struct Card {
     /// catch-up), to set against each member's best; `None` with one member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub members_validation_loss: Option<f64>,
+    /// The covariates the training periods never saw vary, read at the value they held there
+    /// wherever they change (empty in models saved before it existed).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub held_covariates: Vec<HeldCovariate>,
 }
 
 /// A fit that continued a model trained at an earlier cutoff.
@@ -141,12 +145,39 @@ struct Inputs {
     validation: Vec<(usize, usize)>,
     known: Vec<String>,
     past: Vec<String>,
+    /// Covariate columns held at one value ([`Windows::holding`]).
+    held: Vec<(usize, f32)>,
 }
 
 impl Inputs {
     fn feature_names(&self) -> (Vec<String>, Vec<String>) {
         feature_names(&self.layout, &self.known, &self.past)
     }
+
+    /// The samples of `panel` as this fit reads them.
+    fn windows<'a>(&'a self, panel: &'a Panel, volume_weighting: bool) -> Result<Windows<'a>> {
+        Ok(Windows::new(panel, self.layout, &self.ids, volume_weighting)?.holding(&self.held))
+    }
+
+    /// The held columns, named, for the card.
+    fn held_covariates(&self) -> Vec<HeldCovariate> {
+        let names: Vec<&String> = self.known.iter().chain(&self.past).collect();
+        self.held
+            .iter()
+            .map(|&(column, value)| HeldCovariate { feature: names[column].clone(), column, value })
+            .collect()
+    }
+}
+
+/// A covariate the training periods never saw vary, read at the value it held there.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HeldCovariate {
+    /// Its name.
+    pub feature: String,
+    /// Its column among the covariates (known, then past).
+    pub column: usize,
+    /// The value it is read at.
+    pub value: f32,
 }
 
 #[derive(Debug)]
@@ -260,7 +291,7 @@ impl DeepModel {
         // libtorch's generator is process-wide: hold it from seeding to the end of the draws
         // (through training only with dropout).
         let held = while_training(&self.cfg);
-        let windows = Windows::new(panel, inputs.layout, &inputs.ids, self.cfg.volume_weighting)?;
+        let windows = inputs.windows(panel, self.cfg.volume_weighting)?;
         let sizes = inputs.vocabularies.sizes();
         let build = |cfg: &NnConfig| {
             let _guard = held.is_none().then(torch_lock);
@@ -306,7 +337,7 @@ impl DeepModel {
         let cfg = NnConfig { epochs: epochs.max(1), warmup_steps: 0, ..self.cfg.clone() };
         super::set_threads(cfg.threads);
         let held = while_training(&cfg);
-        let windows = Windows::new(panel, inputs.layout, &inputs.ids, cfg.volume_weighting)?;
+        let windows = inputs.windows(panel, cfg.volume_weighting)?;
         let mut parents = parents.into_iter();
         let resume = |member: &NnConfig| {
             let _guard = held.is_none().then(torch_lock);
@@ -363,7 +394,17 @@ impl DeepModel {
             validation = validation.into_iter().step_by(every).collect();
         }
         let (known, past) = covariates.map_or((vec![], vec![]), |c| (c.known_names(), c.past.names.clone()));
-        Ok(Inputs { layout, vocabularies, ids, sampler, validation, known, past })
+        // What training never saw vary: the periods before the validation horizon.
+        let held = match covariates {
+            Some(c) if cfg.hold_unseen => c.constant_before(c.history.saturating_sub(cfg.horizon)),
+            _ => Vec::new(),
+        };
+        if !held.is_empty() {
+            let names: Vec<&String> = known.iter().chain(&past).collect();
+            let held: Vec<&String> = held.iter().map(|(j, _)| names[*j]).collect();
+            debug!(model = self.name(), ?held, "covariates that never varied in training held at their value");
+        }
+        Ok(Inputs { layout, vocabularies, ids, sampler, validation, known, past, held })
     }
 
     /// Trains each member with early stopping (`start` gives member `m` its network, seeded by
@@ -452,6 +493,7 @@ impl DeepModel {
         let Learnt { members, training, calibration, validation_loss } = learnt;
         let mut training = training.into_iter();
         let (encoder_features, decoder_features) = inputs.feature_names();
+        let held_covariates = inputs.held_covariates();
         let card = Card {
             model: self.name().to_string(),
             architecture: self.architecture,
@@ -473,6 +515,7 @@ impl DeepModel {
             quantile_calibration: calibration,
             member_training: training.collect(),
             members_validation_loss: validation_loss,
+            held_covariates,
         };
         Fitted { members, card }
     }
@@ -490,7 +533,8 @@ impl DeepModel {
             )));
         }
         let ids = card.vocabularies.ids(panel);
-        let windows = Windows::new(panel, card.layout, &ids, false)?;
+        let held: Vec<(usize, f32)> = card.held_covariates.iter().map(|h| (h.column, h.value)).collect();
+        let windows = Windows::new(panel, card.layout, &ids, false)?.holding(&held);
         let trained = &card.config.quantiles;
         let nq = trained.len();
         let mut out = Forecast::zeros(self.name(), panel.len(), horizon, levels);

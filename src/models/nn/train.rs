@@ -102,6 +102,10 @@ pub struct NnConfig {
     /// configurations saved before it existed.
     #[serde(default)]
     pub anchored: bool,
+    /// Whether covariates the training periods never saw vary are read at the value they held
+    /// there ([`super::data::Windows::holding`]); false in configurations saved before it existed.
+    #[serde(default)]
+    pub hold_unseen: bool,
     /// Whether the decoder also reads the yearly lags where the season is shorter than a year and
     /// the history long enough (see [`super::data::Layout::year`]); false in configurations saved
     /// before they existed.
@@ -195,6 +199,7 @@ impl NnConfig {
             season: frequency.default_season(),
             anchor: anchor_by_default(frequency.default_season(), window),
             anchored: true,
+            hold_unseen: true,
             yearly: true,
             // Off: on the validation loss of the backtests (inside the training data) the LSTM
             // reading it lost on Walmart (0.3087 against 0.3006 over three windows) and on the
