@@ -39,9 +39,8 @@ pub struct BacktestOptions {
     /// from the window before that. The models' states stay behind at that extra window
     /// ([`Window::isolated`]), so every model forecasts as it would without it (a deep model or
     /// `gbt` continues from the window before only from the next one on, as before). One more
-    /// window of member fits; `shelfcast backtest` sets
-    /// it, the nightly (whose champion is crowned on its scored windows, every one of which the
-    /// ensemble forecasts) does not.
+    /// window of member fits; `shelfcast backtest` sets it, the nightly (whose champion is
+    /// crowned on its scored windows, every one of which the ensemble forecasts) does not.
     pub ensemble_from_first: bool,
 }
 
@@ -388,7 +387,8 @@ pub struct WindowRows {
 /// one with weights from the member forecasts of earlier windows in `pool`. An unscored window
 /// ([`warmup`]) fits only the members (and the median of them, and the learned ensemble where
 /// `pool` holds the windows before it), into `pool`, and gives their rows for the published
-/// forecast's first choice ([`super::published`]); one a member cannot fit is left out. Per model forecast, in `opts.models` order: its name, rows and seconds.
+/// forecast's first choices ([`super::published`]); one a member cannot fit is left out. Per
+/// model forecast, in `opts.models` order: its name, rows and seconds.
 pub fn evaluate(
     full: &Panel,
     window: &Window,
