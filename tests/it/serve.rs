@@ -453,9 +453,17 @@ async fn sigterm_lets_the_running_query_finish_then_stops() {
         assert!(Instant::now() < deadline, "the Flight SQL client never connected");
         std::thread::sleep(Duration::from_millis(50));
     }
-    let (py2, port) = (py.clone(), server.port);
+    // The PostgreSQL query likewise, once its client has connected (a loaded machine can take
+    // longer than the pause below to start the client).
+    let connected = dir.path().join("pg-ready");
+    let (py2, port, flag) = (py.clone(), server.port, connected.to_str().unwrap().to_string());
     let query = "SELECT SUM(value % 7) AS s FROM range(0, 30000000)";
-    let running = std::thread::spawn(move || psycopg(&py2, port, &[], &[query]));
+    let running = std::thread::spawn(move || psycopg(&py2, port, &["--ready", &flag], &[query]));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while !connected.exists() {
+        assert!(Instant::now() < deadline, "the PostgreSQL client never connected");
+        std::thread::sleep(Duration::from_millis(50));
+    }
     std::thread::sleep(Duration::from_millis(700));
     let pid = server.child.id().to_string();
     assert!(Command::new("kill").args(["-TERM", &pid]).status().unwrap().success());

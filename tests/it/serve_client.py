@@ -1,7 +1,7 @@
 """A real PostgreSQL client (psycopg 3, from PyPI) for the `shelfcast serve` tests (serve.rs).
 
 Usage: serve_client.py PORT [--user U] [--password P] [--sslmode M] [--parallel] [--summary]
-                         [--named] [--sqlalchemy] SQL...
+                         [--named] [--sqlalchemy] [--ready FILE] SQL...
 
 Runs each SQL statement and prints one JSON object per statement, in the order given:
   {"columns": [...], "rows": [[...], ...], "seconds": s}     rows as JSON (dates ISO, decimals as numbers)
@@ -12,7 +12,8 @@ With --sqlalchemy each statement is read by pandas.read_sql through a SQLAlchemy
 psycopg dialect), as notebooks do. Statements run one after another on one connection, or with --parallel each on a connection of
 its own, all at once. With --summary the rows are read one at a time as they stream (psycopg's
 single-row mode, or with --named a server-side cursor fetching 10,000 rows at a time), never
-held whole.
+held whole. With --ready the file is written once the connection is made (before the first
+statement; not with --parallel or --sqlalchemy).
 """
 
 import argparse
@@ -114,6 +115,7 @@ def main():
     p.add_argument("--summary", action="store_true")
     p.add_argument("--sqlalchemy", action="store_true")
     p.add_argument("--named", action="store_true")
+    p.add_argument("--ready")
     p.add_argument("sql", nargs="+")
     args = p.parse_args()
     out = [None] * len(args.sql)
@@ -128,6 +130,8 @@ def main():
     else:
         try:
             with connect(args) as conn:
+                if args.ready:
+                    open(args.ready, "w").close()
                 for i, s in enumerate(args.sql):
                     out[i] = run(conn, s, args.summary, args.named)
         except psycopg.OperationalError as e:
