@@ -28,13 +28,8 @@ pub(super) async fn backtest(cx: &Cx, a: BacktestArgs, format: Format) -> anyhow
     let windows = a.windows;
     // The published forecast replays the champion rule from the first scored window, with the
     // learned ensemble among the candidates there too.
-    let opts = BacktestOptions {
-        windows,
-        horizon,
-        step: a.step.unwrap_or(horizon),
-        models: settings.models.clone(),
-        ensemble_from_first: true,
-    };
+    let opts = BacktestOptions::new(windows, horizon, a.step.unwrap_or(horizon), settings.models.clone())
+        .with_ensemble_from_first(true);
     let started = Instant::now();
     progress::set_step("backtest: reading the lake");
     let (ctx, _) = engine::open_with(lake, settings.engine_options()).await?;

@@ -44,6 +44,20 @@ pub struct BacktestOptions {
     pub ensemble_from_first: bool,
 }
 
+impl BacktestOptions {
+    /// `windows` cutoffs `step` periods apart, each forecasting `horizon` periods with `models`,
+    /// without [`Self::ensemble_from_first`]'s extra warm-up window (the nightly's backtest).
+    pub fn new(windows: usize, horizon: usize, step: usize, models: Vec<String>) -> Self {
+        Self { windows, horizon, step, models, ensemble_from_first: false }
+    }
+
+    /// The same, with the ensemble competing from the first scored window or not
+    /// ([`Self::ensemble_from_first`]).
+    pub fn with_ensemble_from_first(self, ensemble_from_first: bool) -> Self {
+        Self { ensemble_from_first, ..self }
+    }
+}
+
 /// Accuracy over a set of rows.
 #[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
 pub struct Scores {
@@ -977,13 +991,7 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
             Frequency::Daily,
         );
-        let opts = BacktestOptions {
-            windows: 3,
-            horizon: 4,
-            step: 4,
-            models: vec!["naive".into()],
-            ensemble_from_first: false,
-        };
+        let opts = BacktestOptions::new(3, 4, 4, vec!["naive".into()]);
         let r = run(&full, &settings(), &opts).unwrap();
         let d = |x| NaiveDate::from_ymd_opt(2026, 1, x).unwrap();
         assert_eq!(r.cutoffs, vec![d(18), d(22), d(26)]);
@@ -1017,13 +1025,7 @@ mod tests {
     fn the_median_combines_the_members_backtested_before_it() {
         let full = two_series(40);
         let s = with_models(&["naive", "seasonal_naive", "median"]);
-        let both = BacktestOptions {
-            windows: 2,
-            horizon: 7,
-            step: 7,
-            models: s.models.models.clone(),
-            ensemble_from_first: false,
-        };
+        let both = BacktestOptions::new(2, 7, 7, s.models.models.clone());
         let alone = BacktestOptions { models: vec!["median".into()], ..both.clone() };
         let (a, b) = (run(&full, &s, &both).unwrap(), run(&full, &s, &alone).unwrap());
         // Combining the members' forecasts gives what fitting the median on its own gives: with
@@ -1052,13 +1054,7 @@ mod tests {
     fn the_learned_ensemble_in_a_backtest_is_what_fitting_it_at_each_cutoff_gives() {
         let full = seasonal(120);
         let s = with_models(&["naive", "seasonal_naive", "moving_average", "ensemble"]);
-        let both = BacktestOptions {
-            windows: 3,
-            horizon: 7,
-            step: 7,
-            models: s.models.models.clone(),
-            ensemble_from_first: false,
-        };
+        let both = BacktestOptions::new(3, 7, 7, s.models.models.clone());
         assert!(ensemble_reuses_windows(&s, &both));
         let alone = BacktestOptions { models: vec!["ensemble".into()], ..both.clone() };
         assert!(!ensemble_reuses_windows(&s, &alone));
@@ -1076,13 +1072,7 @@ mod tests {
     fn from_the_first_window_the_ensemble_forecasts_the_warm_up_window_before_it() {
         let full = seasonal(120);
         let s = with_models(&["naive", "seasonal_naive", "moving_average", "ensemble"]);
-        let opts = BacktestOptions {
-            windows: 2,
-            horizon: 7,
-            step: 7,
-            models: s.models.models.clone(),
-            ensemble_from_first: true,
-        };
+        let opts = BacktestOptions::new(2, 7, 7, s.models.models.clone()).with_ensemble_from_first(true);
         let warm = warmup(&full, &s, &opts);
         assert_eq!(warm.len(), 2, "one warm-up window more than the ensemble validates on");
         assert_eq!(warmup(&full, &s, &BacktestOptions { ensemble_from_first: false, ..opts.clone() }).len(), 1);
@@ -1113,13 +1103,7 @@ mod tests {
         let full = seasonal(120);
         let s = with_models(&["seasonal_naive", "gbt", "ensemble"]);
         assert!(s.warm_epochs.is_some(), "gbt continues from the window before");
-        let opts = BacktestOptions {
-            windows: 2,
-            horizon: 7,
-            step: 7,
-            models: s.models.models.clone(),
-            ensemble_from_first: true,
-        };
+        let opts = BacktestOptions::new(2, 7, 7, s.models.models.clone()).with_ensemble_from_first(true);
         let (a, b) = (
             run(&full, &s, &opts).unwrap(),
             run(&full, &s, &BacktestOptions { ensemble_from_first: false, ..opts }).unwrap(),
@@ -1140,13 +1124,7 @@ mod tests {
             y[n - h..].fill(last);
         }
         let s = with_models(&["naive", "seasonal_naive", "ensemble"]);
-        let opts = BacktestOptions {
-            windows: 2,
-            horizon: h,
-            step: h,
-            models: s.models.models.clone(),
-            ensemble_from_first: false,
-        };
+        let opts = BacktestOptions::new(2, h, h, s.models.models.clone());
         (full, flat, s, opts)
     }
 
@@ -1209,13 +1187,7 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
             Frequency::Daily,
         );
-        let opts = BacktestOptions {
-            windows: 3,
-            horizon: 4,
-            step: 4,
-            models: vec!["naive".into()],
-            ensemble_from_first: false,
-        };
+        let opts = BacktestOptions::new(3, 4, 4, vec!["naive".into()]);
         assert!(run(&full, &settings(), &opts).unwrap_err().to_string().contains("need more than 12 periods"));
 
         // Long enough for the windows, too short for a model at the first: the error names the
@@ -1226,8 +1198,7 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
             Frequency::Daily,
         );
-        let opts =
-            BacktestOptions { windows: 3, horizon: 7, step: 7, models: vec!["gbt".into()], ensemble_from_first: false };
+        let opts = BacktestOptions::new(3, 7, 7, vec!["gbt".into()]);
         let e = run(&full, &settings(), &opts).unwrap_err().to_string();
         assert!(e.starts_with("backtest window 2026-01-09, `gbt`: "), "{e}");
     }
@@ -1243,13 +1214,7 @@ mod tests {
             NaiveDate::from_ymd_opt(2026, 1, 30).unwrap(),
             Frequency::Daily,
         );
-        let opts = BacktestOptions {
-            windows: 3,
-            horizon: 7,
-            step: 7,
-            models: vec!["naive".into(), "gbt".into()],
-            ensemble_from_first: false,
-        };
+        let opts = BacktestOptions::new(3, 7, 7, vec!["naive".into(), "gbt".into()]);
         let r = run(&full, &with_models(&["naive", "gbt"]), &opts).unwrap();
         let first = NaiveDate::from_ymd_opt(2026, 1, 9).unwrap();
         assert_eq!(r.cutoffs.len(), 3);

@@ -725,13 +725,7 @@ pub async fn run(
     let closures = crate::panel::Closures::query(ctx, params).await?;
     let full = Arc::new(Panel::from_stream(rows, config.models.frequency, end).await?.with_closures(closures));
     let categories = backtest::item_categories(ctx).await?;
-    let bt = BacktestOptions {
-        windows: opts.windows,
-        horizon: opts.horizon,
-        step: opts.horizon,
-        models: opts.models.clone(),
-        ensemble_from_first: false,
-    };
+    let bt = BacktestOptions::new(opts.windows, opts.horizon, opts.horizon, opts.models.clone());
     let as_of = window::AsOf::for_models(lake, config, &opts.models, opts.horizon)?.materializing(ctx, token, clock);
     let mut windows = Vec::new();
     for mut w in backtest::plan(&full, &bt)? {

@@ -202,8 +202,7 @@ async fn gbt_mase(lake: &Lake, dir: &std::path::Path, url: &str) -> f64 {
     let (ctx, _) = shelfcast::engine::open(lake, 2).await.unwrap();
     let (full, cutoff) = backtest::full_panel(&ctx, &s.backtest_config()).await.unwrap();
     features::materialize_all(&ctx, lake, s.feature_params(cutoff), "t", &clock()).await.unwrap();
-    let opts =
-        BacktestOptions { windows: 2, horizon: 14, step: 14, models: vec!["gbt".into()], ensemble_from_first: false };
+    let opts = BacktestOptions::new(2, 14, 14, vec!["gbt".into()]);
     let r =
         backtest::run_in_lake(&ctx, lake, Arc::new(full), &s.backtest_config(), &opts, "t", &clock()).await.unwrap().0;
     r.models[0].overall.mase.unwrap()

@@ -251,13 +251,7 @@ async fn models_fitted_side_by_side_forecast_as_they_do_one_after_another() {
     let (one, two) = (settings_with(1), settings_with(0));
     assert_eq!(two.models_config().lanes(4).lanes, 2, "two fits at once on two threads");
     let (full, _) = backtest::full_panel(&ctx, &one.backtest_config()).await.unwrap();
-    let opts = BacktestOptions {
-        windows: 2,
-        horizon: 14,
-        step: 14,
-        models: names.iter().map(|m| m.to_string()).collect(),
-        ensemble_from_first: false,
-    };
+    let opts = BacktestOptions::new(2, 14, 14, names.iter().map(|m| m.to_string()).collect());
     let a = backtest::run(&full, &one.backtest_config(), &opts).unwrap();
     let b = backtest::run(&full, &two.backtest_config(), &opts).unwrap();
     assert_eq!(backtest::canonical_batch(&a).unwrap(), backtest::canonical_batch(&b).unwrap());

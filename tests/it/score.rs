@@ -80,13 +80,7 @@ async fn metrics_equal_score_py_on_the_same_forecasts() {
     let settings = Settings::resolve(SettingsFile::default(), o, PathBuf::from("/tmp"), None).unwrap();
     let (ctx, _) = shelfcast::engine::open(&lake, 2).await.unwrap();
     let (full, _) = backtest::full_panel(&ctx, &settings.backtest_config()).await.unwrap();
-    let opts = BacktestOptions {
-        windows: 2,
-        horizon: 14,
-        step: 14,
-        models: vec!["seasonal_naive".into(), "ets".into(), "tsb".into()],
-        ensemble_from_first: false,
-    };
+    let opts = BacktestOptions::new(2, 14, 14, vec!["seasonal_naive".into(), "ets".into(), "tsb".into()]);
     let report = backtest::run(&full, &settings.backtest_config(), &opts).unwrap();
 
     let fc = backtest::canonical_batch(&report).unwrap();

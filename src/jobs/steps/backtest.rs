@@ -74,13 +74,7 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
         report.summary.notes.push(note);
         return Ok((None, None));
     }
-    let opts = BacktestOptions {
-        windows,
-        horizon: s.horizon,
-        step: s.horizon,
-        models: s.models.clone(),
-        ensemble_from_first: false,
-    };
+    let opts = BacktestOptions::new(windows, s.horizon, s.horizon, s.models.clone());
     let config = s.backtest_config();
     let extra = serde_json::Map::new();
     let bt =
