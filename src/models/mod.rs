@@ -60,7 +60,8 @@ pub struct Forecast {
     pub quantiles: Vec<f32>,
     /// The point forecast per series × step (row-major) when it is not the mean; empty: the
     /// mean. The learned ensemble's point mixes members' means and medians as its validation
-    /// chose ([`ensemble`]); it is what the backtest scores and the champion is chosen on.
+    /// chose ([`ensemble`]), a deep model's is its median where its validation samples chose it
+    /// ([`nn::PointChoice`]); it is what the backtest scores and the champion is chosen on.
     pub point: Vec<f32>,
 }
 

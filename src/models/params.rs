@@ -20,7 +20,7 @@ use serde::{Deserialize, Serialize};
 use super::ensemble::EnsembleConfig;
 use super::gbt::levels::Levels;
 use super::gbt::{GbtConfig, Strategy, Target};
-use super::nn::{NnConfig, PointLoss};
+use super::nn::{NnConfig, PointChoice, PointLoss};
 use crate::error::{Error, Result};
 use crate::panel::covariates::STATIC;
 
@@ -328,6 +328,8 @@ pub struct NnParams {
     pub anchored: Option<bool>,
     /// Read covariates the training periods never saw vary at the value they held there.
     pub hold_unseen: Option<bool>,
+    /// `mean`, `median` or `auto` (chosen on the validation samples).
+    pub point: Option<PointChoice>,
     /// Read the yearly lags in the decoder.
     pub yearly: Option<bool>,
     /// Read each item's seasonal index pooled over its locations in the decoder.
@@ -456,6 +458,7 @@ impl NnParams {
             anchor,
             anchored,
             hold_unseen,
+            point,
             yearly,
             pooled,
             catch_up,
@@ -508,7 +511,12 @@ mod tests {
         // Covariates training never saw vary are held unless told not to.
         assert!(weekly.hold_unseen);
         let fed: ModelParams = toml::from_str("[transformer]\nhold-unseen = false\n").unwrap();
-        assert!(!fed.transformer.apply(weekly).hold_unseen);
+        assert!(!fed.transformer.apply(weekly.clone()).hold_unseen);
+        // The point forecast is chosen on validation unless set.
+        assert_eq!(weekly.point, PointChoice::Auto);
+        let median: ModelParams = toml::from_str("[lstm]\npoint = \"median\"\n").unwrap();
+        assert_eq!(median.lstm.apply(weekly.clone()).point, PointChoice::Median);
+        assert!(toml::from_str::<ModelParams>("[lstm]\npoint = \"mode\"\n").is_err());
         assert_eq!(c.epochs, base.epochs);
         // The history beyond the training window keeps its length when the window changes.
         assert_eq!(c.history - c.window, base.history - base.window);

@@ -34,7 +34,7 @@ use tch::{Device, Kind, Tensor};
 pub use lstm::Lstm;
 pub use model::{Architecture, Card, DeepModel};
 pub use torchscript::TorchScript;
-pub use train::{NnConfig, PointLoss};
+pub use train::{NnConfig, PointChoice, PointLoss};
 pub use transformer::Transformer;
 
 use crate::error::{Error, Result};

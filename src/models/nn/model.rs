@@ -14,6 +14,10 @@
 //! same on fewer epochs, so its intervals drift narrower than they should; calibration mends that
 //! at the cost of one forward pass.
 //!
+//! The point forecast (what the backtest scores and the champion is chosen on) is the mean, the
+//! median, or by default whichever of the two has the lower absolute error on those same
+//! validation samples ([`PointChoice`]); the card's `point` gives the choice and both errors.
+//!
 //! With `members` above 1 the model is several networks trained from consecutive seeds, whose
 //! forecasts are averaged ([`members`](super::members)); calibration reads their averaged
 //! forecast, and the card gives each member's training and the validation loss they score together.
@@ -32,7 +36,7 @@ use tracing::{debug, info};
 use super::data::{DATE_FEATURES, Layout, Sampler, Windows};
 use super::lstm::lstm_net;
 use super::members::{self, Member};
-use super::train::{Net, NnConfig, TrainReport, catch_up, train};
+use super::train::{Net, NnConfig, PointChoice, TrainReport, catch_up, train};
 use super::transformer::transformer_net;
 use super::vocab::Vocabularies;
 use super::{TempFile, interpolate_level, torch_lock};
@@ -125,6 +129,36 @@ pub struct Card {
     /// wherever they change (empty in models saved before it existed).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub held_covariates: Vec<HeldCovariate>,
+    /// The point forecast and how it was chosen; `None` (the mean) in models saved before the
+    /// choice existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub point: Option<PointChosen>,
+}
+
+/// The point forecast a fit settled on ([`PointChoice`]).
+#[derive(Debug, Clone, Copy, PartialEq, Serialize, Deserialize)]
+pub struct PointChosen {
+    /// Whether the point is the median (else the mean).
+    pub median: bool,
+    /// Mean absolute error of the mean on the validation samples, each series in units of its
+    /// scale (`None` when the choice was set, not measured).
+    pub mean_error: Option<f64>,
+    /// The same for the median.
+    pub median_error: Option<f64>,
+}
+
+impl PointChosen {
+    /// What `choice` settles on, given the validation samples' errors when measured.
+    fn of(choice: PointChoice, errors: Option<(f64, f64)>) -> Self {
+        let (mean_error, median_error) = errors.map_or((None, None), |(a, b)| (Some(a), Some(b)));
+        let median = match choice {
+            PointChoice::Mean => false,
+            PointChoice::Median => true,
+            // Without validation samples to tell, the mean (what the loss trained).
+            PointChoice::Auto => errors.is_some_and(|(mean, median)| median < mean),
+        };
+        Self { median, mean_error, median_error }
+    }
 }
 
 /// A fit that continued a model trained at an earlier cutoff.
@@ -191,7 +225,59 @@ struct Learnt {
     members: Vec<Member>,
     training: Vec<TrainReport>,
     calibration: Vec<(f64, f64)>,
+    point: PointChosen,
     validation_loss: Option<f64>,
+}
+
+/// The members' averaged forecasts of the validation samples, in the scaled space, on the
+/// steps of the series with demand: per row the actual, the mean and the trained levels.
+#[derive(Debug, Default)]
+struct Validated {
+    y: Vec<f64>,
+    mean: Vec<f64>,
+    /// Row-major, one value per trained level, sorted.
+    quantiles: Vec<f64>,
+}
+
+impl Validated {
+    /// Mean absolute error of the mean and of the median over the rows (`None` without rows).
+    fn point_errors(&self, trained: &[f64]) -> Option<(f64, f64)> {
+        let nq = trained.len();
+        if self.y.is_empty() || nq == 0 {
+            return None;
+        }
+        let (mut on_mean, mut on_median) = (0.0, 0.0);
+        for (r, y) in self.y.iter().enumerate() {
+            let row: Vec<f32> = self.quantiles[r * nq..(r + 1) * nq].iter().map(|q| *q as f32).collect();
+            on_mean += (self.mean[r] - y).abs();
+            on_median += (f64::from(interpolate_level(trained, &row, 0.5)) - y).abs();
+        }
+        let n = self.y.len() as f64;
+        Some((on_mean / n, on_median / n))
+    }
+}
+
+/// The members' averaged forecasts of the `validation` samples (series, cut point).
+fn validate(members: &[Member], windows: &Windows, validation: &[(usize, usize)], cfg: &NnConfig) -> Result<Validated> {
+    let nq = cfg.quantiles.len();
+    let mut v = Validated::default();
+    for chunk in validation.chunks(cfg.batch_size.max(1) * 4) {
+        let batch = windows.batch(chunk, cfg.horizon, super::device());
+        let out = members::forward(members, &batch, cfg.point_loss, nq);
+        let to_vec = |t: &tch::Tensor| Vec::<f32>::try_from(t.to_device(tch::Device::Cpu).contiguous().view([-1]));
+        let (mean, quant, target) = (to_vec(&out.mean)?, to_vec(&out.quantiles)?, to_vec(&batch.target)?);
+        for k in (0..chunk.len()).filter(|k| !batch.no_demand[*k]) {
+            for h in 0..cfg.horizon {
+                let at = k * cfg.horizon + h;
+                let mut row = quant[at * nq..(at + 1) * nq].to_vec();
+                row.sort_by(f32::total_cmp);
+                v.y.push(f64::from(target[at]));
+                v.mean.push(f64::from(mean[at]));
+                v.quantiles.extend(row.into_iter().map(f64::from));
+            }
+        }
+    }
+    Ok(v)
 }
 
 /// A deep model of either architecture.
@@ -446,51 +532,50 @@ impl DeepModel {
                 training.iter().filter_map(|t| t.validation_loss.iter().copied().reduce(f64::min)).collect();
             info!(model = self.name(), members = count, validation_loss = loss, ?best, "members averaged");
         }
-        let calibration = self.calibration(&members, windows, &inputs.validation, cfg)?;
+        let validated = if self.calibrate || cfg.point == PointChoice::Auto {
+            validate(&members, windows, &inputs.validation, cfg)?
+        } else {
+            Validated::default()
+        };
+        let calibration = self.calibration(&validated, cfg);
+        let errors = if cfg.point == PointChoice::Auto { validated.point_errors(&cfg.quantiles) } else { None };
+        let point = PointChosen::of(cfg.point, errors);
+        if let Some((mean, median)) = errors {
+            info!(
+                model = self.name(),
+                mean,
+                median,
+                median_chosen = point.median,
+                "point forecast chosen on the validation samples"
+            );
+        }
         for (m, (member, report)) in members.iter().zip(&mut training).enumerate() {
             let _span = tracing::info_span!("member", model = self.name(), member = m, of = count).entered();
             report.catch_up_loss =
                 catch_up(&label(m), member.net.as_ref(), &member.vs, windows, &inputs.sampler, &cfg.member(m))?;
         }
-        Ok(Learnt { members, training, calibration, validation_loss })
+        Ok(Learnt { members, training, calibration, point, validation_loss })
     }
 
     /// The factors of the trained levels, from the members' averaged forecasts of the validation
     /// samples (empty when not calibrating, or with too few of them).
-    fn calibration(
-        &self,
-        members: &[Member],
-        windows: &Windows,
-        validation: &[(usize, usize)],
-        cfg: &NnConfig,
-    ) -> Result<Vec<(f64, f64)>> {
+    fn calibration(&self, validated: &Validated, cfg: &NnConfig) -> Vec<(f64, f64)> {
         if !self.calibrate {
-            return Ok(Vec::new());
+            return Vec::new();
         }
         let nq = cfg.quantiles.len();
-        let (mut y, mut q) = (Vec::new(), Vec::new());
-        for chunk in validation.chunks(cfg.batch_size.max(1) * 4) {
-            let batch = windows.batch(chunk, cfg.horizon, super::device());
-            let out = members::forward(members, &batch, cfg.point_loss, nq);
-            let quant = Vec::<f32>::try_from(out.quantiles.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
-            let target = Vec::<f32>::try_from(batch.target.to_device(tch::Device::Cpu).contiguous().view([-1]))?;
-            for k in (0..chunk.len()).filter(|k| !batch.no_demand[*k]) {
-                for h in 0..cfg.horizon {
-                    let at = k * cfg.horizon + h;
-                    let mut row = quant[at * nq..(at + 1) * nq].to_vec();
-                    row.sort_by(f32::total_cmp);
-                    y.push(f64::from(target[at]));
-                    q.extend(row.into_iter().map(f64::from));
-                }
-            }
-        }
-        let factors = calibrate::factors_of(&cfg.quantiles, &y, |r, k| q[r * nq + k]);
-        debug!(model = self.name(), rows = y.len(), ?factors, "quantiles calibrated on the validation samples");
-        Ok(factors)
+        let factors = calibrate::factors_of(&cfg.quantiles, &validated.y, |r, k| validated.quantiles[r * nq + k]);
+        debug!(
+            model = self.name(),
+            rows = validated.y.len(),
+            ?factors,
+            "quantiles calibrated on the validation samples"
+        );
+        factors
     }
 
     fn fitted_from(&self, panel: &Panel, inputs: Inputs, learnt: Learnt, warm_start: Option<WarmStart>) -> Fitted {
-        let Learnt { members, training, calibration, validation_loss } = learnt;
+        let Learnt { members, training, calibration, point, validation_loss } = learnt;
         let mut training = training.into_iter();
         let (encoder_features, decoder_features) = inputs.feature_names();
         let held_covariates = inputs.held_covariates();
@@ -516,6 +601,7 @@ impl DeepModel {
             member_training: training.collect(),
             members_validation_loss: validation_loss,
             held_covariates,
+            point: Some(point),
         };
         Fitted { members, card }
     }
@@ -540,6 +626,9 @@ impl DeepModel {
         let mut out = Forecast::zeros(self.name(), panel.len(), horizon, levels);
         let mut qs = vec![0f32; levels.len()];
         let calibrated = !card.quantile_calibration.is_empty();
+        if card.point.is_some_and(|p| p.median) {
+            out.point = vec![0.0; panel.len() * horizon];
+        }
         let factors: Vec<f32> =
             levels.iter().map(|l| calibrate::factor_at(&card.quantile_calibration, *l) as f32).collect();
         let device = f.members[0].vs.device();
@@ -564,6 +653,9 @@ impl DeepModel {
                         *q = if calibrated { median + c * (own - median) } else { own } * nu;
                     }
                     out.set(s, h, mean[k * horizon + h] * nu, &mut qs);
+                    if let Some(p) = out.point.get_mut(s * horizon + h) {
+                        *p = (median * nu).max(0.0);
+                    }
                 }
             }
         }

@@ -48,6 +48,22 @@ pub enum PointLoss {
     Poisson,
 }
 
+/// Which of the network's outputs is the point forecast: the one the backtest scores, the
+/// champion is chosen on and the published `point` column holds (the mean column stays the mean).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PointChoice {
+    /// The mean (what configurations saved before the choice existed forecast).
+    #[default]
+    Mean,
+    /// The median (the 0.5 level): an absolute error is lowest at the median of what follows,
+    /// which for skewed counts sits below the mean.
+    Median,
+    /// Whichever of the two has the lower absolute error, each series in units of its own scale,
+    /// on the validation samples (each series' last horizon, which training never read).
+    Auto,
+}
+
 /// Hyperparameters of a deep model and its training.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct NnConfig {
@@ -106,6 +122,10 @@ pub struct NnConfig {
     /// there ([`super::data::Windows::holding`]); false in configurations saved before it existed.
     #[serde(default)]
     pub hold_unseen: bool,
+    /// The point forecast: the mean, the median, or the one of them validation chose
+    /// ([`PointChoice`]); the mean in configurations saved before it existed.
+    #[serde(default)]
+    pub point: PointChoice,
     /// Whether the decoder also reads the yearly lags where the season is shorter than a year and
     /// the history long enough (see [`super::data::Layout::year`]); false in configurations saved
     /// before they existed.
@@ -200,6 +220,9 @@ impl NnConfig {
             anchor: anchor_by_default(frequency.default_season(), window),
             anchored: true,
             hold_unseen: true,
+            // Chosen by each fit on its own validation samples: a daily count's median is often
+            // below its mean, and a weekly department's often not.
+            point: PointChoice::Auto,
             yearly: true,
             // Off: on the validation loss of the backtests (inside the training data) the LSTM
             // reading it lost on Walmart (0.3087 against 0.3006 over three windows) and on the
