@@ -818,6 +818,22 @@ mod tests {
     }
 
     #[test]
+    fn auto_takes_the_point_with_the_lower_validation_error_and_the_mean_without_one() {
+        let median = |choice, errors| PointChosen::of(choice, errors).median;
+        assert!(median(PointChoice::Auto, Some((0.5, 0.4))));
+        assert!(!median(PointChoice::Auto, Some((0.4, 0.5))));
+        assert!(!median(PointChoice::Auto, Some((0.4, 0.4))), "a tie keeps the mean the loss trained");
+        assert!(!median(PointChoice::Auto, None), "no validation samples: the mean");
+        assert!(median(PointChoice::Median, None) && !median(PointChoice::Mean, None));
+
+        // Errors over rows: the median of three levels, and the mean, against each actual.
+        let v = Validated { y: vec![0.0, 0.0, 9.0], mean: vec![3.0; 3], quantiles: [0.0, 0.0, 9.0].repeat(3) };
+        let (mean, median) = v.point_errors(&[0.1, 0.5, 0.9]).unwrap();
+        assert!((mean - 4.0).abs() < 1e-9 && (median - 3.0).abs() < 1e-9, "{mean} {median}");
+        assert_eq!(Validated::default().point_errors(&[0.5]), None);
+    }
+
+    #[test]
     fn the_yearly_lags_are_read_where_the_season_is_shorter_than_a_year_and_a_year_is_held() {
         let daily = NnConfig::new(Frequency::Daily, 28);
         let need = 364 + daily.window + 2 * 28;
