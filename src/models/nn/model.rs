@@ -235,25 +235,18 @@ struct Learnt {
 struct Validated {
     y: Vec<f64>,
     mean: Vec<f64>,
+    /// The median (the trained levels read at 0.5).
+    median: Vec<f64>,
     /// Row-major, one value per trained level, sorted.
     quantiles: Vec<f64>,
 }
 
 impl Validated {
     /// Mean absolute error of the mean and of the median over the rows (`None` without rows).
-    fn point_errors(&self, trained: &[f64]) -> Option<(f64, f64)> {
-        let nq = trained.len();
-        if self.y.is_empty() || nq == 0 {
-            return None;
-        }
-        let (mut on_mean, mut on_median) = (0.0, 0.0);
-        for (r, y) in self.y.iter().enumerate() {
-            let row: Vec<f32> = self.quantiles[r * nq..(r + 1) * nq].iter().map(|q| *q as f32).collect();
-            on_mean += (self.mean[r] - y).abs();
-            on_median += (f64::from(interpolate_level(trained, &row, 0.5)) - y).abs();
-        }
+    fn point_errors(&self) -> Option<(f64, f64)> {
+        let mae = |point: &[f64]| point.iter().zip(&self.y).map(|(p, y)| (p - y).abs()).sum::<f64>();
         let n = self.y.len() as f64;
-        Some((on_mean / n, on_median / n))
+        (!self.y.is_empty()).then(|| (mae(&self.mean) / n, mae(&self.median) / n))
     }
 }
 
@@ -273,6 +266,7 @@ fn validate(members: &[Member], windows: &Windows, validation: &[(usize, usize)]
                 row.sort_by(f32::total_cmp);
                 v.y.push(f64::from(target[at]));
                 v.mean.push(f64::from(mean[at]));
+                v.median.push(f64::from(interpolate_level(&cfg.quantiles, &row, 0.5)));
                 v.quantiles.extend(row.into_iter().map(f64::from));
             }
         }
@@ -538,7 +532,7 @@ impl DeepModel {
             Validated::default()
         };
         let calibration = self.calibration(&validated, cfg);
-        let errors = if cfg.point == PointChoice::Auto { validated.point_errors(&cfg.quantiles) } else { None };
+        let errors = if cfg.point == PointChoice::Auto { validated.point_errors() } else { None };
         let point = PointChosen::of(cfg.point, errors);
         if let Some((mean, median)) = errors {
             info!(
@@ -826,11 +820,11 @@ mod tests {
         assert!(!median(PointChoice::Auto, None), "no validation samples: the mean");
         assert!(median(PointChoice::Median, None) && !median(PointChoice::Mean, None));
 
-        // Errors over rows: the median of three levels, and the mean, against each actual.
-        let v = Validated { y: vec![0.0, 0.0, 9.0], mean: vec![3.0; 3], quantiles: [0.0, 0.0, 9.0].repeat(3) };
-        let (mean, median) = v.point_errors(&[0.1, 0.5, 0.9]).unwrap();
+        // Errors over rows: the median and the mean against each actual.
+        let v = Validated { y: vec![0.0, 0.0, 9.0], mean: vec![3.0; 3], median: vec![0.0; 3], quantiles: Vec::new() };
+        let (mean, median) = v.point_errors().unwrap();
         assert!((mean - 4.0).abs() < 1e-9 && (median - 3.0).abs() < 1e-9, "{mean} {median}");
-        assert_eq!(Validated::default().point_errors(&[0.5]), None);
+        assert_eq!(Validated::default().point_errors(), None);
     }
 
     #[test]
