@@ -16,6 +16,7 @@ pub mod lanes;
 pub mod median;
 pub mod nn;
 pub mod params;
+pub mod point;
 pub mod pooled;
 pub mod store;
 pub mod warm;
@@ -336,8 +337,13 @@ fn build_bare(name: &str, settings: &ModelsConfig) -> Result<Box<dyn Forecaster>
         }
         _ => return build_global(name, settings),
     };
-    Ok(if p.calibration.calibrates(name) {
+    let baseline: Box<dyn Forecaster> = if p.calibration.calibrates(name) {
         Box::new(conformal::Conformal::new(baseline, settings.horizon, settings.season_length))
+    } else {
+        baseline
+    };
+    Ok(if p.point.chooses(name) {
+        Box::new(point::Pointed::new(baseline, settings.horizon, settings.season_length))
     } else {
         baseline
     })

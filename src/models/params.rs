@@ -52,6 +52,9 @@ pub struct ModelParams {
     /// `[model.calibration]`.
     #[serde(default)]
     pub calibration: CalibrationParams,
+    /// `[model.point]`.
+    #[serde(default)]
+    pub point: PointParams,
 }
 
 /// Calibrated quantiles for statistical baselines ([`super::conformal`]) and the deep models
@@ -91,6 +94,43 @@ impl CalibrationParams {
                 return Err(invalid(
                     "model.calibration.models",
                     format!("`{m}` is not a model that can be calibrated ({})", CALIBRATABLE.join(", ")),
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Statistical baselines whose point forecast is chosen between their mean and their median on a
+/// held-out horizon ([`super::point`]).
+#[derive(Debug, Default, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields)]
+pub struct PointParams {
+    /// The models whose point is chosen (each is then fitted twice); default [`POINTED`].
+    pub models: Option<Vec<String>>,
+}
+
+/// Baselines whose point is chosen by default: every one whose median can differ from its mean.
+/// ETS and Theta forecast a normal around their mean, whose median is the mean; the deep models
+/// choose their own point on their validation samples (`[model.lstm] point`), the learned ensemble
+/// weighs its members' medians, and `gbt` learns its target's centre.
+pub const POINTED: &[&str] = &["naive", "seasonal_naive", "moving_average", "croston", "tsb"];
+
+impl PointParams {
+    /// Whether baseline `name`'s point is chosen.
+    pub fn chooses(&self, name: &str) -> bool {
+        match &self.models {
+            Some(list) => list.iter().any(|m| m == name),
+            None => POINTED.contains(&name),
+        }
+    }
+
+    fn validate(&self) -> Result<()> {
+        for m in self.models.iter().flatten() {
+            if !POINTED.contains(&m.as_str()) {
+                return Err(invalid(
+                    "model.point.models",
+                    format!("`{m}` is not a baseline whose median can differ from its mean ({})", POINTED.join(", ")),
                 ));
             }
         }
@@ -366,6 +406,7 @@ impl ModelParams {
         }
         self.gbt.validate()?;
         self.calibration.validate()?;
+        self.point.validate()?;
         for (key, v) in [("rounds", self.ensemble.rounds), ("validation-windows", self.ensemble.validation_windows)] {
             if v == Some(0) {
                 return Err(invalid(&format!("model.ensemble.{key}"), "must be at least 1"));
@@ -605,5 +646,17 @@ by-class = true
         assert!(p.calibration.calibrates("tsb") && !p.calibration.calibrates("ets"));
         let none: ModelParams = toml::from_str("[calibration]\nmodels = []\n").unwrap();
         assert!(CALIBRATABLE.iter().all(|m| !none.calibration.calibrates(m)));
+    }
+
+    #[test]
+    fn the_baselines_whose_median_can_differ_choose_their_point_unless_the_list_says_otherwise() {
+        let default = ModelParams::default();
+        assert!(default.point.chooses("tsb") && default.point.chooses("seasonal_naive"));
+        assert!(!default.point.chooses("ets") && !default.point.chooses("lstm"));
+        let p: ModelParams = toml::from_str("[point]\nmodels = [\"croston\"]\n").unwrap();
+        assert!(p.validate().is_ok() && p.point.chooses("croston") && !p.point.chooses("tsb"));
+        let p: ModelParams = toml::from_str("[point]\nmodels = [\"tsb\", \"ets\"]\n").unwrap();
+        let err = p.validate().unwrap_err().to_string();
+        assert!(err.contains("model.point.models") && err.contains("`ets`"), "{err}");
     }
 }

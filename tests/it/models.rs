@@ -64,10 +64,14 @@ pub fn contract_in(s: &Settings, name: &str, make: &dyn Fn() -> Box<dyn Forecast
             assert!(q.windows(2).all(|w| w[0] <= w[1]), "{name}: quantiles cross for series {s} step {h}: {q:?}");
             assert!(q[0] >= 0.0 && f.mean_at(s, h) >= 0.0, "{name}: negative forecast");
             assert!(f.mean_at(s, h).is_finite());
+            // The point (the mean unless the model chose another) is what backtests score.
+            let point = f.point_at(s, h);
+            assert!(point.is_finite() && point >= 0.0, "{name}: point {point} for series {s} step {h}");
         }
     }
+    assert!(f.point.is_empty() || f.point.len() == f.mean.len(), "{name}: shape of the point");
     // The all-zero series forecasts zero.
-    assert!((0..horizon).all(|h| f.mean_at(6, h) == 0.0), "{name}: zeros in, zeros out");
+    assert!((0..horizon).all(|h| f.mean_at(6, h) == 0.0 && f.point_at(6, h) == 0.0), "{name}: zeros in, zeros out");
 
     // Deterministic: a second model on the same data gives the same forecast.
     let mut again = make();
@@ -256,4 +260,32 @@ async fn models_fitted_side_by_side_forecast_as_they_do_one_after_another() {
     let b = backtest::run(&full, &two.backtest_config(), &opts).unwrap();
     assert_eq!(backtest::canonical_batch(&a).unwrap(), backtest::canonical_batch(&b).unwrap());
     assert_eq!(a.models.len(), names.len());
+}
+
+/// The registry's statistical baselines choose their point on a held-out horizon: on sparse
+/// demand TSB's point is its median, which misses the next horizon by less than its mean, while
+/// the mean column stays the mean; with `[model.point] models = []` the point is the mean.
+#[test]
+fn a_baseline_s_point_is_its_median_on_sparse_demand_unless_the_settings_keep_the_mean() {
+    let horizon = 14;
+    let (panel, test) = crate::common::sparse_panel(40, 200, horizon, 21);
+    let config = settings().models_config();
+    let mut tsb = models::build("tsb", &config).unwrap();
+    tsb.fit(&panel).unwrap();
+    let f = tsb.predict(&panel, horizon, &[0.1, 0.5, 0.9]).unwrap();
+    let point = tsb.card().unwrap()["point"]["chosen"].clone();
+    assert!(point["median_error"].as_f64().unwrap() < point["mean_error"].as_f64().unwrap(), "{point}");
+    let (on_point, on_mean) = (
+        crate::common::test_mae(&test, &|s, h| f.point_at(s, h)),
+        crate::common::test_mae(&test, &|s, h| f.mean_at(s, h)),
+    );
+    assert!(on_point < 0.9 * on_mean, "MAE of the point {on_point:.3}, of the mean {on_mean:.3}");
+
+    let mut kept = config.clone();
+    kept.model.point.models = Some(Vec::new());
+    let mut at_mean = models::build("tsb", &kept).unwrap();
+    at_mean.fit(&panel).unwrap();
+    let g = at_mean.predict(&panel, horizon, &[0.1, 0.5, 0.9]).unwrap();
+    assert!(g.point.is_empty(), "the point is the mean");
+    assert_eq!((&g.mean, &g.quantiles), (&f.mean, &f.quantiles), "only the point differs");
 }

@@ -647,29 +647,13 @@ fn a_deep_model_s_quantiles_are_calibrated_on_the_samples_it_held_out() {
     assert_eq!(tails(&back, &panel, &test).0, under);
 }
 
-/// Sparse series: on about one day in three a sale of 8 to 12, else nothing. Their mean is about
-/// 3, their median 0, so a forecast at the mean misses every day by about 3 or 7.
-fn sparse_panel(series: usize, seed: u64) -> (Panel, Vec<Vec<f32>>) {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let end = NaiveDate::from_ymd_opt(2026, 3, 31).unwrap() - Duration::days(HORIZON as i64);
-    let (mut train, mut test) = (Vec::new(), Vec::new());
-    for _ in 0..series {
-        let y: Vec<f32> =
-            (0..DAYS).map(|_| if rng.random_bool(0.3) { rng.random_range(8..=12) as f32 } else { 0.0 }).collect();
-        train.push(y[..DAYS - HORIZON].to_vec());
-        test.push(y[DAYS - HORIZON..].to_vec());
-    }
-    let keys = (0..series).map(|i| SeriesKey { item_id: format!("i{i}"), location_id: "s".into() }).collect();
-    (Panel::new(keys, train, end, Frequency::Daily), test)
-}
-
 /// On sparse demand the median misses by less than the mean: the validation samples say so, the
 /// point forecast is the median (the mean column stays the mean), it misses the next horizon by
 /// less, the card gives both errors, and it survives save → load. Set to the mean, the point is
 /// the mean.
 #[test]
 fn a_deep_model_s_point_forecast_is_the_median_where_validation_finds_it_misses_by_less() {
-    let (panel, test) = sparse_panel(24, 13);
+    let (panel, test) = sparse_panel(24, DAYS, HORIZON, 13);
     let cfg = NnConfig { epochs: 4, covariates: false, ..learning_config() };
     let mut auto = nn::Lstm::new(cfg.clone());
     auto.fit(&panel).unwrap();
@@ -677,10 +661,7 @@ fn a_deep_model_s_point_forecast_is_the_median_where_validation_finds_it_misses_
     assert_eq!(point["median"], true, "{point}");
     assert!(point["median_error"].as_f64().unwrap() < point["mean_error"].as_f64().unwrap(), "{point}");
 
-    let mae = |at: &dyn Fn(usize, usize) -> f32| {
-        let errors = test.iter().enumerate().flat_map(|(s, y)| y.iter().enumerate().map(move |(h, a)| (s, h, *a)));
-        errors.map(|(s, h, a)| f64::from((at(s, h) - a).abs())).sum::<f64>() / (test.len() * HORIZON) as f64
-    };
+    let mae = |at: &dyn Fn(usize, usize) -> f32| test_mae(&test, at);
     let f = auto.predict(&panel, HORIZON, &[0.1, 0.9]).unwrap();
     let (on_point, on_mean) = (mae(&|s, h| f.point_at(s, h)), mae(&|s, h| f.mean_at(s, h)));
     assert!(on_point < 0.9 * on_mean, "MAE of the point {on_point:.3}, of the mean {on_mean:.3}");
