@@ -16,7 +16,7 @@ use tracing::debug;
 use super::ensemble::calibrate;
 use super::ensemble::select::{Validation, Weights};
 use super::framed::{self, Unframe};
-use super::{FitReport, Forecast, Forecaster};
+use super::{FitReport, Forecast, Forecaster, card_with, with_median};
 use crate::error::{Error, Result};
 use crate::panel::Panel;
 
@@ -84,10 +84,7 @@ impl Forecaster for Conformal {
             return self.inner.predict(panel, horizon, levels);
         }
         // The median is the centre the factors scale around: forecast it even when not asked.
-        let mut asked = levels.to_vec();
-        asked.push(0.5);
-        asked.sort_by(f64::total_cmp);
-        asked.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+        let asked = with_median(levels);
         let at = |l: f64| asked.iter().position(|x| (x - l).abs() < 1e-9).unwrap_or(0);
         let median = at(0.5);
         let position: Vec<usize> = levels.iter().map(|l| at(*l)).collect();
@@ -133,14 +130,7 @@ impl Forecaster for Conformal {
             "method": "quantile spread scaled per level on the last horizon held out",
             "factors": self.factors,
         });
-        match self.inner.card() {
-            Some(serde_json::Value::Object(mut card)) => {
-                card.insert("quantile_calibration".into(), calibration);
-                Some(serde_json::Value::Object(card))
-            }
-            Some(other) => Some(serde_json::json!({ "model": other, "quantile_calibration": calibration })),
-            None => Some(serde_json::json!({ "quantile_calibration": calibration })),
-        }
+        Some(card_with(self.inner.card(), "quantile_calibration", calibration))
     }
 
     fn needs_covariates(&self) -> bool {

@@ -231,6 +231,29 @@ pub trait Forecaster: std::fmt::Debug + Send {
     }
 }
 
+/// `levels` with the median (0.5) among them, ascending and without repeats: what a wrapper asks
+/// of the model it wraps when it needs the median whether or not its caller does.
+pub fn with_median(levels: &[f64]) -> Vec<f64> {
+    let mut asked = levels.to_vec();
+    asked.push(0.5);
+    asked.sort_by(f64::total_cmp);
+    asked.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
+    asked
+}
+
+/// A wrapped model's card with `key` set to `value`: added to the wrapped card's fields, beside a
+/// card that is not an object (under `model`), or alone without one.
+pub fn card_with(inner: Option<serde_json::Value>, key: &str, value: serde_json::Value) -> serde_json::Value {
+    match inner {
+        Some(serde_json::Value::Object(mut card)) => {
+            card.insert(key.to_string(), value);
+            serde_json::Value::Object(card)
+        }
+        Some(other) => serde_json::json!({ "model": other, key: value }),
+        None => serde_json::json!({ key: value }),
+    }
+}
+
 /// Model names the registry knows.
 pub const KNOWN: &[&str] = &[
     "naive",

@@ -23,7 +23,7 @@ use tracing::debug;
 
 use super::ensemble::select::{self, Validation, Weights};
 use super::framed::{self, Unframe};
-use super::{FitReport, Forecast, Forecaster, ensemble};
+use super::{FitReport, Forecast, Forecaster, card_with, ensemble, with_median};
 use crate::error::{Error, Result};
 use crate::panel::Panel;
 
@@ -95,15 +95,6 @@ impl Pointed {
             chosen_error: chosen.losses,
         }))
     }
-}
-
-/// `levels` with the median, ascending and without repeats.
-fn with_median(levels: &[f64]) -> Vec<f64> {
-    let mut asked = levels.to_vec();
-    asked.push(0.5);
-    asked.sort_by(f64::total_cmp);
-    asked.dedup_by(|a, b| (*a - *b).abs() < 1e-9);
-    asked
 }
 
 impl Forecaster for Pointed {
@@ -179,14 +170,7 @@ impl Forecaster for Pointed {
             "method": "the mean, the median or a mix in tenths, chosen per demand class on the last horizon held out",
             "chosen": self.chosen,
         });
-        match self.inner.card() {
-            Some(serde_json::Value::Object(mut card)) => {
-                card.insert("point".into(), point);
-                Some(serde_json::Value::Object(card))
-            }
-            Some(other) => Some(serde_json::json!({ "model": other, "point": point })),
-            None => Some(serde_json::json!({ "point": point })),
-        }
+        Some(card_with(self.inner.card(), "point", point))
     }
 
     fn needs_covariates(&self) -> bool {
