@@ -15,9 +15,9 @@ use tracing::debug;
 
 use super::ensemble::calibrate;
 use super::ensemble::select::{Validation, Weights};
-use super::framed::{self, Unframe};
+use super::framed;
 use super::{FitReport, Forecast, Forecaster, card_with, with_median};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::panel::Panel;
 
 /// Levels forecast on the held-out periods; others interpolate between them.
@@ -110,19 +110,17 @@ impl Forecaster for Conformal {
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<()> {
-        let (factors, inner) = match framed::unframe(MAGIC, bytes) {
-            Ok(parts) => parts,
+        match framed::wrapped(MAGIC, bytes, self.inner.name(), "calibration")? {
+            Some((head, inner)) => {
+                self.factors = serde_json::from_slice(head)?;
+                self.inner.load(inner)
+            }
             // A state stored before calibration: the model's own quantiles.
-            Err(Unframe::NoHeader) => {
+            None => {
                 self.factors.clear();
-                return self.inner.load(bytes);
+                self.inner.load(bytes)
             }
-            Err(_) => {
-                return Err(Error::data(format!("{}: the stored calibration is cut short", self.inner.name())));
-            }
-        };
-        self.factors = serde_json::from_slice(factors)?;
-        self.inner.load(inner)
+        }
     }
 
     fn card(&self) -> Option<serde_json::Value> {

@@ -32,6 +32,23 @@ pub fn unframe<'a>(magic: &[u8], bytes: &'a [u8]) -> Result<(&'a [u8], &'a [u8])
     rest.split_at_checked(len).ok_or(Unframe::TruncatedHeader)
 }
 
+/// A wrapper's stored state split into its header and the wrapped model's own state; `None` for
+/// a state without the wrapper's header (the wrapped model saved alone, before the wrapper
+/// stored anything), and an error naming `model` and `what` the header holds when the bytes end
+/// inside it.
+pub fn wrapped<'a>(
+    magic: &[u8],
+    bytes: &'a [u8],
+    model: &str,
+    what: &str,
+) -> crate::error::Result<Option<(&'a [u8], &'a [u8])>> {
+    match unframe(magic, bytes) {
+        Ok(parts) => Ok(Some(parts)),
+        Err(Unframe::NoHeader) => Ok(None),
+        Err(_) => Err(crate::error::Error::data(format!("{model}: the stored {what} is cut short"))),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,9 +22,9 @@ use serde::{Deserialize, Serialize};
 use tracing::debug;
 
 use super::ensemble::select::{self, Validation, Weights};
-use super::framed::{self, Unframe};
+use super::framed;
 use super::{FitReport, Forecast, Forecaster, card_with, ensemble, with_median};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::panel::Panel;
 
 /// Rounds of the greedy selection: the mix moves in tenths.
@@ -150,19 +150,17 @@ impl Forecaster for Pointed {
     }
 
     fn load(&mut self, bytes: &[u8]) -> Result<()> {
-        let (chosen, inner) = match framed::unframe(MAGIC, bytes) {
-            Ok(parts) => parts,
+        match framed::wrapped(MAGIC, bytes, self.inner.name(), "point choice")? {
+            Some((head, inner)) => {
+                self.chosen = serde_json::from_slice(head)?;
+                self.inner.load(inner)
+            }
             // A state stored before the choice: the point is the mean.
-            Err(Unframe::NoHeader) => {
+            None => {
                 self.chosen = None;
-                return self.inner.load(bytes);
+                self.inner.load(bytes)
             }
-            Err(_) => {
-                return Err(Error::data(format!("{}: the stored point choice is cut short", self.inner.name())));
-            }
-        };
-        self.chosen = serde_json::from_slice(chosen)?;
-        self.inner.load(inner)
+        }
     }
 
     fn card(&self) -> Option<serde_json::Value> {
