@@ -8,6 +8,13 @@
 //! so no segment keeps a model a naive forecast beats. Every decision is kept in the registry's
 //! history.
 //!
+//! Each champion also carries the calibration of its published intervals (`[champion]
+//! calibrate`): per quantile level, the factor that scales its spread from the median so that, on
+//! the champion's own forecasts in the evidence for its segment, the level's share of the actuals
+//! falls at or below it (split conformal, as the learned ensemble calibrates its quantiles; see
+//! [`crate::models::ensemble::calibrate`]). A model's own quantiles can miss on a segment, or at
+//! every horizon, in a way its own fit cannot see; the evidence the champion was chosen on does.
+//!
 //! The evidence is either a backtest (forecasts re-created at earlier cutoffs) or the tracked
 //! accuracy of the forecasts the nightly actually made ([`super::tracking`]): with
 //! [`Evidence::Tracked`], a run decides on tracked accuracy once every configured model has been
@@ -22,9 +29,10 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
-use super::backtest::{BacktestReport, Scores};
+use super::backtest::{BacktestReport, ScoredRow, Scores};
 use crate::error::Result;
 use crate::lake::{Lake, layout, pointer};
+use crate::models::ensemble::calibrate;
 
 /// The metric champions are chosen on (lower is better).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -119,6 +127,14 @@ pub struct ChampionSettings {
     /// for every model, a backtest until then) or `backtest`.
     #[serde(default)]
     pub decide_on: Evidence,
+    /// Whether each segment's published quantiles are calibrated on its champion's forecasts in
+    /// the evidence (`false`: every champion's own quantiles).
+    #[serde(default = "default_calibrate")]
+    pub calibrate: bool,
+}
+
+fn default_calibrate() -> bool {
+    true
 }
 
 fn default_backtest_every() -> std::time::Duration {
@@ -142,6 +158,7 @@ impl Default for ChampionSettings {
             windows: default_windows(),
             backtest_every: default_backtest_every(),
             decide_on: Evidence::default(),
+            calibrate: default_calibrate(),
         }
     }
 }
@@ -155,6 +172,11 @@ pub struct Champion {
     pub score: f64,
     /// The run that crowned it.
     pub since: String,
+    /// (level, factor) per quantile level other than the median, from its forecasts in the last
+    /// evidence for its segment: the published quantile is `m + factor × (q − m)`, `m` its
+    /// median. Empty: its own quantiles (calibration off, too few rows, no median level).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calibration: Vec<(f64, f64)>,
 }
 
 /// One decision.
@@ -281,7 +303,12 @@ impl Registry {
 
     /// The champion model of a segment, falling back to the whole-lake champion.
     pub fn champion_of(&self, segment: &str) -> Option<&str> {
-        self.segments.get(segment).or_else(|| self.segments.get(ALL)).map(|c| c.model.as_str())
+        self.champion_in(segment).map(|c| c.model.as_str())
+    }
+
+    /// The champion of a segment, falling back to the whole-lake champion.
+    pub fn champion_in(&self, segment: &str) -> Option<&Champion> {
+        self.segments.get(segment).or_else(|| self.segments.get(ALL))
     }
 
     /// Applies a backtest or tracked accuracy (`evidence`): per segment, promote the best
@@ -331,12 +358,21 @@ impl Registry {
             let winner_score = if promoted { best_score } else { current_score.unwrap_or(best_score) };
             let value_added_pct = snaive.filter(|s| *s > 0.0).map(|s| 100.0 * (1.0 - winner_score / s));
             if promoted {
-                self.segments.insert(
-                    segment.clone(),
-                    Champion { model: best.to_string(), score: best_score, since: run_id.to_string() },
-                );
+                let champion = Champion {
+                    model: best.to_string(),
+                    score: best_score,
+                    since: run_id.to_string(),
+                    calibration: Vec::new(),
+                };
+                self.segments.insert(segment.clone(), champion);
             } else if let Some(c) = self.segments.get_mut(&segment) {
                 c.score = winner_score;
+            }
+            if let Some(c) = self.segments.get_mut(&segment) {
+                c.calibration = match settings.calibrate {
+                    true => calibration(report, &c.model, &segment),
+                    false => Vec::new(),
+                };
             }
             decisions.push(Decision {
                 run_id: run_id.to_string(),
@@ -358,10 +394,34 @@ impl Registry {
 /// The segment holding every series.
 pub const ALL: &str = "all";
 
+/// Calibration factors as a report shows them: `q10 ×0.91, q90 ×1.07`; `own` when there are none.
+pub fn calibration_text(calibration: &[(f64, f64)]) -> String {
+    if calibration.is_empty() {
+        return "own".to_string();
+    }
+    let v: Vec<String> =
+        calibration.iter().map(|(l, c)| format!("{} ×{c:.2}", crate::publish::quantile_column(*l))).collect();
+    v.join(", ")
+}
+
+/// The calibration factors of `model`'s quantiles on its rows of `segment` in `report` (every
+/// row for [`ALL`], else the rows of that demand class).
+fn calibration(report: &BacktestReport, model: &str, segment: &str) -> Vec<(f64, f64)> {
+    let Some(m) = report.models.iter().find(|m| m.model == model) else { return Vec::new() };
+    let rows: Vec<&ScoredRow> = m
+        .rows
+        .iter()
+        .filter(|r| r.quantiles.len() == report.levels.len() && (segment == ALL || r.class.as_str() == segment))
+        .collect();
+    let y: Vec<f64> = rows.iter().map(|r| r.y).collect();
+    calibrate::factors_of(&report.levels, &y, |r, k| rows[r].quantiles[k])
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::evaluate::backtest::ModelBacktest;
+    use crate::models::baseline::classify::DemandClass;
 
     fn report(scores: &[(&str, f64)]) -> BacktestReport {
         BacktestReport {
@@ -385,6 +445,82 @@ mod tests {
                 .collect(),
             published: None,
         }
+    }
+
+    /// `n` rows of class `class` whose actuals spread evenly over 100 ± 10 around a forecast of
+    /// `100 + bias`, with 0.1 and 0.9 quantiles `half` below and above it.
+    fn spread_rows(n: usize, class: DemandClass, bias: f64, half: f64) -> Vec<ScoredRow> {
+        let start = NaiveDate::from_ymd_opt(2026, 1, 1).unwrap();
+        (0..n)
+            .map(|i| ScoredRow {
+                item_id: format!("i{}", i % 10),
+                location_id: "s".into(),
+                cutoff: start,
+                target_date: start + chrono::Duration::days(1 + (i / 10) as i64),
+                step: 1 + i / 10,
+                y: 100.0 + (i % 21) as f64 - 10.0,
+                y_hat: 100.0 + bias,
+                quantiles: vec![100.0 + bias - half, 100.0 + bias, 100.0 + bias + half],
+                class,
+                scale: Some(5.0),
+            })
+            .collect()
+    }
+
+    /// The share of `rows` inside their 0.1–0.9 interval once scaled by `calibration`.
+    fn coverage(rows: &[ScoredRow], calibration: &[(f64, f64)]) -> f64 {
+        let inside = rows
+            .iter()
+            .filter(|r| {
+                let mut q = r.quantiles.clone();
+                calibrate::rescale(&[0.1, 0.5, 0.9], calibration, &mut q);
+                q[0] <= r.y && r.y <= q[2]
+            })
+            .count();
+        inside as f64 / rows.len() as f64
+    }
+
+    #[test]
+    fn each_champion_keeps_the_factors_that_make_its_intervals_cover_eighty_percent_on_its_segment() {
+        use crate::evaluate::backtest::summarise;
+        let levels = [0.1, 0.5, 0.9];
+        // ets wins both classes; its intervals are too narrow on smooth series (±5 where the
+        // actuals spread ±10) and too wide on erratic ones (±30).
+        let ets = [spread_rows(420, DemandClass::Smooth, 0.0, 5.0), spread_rows(420, DemandClass::Erratic, 0.0, 30.0)];
+        let naive = [spread_rows(420, DemandClass::Smooth, 8.0, 5.0), spread_rows(420, DemandClass::Erratic, 8.0, 5.0)];
+        let report = BacktestReport {
+            cutoffs: vec![],
+            horizon: 42,
+            levels: levels.to_vec(),
+            season: 7,
+            models: vec![summarise("seasonal_naive", naive.concat(), &levels), summarise("ets", ets.concat(), &levels)],
+            published: None,
+        };
+        let mut r = Registry::default();
+        r.decide(&report, &ChampionSettings::default(), "run1", Evidence::Backtest);
+        for (class, rows) in [("smooth", &ets[0]), ("erratic", &ets[1])] {
+            let c = &r.segments[class];
+            assert_eq!(c.model, "ets");
+            let (own, calibrated) = (coverage(rows, &[]), coverage(rows, &c.calibration));
+            assert!((0.78..=0.86).contains(&calibrated), "{class}: {own} → {calibrated} with {:?}", c.calibration);
+        }
+        assert!(calibrate::factor_at(&r.segments["smooth"].calibration, 0.9) > 1.0, "too narrow: widened");
+        assert!(calibrate::factor_at(&r.segments["erratic"].calibration, 0.9) < 1.0, "too wide: narrowed");
+        // A kept champion's factors follow the newest evidence; off, there are none.
+        let off = ChampionSettings { calibrate: false, ..Default::default() };
+        r.decide(&report, &off, "run2", Evidence::Backtest);
+        assert!(r.segments.values().all(|c| c.model == "ets" && c.calibration.is_empty()), "{:?}", r.segments);
+        // Fewer than 100 rows in a segment: its champion's own quantiles.
+        let few = BacktestReport {
+            models: vec![
+                summarise("seasonal_naive", naive[0][..60].to_vec(), &levels),
+                summarise("ets", ets[0][..60].to_vec(), &levels),
+            ],
+            ..report
+        };
+        let mut r = Registry::default();
+        r.decide(&few, &ChampionSettings::default(), "run1", Evidence::Backtest);
+        assert!(r.segments["smooth"].calibration.is_empty());
     }
 
     #[test]

@@ -15,6 +15,11 @@
 //! fewer windows rather than the ensemble being left out (with one more warm-up window,
 //! [`super::backtest::BacktestOptions::ensemble_from_first`], it competes from the first scored
 //! window on). A window with no earlier window is not published.
+//!
+//! Each series' quantiles are its champion's, scaled by the champion's calibration in the
+//! registry at that cutoff (`[champion] calibrate`): factors from the champion's rows of its
+//! segment on the same evidence, so the intervals a window publishes are calibrated on earlier
+//! windows only, as the nightly's are.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -23,6 +28,7 @@ use serde::{Deserialize, Serialize};
 
 use super::backtest::{BacktestReport, ModelBacktest, ScoredRow, summarise};
 use super::champion::{ALL, ChampionSettings, Evidence, Registry, SegmentBy};
+use crate::models::ensemble::calibrate;
 
 /// The model name the published forecast's rows carry.
 pub const PUBLISHED: &str = "published";
@@ -34,6 +40,10 @@ pub struct Published {
     pub scores: ModelBacktest,
     /// Per scored cutoff, segment → the model whose forecast it published.
     pub champions: BTreeMap<NaiveDate, BTreeMap<String, String>>,
+    /// Per scored cutoff, segment → the (level, factor) its champion's quantiles were scaled by
+    /// (segments published with their champion's own quantiles left out).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub calibration: BTreeMap<NaiveDate, BTreeMap<String, Vec<(f64, f64)>>>,
 }
 
 /// The published forecast over `cutoffs` from every model's rows (`rows`, in the configured
@@ -62,7 +72,7 @@ pub fn replay(
         .collect();
     let every: BTreeSet<NaiveDate> = by_cutoff.iter().flat_map(|(_, m)| m.keys().copied()).collect();
     let mut registry = Registry::default();
-    let (mut out, mut champions) = (Vec::new(), BTreeMap::new());
+    let (mut out, mut champions, mut calibration) = (Vec::new(), BTreeMap::new(), BTreeMap::new());
     let scored: BTreeSet<NaiveDate> = cutoffs.iter().copied().collect();
     for &cutoff in cutoffs {
         let earlier: Vec<NaiveDate> = every.range(..cutoff).rev().take(settings.windows.max(1)).copied().collect();
@@ -92,6 +102,7 @@ pub fn replay(
         // Each series takes its segment champion's rows (the first model's without one).
         let mut series: HashMap<&str, HashMap<(&str, &str), Vec<&ScoredRow>>> = HashMap::new();
         let mut chosen: BTreeMap<String, String> = BTreeMap::new();
+        let mut scaled: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
         let mut done: BTreeSet<(&str, &str)> = BTreeSet::new();
         for r in &first[&cutoff] {
             let key = (r.item_id.as_str(), r.location_id.as_str());
@@ -107,6 +118,12 @@ pub fn replay(
                 .and_then(|c| by_cutoff.iter().position(|(n, m)| *n == c && m.contains_key(&cutoff)))
                 .unwrap_or_else(|| by_cutoff.iter().position(|(_, m)| m.contains_key(&cutoff)).unwrap_or(0));
             let (name, windows) = &by_cutoff[model];
+            // The champion's calibration, unless another model stands in for it.
+            let factors =
+                registry.champion_in(&segment).filter(|c| c.model == *name).map_or(&[][..], |c| &c.calibration);
+            if !factors.is_empty() {
+                scaled.insert(segment.clone(), factors.to_vec());
+            }
             chosen.insert(segment, name.to_string());
             let of_model = series.entry(name).or_insert_with(|| {
                 let mut s: HashMap<(&str, &str), Vec<&ScoredRow>> = HashMap::new();
@@ -115,11 +132,18 @@ pub fn replay(
                 }
                 s
             });
-            out.extend(of_model.get(&key).into_iter().flatten().map(|r| (*r).clone()));
+            out.extend(of_model.get(&key).into_iter().flatten().map(|r| {
+                let mut r = (*r).clone();
+                calibrate::rescale(levels, factors, &mut r.quantiles);
+                r
+            }));
         }
         champions.insert(cutoff, chosen);
+        if !scaled.is_empty() {
+            calibration.insert(cutoff, scaled);
+        }
     }
-    (!champions.is_empty()).then(|| Published { scores: summarise(PUBLISHED, out, levels), champions })
+    (!champions.is_empty()).then(|| Published { scores: summarise(PUBLISHED, out, levels), champions, calibration })
 }
 
 #[cfg(test)]
@@ -185,6 +209,58 @@ mod tests {
         assert_eq!(p.scores.per_window.len(), 3);
         // One model publishes itself: no replay.
         assert!(replay(&borrowed(&all[..1]), &[d(4)], &settings, &[0.5], 1).is_none());
+    }
+
+    /// 30 series' rows at `cutoff`, five steps each: a forecast of `100 + bias` with its 0.1 and
+    /// 0.9 quantiles `half` either side, the actuals spread evenly over 100 ± `spread`.
+    fn spread(cutoff: NaiveDate, bias: f64, half: f64, spread: f64) -> Vec<ScoredRow> {
+        (0..150)
+            .map(|i| ScoredRow {
+                item_id: format!("i{}", i % 30),
+                location_id: "s".into(),
+                cutoff,
+                target_date: cutoff + chrono::Duration::days(1 + (i / 30) as i64),
+                step: 1 + i / 30,
+                y: 100.0 + spread * ((i * 8 % 21) as f64 - 10.0) / 10.0,
+                y_hat: 100.0 + bias,
+                quantiles: vec![100.0 + bias - half, 100.0 + bias, 100.0 + bias + half],
+                class: DemandClass::Smooth,
+                scale: Some(5.0),
+            })
+            .collect()
+    }
+
+    #[test]
+    fn each_window_s_intervals_are_calibrated_on_the_champion_s_rows_before_it_only() {
+        let levels = [0.1, 0.5, 0.9];
+        // `good` wins, with intervals of ±5 where the actuals spread ±10 (d(7): ±`last`); each
+        // window's five days have passed by the next cutoff.
+        let all = |last: f64| {
+            let at = |bias: f64| {
+                [spread(d(1), bias, 5.0, 10.0), spread(d(7), bias, 5.0, last), spread(d(13), bias, 5.0, 10.0)].concat()
+            };
+            vec![("seasonal_naive".to_string(), at(6.0)), ("good".to_string(), at(0.0))]
+        };
+        let settings =
+            |calibrate| ChampionSettings { windows: 1, segment_by: SegmentBy::None, calibrate, ..Default::default() };
+        let p = replay(&borrowed(&all(10.0)), &[d(7), d(13)], &settings(true), &levels, 1).unwrap();
+        assert!(p.champions.values().all(|c| c["all"] == "good"));
+        let share = |rows: &[ScoredRow]| {
+            rows.iter().filter(|r| r.quantiles[0] <= r.y && r.y <= r.quantiles[2]).count() as f64 / rows.len() as f64
+        };
+        let covered = share(&p.scores.rows);
+        assert!((0.78..=0.86).contains(&covered), "calibrated coverage {covered}: {:?}", p.calibration);
+        let own = replay(&borrowed(&all(10.0)), &[d(7), d(13)], &settings(false), &levels, 1).unwrap();
+        assert!(share(&own.scores.rows) < 0.6, "the champion's own intervals cover {}", share(&own.scores.rows));
+        assert!(own.calibration.is_empty());
+        // d(7)'s factors come from d(1)'s rows alone: a d(7) whose actuals spread three times as
+        // far leaves them as they were, and moves d(13)'s, which learn from d(7).
+        let wider = replay(&borrowed(&all(30.0)), &[d(7), d(13)], &settings(true), &levels, 1).unwrap();
+        assert_eq!(wider.calibration[&d(7)], p.calibration[&d(7)]);
+        let hi = |p: &Published, c: u32| calibrate::factor_at(&p.calibration[&d(c)]["all"], 0.9);
+        assert!(hi(&wider, 13) > 2.0 * hi(&p, 13), "{:?} against {:?}", wider.calibration, p.calibration);
+        // The point is the champion's own.
+        assert!(p.scores.rows.iter().all(|r| r.y_hat == 100.0));
     }
 
     #[test]

@@ -130,6 +130,20 @@ impl Forecast {
         self.quantiles[s * h * q..(s + 1) * h * q].copy_from_slice(&other.quantiles[from * h * q..(from + 1) * h * q]);
     }
 
+    /// Scales series `s`'s quantiles by `calibration` at every step ([`ensemble::calibrate::rescale`]).
+    pub fn rescale_series(&mut self, s: usize, calibration: &[(f64, f64)]) {
+        if calibration.is_empty() {
+            return;
+        }
+        let (h, nq) = (self.horizon, self.levels.len());
+        let mut q = vec![0.0f64; nq];
+        for row in self.quantiles[s * h * nq..(s + 1) * h * nq].chunks_mut(nq) {
+            q.iter_mut().zip(row.iter()).for_each(|(q, v)| *q = f64::from(*v));
+            ensemble::calibrate::rescale(&self.levels, calibration, &mut q);
+            row.iter_mut().zip(&q).for_each(|(v, q)| *v = *q as f32);
+        }
+    }
+
     /// Sets series `s`, step `h`: the mean and the quantiles (sorted, floored at zero).
     pub fn set(&mut self, s: usize, h: usize, mean: f32, quantiles: &mut [f32]) {
         let nq = self.levels.len();

@@ -10,6 +10,7 @@ use serde::Serialize;
 
 use super::num3;
 use crate::evaluate::backtest::BacktestReport;
+use crate::evaluate::champion::calibration_text;
 
 /// A finished `shelfcast backtest`: where its scores are stored and the whole report.
 #[derive(Debug, Clone, Serialize)]
@@ -89,7 +90,14 @@ pub fn backtest(b: &BacktestDone) -> String {
             report.cutoffs.len()
         );
         for (cutoff, chosen) in &p.champions {
-            let v: Vec<String> = chosen.iter().map(|(segment, model)| format!("{segment} {model}")).collect();
+            let factors = p.calibration.get(cutoff);
+            let v: Vec<String> = chosen
+                .iter()
+                .map(|(segment, model)| match factors.and_then(|f| f.get(segment)) {
+                    Some(f) => format!("{segment} {model} ({})", calibration_text(f)),
+                    None => format!("{segment} {model}"),
+                })
+                .collect();
             let _ = writeln!(out, "  {cutoff}: {}", v.join(", "));
         }
     }

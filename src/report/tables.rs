@@ -7,7 +7,7 @@
 
 use super::{Report, Why};
 use crate::evaluate::backtest::Scores;
-use crate::evaluate::champion::Metric;
+use crate::evaluate::champion::{Metric, calibration_text};
 
 /// One cell.
 #[derive(Debug, Clone, PartialEq)]
@@ -345,12 +345,18 @@ pub fn champions(r: &Report) -> Table {
     Table {
         id: "champions",
         caption: format!("Champions in the registry ({})", metric_name(c.metric)),
-        header: ["segment", "champion", "score", "since run"].map(String::from).to_vec(),
+        header: ["segment", "champion", "score", "since run", "published intervals"].map(String::from).to_vec(),
         rows: c
             .segments
             .iter()
             .map(|(seg, ch)| {
-                vec![Cell::text(seg), Cell::model(&ch.model), Cell::num(score(Some(ch.score))), Cell::text(&ch.since)]
+                vec![
+                    Cell::text(seg),
+                    Cell::model(&ch.model),
+                    Cell::num(score(Some(ch.score))),
+                    Cell::text(&ch.since),
+                    Cell::text(calibration_text(&ch.calibration)),
+                ]
             })
             .collect(),
     }

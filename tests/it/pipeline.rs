@@ -138,7 +138,10 @@ async fn predict_uses_the_models_train_stored_in_the_lake() {
     demo_lake(&lake, 4).await;
     let dir = tempfile::tempdir().unwrap();
     let clock = clock();
-    let file = SettingsFile { models: Some(vec!["ets".into()]), ..Default::default() };
+    // The model's own quantiles: the nightly's backtest would otherwise calibrate the intervals it
+    // publishes, and the predict job before it has no champion to take factors from.
+    let champion = shelfcast::evaluate::champion::ChampionSettings { calibrate: false, ..Default::default() };
+    let file = SettingsFile { models: Some(vec!["ets".into()]), champion: Some(champion), ..Default::default() };
     let env = env(settings("memory:///", dir.path(), file), &lake, &clock);
     let day = date("2026-04-01");
     // Without a trained model, predict says what to do.
@@ -199,6 +202,86 @@ async fn the_nightly_backtest_crowns_champions_and_publishes_their_forecasts() {
         for level in ["series", "item", "category", "location", "total", "mean"] {
             let v = w[level].as_f64().unwrap_or(f64::NAN);
             assert!(v.is_finite() && v >= 0.0, "{}: WRMSSE {level} = {v}", m["model"]);
+        }
+    }
+}
+
+/// Per (item, location, target date, model): q10, q50, q90 of a forecast dataset's rows.
+async fn quantile_rows(
+    lake: &Lake,
+    dir: &object_store::path::Path,
+) -> std::collections::BTreeMap<(String, String, i32, String), [f64; 3]> {
+    let (_, batches) = shelfcast::lake::dataset::read(lake, dir).await.unwrap();
+    let mut out = std::collections::BTreeMap::new();
+    for b in &batches {
+        let s =
+            |n: &str| arrow::compute::cast(b.column_by_name(n).unwrap(), &arrow::datatypes::DataType::Utf8).unwrap();
+        let (item, loc, model) = (s("item_id"), s("location_id"), s("model"));
+        let f = |n: &str| b.column_by_name(n).unwrap().as_primitive::<Float64Type>().clone();
+        let (q10, q50, q90) = (f("q10"), f("q50"), f("q90"));
+        let target = b.column_by_name("target_date").unwrap().as_primitive::<Date32Type>().clone();
+        for r in 0..b.num_rows() {
+            let key = (
+                item.as_string::<i32>().value(r).to_string(),
+                loc.as_string::<i32>().value(r).to_string(),
+                target.value(r),
+                model.as_string::<i32>().value(r).to_string(),
+            );
+            out.insert(key, [q10.value(r), q50.value(r), q90.value(r)]);
+        }
+    }
+    out
+}
+
+/// The published intervals are the champion's own scaled by the factors its backtest rows gave
+/// (kept in the registry and the manifest), the median untouched; `calibrate = false` publishes
+/// the champion's own quantiles, which the shadow keeps either way.
+#[tokio::test]
+async fn the_published_intervals_are_the_champion_s_scaled_by_its_calibration_unless_turned_off() {
+    use shelfcast::evaluate::champion::{ChampionSettings, Registry, SegmentBy};
+    let lake = Lake::in_memory();
+    demo_lake(&lake, 6).await;
+    let dir = tempfile::tempdir().unwrap();
+    let clock = clock();
+    let file = |calibrate: bool| SettingsFile {
+        models: Some(vec!["seasonal_naive".into(), "moving_average".into()]),
+        horizon: Some(14),
+        champion: Some(ChampionSettings {
+            segment_by: SegmentBy::None,
+            calibrate,
+            // The second night at the same cutoff backtests again rather than keeping the first's.
+            backtest_every: std::time::Duration::ZERO,
+            ..Default::default()
+        }),
+        ..Default::default()
+    };
+    let run = date("2026-04-01");
+    for calibrate in [true, false] {
+        let env = env(settings("memory:///", dir.path(), file(calibrate)), &lake, &clock);
+        nightly(&env, run).await.unwrap();
+        let registry = Registry::read(&lake).await.unwrap();
+        let champion = &registry.segments["all"];
+        // Six series × 14 days × 2 windows: enough rows to calibrate on.
+        assert_eq!(champion.calibration.is_empty(), !calibrate, "{champion:?}");
+        let (manifest, _) = publish::read_forecasts(&lake, run).await.unwrap();
+        let listed = manifest.meta["champions"]["all"].get("calibration").cloned();
+        assert_eq!(listed.is_some(), calibrate, "the manifest lists the factors: {listed:?}");
+        let published = quantile_rows(&lake, &layout::forecasts(run)).await;
+        let shadow = quantile_rows(&lake, &layout::shadow(run)).await;
+        let factor = |level: f64| champion.calibration.iter().find(|(l, _)| *l == level).map_or(1.0, |(_, c)| *c);
+        let (lo, hi) = (factor(0.1), factor(0.9));
+        if calibrate {
+            assert!(lo != 1.0 || hi != 1.0, "the factors move the intervals: {:?}", champion.calibration);
+        }
+        assert_eq!(published.len(), 6 * 14);
+        for ((item, loc, day, model), [q10, q50, q90]) in &published {
+            assert_eq!(model, &champion.model);
+            let own = shadow[&(item.clone(), loc.clone(), *day, model.clone())];
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-3 * (1.0 + b.abs());
+            assert!(close(*q50, own[1]), "the median stays: {q50} against {}", own[1]);
+            let (want_lo, want_hi) = ((own[1] + lo * (own[0] - own[1])).max(0.0), own[1] + hi * (own[2] - own[1]));
+            assert!(close(*q10, want_lo), "{item}/{loc} q10 {q10}, want {want_lo} (own {own:?})");
+            assert!(close(*q90, want_hi), "{item}/{loc} q90 {q90}, want {want_hi} (own {own:?})");
         }
     }
 }

@@ -1,9 +1,12 @@
-//! The `publish` step: each series gets its segment champion's forecast, written as the forecasts
-//! dataset with its manifest, and every model's forecast as a shadow.
+//! The `publish` step: each series gets its segment champion's forecast, its quantiles scaled by
+//! the champion's calibration in the registry, written as the forecasts dataset with its manifest,
+//! and every model's forecast (its own quantiles) as a shadow.
+
+use std::collections::HashMap;
 
 use super::{Rows, StepCx};
 use crate::error::{Error, Result};
-use crate::evaluate::champion::{self, Registry, SegmentBy};
+use crate::evaluate::champion::{self, Champion, Registry, SegmentBy};
 use crate::models::Forecast;
 use crate::models::baseline::classify::classify;
 use crate::publish::{self, ForecastRelease, PublishMetrics};
@@ -16,8 +19,7 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
     let first = state.forecasts.first().ok_or_else(|| Error::data("publish needs a predict step before it"))?;
     // Each series gets the forecast of its segment's champion (when it was forecast).
     let registry = Registry::read(&env.lake).await?;
-    let by_name: std::collections::HashMap<&str, &Forecast> =
-        state.forecasts.iter().map(|f| (f.model.as_str(), f)).collect();
+    let by_name: HashMap<&str, &Forecast> = state.forecasts.iter().map(|f| (f.model.as_str(), f)).collect();
     let mut combined = first.clone();
     let mut series_models = Vec::with_capacity(panel.len());
     for (i, y) in panel.values.iter().enumerate() {
@@ -25,12 +27,13 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
             SegmentBy::None => champion::ALL.to_string(),
             SegmentBy::DemandClass => classify(y, 2 * s.season_length).as_str().to_string(),
         };
-        // A champion left out of this run (it could not fit): the whole lake's, else the first.
-        let forecast_of = |m: Option<&str>| m.and_then(|m| by_name.get(m)).copied();
-        let chosen = forecast_of(registry.champion_of(&segment))
-            .or_else(|| forecast_of(registry.champion_of(champion::ALL)))
-            .unwrap_or(first);
+        // A champion left out of this run (it could not fit): the whole lake's, else the first
+        // (its own quantiles).
+        let (chosen, factors) = forecast_of(&by_name, registry.champion_in(&segment))
+            .or_else(|| forecast_of(&by_name, registry.segments.get(champion::ALL)))
+            .unwrap_or((first, &[]));
         combined.copy_series(i, chosen);
+        combined.rescale_series(i, factors);
         series_models.push(chosen.model.clone());
     }
     let forecast = &combined;
@@ -72,4 +75,12 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
     report.summary.manifest = Some(m.manifest.clone());
     report.summary.stability = Some(m.stability);
     Ok((Some(forecast.mean.len() as u64), Some(m.rows)))
+}
+
+/// A champion's forecast in this run, with its calibration; `None` when it was not forecast.
+fn forecast_of<'a>(
+    by_name: &HashMap<&str, &'a Forecast>,
+    champion: Option<&'a Champion>,
+) -> Option<(&'a Forecast, &'a [(f64, f64)])> {
+    champion.and_then(|c| by_name.get(c.model.as_str()).map(|f| (*f, c.calibration.as_slice())))
 }

@@ -108,6 +108,23 @@ pub fn factor_at(calibration: &[(f64, f64)], tau: f64) -> f64 {
     }
 }
 
+/// Scales one forecast's quantiles (`q[k]` at `levels[k]`, ascending) by `calibration`: each
+/// level's distance from the median times its factor ([`factor_at`]), floored at zero and kept in
+/// order. Unchanged without factors or without a median level.
+pub fn rescale(levels: &[f64], calibration: &[(f64, f64)], q: &mut [f64]) {
+    let Some(mid) = levels.iter().position(|l| (l - 0.5).abs() < 1e-9) else { return };
+    if calibration.is_empty() || q.len() != levels.len() {
+        return;
+    }
+    let m = q[mid];
+    for (k, (q, l)) in q.iter_mut().zip(levels).enumerate() {
+        if k != mid {
+            *q = (m + factor_at(calibration, *l) * (*q - m)).max(0.0);
+        }
+    }
+    q.sort_by(f64::total_cmp);
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -149,6 +166,24 @@ mod tests {
         let mut v = Validation::new(1);
         v.push(&cut, &index, &full, &[&f], h, 7);
         v
+    }
+
+    #[test]
+    fn rescaling_moves_each_level_from_the_median_floors_at_zero_and_keeps_the_order() {
+        let levels = [0.1, 0.5, 0.9];
+        let mut q = [6.0, 10.0, 14.0];
+        rescale(&levels, &[(0.1, 3.0), (0.9, 0.5)], &mut q);
+        assert_eq!(q, [0.0, 10.0, 12.0], "10 - 3 × 4 floors at zero; 10 + 0.5 × 4");
+        // Without factors, or without a median to scale around, the quantiles stay.
+        let mut q = [6.0, 10.0, 14.0];
+        rescale(&levels, &[], &mut q);
+        assert_eq!(q, [6.0, 10.0, 14.0]);
+        rescale(&[0.1, 0.4, 0.9], &[(0.1, 2.0)], &mut q);
+        assert_eq!(q, [6.0, 10.0, 14.0]);
+        // Factors that would cross two levels keep them in order.
+        let mut q = [2.0, 4.0, 10.0, 11.0, 30.0];
+        rescale(&[0.05, 0.25, 0.5, 0.75, 0.95], &[(0.75, 4.0), (0.95, 0.1)], &mut q);
+        assert_eq!(q, [2.0, 4.0, 10.0, 12.0, 14.0], "0.75 → 14 and 0.95 → 12, swapped into order");
     }
 
     #[test]
