@@ -9,11 +9,13 @@
 //! history.
 //!
 //! Each champion also carries the calibration of its published intervals (`[champion]
-//! calibrate`): per quantile level, the factor that scales its spread from the median so that, on
-//! the champion's own forecasts in the evidence for its segment, the level's share of the actuals
-//! falls at or below it (split conformal, as the learned ensemble calibrates its quantiles; see
-//! [`crate::models::ensemble::calibrate`]). A model's own quantiles can miss on a segment, or at
-//! every horizon, in a way its own fit cannot see; the evidence the champion was chosen on does.
+//! calibrate`): per pair of quantile levels mirrored around the median (0.1 and 0.9), one factor
+//! that scales their spread from the median so that, on the champion's own forecasts in the
+//! evidence for its segment, the pair's interval holds its share of the actuals (split conformal;
+//! see [`crate::models::ensemble::calibrate::paired_factors_of`]). One factor for both sides: a
+//! bias one way on the evidence windows and the other way later moves neither side alone. A
+//! model's own quantiles can miss on a segment in a way its own fit cannot see; the evidence the
+//! champion was chosen on does.
 //!
 //! The evidence is either a backtest (forecasts re-created at earlier cutoffs) or the tracked
 //! accuracy of the forecasts the nightly actually made ([`super::tracking`]): with
@@ -172,9 +174,10 @@ pub struct Champion {
     pub score: f64,
     /// The run that crowned it.
     pub since: String,
-    /// (level, factor) per quantile level other than the median, from its forecasts in the last
-    /// evidence for its segment: the published quantile is `m + factor × (q − m)`, `m` its
-    /// median. Empty: its own quantiles (calibration off, too few rows, no median level).
+    /// (level, factor) per quantile level other than the median (one factor for a level and its
+    /// mirror), from its forecasts in the last evidence for its segment: the published quantile
+    /// is `m + factor × (q − m)`, `m` its median. Empty: its own quantiles (calibration off, too
+    /// few rows, no median level).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub calibration: Vec<(f64, f64)>,
 }
@@ -414,7 +417,7 @@ fn calibration(report: &BacktestReport, model: &str, segment: &str) -> Vec<(f64,
         .filter(|r| r.quantiles.len() == report.levels.len() && (segment == ALL || r.class.as_str() == segment))
         .collect();
     let y: Vec<f64> = rows.iter().map(|r| r.y).collect();
-    calibrate::factors_of(&report.levels, &y, |r, k| rows[r].quantiles[k])
+    calibrate::paired_factors_of(&report.levels, &y, |r, k| rows[r].quantiles[k])
 }
 
 #[cfg(test)]

@@ -92,6 +92,48 @@ pub fn factors_of(levels: &[f64], y: &[f64], quantile: impl Fn(usize, usize) -> 
     out
 }
 
+/// Like [`factors_of`], but one factor for each pair of levels mirrored around the median (0.1
+/// and 0.9): the smallest that puts a share `τ_hi − τ_lo` of the actuals inside the pair's scaled
+/// interval, whichever side they miss on. A forecast biased one way on the rows it is calibrated
+/// on, and the other way later, moves neither side alone. Levels without a mirror keep their own
+/// factor.
+pub fn paired_factors_of(levels: &[f64], y: &[f64], quantile: impl Fn(usize, usize) -> f64) -> Vec<(f64, f64)> {
+    let mut out = factors_of(levels, y, &quantile);
+    let Some(mid) = levels.iter().position(|l| (l - 0.5).abs() < 1e-9) else { return out };
+    if out.is_empty() {
+        return out;
+    }
+    let n = y.len();
+    for (hi, &tau) in levels.iter().enumerate().filter(|(_, t)| **t > 0.5) {
+        let Some(lo) = levels.iter().position(|l| (l - (1.0 - tau)).abs() < 1e-9) else { continue };
+        // Per row, the smallest factor that keeps its actual inside the interval.
+        let mut need: Vec<f64> = (0..n)
+            .map(|r| {
+                let (m, q_lo, q_hi) = (quantile(r, mid), quantile(r, lo), quantile(r, hi));
+                let outside = |gap: f64, spread: f64| match (gap > 0.0, spread > 1e-9) {
+                    (false, _) => 0.0,
+                    (true, true) => gap / spread,
+                    (true, false) => f64::INFINITY,
+                };
+                // (The floor at zero is in the ratio: an actual of 0 is inside once `m − c (m − q_lo)`
+                // reaches it.)
+                outside(m - y[r], m - q_lo).max(outside(y[r] - m, q_hi - m))
+            })
+            .collect();
+        need.sort_by(f64::total_cmp);
+        let k = (((2.0 * tau - 1.0) * n as f64).ceil() as usize).clamp(1, n);
+        let c = need[k - 1].clamp(MIN_FACTOR, MAX_FACTOR);
+        for level in [levels[lo], tau] {
+            match out.iter_mut().find(|(l, _)| (*l - level).abs() < 1e-9) {
+                Some(entry) => entry.1 = c,
+                None => out.push((level, c)),
+            }
+        }
+    }
+    out.sort_by(|a, b| a.0.total_cmp(&b.0));
+    out
+}
+
 /// The factor of level `tau`: its own, else interpolated between the nearest calibrated levels
 /// on the same side of the median, else 1.
 pub fn factor_at(calibration: &[(f64, f64)], tau: f64) -> f64 {
@@ -184,6 +226,31 @@ mod tests {
         let mut q = [2.0, 4.0, 10.0, 11.0, 30.0];
         rescale(&[0.05, 0.25, 0.5, 0.75, 0.95], &[(0.75, 4.0), (0.95, 0.1)], &mut q);
         assert_eq!(q, [2.0, 4.0, 10.0, 12.0, 14.0], "0.75 → 14 and 0.95 → 12, swapped into order");
+    }
+
+    /// Actuals all above the median on the rows calibrated on: the sides one by one shrink the
+    /// lower quantile to the narrowest factor, which a later bias the other way leaves far too
+    /// narrow. The pair gets one factor that covers 80% of the rows between them.
+    #[test]
+    fn a_pair_of_levels_shares_one_factor_that_covers_its_share_whatever_side_the_actuals_miss() {
+        let levels = [0.1, 0.5, 0.9];
+        // Forecast 100 ± 10; actuals 101 … 120 evenly.
+        let y: Vec<f64> = (0..200).map(|i| 101.0 + (i % 20) as f64).collect();
+        let q = |_: usize, k: usize| [90.0, 100.0, 110.0][k];
+        let sides = factors_of(&levels, &y, q);
+        assert_eq!(factor_at(&sides, 0.1), MIN_FACTOR, "{sides:?}");
+        let paired = paired_factors_of(&levels, &y, q);
+        let (lo, hi) = (factor_at(&paired, 0.1), factor_at(&paired, 0.9));
+        assert_eq!(lo, hi, "{paired:?}");
+        let inside = y.iter().filter(|y| **y >= 100.0 - 10.0 * lo && **y <= 100.0 + 10.0 * hi).count();
+        assert_eq!(inside, 160, "80% of 200 inside with {paired:?}");
+        // Mirrored: the same factor.
+        let mirrored: Vec<f64> = y.iter().map(|y| 200.0 - y).collect();
+        assert_eq!(paired_factors_of(&levels, &mirrored, q), paired);
+        // A level without its mirror keeps its own; too few rows, none.
+        let odd = paired_factors_of(&[0.1, 0.5, 0.8], &y, |_, k| [90.0, 100.0, 110.0][k]);
+        assert_eq!(odd, factors_of(&[0.1, 0.5, 0.8], &y, |_, k| [90.0, 100.0, 110.0][k]));
+        assert!(paired_factors_of(&levels, &y[..50], q).is_empty());
     }
 
     #[test]
