@@ -33,10 +33,18 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
             .or_else(|| forecast_of(&by_name, registry.segments.get(champion::ALL)))
             .unwrap_or((first, &[]));
         combined.copy_series(i, chosen);
-        combined.rescale_series(i, factors);
+        // Factors a kept decision holds are not applied once the settings turn calibration off.
+        if s.champion.calibrate {
+            combined.rescale_series(i, factors);
+        }
         series_models.push(chosen.model.clone());
     }
     let forecast = &combined;
+    // The manifest lists the factors that were applied.
+    let mut champions = registry.segments.clone();
+    if !s.champion.calibrate {
+        champions.values_mut().for_each(|c| c.calibration.clear());
+    }
     let features: Vec<_> = report
         .summary
         .features
@@ -55,7 +63,7 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
         model_version: run_id,
         series_models: &series_models,
         inputs,
-        champions: serde_json::to_value(&registry.segments)?,
+        champions: serde_json::to_value(&champions)?,
         settings: &s.publish,
     };
     let m: PublishMetrics = publish::publish_forecasts(&env.lake, &release, env.clock.as_ref()).await?;
