@@ -571,12 +571,12 @@ mod tests {
         let means: ModelParams = toml::from_str(
             "[ensemble]
 medians = false
-by-class = true
+by-class = false
 ",
         )
         .unwrap();
         let c = means.ensemble.apply(e);
-        assert!(!c.medians && c.by_class && c.rounds == 40);
+        assert!(!c.medians && !c.by_class && c.rounds == 40);
     }
 
     #[test]
