@@ -537,6 +537,44 @@ mod tests {
     }
 
     #[test]
+    fn each_demand_class_gets_the_member_that_forecasts_it_by_default() {
+        // Forty smooth series, then forty intermittent ones (a sale of 5 every third day). The
+        // first member is exact on the smooth series and two units high on the others; the
+        // second the other way round. One set of weights cannot be exact on both.
+        let (h, n) = (7, 70);
+        let smooth = full(40, n);
+        let keys = (0..80).map(|i| SeriesKey { item_id: format!("i{i:02}"), location_id: "s".into() }).collect();
+        let sparse = (0..40).map(|k| (0..n).map(|t| if (t + k) % 3 == 0 { 5.0 } else { 0.0 }).collect());
+        let values = smooth.values.iter().cloned().chain(sparse).collect();
+        let full = Panel::new(keys, values, smooth.end, Frequency::Daily);
+        let (cut, index) = full.cut(h);
+        let truth = |s: usize, step: usize| full.values[index[s]][cut.values[s].len() + step];
+        let a = forecast(&cut, h, |s, step| truth(s, step) + if s < 40 { 0.0 } else { 2.0 });
+        let b = forecast(&cut, h, |s, step| truth(s, step) + if s < 40 { 2.0 } else { 0.0 });
+        let mut v = Validation::new(2);
+        v.push(&cut, &index, &full, &[&a, &b], h, 7);
+
+        let config = super::super::EnsembleConfig::new(h, 7);
+        assert!(config.by_class, "weights per class unless told otherwise");
+        let c = select(&v, config.rounds, config.by_class, false).unwrap();
+        assert_eq!(c.weights.of(DemandClass::Smooth), [1.0, 0.0]);
+        assert_eq!(c.weights.of(DemandClass::Intermittent), [0.0, 1.0]);
+        // Each series is combined with its class's weights: exact everywhere.
+        let classes = super::super::classes(&cut, &c.weights, 7).unwrap();
+        let f = super::super::combine(&[&a, &b], &c.weights, Some(&classes), cut.len(), h, &[0.5]);
+        for s in 0..cut.len() {
+            for step in 0..h {
+                assert_eq!(f.point_at(s, step), truth(s, step), "series {s}, step {step}");
+            }
+        }
+
+        // One set of weights misses one class or the other.
+        let one = select(&v, config.rounds, false, false).unwrap();
+        assert!(one.weights.by_class.is_empty());
+        assert!(one.losses["all"] > 0.1, "{one:?}");
+    }
+
+    #[test]
     fn an_empty_validation_selects_nothing() {
         let full = full(2, 5);
         let (cut, index) = full.cut(2);
