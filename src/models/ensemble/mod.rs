@@ -65,9 +65,9 @@ impl EnsembleConfig {
             windows: 1,
             // Per class: on a demo lake of another seed than the benchmark's (200 × 730 days, three
             // windows, none of them scored by a benchmark), the ensemble's MASE fell from 0.623 to
-            // 0.588 (tsb's median weighs on the intermittent series, gbt's on the smooth ones); a
-            // class without enough validation takes the global weights (README, "Learned
-            // ensemble").
+            // 0.588 (the weights went to tsb on the intermittent series, to gbt on the erratic
+            // and smooth ones); a class without enough validation takes the global weights
+            // (README, "Learned ensemble").
             by_class: true,
             medians: true,
             levels: vec![0.1, 0.5, 0.9],
