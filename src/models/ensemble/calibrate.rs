@@ -37,59 +37,64 @@ pub fn factors(v: &Validation, weights: &Weights) -> Vec<(f64, f64)> {
 /// `levels[k]` is `quantile(r, k)` (before the floor at zero every forecast gets); empty when the
 /// levels lack the median or there are fewer than [`MIN_ROWS`] rows.
 pub fn factors_of(levels: &[f64], y: &[f64], quantile: impl Fn(usize, usize) -> f64) -> Vec<(f64, f64)> {
-    let Some(mid) = levels.iter().position(|l| (l - 0.5).abs() < 1e-9) else { return Vec::new() };
+    let Some(center) = centers(levels, y, &quantile) else { return Vec::new() };
+    (0..levels.len())
+        .filter(|&k| (levels[k] - 0.5).abs() >= 1e-9)
+        .filter_map(|k| level_factor(levels[k], y, &center, |r| quantile(r, k)).map(|c| (levels[k], c)))
+        .collect()
+}
+
+/// Each row's median forecast; `None` when the levels lack the median or there are fewer than
+/// [`MIN_ROWS`] rows (nothing is calibrated then).
+fn centers(levels: &[f64], y: &[f64], quantile: impl Fn(usize, usize) -> f64) -> Option<Vec<f64>> {
+    let mid = levels.iter().position(|l| (l - 0.5).abs() < 1e-9)?;
+    (y.len() >= MIN_ROWS).then(|| (0..y.len()).map(|r| quantile(r, mid)).collect())
+}
+
+/// The factor of level `tau` alone, its forecast of row `r` being `quantile(r)` and the row's
+/// median `center[r]`; `None` when every row counts whatever the factor.
+fn level_factor(tau: f64, y: &[f64], center: &[f64], quantile: impl Fn(usize) -> f64) -> Option<f64> {
     let n = y.len();
-    if n < MIN_ROWS {
-        return Vec::new();
-    }
-    let center: Vec<f64> = (0..n).map(|r| quantile(r, mid)).collect();
-    let mut out = Vec::new();
-    for (k, &tau) in levels.iter().enumerate() {
-        if k == mid {
-            continue;
-        }
-        let upper = tau > 0.5;
-        // Rows count whatever the factor when their quantile sits on the median (above the
-        // median: at or below it; under: strictly below), and when the floor at zero decides
-        // (an actual of 0 or less is at or below any upper quantile; one below 0 under any lower
-        // one). The others fall on that side of the calibrated quantile when their ratio is on
-        // the right side of the factor.
-        let (mut fixed, mut ratios) = (0usize, Vec::new());
-        for r in 0..n {
-            let spread = quantile(r, k) - center[r];
-            let d = y[r] - center[r];
-            if upper && y[r] <= 0.0 || !upper && y[r] < 0.0 {
-                fixed += 1;
-            } else if spread.abs() < 1e-9 {
-                fixed += usize::from(if upper { d <= 0.0 } else { d < 0.0 });
-            } else {
-                ratios.push(d / spread);
-            }
-        }
-        if ratios.is_empty() {
-            continue;
-        }
-        ratios.sort_by(f64::total_cmp);
-        let c = if upper {
-            // Above the median: at or below q' when ratio ≤ c; the smallest c with at least
-            // `need` of them (a share τ or more under the quantile).
-            match (tau * n as f64).ceil() as i64 - fixed as i64 {
-                i64::MIN..=0 => MIN_FACTOR,
-                j if j as usize > ratios.len() => MAX_FACTOR,
-                j => ratios[j as usize - 1],
-            }
+    let upper = tau > 0.5;
+    // Rows count whatever the factor when their quantile sits on the median (above the median:
+    // at or below it; under: strictly below), and when the floor at zero decides (an actual of 0
+    // or less is at or below any upper quantile; one below 0 under any lower one). The others
+    // fall on that side of the calibrated quantile when their ratio is on the right side of the
+    // factor.
+    let (mut fixed, mut ratios) = (0usize, Vec::new());
+    for r in 0..n {
+        let spread = quantile(r) - center[r];
+        let d = y[r] - center[r];
+        if upper && y[r] <= 0.0 || !upper && y[r] < 0.0 {
+            fixed += 1;
+        } else if spread.abs() < 1e-9 {
+            fixed += usize::from(if upper { d <= 0.0 } else { d < 0.0 });
         } else {
-            // Under the median (negative spread): strictly below q' when ratio > c; the smallest
-            // c with at most `need` of them (a share τ or less under the quantile).
-            match (tau * n as f64).floor() as i64 - fixed as i64 {
-                j if j >= ratios.len() as i64 => MIN_FACTOR,
-                i64::MIN..=0 => ratios[ratios.len() - 1],
-                j => ratios[ratios.len() - 1 - j as usize],
-            }
-        };
-        out.push((tau, c.clamp(MIN_FACTOR, MAX_FACTOR)));
+            ratios.push(d / spread);
+        }
     }
-    out
+    if ratios.is_empty() {
+        return None;
+    }
+    ratios.sort_by(f64::total_cmp);
+    let c = if upper {
+        // Above the median: at or below q' when ratio ≤ c; the smallest c with at least `need`
+        // of them (a share τ or more under the quantile).
+        match (tau * n as f64).ceil() as i64 - fixed as i64 {
+            i64::MIN..=0 => MIN_FACTOR,
+            j if j as usize > ratios.len() => MAX_FACTOR,
+            j => ratios[j as usize - 1],
+        }
+    } else {
+        // Under the median (negative spread): strictly below q' when ratio > c; the smallest c
+        // with at most `need` of them (a share τ or less under the quantile).
+        match (tau * n as f64).floor() as i64 - fixed as i64 {
+            j if j >= ratios.len() as i64 => MIN_FACTOR,
+            i64::MIN..=0 => ratios[ratios.len() - 1],
+            j => ratios[ratios.len() - 1 - j as usize],
+        }
+    };
+    Some(c.clamp(MIN_FACTOR, MAX_FACTOR))
 }
 
 /// Like [`factors_of`], but one factor for each pair of levels mirrored around the median (0.1
@@ -98,40 +103,48 @@ pub fn factors_of(levels: &[f64], y: &[f64], quantile: impl Fn(usize, usize) -> 
 /// on, and the other way later, moves neither side alone. Levels without a mirror keep their own
 /// factor.
 pub fn paired_factors_of(levels: &[f64], y: &[f64], quantile: impl Fn(usize, usize) -> f64) -> Vec<(f64, f64)> {
-    let mut out = factors_of(levels, y, &quantile);
-    let Some(mid) = levels.iter().position(|l| (l - 0.5).abs() < 1e-9) else { return out };
-    if out.is_empty() {
-        return out;
-    }
-    let n = y.len();
-    for (hi, &tau) in levels.iter().enumerate().filter(|(_, t)| **t > 0.5) {
-        let Some(lo) = levels.iter().position(|l| (l - (1.0 - tau)).abs() < 1e-9) else { continue };
-        // Per row, the smallest factor that keeps its actual inside the interval.
-        let mut need: Vec<f64> = (0..n)
-            .map(|r| {
-                let (m, q_lo, q_hi) = (quantile(r, mid), quantile(r, lo), quantile(r, hi));
-                let outside = |gap: f64, spread: f64| match (gap > 0.0, spread > 1e-9) {
-                    (false, _) => 0.0,
-                    (true, true) => gap / spread,
-                    (true, false) => f64::INFINITY,
-                };
-                // (The floor at zero is in the ratio: an actual of 0 is inside once `m − c (m − q_lo)`
-                // reaches it.)
-                outside(m - y[r], m - q_lo).max(outside(y[r] - m, q_hi - m))
-            })
-            .collect();
-        need.sort_by(f64::total_cmp);
-        let k = (((2.0 * tau - 1.0) * n as f64).ceil() as usize).clamp(1, n);
-        let c = need[k - 1].clamp(MIN_FACTOR, MAX_FACTOR);
-        for level in [levels[lo], tau] {
-            match out.iter_mut().find(|(l, _)| (*l - level).abs() < 1e-9) {
-                Some(entry) => entry.1 = c,
-                None => out.push((level, c)),
+    let Some(center) = centers(levels, y, &quantile) else { return Vec::new() };
+    let mirror = |k: usize| levels.iter().position(|l| (l - (1.0 - levels[k])).abs() < 1e-9);
+    let mut out = Vec::new();
+    for (k, &tau) in levels.iter().enumerate() {
+        if (tau - 0.5).abs() < 1e-9 {
+            continue;
+        }
+        match mirror(k) {
+            // The pair's factor, once, from its upper level.
+            Some(lo) if tau > 0.5 => {
+                let c = pair_factor(tau, y, &center, |r| quantile(r, lo), |r| quantile(r, k));
+                out.extend([(levels[lo], c), (tau, c)]);
             }
+            Some(_) => {}
+            None => out.extend(level_factor(tau, y, &center, |r| quantile(r, k)).map(|c| (tau, c))),
         }
     }
     out.sort_by(|a, b| a.0.total_cmp(&b.0));
     out
+}
+
+/// The factor of the interval between the levels `1 − tau` and `tau`, whose forecasts of row `r`
+/// are `lower(r)` and `upper(r)` around the median `center[r]`.
+fn pair_factor(tau: f64, y: &[f64], center: &[f64], lower: impl Fn(usize) -> f64, upper: impl Fn(usize) -> f64) -> f64 {
+    let n = y.len();
+    // Per row, the smallest factor that keeps its actual inside the interval.
+    let mut need: Vec<f64> = (0..n)
+        .map(|r| {
+            let m = center[r];
+            let outside = |gap: f64, spread: f64| match (gap > 0.0, spread > 1e-9) {
+                (false, _) => 0.0,
+                (true, true) => gap / spread,
+                (true, false) => f64::INFINITY,
+            };
+            // (The floor at zero is in the ratio: an actual of 0 is inside once `m − c (m − q_lo)`
+            // reaches it.)
+            outside(m - y[r], m - lower(r)).max(outside(y[r] - m, upper(r) - m))
+        })
+        .collect();
+    need.sort_by(f64::total_cmp);
+    let k = (((2.0 * tau - 1.0) * n as f64).ceil() as usize).clamp(1, n);
+    need[k - 1].clamp(MIN_FACTOR, MAX_FACTOR)
 }
 
 /// The factor of level `tau`: its own, else interpolated between the nearest calibrated levels
