@@ -161,6 +161,11 @@ pub struct BacktestReport {
     /// [`super::published`]); not a model, so never a candidate for champion.
     #[serde(default)]
     pub published: Option<super::published::Published>,
+    /// The models that calibrate their own quantiles when fitted
+    /// ([`models::calibrates_itself`]): the champion rule publishes their own quantiles, not
+    /// re-scaled on the evidence ([`super::champion`]).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub self_calibrated: Vec<String>,
 }
 
 impl BacktestReport {
@@ -634,7 +639,8 @@ impl Gathered {
         let levels = levels(config);
         let season = config.models.season_length;
         let every: Vec<(&str, &[ScoredRow])> = self.per_model.iter().map(|m| (m.name.as_str(), &m.rows[..])).collect();
-        let published = super::published::replay(&every, &self.cutoffs, &config.champion, &levels, season);
+        let own = self_calibrated(&config.models);
+        let published = super::published::replay(&every, &self.cutoffs, &config.champion, &levels, season, &own);
         let models = self
             .per_model
             .into_iter()
@@ -643,8 +649,21 @@ impl Gathered {
                 ModelBacktest { seconds, failed, ..summarise(&name, rows, &levels) }
             })
             .collect();
-        BacktestReport { cutoffs: self.cutoffs, horizon: opts.horizon, levels, season, models, published }
+        BacktestReport {
+            cutoffs: self.cutoffs,
+            horizon: opts.horizon,
+            levels,
+            season,
+            models,
+            published,
+            self_calibrated: own,
+        }
     }
+}
+
+/// The configured models that calibrate their own quantiles ([`models::calibrates_itself`]).
+pub fn self_calibrated(settings: &ModelsConfig) -> Vec<String> {
+    settings.models.iter().filter(|m| models::calibrates_itself(settings, m)).cloned().collect()
 }
 
 /// Runs a backtest on `full`, the zero-filled panel up to the last period with sales, without

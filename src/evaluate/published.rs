@@ -17,9 +17,9 @@
 //! window on). A window with no earlier window is not published.
 //!
 //! Each series' quantiles are its champion's, scaled by the champion's calibration in the
-//! registry at that cutoff (`[champion] calibrate`): factors from the champion's rows of its
-//! segment on the same evidence, so the intervals a window publishes are calibrated on earlier
-//! windows only, as the nightly's are.
+//! registry at that cutoff (`[champion] calibrate`; none for a champion that calibrates its own
+//! quantiles): factors from the champion's rows of its segment on the same evidence, so the
+//! intervals a window publishes are calibrated on earlier windows only, as the nightly's are.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -47,14 +47,16 @@ pub struct Published {
 }
 
 /// The published forecast over `cutoffs` from every model's rows (`rows`, in the configured
-/// order, warm-up windows included); `None` with fewer than two models (one model is its own
-/// published forecast) or no window with an earlier one.
+/// order, warm-up windows included; `self_calibrated`: the models among them that calibrate their
+/// own quantiles); `None` with fewer than two models (one model is its own published forecast)
+/// or no window with an earlier one.
 pub fn replay(
     rows: &[(&str, &[ScoredRow])],
     cutoffs: &[NaiveDate],
     settings: &ChampionSettings,
     levels: &[f64],
     season: usize,
+    self_calibrated: &[String],
 ) -> Option<Published> {
     if rows.len() < 2 {
         return None;
@@ -95,8 +97,15 @@ pub fn replay(
                 summarise(name, known.map(|r| (*r).clone()).collect(), levels)
             })
             .collect();
-        let report =
-            BacktestReport { cutoffs: evidence, horizon: 0, levels: levels.to_vec(), season, models, published: None };
+        let report = BacktestReport {
+            cutoffs: evidence,
+            horizon: 0,
+            levels: levels.to_vec(),
+            season,
+            models,
+            published: None,
+            self_calibrated: self_calibrated.to_vec(),
+        };
         registry.decide(&report, settings, &format!("backtest window {cutoff}"), Evidence::Backtest);
         let Some((_, first)) = by_cutoff.iter().find(|(_, m)| m.contains_key(&cutoff)) else { continue };
         // Each series takes its segment champion's rows (the first model's without one).
@@ -195,7 +204,7 @@ mod tests {
         ];
         let settings = ChampionSettings { windows: 1, ..Default::default() };
         // d(2) is the warm-up window: published from d(4) on.
-        let p = replay(&borrowed(&all), &[d(4), d(6), d(8)], &settings, &[0.5], 1).unwrap();
+        let p = replay(&borrowed(&all), &[d(4), d(6), d(8)], &settings, &[0.5], 1, &[]).unwrap();
         assert_eq!(p.champions.keys().copied().collect::<Vec<_>>(), vec![d(4), d(6), d(8)]);
         assert_eq!(p.champions[&d(4)]["smooth"], "good");
         assert_eq!(p.champions[&d(4)]["lumpy"], "seasonal_naive");
@@ -208,7 +217,7 @@ mod tests {
         assert_eq!(p.scores.model, PUBLISHED);
         assert_eq!(p.scores.per_window.len(), 3);
         // One model publishes itself: no replay.
-        assert!(replay(&borrowed(&all[..1]), &[d(4)], &settings, &[0.5], 1).is_none());
+        assert!(replay(&borrowed(&all[..1]), &[d(4)], &settings, &[0.5], 1, &[]).is_none());
     }
 
     /// 30 series' rows at `cutoff`, five steps each: a forecast of `100 + bias` with its 0.1 and
@@ -243,19 +252,19 @@ mod tests {
         };
         let settings =
             |calibrate| ChampionSettings { windows: 1, segment_by: SegmentBy::None, calibrate, ..Default::default() };
-        let p = replay(&borrowed(&all(10.0)), &[d(7), d(13)], &settings(true), &levels, 1).unwrap();
+        let p = replay(&borrowed(&all(10.0)), &[d(7), d(13)], &settings(true), &levels, 1, &[]).unwrap();
         assert!(p.champions.values().all(|c| c["all"] == "good"));
         let share = |rows: &[ScoredRow]| {
             rows.iter().filter(|r| r.quantiles[0] <= r.y && r.y <= r.quantiles[2]).count() as f64 / rows.len() as f64
         };
         let covered = share(&p.scores.rows);
         assert!((0.78..=0.86).contains(&covered), "calibrated coverage {covered}: {:?}", p.calibration);
-        let own = replay(&borrowed(&all(10.0)), &[d(7), d(13)], &settings(false), &levels, 1).unwrap();
+        let own = replay(&borrowed(&all(10.0)), &[d(7), d(13)], &settings(false), &levels, 1, &[]).unwrap();
         assert!(share(&own.scores.rows) < 0.6, "the champion's own intervals cover {}", share(&own.scores.rows));
         assert!(own.calibration.is_empty());
         // d(7)'s factors come from d(1)'s rows alone: a d(7) whose actuals spread three times as
         // far leaves them as they were, and moves d(13)'s, which learn from d(7).
-        let wider = replay(&borrowed(&all(30.0)), &[d(7), d(13)], &settings(true), &levels, 1).unwrap();
+        let wider = replay(&borrowed(&all(30.0)), &[d(7), d(13)], &settings(true), &levels, 1, &[]).unwrap();
         assert_eq!(wider.calibration[&d(7)], p.calibration[&d(7)]);
         let hi = |p: &Published, c: u32| calibrate::factor_at(&p.calibration[&d(c)]["all"], 0.9);
         assert!(hi(&wider, 13) > 2.0 * hi(&p, 13), "{:?} against {:?}", wider.calibration, p.calibration);
@@ -272,7 +281,7 @@ mod tests {
             ("ensemble".to_string(), rows("a", smooth, d(4), 0.5)),
         ];
         let settings = ChampionSettings { windows: 2, segment_by: SegmentBy::None, ..Default::default() };
-        let p = replay(&borrowed(&all), &[d(4), d(6)], &settings, &[0.5], 1).unwrap();
+        let p = replay(&borrowed(&all), &[d(4), d(6)], &settings, &[0.5], 1, &[]).unwrap();
         // d(2) is the only window before d(4): the ensemble has nothing to be compared on.
         assert_eq!(p.champions[&d(4)]["all"], "seasonal_naive");
         // Not yet published at d(6): nothing was forecast at d(6) in this fixture.
@@ -283,7 +292,7 @@ mod tests {
             .zip([2.0, 0.5])
             .map(|((name, r), error)| (name.clone(), [r.clone(), rows("a", smooth, d(6), error)].concat()))
             .collect();
-        let p = replay(&borrowed(&later), &[d(4), d(6)], &settings, &[0.5], 1).unwrap();
+        let p = replay(&borrowed(&later), &[d(4), d(6)], &settings, &[0.5], 1, &[]).unwrap();
         // At d(6) both are compared on d(4) alone, not on d(2) where only seasonal naive
         // forecast: the ensemble wins by more than the margin and takes over.
         assert_eq!(p.champions[&d(6)]["all"], "ensemble");
@@ -301,7 +310,7 @@ mod tests {
             ("good".to_string(), at(&[2, 4, 8, 10], 0.5)),
         ];
         let settings = ChampionSettings { windows: 2, segment_by: SegmentBy::None, ..Default::default() };
-        let p = replay(&borrowed(&all), &[d(4), d(6), d(8), d(10)], &settings, &[0.5], 1).unwrap();
+        let p = replay(&borrowed(&all), &[d(4), d(6), d(8), d(10)], &settings, &[0.5], 1, &[]).unwrap();
         // Crowned at d(4) on the warm-up window; at d(6) it has no forecast to publish.
         assert_eq!(p.champions[&d(4)]["all"], "good");
         assert_eq!(p.champions[&d(6)]["all"], "seasonal_naive");

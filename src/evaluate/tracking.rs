@@ -158,7 +158,15 @@ pub async fn measure(
         .into_iter()
         .filter_map(|name| per_model.remove(&name).map(|rows| summarise(&name, rows, levels)))
         .collect();
-    Ok(Some(BacktestReport { cutoffs, horizon, levels: levels.to_vec(), season, models, published: None }))
+    Ok(Some(BacktestReport {
+        cutoffs,
+        horizon,
+        levels: levels.to_vec(),
+        season,
+        models,
+        published: None,
+        self_calibrated: Vec::new(),
+    }))
 }
 
 /// The first day of the period a forecast's cutoff (from its manifest) falls in.
@@ -274,6 +282,7 @@ pub fn common_ground(
         season: report.season,
         models: summarised,
         published: None,
+        self_calibrated: report.self_calibrated.clone(),
     })
 }
 
@@ -444,6 +453,7 @@ mod tests {
             season: 7,
             models: vec![summarise("ets", ets, &levels), summarise("gbt", gbt, &levels)],
             published: None,
+            self_calibrated: vec![],
         };
         assert!(report.models[0].overall.mase > report.models[1].overall.mase, "ets loses on all its rows");
         let models = vec!["ets".to_string(), "gbt".to_string()];

@@ -330,13 +330,19 @@ pub fn scored_levels(settings: &ModelsConfig) -> Vec<f64> {
     l
 }
 
+/// Whether model `name` calibrates its own quantiles when it is fitted, on forecasts of periods
+/// its fit held out: `gbt` (its held-out errors), the learned `ensemble` (its validation, or its
+/// members' own calibration), and the models `[model.calibration]` lists.
+pub fn calibrates_itself(settings: &ModelsConfig, name: &str) -> bool {
+    name == "gbt" || name == "ensemble" || settings.model.calibration.calibrates(name)
+}
+
 /// How the learned ensemble learns, from settings (`[model.ensemble]`).
 pub fn ensemble_config(settings: &ModelsConfig) -> ensemble::EnsembleConfig {
     let p = &settings.model;
     let base = ensemble::EnsembleConfig {
         levels: scored_levels(settings),
-        // `gbt` takes its quantiles from its held-out errors; the others as the settings say.
-        self_calibrated: ensemble_members(settings).iter().map(|n| n == "gbt" || p.calibration.calibrates(n)).collect(),
+        self_calibrated: ensemble_members(settings).iter().map(|n| calibrates_itself(settings, n)).collect(),
         ..ensemble::EnsembleConfig::new(settings.horizon, settings.season_length)
     };
     p.ensemble.apply(base)

@@ -236,16 +236,19 @@ async fn quantile_rows(
 /// The published intervals are the champion's own scaled by the factors its backtest rows gave
 /// (kept in the registry and the manifest), the median untouched; `calibrate = false` publishes
 /// the champion's own quantiles, which the shadow keeps either way, even on a night that keeps
-/// the last backtest's decisions and their factors.
+/// the last backtest's decisions and their factors. (Neither model calibrates its own quantiles
+/// here, so the factors come from the champion's backtest rows pooled.)
 #[tokio::test]
 async fn the_published_intervals_are_the_champion_s_scaled_by_its_calibration_unless_turned_off() {
     use shelfcast::evaluate::champion::{ChampionSettings, Registry, SegmentBy};
+    use shelfcast::models::params::{CalibrationParams, ModelParams};
     let lake = Lake::in_memory();
     demo_lake(&lake, 6).await;
     let dir = tempfile::tempdir().unwrap();
     let clock = clock();
     let file = |calibrate: bool| SettingsFile {
         models: Some(vec!["seasonal_naive".into(), "moving_average".into()]),
+        model: Some(ModelParams { calibration: CalibrationParams { models: Some(vec![]) }, ..Default::default() }),
         horizon: Some(14),
         champion: Some(ChampionSettings {
             segment_by: SegmentBy::None,
