@@ -262,6 +262,11 @@ mod tests {
         let own = replay(&borrowed(&all(10.0)), &[d(7), d(13)], &settings(false), &levels, 1, &[]).unwrap();
         assert!(share(&own.scores.rows) < 0.6, "the champion's own intervals cover {}", share(&own.scores.rows));
         assert!(own.calibration.is_empty());
+        // A champion that calibrates its own quantiles publishes them, whatever its evidence.
+        let itself = replay(&borrowed(&all(10.0)), &[d(7), d(13)], &settings(true), &levels, 1, &["good".to_string()]);
+        let itself = itself.unwrap();
+        assert!(itself.calibration.is_empty(), "{:?}", itself.calibration);
+        assert_eq!(share(&itself.scores.rows), share(&own.scores.rows));
         // d(7)'s factors come from d(1)'s rows alone: a d(7) whose actuals spread three times as
         // far leaves them as they were, and moves d(13)'s, which learn from d(7).
         let wider = replay(&borrowed(&all(30.0)), &[d(7), d(13)], &settings(true), &levels, 1, &[]).unwrap();
