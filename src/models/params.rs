@@ -356,8 +356,10 @@ pub struct NnParams {
     pub patience: Option<usize>,
     /// Adam weight decay.
     pub weight_decay: Option<f64>,
-    /// `mse` or `poisson`.
+    /// `mse`, `poisson` or `tweedie`.
     pub point_loss: Option<PointLoss>,
+    /// Power of the Tweedie deviance, in (1, 2).
+    pub tweedie_power: Option<f64>,
     /// Weigh samples by series volume.
     pub volume_weighting: Option<bool>,
     /// Read the feature tables as covariates.
@@ -450,6 +452,11 @@ impl NnParams {
         {
             return Err(invalid(&format!("model.{model}.weight-decay"), format!("must not be negative, got {w}")));
         }
+        if let Some(p) = self.tweedie_power
+            && !(p > 1.0 && p < 2.0)
+        {
+            return Err(invalid(&format!("model.{model}.tweedie-power"), format!("must be in (1, 2), got {p}")));
+        }
         if let Some(v) = self.volume_sampling
             && !(0.0..=1.0).contains(&v)
         {
@@ -494,6 +501,7 @@ impl NnParams {
             patience,
             weight_decay,
             point_loss,
+            tweedie_power,
             volume_weighting,
             covariates,
             anchor,
@@ -594,6 +602,13 @@ by-class = false
         assert!(err.contains("model.calibration.models") && err.contains("`gbt`"), "{err}");
         let p: ModelParams = toml::from_str("[gbt]\ntweedie-power = 2.0\n").unwrap();
         assert!(p.validate().unwrap_err().to_string().contains("model.gbt.tweedie-power"));
+        // A deep model's Tweedie power is read with its loss and refused outside (1, 2).
+        let p: ModelParams = toml::from_str("[lstm]\npoint-loss = \"tweedie\"\ntweedie-power = 1.3\n").unwrap();
+        p.validate().unwrap();
+        let c = p.lstm.apply(NnConfig::fast(7));
+        assert_eq!((c.point_loss, c.tweedie_power), (PointLoss::Tweedie, 1.3));
+        let p: ModelParams = toml::from_str("[transformer]\ntweedie-power = 1.0\n").unwrap();
+        assert!(p.validate().unwrap_err().to_string().contains("model.transformer.tweedie-power"));
         for bad in ["colsample = 0.0", "subsample = 1.5"] {
             let p: ModelParams = toml::from_str(&format!("[gbt]\n{bad}\n")).unwrap();
             let err = p.validate().unwrap_err().to_string();

@@ -6,7 +6,7 @@ use chrono::{Duration, NaiveDate};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use shelfcast::lake::{dataset, layout};
-use shelfcast::models::nn::{self, NnConfig};
+use shelfcast::models::nn::{self, NnConfig, PointLoss};
 use shelfcast::models::{self, Forecaster};
 use shelfcast::panel::{Covariates, Panel, SeriesKey, covariates};
 use shelfcast::settings::{Frequency, SettingsFile};
@@ -127,6 +127,24 @@ fn lstm_learns_with_weighted_windows_averaged_weights_and_capped_targets() {
     };
     let model = nn::Lstm::new(cfg);
     learns_the_promotions(Box::new(model));
+}
+
+/// Under the Tweedie deviance the network learns the promotion too, and its saved configuration
+/// keeps the loss and its power: the loaded model forecasts the same.
+#[test]
+fn lstm_learns_under_the_tweedie_deviance_and_loads_with_it() {
+    let cfg = NnConfig { point_loss: PointLoss::Tweedie, tweedie_power: 1.3, ..learning_config() };
+    let (model, panel) = learns_the_promotions(Box::new(nn::Lstm::new(cfg)));
+    let card = model.card().unwrap();
+    assert_eq!(
+        (card["config"]["point_loss"].as_str(), card["config"]["tweedie_power"].as_f64()),
+        (Some("tweedie"), Some(1.3))
+    );
+    let levels = [0.1, 0.5, 0.9];
+    let f = model.predict(&panel, HORIZON, &levels).unwrap();
+    let mut loaded = nn::Lstm::new(NnConfig::fast(HORIZON));
+    loaded.load(&model.save().unwrap()).unwrap();
+    assert_eq!(loaded.predict(&panel, HORIZON, &levels).unwrap(), f);
 }
 
 /// Three networks from consecutive seeds: their averaged forecast learns the promotion, scores

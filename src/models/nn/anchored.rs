@@ -11,7 +11,7 @@
 //!
 //! With the anchor `a` of a decoder step (its `seasonal_anchor` input; 1, the encoder window's
 //! level, where the series has no value a season back or sold nothing then), the outputs become
-//! `mean = softplus(raw + w₀ · softplus⁻¹(a))` (Poisson) or `raw + w₀ · a` (squared error), and
+//! `mean = softplus(raw + w₀ · softplus⁻¹(a))` (Poisson, Tweedie) or `raw + w₀ · a` (squared error), and
 //! `quantile_k = raw_k + w_k · a`. The weights `w` are learnt, from 1, so a set whose seasons do
 //! not repeat can turn the anchor down.
 
@@ -46,10 +46,10 @@ impl Anchoring {
     pub fn apply(&self, out: &Tensor, batch: &Batch) -> Tensor {
         let anchor = batch.decoder.select(2, self.column);
         let anchor = anchor.where_self(&anchor.gt(0.0), &anchor.ones_like()).clamp_min(FLOOR);
-        let mean_base = match self.point {
+        let mean_base = match self.point.softplus() {
             // softplus⁻¹(a) = a + ln(1 − e^(−a)).
-            PointLoss::Poisson => &anchor + (-(-&anchor).exp()).log1p(),
-            PointLoss::Mse => anchor.shallow_clone(),
+            true => &anchor + (-(-&anchor).exp()).log1p(),
+            false => anchor.shallow_clone(),
         };
         let q = out.size()[2] - 1;
         let base = Tensor::cat(&[mean_base.unsqueeze(-1), anchor.unsqueeze(-1).expand([-1, -1, q], false)], 2);

@@ -72,7 +72,7 @@ pub fn validation_loss(
     for chunk in validation.chunks(cfg.batch_size.max(1) * 4) {
         let batch = windows.batch(chunk, cfg.horizon, device);
         let out = forward(members, &batch, cfg.point_loss, cfg.quantiles.len());
-        let per = tch::no_grad(|| loss_of(&out.mean, &out.quantiles, &batch.target, &levels, cfg.point_loss));
+        let per = tch::no_grad(|| loss_of(&out.mean, &out.quantiles, &batch.target, &levels, cfg));
         sum += f64::try_from(per.sum(Kind::Float))?;
     }
     Ok(Some(sum / validation.len() as f64))

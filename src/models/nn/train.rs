@@ -4,7 +4,8 @@
 //! (Loshchilov & Hutter, 2017), gradient-norm clipping, and early stopping on the validation
 //! window: the weights of the best validation epoch are kept. The loss is the pinball (quantile)
 //! loss over the trained quantile levels, as in MQ-RNN (Wen et al., 2017) and TFT (Lim et al.,
-//! 2021), plus a point loss for the mean (squared error on the scaled target, or Poisson).
+//! 2021), plus a point loss for the mean (squared error on the scaled target, or the Poisson or
+//! Tweedie deviance).
 //! Settings may draw windows towards recent periods and heavy series ([`Weighting`]), validate
 //! and keep a moving average of the weights ([`Average`]), and cap the targets training reads;
 //! all are off by default.
@@ -46,6 +47,18 @@ pub enum PointLoss {
     Mse,
     /// Poisson deviance (the mean goes through a softplus), for counts.
     Poisson,
+    /// Tweedie deviance of power `tweedie-power` (the mean goes through a softplus): a variance
+    /// growing as the mean to that power, between Poisson (1) and gamma (2), so a spike weighs
+    /// less than under Poisson and many zeros with occasional sales are a likely outcome, not
+    /// a poor fit (what the M5 competition's leading tree models were trained on).
+    Tweedie,
+}
+
+impl PointLoss {
+    /// Whether the mean output goes through a softplus (a count's mean is positive).
+    pub fn softplus(self) -> bool {
+        matches!(self, PointLoss::Poisson | PointLoss::Tweedie)
+    }
 }
 
 /// Which of the network's outputs is the point forecast: the one the backtest scores, the
@@ -103,6 +116,10 @@ pub struct NnConfig {
     pub quantiles: Vec<f64>,
     /// Point loss for the mean.
     pub point_loss: PointLoss,
+    /// Power of the Tweedie deviance with `point_loss` Tweedie, in (1, 2); 1.5 in configurations
+    /// saved before it existed.
+    #[serde(default = "default_tweedie_power")]
+    pub tweedie_power: f64,
     /// Weighs samples by the volume of their series (an unscaled loss would favour them too).
     pub volume_weighting: bool,
     /// Reads the panel's covariates when it has them.
@@ -173,6 +190,10 @@ fn one() -> usize {
     1
 }
 
+fn default_tweedie_power() -> f64 {
+    1.5
+}
+
 /// Whether the decoder reads the seasonal anchor unless the settings say: when a season spans the
 /// encoder window, so the window a season earlier does not overlap the current one and the
 /// change of level between them is news. With a shorter season (a week of a daily window of eight)
@@ -214,6 +235,7 @@ impl NnConfig {
             weight_decay: 0.0,
             quantiles: vec![0.1, 0.5, 0.9],
             point_loss: PointLoss::Poisson,
+            tweedie_power: default_tweedie_power(),
             volume_weighting: false,
             covariates: true,
             season: frequency.default_season(),
@@ -322,31 +344,37 @@ pub trait Net: std::fmt::Debug + Send {
 
 /// The mean from the raw mean output.
 pub fn point_mean(raw: &Tensor, point: PointLoss) -> Tensor {
-    match point {
-        PointLoss::Mse => raw.shallow_clone(),
-        PointLoss::Poisson => raw.softplus(),
-    }
+    if point.softplus() { raw.softplus() } else { raw.shallow_clone() }
 }
 
 /// Per-sample loss `[B]` against `target` (`[B, H]`, scaled): mean pinball loss over steps and
-/// levels plus the point loss.
-pub fn sample_loss(out: &Tensor, target: &Tensor, levels: &Tensor, point: PointLoss) -> Tensor {
+/// levels plus `cfg`'s point loss.
+pub fn sample_loss(out: &Tensor, target: &Tensor, levels: &Tensor, cfg: &NnConfig) -> Tensor {
     let q = levels.size()[0];
-    loss_of(&point_mean(&out.select(2, 0), point), &out.narrow(2, 1, q), target, levels, point)
+    loss_of(&point_mean(&out.select(2, 0), cfg.point_loss), &out.narrow(2, 1, q), target, levels, cfg)
 }
 
 /// [`sample_loss`] of a forecast given as its mean (`[B, H]`) and quantiles (`[B, H, Q]`).
-pub fn loss_of(mean: &Tensor, quantiles: &Tensor, target: &Tensor, levels: &Tensor, point: PointLoss) -> Tensor {
+pub fn loss_of(mean: &Tensor, quantiles: &Tensor, target: &Tensor, levels: &Tensor, cfg: &NnConfig) -> Tensor {
     let diff = target.unsqueeze(-1) - quantiles;
     let pinball = (levels * &diff).maximum(&((levels - 1.0) * &diff)).mean_dim(&[1i64, 2][..], false, Kind::Float);
-    let point = match point {
+    // Each deviance is the negative log-likelihood less that of a perfect fit, so a perfect
+    // forecast scores 0 (the gradient is the likelihood's).
+    let point = match cfg.point_loss {
         PointLoss::Mse => (mean - target).square().mean_dim(1, false, Kind::Float),
         PointLoss::Poisson => {
-            // The deviance: the negative log-likelihood less that of a perfect fit, so a perfect
-            // forecast scores 0 (the gradient is the likelihood's).
             let mu = mean + 1e-6;
             let saturated = target - target * target.clamp_min(1e-6).log();
             (&mu - target * mu.log() - saturated).mean_dim(1, false, Kind::Float)
+        }
+        PointLoss::Tweedie => {
+            // Half the unit deviance: y^(2−p) / ((1−p)(2−p)) − y μ^(1−p) / (1−p) + μ^(2−p) / (2−p).
+            // The floor under μ bounds the gradient y μ^(−p) of a sale forecast near zero.
+            let p = cfg.tweedie_power;
+            let mu = mean + 1e-3;
+            let saturated = target.clamp_min(0.0).pow_tensor_scalar(2.0 - p) / ((1.0 - p) * (2.0 - p));
+            let fit = -(target * mu.pow_tensor_scalar(1.0 - p)) / (1.0 - p) + mu.pow_tensor_scalar(2.0 - p) / (2.0 - p);
+            (fit + saturated).mean_dim(1, false, Kind::Float)
         }
     };
     pinball + point
@@ -532,7 +560,7 @@ pub fn catch_up(
 /// One optimiser step on `batch`: its weighted mean loss, back-propagated with the gradient
 /// clipped; returns that loss.
 fn optimise(net: &dyn Net, opt: &mut nn::Optimizer, batch: &Batch, levels: &Tensor, cfg: &NnConfig) -> Result<f64> {
-    let per = sample_loss(&net.forward(batch, true), &cfg.training_target(&batch.target), levels, cfg.point_loss);
+    let per = sample_loss(&net.forward(batch, true), &cfg.training_target(&batch.target), levels, cfg);
     let loss = (&per * &batch.weight).sum(Kind::Float) / batch.weight.sum(Kind::Float);
     opt.backward_step_clip_norm(&loss, cfg.clip_norm);
     Ok(f64::try_from(&loss)?)
@@ -553,7 +581,7 @@ fn evaluate(
     let mut sum = 0.0;
     for chunk in validation.chunks(cfg.batch_size.max(1) * 4) {
         let batch = windows.batch(chunk, cfg.horizon, device);
-        let per = tch::no_grad(|| sample_loss(&net.forward(&batch, false), &batch.target, levels, cfg.point_loss));
+        let per = tch::no_grad(|| sample_loss(&net.forward(&batch, false), &batch.target, levels, cfg));
         sum += f64::try_from(per.sum(Kind::Float))?;
     }
     Ok(Some(sum / validation.len() as f64))
@@ -586,9 +614,11 @@ mod tests {
             no_demand: vec![false],
         };
         let levels = Tensor::from_slice(&[0.9f32]);
+        let with = |point_loss| NnConfig { point_loss, ..NnConfig::fast(1) };
+        let mse = with(PointLoss::Mse);
         let loss = |mean: f32, q: f32| {
             let out = Tensor::from_slice(&[mean, q]).view([1, 1, 2]);
-            f64::try_from(sample_loss(&out, &batch(&target).target, &levels, PointLoss::Mse)).unwrap()
+            f64::try_from(sample_loss(&out, &batch(&target).target, &levels, &mse)).unwrap()
         };
         assert!(loss(2.0, 2.0).abs() < 1e-9);
         // Under-forecasting the 0.9 quantile costs 9× more than over-forecasting it.
@@ -597,15 +627,37 @@ mod tests {
         // The Poisson deviance is 0 when the mean (softplus of the raw output) equals the target,
         // positive either side, and 0 for a zero target forecast near zero.
         let raw = |mu: f32| (mu.exp() - 1.0).ln(); // softplus⁻¹
-        let poisson = |mean: f32, t: &Tensor| {
+        let deviance = |cfg: &NnConfig, mean: f32, t: &Tensor| {
             let out = Tensor::from_slice(&[raw(mean), 2.0]).view([1, 1, 2]);
-            f64::try_from(sample_loss(&out, &batch(t).target, &levels, PointLoss::Poisson)).unwrap()
+            f64::try_from(sample_loss(&out, &batch(t).target, &levels, cfg)).unwrap()
         };
+        let poisson = |mean: f32, t: &Tensor| deviance(&with(PointLoss::Poisson), mean, t);
         assert!(poisson(2.0, &target).abs() < 1e-5);
         assert!(poisson(1.0, &target) > 0.1 && poisson(3.0, &target) > 0.1);
         let zero = Tensor::from_slice(&[0.0f32]).view([1, 1]);
         let q_cost = 0.1 * 2.0; // the 0.9 quantile at 2 over a target of 0
         assert!((poisson(1e-4, &zero) - q_cost).abs() < 1e-3);
+
+        // So is the Tweedie deviance (up to its floor under the mean) …
+        let tweedie = |power: f64, mean: f32, t: &Tensor| {
+            deviance(&NnConfig { tweedie_power: power, ..with(PointLoss::Tweedie) }, mean, t)
+        };
+        assert!(tweedie(1.5, 2.0, &target).abs() < 1e-3);
+        assert!(tweedie(1.5, 1.0, &target) > 0.05 && tweedie(1.5, 3.0, &target) > 0.05);
+        assert!((tweedie(1.5, 1e-4, &zero) - q_cost).abs() < 0.1);
+        // … near Poisson's at a power near 1, and a spike of ten times the forecast costs less
+        // relative to a miss by the same factor below at a higher power: the variance grows faster
+        // with the mean, so the spike is likelier.
+        assert!((tweedie(1.01, 1.0, &target) - poisson(1.0, &target)).abs() < 0.01);
+        let point = |power: f64, y: f32| {
+            let cfg = NnConfig { tweedie_power: power, ..with(PointLoss::Tweedie) };
+            let t = Tensor::from_slice(&[y]).view([1, 1]);
+            // The quantile on the target: the point loss alone.
+            f64::try_from(loss_of(&Tensor::from_slice(&[1.0f32]).view([1, 1]), &t.unsqueeze(-1), &t, &levels, &cfg))
+                .unwrap()
+        };
+        let ratio = |power: f64| point(power, 10.0) / point(power, 0.1);
+        assert!(ratio(1.8) < ratio(1.2), "{} {}", ratio(1.8), ratio(1.2));
     }
 
     #[test]
@@ -614,7 +666,8 @@ mod tests {
         let out = Tensor::from_slice(&[1.0f32, 1.0]).view([1, 1, 2]);
         let loss = |cfg: &NnConfig, y: f32| {
             let target = cfg.training_target(&Tensor::from_slice(&[y]).view([1, 1]));
-            f64::try_from(sample_loss(&out, &target, &levels, PointLoss::Mse)).unwrap()
+            f64::try_from(sample_loss(&out, &target, &levels, &NnConfig { point_loss: PointLoss::Mse, ..cfg.clone() }))
+                .unwrap()
         };
         let capped = NnConfig { target_cap: 10.0, ..NnConfig::fast(1) };
         // A period at 1,000 times its scale costs what one at 10 does, not a hundred times more …
