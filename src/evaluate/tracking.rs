@@ -76,7 +76,9 @@ struct Series<'a> {
 }
 
 /// Scores the forecasts of the (at most `settings.runs`) run dates before `run_date` against the
-/// actuals of `actuals` (the run's panel). `None` when no earlier forecast has an actual yet.
+/// actuals of `actuals` (the run's panel); `self_calibrated` names the models among them that
+/// calibrate their own quantiles ([`BacktestReport::self_calibrated`]). `None` when no earlier
+/// forecast has an actual yet.
 #[instrument(skip_all, fields(run_date = %run_date, runs = settings.runs))]
 pub async fn measure(
     lake: &Lake,
@@ -85,6 +87,7 @@ pub async fn measure(
     settings: &TrackingSettings,
     levels: &[f64],
     season: usize,
+    self_calibrated: Vec<String>,
 ) -> Result<Option<BacktestReport>> {
     if settings.runs == 0 {
         return Ok(None);
@@ -165,7 +168,7 @@ pub async fn measure(
         season,
         models,
         published: None,
-        self_calibrated: Vec::new(),
+        self_calibrated,
     }))
 }
 

@@ -35,8 +35,7 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
             None => Err("no tracked accuracy in this run".to_string()),
         };
         match ground {
-            Ok(mut common) => {
-                common.self_calibrated = backtest::self_calibrated(&s.models_config());
+            Ok(common) => {
                 let decisions = registry.decide(&common, c, run_id, Evidence::Tracked);
                 let rows = common.models.first().map_or(0, |m| m.overall.n);
                 registry.last_tracked = Some(crate::evaluate::champion::TrackedStamp {

@@ -5,7 +5,7 @@ use tracing::info;
 
 use super::{Rows, StepCx, actuals};
 use crate::error::Result;
-use crate::evaluate::tracking;
+use crate::evaluate::{backtest, tracking};
 
 /// Runs the step; the rows it read and wrote.
 pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
@@ -13,7 +13,8 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
     let s = &env.settings;
     let panel = actuals(env, params, state).await?;
     let t = &s.tracking;
-    match tracking::measure(&env.lake, &panel, run_date, t, &s.quantiles, s.season_length).await? {
+    let own = backtest::self_calibrated(&s.models_config());
+    match tracking::measure(&env.lake, &panel, run_date, t, &s.quantiles, s.season_length, own).await? {
         None => {
             let note = "tracked accuracy: no forecast of an earlier run date has actuals yet".to_string();
             info!(reason = %note, "nothing tracked");
