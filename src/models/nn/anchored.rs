@@ -11,9 +11,9 @@
 //!
 //! With the anchor `a` of a decoder step (its `seasonal_anchor` input; 1, the encoder window's
 //! level, where the series has no value a season back or sold nothing then), the outputs become
-//! `mean = softplus(raw + w₀ · softplus⁻¹(a))` (Poisson, Tweedie) or `raw + w₀ · a` (squared error), and
-//! `quantile_k = raw_k + w_k · a`. The weights `w` are learnt, from 1, so a set whose seasons do
-//! not repeat can turn the anchor down.
+//! `mean = softplus(raw + w₀ · softplus⁻¹(a))` (Poisson, Tweedie) or `raw + w₀ · a` (squared
+//! error), and `quantile_k = raw_k + w_k · a`. The weights `w` are learnt, from 1, so a set whose
+//! seasons do not repeat can turn the anchor down.
 
 use tch::{Tensor, nn};
 
