@@ -1,6 +1,7 @@
 //! The feature rows of the gradient-boosted-trees model: one row per series, forecast origin and
 //! step ahead, read from the series' own history (scaled), the calendar of the target period, the
-//! known-future covariates at the target period and the series' categorical attributes.
+//! known-future covariates at the target period, the observed covariates at the origin (stock-out,
+//! consumer behaviour, the user's) and the series' categorical attributes.
 //!
 //! Every value of the series enters divided by the series' scale at the origin (the mean absolute
 //! value over the last year, at least 1), and so does the target: one model serves series of every
@@ -13,6 +14,7 @@ use chrono::{Duration, NaiveDate};
 
 use crate::models::pooled::PooledIndex;
 use crate::panel::Panel;
+use crate::panel::covariates::Covariates;
 use crate::period::Frequency;
 
 /// Missing values (a lag before the series starts) are NaN: the trees learn where they go.
@@ -72,8 +74,10 @@ pub struct Layout {
     /// Their names (empty in models saved before names were kept: read in the panel's order).
     #[serde(default)]
     pub known_names: Vec<String>,
-    /// The user's observed covariates (`user:NAME` past columns), read at the origin: the last
-    /// value known when the forecast is made.
+    /// The observed (past-only) covariates read at the origin, the last value known when the
+    /// forecast is made: the built-in ones (stock-out, consumer behaviour) where they vary in the
+    /// panel's history, and the user's (`user:NAME` past columns). Only the user's in models
+    /// saved before the built-in ones were read.
     #[serde(default)]
     pub observed: Vec<String>,
     /// The user's covariates are left out (read as their defaults): they did not help on the
@@ -96,9 +100,7 @@ impl Layout {
         let phase_means = if season.max(1) <= 14 && season > 1 { vec![4, 8] } else { Vec::new() };
         let known = panel.covariates.as_ref().map_or(0, |c| c.known_dim());
         let known_names = panel.covariates.as_ref().map_or_else(Vec::new, |c| c.known_names());
-        let observed = panel.covariates.as_ref().map_or_else(Vec::new, |c| {
-            c.past.names.iter().filter(|n| n.starts_with(crate::panel::covariates::USER)).cloned().collect()
-        });
+        let observed = panel.covariates.as_ref().map_or_else(Vec::new, |c| observed_columns(c));
         let mut categorical = vec![Some("location".to_string()), Some("item".to_string())];
         if let Some(c) = &panel.covariates {
             categorical.extend(c.statics.names.iter().map(|n| Some(n.clone())));
@@ -124,7 +126,7 @@ impl Layout {
 
     /// Whether the layout reads any of the user's covariates.
     pub fn has_user(&self) -> bool {
-        !self.observed.is_empty() || self.known_names.iter().any(|n| n.starts_with(crate::panel::covariates::USER))
+        self.observed.iter().chain(&self.known_names).any(|n| is_user(n))
     }
 
     /// Columns per row.
@@ -210,6 +212,26 @@ impl Categories {
             .map(|lead| PooledIndex::new(panel, layout.year / 2, lead).with_growth(panel, layout.year, growth_window));
         Self { codes, known_index, observed_index, pooled }
     }
+}
+
+/// Whether a covariate column is the user's.
+fn is_user(name: &str) -> bool {
+    name.starts_with(crate::panel::covariates::USER)
+}
+
+/// The past columns a layout reads at the origin: every user column, and the built-in ones that
+/// take more than one value over the history (a lake without inventory or traffic has them at 0
+/// throughout, and an empty column would only take another's place in each tree's column sample).
+fn observed_columns(c: &Covariates) -> Vec<String> {
+    let known = c.known_dim();
+    let constant: Vec<usize> = c.constant_before(c.history).iter().filter_map(|(j, _)| j.checked_sub(known)).collect();
+    c.past
+        .names
+        .iter()
+        .enumerate()
+        .filter(|(j, n)| is_user(n) || !constant.contains(j))
+        .map(|(_, n)| n.clone())
+        .collect()
 }
 
 fn category_value(panel: &Panel, column: usize, s: usize) -> Option<&str> {
@@ -367,7 +389,7 @@ pub fn row(
         }
         if layout.user_off {
             for (v, name) in row[from..].iter_mut().zip(&layout.known_names) {
-                if name.starts_with(crate::panel::covariates::USER) {
+                if is_user(name) {
                     *v = 0.0;
                 }
             }
@@ -380,7 +402,8 @@ pub fn row(
             cov.past_at(s, cov.index(n, seen as isize), &mut past);
         }
         for k in 0..layout.observed.len() {
-            let index = categories.observed_index.get(k).copied().flatten().filter(|_| !layout.user_off);
+            let off = layout.user_off && is_user(&layout.observed[k]);
+            let index = categories.observed_index.get(k).copied().flatten().filter(|_| !off);
             row.push(index.and_then(|i| past.get(i)).map_or(MISSING, |v| f64::from(*v)));
         }
     }

@@ -1407,6 +1407,57 @@ mod tests {
         assert!(told < 0.5 * blind, "with the observed covariate MAE {told:.3}, without {blind:.3}");
     }
 
+    /// A shelf that ran empty on the last day observed (that day's sales as usual) stays empty
+    /// until the next delivery a few days on, which no lag shows: `gbt` reads the built-in
+    /// stock-out flag at the origin, and leaves out the built-in columns that never vary.
+    #[test]
+    fn reads_the_stock_out_flag_at_the_origin() {
+        let (series, days, horizon) = (40, 300, 7);
+        let end = NaiveDate::from_ymd_opt(2026, 1, 31).unwrap();
+        let mut cov = Covariates::empty(end - Duration::days(days as i64 - 1), series, days, horizon);
+        let p = cov.past.names.len();
+        let at = cov.past.names.iter().position(|n| n == "stock_out").unwrap();
+        let (mut history, mut actuals, mut keys) = (Vec::new(), Vec::new(), Vec::new());
+        for s in 0..series {
+            let mut state = 0x2545_F491_4F6C_DD1Du64 ^ (s as u64 + 1);
+            let mut draw = |n: u64| {
+                state = state.wrapping_mul(6364136223846793005).wrapping_add(1442695040888963407);
+                (state >> 33) % n
+            };
+            let level = 10.0 + (s % 5) as f32;
+            let mut y = vec![level; days + horizon];
+            let mut t = 0;
+            while t < days + horizon {
+                // Every other series runs out on the last day observed; all now and then.
+                let out = t + 1 == days && s % 2 == 0 || t + 1 != days && t + 8 < days && draw(25) == 0;
+                if out {
+                    cov.past.values[s][t * p + at] = 1.0;
+                    let empty = 3 + draw(3) as usize;
+                    for v in y.iter_mut().skip(t + 1).take(empty) {
+                        *v = 0.0;
+                    }
+                    t += empty + 1;
+                } else {
+                    t += 1;
+                }
+            }
+            history.push(y[..days].to_vec());
+            actuals.push(y[days..].to_vec());
+            keys.push(SeriesKey { item_id: format!("i{s}"), location_id: "l".into() });
+        }
+        let panel = Panel::new(keys, history, end, Frequency::Daily).with_covariates(cov);
+        let levels = [0.1, 0.5, 0.9];
+        let mut gbt = Gbt::new(GbtConfig::new(horizon, 7));
+        gbt.fit(&panel).unwrap();
+        assert_eq!(gbt.fitted.as_ref().unwrap().layout.observed, ["stock_out"]);
+        let told = mae(&gbt.predict(&panel, horizon, &levels).unwrap(), &actuals);
+
+        let mut blind = Gbt::new(GbtConfig { covariates: false, ..GbtConfig::new(horizon, 7) });
+        blind.fit(&panel).unwrap();
+        let blind = mae(&blind.predict(&panel, horizon, &levels).unwrap(), &actuals);
+        assert!(told < 0.5 * blind, "with the stock-out flag MAE {told:.3}, without {blind:.3}");
+    }
+
     /// A plan that stopped meaning what it meant (its sign flipped over the last horizon): the
     /// held-out periods show it, and the model leaves it out.
     #[test]
