@@ -19,7 +19,7 @@ use serde::{Deserialize, Serialize};
 
 use super::ensemble::EnsembleConfig;
 use super::gbt::levels::Levels;
-use super::gbt::{GbtConfig, Strategy, Target};
+use super::gbt::{ChooseOn, GbtConfig, Strategy, Target};
 use super::nn::{NnConfig, PointChoice, PointLoss};
 use crate::error::{Error, Result};
 use crate::panel::covariates::STATIC;
@@ -212,6 +212,9 @@ pub struct GbtParams {
     pub per_min_series: Option<usize>,
     /// Least series in the panel for `per` to split it (default 0: always).
     pub per_from_series: Option<usize>,
+    /// How the held-out periods weigh the series when they choose between fits: `series` (every
+    /// series alike, as MASE) or `volume` (by volume, as WAPE).
+    pub choose_on: Option<ChooseOn>,
 }
 
 /// Groups smaller than this are pooled with `per` unless `per-min-series` says otherwise.
@@ -292,6 +295,7 @@ impl GbtParams {
         c.pooled = self.pooled.unwrap_or(c.pooled);
         c.bags = self.bags.unwrap_or(c.bags);
         c.spread_power = self.spread_power.or(c.spread_power);
+        c.choose_on = self.choose_on.unwrap_or(c.choose_on);
         c
     }
 }
@@ -627,6 +631,10 @@ by-class = false
         assert!(p.validate().unwrap_err().to_string().contains("model.gbt.spread-power"));
         let p: ModelParams = toml::from_str("[gbt]\nspread-power = 0.5\n").unwrap();
         assert_eq!(p.gbt.apply(GbtConfig::new(7, 7)).spread_power, Some(0.5));
+        let p: ModelParams = toml::from_str("[gbt]\nchoose-on = \"volume\"\n").unwrap();
+        assert_eq!(p.gbt.apply(GbtConfig::new(7, 7)).choose_on, ChooseOn::Volume);
+        assert_eq!(GbtConfig::new(7, 7).choose_on, ChooseOn::Series);
+        assert!(toml::from_str::<ModelParams>("[gbt]\nchoose-on = \"units\"\n").is_err());
         assert_eq!(GbtConfig::new(7, 7).spread_power, None, "chosen on the held-out periods by default");
         let p: ModelParams = toml::from_str("[lstm]\nvolume-sampling = 1.5\n").unwrap();
         assert!(p.validate().unwrap_err().to_string().contains("model.lstm.volume-sampling"));

@@ -84,6 +84,30 @@ const BAG_SEED_STEP: u64 = 0x9E37_79B9_7F4A_7C15;
 /// Least total weight (rows, weights averaging 1) in a leaf.
 const MIN_LEAF_WEIGHT: f32 = 20.0;
 
+/// How the held-out periods weigh each series when they choose between fits (the target, the
+/// anchors, the user's covariates, the tree count, the strategy).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ChooseOn {
+    /// By its volume: the absolute errors in units, as WAPE and the training loss count them
+    /// (models saved before the setting existed chose so).
+    #[default]
+    Volume,
+    /// Every series alike: the absolute errors scaled by each series' level, as MASE (the metric
+    /// champions are chosen on) counts them.
+    Series,
+}
+
+impl ChooseOn {
+    /// The name written in settings and cards.
+    pub fn name(self) -> &'static str {
+        match self {
+            ChooseOn::Volume => "volume",
+            ChooseOn::Series => "series",
+        }
+    }
+}
+
 /// What the trees learn to predict from the series' scaled value (the ratio of the value to the
 /// series' scale at the origin).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -210,6 +234,9 @@ pub struct GbtConfig {
     /// stored before the setting existed have one).
     #[serde(default = "one")]
     pub bags: usize,
+    /// How the held-out periods weigh the series when they choose between fits.
+    #[serde(default)]
+    pub choose_on: ChooseOn,
     /// The power of each series' noise its held-out errors are divided by, in `[0, 1]`, for
     /// intervals that follow each series' own noise (0: the scale alone, as models stored
     /// before the setting existed); `None` chooses it on the held-out periods (see [`spread`]).
@@ -243,6 +270,7 @@ impl GbtConfig {
             anchors: true,
             pooled: true,
             bags: BAGS,
+            choose_on: ChooseOn::Series,
             spread_power: None,
             seed: 42,
             threads: 1,
@@ -452,7 +480,7 @@ impl Gbt {
         if target == Target::Blend {
             let ratio = self.held_out(rows, train, calib, Target::Ratio)?;
             let log = self.held_out(rows, train, calib, Target::Log)?;
-            return Ok(HeldOut::blend(rows, calib, ratio, log));
+            return Ok(HeldOut::blend(rows, calib, ratio, log, self.config.choose_on));
         }
         let data = rows.matrix(calib);
         let matrix = Matrix::new(&data, calib.len(), rows.width);
@@ -461,7 +489,7 @@ impl Gbt {
         // after it cost most of the fit (on Walmart the count chosen was 60 to 90 of 300).
         let watch = self.config.auto_trees.then_some((data.as_slice(), calib));
         let mut model = self.train_watching(rows, train, self.config.trees, target, watch, 0)?;
-        let error = |predicted: &[f64]| held_out_error(rows, calib, predicted);
+        let error = |predicted: &[f64]| held_out_error(rows, calib, predicted, self.config.choose_on);
         if !self.config.auto_trees {
             let predicted: Vec<f64> =
                 model.predict(&matrix, self.config.threads != 1).into_iter().map(|p| target.back(p)).collect();
@@ -552,7 +580,7 @@ impl Gbt {
             }
             held_out.models.push((model, target));
         }
-        let error = held_out_error(rows, calib, &predicted);
+        let error = held_out_error(rows, calib, &predicted, self.config.choose_on);
         debug!(bags, one = held_out.error, bagged = error, "gbt: the bags on the held-out periods");
         held_out.error = error;
         held_out.predicted = predicted;
@@ -572,7 +600,7 @@ impl Gbt {
         let ratio = self.held_out(rows, train, calib, Target::Ratio)?;
         let log = self.held_out(rows, train, calib, Target::Log)?;
         let count = self.held_out(rows, train, calib, Target::Tweedie)?;
-        let b = held_out_error(rows, calib, &blended(&ratio.predicted, &log.predicted));
+        let b = held_out_error(rows, calib, &blended(&ratio.predicted, &log.predicted), self.config.choose_on);
         let (r, l, t) = (ratio.error, log.error, count.error);
         debug!(ratio = r, log = l, tweedie = t, blend = b, "gbt: the targets on the held-out periods");
         let choice = Some(serde_json::json!({
@@ -584,7 +612,7 @@ impl Gbt {
             "tweedie_power": self.config.tweedie_power,
         }));
         Ok(if b < (1.0 - BLEND_GAIN) * r.min(l).min(t) {
-            (Target::Blend, HeldOut::blend(rows, calib, ratio, log), choice)
+            (Target::Blend, HeldOut::blend(rows, calib, ratio, log, self.config.choose_on), choice)
         } else if t < r.min(l) {
             (Target::Tweedie, count, choice)
         } else if l < r {
@@ -695,12 +723,16 @@ impl Gbt {
                     let y = &panel.values[s];
                     let o = y.len() - 1 - cut;
                     let w = if self.config.volume_weighting { *sc } else { 1.0 };
+                    let chosen_w = match self.config.choose_on {
+                        ChooseOn::Volume => w,
+                        ChooseOn::Series => 1.0,
+                    };
                     let noise = spread::noise(y, o, layout.scale_window, lag, *sc);
                     for (h, predicted) in steps.iter().enumerate() {
                         // Scaled actuals, clipped as the training targets are.
                         let actual = (f64::from(y[o + 1 + h]) / sc).clamp(TARGET_RANGE.0, TARGET_RANGE.1);
-                        *sum += w * (actual - predicted).abs();
-                        *weight += w;
+                        *sum += chosen_w * (actual - predicted).abs();
+                        *weight += chosen_w;
                         samples.push(Sample {
                             step: h,
                             series: s,
@@ -1094,12 +1126,12 @@ struct HeldOut {
 
 impl HeldOut {
     /// The average of the ratio's and the logarithm's predictions.
-    fn blend(rows: &Rows, calib: &[usize], ratio: HeldOut, log: HeldOut) -> HeldOut {
+    fn blend(rows: &Rows, calib: &[usize], ratio: HeldOut, log: HeldOut, choose_on: ChooseOn) -> HeldOut {
         let predicted = blended(&ratio.predicted, &log.predicted);
         let trees = ratio.trees.iter().chain(&log.trees).copied().collect();
         let grown = ratio.grown.iter().chain(&log.grown).copied().collect();
         let models = ratio.models.into_iter().chain(log.models).collect();
-        HeldOut { error: held_out_error(rows, calib, &predicted), predicted, trees, grown, models }
+        HeldOut { error: held_out_error(rows, calib, &predicted, choose_on), predicted, trees, grown, models }
     }
 
     fn trees(&self, parallel: bool) -> Trees<'_> {
@@ -1112,12 +1144,17 @@ fn blended(a: &[f64], b: &[f64]) -> Vec<f64> {
     a.iter().zip(b).map(|(a, b)| 0.5 * (a + b)).collect()
 }
 
-/// The weighted mean absolute error of predictions of the rows `calib` (scaled values).
-fn held_out_error(rows: &Rows, calib: &[usize], predicted: &[f64]) -> f64 {
+/// The mean absolute error of predictions of the rows `calib` (scaled values), each row weighed
+/// by its training weight (`Volume`) or alike (`Series`).
+fn held_out_error(rows: &Rows, calib: &[usize], predicted: &[f64], choose_on: ChooseOn) -> f64 {
     let (mut sum, mut weight) = (0.0, 0.0);
     for (&r, p) in calib.iter().zip(predicted) {
-        sum += rows.weight[r] * (rows.target[r] - p).abs();
-        weight += rows.weight[r];
+        let w = match choose_on {
+            ChooseOn::Volume => rows.weight[r],
+            ChooseOn::Series => 1.0,
+        };
+        sum += w * (rows.target[r] - p).abs();
+        weight += w;
     }
     sum / weight.max(f64::MIN_POSITIVE)
 }
@@ -1896,6 +1933,27 @@ mod tests {
             assert!((a - b).abs() < 1e-3 * 10_000.0, "level {level}: {a} vs {b}");
         }
         assert_eq!(thin(&[1.0, 2.0]), vec![1.0, 2.0]);
+    }
+
+    /// A large series and a small one: a fit exact on the large one and a unit off on the small
+    /// one wins by volume, one a tenth off on the large one and exact on the small one wins with
+    /// every series alike (as MASE would have it).
+    #[test]
+    fn the_held_out_error_weighs_series_by_volume_or_alike() {
+        let rows = Rows {
+            data: vec![0.0; 4],
+            width: 1,
+            target: vec![1.0, 1.0, 1.0, 1.0],
+            weight: vec![100.0, 100.0, 1.0, 1.0],
+            index: vec![(0, 10, 1), (0, 10, 2), (1, 10, 1), (1, 10, 2)],
+        };
+        let calib = [0, 1, 2, 3];
+        let exact_on_large = [1.0, 1.0, 2.0, 2.0];
+        let exact_on_small = [1.1, 1.1, 1.0, 1.0];
+        let error = |p: &[f64], on| held_out_error(&rows, &calib, p, on);
+        assert!(error(&exact_on_large, ChooseOn::Volume) < error(&exact_on_small, ChooseOn::Volume));
+        assert!(error(&exact_on_small, ChooseOn::Series) < error(&exact_on_large, ChooseOn::Series));
+        assert!((error(&exact_on_large, ChooseOn::Series) - 0.5).abs() < 1e-12);
     }
 
     #[test]
