@@ -85,7 +85,7 @@ const BAG_SEED_STEP: u64 = 0x9E37_79B9_7F4A_7C15;
 const MIN_LEAF_WEIGHT: f32 = 20.0;
 
 /// How the held-out periods weigh each series when they choose between fits (the target, the
-/// anchors, the user's covariates, the tree count, the strategy).
+/// anchors, the items' growth, the user's covariates, the tree count, the strategy).
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum ChooseOn {
@@ -99,11 +99,12 @@ pub enum ChooseOn {
 }
 
 impl ChooseOn {
-    /// The name written in settings and cards.
-    pub fn name(self) -> &'static str {
+    /// The weight of a held-out row whose training weight is `volume` (its series' scale, or 1
+    /// without `volume-weighting`).
+    fn weight(self, volume: f64) -> f64 {
         match self {
-            ChooseOn::Volume => "volume",
-            ChooseOn::Series => "series",
+            ChooseOn::Volume => volume,
+            ChooseOn::Series => 1.0,
         }
     }
 }
@@ -723,10 +724,7 @@ impl Gbt {
                     let y = &panel.values[s];
                     let o = y.len() - 1 - cut;
                     let w = if self.config.volume_weighting { *sc } else { 1.0 };
-                    let chosen_w = match self.config.choose_on {
-                        ChooseOn::Volume => w,
-                        ChooseOn::Series => 1.0,
-                    };
+                    let chosen_w = self.config.choose_on.weight(w);
                     let noise = spread::noise(y, o, layout.scale_window, lag, *sc);
                     for (h, predicted) in steps.iter().enumerate() {
                         // Scaled actuals, clipped as the training targets are.
@@ -1149,10 +1147,7 @@ fn blended(a: &[f64], b: &[f64]) -> Vec<f64> {
 fn held_out_error(rows: &Rows, calib: &[usize], predicted: &[f64], choose_on: ChooseOn) -> f64 {
     let (mut sum, mut weight) = (0.0, 0.0);
     for (&r, p) in calib.iter().zip(predicted) {
-        let w = match choose_on {
-            ChooseOn::Volume => rows.weight[r],
-            ChooseOn::Series => 1.0,
-        };
+        let w = choose_on.weight(rows.weight[r]);
         sum += w * (rows.target[r] - p).abs();
         weight += w;
     }
@@ -1466,7 +1461,7 @@ mod tests {
             let mut t = 0;
             while t < days + horizon {
                 // Every other series runs out on the last day observed; all now and then.
-                let out = t + 1 == days && s % 2 == 0 || t + 1 != days && t + 8 < days && draw(25) == 0;
+                let out = (t + 1 == days && s % 2 == 0) || (t + 1 != days && t + 8 < days && draw(25) == 0);
                 if out {
                     cov.past.values[s][t * p + at] = 1.0;
                     let empty = 3 + draw(3) as usize;
