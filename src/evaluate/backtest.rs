@@ -869,7 +869,9 @@ pub(crate) fn summarise(name: &str, rows: Vec<ScoredRow>, levels: &[f64]) -> Mod
 /// The rows of a backtest in the canonical format of `score.py`:
 /// `unique_id, ds, cutoff, y_hat, y_lo, y_hi, method` (`y_lo`/`y_hi`: the 0.1 and 0.9 quantiles),
 /// then `y_median`, the 0.5 quantile (null when the backtest did not forecast it), which the
-/// scorer does not read: the median is the point an absolute error (MAE, WAPE, MASE) rewards.
+/// scorer does not read: the median is the point an absolute error (MAE, WAPE, MASE) rewards;
+/// and `class`, the series' demand class at the cutoff (the champions' segment), to slice the
+/// scores by.
 pub fn canonical_batch(report: &BacktestReport) -> Result<arrow::record_batch::RecordBatch> {
     use arrow::array::{ArrayRef, Date32Builder, Float64Builder, StringBuilder};
     use std::sync::Arc;
@@ -877,7 +879,7 @@ pub fn canonical_batch(report: &BacktestReport) -> Result<arrow::record_batch::R
     let lo = report.levels.iter().position(|l| (l - 0.1).abs() < 1e-9);
     let hi = report.levels.iter().position(|l| (l - 0.9).abs() < 1e-9);
     let median = report.levels.iter().position(|l| (l - 0.5).abs() < 1e-9);
-    let mut ymedian = Float64Builder::new();
+    let (mut ymedian, mut class) = (Float64Builder::new(), StringBuilder::new());
     let (mut id, mut ds, mut cutoff, mut yhat, mut ylo, mut yhi, mut method) = (
         StringBuilder::new(),
         Date32Builder::new(),
@@ -897,6 +899,7 @@ pub fn canonical_batch(report: &BacktestReport) -> Result<arrow::record_batch::R
             yhi.append_option(hi.map(|q| r.quantiles[q]));
             ymedian.append_option(median.map(|q| r.quantiles[q]));
             method.append_value(&m.model);
+            class.append_value(r.class.as_str());
         }
     }
     Ok(arrow::record_batch::RecordBatch::try_from_iter(vec![
@@ -908,6 +911,7 @@ pub fn canonical_batch(report: &BacktestReport) -> Result<arrow::record_batch::R
         ("y_hi", Arc::new(yhi.finish())),
         ("method", Arc::new(method.finish())),
         ("y_median", Arc::new(ymedian.finish())),
+        ("class", Arc::new(class.finish())),
     ])?)
 }
 
@@ -1196,6 +1200,12 @@ mod tests {
         assert_eq!(arrow::array::Array::null_count(column.as_ref()), 0);
         let median = column.as_any().downcast_ref::<arrow::array::Float64Array>().unwrap();
         assert_eq!(median.value(0), a.models[0].rows[0].quantiles[at]);
+        // So does each row's demand class, the segment its champion was chosen in.
+        let class = export.column_by_name("class").expect("the class column");
+        let class = class.as_any().downcast_ref::<arrow::array::StringArray>().unwrap();
+        let rows: Vec<&ScoredRow> = a.with_published().flat_map(|m| &m.rows).collect();
+        assert_eq!(arrow::array::Array::len(class), rows.len());
+        assert!(rows.iter().enumerate().all(|(i, r)| class.value(i) == r.class.as_str()));
     }
 
     #[test]

@@ -20,6 +20,9 @@
 //! registry at that cutoff (`[champion] calibrate`; none for a champion that calibrates its own
 //! quantiles): factors from the champion's rows of its segment on the same evidence, so the
 //! intervals a window publishes are calibrated on earlier windows only, as the nightly's are.
+//!
+//! At debug level (`-vv`) the replay logs each cutoff's evidence (every candidate's score, overall
+//! and per demand class) and each segment's decision, so a published choice can be traced.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
@@ -106,7 +109,21 @@ pub fn replay(
             published: None,
             self_calibrated: self_calibrated.to_vec(),
         };
-        registry.decide(&report, settings, &format!("backtest window {cutoff}"), Evidence::Backtest);
+        for m in &report.models {
+            let per_class: Vec<String> =
+                m.per_class.iter().filter_map(|(c, s)| settings.metric.of(s).map(|v| format!("{c}={v:.5}"))).collect();
+            tracing::debug!(
+                %cutoff, model = %m.model, overall = ?settings.metric.of(&m.overall), per_class = %per_class.join(","),
+                "published: evidence"
+            );
+        }
+        for d in registry.decide(&report, settings, &format!("backtest window {cutoff}"), Evidence::Backtest) {
+            tracing::debug!(
+                %cutoff, segment = %d.segment, champion = ?d.champion, champion_score = ?d.champion_score,
+                challenger = %d.challenger, challenger_score = d.challenger_score, promoted = d.promoted,
+                evidence = ?report.cutoffs, "published: champion decision"
+            );
+        }
         let Some((_, first)) = by_cutoff.iter().find(|(_, m)| m.contains_key(&cutoff)) else { continue };
         // Each series takes its segment champion's rows (the first model's without one).
         let mut series: HashMap<&str, HashMap<(&str, &str), Vec<&ScoredRow>>> = HashMap::new();
