@@ -109,7 +109,8 @@ pub fn replay(
             published: None,
             self_calibrated: self_calibrated.to_vec(),
         };
-        for m in &report.models {
+        // (The scores are only formatted when someone reads them.)
+        for m in report.models.iter().filter(|_| tracing::enabled!(tracing::Level::DEBUG)) {
             let per_class: Vec<String> =
                 m.per_class.iter().filter_map(|(c, s)| settings.metric.of(s).map(|v| format!("{c}={v:.5}"))).collect();
             tracing::debug!(
