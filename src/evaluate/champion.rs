@@ -119,7 +119,7 @@ pub struct ChampionSettings {
     /// Segments.
     #[serde(default)]
     pub segment_by: SegmentBy,
-    /// Backtest windows of the nightly job (0: no backtest, publish the first model).
+    /// Backtest windows of the nightly job (0: no backtest; publish the [`stand_in`]).
     #[serde(default = "default_windows")]
     pub windows: usize,
     /// How often a job's backtest step runs: when the last backtest (same models, horizon and
@@ -398,6 +398,18 @@ impl Registry {
 
 /// The segment holding every series.
 pub const ALL: &str = "all";
+
+/// Which of the models forecast (`names`, in settings order) a segment publishes while it has no
+/// champion (no evidence yet: the first runs, a history too short to score any model on): the
+/// learned ensemble, else the median of the models, else the first. With nothing to say which
+/// model is best, a combination of them is the safer forecast. `None` when nothing was forecast.
+pub fn stand_in<'a>(names: impl IntoIterator<Item = &'a str>) -> Option<usize> {
+    let names: Vec<&str> = names.into_iter().collect();
+    ["ensemble", "median"]
+        .iter()
+        .find_map(|combined| names.iter().position(|n| n == combined))
+        .or((!names.is_empty()).then_some(0))
+}
 
 /// Calibration factors as a report shows them: `q10 ×0.91, q90 ×1.07`; `own` when there are none.
 pub fn calibration_text(calibration: &[(f64, f64)]) -> String {

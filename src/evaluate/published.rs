@@ -30,7 +30,7 @@ use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
 use super::backtest::{BacktestReport, ModelBacktest, ScoredRow, summarise};
-use super::champion::{ALL, ChampionSettings, Evidence, Registry, SegmentBy};
+use super::champion::{self, ALL, ChampionSettings, Evidence, Registry, SegmentBy};
 use crate::models::ensemble::calibrate;
 
 /// The model name the published forecast's rows carry.
@@ -126,7 +126,9 @@ pub fn replay(
             );
         }
         let Some((_, first)) = by_cutoff.iter().find(|(_, m)| m.contains_key(&cutoff)) else { continue };
-        // Each series takes its segment champion's rows (the first model's without one).
+        // Each series takes its segment champion's rows (the stand-in's without one).
+        let forecast: Vec<usize> = (0..by_cutoff.len()).filter(|&m| by_cutoff[m].1.contains_key(&cutoff)).collect();
+        let stand_in = champion::stand_in(forecast.iter().map(|&m| by_cutoff[m].0)).map_or(0, |i| forecast[i]);
         let mut series: HashMap<&str, HashMap<(&str, &str), Vec<&ScoredRow>>> = HashMap::new();
         let mut chosen: BTreeMap<String, String> = BTreeMap::new();
         let mut scaled: BTreeMap<String, Vec<(f64, f64)>> = BTreeMap::new();
@@ -143,7 +145,7 @@ pub fn replay(
             let model = registry
                 .champion_of(&segment)
                 .and_then(|c| by_cutoff.iter().position(|(n, m)| *n == c && m.contains_key(&cutoff)))
-                .unwrap_or_else(|| by_cutoff.iter().position(|(_, m)| m.contains_key(&cutoff)).unwrap_or(0));
+                .unwrap_or(stand_in);
             let (name, windows) = &by_cutoff[model];
             // The champion's calibration, unless another model stands in for it.
             let factors =
@@ -321,6 +323,35 @@ mod tests {
         assert_eq!(p.champions[&d(6)]["all"], "ensemble");
         let errors: Vec<f64> = p.scores.rows.iter().map(|r| r.y_hat - r.y).collect();
         assert_eq!(errors, vec![2.0, 2.0, 0.5, 0.5]);
+    }
+
+    #[test]
+    fn without_evidence_the_learned_ensemble_stands_in() {
+        let smooth = DemandClass::Smooth;
+        // At the warm-up window d(2) the series is too short to have a MASE scale: no model has
+        // a score there, so d(4) has no champion. From d(4) on it has one.
+        let at = |error: f64| {
+            let mut r = rows("a", smooth, d(2), error);
+            r.iter_mut().for_each(|r| r.scale = None);
+            [r, rows("a", smooth, d(4), error), rows("a", smooth, d(6), error)].concat()
+        };
+        let all = vec![
+            ("seasonal_naive".to_string(), at(2.0)),
+            ("gbt".to_string(), at(1.0)),
+            ("ensemble".to_string(), at(1.5)),
+        ];
+        let settings = ChampionSettings { windows: 1, segment_by: SegmentBy::None, ..Default::default() };
+        let p = replay(&borrowed(&all), &[d(4), d(6)], &settings, &[0.5], 1, &[]).unwrap();
+        assert_eq!(p.champions[&d(4)]["all"], "ensemble", "not the first model, seasonal naive");
+        // Scored on d(4), `gbt` wins and is crowned.
+        assert_eq!(p.champions[&d(6)]["all"], "gbt");
+        let errors: Vec<f64> = p.scores.rows.iter().map(|r| r.y_hat - r.y).collect();
+        assert_eq!(errors, vec![1.5, 1.5, 1.0, 1.0]);
+        // Without an ensemble, the median of the models stands in; without either, the first.
+        assert_eq!(champion::stand_in(["seasonal_naive", "median", "gbt"]), Some(1));
+        assert_eq!(champion::stand_in(["seasonal_naive", "median", "ensemble"]), Some(2));
+        assert_eq!(champion::stand_in(["seasonal_naive", "gbt"]), Some(0));
+        assert_eq!(champion::stand_in([]), None);
     }
 
     #[test]

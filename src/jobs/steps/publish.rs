@@ -20,6 +20,7 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
     // Each series gets the forecast of its segment's champion (when it was forecast).
     let registry = Registry::read(&env.lake).await?;
     let by_name: HashMap<&str, &Forecast> = state.forecasts.iter().map(|f| (f.model.as_str(), f)).collect();
+    let stand_in = &state.forecasts[champion::stand_in(state.forecasts.iter().map(|f| f.model.as_str())).unwrap_or(0)];
     let mut combined = first.clone();
     let mut series_models = Vec::with_capacity(panel.len());
     for (i, y) in panel.values.iter().enumerate() {
@@ -27,11 +28,11 @@ pub(super) async fn run(cx: StepCx<'_>) -> Result<Rows> {
             SegmentBy::None => champion::ALL.to_string(),
             SegmentBy::DemandClass => classify(y, 2 * s.season_length).as_str().to_string(),
         };
-        // A champion left out of this run (it could not fit): the whole lake's, else the first
-        // (its own quantiles).
+        // A champion left out of this run (it could not fit): the whole lake's, else the
+        // stand-in (its own quantiles), which no champion yet also publishes.
         let (chosen, factors) = forecast_of(&by_name, registry.champion_in(&segment))
             .or_else(|| forecast_of(&by_name, registry.segments.get(champion::ALL)))
-            .unwrap_or((first, &[]));
+            .unwrap_or((stand_in, &[]));
         combined.copy_series(i, chosen);
         // Factors a kept decision holds are not applied once the settings turn calibration off.
         if s.champion.calibrate {
